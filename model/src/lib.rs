@@ -1,1 +1,25 @@
-//! oc-model
+#![doc = include_str!("../README.md")]
+
+pub mod error;
+pub mod event;
+pub mod ext;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod ports;
+pub mod pricing;
+pub mod state;
+
+pub use error::{DomainError, DomainResult, ErrorCode};
+pub use event::{OrderEvent, OrderEventKind, OutboxEntry, ShardId};
+pub use ext::{
+    BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier,
+    Protected, RESERVED_COLUMNS, Sealed, Slot,
+};
+pub use ids::{
+    BUCKET_COUNT, Bucket, BusinessIdentity, OrderId, OrderIdGenerator, OrderType, PartyId,
+    RoleName, StatusCode, TenantId, TransitionEvent,
+};
+pub use money::{Currency, Money, MoneyError};
+pub use order::Order;
+pub use state::{StateMachine, StateMachineError, TransitionDef};

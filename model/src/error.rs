@@ -1,0 +1,133 @@
+//! Domain errors: a small, closed set of codes that every layer maps the same way.
+//!
+//! Policy: the domain and every adapter return [`DomainError`]. The HTTP layer maps
+//! [`ErrorCode`] to a status with one function; `Internal` errors are logged with their cause
+//! and answered opaquely. `anyhow` is only used outside the request path (CLI, start-up).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The closed set of machine-readable error codes. Stable: clients match on these strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The input is malformed or violates a constraint; `field` names the offending path.
+    InvalidInput,
+    /// The resource does not exist for this tenant (also used for other tenants' resources).
+    NotFound,
+    /// A resource with the same identity exists already.
+    AlreadyExists,
+    /// The request conflicts with earlier state (e.g. an idempotency key reused with another body).
+    Conflict,
+    /// An optimistic-concurrency precondition (version / If-Match) did not hold.
+    PreconditionFailed,
+    /// The order's state machine does not allow this transition from the current status.
+    InvalidTransition,
+    /// No or bad credentials.
+    Unauthenticated,
+    /// Authenticated, but the role may not do this.
+    Forbidden,
+    /// Too many requests for this tenant or key.
+    RateLimited,
+    /// A dependency is down or overloaded; retrying later may succeed.
+    Unavailable,
+    /// A transient conflict inside a store (deadlock, serialization failure); safe to retry.
+    Retryable,
+    /// A bug or an unexpected failure; never echoed to clients in detail.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and exhaustive tests.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidInput,
+        ErrorCode::NotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::Conflict,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::InvalidTransition,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::Retryable,
+        ErrorCode::Internal,
+    ];
+
+    /// The stable snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Retryable => "retryable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A domain error: a code, a human message and, for input errors, the field path
+/// (a JSON Pointer such as `/lines/0/quantity` or `/extension/temperature_max`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DomainError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl DomainError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        DomainError {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// An input error that names the offending field by JSON Pointer.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError {
+            code: ErrorCode::InvalidInput,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// Prefix the field path, for errors raised by a nested validator.
+    pub fn under(mut self, parent: &str) -> Self {
+        self.field = Some(match self.field {
+            Some(child) => format!("{parent}{child}"),
+            None => parent.to_owned(),
+        });
+        self
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

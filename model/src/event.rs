@@ -1,0 +1,67 @@
+//! Order change events: written to the outbox in the same transaction as the change,
+//! relayed to the bus, consumed by the read models.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{BusinessIdentity, OrderId, OrderType, StatusCode, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderEventKind {
+    Created,
+    Updated,
+    StatusChanged,
+    Cancelled,
+}
+
+impl OrderEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderEventKind::Created => "created",
+            OrderEventKind::Updated => "updated",
+            OrderEventKind::StatusChanged => "status_changed",
+            OrderEventKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// The CloudEvents `type` attribute.
+    pub fn cloud_event_type(self) -> String {
+        format!("com.ordercenter.order.{}", self.as_str())
+    }
+}
+
+/// One change of one order. `(order_id, version)` identifies it: consumers apply an event
+/// only when its version is newer than what they hold, so redelivery is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub tenant: TenantId,
+    pub order_id: OrderId,
+    pub version: u64,
+    pub kind: OrderEventKind,
+    pub status: StatusCode,
+    pub business_identity: BusinessIdentity,
+    pub order_type: OrderType,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+}
+
+impl OrderEvent {
+    /// Stable, unique event id (`{order_id}-{version}`), the CloudEvents `id`.
+    pub fn event_id(&self) -> String {
+        format!("{}-{}", self.order_id, self.version)
+    }
+}
+
+/// A physical shard (database) number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShardId(pub u16);
+
+/// An outbox row: the event plus its per-shard sequence, the relay's cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub shard: ShardId,
+    pub sequence: u64,
+    pub event: OrderEvent,
+}

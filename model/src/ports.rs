@@ -1,0 +1,203 @@
+//! Ports: the traits the adapters implement. The domain and the API see only these; the
+//! binary crate picks concrete adapters from config by URL scheme.
+//!
+//! Every method takes the tenant (or a value that carries it) so that no adapter can
+//! answer across tenants. A missing order and another tenant's order look the same: `None`.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::DomainResult;
+use crate::event::{OrderEvent, OutboxEntry, ShardId};
+use crate::ids::{OrderId, PartyId, TenantId};
+use crate::order::Order;
+
+/// Idempotency record written with a create: the key and a hash of the canonical request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    /// Hex SHA-256 of the canonical request body.
+    pub request_hash: String,
+}
+
+/// Everything one create writes in one local transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub order: Order,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub event: OrderEvent,
+}
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// A new order was written.
+    Created(Order),
+    /// The idempotency key was seen with the same request: the first order, unchanged.
+    Replayed(Order),
+}
+
+/// A page request: an opaque cursor from the previous page and a limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when there may be more.
+    pub next_cursor: Option<String>,
+}
+
+/// The system of record: sharded SQL.
+#[async_trait]
+pub trait OrderStore: Send + Sync + Debug + 'static {
+    /// Order + lines + identifiers + outbox event + idempotency record, one transaction on
+    /// the order's shard. A reused idempotency key with another request hash is `Conflict`.
+    async fn insert(&self, new_order: NewOrder) -> DomainResult<InsertOutcome>;
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>>;
+
+    /// Compare-and-set: writes `order` (whose version must be `expected_version + 1`) and
+    /// `event` only if the stored version is still `expected_version`; otherwise
+    /// `PreconditionFailed`, and nothing changes.
+    async fn update(
+        &self,
+        expected_version: u64,
+        order: Order,
+        event: OrderEvent,
+    ) -> DomainResult<Order>;
+
+    /// A buyer's orders, newest first; served from the buyer's one shard.
+    async fn list_by_buyer(
+        &self,
+        tenant: &TenantId,
+        buyer: &PartyId,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>>;
+
+    /// The physical shards, for the relay and backfill.
+    fn shards(&self) -> Vec<ShardId>;
+
+    /// Unpublished outbox rows of one shard, in commit order.
+    async fn pending_outbox(&self, shard: ShardId, limit: u32) -> DomainResult<Vec<OutboxEntry>>;
+
+    /// Mark outbox rows published.
+    async fn mark_published(&self, shard: ShardId, sequences: &[u64]) -> DomainResult<()>;
+}
+
+/// The event bus (Kafka, or in-process in single-node mode).
+#[async_trait]
+pub trait EventBus: Send + Sync + Debug + 'static {
+    /// Publish in order; returns once the bus has durably accepted every event.
+    async fn publish(&self, events: &[OrderEvent]) -> DomainResult<()>;
+}
+
+/// The list / search read model (Elasticsearch, or tantivy in single-node mode).
+#[async_trait]
+pub trait SearchIndex: Send + Sync + Debug + 'static {
+    /// Index the order's latest state unless the index holds a newer version already.
+    /// Returns whether the document was written.
+    async fn upsert(&self, order: &Order) -> DomainResult<bool>;
+
+    /// Ids of matching orders of `tenant`, by an adapter-neutral query.
+    async fn search(
+        &self,
+        tenant: &TenantId,
+        query: &serde_json::Value,
+        page: PageRequest,
+    ) -> DomainResult<Page<OrderId>>;
+}
+
+/// The cold store (HBase, or an embedded ordered KV in single-node mode).
+#[async_trait]
+pub trait ColdStore: Send + Sync + Debug + 'static {
+    /// Store the order unless a newer version is stored; returns whether it was written.
+    async fn put(&self, order: &Order) -> DomainResult<bool>;
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>>;
+
+    /// Orders of `tenant` created in `[from, to)`, in id order.
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>>;
+}
+
+/// The hot cache (moka, with Redis behind it in cluster mode).
+#[async_trait]
+pub trait Cache: Send + Sync + Debug + 'static {
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>>;
+
+    /// Set if the cached version is older or absent; returns whether it was written.
+    async fn put_if_newer(&self, order: &Order) -> DomainResult<bool>;
+
+    async fn invalidate(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()>;
+}
+
+/// Time, injectable for tests (timeouts, pay deadlines).
+pub trait Clock: Send + Sync + Debug + 'static {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that moves only when told: for tests of timeouts and deadlines.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<OffsetDateTime>,
+}
+
+impl ManualClock {
+    pub fn new(start: OffsetDateTime) -> Self {
+        ManualClock {
+            now: std::sync::Mutex::new(start),
+        }
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Every port is object-safe: the binary holds them as `Arc<dyn Port>`.
+#[allow(dead_code)]
+fn _object_safety(
+    _: &dyn OrderStore,
+    _: &dyn EventBus,
+    _: &dyn SearchIndex,
+    _: &dyn ColdStore,
+    _: &dyn Cache,
+    _: &dyn Clock,
+    _: ShardId,
+) {
+}
