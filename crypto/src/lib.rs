@@ -1,1 +1,17 @@
-//! oc-crypto
+#![doc = include_str!("../README.md")]
+
+pub mod blind;
+pub mod cipher;
+pub mod error;
+mod kdf;
+pub mod keyring;
+pub mod mask;
+pub mod master;
+
+pub use blind::{BlindIndexer, Normalizer};
+pub use cipher::{CiphertextHeader, FieldCipher, FieldContext, parse_header};
+pub use error::{CryptoError, Result};
+pub use keyring::{KeyRing, TenantKeyRing, WrappedDataKey, WrappedKeyRing};
+pub use mask::{mask_address, mask_email, mask_middle, mask_name, mask_phone};
+pub use master::MasterKey;
+pub use zeroize::Zeroizing;
