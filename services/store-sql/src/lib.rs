@@ -1,0 +1,677 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod error;
+mod migrate;
+pub mod router;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, Page, PageRequest};
+use oc_model::{
+    Bucket, DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderId, OutboxEntry, PartyId,
+    ShardId, TenantId,
+};
+
+use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, ext_column_names, unix_ms};
+use crate::error::{convert, is_unique_violation};
+pub use crate::router::{BucketMap, BucketRange};
+
+/// The SQL dialect of a shard, chosen by URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    MySql,
+    Sqlite,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> DomainResult<Dialect> {
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Ok(Dialect::MySql)
+        } else if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(DomainError::invalid(
+                "/store/shards",
+                format!("unsupported order store scheme {scheme:?}: use mysql:// or sqlite://"),
+            ))
+        }
+    }
+}
+
+/// How to reach the shards.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// One URL per physical shard, in shard order (`mysql://…/oc_shard_0`, `sqlite://data/shard-0.db`).
+    pub shard_urls: Vec<String>,
+    /// Bucket ranges → shard; `None` spreads buckets evenly.
+    pub bucket_map: Option<Vec<BucketRange>>,
+    /// Connections per shard.
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(shard_urls: Vec<String>) -> StoreConfig {
+        StoreConfig {
+            shard_urls,
+            bucket_map: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The order store over N shards, MySQL/MariaDB or SQLite.
+#[derive(Debug, Clone)]
+pub struct SqlOrderStore {
+    shards: Vec<AnyPool>,
+    dialect: Dialect,
+    map: BucketMap,
+}
+
+const ORDER_COLUMNS: &str = "tenant, id, bucket, buyer_id, merchant_id, business_identity, order_type, status, version, currency, goods_total, discount_total, freight, payable, external_ref, created_at_ms, updated_at_ms, pay_deadline_ms, body";
+const LINE_COLUMNS: &str = "tenant, order_id, line_no, sku, product_name, quantity, unit_price, unit_weight_grams, promotion_type, payable";
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+impl SqlOrderStore {
+    /// Connect to every shard and apply pending migrations.
+    pub async fn connect(config: StoreConfig) -> DomainResult<SqlOrderStore> {
+        sqlx::any::install_default_drivers();
+        if config.shard_urls.is_empty() {
+            return Err(DomainError::invalid(
+                "/store/shards",
+                "at least one shard is required",
+            ));
+        }
+        let dialect = Dialect::of_url(&config.shard_urls[0])?;
+        let shard_count = u16::try_from(config.shard_urls.len())
+            .map_err(|_| DomainError::invalid("/store/shards", "too many shards"))?;
+        let map = match &config.bucket_map {
+            Some(ranges) => BucketMap::from_ranges(ranges, shard_count)?,
+            None => BucketMap::even(shard_count)?,
+        };
+        let mut shards = Vec::with_capacity(config.shard_urls.len());
+        for (index, url) in config.shard_urls.iter().enumerate() {
+            if Dialect::of_url(url)? != dialect {
+                return Err(DomainError::invalid(
+                    format!("/store/shards/{index}"),
+                    "all shards must use the same database kind",
+                ));
+            }
+            let pool = AnyPoolOptions::new()
+                .max_connections(if dialect == Dialect::Sqlite { config.max_connections.min(8) } else { config.max_connections })
+                .acquire_timeout(config.acquire_timeout)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        if connection.backend_name() == "SQLite" {
+                            // WAL: readers never block the writer; FULL: a commit survives power loss;
+                            // busy_timeout: writers queue instead of failing at once.
+                            connection
+                                .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(&sqlite_create_mode(url))
+                .await
+                .map_err(|e| {
+                    tracing::error!(shard = index, error = %e, "cannot connect to order store shard");
+                    DomainError::unavailable(format!("order store shard {index} unreachable"))
+                })?;
+            migrate::run(&pool, dialect).await.map_err(convert)?;
+            shards.push(pool);
+        }
+        Ok(SqlOrderStore {
+            shards,
+            dialect,
+            map,
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn bucket_map(&self) -> &BucketMap {
+        &self.map
+    }
+
+    fn pool_for_bucket(&self, bucket: Bucket) -> &AnyPool {
+        &self.shards[usize::from(self.map.shard_of(bucket).0)]
+    }
+
+    fn pool(&self, shard: ShardId) -> DomainResult<&AnyPool> {
+        self.shards.get(usize::from(shard.0)).ok_or_else(|| {
+            DomainError::invalid("/shard", format!("shard {} does not exist", shard.0))
+        })
+    }
+
+    /// Raw access for tests and tools (reconciliation, backfill): the pool of one shard.
+    pub fn shard_pool(&self, shard: ShardId) -> DomainResult<&AnyPool> {
+        self.pool(shard)
+    }
+
+    /// Close every pool.
+    pub async fn close(&self) {
+        for pool in &self.shards {
+            pool.close().await;
+        }
+    }
+
+    async fn load_children(
+        &self,
+        pool: &AnyPool,
+        tenant: &TenantId,
+        ids: &[i64],
+    ) -> DomainResult<(HashMap<i64, Vec<AnyRow>>, HashMap<i64, Vec<AnyRow>>)> {
+        let mut lines: HashMap<i64, Vec<AnyRow>> = HashMap::new();
+        let mut identifiers: HashMap<i64, Vec<AnyRow>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok((lines, identifiers));
+        }
+        let ext = ext_column_names().join(", ");
+        let line_sql = format!(
+            "SELECT {LINE_COLUMNS}, {ext} FROM order_lines WHERE tenant = ? AND order_id IN ({}) ORDER BY order_id, line_no",
+            placeholders(ids.len())
+        );
+        let mut query = sqlx::query(&line_sql).bind(tenant.as_str());
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(pool).await.map_err(convert)? {
+            let order_id: i64 = row.try_get("order_id").map_err(codec::corrupt)?;
+            lines.entry(order_id).or_default().push(row);
+        }
+        let identifier_sql = format!(
+            "SELECT order_id, domain, line_no, id_key, id_value FROM order_identifiers WHERE tenant = ? AND order_id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut query = sqlx::query(&identifier_sql).bind(tenant.as_str());
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(pool).await.map_err(convert)? {
+            let order_id: i64 = row.try_get("order_id").map_err(codec::corrupt)?;
+            identifiers.entry(order_id).or_default().push(row);
+        }
+        Ok((lines, identifiers))
+    }
+
+    async fn read_orders(
+        &self,
+        pool: &AnyPool,
+        tenant: &TenantId,
+        rows: Vec<AnyRow>,
+    ) -> DomainResult<Vec<Order>> {
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|row| row.try_get::<i64, _>("id").map_err(codec::corrupt))
+            .collect::<DomainResult<_>>()?;
+        let (lines, identifiers) = self.load_children(pool, tenant, &ids).await?;
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| {
+                decode_order(
+                    row,
+                    lines.get(id).map(Vec::as_slice).unwrap_or_default(),
+                    identifiers.get(id).map(Vec::as_slice).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn find_idempotent(
+        &self,
+        pool: &AnyPool,
+        order: &Order,
+        record: &IdempotencyRecord,
+    ) -> DomainResult<InsertOutcome> {
+        let row = sqlx::query("SELECT request_hash, order_id FROM idempotency WHERE tenant = ? AND buyer_id = ? AND idem_key = ?")
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.buyer_id.as_str())
+            .bind(record.key.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(convert)?
+            .ok_or_else(|| DomainError::new(ErrorCode::Retryable, "idempotency record vanished, retry"))?;
+        let stored_hash = codec::text(&row, "request_hash")?;
+        if stored_hash != record.request_hash {
+            return Err(DomainError::new(
+                ErrorCode::Conflict,
+                "this Idempotency-Key was used with a different request body",
+            ));
+        }
+        let order_id: i64 = row.try_get("order_id").map_err(codec::corrupt)?;
+        let first = self
+            .get(
+                &order.main.tenant,
+                OrderId::from_raw(order_id as u64).map_err(codec::corrupt)?,
+            )
+            .await?
+            .ok_or_else(|| DomainError::internal("idempotency record points at a missing order"))?;
+        Ok(InsertOutcome::Replayed(first))
+    }
+}
+
+/// SQLite URLs get `mode=rwc` so a shard file is created on first start.
+fn sqlite_create_mode(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+type AnyTx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+async fn insert_lines(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
+    let ext = ext_column_names();
+    let per_row = 10 + ext.len();
+    let sql = format!(
+        "INSERT INTO order_lines ({LINE_COLUMNS}, {}) VALUES {}",
+        ext.join(", "),
+        vec![format!("({})", placeholders(per_row)); order.lines.len()].join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for line in &order.lines {
+        query = query
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.id.as_i64())
+            .bind(i64::from(line.line_no))
+            .bind(line.sku.as_str())
+            .bind(line.product_name.as_str())
+            .bind(i64::from(line.quantity))
+            .bind(line.unit_price.minor)
+            .bind(line.unit_weight_grams.map(i64::from))
+            .bind(line.promotion_type.clone())
+            .bind(line.payable.minor);
+        for value in encode_ext(&line.ext)? {
+            query = query.bind(value);
+        }
+    }
+    query.execute(&mut **tx).await.map_err(convert)?;
+    Ok(())
+}
+
+async fn insert_identifiers(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
+    let identifiers = &order.extension.identifiers;
+    if identifiers.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO order_identifiers (tenant, order_id, domain, line_no, id_key, id_value) VALUES {}",
+        vec!["(?, ?, ?, ?, ?, ?)"; identifiers.len()].join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for identifier in identifiers {
+        query = query
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.id.as_i64())
+            .bind(identifier.domain.as_str())
+            .bind(identifier.line_no.map(i64::from).unwrap_or(0))
+            .bind(identifier.key.as_str())
+            .bind(identifier.value.as_str());
+    }
+    query.execute(&mut **tx).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            DomainError::invalid(
+                "/extension/identifiers",
+                "an identifier key appears twice in one domain",
+            )
+        } else {
+            convert(e)
+        }
+    })?;
+    Ok(())
+}
+
+async fn insert_outbox(tx: &mut AnyTx<'_>, event: &OrderEvent) -> DomainResult<()> {
+    let payload = serde_json::to_string(event)
+        .map_err(|e| DomainError::internal(format!("encode event: {e}")))?;
+    sqlx::query("INSERT INTO outbox (tenant, order_id, version, payload, created_at_ms) VALUES (?, ?, ?, ?, ?)")
+        .bind(event.tenant.as_str())
+        .bind(event.order_id.as_i64())
+        .bind(event.version as i64)
+        .bind(payload)
+        .bind(unix_ms(event.occurred_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
+    Ok(())
+}
+
+fn check_event_matches(order: &Order, event: &OrderEvent) -> DomainResult<()> {
+    if event.order_id != order.main.id
+        || event.version != order.main.version
+        || event.tenant != order.main.tenant
+    {
+        return Err(DomainError::internal(
+            "outbox event does not describe the order being written",
+        ));
+    }
+    Ok(())
+}
+
+fn encode_cursor(id: OrderId) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> DomainResult<i64> {
+    let bad = || DomainError::invalid("/cursor", "malformed cursor");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let id: OrderId = text
+        .strip_prefix("o:")
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|_| bad())?;
+    Ok(id.as_i64())
+}
+
+#[async_trait]
+impl OrderStore for SqlOrderStore {
+    async fn insert(&self, new_order: NewOrder) -> DomainResult<InsertOutcome> {
+        let NewOrder {
+            order,
+            idempotency,
+            event,
+        } = new_order;
+        order.check_invariants()?;
+        assert_sealed(&order)?;
+        check_event_matches(&order, &event)?;
+        if order.main.version != 1 {
+            return Err(DomainError::internal("a new order starts at version 1"));
+        }
+        let pool = self.pool_for_bucket(order.main.id.bucket());
+        let mut tx = pool.begin().await.map_err(convert)?;
+        if let Some(record) = &idempotency {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency (tenant, buyer_id, idem_key, request_hash, order_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.buyer_id.as_str())
+            .bind(record.key.as_str())
+            .bind(record.request_hash.as_str())
+            .bind(order.main.id.as_i64())
+            .bind(unix_ms(order.main.created_at))
+            .execute(&mut *tx)
+            .await;
+            match claimed {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    // someone committed this key first: answer with their order
+                    drop(tx);
+                    return self.find_idempotent(pool, &order, record).await;
+                }
+                Err(e) => return Err(convert(e)),
+            }
+        }
+        let ext = encode_ext(&order.extension.columns)?;
+        let sql = format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}, {}) VALUES ({})",
+            ext_column_names().join(", "),
+            placeholders(19 + ext.len())
+        );
+        let main = &order.main;
+        let mut query = sqlx::query(&sql)
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .bind(i64::from(main.id.bucket().get()))
+            .bind(main.buyer_id.as_str())
+            .bind(main.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
+            .bind(main.business_identity.as_str())
+            .bind(main.order_type.as_str())
+            .bind(main.status.as_str())
+            .bind(main.version as i64)
+            .bind(order.finance.currency.code())
+            .bind(order.finance.goods_total.minor)
+            .bind(order.finance.discount_total.minor)
+            .bind(order.finance.freight.minor)
+            .bind(order.finance.payable.minor)
+            .bind(main.external_ref.clone())
+            .bind(unix_ms(main.created_at))
+            .bind(unix_ms(main.updated_at))
+            .bind(main.pay_deadline.map(unix_ms))
+            .bind(body_json(&order)?);
+        for value in ext {
+            query = query.bind(value);
+        }
+        query.execute(&mut *tx).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                DomainError::new(
+                    ErrorCode::AlreadyExists,
+                    "an order with this external_ref exists already",
+                )
+                .under("/external_ref")
+            } else {
+                convert(e)
+            }
+        })?;
+        insert_lines(&mut tx, &order).await?;
+        insert_identifiers(&mut tx, &order).await?;
+        insert_outbox(&mut tx, &event).await?;
+        tx.commit().await.map_err(convert)?;
+        Ok(InsertOutcome::Created(order))
+    }
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
+        let pool = self.pool_for_bucket(id.bucket());
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS}, {} FROM orders WHERE tenant = ? AND id = ?",
+            ext_column_names().join(", ")
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .fetch_optional(pool)
+            .await
+            .map_err(convert)?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(self.read_orders(pool, tenant, vec![row]).await?.pop()),
+        }
+    }
+
+    async fn update(
+        &self,
+        expected_version: u64,
+        order: Order,
+        event: OrderEvent,
+    ) -> DomainResult<Order> {
+        order.check_invariants()?;
+        assert_sealed(&order)?;
+        check_event_matches(&order, &event)?;
+        if order.main.version != expected_version + 1 {
+            return Err(DomainError::internal(
+                "an update bumps the version by exactly one",
+            ));
+        }
+        let pool = self.pool_for_bucket(order.main.id.bucket());
+        let mut tx = pool.begin().await.map_err(convert)?;
+        let ext_names = ext_column_names();
+        let sql = format!(
+            "UPDATE orders SET merchant_id = ?, status = ?, version = ?, goods_total = ?, discount_total = ?, freight = ?, payable = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ?, {} WHERE tenant = ? AND id = ? AND version = ?",
+            ext_names
+                .iter()
+                .map(|c| format!("{c} = ?"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let main = &order.main;
+        let mut query = sqlx::query(&sql)
+            .bind(main.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
+            .bind(main.status.as_str())
+            .bind(main.version as i64)
+            .bind(order.finance.goods_total.minor)
+            .bind(order.finance.discount_total.minor)
+            .bind(order.finance.freight.minor)
+            .bind(order.finance.payable.minor)
+            .bind(unix_ms(main.updated_at))
+            .bind(main.pay_deadline.map(unix_ms))
+            .bind(body_json(&order)?);
+        for value in encode_ext(&order.extension.columns)? {
+            query = query.bind(value);
+        }
+        let updated = query
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .bind(expected_version as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(convert)?;
+        if updated.rows_affected() != 1 {
+            drop(tx);
+            let exists = self.get(&main.tenant, main.id).await?;
+            return Err(match exists {
+                None => DomainError::not_found("order not found"),
+                Some(current) => DomainError::new(
+                    ErrorCode::PreconditionFailed,
+                    format!(
+                        "order is at version {}, not {expected_version}",
+                        current.main.version
+                    ),
+                ),
+            });
+        }
+        // lines and identifiers are replaced as a whole: an order has a handful of each
+        for table in ["order_lines", "order_identifiers"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant = ? AND order_id = ?"
+            ))
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(convert)?;
+        }
+        insert_lines(&mut tx, &order).await?;
+        insert_identifiers(&mut tx, &order).await?;
+        insert_outbox(&mut tx, &event).await?;
+        tx.commit().await.map_err(convert)?;
+        Ok(order)
+    }
+
+    async fn list_by_buyer(
+        &self,
+        tenant: &TenantId,
+        buyer: &PartyId,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>> {
+        let limit = page.limit.clamp(1, 200);
+        let before = match &page.cursor {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => i64::MAX,
+        };
+        let pool = self.pool_for_bucket(Bucket::of(tenant, buyer));
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS}, {} FROM orders WHERE tenant = ? AND buyer_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            ext_column_names().join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(buyer.as_str())
+            .bind(before)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .map_err(convert)?;
+        let mut orders = self.read_orders(pool, tenant, rows).await?;
+        let next_cursor = if orders.len() > limit as usize {
+            orders.truncate(limit as usize);
+            orders.last().map(|o| encode_cursor(o.main.id))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: orders,
+            next_cursor,
+        })
+    }
+
+    fn shards(&self) -> Vec<ShardId> {
+        (0..self.shards.len() as u16).map(ShardId).collect()
+    }
+
+    async fn pending_outbox(&self, shard: ShardId, limit: u32) -> DomainResult<Vec<OutboxEntry>> {
+        let pool = self.pool(shard)?;
+        let rows = sqlx::query(
+            "SELECT seq, payload FROM outbox WHERE published_at_ms IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
+        rows.iter()
+            .map(|row| {
+                let sequence: i64 = row.try_get("seq").map_err(codec::corrupt)?;
+                let payload = codec::text(row, "payload")?;
+                let event: OrderEvent = serde_json::from_str(&payload).map_err(codec::corrupt)?;
+                Ok(OutboxEntry {
+                    shard,
+                    sequence: sequence as u64,
+                    event,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(&self, shard: ShardId, sequences: &[u64]) -> DomainResult<()> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        let pool = self.pool(shard)?;
+        let sql = format!(
+            "UPDATE outbox SET published_at_ms = ? WHERE seq IN ({})",
+            placeholders(sequences.len())
+        );
+        let mut query = sqlx::query(&sql).bind(unix_ms(time::OffsetDateTime::now_utc()));
+        for sequence in sequences {
+            query = query.bind(*sequence as i64);
+        }
+        query.execute(pool).await.map_err(convert)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let id = OrderId::from_raw(123_456_789).unwrap();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), 123_456_789);
+        for bad in ["", "!!", "bzphYmM", "o:12"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dialect_by_scheme() {
+        assert_eq!(Dialect::of_url("mysql://a/b").unwrap(), Dialect::MySql);
+        assert_eq!(
+            Dialect::of_url("sqlite://data/x.db").unwrap(),
+            Dialect::Sqlite
+        );
+        assert!(Dialect::of_url("postgres://x").is_err());
+        assert_eq!(
+            sqlite_create_mode("sqlite://d/x.db"),
+            "sqlite://d/x.db?mode=rwc"
+        );
+    }
+}
