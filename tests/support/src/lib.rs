@@ -1,1 +1,37 @@
-//! oc-test-support
+#![doc = include_str!("../README.md")]
+
+mod env;
+mod kafka;
+mod mysql;
+mod prefix;
+mod redis_prefix;
+
+pub use env::{
+    DEFAULT_KAFKA_BROKERS, DEFAULT_MYSQL_URL, DEFAULT_REDIS_URL, KAFKA_BROKERS_VAR, MYSQL_URL_VAR,
+    REDIS_URL_VAR, TestEnv, kafka_brokers, mysql_url, redis_url,
+};
+pub use kafka::{KafkaTopic, kafka_client};
+pub use mysql::{STALE_DATABASE_AGE, TestDatabases, database_url, sweep_stale_databases};
+pub use prefix::unique_prefix;
+pub use redis_prefix::RedisPrefix;
+
+/// How long one helper operation against a service may take before it fails the test.
+///
+/// Bounded so that a service that is down fails the test with a clear message instead of
+/// hanging until the nextest slow-timeout kills it.
+pub const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `operation` with [`SERVICE_TIMEOUT`], turning an elapsed timer into an error that
+/// names `what` was being attempted.
+pub(crate) async fn bounded<T>(
+    what: &str,
+    operation: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(SERVICE_TIMEOUT, operation).await {
+        Ok(result) => result,
+        Err(_elapsed) => anyhow::bail!(
+            "{what}: no answer within {}s (is `deploy/local/services.sh up` running?)",
+            SERVICE_TIMEOUT.as_secs()
+        ),
+    }
+}
