@@ -84,6 +84,9 @@ pub trait OrderStore: Send + Sync + Debug + 'static {
     /// The physical shards, for the relay and backfill.
     fn shards(&self) -> Vec<ShardId>;
 
+    /// Whether every shard answers (for `/readyz`).
+    async fn health(&self) -> DomainResult<()>;
+
     /// Unpublished outbox rows of one shard, in commit order.
     async fn pending_outbox(&self, shard: ShardId, limit: u32) -> DomainResult<Vec<OutboxEntry>>;
 

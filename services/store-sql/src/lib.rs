@@ -607,6 +607,16 @@ impl OrderStore for SqlOrderStore {
         (0..self.shards.len() as u16).map(ShardId).collect()
     }
 
+    async fn health(&self) -> DomainResult<()> {
+        for (index, pool) in self.shards.iter().enumerate() {
+            sqlx::query("SELECT 1")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| DomainError::unavailable(format!("shard {index}: {e}")))?;
+        }
+        Ok(())
+    }
+
     async fn pending_outbox(&self, shard: ShardId, limit: u32) -> DomainResult<Vec<OutboxEntry>> {
         let pool = self.pool(shard)?;
         let rows = sqlx::query(
