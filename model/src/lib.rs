@@ -8,6 +8,7 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod pricing;
+pub mod search;
 pub mod state;
 
 pub use error::{DomainError, DomainResult, ErrorCode};

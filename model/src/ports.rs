@@ -14,6 +14,7 @@ use crate::error::DomainResult;
 use crate::event::{OrderEvent, OutboxEntry, ShardId};
 use crate::ids::{OrderId, PartyId, TenantId};
 use crate::order::Order;
+use crate::search::{SearchDocument, SearchPage, SearchQuery};
 
 /// Idempotency record written with a create: the key and a hash of the canonical request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,20 +102,32 @@ pub trait EventBus: Send + Sync + Debug + 'static {
     async fn publish(&self, events: &[OrderEvent]) -> DomainResult<()>;
 }
 
-/// The list / search read model (Elasticsearch, or tantivy in single-node mode).
+/// The list / search read model (Elasticsearch, or tantivy in single-node mode). Types are in
+/// [`crate::search`]; documents carry only blind indexes of personal data, never plaintext.
+///
+/// Writes are idempotent and ordered by version, so an indexer may consume at-least-once,
+/// out-of-order events: the index keeps the highest version it was given.
 #[async_trait]
 pub trait SearchIndex: Send + Sync + Debug + 'static {
-    /// Index the order's latest state unless the index holds a newer version already.
-    /// Returns whether the document was written.
-    async fn upsert(&self, order: &Order) -> DomainResult<bool>;
+    /// Write `document` unless the index holds the same or a newer version of that order.
+    /// Returns whether it was written (`false`: stale or a repeat, nothing changed).
+    async fn upsert(&self, document: &SearchDocument) -> DomainResult<bool>;
 
-    /// Ids of matching orders of `tenant`, by an adapter-neutral query.
-    async fn search(
-        &self,
-        tenant: &TenantId,
-        query: &serde_json::Value,
-        page: PageRequest,
-    ) -> DomainResult<Page<OrderId>>;
+    /// Remove an order from the index (absent is fine).
+    async fn delete(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()>;
+
+    /// The version the index holds for an order, for reconciliation.
+    async fn get_version(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<u64>>;
+
+    /// Matching orders of `tenant` only, sorted, one page at a time. Writes become visible to
+    /// search after a short, adapter-specific lag (see [`SearchIndex::refresh`]).
+    async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage>;
+
+    /// Make every write acknowledged so far visible to search (tests, end of a backfill).
+    async fn refresh(&self) -> DomainResult<()>;
+
+    /// Whether the index answers (for `/readyz` and the circuit breaker).
+    async fn health(&self) -> DomainResult<()>;
 }
 
 /// The cold store (HBase, or an embedded ordered KV in single-node mode).

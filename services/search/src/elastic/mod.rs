@@ -1,0 +1,10 @@
+//! The Elasticsearch adapter (cluster mode), laid out like every sink: `config`, `request`
+//! (pure request building), `response` (pure answer reading) and `client` (the wire).
+
+mod client;
+mod config;
+pub mod request;
+pub mod response;
+
+pub use client::EsSearchIndex;
+pub use config::EsConfig;

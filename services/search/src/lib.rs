@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod cursor;
+mod document;
+pub mod elastic;
+pub mod embedded;
+pub mod text;
+
+pub use cursor::Cursor;
+pub use document::{FieldNamer, document_from_order};
+pub use elastic::{EsConfig, EsSearchIndex};
+pub use embedded::{CommitPolicy, TantivyConfig, TantivySearchIndex};

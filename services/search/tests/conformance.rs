@@ -1,0 +1,863 @@
+//! The `SearchIndex` conformance suite. The same cases run against every adapter with a
+//! live engine here: the embedded tantivy index in memory, on disk, and committing after
+//! every write. (The Elasticsearch adapter has no server here; it gets the golden and wire
+//! tests instead.)
+
+mod common;
+
+use oc_model::ports::SearchIndex;
+use oc_model::search::{
+    AmountRange, ExtCondition, ExtFilter, ExtRange, PiiField, SearchQuery, SearchSort, SearchValue,
+    SortDirection, SortField, TimeRange,
+};
+use oc_model::{BusinessIdentity, Currency, ErrorCode, OrderType, PartyId, StatusCode};
+use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
+
+use common::*;
+
+type Guard = Option<tempfile::TempDir>;
+
+fn tantivy_in_memory() -> (Box<dyn SearchIndex>, Guard) {
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::in_memory().with_commit(CommitPolicy::Manual)
+    };
+    (Box::new(TantivySearchIndex::open(config).unwrap()), None)
+}
+
+fn tantivy_on_disk() -> (Box<dyn SearchIndex>, Guard) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::on_disk(dir.path().join("index")).with_commit(CommitPolicy::Manual)
+    };
+    (
+        Box::new(TantivySearchIndex::open(config).unwrap()),
+        Some(dir),
+    )
+}
+
+fn tantivy_every_write() -> (Box<dyn SearchIndex>, Guard) {
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite)
+    };
+    (Box::new(TantivySearchIndex::open(config).unwrap()), None)
+}
+
+macro_rules! search_index_suite {
+    ($module:ident, $open:path) => {
+        search_index_suite!(@cases $module, $open, [
+            upsert_then_search_round_trip,
+            stale_version_never_overwrites_newer,
+            filters_on_core_fields,
+            filters_on_time_and_amount_ranges,
+            filters_on_extension_fields,
+            blind_index_equality,
+            product_text_in_chinese_and_english,
+            sorts_ascending_and_descending,
+            pagination_has_no_duplicates_or_gaps,
+            tenants_are_isolated,
+            delete_removes,
+            bad_queries_are_input_errors,
+        ]);
+    };
+    (@cases $module:ident, $open:path, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (index, _guard) = $open();
+                    super::cases::$case(&*index).await;
+                }
+            )*
+        }
+    };
+}
+
+search_index_suite!(tantivy_memory, super::tantivy_in_memory);
+search_index_suite!(tantivy_disk, super::tantivy_on_disk);
+search_index_suite!(tantivy_commit_every_write, super::tantivy_every_write);
+
+fn query() -> SearchQuery {
+    SearchQuery {
+        limit: 100,
+        ..SearchQuery::default()
+    }
+}
+
+mod cases {
+    use time::Duration;
+
+    use super::*;
+
+    async fn put(index: &dyn SearchIndex, docs: Vec<oc_model::search::SearchDocument>) {
+        for document in docs {
+            assert!(
+                index.upsert(&document).await.unwrap(),
+                "{}",
+                document.order_id
+            );
+        }
+        index.refresh().await.unwrap();
+    }
+
+    pub async fn upsert_then_search_round_trip(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        assert_eq!(index.get_version(&t, id(7)).await.unwrap(), None);
+        assert!(index.upsert(&doc("acme", 7, 1)).await.unwrap());
+        assert_eq!(index.get_version(&t, id(7)).await.unwrap(), Some(1));
+        index.refresh().await.unwrap();
+        let page = index.search(&t, &query()).await.unwrap();
+        assert_eq!(page.order_ids(), vec![id(7)]);
+        assert_eq!(page.hits[0].version, 1);
+        assert_eq!(page.next_cursor, None);
+        assert_eq!(page.total.map(|t| t.value), Some(1));
+        index.health().await.unwrap();
+    }
+
+    pub async fn stale_version_never_overwrites_newer(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        let mut newer = doc("acme", 7, 3);
+        newer.status = StatusCode::parse("paid").unwrap();
+        let older = doc("acme", 7, 2);
+        assert!(index.upsert(&newer).await.unwrap());
+        // before and after a commit, a stale or repeated write changes nothing
+        assert!(!index.upsert(&older).await.unwrap(), "stale before commit");
+        assert!(
+            !index.upsert(&newer).await.unwrap(),
+            "same version is a no-op"
+        );
+        index.refresh().await.unwrap();
+        assert!(!index.upsert(&older).await.unwrap(), "stale after commit");
+        assert!(!index.upsert(&newer).await.unwrap(), "repeat after commit");
+        index.refresh().await.unwrap();
+        assert_eq!(index.get_version(&t, id(7)).await.unwrap(), Some(3));
+        let paid = SearchQuery {
+            statuses: vec![StatusCode::parse("paid").unwrap()],
+            ..query()
+        };
+        assert_eq!(id_set(index, "acme", paid).await, set(&[7]));
+        let pending = SearchQuery {
+            statuses: vec![StatusCode::parse("pending_payment").unwrap()],
+            ..query()
+        };
+        assert!(id_set(index, "acme", pending).await.is_empty());
+        let all = index.search(&t, &query()).await.unwrap();
+        assert_eq!(all.hits.len(), 1, "one document per order");
+        assert_eq!(all.hits[0].version, 3);
+
+        let mut newest = doc("acme", 7, 4);
+        newest.status = StatusCode::parse("shipped").unwrap();
+        assert!(index.upsert(&newest).await.unwrap());
+        assert_eq!(index.get_version(&t, id(7)).await.unwrap(), Some(4));
+    }
+
+    pub async fn filters_on_core_fields(index: &dyn SearchIndex) {
+        let mut paid = doc("acme", 1, 1);
+        paid.status = StatusCode::parse("paid").unwrap();
+        let mut express = doc("acme", 2, 1);
+        express.business_identity = BusinessIdentity::parse("express").unwrap();
+        let mut b2b = doc("acme", 3, 1);
+        b2b.order_type = OrderType::parse("b2b-contract").unwrap();
+        let mut other_buyer = doc("acme", 4, 1);
+        other_buyer.buyer_id = PartyId::parse("buyer-2").unwrap();
+        let mut no_merchant = doc("acme", 5, 1);
+        no_merchant.merchant_id = None;
+        let mut other_sku = doc("acme", 6, 1);
+        other_sku.skus = vec!["sku-x".into(), "sku-y".into()];
+        put(
+            index,
+            vec![paid, express, b2b, other_buyer, no_merchant, other_sku],
+        )
+        .await;
+
+        let all = set(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(id_set(index, "acme", query()).await, all);
+        let cases: Vec<(SearchQuery, Vec<u64>)> = vec![
+            (
+                SearchQuery {
+                    statuses: vec![StatusCode::parse("paid").unwrap()],
+                    ..query()
+                },
+                vec![1],
+            ),
+            (
+                SearchQuery {
+                    statuses: vec![
+                        StatusCode::parse("paid").unwrap(),
+                        StatusCode::parse("pending_payment").unwrap(),
+                    ],
+                    ..query()
+                },
+                vec![1, 2, 3, 4, 5, 6],
+            ),
+            (
+                SearchQuery {
+                    business_identity: Some(BusinessIdentity::parse("express").unwrap()),
+                    ..query()
+                },
+                vec![2],
+            ),
+            (
+                SearchQuery {
+                    order_type: Some(OrderType::parse("b2b-contract").unwrap()),
+                    ..query()
+                },
+                vec![3],
+            ),
+            (
+                SearchQuery {
+                    buyer_id: Some(PartyId::parse("buyer-2").unwrap()),
+                    ..query()
+                },
+                vec![4],
+            ),
+            (
+                SearchQuery {
+                    merchant_id: Some(PartyId::parse("m-1").unwrap()),
+                    ..query()
+                },
+                vec![1, 2, 3, 4, 6],
+            ),
+            (
+                SearchQuery {
+                    sku: Some("sku-y".into()),
+                    ..query()
+                },
+                vec![6],
+            ),
+            (
+                SearchQuery {
+                    business_identity: Some(BusinessIdentity::parse("cold-chain").unwrap()),
+                    order_type: Some(OrderType::parse("standard").unwrap()),
+                    buyer_id: Some(PartyId::parse("buyer-1").unwrap()),
+                    statuses: vec![StatusCode::parse("pending_payment").unwrap()],
+                    ..query()
+                },
+                vec![5, 6],
+            ),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(
+                id_set(index, "acme", query.clone()).await,
+                set(&expected),
+                "{query:?}"
+            );
+        }
+    }
+
+    pub async fn filters_on_time_and_amount_ranges(index: &dyn SearchIndex) {
+        let base = base_time();
+        let mut docs = Vec::new();
+        for (raw, minutes, minor) in [(1, 0, 500), (2, 10, 1_000), (3, 20, 1_500), (4, 30, 2_000)] {
+            let mut document = doc("acme", raw, 1);
+            document.created_at = base + Duration::minutes(minutes);
+            document.payable = oc_model::Money::new(minor, Currency::CNY);
+            docs.push(document);
+        }
+        let mut usd = doc("acme", 5, 1);
+        usd.payable = oc_model::Money::new(1_000, Currency::USD);
+        usd.created_at = base - Duration::days(1);
+        docs.push(usd);
+        put(index, docs).await;
+
+        let window = |from: Option<i64>, to: Option<i64>| SearchQuery {
+            created_at: TimeRange {
+                from: from.map(|m| base + Duration::minutes(m)),
+                to: to.map(|m| base + Duration::minutes(m)),
+            },
+            ..query()
+        };
+        assert_eq!(
+            id_set(index, "acme", window(Some(10), Some(30))).await,
+            set(&[2, 3])
+        );
+        assert_eq!(
+            id_set(index, "acme", window(Some(10), None)).await,
+            set(&[2, 3, 4])
+        );
+        assert_eq!(
+            id_set(index, "acme", window(None, Some(10))).await,
+            set(&[1, 5])
+        );
+        assert_eq!(
+            id_set(index, "acme", window(Some(10), Some(10))).await,
+            set(&[])
+        );
+
+        let amount = |currency: Currency, min: Option<i64>, max: Option<i64>| SearchQuery {
+            payable: Some(AmountRange {
+                currency,
+                min_minor: min,
+                max_minor: max,
+            }),
+            ..query()
+        };
+        assert_eq!(
+            id_set(
+                index,
+                "acme",
+                amount(Currency::CNY, Some(1_000), Some(1_500))
+            )
+            .await,
+            set(&[2, 3]),
+            "bounds are inclusive"
+        );
+        assert_eq!(
+            id_set(index, "acme", amount(Currency::CNY, None, Some(999))).await,
+            set(&[1])
+        );
+        assert_eq!(
+            id_set(index, "acme", amount(Currency::CNY, Some(1_501), None)).await,
+            set(&[4])
+        );
+        assert_eq!(
+            id_set(index, "acme", amount(Currency::USD, None, None)).await,
+            set(&[5]),
+            "the currency alone filters"
+        );
+    }
+
+    pub async fn filters_on_extension_fields(index: &dyn SearchIndex) {
+        use SearchValue as V;
+        let d = |raw| doc("acme", raw, 1);
+        put(
+            index,
+            vec![
+                with_ext(
+                    d(1),
+                    &[
+                        ("cold_box", V::Keyword("BOX-1".into())),
+                        ("pallets", V::Int(3)),
+                        ("temperature_max", V::Decimal(decimal("-18.5"))),
+                        ("vip", V::Bool(true)),
+                        ("delivery_day", V::Date(time::macros::date!(2026 - 12 - 01))),
+                    ],
+                ),
+                with_ext(
+                    d(2),
+                    &[
+                        ("cold_box", V::Keyword("BOX-2".into())),
+                        ("pallets", V::Int(-2)),
+                        ("temperature_max", V::Decimal(decimal("4"))),
+                        ("vip", V::Bool(false)),
+                        ("delivery_day", V::Date(time::macros::date!(2027 - 01 - 15))),
+                    ],
+                ),
+                // a line-level field with several values; a keyword that looks like a number
+                with_ext(
+                    d(3),
+                    &[
+                        ("batch", V::Keyword("B-7".into())),
+                        ("batch", V::Keyword("B-9".into())),
+                        ("pallets", V::Int(40)),
+                        ("pallets_text", V::Keyword("3".into())),
+                        ("temperature_max", V::Decimal(decimal("-18.49"))),
+                    ],
+                ),
+                d(4),
+            ],
+        )
+        .await;
+
+        let filter = |field: &str, condition: ExtCondition| SearchQuery {
+            ext: vec![ExtFilter {
+                name: name(field),
+                condition,
+            }],
+            ..query()
+        };
+        let eq = |field: &str, value: V| filter(field, ExtCondition::Equals(value));
+        let range = |field: &str, range: ExtRange| filter(field, ExtCondition::Range(range));
+        let date = |y, m, d| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+        };
+        let cases: Vec<(SearchQuery, Vec<u64>)> = vec![
+            (eq("cold_box", V::Keyword("BOX-1".into())), vec![1]),
+            (eq("cold_box", V::Keyword("box-1".into())), vec![]),
+            (eq("batch", V::Keyword("B-9".into())), vec![3]),
+            (eq("pallets", V::Int(3)), vec![1]),
+            (eq("pallets_text", V::Keyword("3".into())), vec![3]),
+            (eq("vip", V::Bool(true)), vec![1]),
+            (eq("vip", V::Bool(false)), vec![2]),
+            (
+                eq("temperature_max", V::Decimal(decimal("-18.50"))),
+                vec![1],
+            ),
+            (eq("delivery_day", V::Date(date(2026, 12, 1))), vec![1]),
+            (eq("unknown_field", V::Keyword("BOX-1".into())), vec![]),
+            (
+                range(
+                    "pallets",
+                    ExtRange::Int {
+                        min: Some(-2),
+                        max: Some(3),
+                    },
+                ),
+                vec![1, 2],
+            ),
+            (
+                range(
+                    "pallets",
+                    ExtRange::Int {
+                        min: Some(0),
+                        max: None,
+                    },
+                ),
+                vec![1, 3],
+            ),
+            (
+                range(
+                    "pallets",
+                    ExtRange::Int {
+                        min: None,
+                        max: Some(-1),
+                    },
+                ),
+                vec![2],
+            ),
+            (
+                range(
+                    "temperature_max",
+                    ExtRange::Decimal {
+                        min: None,
+                        max: Some(decimal("-18.5")),
+                    },
+                ),
+                vec![1],
+            ),
+            (
+                range(
+                    "temperature_max",
+                    ExtRange::Decimal {
+                        min: Some(decimal("-18.5")),
+                        max: Some(decimal("0")),
+                    },
+                ),
+                vec![1, 3],
+            ),
+            (
+                range(
+                    "delivery_day",
+                    ExtRange::Date {
+                        min: Some(date(2027, 1, 1)),
+                        max: None,
+                    },
+                ),
+                vec![2],
+            ),
+            (
+                range(
+                    "delivery_day",
+                    ExtRange::Date {
+                        min: Some(date(2026, 1, 1)),
+                        max: Some(date(2026, 12, 1)),
+                    },
+                ),
+                vec![1],
+            ),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(
+                id_set(index, "acme", query.clone()).await,
+                set(&expected),
+                "{query:?}"
+            );
+        }
+        let both = SearchQuery {
+            ext: vec![
+                ExtFilter {
+                    name: name("vip"),
+                    condition: ExtCondition::Equals(V::Bool(true)),
+                },
+                ExtFilter {
+                    name: name("pallets"),
+                    condition: ExtCondition::Range(ExtRange::Int {
+                        min: Some(4),
+                        max: None,
+                    }),
+                },
+            ],
+            ..query()
+        };
+        assert!(
+            id_set(index, "acme", both).await.is_empty(),
+            "filters are ANDed"
+        );
+    }
+
+    pub async fn blind_index_equality(index: &dyn SearchIndex) {
+        put(
+            index,
+            vec![
+                with_pii(doc("acme", 1, 1), PiiField::ReceiverPhone, "bi-phone-1"),
+                with_pii(doc("acme", 2, 1), PiiField::ReceiverPhone, "bi-phone-2"),
+                with_pii(doc("acme", 3, 1), PiiField::ShipperPhone, "bi-phone-1"),
+                with_ext(
+                    doc("acme", 4, 1),
+                    &[("id_card", SearchValue::BlindIndex(blind("bi-card-9")))],
+                ),
+            ],
+        )
+        .await;
+        let pii = |field, value: &str| SearchQuery {
+            pii: vec![(field, blind(value))],
+            ..query()
+        };
+        assert_eq!(
+            id_set(index, "acme", pii(PiiField::ReceiverPhone, "bi-phone-1")).await,
+            set(&[1]),
+            "the same hash under another field does not match"
+        );
+        assert_eq!(
+            id_set(index, "acme", pii(PiiField::ShipperPhone, "bi-phone-1")).await,
+            set(&[3])
+        );
+        assert!(
+            id_set(index, "acme", pii(PiiField::ReceiverName, "bi-phone-1"))
+                .await
+                .is_empty()
+        );
+        let card = SearchQuery {
+            ext: vec![ExtFilter {
+                name: name("id_card"),
+                condition: ExtCondition::Equals(SearchValue::BlindIndex(blind("bi-card-9"))),
+            }],
+            ..query()
+        };
+        assert_eq!(id_set(index, "acme", card).await, set(&[4]));
+    }
+
+    pub async fn product_text_in_chinese_and_english(index: &dyn SearchIndex) {
+        let named = |raw, names: &[&str]| {
+            let mut document = doc("acme", raw, 1);
+            document.product_names = names.iter().map(|n| n.to_string()).collect();
+            document
+        };
+        put(
+            index,
+            vec![
+                named(1, &["冻品 A", "冻品 B"]),
+                named(2, &["速冻水饺 500g"]),
+                named(3, &["Frozen Shrimp", "Ice pack"]),
+                named(4, &["fresh milk"]),
+                named(5, &["品冻"]),
+            ],
+        )
+        .await;
+        let text = |words: &str| SearchQuery {
+            product_text: Some(words.into()),
+            ..query()
+        };
+        let cases: Vec<(&str, Vec<u64>)> = vec![
+            ("冻品", vec![1]),
+            ("冻", vec![1, 2, 5]),
+            ("水饺", vec![2]),
+            ("速冻水饺", vec![2]),
+            ("frozen", vec![3]),
+            ("FROZEN shrimp", vec![3]),
+            ("frozen milk", vec![]),
+            ("milk", vec![4]),
+            ("500g", vec![2]),
+        ];
+        for (words, expected) in cases {
+            assert_eq!(
+                id_set(index, "acme", text(words)).await,
+                set(&expected),
+                "{words}"
+            );
+        }
+    }
+
+    pub async fn sorts_ascending_and_descending(index: &dyn SearchIndex) {
+        let base = base_time();
+        let mut docs = Vec::new();
+        // (id, created minute, updated minute, payable)
+        for (raw, created, updated, minor) in [
+            (10, 5, 50, 300),
+            (11, 1, 10, 100),
+            (12, 5, 20, 300),
+            (13, 3, 40, 200),
+        ] {
+            let mut document = doc("acme", raw, 1);
+            document.created_at = base + Duration::minutes(created);
+            document.updated_at = base + Duration::minutes(updated);
+            document.payable = oc_model::Money::new(minor, Currency::CNY);
+            docs.push(document);
+        }
+        put(index, docs).await;
+        let sorted = |field, direction| SearchQuery {
+            sort: SearchSort { field, direction },
+            ..query()
+        };
+        use SortDirection::{Asc, Desc};
+        // ties (same created_at / payable) are broken by order id in the same direction
+        let cases = [
+            (SortField::CreatedAt, Desc, vec![12, 10, 13, 11]),
+            (SortField::CreatedAt, Asc, vec![11, 13, 10, 12]),
+            (SortField::UpdatedAt, Desc, vec![10, 13, 12, 11]),
+            (SortField::UpdatedAt, Asc, vec![11, 12, 13, 10]),
+            (SortField::Payable, Desc, vec![12, 10, 13, 11]),
+            (SortField::Payable, Asc, vec![11, 13, 10, 12]),
+        ];
+        for (field, direction, expected) in cases {
+            assert_eq!(
+                all_ids(index, "acme", sorted(field, direction)).await,
+                expected,
+                "{field:?} {direction:?}"
+            );
+            let one_by_one = SearchQuery {
+                limit: 1,
+                ..sorted(field, direction)
+            };
+            assert_eq!(
+                all_ids(index, "acme", one_by_one).await,
+                expected,
+                "{field:?} {direction:?} one per page"
+            );
+        }
+    }
+
+    pub async fn pagination_has_no_duplicates_or_gaps(index: &dyn SearchIndex) {
+        let base = base_time();
+        let mut docs = Vec::new();
+        for raw in 1..=55u64 {
+            let mut document = doc("acme", 1000 + raw, 1);
+            // only 7 distinct times: pages cut through runs of equal keys
+            document.created_at = base + Duration::minutes((raw % 7) as i64);
+            document.payable = oc_model::Money::new((raw % 4) as i64 * 100, Currency::CNY);
+            docs.push(document);
+        }
+        put(index, docs).await;
+        for sort in [
+            SearchSort::default(),
+            SearchSort {
+                field: SortField::CreatedAt,
+                direction: SortDirection::Asc,
+            },
+            SearchSort {
+                field: SortField::Payable,
+                direction: SortDirection::Desc,
+            },
+        ] {
+            let mut request = SearchQuery {
+                limit: 10,
+                sort,
+                ..query()
+            };
+            let mut pages = Vec::new();
+            loop {
+                let page = index.search(&tenant("acme"), &request).await.unwrap();
+                assert_eq!(
+                    page.total.map(|t| t.value),
+                    Some(55),
+                    "total is of the whole query"
+                );
+                pages.push(page.order_ids().len());
+                match page.next_cursor {
+                    Some(cursor) => request.cursor = Some(cursor),
+                    None => break,
+                }
+            }
+            assert_eq!(pages, [10, 10, 10, 10, 10, 5], "{sort:?}");
+            let ids = all_ids(
+                index,
+                "acme",
+                SearchQuery {
+                    limit: 10,
+                    sort,
+                    ..query()
+                },
+            )
+            .await;
+            let everything = all_ids(
+                index,
+                "acme",
+                SearchQuery {
+                    limit: 500,
+                    sort,
+                    ..query()
+                },
+            )
+            .await;
+            assert_eq!(ids.len(), 55);
+            assert_eq!(
+                ids, everything,
+                "pages concatenate to the single-page order"
+            );
+        }
+        // exactly one full page: no cursor pointing at an empty page
+        let exact = SearchQuery {
+            limit: 55,
+            ..query()
+        };
+        let page = index.search(&tenant("acme"), &exact).await.unwrap();
+        assert_eq!(page.hits.len(), 55);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    pub async fn tenants_are_isolated(index: &dyn SearchIndex) {
+        put(index, vec![doc("acme", 1, 5), doc("globex", 2, 1)]).await;
+        assert_eq!(id_set(index, "acme", query()).await, set(&[1]));
+        assert_eq!(id_set(index, "globex", query()).await, set(&[2]));
+        assert!(id_set(index, "initech", query()).await.is_empty());
+        // another tenant cannot read, replace or delete acme's order 1
+        assert_eq!(
+            index.get_version(&tenant("globex"), id(1)).await.unwrap(),
+            None
+        );
+        assert!(
+            index.upsert(&doc("globex", 1, 1)).await.unwrap(),
+            "its own document"
+        );
+        index.delete(&tenant("globex"), id(1)).await.unwrap();
+        index.refresh().await.unwrap();
+        assert_eq!(
+            index.get_version(&tenant("acme"), id(1)).await.unwrap(),
+            Some(5)
+        );
+        assert_eq!(id_set(index, "acme", query()).await, set(&[1]));
+        // a cursor from one tenant's page leaks nothing into another's
+        let acme_page = index
+            .search(
+                &tenant("acme"),
+                &SearchQuery {
+                    limit: 1,
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(acme_page.next_cursor, None);
+        let buyer_everywhere = SearchQuery {
+            buyer_id: Some(PartyId::parse("buyer-1").unwrap()),
+            ..query()
+        };
+        assert_eq!(id_set(index, "globex", buyer_everywhere).await, set(&[2]));
+    }
+
+    pub async fn delete_removes(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        put(index, vec![doc("acme", 1, 2), doc("acme", 2, 1)]).await;
+        index.delete(&t, id(1)).await.unwrap();
+        assert_eq!(
+            index.get_version(&t, id(1)).await.unwrap(),
+            None,
+            "before commit"
+        );
+        index.delete(&t, id(99)).await.unwrap();
+        index.refresh().await.unwrap();
+        assert_eq!(index.get_version(&t, id(1)).await.unwrap(), None);
+        assert_eq!(id_set(index, "acme", query()).await, set(&[2]));
+    }
+
+    pub async fn bad_queries_are_input_errors(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        put(index, vec![doc("acme", 1, 1), doc("acme", 2, 1)]).await;
+        let zero = SearchQuery {
+            limit: 0,
+            ..query()
+        };
+        let error = index.search(&t, &zero).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+
+        let first = index
+            .search(
+                &t,
+                &SearchQuery {
+                    limit: 1,
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        let cursor = first.next_cursor.expect("a second page");
+        let other_sort = SearchQuery {
+            limit: 1,
+            cursor: Some(cursor),
+            sort: SearchSort {
+                field: SortField::Payable,
+                direction: SortDirection::Asc,
+            },
+            ..query()
+        };
+        let error = index.search(&t, &other_sort).await.unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("/cursor"));
+
+        let garbage = SearchQuery {
+            cursor: Some("%%%".into()),
+            ..query()
+        };
+        assert_eq!(
+            index.search(&t, &garbage).await.unwrap_err().code,
+            ErrorCode::InvalidInput
+        );
+        let punctuation = SearchQuery {
+            product_text: Some(" ,. ".into()),
+            ..query()
+        };
+        assert_eq!(
+            index
+                .search(&t, &punctuation)
+                .await
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("/product_text")
+        );
+    }
+}
+
+/// Embedded-only: the index on disk survives a close and reopen, uncommitted writes
+/// included (dropping the index commits).
+#[tokio::test]
+async fn tantivy_index_on_disk_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::on_disk(&path).with_commit(CommitPolicy::Manual)
+    };
+    {
+        let index = TantivySearchIndex::open(config.clone()).unwrap();
+        index.upsert(&doc("acme", 1, 3)).await.unwrap();
+        index.refresh().await.unwrap();
+        index.upsert(&doc("acme", 2, 1)).await.unwrap();
+        // dropped here without a refresh
+    }
+    let index = TantivySearchIndex::open(config).unwrap();
+    assert_eq!(
+        index.get_version(&tenant("acme"), id(1)).await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        index.get_version(&tenant("acme"), id(2)).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(id_set(&index, "acme", query()).await, set(&[1, 2]));
+    assert!(
+        !index.upsert(&doc("acme", 1, 2)).await.unwrap(),
+        "versions survive too"
+    );
+}
+
+/// Embedded-only: the interval policy makes writes searchable without a refresh.
+#[tokio::test]
+async fn tantivy_interval_commit_makes_writes_visible() {
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::in_memory()
+            .with_commit(CommitPolicy::Interval(std::time::Duration::from_millis(50)))
+    };
+    let index = TantivySearchIndex::open(config).unwrap();
+    index.upsert(&doc("acme", 1, 1)).await.unwrap();
+    // bounded wait (no assertion on speed: just long enough for several intervals)
+    for _ in 0..200 {
+        if !id_set(&index, "acme", query()).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("write never became visible");
+}
