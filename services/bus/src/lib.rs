@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cloudevents;
+pub mod kafka;
+pub mod local;
+pub mod offsets;
+pub mod topic;
+
+pub use kafka::{
+    ConsumedEvent, KafkaBusConfig, KafkaEventBus, KafkaEventSource, Polled, SourceConfig,
+    StartOffset, UndecodableRecord, connect_client,
+};
+pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
+pub use offsets::{InMemoryOffsetStore, OffsetStore};
+pub use topic::{TopicNaming, TopicPolicy, TopicRouting, partition_for, record_key};
