@@ -1,1 +1,26 @@
-//! oc-tenant-config
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod error;
+mod load;
+mod plan;
+mod reload;
+mod schema;
+mod set;
+mod slot;
+mod types;
+mod v1;
+
+pub use auth::{Principal, hash_api_key};
+pub use error::{ConfigError, ConfigErrors};
+pub use load::CURRENT_VERSION;
+pub use plan::{Change, Plan, Refusal, RefusalKind, Severity, plan};
+pub use reload::{ConfigHandle, ReloadError};
+pub use schema::{SCHEMA_ID_V1, json_schema, json_schema_v1};
+pub use set::ConfigSet;
+pub use slot::parse_slot;
+pub use types::{
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, Endpoint, OrderTypeConfig, PiiAccess,
+    RateLimit, RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy,
+    TenantConfig,
+};

@@ -1,0 +1,698 @@
+//! Loading one tenant file: YAML → version check → JSON Schema (structure, all errors at once)
+//! → typed version-1 structs (`deny_unknown_fields`) → semantic checks with paths → the
+//! resolved [`TenantConfig`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use oc_model::{
+    BusinessIdentity, Currency, ExtFieldType, OrderType, RoleName, Slot, StateMachine,
+    StateMachineError, StatusCode, TenantId, TransitionDef, TransitionEvent,
+};
+use serde_json::Value;
+
+use crate::error::{Collector, ConfigErrors, child};
+use crate::schema::validator_v1;
+use crate::slot::parse_slot;
+use crate::types::{
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, OrderTypeConfig, RateLimits, ResolvedField,
+    Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
+};
+use crate::v1::{RawField, RawIdentity, RawOrderType, RawStateMachine, RawTenant};
+
+/// The format version this build writes and reads.
+pub const CURRENT_VERSION: u64 = 1;
+
+/// Load one tenant file's text. `file` names it in errors.
+pub(crate) fn load_tenant(file: &str, yaml: &str) -> Result<TenantConfig, ConfigErrors> {
+    let document: Value = serde_norway::from_str(yaml)
+        .map_err(|error| ConfigErrors::single(file, "", format!("invalid YAML: {error}")))?;
+    let Value::Object(top) = &document else {
+        return Err(ConfigErrors::single(
+            file,
+            "",
+            format!(
+                "a tenant config is a YAML mapping with `version: {CURRENT_VERSION}` first, got {}",
+                json_kind(&document)
+            ),
+        ));
+    };
+    match top.get("version") {
+        None => {
+            return Err(ConfigErrors::single(
+                file,
+                "/version",
+                format!("missing `version` (this build reads version {CURRENT_VERSION})"),
+            ));
+        }
+        Some(version) if version.as_u64() == Some(CURRENT_VERSION) => {}
+        Some(other) => {
+            return Err(ConfigErrors::single(
+                file,
+                "/version",
+                format!(
+                    "unsupported config version {other}: this build reads version {CURRENT_VERSION}"
+                ),
+            ));
+        }
+    }
+
+    let mut collector = Collector::new(file);
+    let mut unknown_keys = Vec::new();
+    for error in validator_v1().iter_errors(&document) {
+        let path = error.instance_path.to_string();
+        match &error.kind {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                for key in unexpected {
+                    collector.push(child(&path, key), format!("unknown key `{key}`"));
+                    unknown_keys.push((path.clone(), key.clone()));
+                }
+            }
+            _ => {
+                let mut message = error.to_string();
+                let scalar = error.instance.is_number() || error.instance.is_boolean();
+                if scalar && message.ends_with("is not of type \"string\"") {
+                    message.push_str(
+                        " (quote it: unquoted, YAML reads values like 1234 or true as numbers and booleans)",
+                    );
+                }
+                collector.push(path, message)
+            }
+        }
+    }
+    // unknown keys are reported above; drop them so the checks below still see the rest of
+    // the file and report its problems in the same pass
+    let mut document = document;
+    for (parent, key) in unknown_keys {
+        if let Some(Value::Object(map)) = document.pointer_mut(&parent) {
+            map.remove(&key);
+        }
+    }
+
+    let raw: RawTenant = match serde_json::from_value(document) {
+        Ok(raw) => raw,
+        Err(error) => {
+            if collector.errors.is_empty() {
+                // the schema let through what the types refuse: report it rather than hide it
+                collector.push("", error.to_string());
+            }
+            return Err(ConfigErrors::from_vec(collector.errors)
+                .unwrap_or_else(|| ConfigErrors::single(file, "", "invalid config")));
+        }
+    };
+
+    let mut semantic = Collector::new(file);
+    let resolved = resolve_tenant(file, raw, &mut semantic);
+    // one message per place: where the schema (e.g. a pattern) and a semantic check refuse the
+    // same value, keep the semantic message, which says more
+    let semantic_paths: BTreeSet<&str> = semantic.errors.iter().map(|e| e.path.as_str()).collect();
+    let mut errors: Vec<_> = collector
+        .errors
+        .iter()
+        .filter(|error| !semantic_paths.contains(error.path.as_str()))
+        .cloned()
+        .collect();
+    errors.extend(semantic.errors);
+    match (ConfigErrors::from_vec(errors), resolved) {
+        (None, Some(tenant)) => Ok(tenant),
+        (Some(errors), _) => Err(errors),
+        (None, None) => Err(ConfigErrors::single(file, "", "invalid config")),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "an empty document",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Parse a code newtype, reporting its message at `path`.
+fn code<'r, T>(
+    collector: &mut Collector<'_>,
+    path: &str,
+    raw: &'r str,
+    parse: impl FnOnce(&'r str) -> Result<T, oc_model::DomainError>,
+) -> Option<T> {
+    match parse(raw) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            collector.push(path, error.message);
+            None
+        }
+    }
+}
+
+fn is_code(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && text.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+fn is_field_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.as_bytes()[0].is_ascii_lowercase()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<TenantConfig> {
+    let id = code(c, "/tenant", &raw.tenant, TenantId::parse);
+    let currency = code(c, "/currency", &raw.currency, Currency::parse);
+    if raw
+        .display_name
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        c.push("/display_name", "display name is empty");
+    }
+
+    let mut roles = BTreeMap::new();
+    for (name, role) in raw.roles {
+        let path = child("/roles", &name);
+        if let Some(role_name) = code(c, &path, &name, RoleName::parse) {
+            roles.insert(
+                role_name,
+                RoleConfig {
+                    endpoints: role.endpoints.into_iter().collect(),
+                    pii: role.pii,
+                },
+            );
+        }
+    }
+
+    let mut api_keys = Vec::new();
+    let mut key_ids: HashMap<String, usize> = HashMap::new();
+    let mut key_hashes: HashMap<[u8; 32], usize> = HashMap::new();
+    for (index, key) in raw.api_keys.into_iter().enumerate() {
+        let path = child("/api_keys", index);
+        if !is_code(&key.id) {
+            c.push(
+                child(&path, "id"),
+                format!(
+                    "key id {:?} must be 1 to 64 of a-z 0-9 _ -, starting with a letter or digit",
+                    key.id
+                ),
+            );
+        } else if let Some(first) = key_ids.insert(key.id.clone(), index) {
+            c.push(
+                child(&path, "id"),
+                format!("duplicate key id `{}` (first at /api_keys/{first})", key.id),
+            );
+        }
+        let role = code(c, &child(&path, "role"), &key.role, RoleName::parse);
+        if let Some(role) = &role
+            && !roles.contains_key(role)
+        {
+            c.push(
+                child(&path, "role"),
+                format!(
+                    "key `{}` names role `{role}`, which is not defined under /roles",
+                    key.id
+                ),
+            );
+        }
+        let digest = crate::auth::parse_hex_sha256(&key.sha256);
+        match digest {
+            None => c.push(
+                child(&path, "sha256"),
+                "sha256 must be the 64 hex characters of the key's SHA-256 (never the key itself)",
+            ),
+            Some(digest) => {
+                if let Some(first) = key_hashes.insert(digest, index) {
+                    c.push(
+                        child(&path, "sha256"),
+                        format!("the same key hash is already configured at /api_keys/{first}"),
+                    );
+                }
+            }
+        }
+        if let (Some(role), Some(sha256)) = (role, digest) {
+            api_keys.push(ApiKeyConfig {
+                id: key.id,
+                role,
+                description: key.description,
+                sha256,
+            });
+        }
+    }
+
+    for (key_id, limit) in &raw.rate_limits.per_key {
+        let path = child("/rate_limits/per_key", key_id);
+        if !key_ids.contains_key(key_id) {
+            c.push(
+                &path,
+                format!("rate limit for key `{key_id}`, which is not under /api_keys"),
+            );
+        }
+        check_rate(c, &path, limit.per_second, limit.burst);
+    }
+    check_rate(
+        c,
+        "/rate_limits",
+        raw.rate_limits.per_second,
+        raw.rate_limits.burst,
+    );
+    let rate_limits = RateLimits {
+        per_second: raw.rate_limits.per_second,
+        burst: raw.rate_limits.burst,
+        per_key: raw.rate_limits.per_key,
+    };
+
+    if !is_code(&raw.shard_policy.shard_group) {
+        c.push(
+            "/shard_policy/shard_group",
+            format!(
+                "shard group {:?} must be 1 to 64 of a-z 0-9 _ -",
+                raw.shard_policy.shard_group
+            ),
+        );
+    }
+    let shard_policy = ShardPolicy {
+        key: raw.shard_policy.key,
+        shard_group: raw.shard_policy.shard_group,
+    };
+    if raw.retention.hot_days == 0 {
+        c.push("/retention/hot_days", "hot_days must be at least 1");
+    }
+    let retention = Retention {
+        hot_days: raw.retention.hot_days,
+    };
+
+    let mut business_identities = BTreeMap::new();
+    for (name, identity) in raw.business_identities {
+        let path = child("/business_identities", &name);
+        let parsed = code(c, &path, &name, BusinessIdentity::parse);
+        let resolved = resolve_identity(&path, parsed.as_ref(), identity, c);
+        if let (Some(parsed), Some(resolved)) = (parsed, resolved) {
+            business_identities.insert(parsed, resolved);
+        }
+    }
+
+    Some(TenantConfig {
+        source_file: file.to_owned(),
+        id: id?,
+        display_name: raw.display_name,
+        currency: currency?,
+        api_keys,
+        roles,
+        rate_limits,
+        shard_policy,
+        retention,
+        business_identities,
+    })
+}
+
+fn check_rate(c: &mut Collector<'_>, path: &str, per_second: u32, burst: u32) {
+    if per_second == 0 {
+        c.push(child(path, "per_second"), "per_second must be at least 1");
+    }
+    if burst == 0 {
+        c.push(child(path, "burst"), "burst must be at least 1");
+    }
+}
+
+fn resolve_identity(
+    path: &str,
+    identity: Option<&BusinessIdentity>,
+    raw: RawIdentity,
+    c: &mut Collector<'_>,
+) -> Option<BusinessIdentityConfig> {
+    let state_machine = resolve_state_machine(&child(path, "state_machine"), &raw.state_machine, c);
+    if raw.order_types.is_empty() {
+        c.push(
+            child(path, "order_types"),
+            "a business identity needs at least one order type",
+        );
+    }
+    let mut order_types = BTreeMap::new();
+    for (name, order_type) in raw.order_types {
+        let type_path = child(&child(path, "order_types"), &name);
+        let parsed = code(c, &type_path, &name, OrderType::parse);
+        let resolved = resolve_order_type(&type_path, order_type, c);
+        if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
+            (identity, parsed, resolved)
+        {
+            order_types.insert(
+                parsed.clone(),
+                OrderTypeConfig::new(identity.clone(), parsed, description, fields, retired),
+            );
+        }
+    }
+    Some(BusinessIdentityConfig {
+        description: raw.description,
+        state_machine: state_machine?,
+        order_types,
+    })
+}
+
+fn resolve_state_machine(
+    path: &str,
+    raw: &RawStateMachine,
+    c: &mut Collector<'_>,
+) -> Option<StateMachine> {
+    let before = c.errors.len();
+    let initial = code(c, &child(path, "initial"), &raw.initial, StatusCode::parse);
+    let states: Vec<Option<StatusCode>> = raw
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| code(c, &child(&child(path, "states"), i), s, StatusCode::parse))
+        .collect();
+    let terminal: Vec<Option<StatusCode>> = raw
+        .terminal
+        .iter()
+        .enumerate()
+        .map(|(i, s)| code(c, &child(&child(path, "terminal"), i), s, StatusCode::parse))
+        .collect();
+    let mut transitions = Vec::new();
+    for (i, t) in raw.transitions.iter().enumerate() {
+        let t_path = child(&child(path, "transitions"), i);
+        let from = code(c, &child(&t_path, "from"), &t.from, StatusCode::parse);
+        let event = code(
+            c,
+            &child(&t_path, "event"),
+            &t.event,
+            TransitionEvent::parse,
+        );
+        let to = code(c, &child(&t_path, "to"), &t.to, StatusCode::parse);
+        if let (Some(from), Some(event), Some(to)) = (from, event, to) {
+            transitions.push(TransitionDef { from, event, to });
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    let initial = initial?;
+    let states: Vec<StatusCode> = states.into_iter().flatten().collect();
+    let terminal: Vec<StatusCode> = terminal.into_iter().flatten().collect();
+    match StateMachine::new(
+        initial,
+        states.clone(),
+        terminal.clone(),
+        transitions.clone(),
+    ) {
+        Ok(machine) => Some(machine),
+        Err(error) => {
+            let error_path =
+                state_machine_error_path(path, &error, &states, &terminal, &transitions);
+            c.push(error_path, format!("invalid state machine: {error}"));
+            None
+        }
+    }
+}
+
+/// Point a state machine error at the entry that causes it.
+fn state_machine_error_path(
+    path: &str,
+    error: &StateMachineError,
+    states: &[StatusCode],
+    terminal: &[StatusCode],
+    transitions: &[TransitionDef],
+) -> String {
+    let state_path = |state: &StatusCode| {
+        if let Some(i) = states.iter().position(|s| s == state) {
+            child(&child(path, "states"), i)
+        } else if let Some(i) = terminal.iter().position(|s| s == state) {
+            child(&child(path, "terminal"), i)
+        } else {
+            path.to_owned()
+        }
+    };
+    let transition_path = |from: &StatusCode, event: &TransitionEvent, last: bool| {
+        let mut matching = transitions
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| &t.from == from && &t.event == event)
+            .map(|(i, _)| i);
+        let index = if last {
+            matching.next_back()
+        } else {
+            matching.next()
+        };
+        index.map_or_else(
+            || child(path, "transitions"),
+            |i| child(&child(path, "transitions"), i),
+        )
+    };
+    match error {
+        StateMachineError::UnknownInitial(_) => child(path, "initial"),
+        StateMachineError::UnknownState { from, event, .. } => transition_path(from, event, false),
+        StateMachineError::Ambiguous { state, event } => transition_path(state, event, true),
+        StateMachineError::TerminalHasExit { state, event } => transition_path(state, event, false),
+        StateMachineError::Unreachable(state) | StateMachineError::DeadEnd(state) => {
+            state_path(state)
+        }
+        StateMachineError::NoTerminal => child(path, "terminal"),
+    }
+}
+
+type ResolvedOrderType = (Option<String>, Vec<ResolvedField>, BTreeSet<Slot>);
+
+fn resolve_order_type(
+    path: &str,
+    raw: RawOrderType,
+    c: &mut Collector<'_>,
+) -> Option<ResolvedOrderType> {
+    let before = c.errors.len();
+    let mut retired = BTreeSet::new();
+    for (index, text) in raw.retired_slots.iter().enumerate() {
+        let slot_path = child(&child(path, "retired_slots"), index);
+        match parse_slot(text) {
+            Ok(slot) => {
+                if !retired.insert(slot.clone()) {
+                    c.push(slot_path, format!("slot {slot} is listed twice"));
+                }
+            }
+            Err(message) => c.push(slot_path, message),
+        }
+    }
+
+    let mut fields = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut slots: HashMap<Slot, (usize, String)> = HashMap::new();
+    for (index, field) in raw.fields.into_iter().enumerate() {
+        let field_path = child(&child(path, "fields"), index);
+        if !is_field_name(&field.name) {
+            c.push(
+                child(&field_path, "name"),
+                format!(
+                    "field name {:?} must be 1 to 64 of a-z 0-9 _, starting with a letter",
+                    field.name
+                ),
+            );
+        } else if let Some(first) = names.insert(field.name.clone(), index) {
+            c.push(
+                child(&field_path, "name"),
+                format!(
+                    "duplicate field name `{}` (first at {path}/fields/{first})",
+                    field.name
+                ),
+            );
+        }
+        let slot = match parse_slot(&field.slot) {
+            Ok(slot) => Some(slot),
+            Err(message) => {
+                c.push(child(&field_path, "slot"), message);
+                None
+            }
+        };
+        if let Some(slot) = &slot {
+            if retired.contains(slot) {
+                c.push(
+                    child(&field_path, "slot"),
+                    format!(
+                        "slot {slot} is retired (listed under retired_slots) and can never be reused"
+                    ),
+                );
+            } else if let Some((first, owner)) = slots.get(slot) {
+                c.push(
+                    child(&field_path, "slot"),
+                    format!(
+                        "slot {slot} is already used by field `{owner}` ({path}/fields/{first}); \
+                         a slot holds one field per order type"
+                    ),
+                );
+            } else {
+                slots.insert(slot.clone(), (index, field.name.clone()));
+            }
+        }
+        if let Some(resolved) = resolve_field(&field_path, field, slot, c) {
+            fields.push(resolved);
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    Some((raw.description, fields, retired))
+}
+
+/// The JSON type(s) a field's values take in their JSON form (what constraints see).
+fn json_types_of(field_type: ExtFieldType) -> &'static [&'static str] {
+    match field_type {
+        ExtFieldType::String | ExtFieldType::Enum | ExtFieldType::Decimal | ExtFieldType::Date => {
+            &["string"]
+        }
+        ExtFieldType::Int => &["integer", "number"],
+        ExtFieldType::Bool => &["boolean"],
+        ExtFieldType::Json => &[
+            "null", "boolean", "integer", "number", "string", "array", "object",
+        ],
+    }
+}
+
+fn resolve_field(
+    path: &str,
+    raw: RawField,
+    slot: Option<Slot>,
+    c: &mut Collector<'_>,
+) -> Option<ResolvedField> {
+    let before = c.errors.len();
+    let mut enum_values = Vec::new();
+    match (raw.field_type, raw.values) {
+        (ExtFieldType::Enum, None) => c.push(
+            child(path, "values"),
+            "an enum field needs `values`: the list of allowed values",
+        ),
+        (ExtFieldType::Enum, Some(values)) => {
+            if values.is_empty() {
+                c.push(
+                    child(path, "values"),
+                    "an enum field needs at least one value",
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for (index, value) in values.iter().enumerate() {
+                if value.is_empty() {
+                    c.push(
+                        child(&child(path, "values"), index),
+                        "enum values are not empty",
+                    );
+                } else if !seen.insert(value) {
+                    c.push(
+                        child(&child(path, "values"), index),
+                        format!("enum value `{value}` is listed twice"),
+                    );
+                }
+            }
+            enum_values = values;
+        }
+        (other, Some(_)) => c.push(
+            child(path, "values"),
+            format!("`values` is only for enum fields; this field is {other}"),
+        ),
+        (_, None) => {}
+    }
+
+    let constraints = match raw.constraints {
+        None => None,
+        Some(schema) => {
+            let types = json_types_of(raw.field_type);
+            let declared: Vec<&str> = match schema.get("type") {
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if !declared.is_empty() && !declared.iter().any(|t| types.contains(t)) {
+                c.push(
+                    child(&child(path, "constraints"), "type"),
+                    format!(
+                        "constraints expect {} but values of a {} field are checked as JSON {} \
+                         (decimals and dates in their string form, e.g. \"12.50\")",
+                        declared.join(" or "),
+                        raw.field_type,
+                        types[0]
+                    ),
+                );
+            }
+            match Constraints::compile(schema) {
+                Ok(compiled) => Some(compiled),
+                Err(message) => {
+                    c.push(
+                        child(path, "constraints"),
+                        format!("invalid JSON Schema: {message}"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+
+    if let Some(constraints) = &constraints {
+        for (index, value) in enum_values.iter().enumerate() {
+            if let Err((_, message)) = constraints.check(&Value::String(value.clone())) {
+                c.push(
+                    child(&child(path, "values"), index),
+                    format!(
+                        "enum value `{value}` does not satisfy the field's constraints: {message}"
+                    ),
+                );
+            }
+        }
+    }
+
+    if raw.encrypted && raw.searchable {
+        let refused = match raw.field_type {
+            ExtFieldType::Bool => Some(
+                "a bool has two values: its blind index would reveal the plaintext by frequency",
+            ),
+            ExtFieldType::Json => Some("a JSON value has no canonical text to blind-index"),
+            ExtFieldType::Decimal => Some(
+                "equal decimals can differ in text (1.5 and 1.50), so a blind index would miss matches",
+            ),
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            c.push(
+                child(path, "searchable"),
+                format!(
+                    "an encrypted field is searchable only by equality through a blind index, \
+                     and a {} field cannot be: {reason}",
+                    raw.field_type
+                ),
+            );
+        }
+    }
+
+    if c.errors.len() > before {
+        return None;
+    }
+    let search = match (raw.searchable, raw.encrypted) {
+        (false, _) => SearchMode::None,
+        (true, false) => SearchMode::Indexed,
+        (true, true) => SearchMode::EqualityBlind,
+    };
+    let field = ResolvedField {
+        name: raw.name,
+        field_type: raw.field_type,
+        slot: slot?,
+        required: raw.required,
+        encrypted: raw.encrypted,
+        searchable: raw.searchable,
+        search,
+        enum_values,
+        constraints,
+        description: raw.description,
+    };
+    for (index, example) in raw.examples.iter().enumerate() {
+        if let Err(error) = field.validate(example) {
+            let inner = error.field.unwrap_or_default();
+            c.push(
+                format!("{}{inner}", child(&child(path, "examples"), index)),
+                format!("example does not validate: {}", error.message),
+            );
+        }
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    Some(field)
+}

@@ -1,0 +1,206 @@
+//! The JSON Schema of the tenant config file (version 1), for editors and for the loader's
+//! first, structural pass (it reports every unknown key and wrong type at once, with paths).
+//!
+//! The committed copy `schema/tenant-config.v1.schema.json` is checked against
+//! [`json_schema`] by a test, and every example and fixture is validated against it. Rules that
+//! need context (duplicate slots, enum values vs constraints, roles referenced by keys, state
+//! machine checks) are the loader's, not the schema's.
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::types::Endpoint;
+
+/// The `$id` of the version 1 schema.
+pub const SCHEMA_ID_V1: &str = "https://ordercenter.dev/schema/tenant-config.v1.schema.json";
+
+/// `[a-z0-9_-]`, starting with a letter or digit: tenant ids, identities, order types,
+/// states, events, roles, key ids, shard groups.
+const CODE_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,63}$";
+const TENANT_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,31}$";
+const FIELD_NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,63}$";
+const SLOT_PATTERN: &str = "^((order|line)\\.ext_[0-9]{1,2}|kv:(order|product|logistics|marketing|finance|channel|party|operation)/[a-z0-9_.-]{1,64})$";
+const SHA256_PATTERN: &str = "^[0-9a-fA-F]{64}$";
+
+/// The JSON Schema (draft 2020-12) of the current format version.
+pub fn json_schema() -> Value {
+    json_schema_v1()
+}
+
+/// The JSON Schema (draft 2020-12) of format version 1.
+pub fn json_schema_v1() -> Value {
+    let endpoints: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID_V1,
+        "title": "Order Center tenant config, version 1",
+        "description": "One file per tenant: API keys, roles, limits, business identities with their state machines, order types and extension fields.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["version", "tenant", "currency", "rate_limits", "shard_policy", "retention"],
+        "properties": {
+            "version": { "const": 1, "description": "Format version of this file." },
+            "tenant": { "type": "string", "pattern": TENANT_PATTERN, "description": "Tenant id: the unit of isolation." },
+            "display_name": { "type": "string", "minLength": 1 },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code of the tenant's default currency." },
+            "api_keys": { "type": "array", "items": { "$ref": "#/$defs/api_key" } },
+            "roles": {
+                "type": "object",
+                "propertyNames": { "pattern": CODE_PATTERN },
+                "additionalProperties": { "$ref": "#/$defs/role" }
+            },
+            "rate_limits": { "$ref": "#/$defs/rate_limits" },
+            "shard_policy": { "$ref": "#/$defs/shard_policy" },
+            "retention": { "$ref": "#/$defs/retention" },
+            "business_identities": {
+                "type": "object",
+                "propertyNames": { "pattern": CODE_PATTERN },
+                "additionalProperties": { "$ref": "#/$defs/business_identity" }
+            }
+        },
+        "$defs": {
+            "code": { "type": "string", "pattern": CODE_PATTERN },
+            "slot": {
+                "type": "string",
+                "pattern": SLOT_PATTERN,
+                "description": "order.ext_NN or line.ext_NN (a reserved column, 01..20), or kv:<domain>/<key> (a KV identifier)."
+            },
+            "api_key": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "role", "sha256"],
+                "properties": {
+                    "id": { "$ref": "#/$defs/code", "description": "Key id, shown in logs." },
+                    "role": { "$ref": "#/$defs/code" },
+                    "sha256": { "type": "string", "pattern": SHA256_PATTERN, "description": "Hex SHA-256 of the secret key; never the key itself." },
+                    "description": { "type": "string" }
+                }
+            },
+            "role": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["endpoints", "pii"],
+                "properties": {
+                    "endpoints": { "type": "array", "items": { "enum": endpoints }, "uniqueItems": true },
+                    "pii": { "enum": ["full", "masked", "none"], "description": "What the role sees of personal data." }
+                }
+            },
+            "rate_limit": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["per_second", "burst"],
+                "properties": {
+                    "per_second": { "type": "integer", "minimum": 1, "maximum": 4294967295u64 },
+                    "burst": { "type": "integer", "minimum": 1, "maximum": 4294967295u64 }
+                }
+            },
+            "rate_limits": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["per_second", "burst"],
+                "properties": {
+                    "per_second": { "type": "integer", "minimum": 1, "maximum": 4294967295u64 },
+                    "burst": { "type": "integer", "minimum": 1, "maximum": 4294967295u64 },
+                    "per_key": {
+                        "type": "object",
+                        "propertyNames": { "pattern": CODE_PATTERN },
+                        "additionalProperties": { "$ref": "#/$defs/rate_limit" }
+                    }
+                }
+            },
+            "shard_policy": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["key", "shard_group"],
+                "properties": {
+                    "key": { "enum": ["buyer_id", "merchant_id"] },
+                    "shard_group": { "$ref": "#/$defs/code" }
+                }
+            },
+            "retention": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["hot_days"],
+                "properties": {
+                    "hot_days": { "type": "integer", "minimum": 1, "maximum": 36500 }
+                }
+            },
+            "business_identity": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["state_machine", "order_types"],
+                "properties": {
+                    "description": { "type": "string" },
+                    "state_machine": { "$ref": "#/$defs/state_machine" },
+                    "order_types": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "propertyNames": { "pattern": CODE_PATTERN },
+                        "additionalProperties": { "$ref": "#/$defs/order_type" }
+                    }
+                }
+            },
+            "state_machine": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["initial", "states", "terminal", "transitions"],
+                "properties": {
+                    "initial": { "$ref": "#/$defs/code" },
+                    "states": { "type": "array", "items": { "$ref": "#/$defs/code" } },
+                    "terminal": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/code" } },
+                    "transitions": { "type": "array", "items": { "$ref": "#/$defs/transition" } }
+                }
+            },
+            "transition": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["from", "event", "to"],
+                "properties": {
+                    "from": { "$ref": "#/$defs/code" },
+                    "event": { "$ref": "#/$defs/code" },
+                    "to": { "$ref": "#/$defs/code" }
+                }
+            },
+            "order_type": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "description": { "type": "string" },
+                    "fields": { "type": "array", "items": { "$ref": "#/$defs/field" } },
+                    "retired_slots": {
+                        "type": "array",
+                        "items": { "$ref": "#/$defs/slot" },
+                        "description": "Slots that once held a removed field: reserved forever, never reusable."
+                    }
+                }
+            },
+            "field": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "type", "slot"],
+                "properties": {
+                    "name": { "type": "string", "pattern": FIELD_NAME_PATTERN },
+                    "type": { "enum": ["string", "int", "decimal", "bool", "date", "enum", "json"] },
+                    "slot": { "$ref": "#/$defs/slot" },
+                    "required": { "type": "boolean", "default": false },
+                    "searchable": { "type": "boolean", "default": false, "description": "Encrypted fields are searchable by equality only (blind index)." },
+                    "encrypted": { "type": "boolean", "default": false },
+                    "values": { "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 }, "description": "Allowed values; enum fields only." },
+                    "constraints": { "type": ["object", "boolean"], "description": "A JSON Schema applied to the value's JSON form (decimals and dates as strings)." },
+                    "description": { "type": "string" },
+                    "examples": { "type": "array", "description": "Values that must pass validation (checked at load)." }
+                }
+            }
+        }
+    })
+}
+
+/// The compiled version 1 schema, built once.
+pub(crate) fn validator_v1() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        // the schema is a constant of this crate, covered by tests: failing here is a bug
+        jsonschema::validator_for(&json_schema_v1()).expect("the built-in v1 schema compiles")
+    })
+}

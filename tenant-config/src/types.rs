@@ -1,0 +1,562 @@
+//! The resolved, checked config of one tenant. Built only by the loader, immutable afterwards.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use oc_model::ext::MAX_KV_VALUE_LEN;
+use oc_model::{
+    BusinessIdentity, Currency, DomainError, ExtFieldType, ExtValue, OrderType, RoleName, Slot,
+    StateMachine, TenantId,
+};
+use serde::{Deserialize, Serialize};
+
+/// An API operation a role may be granted. The wire names (`orders.create`) are what tenant
+/// admins write under `roles.<name>.endpoints`; an unknown name is a load error, so a typo never
+/// silently changes what a role may do. Add a variant here when a new endpoint ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Endpoint {
+    #[serde(rename = "orders.create")]
+    OrdersCreate,
+    #[serde(rename = "orders.get")]
+    OrdersGet,
+    #[serde(rename = "orders.update")]
+    OrdersUpdate,
+    /// Apply a state machine event (pay, ship, receive, ...).
+    #[serde(rename = "orders.transition")]
+    OrdersTransition,
+    #[serde(rename = "orders.cancel")]
+    OrdersCancel,
+    /// Buyer-scoped lists (served by the shard).
+    #[serde(rename = "orders.list")]
+    OrdersList,
+    /// Filtered search over the search index (merchant and operations lists).
+    #[serde(rename = "orders.search")]
+    OrdersSearch,
+    #[serde(rename = "after_sales.apply")]
+    AfterSalesApply,
+    #[serde(rename = "after_sales.get")]
+    AfterSalesGet,
+    #[serde(rename = "after_sales.list")]
+    AfterSalesList,
+    #[serde(rename = "after_sales.review")]
+    AfterSalesReview,
+    #[serde(rename = "exports.create")]
+    ExportsCreate,
+    /// Read the tenant's own config (keys are shown by id only).
+    #[serde(rename = "admin.config")]
+    AdminConfig,
+    #[serde(rename = "admin.reconcile")]
+    AdminReconcile,
+    #[serde(rename = "admin.backfill")]
+    AdminBackfill,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 15] = [
+        Endpoint::OrdersCreate,
+        Endpoint::OrdersGet,
+        Endpoint::OrdersUpdate,
+        Endpoint::OrdersTransition,
+        Endpoint::OrdersCancel,
+        Endpoint::OrdersList,
+        Endpoint::OrdersSearch,
+        Endpoint::AfterSalesApply,
+        Endpoint::AfterSalesGet,
+        Endpoint::AfterSalesList,
+        Endpoint::AfterSalesReview,
+        Endpoint::ExportsCreate,
+        Endpoint::AdminConfig,
+        Endpoint::AdminReconcile,
+        Endpoint::AdminBackfill,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::OrdersCreate => "orders.create",
+            Endpoint::OrdersGet => "orders.get",
+            Endpoint::OrdersUpdate => "orders.update",
+            Endpoint::OrdersTransition => "orders.transition",
+            Endpoint::OrdersCancel => "orders.cancel",
+            Endpoint::OrdersList => "orders.list",
+            Endpoint::OrdersSearch => "orders.search",
+            Endpoint::AfterSalesApply => "after_sales.apply",
+            Endpoint::AfterSalesGet => "after_sales.get",
+            Endpoint::AfterSalesList => "after_sales.list",
+            Endpoint::AfterSalesReview => "after_sales.review",
+            Endpoint::ExportsCreate => "exports.create",
+            Endpoint::AdminConfig => "admin.config",
+            Endpoint::AdminReconcile => "admin.reconcile",
+            Endpoint::AdminBackfill => "admin.backfill",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Endpoint::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown endpoint {s:?}"))
+    }
+}
+
+/// What a role sees of personal data (encrypted fields: parties and encrypted extension fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiAccess {
+    /// Decrypted plaintext.
+    Full,
+    /// A mask (`138****5678`, `Z***`), never the plaintext.
+    Masked,
+    /// Nothing: the field is left out.
+    None,
+}
+
+impl PiiAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiAccess::Full => "full",
+            PiiAccess::Masked => "masked",
+            PiiAccess::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for PiiAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role: which endpoints it may call and what it sees of PII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleConfig {
+    pub endpoints: BTreeSet<Endpoint>,
+    pub pii: PiiAccess,
+}
+
+impl RoleConfig {
+    pub fn allows(&self, endpoint: Endpoint) -> bool {
+        self.endpoints.contains(&endpoint)
+    }
+}
+
+/// An API key as configured: its id (shown in logs), role and the SHA-256 of the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyConfig {
+    pub id: String,
+    pub role: RoleName,
+    pub description: Option<String>,
+    pub(crate) sha256: [u8; 32],
+}
+
+impl ApiKeyConfig {
+    /// Lowercase hex of the SHA-256 of the key.
+    pub fn sha256_hex(&self) -> String {
+        crate::auth::to_hex(&self.sha256)
+    }
+}
+
+impl fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyConfig")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("sha256", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Token-bucket limits (`per_second` refill, `burst` capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Per-tenant limits, with optional tighter or looser limits per API key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Whole-tenant refill rate.
+    pub per_second: u32,
+    /// Whole-tenant bucket capacity.
+    pub burst: u32,
+    pub per_key: BTreeMap<String, RateLimit>,
+}
+
+impl RateLimits {
+    /// The whole-tenant limit.
+    pub fn tenant(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.per_second,
+            burst: self.burst,
+        }
+    }
+
+    /// The limit that applies to one key: its own when configured.
+    pub fn for_key(&self, key_id: &str) -> Option<&RateLimit> {
+        self.per_key.get(key_id)
+    }
+}
+
+/// The party id hashed into the shard bucket together with the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardKey {
+    BuyerId,
+    MerchantId,
+}
+
+impl ShardKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardKey::BuyerId => "buyer_id",
+            ShardKey::MerchantId => "merchant_id",
+        }
+    }
+}
+
+/// How a tenant's orders are spread over shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPolicy {
+    pub key: ShardKey,
+    /// The named group of physical shards (mapped to databases in the service config).
+    pub shard_group: String,
+}
+
+/// Hot-storage retention: completed orders older than this move to the cold store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub hot_days: u32,
+}
+
+/// How a field can be searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Not indexed.
+    None,
+    /// Indexed in clear: equality, and ranges for int, decimal and date.
+    Indexed,
+    /// Encrypted field: equality only, through a keyed HMAC blind index (`oc-crypto`).
+    EqualityBlind,
+}
+
+impl SearchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::None => "none",
+            SearchMode::Indexed => "indexed",
+            SearchMode::EqualityBlind => "equality_blind",
+        }
+    }
+}
+
+/// A compiled JSON Schema constraint on a field's value (checked against `ExtValue::to_json`).
+#[derive(Clone)]
+pub struct Constraints {
+    schema: serde_json::Value,
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl Constraints {
+    pub(crate) fn compile(schema: serde_json::Value) -> Result<Constraints, String> {
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .map_err(|error| error.to_string())?;
+        Ok(Constraints {
+            schema,
+            validator: Arc::new(validator),
+        })
+    }
+
+    /// The schema as written in the config.
+    pub fn schema(&self) -> &serde_json::Value {
+        &self.schema
+    }
+
+    /// The first violation as `(JSON Pointer inside the value, message)`.
+    pub fn check(&self, instance: &serde_json::Value) -> Result<(), (String, String)> {
+        match self.validator.iter_errors(instance).next() {
+            None => Ok(()),
+            Some(error) => Err((error.instance_path.to_string(), error.to_string())),
+        }
+    }
+}
+
+impl fmt::Debug for Constraints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Constraints").field(&self.schema).finish()
+    }
+}
+
+impl PartialEq for Constraints {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema
+    }
+}
+
+/// An extension field resolved to its slot: the unit of the mapping engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedField {
+    pub name: String,
+    pub field_type: ExtFieldType,
+    pub slot: Slot,
+    pub required: bool,
+    pub encrypted: bool,
+    pub searchable: bool,
+    /// `searchable` resolved: `EqualityBlind` for encrypted fields, `Indexed` for clear ones.
+    pub search: SearchMode,
+    /// Allowed values of an `enum` field, in config order; empty for other types.
+    pub enum_values: Vec<String>,
+    pub constraints: Option<Constraints>,
+    pub description: Option<String>,
+}
+
+impl ResolvedField {
+    /// JSON from a request → typed value, checked against type, enum values and constraints.
+    ///
+    /// Errors are `InvalidInput` whose `field` is the JSON Pointer inside the value (`""` for the
+    /// value itself); the caller prefixes `/extension/<name>` with [`DomainError::under`].
+    pub fn validate(&self, json: &serde_json::Value) -> Result<ExtValue, DomainError> {
+        let value = ExtValue::from_json(self.field_type, json)?;
+        if let ExtValue::Enum(chosen) = &value
+            && !self.enum_values.iter().any(|allowed| allowed == chosen)
+        {
+            return Err(DomainError::invalid(
+                "",
+                format!(
+                    "{chosen:?} is not one of the allowed values [{}]",
+                    self.enum_values.join(", ")
+                ),
+            ));
+        }
+        if let Some(constraints) = &self.constraints
+            && let Err((path, message)) = constraints.check(&value.to_json())
+        {
+            return Err(DomainError::invalid(path, message));
+        }
+        if matches!(self.slot, Slot::Kv { .. }) {
+            let length = value.canonical_text().chars().count();
+            if length > MAX_KV_VALUE_LEN {
+                return Err(DomainError::invalid(
+                    "",
+                    format!(
+                        "value is {length} characters long; a KV identifier holds at most {MAX_KV_VALUE_LEN}"
+                    ),
+                ));
+            }
+        }
+        Ok(value)
+    }
+
+    /// Whether the field holds personal data (encrypted fields are treated as PII: roles see
+    /// them according to their `pii` access).
+    pub fn is_pii(&self) -> bool {
+        self.encrypted
+    }
+}
+
+/// The extension fields of one (business identity, order type), with lookups both ways.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderTypeConfig {
+    pub(crate) identity: BusinessIdentity,
+    pub(crate) order_type: OrderType,
+    pub(crate) description: Option<String>,
+    pub(crate) fields: Vec<ResolvedField>,
+    pub(crate) by_name: HashMap<String, usize>,
+    pub(crate) by_slot: HashMap<Slot, usize>,
+    pub(crate) retired_slots: BTreeSet<Slot>,
+}
+
+impl OrderTypeConfig {
+    pub(crate) fn new(
+        identity: BusinessIdentity,
+        order_type: OrderType,
+        description: Option<String>,
+        fields: Vec<ResolvedField>,
+        retired_slots: BTreeSet<Slot>,
+    ) -> Self {
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| (field.name.clone(), index))
+            .collect();
+        let by_slot = fields
+            .iter()
+            .enumerate()
+            .map(|(index, field)| (field.slot.clone(), index))
+            .collect();
+        OrderTypeConfig {
+            identity,
+            order_type,
+            description,
+            fields,
+            by_name,
+            by_slot,
+            retired_slots,
+        }
+    }
+
+    pub fn identity(&self) -> &BusinessIdentity {
+        &self.identity
+    }
+
+    pub fn order_type(&self) -> &OrderType {
+        &self.order_type
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Fields in config order.
+    pub fn fields(&self) -> &[ResolvedField] {
+        &self.fields
+    }
+
+    /// Name → slot.
+    pub fn field(&self, name: &str) -> Option<&ResolvedField> {
+        self.by_name.get(name).map(|index| &self.fields[*index])
+    }
+
+    /// Slot → name (the reverse mapping, used to expose stored columns by their names).
+    pub fn field_at(&self, slot: &Slot) -> Option<&ResolvedField> {
+        self.by_slot.get(slot).map(|index| &self.fields[*index])
+    }
+
+    /// Slots that once held a field and stay reserved forever.
+    pub fn retired_slots(&self) -> &BTreeSet<Slot> {
+        &self.retired_slots
+    }
+
+    pub fn required_fields(&self) -> impl Iterator<Item = &ResolvedField> {
+        self.fields.iter().filter(|field| field.required)
+    }
+}
+
+/// A business identity: its state machine and its order types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusinessIdentityConfig {
+    pub(crate) description: Option<String>,
+    pub(crate) state_machine: StateMachine,
+    pub(crate) order_types: BTreeMap<OrderType, OrderTypeConfig>,
+}
+
+impl BusinessIdentityConfig {
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.state_machine
+    }
+
+    pub fn order_types(&self) -> &BTreeMap<OrderType, OrderTypeConfig> {
+        &self.order_types
+    }
+}
+
+/// The checked config of one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConfig {
+    pub(crate) source_file: String,
+    pub(crate) id: TenantId,
+    pub(crate) display_name: Option<String>,
+    pub(crate) currency: Currency,
+    pub(crate) api_keys: Vec<ApiKeyConfig>,
+    pub(crate) roles: BTreeMap<RoleName, RoleConfig>,
+    pub(crate) rate_limits: RateLimits,
+    pub(crate) shard_policy: ShardPolicy,
+    pub(crate) retention: Retention,
+    pub(crate) business_identities: BTreeMap<BusinessIdentity, BusinessIdentityConfig>,
+}
+
+impl TenantConfig {
+    pub fn id(&self) -> &TenantId {
+        &self.id
+    }
+
+    /// The file this tenant was loaded from.
+    pub fn source_file(&self) -> &str {
+        &self.source_file
+    }
+
+    pub fn display_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn api_keys(&self) -> &[ApiKeyConfig] {
+        &self.api_keys
+    }
+
+    pub fn role(&self, role: &RoleName) -> Option<&RoleConfig> {
+        self.roles.get(role)
+    }
+
+    pub fn roles(&self) -> &BTreeMap<RoleName, RoleConfig> {
+        &self.roles
+    }
+
+    pub fn business_identity(
+        &self,
+        identity: &BusinessIdentity,
+    ) -> Option<&BusinessIdentityConfig> {
+        self.business_identities.get(identity)
+    }
+
+    pub fn business_identities(&self) -> &BTreeMap<BusinessIdentity, BusinessIdentityConfig> {
+        &self.business_identities
+    }
+
+    pub fn order_type(
+        &self,
+        identity: &BusinessIdentity,
+        order_type: &OrderType,
+    ) -> Option<&OrderTypeConfig> {
+        self.business_identities
+            .get(identity)?
+            .order_types
+            .get(order_type)
+    }
+
+    /// Every order type of every identity.
+    pub fn order_types(&self) -> impl Iterator<Item = &OrderTypeConfig> {
+        self.business_identities
+            .values()
+            .flat_map(|identity| identity.order_types.values())
+    }
+
+    pub fn state_machine(&self, identity: &BusinessIdentity) -> Option<&StateMachine> {
+        self.business_identities
+            .get(identity)
+            .map(|identity| &identity.state_machine)
+    }
+
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    pub fn shard_policy(&self) -> &ShardPolicy {
+        &self.shard_policy
+    }
+}

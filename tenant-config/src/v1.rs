@@ -1,0 +1,129 @@
+//! Version 1 of the file format, exactly as written: plain strings for codes (checked with
+//! paths by the loader), `deny_unknown_fields` everywhere. A future version 2 gets its own
+//! module and a conversion into the same resolved types; version 1 files keep loading.
+
+use std::collections::BTreeMap;
+
+use oc_model::ExtFieldType;
+use serde::Deserialize;
+
+use crate::types::{Endpoint, PiiAccess, RateLimit, ShardKey};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenant {
+    #[allow(dead_code)] // checked before deserialising
+    pub version: u32,
+    pub tenant: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub currency: String,
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RawRole>,
+    pub rate_limits: RawRateLimits,
+    pub shard_policy: RawShardPolicy,
+    pub retention: RawRetention,
+    #[serde(default)]
+    pub business_identities: BTreeMap<String, RawIdentity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiKey {
+    pub id: String,
+    pub role: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    pub endpoints: Vec<Endpoint>,
+    pub pii: PiiAccess,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimits {
+    pub per_second: u32,
+    pub burst: u32,
+    #[serde(default)]
+    pub per_key: BTreeMap<String, RateLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawShardPolicy {
+    pub key: ShardKey,
+    pub shard_group: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetention {
+    pub hot_days: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIdentity {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub state_machine: RawStateMachine,
+    pub order_types: BTreeMap<String, RawOrderType>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStateMachine {
+    pub initial: String,
+    pub states: Vec<String>,
+    pub terminal: Vec<String>,
+    pub transitions: Vec<RawTransition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTransition {
+    pub from: String,
+    pub event: String,
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrderType {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<RawField>,
+    #[serde(default)]
+    pub retired_slots: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: ExtFieldType,
+    pub slot: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub searchable: bool,
+    #[serde(default)]
+    pub encrypted: bool,
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub constraints: Option<serde_json::Value>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub examples: Vec<serde_json::Value>,
+}
