@@ -1,0 +1,51 @@
+//! The stored value: the JSON of the full `Order`, exactly as given (PII stays sealed).
+
+use oc_model::{DomainError, DomainResult, Order, OrderId, TenantId};
+
+/// Refuse an order with plaintext personal data: the cold store keeps what it is given for
+/// years, so it must only ever be given ciphertext.
+pub(crate) fn assert_sealed(order: &Order) -> DomainResult<()> {
+    for party in [&order.parties.shipper, &order.parties.receiver]
+        .into_iter()
+        .flatten()
+    {
+        if party
+            .pii_fields()
+            .iter()
+            .any(|(_, value)| !value.is_sealed())
+        {
+            return Err(DomainError::internal(
+                "refusing to archive plaintext personal data",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn encode(order: &Order) -> DomainResult<Vec<u8>> {
+    assert_sealed(order)?;
+    serde_json::to_vec(order)
+        .map_err(|error| DomainError::internal(format!("encode archived order: {error}")))
+}
+
+/// Decode a stored order and check it belongs to the key it was read under, so that a
+/// corrupt or misplaced row can never answer for another tenant.
+pub(crate) fn decode(bytes: &[u8], tenant: &TenantId, id: OrderId) -> DomainResult<Order> {
+    let order: Order = serde_json::from_slice(bytes).map_err(|error| {
+        tracing::error!(%tenant, order_id = %id, %error, "undecodable archived order");
+        DomainError::internal("undecodable archived order")
+    })?;
+    if &order.main.tenant != tenant || order.main.id != id {
+        tracing::error!(
+            %tenant,
+            order_id = %id,
+            stored_tenant = %order.main.tenant,
+            stored_id = %order.main.id,
+            "archived order does not match its key"
+        );
+        return Err(DomainError::internal(
+            "archived order does not match its key",
+        ));
+    }
+    Ok(order)
+}

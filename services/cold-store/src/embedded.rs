@@ -1,0 +1,202 @@
+//! The single-node adapter: one redb file (an ordered, crash-safe, copy-on-write B-tree).
+//!
+//! One table `orders`: key `{tenant}\0{id big-endian}`, value `(version, order JSON)`. redb
+//! runs one write transaction at a time, so "write unless a newer version is stored" is a
+//! read and an insert inside one write transaction, with no retry loop. Every commit is
+//! durable (fsync) before `put` returns. redb is synchronous: every call runs on tokio's
+//! blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oc_model::ports::{ColdStore, Page, PageRequest};
+use oc_model::{DomainError, DomainResult, Order, OrderId, TenantId};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use time::OffsetDateTime;
+
+use crate::codec;
+use crate::key::{self, IdRange};
+
+/// key: `{tenant}\0{id big-endian}`; value: `(version, order JSON)`.
+const ORDERS: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("orders");
+
+/// The cold store in one redb file.
+#[derive(Clone)]
+pub struct RedbColdStore {
+    db: Arc<redb::Database>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for RedbColdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbColdStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbColdStore {
+    /// Open (or create) the store file at `path`, creating its parent directories. One
+    /// process may hold the file at a time; a second open of the same file fails with
+    /// `Unavailable` until the first store is dropped.
+    pub async fn open(path: impl AsRef<Path>) -> DomainResult<RedbColdStore> {
+        let path = path.as_ref().to_path_buf();
+        let opened_path = path.clone();
+        let db = blocking(move || {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|error| {
+                    tracing::error!(path = %parent.display(), %error, "cannot create cold store directory");
+                    DomainError::unavailable("cannot create the cold store directory")
+                })?;
+            }
+            let db = redb::Database::create(&path).map_err(convert)?;
+            // create the table once, so that readers never meet a missing table
+            let transaction = db.begin_write().map_err(convert)?;
+            transaction.open_table(ORDERS).map_err(convert)?;
+            transaction.commit().map_err(convert)?;
+            Ok(db)
+        })
+        .await?;
+        Ok(RedbColdStore {
+            db: Arc::new(db),
+            path: Arc::new(opened_path),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl ColdStore for RedbColdStore {
+    async fn put(&self, order: &Order) -> DomainResult<bool> {
+        let value = codec::encode(order)?;
+        let key = key::tenant_key(&order.main.tenant, order.main.id.get());
+        let version = order.main.version;
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_write().map_err(convert)?;
+            let written = {
+                let mut table = transaction.open_table(ORDERS).map_err(convert)?;
+                let stored_version = table
+                    .get(key.as_slice())
+                    .map_err(convert)?
+                    .map(|guard| guard.value().0);
+                if stored_version.is_some_and(|stored| stored >= version) {
+                    false
+                } else {
+                    table
+                        .insert(key.as_slice(), (version, value.as_slice()))
+                        .map_err(convert)?;
+                    true
+                }
+            };
+            if written {
+                transaction.commit().map_err(convert)?;
+            } else {
+                transaction.abort().map_err(convert)?;
+            }
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
+        let key = key::tenant_key(tenant, id.get());
+        let tenant = tenant.clone();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_read().map_err(convert)?;
+            let table = transaction.open_table(ORDERS).map_err(convert)?;
+            let Some(guard) = table.get(key.as_slice()).map_err(convert)? else {
+                return Ok(None);
+            };
+            let (_version, json) = guard.value();
+            codec::decode(json, &tenant, id).map(Some)
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>> {
+        let range = IdRange::new(from, to, page.cursor.as_deref())?;
+        let limit = key::page_limit(&page);
+        if range.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let tenant = tenant.clone();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let prefix = key::tenant_prefix(&tenant);
+            let start = key::tenant_key(&tenant, range.lo);
+            let stop = key::tenant_key(&tenant, range.hi);
+            let transaction = db.begin_read().map_err(convert)?;
+            let table = transaction.open_table(ORDERS).map_err(convert)?;
+            let mut items = Vec::with_capacity(limit.min(64));
+            let mut more = false;
+            for entry in table
+                .range::<&[u8]>(start.as_slice()..stop.as_slice())
+                .map_err(convert)?
+            {
+                let (stored_key, stored_value) = entry.map_err(convert)?;
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                let raw_id = key::id_after_prefix(stored_key.value(), &prefix)
+                    .ok_or_else(|| DomainError::internal("malformed key in the cold store"))?;
+                let id = OrderId::from_raw(raw_id)
+                    .map_err(|_| DomainError::internal("malformed key in the cold store"))?;
+                let (_version, json) = stored_value.value();
+                items.push(codec::decode(json, &tenant, id)?);
+            }
+            let next_cursor = more
+                .then(|| {
+                    items
+                        .last()
+                        .map(|order: &Order| key::encode_cursor(order.main.id))
+                })
+                .flatten();
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+}
+
+/// Run redb work on the blocking pool; a panic there is an internal error, not a crash.
+async fn blocking<T, F>(work: F) -> DomainResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> DomainResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        tracing::error!(%error, "cold store task failed");
+        DomainError::internal("cold store task failed")
+    })?
+}
+
+/// redb errors → domain errors: a file held by another process or an I/O failure is
+/// `Unavailable`; corruption and everything else is `Internal`.
+fn convert(error: impl Into<redb::Error>) -> DomainError {
+    let error: redb::Error = error.into();
+    match &error {
+        redb::Error::DatabaseAlreadyOpen | redb::Error::Io(_) | redb::Error::PreviousIo => {
+            tracing::warn!(%error, "embedded cold store unavailable");
+            DomainError::unavailable("embedded cold store unavailable")
+        }
+        _ => {
+            tracing::error!(%error, "embedded cold store error");
+            DomainError::internal("embedded cold store error")
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Thrift and HBase errors → domain errors, in one place.
+//!
+//! - transport failures (refused, reset, timed out) and HBase `IOError` (region moving,
+//!   server busy, table disabled…) → `Unavailable`: a dependency problem, retry later;
+//! - protocol errors (often a framed/buffered or binary/compact mismatch), application
+//!   errors and `IllegalArgument` → `Internal`: a bug or a misconfiguration.
+
+use hbase_thrift::hbase::{AlreadyExists, IOError, IllegalArgument};
+use oc_model::{DomainError, ErrorCode};
+
+/// What a call on one connection can fail with.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The wire or the server failed.
+    Thrift(thrift::Error),
+    /// The call went through but the domain says no (bad row, CAS exhausted…).
+    Domain(DomainError),
+}
+
+impl From<thrift::Error> for CallError {
+    fn from(error: thrift::Error) -> Self {
+        CallError::Thrift(error)
+    }
+}
+
+impl From<DomainError> for CallError {
+    fn from(error: DomainError) -> Self {
+        CallError::Domain(error)
+    }
+}
+
+impl CallError {
+    /// Whether the connection can still be used: only after a clean server answer. After a
+    /// transport or protocol failure the stream may hold half a message, so it is dropped.
+    pub(crate) fn connection_is_reusable(&self) -> bool {
+        match self {
+            CallError::Domain(_) => true,
+            CallError::Thrift(thrift::Error::User(_) | thrift::Error::Application(_)) => true,
+            CallError::Thrift(_) => false,
+        }
+    }
+}
+
+/// Whether a thrift error is HBase's `AlreadyExists` (a concurrent `createTable`).
+pub(crate) fn is_already_exists(error: &thrift::Error) -> bool {
+    matches!(error, thrift::Error::User(user) if user.downcast_ref::<AlreadyExists>().is_some())
+}
+
+pub(crate) fn convert(error: CallError) -> DomainError {
+    let error = match error {
+        CallError::Domain(domain) => return domain,
+        CallError::Thrift(error) => error,
+    };
+    match &error {
+        thrift::Error::Transport(transport) => {
+            tracing::warn!(error = %transport, "hbase unreachable");
+            DomainError::unavailable("cold store unavailable")
+        }
+        thrift::Error::User(user) => {
+            if let Some(io) = user.downcast_ref::<IOError>() {
+                tracing::warn!(
+                    message = io.message.as_deref().unwrap_or_default(),
+                    can_retry = io.can_retry.unwrap_or_default(),
+                    "hbase io error"
+                );
+                return DomainError::unavailable("cold store unavailable");
+            }
+            if let Some(illegal) = user.downcast_ref::<IllegalArgument>() {
+                tracing::error!(
+                    message = illegal.message.as_deref().unwrap_or_default(),
+                    "hbase refused an argument"
+                );
+                return DomainError::internal("cold store rejected a request");
+            }
+            if let Some(exists) = user.downcast_ref::<AlreadyExists>() {
+                return DomainError::new(
+                    ErrorCode::AlreadyExists,
+                    exists.message.clone().unwrap_or_default(),
+                );
+            }
+            tracing::error!(error = %user, "hbase error");
+            DomainError::internal("cold store error")
+        }
+        thrift::Error::Protocol(_) | thrift::Error::Application(_) => {
+            tracing::error!(%error, "hbase protocol error (check framed/compact settings)");
+            DomainError::internal("cold store protocol error")
+        }
+    }
+}

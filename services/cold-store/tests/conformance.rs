@@ -1,0 +1,787 @@
+//! The cold-store conformance suite: the same cases run against the embedded redb adapter
+//! (a fresh file per test) and the HBase adapter (a fresh Thrift test double per test, see
+//! `hbase_double`). HBase-only wire checks follow the suite.
+
+mod hbase_double;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hbase_double::{Cell, HbaseDouble, Wire};
+use oc_cold_store::hbase::{
+    self as hb, COLUMN_CREATED, COLUMN_ORDER, COLUMN_STATUS, COLUMN_VERSION,
+};
+use oc_cold_store::{HbaseColdStore, HbaseConfig, RedbColdStore};
+use oc_model::ext::Sealed;
+use oc_model::order::{
+    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
+    Parties, Party,
+};
+use oc_model::ports::{ColdStore, PageRequest};
+use oc_model::{
+    Bucket, BusinessIdentity, ColumnIndex, Currency, ErrorCode, ExtValue, Money, Order, OrderId,
+    OrderIdGenerator, OrderType, PartyId, Protected, StatusCode, TenantId,
+};
+use rand::seq::SliceRandom;
+use time::OffsetDateTime;
+
+// ---- harness ----
+
+enum Backend {
+    Redb { path: PathBuf },
+    Hbase { double: HbaseDouble, table: String },
+}
+
+struct Harness {
+    store: Arc<dyn ColdStore>,
+    backend: Backend,
+}
+
+fn unique_dir(label: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "oc-cold-store-{label}-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ))
+}
+
+fn hbase_config(double: &HbaseDouble, table: &str) -> HbaseConfig {
+    HbaseConfig {
+        table: table.to_owned(),
+        max_connections: 6,
+        ..HbaseConfig::new(double.address())
+    }
+}
+
+impl Harness {
+    async fn redb(label: &str) -> Harness {
+        let path = unique_dir(label).join("cold.redb");
+        let store = RedbColdStore::open(&path).await.unwrap();
+        Harness {
+            store: Arc::new(store),
+            backend: Backend::Redb { path },
+        }
+    }
+
+    async fn hbase(label: &str) -> Harness {
+        let double = HbaseDouble::start();
+        let table = format!("oc_cold_{}", label.replace('-', "_"));
+        let store = HbaseColdStore::connect(hbase_config(&double, &table))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            backend: Backend::Hbase { double, table },
+        }
+    }
+
+    fn store(&self) -> &dyn ColdStore {
+        &*self.store
+    }
+
+    /// Drop the store and open a new one over the same data (file or server).
+    async fn reopen(&mut self) {
+        // release the redb file lock before opening it again
+        self.store = Arc::new(Unopened);
+        self.store = match &self.backend {
+            Backend::Redb { path } => Arc::new(RedbColdStore::open(path).await.unwrap()),
+            Backend::Hbase { double, table } => Arc::new(
+                HbaseColdStore::connect(hbase_config(double, table))
+                    .await
+                    .unwrap(),
+            ),
+        };
+    }
+
+    fn finish(self) {
+        drop(self.store);
+        if let Backend::Redb { path } = self.backend {
+            std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        }
+    }
+}
+
+/// A placeholder while a store is reopened.
+#[derive(Debug)]
+struct Unopened;
+
+#[async_trait::async_trait]
+impl ColdStore for Unopened {
+    async fn put(&self, _: &Order) -> oc_model::DomainResult<bool> {
+        unreachable!()
+    }
+    async fn get(&self, _: &TenantId, _: OrderId) -> oc_model::DomainResult<Option<Order>> {
+        unreachable!()
+    }
+    async fn scan(
+        &self,
+        _: &TenantId,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+        _: PageRequest,
+    ) -> oc_model::DomainResult<oc_model::ports::Page<Order>> {
+        unreachable!()
+    }
+}
+
+// ---- fixtures ----
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+fn sealed(tag: &str) -> Protected<String> {
+    Protected::Sealed {
+        sealed: Sealed {
+            ciphertext: format!("AQAAAAE{tag}"),
+            blind_index: Some(format!("bi{tag}")),
+        },
+    }
+}
+
+fn cny(minor: i64) -> Money {
+    Money::new(minor, Currency::CNY)
+}
+
+/// Base time of the fixtures: 2026-09-21T…Z.
+const BASE_MS: u64 = 1_790_000_000_000;
+
+fn at_ms(unix_ms: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap()
+}
+
+/// The id a fresh generator hands out for `bucket` at `unix_ms`. A generator shared by the
+/// tests would borrow milliseconds ahead (it never goes back), and the scan cases need ids
+/// at exact times; the cases keep `(bucket, unix_ms)` distinct where ids must differ.
+fn id_at(bucket: u16, unix_ms: u64) -> OrderId {
+    OrderIdGenerator::new(2)
+        .unwrap()
+        .next(Bucket::new(bucket).unwrap(), unix_ms)
+}
+
+/// A valid, populated order (sealed PII, extension columns) with the given identity.
+fn order(tenant_id: &TenantId, id: OrderId, version: u64) -> Order {
+    let created = at_ms(id.unix_ms());
+    let mut order_ext = BTreeMap::new();
+    order_ext.insert(
+        ColumnIndex::new(1).unwrap(),
+        Protected::Plain(ExtValue::Enum("frozen".into())),
+    );
+    order_ext.insert(
+        ColumnIndex::new(3).unwrap(),
+        Protected::Sealed {
+            sealed: Sealed {
+                ciphertext: "AQAAAAEcipher".into(),
+                blind_index: None,
+            },
+        },
+    );
+    Order {
+        main: OrderMain {
+            id,
+            tenant: tenant_id.clone(),
+            business_identity: BusinessIdentity::parse("cold-chain").unwrap(),
+            order_type: OrderType::parse("standard").unwrap(),
+            status: StatusCode::parse(format!("status-v{version}")).unwrap(),
+            version,
+            buyer_id: PartyId::parse("buyer-1").unwrap(),
+            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
+            external_ref: Some(format!("ext-{id}")),
+            created_at: created,
+            updated_at: created + time::Duration::seconds(version as i64),
+            pay_deadline: None,
+        },
+        lines: vec![OrderLine {
+            line_no: 1,
+            sku: "sku-a".into(),
+            product_name: "冻品 A".into(),
+            quantity: 2,
+            unit_price: cny(300),
+            unit_weight_grams: Some(500),
+            promotion_type: None,
+            payable: cny(600),
+            ext: BTreeMap::new(),
+        }],
+        logistics: LogisticsService {
+            service_product: Some("cold-chain-2-8c".into()),
+            ..Default::default()
+        },
+        marketing: Marketing::default(),
+        finance: Finance {
+            currency: Currency::CNY,
+            goods_total: cny(600),
+            discount_total: cny(0),
+            freight: cny(0),
+            payable: cny(600),
+            payments: vec![],
+        },
+        channel: Channel {
+            source: Some("app".into()),
+            customer_channel: None,
+        },
+        parties: Parties {
+            shipper: None,
+            receiver: Some(Party {
+                name: sealed("n"),
+                phone: sealed("p"),
+                address: sealed("a"),
+                region: Some("310000".into()),
+            }),
+        },
+        operation: Operation {
+            created_by: Some("bl-main".into()),
+            ..Default::default()
+        },
+        extension: Extension {
+            columns: order_ext,
+            identifiers: vec![],
+        },
+    }
+}
+
+fn page(limit: u32, cursor: Option<String>) -> PageRequest {
+    PageRequest { cursor, limit }
+}
+
+/// Every order of a scan, page by page; panics on a repeated id.
+async fn scan_all(
+    store: &dyn ColdStore,
+    tenant_id: &TenantId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    limit: u32,
+) -> Vec<Order> {
+    let mut all = Vec::new();
+    let mut seen = HashSet::new();
+    let mut cursor = None;
+    for _page in 0..10_000 {
+        let result = store
+            .scan(tenant_id, from, to, page(limit, cursor))
+            .await
+            .unwrap();
+        assert!(result.items.len() <= limit as usize);
+        for order in &result.items {
+            assert!(seen.insert(order.main.id), "{} twice", order.main.id);
+        }
+        all.extend(result.items);
+        match result.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("scan did not end");
+}
+
+// ---- the cases ----
+
+async fn put_then_get_round_trips(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    let original = order(&acme, id_at(17, BASE_MS), 1);
+    assert!(store.put(&original).await.unwrap());
+    let read = store.get(&acme, original.main.id).await.unwrap().unwrap();
+    assert_eq!(
+        read, original,
+        "the full order, sealed PII and extensions included"
+    );
+}
+
+async fn missing_order_is_none(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    assert!(store.get(&acme, id_at(3, BASE_MS)).await.unwrap().is_none());
+    let stored = order(&acme, id_at(3, BASE_MS), 1);
+    store.put(&stored).await.unwrap();
+    // the neighbour ids (same bucket, next sequence) are still missing
+    let next = OrderId::from_raw(stored.main.id.get() + 1).unwrap();
+    assert!(store.get(&acme, next).await.unwrap().is_none());
+}
+
+async fn stale_versions_never_overwrite(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    let id = id_at(99, BASE_MS);
+    assert!(store.put(&order(&acme, id, 1)).await.unwrap());
+    assert!(
+        !store.put(&order(&acme, id, 1)).await.unwrap(),
+        "same version is a no-op"
+    );
+    assert!(store.put(&order(&acme, id, 3)).await.unwrap(), "newer wins");
+    assert!(
+        !store.put(&order(&acme, id, 2)).await.unwrap(),
+        "stale is ignored"
+    );
+    assert!(
+        !store.put(&order(&acme, id, 1)).await.unwrap(),
+        "stale is ignored"
+    );
+    assert!(
+        !store.put(&order(&acme, id, 3)).await.unwrap(),
+        "same version is a no-op"
+    );
+    let read = store.get(&acme, id).await.unwrap().unwrap();
+    assert_eq!(read, order(&acme, id, 3));
+    let scanned = scan_all(store, &acme, at_ms(BASE_MS), at_ms(BASE_MS + 1), 10).await;
+    assert_eq!(
+        scanned,
+        vec![order(&acme, id, 3)],
+        "one entry per order, the latest"
+    );
+}
+
+async fn reads_are_tenant_scoped(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    let acme2 = tenant("acme2");
+    let id = id_at(5, BASE_MS);
+    store.put(&order(&acme, id, 1)).await.unwrap();
+    assert!(store.get(&acme2, id).await.unwrap().is_none());
+    assert!(store.get(&tenant("acm"), id).await.unwrap().is_none());
+    // the same id under another tenant is another order
+    store.put(&order(&acme2, id, 7)).await.unwrap();
+    assert_eq!(store.get(&acme, id).await.unwrap().unwrap().main.version, 1);
+    assert_eq!(
+        store.get(&acme2, id).await.unwrap().unwrap().main.version,
+        7
+    );
+    let window = (at_ms(BASE_MS - 1000), at_ms(BASE_MS + 1000));
+    let of_acme = scan_all(store, &acme, window.0, window.1, 10).await;
+    assert_eq!(of_acme, vec![order(&acme, id, 1)]);
+    let of_other = scan_all(store, &tenant("other"), window.0, window.1, 10).await;
+    assert!(of_other.is_empty());
+}
+
+async fn scan_pages_a_time_window_in_id_order(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    let neighbours = [tenant("acme2"), tenant("acm"), tenant("zeta")];
+    let buckets = [0u16, 1, 7, 15, 16, 100, 511, 1023];
+    let mut acme_orders = Vec::new();
+    // 240 orders of acme, 8 buckets, one every 250 ms over a minute; neighbours in between
+    for step in 0..240u64 {
+        let unix_ms = BASE_MS + step * 250;
+        let bucket = buckets[(step as usize * 5) % buckets.len()];
+        let mine = order(&acme, id_at(bucket, unix_ms), 1 + step % 3);
+        store.put(&mine).await.unwrap();
+        acme_orders.push(mine);
+        if step % 4 == 0 {
+            let other = &neighbours[(step as usize / 4) % neighbours.len()];
+            store
+                .put(&order(other, id_at(bucket, unix_ms), 1))
+                .await
+                .unwrap();
+        }
+    }
+    // [from, to): from is an order's exact millisecond (included), to another's (excluded)
+    let from = BASE_MS + 10 * 250;
+    let to = BASE_MS + 200 * 250;
+    let mut expected: Vec<Order> = acme_orders
+        .iter()
+        .filter(|o| (from..to).contains(&o.main.id.unix_ms()))
+        .cloned()
+        .collect();
+    expected.sort_by_key(|o| o.main.id);
+    assert_eq!(expected.len(), 190);
+    for limit in [1, 7, 64, 1000] {
+        let scanned = scan_all(store, &acme, at_ms(from), at_ms(to), limit).await;
+        let ids: Vec<OrderId> = scanned.iter().map(|o| o.main.id).collect();
+        let expected_ids: Vec<OrderId> = expected.iter().map(|o| o.main.id).collect();
+        assert_eq!(ids, expected_ids, "limit {limit}");
+        assert_eq!(scanned, expected, "limit {limit}");
+    }
+    // a window inside one millisecond holds nothing; an inverted window too
+    let inside = at_ms(from) + time::Duration::microseconds(10);
+    assert!(
+        scan_all(store, &acme, inside, at_ms(from + 1), 10)
+            .await
+            .is_empty()
+    );
+    assert!(
+        scan_all(store, &acme, at_ms(to), at_ms(from), 10)
+            .await
+            .is_empty()
+    );
+    // the whole history
+    let everything = scan_all(store, &acme, at_ms(0), at_ms(BASE_MS * 2), 100).await;
+    assert_eq!(everything.len(), 240);
+    // an exactly full last page knows it is the last (the adapters look one row ahead)
+    let exact = store
+        .scan(&acme, at_ms(from), at_ms(from + 2 * 250), page(2, None))
+        .await
+        .unwrap();
+    assert_eq!(exact.items.len(), 2);
+    assert_eq!(exact.next_cursor, None);
+    let first = store
+        .scan(&acme, at_ms(from), at_ms(from + 3 * 250), page(2, None))
+        .await
+        .unwrap();
+    let rest = store
+        .scan(
+            &acme,
+            at_ms(from),
+            at_ms(from + 3 * 250),
+            page(2, first.next_cursor),
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.items.len(), rest.items.len()), (2, 1));
+    assert_eq!(rest.next_cursor, None);
+}
+
+async fn bad_cursor_is_invalid_input(harness: &mut Harness) {
+    let store = harness.store();
+    let error = store
+        .scan(
+            &tenant("acme"),
+            at_ms(BASE_MS),
+            at_ms(BASE_MS + 1000),
+            page(10, Some("not-a-cursor".into())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert_eq!(error.field.as_deref(), Some("/cursor"));
+}
+
+async fn plaintext_pii_is_refused(harness: &mut Harness) {
+    let store = harness.store();
+    let acme = tenant("acme");
+    let mut leaky = order(&acme, id_at(8, BASE_MS), 1);
+    leaky.parties.receiver.as_mut().unwrap().phone = Protected::Plain("13800000000".into());
+    let error = store.put(&leaky).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Internal);
+    assert!(store.get(&acme, leaky.main.id).await.unwrap().is_none());
+}
+
+async fn data_survives_reopen(harness: &mut Harness) {
+    let acme = tenant("acme");
+    let orders: Vec<Order> = (0..20u64)
+        .map(|i| order(&acme, id_at((i * 37) as u16 % 1024, BASE_MS + i), 2))
+        .collect();
+    for order in &orders {
+        harness.store().put(order).await.unwrap();
+    }
+    harness.reopen().await;
+    let store = harness.store();
+    for order in &orders {
+        assert_eq!(
+            store.get(&acme, order.main.id).await.unwrap().as_ref(),
+            Some(order)
+        );
+    }
+    assert!(
+        !store.put(&orders[0]).await.unwrap(),
+        "versions survive too"
+    );
+    let scanned = scan_all(store, &acme, at_ms(BASE_MS), at_ms(BASE_MS + 20), 6).await;
+    assert_eq!(scanned.len(), 20);
+}
+
+async fn concurrent_versions_end_with_the_newest(harness: &mut Harness) {
+    const VERSIONS: u64 = 24;
+    let acme = tenant("acme");
+    let id = id_at(444, BASE_MS);
+    for round in 0..3 {
+        let id = OrderId::from_raw(id.get() + round).unwrap();
+        let mut versions: Vec<u64> = (1..=VERSIONS).collect();
+        versions.shuffle(&mut rand::thread_rng());
+        let tasks: Vec<_> = versions
+            .into_iter()
+            .map(|version| {
+                let store = Arc::clone(&harness.store);
+                let order = order(&acme, id, version);
+                tokio::spawn(async move { store.put(&order).await.unwrap() })
+            })
+            .collect();
+        let mut written = 0;
+        for task in tasks {
+            written += u64::from(task.await.unwrap());
+        }
+        assert!((1..=VERSIONS).contains(&written), "{written} writes");
+        let read = harness.store().get(&acme, id).await.unwrap().unwrap();
+        assert_eq!(read, order(&acme, id, VERSIONS), "round {round}");
+    }
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod redb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let mut harness = super::Harness::redb(stringify!($case)).await;
+                    super::$case(&mut harness).await;
+                    harness.finish();
+                }
+            )*
+        }
+        mod hbase {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let mut harness = super::Harness::hbase(stringify!($case)).await;
+                    super::$case(&mut harness).await;
+                    if let super::Backend::Hbase { double, .. } = &harness.backend {
+                        assert_eq!(double.open_scanners(), 0, "every scanner closed");
+                    }
+                    harness.finish();
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    put_then_get_round_trips,
+    missing_order_is_none,
+    stale_versions_never_overwrite,
+    reads_are_tenant_scoped,
+    scan_pages_a_time_window_in_id_order,
+    bad_cursor_is_invalid_input,
+    plaintext_pii_is_refused,
+    data_survives_reopen,
+    concurrent_versions_end_with_the_newest,
+);
+
+// ---- HBase only: the wire layout and failure handling ----
+
+async fn hbase_store(double: &HbaseDouble, table: &str) -> HbaseColdStore {
+    HbaseColdStore::connect(hbase_config(double, table))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hbase_rows_follow_the_documented_layout() {
+    let double = HbaseDouble::start();
+    let store = hbase_store(&double, "layout").await;
+    let acme = tenant("acme");
+    let id = id_at(37, BASE_MS);
+    let stored = order(&acme, id, 5);
+    assert!(store.put(&stored).await.unwrap());
+
+    let families = double.families("layout");
+    assert_eq!(
+        families.get(b"d".as_slice()),
+        Some(&1),
+        "family d, one version"
+    );
+    let row = hb::row_key(16, &acme, id);
+    assert_eq!(row[0], 37 % 16, "salt = bucket % salt_buckets");
+    assert_eq!(
+        &row[1..],
+        [b"acme\0".as_slice(), &id.get().to_be_bytes()].concat()
+    );
+    assert!(double.row_keys("layout").contains(&row));
+
+    let json = double.cell("layout", &row, COLUMN_ORDER).unwrap();
+    assert_eq!(
+        json.timestamp, 5,
+        "data cells carry the version as timestamp"
+    );
+    assert_eq!(
+        serde_json::from_slice::<Order>(&json.value).unwrap(),
+        stored
+    );
+    let version = double.cell("layout", &row, COLUMN_VERSION).unwrap();
+    assert_eq!(version.value, 5u64.to_be_bytes());
+    let status = double.cell("layout", &row, COLUMN_STATUS).unwrap();
+    assert_eq!(
+        (status.timestamp, status.value.as_slice()),
+        (5, b"status-v5".as_slice())
+    );
+    let created = double.cell("layout", &row, COLUMN_CREATED).unwrap();
+    assert_eq!(created.value, (BASE_MS as i64).to_be_bytes());
+    assert_eq!(
+        double.calls("checkAndPut"),
+        2,
+        "salt meta row + the version claim"
+    );
+    assert_eq!(double.calls("mutateRowTs"), 1);
+}
+
+#[tokio::test]
+async fn hbase_same_version_repairs_a_writer_that_died_after_its_claim() {
+    let double = HbaseDouble::start();
+    let store = hbase_store(&double, "repair").await;
+    let acme = tenant("acme");
+    let id = id_at(2, BASE_MS);
+    store.put(&order(&acme, id, 1)).await.unwrap();
+    // a writer of version 2 claimed d:v and died before its data cells
+    let row = hb::row_key(16, &acme, id);
+    double.put_cell(
+        "repair",
+        &row,
+        COLUMN_VERSION,
+        Cell {
+            timestamp: 1,
+            value: 2u64.to_be_bytes().to_vec(),
+        },
+    );
+    assert_eq!(store.get(&acme, id).await.unwrap().unwrap().main.version, 1);
+    // redelivery of version 2 writes nothing new but repairs the data
+    assert!(!store.put(&order(&acme, id, 2)).await.unwrap());
+    assert_eq!(
+        store.get(&acme, id).await.unwrap().unwrap(),
+        order(&acme, id, 2)
+    );
+}
+
+#[tokio::test]
+async fn hbase_a_late_stale_data_write_stays_hidden() {
+    let double = HbaseDouble::start();
+    let store = hbase_store(&double, "late").await;
+    let acme = tenant("acme");
+    let id = id_at(2, BASE_MS);
+    store.put(&order(&acme, id, 3)).await.unwrap();
+    // the race the cell timestamps close: a writer of version 2 claimed d:v before version 3
+    // did, and its data write arrives last, over the wire, with timestamp 2
+    let row = hb::row_key(16, &acme, id);
+    let stale = serde_json::to_vec(&order(&acme, id, 2)).unwrap();
+    let address = double.address();
+    tokio::task::spawn_blocking(move || {
+        use hbase_thrift::hbase::{HbaseSyncClient, Mutation, THbaseSyncClient};
+        use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+        use thrift::transport::{
+            TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel,
+        };
+        let mut channel = TTcpChannel::new();
+        channel.open(address.as_str()).unwrap();
+        let (read, write) = channel.split().unwrap();
+        let mut client = HbaseSyncClient::new(
+            TBinaryInputProtocol::new(TBufferedReadTransport::new(read), true),
+            TBinaryOutputProtocol::new(TBufferedWriteTransport::new(write), true),
+        );
+        let mutation = Mutation::new(false, COLUMN_ORDER.to_vec(), stale, true);
+        client
+            .mutate_row_ts(b"late".to_vec(), row, vec![mutation], 2, BTreeMap::new())
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        store.get(&acme, id).await.unwrap().unwrap(),
+        order(&acme, id, 3)
+    );
+    assert!(!store.put(&order(&acme, id, 2)).await.unwrap());
+}
+
+#[tokio::test]
+async fn hbase_salt_count_cannot_change_for_a_table() {
+    let double = HbaseDouble::start();
+    hbase_store(&double, "salted").await;
+    let error = HbaseColdStore::connect(HbaseConfig {
+        salt_buckets: 8,
+        ..hbase_config(&double, "salted")
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert_eq!(error.field.as_deref(), Some("/cold_store/salt_buckets"));
+    // same count: fine, and the table is not created twice
+    hbase_store(&double, "salted").await;
+    assert_eq!(double.calls("createTable"), 1);
+}
+
+#[tokio::test]
+async fn hbase_missing_table_is_refused_when_creation_is_off() {
+    let double = HbaseDouble::start();
+    let error = HbaseColdStore::connect(HbaseConfig {
+        create_table: false,
+        ..hbase_config(&double, "absent")
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("/cold_store/table"));
+}
+
+#[tokio::test]
+async fn hbase_framed_compact_wire_and_unsalted_keys_work() {
+    let double = HbaseDouble::start_with(Wire {
+        framed: true,
+        compact: true,
+    });
+    let store = HbaseColdStore::connect(HbaseConfig {
+        framed: true,
+        compact: true,
+        salt_buckets: 1,
+        ..hbase_config(&double, "framed")
+    })
+    .await
+    .unwrap();
+    let acme = tenant("acme");
+    let orders: Vec<Order> = (0..30u64)
+        .map(|i| order(&acme, id_at((i * 101 % 1024) as u16, BASE_MS + i * 10), 1))
+        .collect();
+    for order in &orders {
+        assert!(store.put(order).await.unwrap());
+    }
+    let scanned = scan_all(&store, &acme, at_ms(BASE_MS), at_ms(BASE_MS + 300), 4).await;
+    assert_eq!(scanned, orders);
+    assert!(
+        double
+            .row_keys("framed")
+            .iter()
+            .all(|row| row[0] == 0 || row[0] == 0xff)
+    );
+}
+
+#[tokio::test]
+async fn hbase_failures_are_unavailable() {
+    let double = HbaseDouble::start();
+    let store = hbase_store(&double, "failing").await;
+    let acme = tenant("acme");
+    let stored = order(&acme, id_at(1, BASE_MS), 1);
+    double.set_failing(true);
+    let error = store.put(&stored).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    let error = store.get(&acme, stored.main.id).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    double.set_failing(false);
+    assert!(
+        store.put(&stored).await.unwrap(),
+        "the pooled connection still works"
+    );
+
+    // nothing listening: refused connections are Unavailable too
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let error = HbaseColdStore::connect(HbaseConfig::new(closed.to_string()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn cold_store_urls_open_both_adapters() {
+    let double = HbaseDouble::start();
+    let store = oc_cold_store::ColdStoreConfig::parse(&format!(
+        "hbase://{}?table=by_url&salt_buckets=4",
+        double.address()
+    ))
+    .unwrap()
+    .open()
+    .await
+    .unwrap();
+    let acme = tenant("acme");
+    let stored = order(&acme, id_at(6, BASE_MS), 1);
+    assert!(store.put(&stored).await.unwrap());
+    assert_eq!(double.row_keys("by_url")[0][0], 6 % 4);
+
+    let dir = unique_dir("url");
+    let url = format!("redb://{}", dir.join("cold.redb").display());
+    let store = oc_cold_store::ColdStoreConfig::parse(&url)
+        .unwrap()
+        .open()
+        .await
+        .unwrap();
+    assert!(store.put(&stored).await.unwrap());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
