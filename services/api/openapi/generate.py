@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Writes openapi.json. The document is data; this script only keeps it readable to edit.
+Run: python3 services/api/openapi/generate.py  (the snapshot test fails if the two differ)."""
+import json, os
+
+def ref(name): return {"$ref": f"#/components/schemas/{name}"}
+def obj(props, required=(), additional=False, desc=None):
+    o = {"type": "object", "properties": props, "additionalProperties": additional}
+    if required: o["required"] = list(required)
+    if desc: o["description"] = desc
+    return o
+S = lambda **kw: {"type": "string", **kw}
+I = lambda **kw: {"type": "integer", **kw}
+opt = lambda schema: {"oneOf": [schema, {"type": "null"}]}
+dt = S(format="date-time")
+code = S(pattern="^[a-z0-9][a-z0-9_-]{0,63}$")
+party_id = S(minLength=1, maxLength=128, pattern="^[!-~]+$")
+ext_input = {"type": "object", "additionalProperties": True,
+             "description": "Extension fields by their configured names; values typed as the tenant config declares (decimals and dates as strings). In PATCH, null removes a field."}
+
+schemas = {
+  "Money": obj({"minor": I(format="int64", description="Amount in the currency's minor unit (fen, cent)."),
+                "currency": S(pattern="^[A-Z]{3}$")}, ["minor", "currency"]),
+  "PartyInput": obj({"name": S(minLength=1, maxLength=128), "phone": S(minLength=5, maxLength=40),
+                     "address": S(minLength=1, maxLength=512), "region": opt(S(maxLength=32))},
+                    ["name", "phone", "address"]),
+  "LineInput": obj({"sku": S(minLength=1, maxLength=128), "product_name": S(minLength=1, maxLength=512),
+                    "quantity": I(minimum=1, maximum=4294967295), "unit_price_minor": I(format="int64", minimum=0),
+                    "unit_weight_grams": opt(I(minimum=0, maximum=4294967295)), "promotion_type": opt(S(maxLength=64)),
+                    "extension": ext_input}, ["sku", "product_name", "quantity", "unit_price_minor"]),
+  "PromotionInput": obj({"code": S(minLength=1, maxLength=64), "promotion_type": S(minLength=1, maxLength=64),
+                         "discount_minor": I(format="int64", minimum=0),
+                         "line_nos": {"type": "array", "items": I(minimum=1)}}, ["code", "promotion_type", "discount_minor"]),
+  "CouponInput": obj({"code": S(minLength=1, maxLength=64), "discount_minor": I(format="int64", minimum=0)}, ["code", "discount_minor"]),
+  "LogisticsInput": obj({"service_product": opt(S(maxLength=64)), "expected_pickup_at": opt(dt),
+                         "expected_delivery_at": opt(dt), "waybill_no": opt(S(maxLength=64))}),
+  "ChannelInput": obj({"source": opt(S()), "customer_channel": opt(S())}),
+  "CreateOrderRequest": obj({
+      "business_identity": code, "order_type": code, "buyer_id": party_id,
+      "merchant_id": opt(party_id), "external_ref": opt(S(minLength=1, maxLength=128)),
+      "currency": opt(S(pattern="^[A-Z]{3}$")),
+      "lines": {"type": "array", "minItems": 1, "maxItems": 500, "items": ref("LineInput")},
+      "promotions": {"type": "array", "items": ref("PromotionInput")},
+      "coupons": {"type": "array", "items": ref("CouponInput")},
+      "points_used": I(minimum=0), "freight_minor": I(format="int64", minimum=0),
+      "logistics": opt(ref("LogisticsInput")), "channel": opt(ref("ChannelInput")),
+      "shipper": opt(ref("PartyInput")), "receiver": opt(ref("PartyInput")),
+      "remark": opt(S(maxLength=512)), "extension": ext_input},
+      ["business_identity", "order_type", "buyer_id", "lines"]),
+  "UpdateOrderRequest": obj({
+      "merchant_id": opt(party_id), "shipper": opt(ref("PartyInput")), "receiver": opt(ref("PartyInput")),
+      "remark": opt(S(maxLength=512)), "logistics": opt(ref("LogisticsInput")), "extension": opt(ext_input),
+      "lines": opt({"type": "array", "items": obj({"line_no": I(minimum=1), "extension": ext_input}, ["line_no", "extension"])})}),
+  "CancelRequest": obj({"reason": opt(S(maxLength=512))}),
+  "PartyView": obj({"name": S(), "phone": S(), "address": S(), "region": S(),
+                    "pii": S(enum=["full", "masked", "none"])}, ["name", "phone", "address", "pii"],
+                   desc="PII as the caller's role may see it: in clear, masked, or withheld."),
+  "LineView": obj({"line_no": I(), "sku": S(), "product_name": S(), "quantity": I(), "unit_price": ref("Money"),
+                   "unit_weight_grams": I(), "promotion_type": S(), "payable": ref("Money"),
+                   "extension": {"type": "object", "additionalProperties": True}},
+                  ["line_no", "sku", "product_name", "quantity", "unit_price", "payable", "extension"]),
+  "Order": obj({
+      "id": S(pattern="^[0-9]{1,20}$", description="64-bit order id as a decimal string; it embeds the shard bucket."),
+      "tenant": S(), "business_identity": S(), "order_type": S(), "status": S(),
+      "version": I(minimum=1, description="Also sent as the ETag; send it back in If-Match to change the order."),
+      "buyer_id": S(), "merchant_id": S(), "external_ref": S(), "created_at": dt, "updated_at": dt,
+      "lines": {"type": "array", "items": ref("LineView")},
+      "logistics": obj({"service_product": S(), "expected_pickup_at": dt, "expected_delivery_at": dt, "waybill_no": S()}),
+      "marketing": obj({"promotions": {"type": "array", "items": obj({"code": S(), "promotion_type": S(), "discount": ref("Money"),
+                                                                       "line_nos": {"type": "array", "items": I()}}, ["code", "promotion_type", "discount"])},
+                        "coupons": {"type": "array", "items": obj({"code": S(), "discount": ref("Money")}, ["code", "discount"])},
+                        "points_used": I()}, ["points_used"]),
+      "finance": obj({"currency": S(), "goods_total": ref("Money"), "discount_total": ref("Money"), "freight": ref("Money"),
+                      "payable": ref("Money"),
+                      "payments": {"type": "array", "items": obj({"payment_id": S(), "channel": S(), "amount": ref("Money"),
+                                                                   "refunded": ref("Money"), "paid_at": dt},
+                                                                  ["payment_id", "channel", "amount", "refunded", "paid_at"])}},
+                     ["currency", "goods_total", "discount_total", "freight", "payable"]),
+      "channel": obj({"source": S(), "customer_channel": S()}),
+      "parties": obj({"shipper": ref("PartyView"), "receiver": ref("PartyView")}),
+      "operation": obj({"created_by": S(), "updated_by": S(), "source_system": S(), "remark": S(), "cancel_reason": S()}),
+      "extension": {"type": "object", "additionalProperties": True, "description": "Extension fields by configured name."}},
+      ["id", "tenant", "business_identity", "order_type", "status", "version", "buyer_id", "created_at", "updated_at",
+       "lines", "logistics", "marketing", "finance", "channel", "parties", "operation", "extension"]),
+  "OrderList": obj({"items": {"type": "array", "items": ref("Order")}, "next_cursor": S()}, ["items"]),
+  "Problem": obj({"type": S(format="uri"), "title": S(), "status": I(minimum=400, maximum=599), "detail": S(),
+                  "code": S(enum=["invalid_input", "not_found", "already_exists", "conflict", "precondition_failed",
+                                  "invalid_transition", "unauthenticated", "forbidden", "rate_limited", "unavailable",
+                                  "retryable", "internal"]),
+                  "field": S(description="JSON Pointer to the offending member of the request (or /query/…, /header/…).")},
+                 ["type", "title", "status", "detail", "code"], desc="RFC 9457 problem details."),
+}
+
+def problem(desc): return {"description": desc, "content": {"application/problem+json": {"schema": ref("Problem")}}}
+errors = {"401": problem("No or unknown API key."), "403": problem("The key's role may not call this operation."),
+          "422": problem("Invalid input; `field` names the offending member.")}
+order_ok = lambda desc: {"description": desc, "headers": {"ETag": {"schema": S(), "description": "The order's version, quoted."}},
+                         "content": {"application/json": {"schema": ref("Order")}}}
+id_param = {"name": "id", "in": "path", "required": True, "schema": S(maxLength=64)}
+
+doc = {
+  "openapi": "3.1.0",
+  "info": {"title": "Order Center API", "version": "1.0.0",
+           "description": "Multi-tenant order center. Authenticate with `Authorization: Bearer <api key>`; every resource is scoped to the key's tenant (another tenant's order answers 404). Money is integer minor units."},
+  "servers": [{"url": "http://127.0.0.1:8080"}],
+  "security": [{"apiKey": []}],
+  "paths": {
+    "/v1/orders": {
+      "post": {"operationId": "createOrder", "summary": "Create an order",
+               "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                               "schema": S(minLength=1, maxLength=128, pattern="^[!-~]+$"),
+                               "description": "Retries with the same key and body return the first order; the same key with another body is 409. Scoped to (tenant, buyer)."}],
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("CreateOrderRequest")}}},
+               "responses": {"201": {**order_ok("Created (or the first result of an idempotent retry, with `Idempotent-Replayed: true`)."),
+                                     "headers": {"ETag": {"schema": S()}, "Location": {"schema": S()},
+                                                 "Idempotent-Replayed": {"schema": S(enum=["true"])}}},
+                             "409": problem("Idempotency key reused with another body, or external_ref exists."),
+                             "415": problem("Content-Type is not JSON."), **errors}},
+      "get": {"operationId": "listOrdersByBuyer", "summary": "A buyer's orders, newest first (served from the buyer's shard)",
+              "parameters": [{"name": "buyer_id", "in": "query", "required": True, "schema": party_id},
+                             {"name": "cursor", "in": "query", "required": False, "schema": S(maxLength=256)},
+                             {"name": "limit", "in": "query", "required": False, "schema": I(minimum=1, maximum=100)}],
+              "responses": {"200": {"description": "A page of orders.", "content": {"application/json": {"schema": ref("OrderList")}}}, **errors}}},
+    "/v1/orders/{id}": {
+      "get": {"operationId": "getOrder", "summary": "Get an order", "parameters": [id_param],
+              "responses": {"200": order_ok("The order."), "404": problem("No such order for this tenant."), **errors}},
+      "patch": {"operationId": "updateOrder", "summary": "Change parties, remark, logistics or extension fields",
+                "parameters": [id_param, {"name": "If-Match", "in": "header", "required": True, "schema": S(),
+                                          "description": "The order's current ETag."}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("UpdateOrderRequest")},
+                                                               "application/merge-patch+json": {"schema": ref("UpdateOrderRequest")}}},
+                "responses": {"200": order_ok("The changed order."), "404": problem("No such order for this tenant."),
+                              "409": problem("The order is in a final state."),
+                              "412": problem("If-Match does not match the current version; nothing changed."),
+                              "428": problem("If-Match is missing."), "415": problem("Content-Type is not JSON."), **errors}}},
+    "/v1/orders/{id}/cancel": {
+      "post": {"operationId": "cancelOrder", "summary": "Cancel an order (as the tenant's state machine allows)",
+               "parameters": [id_param, {"name": "If-Match", "in": "header", "required": False, "schema": S()}],
+               "requestBody": {"required": False, "content": {"application/json": {"schema": ref("CancelRequest")}}},
+               "responses": {"200": order_ok("The cancelled order."), "404": problem("No such order for this tenant."),
+                             "409": problem("Cancel is not allowed in the current status."),
+                             "412": problem("If-Match does not match the current version."), **errors}}},
+    "/healthz": {"get": {"operationId": "healthz", "security": [], "summary": "Liveness",
+                         "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": obj({"status": S()}, ["status"])}}}}}},
+    "/readyz": {"get": {"operationId": "readyz", "security": [], "summary": "Readiness, per dependency",
+                        "responses": {"200": {"description": "Ready.", "content": {"application/json": {"schema": obj({"status": S(), "checks": {"type": "object", "additionalProperties": S()}}, ["status", "checks"])}}},
+                                      "503": {"description": "A dependency is down.", "content": {"application/json": {"schema": obj({"status": S(), "checks": {"type": "object", "additionalProperties": S()}}, ["status", "checks"])}}}}}},
+    "/openapi.json": {"get": {"operationId": "openapi", "security": [], "summary": "This document",
+                              "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+  },
+  "components": {"schemas": schemas,
+                 "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant API key from the tenant config."}}},
+}
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "openapi.json"), "w") as f:
+    json.dump(doc, f, indent=2, ensure_ascii=False, sort_keys=False)
+    f.write("\n")

@@ -1,0 +1,954 @@
+//! API tests: the router in-process (`oneshot`), the example tenant config, real MariaDB
+//! shards (two databases) or SQLite files, real encryption.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tower::ServiceExt;
+
+use oc_api::pii::Sealer;
+use oc_api::{AppState, OrderService, router};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
+use oc_model::OrderIdGenerator;
+use oc_model::ports::{OrderStore, SystemClock};
+use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_tenant_config::{ConfigHandle, ConfigSet};
+
+/// Example credentials from `tenant-config/examples` (test keys, documented there).
+const EXPRESS_BL: &str = "oc_test_express_bl_0001_7c1f4e9a2b6d8035e1a4";
+const EXPRESS_CS: &str = "oc_test_express_cs_0001_3b8e0d52f9a6c1477d20";
+const EXPRESS_ANALYTICS: &str = "oc_test_express_an_0001_9d2a6f14c8e3b7052f6e";
+const RETAIL_BL: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
+}
+
+struct TestApp {
+    router: Router,
+    store: Arc<SqlOrderStore>,
+    databases: Option<oc_test_support::TestDatabases>,
+    sqlite_dir: Option<PathBuf>,
+}
+
+impl TestApp {
+    async fn with_urls(urls: Vec<String>) -> (Router, Arc<SqlOrderStore>) {
+        let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
+        let master = MasterKey::from_bytes([7u8; 32]);
+        let ring = KeyRing::new(&master);
+        for tenant in tenants.tenants() {
+            ring.create_tenant(tenant.id().as_str()).unwrap();
+        }
+        let store = Arc::new(
+            SqlOrderStore::connect(StoreConfig::new(urls))
+                .await
+                .unwrap(),
+        );
+        let service = OrderService {
+            store: store.clone() as Arc<dyn OrderStore>,
+            config: Arc::new(ConfigHandle::new(tenants)),
+            sealer: Sealer {
+                cipher: FieldCipher::new(Arc::new(ring)),
+                blind: Arc::new(BlindIndexer::new(&master)),
+            },
+            ids: Arc::new(OrderIdGenerator::new(2).unwrap()),
+            clock: Arc::new(SystemClock),
+        };
+        (router(AppState { service }), store)
+    }
+
+    async fn mariadb(label: &str) -> TestApp {
+        let databases = oc_test_support::TestDatabases::create(label, 2)
+            .await
+            .unwrap();
+        let (router, store) = Self::with_urls(databases.urls().to_vec()).await;
+        TestApp {
+            router,
+            store,
+            databases: Some(databases),
+            sqlite_dir: None,
+        }
+    }
+
+    async fn sqlite(label: &str) -> TestApp {
+        let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
+        std::fs::create_dir_all(&dir).unwrap();
+        let urls = (0..2)
+            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
+            .collect();
+        let (router, store) = Self::with_urls(urls).await;
+        TestApp {
+            router,
+            store,
+            databases: None,
+            sqlite_dir: Some(dir),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some(databases) = self.databases {
+            databases.cleanup().await.unwrap();
+        }
+        if let Some(dir) = self.sqlite_dir {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn create(&self, key: &str, body: Value) -> Reply {
+        self.call("POST", "/v1/orders", Some(key), &[], Some(body))
+            .await
+    }
+
+    /// Rows across every shard of a table.
+    async fn count(&self, table: &str) -> i64 {
+        let mut total = 0;
+        for shard in self.store.shards() {
+            let pool = self.store.shard_pool(shard).unwrap();
+            total += sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(pool)
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap();
+        }
+        total
+    }
+
+    /// Every text cell of every row of a table, across shards, as one string.
+    async fn dump(&self, table: &str) -> String {
+        let mut out = String::new();
+        for shard in self.store.shards() {
+            let pool = self.store.shard_pool(shard).unwrap();
+            let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            for row in rows {
+                for index in 0..row.len() {
+                    if let Ok(Some(text)) = row.try_get::<Option<String>, _>(index) {
+                        out.push_str(&text);
+                    } else if let Ok(Some(bytes)) = row.try_get::<Option<Vec<u8>>, _>(index) {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                    out.push('\u{1}');
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn etag(&self) -> String {
+        self.headers
+            .get(header::ETAG)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn id(&self) -> String {
+        self.body["id"].as_str().unwrap().to_owned()
+    }
+
+    #[track_caller]
+    fn expect(&self, status: StatusCode) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            serde_json::to_string_pretty(&self.body).unwrap()
+        );
+        self
+    }
+
+    #[track_caller]
+    fn problem(&self, status: StatusCode, code: &str, field: Option<&str>) {
+        self.expect(status);
+        assert_eq!(
+            self.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert_eq!(self.body["status"], status.as_u16());
+        assert_eq!(self.body["field"].as_str(), field, "{}", self.body);
+    }
+}
+
+const PHONE: &str = "13812345678";
+const ADDRESS: &str = "上海市浦东新区世纪大道100号";
+
+/// A cold-chain order of tenant `express` with every kind of extension field.
+fn cold_chain_order(buyer: &str) -> Value {
+    json!({
+        "business_identity": "cold-chain",
+        "order_type": "standard",
+        "buyer_id": buyer,
+        "merchant_id": "pharma-7",
+        "lines": [
+            {"sku": "VAC-1", "product_name": "流感疫苗", "quantity": 2, "unit_price_minor": 12000,
+             "extension": {"storage_band": "chilled", "batch_no": "B2026-11", "expiry_date": "2027-05-31"}},
+            {"sku": "ICE-9", "product_name": "冰袋", "quantity": 3, "unit_price_minor": 500,
+             "extension": {"storage_band": "frozen"}}
+        ],
+        "promotions": [{"code": "COLD10", "promotion_type": "full_reduction", "discount_minor": 1000, "line_nos": [1]}],
+        "freight_minor": 1500,
+        "receiver": {"name": "张三", "phone": PHONE, "address": ADDRESS, "region": "310115"},
+        "shipper": {"name": "Pharma Depot", "phone": "021-55501234", "address": "Warehouse 7, Jiading", "region": "310114"},
+        "extension": {
+            "temperature_min": "2.0",
+            "temperature_max": "8.0",
+            "cargo_category": "vaccine",
+            "consignee_id_number": "11010519491231002X",
+            "cold_box_id": "CB-00012345",
+            "handling_profile": {"pre_cool_minutes": 30, "stack_limit": 4}
+        }
+    })
+}
+
+fn retail_order(buyer: &str) -> Value {
+    json!({
+        "business_identity": "retail",
+        "order_type": "standard",
+        "buyer_id": buyer,
+        "lines": [{"sku": "TSHIRT-M", "product_name": "T-shirt", "quantity": 1, "unit_price_minor": 9900}],
+        "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"}
+    })
+}
+
+async fn create_get_update_cancel(app: &TestApp) {
+    let created = app.create(EXPRESS_BL, cold_chain_order("buyer-1")).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    assert_eq!(created.etag(), "\"1\"");
+    assert_eq!(
+        created
+            .headers
+            .get(header::LOCATION)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        format!("/v1/orders/{id}")
+    );
+    let body = &created.body;
+    assert_eq!(body["status"], "pending_payment");
+    // 2 × 120.00 + 3 × 5.00 = 255.00, minus 10.00 on line 1, plus 15.00 freight
+    assert_eq!(
+        body["finance"]["goods_total"],
+        json!({"minor": 25500, "currency": "CNY"})
+    );
+    assert_eq!(
+        body["finance"]["payable"],
+        json!({"minor": 26000, "currency": "CNY"})
+    );
+    assert_eq!(body["lines"][0]["payable"]["minor"], 23000);
+    // extension fields by their configured names, typed; never as ext_NN
+    assert_eq!(body["extension"]["temperature_min"], "2.0");
+    assert_eq!(body["extension"]["cargo_category"], "vaccine");
+    assert_eq!(
+        body["extension"]["consignee_id_number"],
+        "11010519491231002X"
+    );
+    assert_eq!(body["extension"]["cold_box_id"], "CB-00012345");
+    assert_eq!(body["extension"]["handling_profile"]["stack_limit"], 4);
+    assert_eq!(body["lines"][0]["extension"]["expiry_date"], "2027-05-31");
+    assert!(!body.to_string().contains("ext_0"), "{body}");
+    assert_eq!(body["parties"]["receiver"]["phone"], PHONE);
+    assert_eq!(body["parties"]["receiver"]["pii"], "full");
+
+    let fetched = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(EXPRESS_BL),
+            &[],
+            None,
+        )
+        .await;
+    fetched.expect(StatusCode::OK);
+    assert_eq!(fetched.body, created.body);
+
+    // customer service sees masks, analytics may not read single orders at all
+    let masked = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(EXPRESS_CS),
+            &[],
+            None,
+        )
+        .await;
+    masked.expect(StatusCode::OK);
+    assert_eq!(masked.body["parties"]["receiver"]["phone"], "138****5678");
+    assert_eq!(masked.body["parties"]["receiver"]["pii"], "masked");
+    assert_ne!(
+        masked.body["extension"]["consignee_id_number"],
+        "11010519491231002X"
+    );
+    app.call(
+        "GET",
+        &format!("/v1/orders/{id}"),
+        Some(EXPRESS_ANALYTICS),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+
+    let patch = json!({"remark": "call before delivery", "extension": {"temperature_log_required": true, "cold_box_id": null},
+                       "lines": [{"line_no": 2, "extension": {"batch_no": "B-ICE"}}]});
+    let missing_if_match = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(EXPRESS_BL),
+            &[],
+            Some(patch.clone()),
+        )
+        .await;
+    missing_if_match.expect(StatusCode::PRECONDITION_REQUIRED);
+    let updated = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(EXPRESS_BL),
+            &[("if-match", "\"1\"")],
+            Some(patch),
+        )
+        .await;
+    updated.expect(StatusCode::OK);
+    assert_eq!(updated.etag(), "\"2\"");
+    assert_eq!(updated.body["operation"]["remark"], "call before delivery");
+    assert_eq!(updated.body["extension"]["temperature_log_required"], true);
+    assert!(updated.body["extension"].get("cold_box_id").is_none());
+    assert_eq!(updated.body["lines"][1]["extension"]["batch_no"], "B-ICE");
+
+    let cancelled = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(EXPRESS_BL),
+            &[("if-match", "\"2\"")],
+            Some(json!({"reason": "customer changed plans"})),
+        )
+        .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["version"], 3);
+    // a cancelled order is final
+    app.call(
+        "POST",
+        &format!("/v1/orders/{id}/cancel"),
+        Some(EXPRESS_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    app.call(
+        "PATCH",
+        &format!("/v1/orders/{id}"),
+        Some(EXPRESS_BL),
+        &[("if-match", "\"3\"")],
+        Some(json!({"remark": "x"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    assert_eq!(app.count("outbox").await, 3, "created, updated, cancelled");
+}
+
+async fn stale_if_match_changes_nothing(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-2"))
+        .await
+        .id();
+    let path = format!("/v1/orders/{id}");
+    app.call(
+        "PATCH",
+        &path,
+        Some(EXPRESS_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"remark": "first"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let stale = app
+        .call(
+            "PATCH",
+            &path,
+            Some(EXPRESS_BL),
+            &[("if-match", "\"1\"")],
+            Some(json!({"remark": "second"})),
+        )
+        .await;
+    stale.problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    let current = app.call("GET", &path, Some(EXPRESS_BL), &[], None).await;
+    assert_eq!(current.body["operation"]["remark"], "first");
+    assert_eq!(current.body["version"], 2);
+    app.call(
+        "POST",
+        &format!("{path}/cancel"),
+        Some(EXPRESS_BL),
+        &[("if-match", "\"1\"")],
+        None,
+    )
+    .await
+    .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    assert_eq!(app.count("outbox").await, 2);
+}
+
+async fn concurrent_idempotent_creates_make_one_order(app: &TestApp) {
+    let body = cold_chain_order("buyer-idem");
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let body = body.clone();
+            async move {
+                app.call(
+                    "POST",
+                    "/v1/orders",
+                    Some(EXPRESS_BL),
+                    &[("idempotency-key", "order-123")],
+                    Some(body),
+                )
+                .await
+            }
+        })
+        .collect();
+    let replies = futures_join_all(calls).await;
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            r.expect(StatusCode::CREATED);
+            r.id()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "all 64 answers name the same order");
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.headers.get("idempotent-replayed").is_none())
+            .count(),
+        1,
+        "exactly one was created"
+    );
+    assert_eq!(app.count("orders").await, 1);
+    // same key, different body
+    let mut other = body.clone();
+    other["merchant_id"] = json!("someone-else");
+    app.call(
+        "POST",
+        "/v1/orders",
+        Some(EXPRESS_BL),
+        &[("idempotency-key", "order-123")],
+        Some(other),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "conflict", None);
+    assert_eq!(app.count("orders").await, 1);
+}
+
+/// Join futures without pulling in the futures crate: spawn them on the runtime.
+async fn futures_join_all<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Vec<Reply> {
+    let mut set = Vec::new();
+    let futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    // poll all concurrently
+    let mut pending: Vec<Option<std::pin::Pin<Box<F>>>> = futures.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for slot in pending.iter_mut() {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(reply) => {
+                        set.push(reply);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    set
+}
+
+async fn cross_tenant_access_is_404_everywhere(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-3"))
+        .await
+        .id();
+    let path = format!("/v1/orders/{id}");
+    app.call("GET", &path, Some(RETAIL_BL), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+    app.call(
+        "PATCH",
+        &path,
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"remark": "mine now"})),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found", None);
+    app.call(
+        "POST",
+        &format!("{path}/cancel"),
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found", None);
+    let list = app
+        .call(
+            "GET",
+            "/v1/orders?buyer_id=buyer-3",
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    list.expect(StatusCode::OK);
+    assert_eq!(list.body["items"], json!([]));
+    // the owner still sees it, unchanged
+    let own = app.call("GET", &path, Some(EXPRESS_BL), &[], None).await;
+    own.expect(StatusCode::OK);
+    assert_eq!(own.body["version"], 1);
+    assert!(own.body["operation"].get("remark").is_none());
+    // malformed and unknown ids look the same
+    app.call("GET", "/v1/orders/not-an-id", Some(EXPRESS_BL), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+    app.call("GET", "/v1/orders/12345", Some(EXPRESS_BL), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+}
+
+async fn bad_input_names_the_field_and_writes_nothing(app: &TestApp) {
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["extension"]["temperature_min"] = json!("warm");
+                o
+            },
+            "/extension/temperature_min",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["extension"]["cargo_category"] = json!("plutonium");
+                o
+            },
+            "/extension/cargo_category",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["extension"]["handling_profile"] = json!({"stack_limit": 0});
+                o
+            },
+            "/extension/handling_profile/stack_limit",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["extension"]["no_such_field"] = json!(1);
+                o
+            },
+            "/extension/no_such_field",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["extension"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("temperature_max");
+                o
+            },
+            "/extension/temperature_max",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["lines"][1]["extension"]["storage_band"] = json!("lukewarm");
+                o
+            },
+            "/lines/1/extension/storage_band",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["lines"][0]["quantity"] = json!(0);
+                o
+            },
+            "/lines/0/quantity",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["lines"][0]["quantity"] = json!(-1);
+                o
+            },
+            "/lines/0/quantity",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["lines"][0]["colour"] = json!("red");
+                o
+            },
+            "/lines/0/colour",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["promotions"][0]["discount_minor"] = json!(1_000_000);
+                o
+            },
+            "/promotions/0/discount_minor",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["order_type"] = json!("teleport");
+                o
+            },
+            "/order_type",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["receiver"]["phone"] = json!("call me");
+                o
+            },
+            "/receiver/phone",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["buyer_id"] = json!("");
+                o
+            },
+            "/buyer_id",
+        ),
+        (
+            {
+                let mut o = cold_chain_order("b");
+                o["currency"] = json!("XXX");
+                o
+            },
+            "/currency",
+        ),
+    ];
+    for (body, field) in cases {
+        let reply = app.create(EXPRESS_BL, body).await;
+        reply.problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some(field),
+        );
+    }
+    let not_json = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(EXPRESS_BL),
+            &[("content-type", "application/json")],
+            None,
+        )
+        .await;
+    not_json.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", None);
+    for table in [
+        "orders",
+        "order_lines",
+        "order_identifiers",
+        "outbox",
+        "idempotency",
+    ] {
+        assert_eq!(app.count(table).await, 0, "{table} stays empty");
+    }
+    // a bad update changes nothing either
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-4"))
+        .await
+        .id();
+    app.call(
+        "PATCH",
+        &format!("/v1/orders/{id}"),
+        Some(EXPRESS_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"extension": {"temperature_max": "hot"}})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/extension/temperature_max"),
+    );
+    let current = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(EXPRESS_BL),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(current.body["version"], 1);
+    assert_eq!(current.body["extension"]["temperature_max"], "8.0");
+}
+
+async fn no_plaintext_pii_in_raw_rows(app: &TestApp) {
+    let created = app.create(EXPRESS_BL, cold_chain_order("buyer-5")).await;
+    created.expect(StatusCode::CREATED);
+    let mut raw = String::new();
+    for table in [
+        "orders",
+        "order_lines",
+        "order_identifiers",
+        "outbox",
+        "idempotency",
+    ] {
+        raw.push_str(&app.dump(table).await);
+    }
+    assert!(
+        raw.contains("CB-00012345"),
+        "the dump really reads the rows"
+    );
+    for secret in [
+        PHONE,
+        "55501234",
+        ADDRESS,
+        "世纪大道",
+        "张三",
+        "Warehouse 7",
+        "11010519491231002X",
+    ] {
+        assert!(
+            !raw.contains(secret),
+            "{secret:?} found in plaintext in the database"
+        );
+    }
+}
+
+async fn auth_and_roles(app: &TestApp) {
+    app.call("GET", "/v1/orders?buyer_id=x", None, &[], None)
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    let wrong = app
+        .call(
+            "GET",
+            "/v1/orders?buyer_id=x",
+            Some("oc_test_nope"),
+            &[],
+            None,
+        )
+        .await;
+    wrong.problem(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    assert!(wrong.headers.get(header::WWW_AUTHENTICATE).is_some());
+    app.create(EXPRESS_CS, cold_chain_order("buyer-6"))
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    app.create(RETAIL_BL, retail_order("buyer-6"))
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+async fn buyer_list_pages(app: &TestApp) {
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(app.create(RETAIL_BL, retail_order("buyer-list")).await.id());
+    }
+    app.create(RETAIL_BL, retail_order("buyer-else"))
+        .await
+        .expect(StatusCode::CREATED);
+    let mut seen = Vec::new();
+    let mut path = "/v1/orders?buyer_id=buyer-list&limit=3".to_owned();
+    loop {
+        let page = app.call("GET", &path, Some(RETAIL_BL), &[], None).await;
+        page.expect(StatusCode::OK);
+        seen.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/v1/orders?buyer_id=buyer-list&limit=3&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+    app.call(
+        "GET",
+        "/v1/orders?buyer_id=buyer-list&limit=0",
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/limit"),
+    );
+    app.call(
+        "GET",
+        "/v1/orders?buyer_id=buyer-list&cursor=%%%",
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query"),
+    );
+    app.call("GET", "/v1/orders", Some(RETAIL_BL), &[], None)
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/query"),
+        );
+}
+
+macro_rules! api_tests {
+    ($($case:ident),* $(,)?) => {
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let app = super::TestApp::mariadb(stringify!($case)).await;
+                    super::$case(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let app = super::TestApp::sqlite(stringify!($case)).await;
+                    super::$case(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+api_tests!(
+    create_get_update_cancel,
+    stale_if_match_changes_nothing,
+    concurrent_idempotent_creates_make_one_order,
+    cross_tenant_access_is_404_everywhere,
+    bad_input_names_the_field_and_writes_nothing,
+    no_plaintext_pii_in_raw_rows,
+    auth_and_roles,
+    buyer_list_pages,
+);
+
+#[tokio::test]
+async fn openapi_document_matches_snapshot_and_routes() {
+    let app = TestApp::sqlite("openapi").await;
+    let reply = app.call("GET", "/openapi.json", None, &[], None).await;
+    reply.expect(StatusCode::OK);
+    insta::assert_json_snapshot!("openapi", reply.body);
+    let paths: Vec<&String> = reply.body["paths"].as_object().unwrap().keys().collect();
+    for path in [
+        "/v1/orders",
+        "/v1/orders/{id}",
+        "/v1/orders/{id}/cancel",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+    ] {
+        assert!(paths.iter().any(|p| *p == path), "{path} is documented");
+    }
+    assert_eq!(
+        paths.len(),
+        6,
+        "every documented path is routed (and the reverse)"
+    );
+    app.call("GET", "/healthz", None, &[], None)
+        .await
+        .expect(StatusCode::OK);
+    let ready = app.call("GET", "/readyz", None, &[], None).await;
+    ready.expect(StatusCode::OK);
+    assert_eq!(ready.body["checks"]["order_store"], "ok");
+    app.call("DELETE", "/v1/orders", Some(RETAIL_BL), &[], None)
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "invalid_input", None);
+    app.call("GET", "/nowhere", None, &[], None).await.problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    app.finish().await;
+}

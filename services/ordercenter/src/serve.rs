@@ -1,0 +1,361 @@
+//! `ordercenter serve`: wires concrete adapters from the service config and runs the API.
+//!
+//! Configuration: an optional YAML file (`--config` or `OC_CONFIG`), then environment
+//! overrides (`OC_*`), then defaults for single-node mode (SQLite shards under `./data`, the
+//! example tenants, 127.0.0.1:8080). Secrets (the master key) are never printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use oc_api::{AppState, OrderService, router};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_model::OrderIdGenerator;
+use oc_model::ports::SystemClock;
+use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
+use oc_tenant_config::{ConfigHandle, ConfigSet};
+
+/// The service config file (all members optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub tenant_config_dir: Option<PathBuf>,
+    pub shards: Option<Vec<String>>,
+    pub bucket_map: Option<Vec<BucketRange>>,
+    pub node_id: Option<u8>,
+    pub master_key_file: Option<PathBuf>,
+    pub keyring_file: Option<PathBuf>,
+    pub max_connections_per_shard: Option<u32>,
+}
+
+/// The resolved service config.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tenant_config_dir: PathBuf,
+    pub shards: Vec<String>,
+    pub bucket_map: Option<Vec<BucketRange>>,
+    pub node_id: u8,
+    pub master_key_file: Option<PathBuf>,
+    pub keyring_file: PathBuf,
+    pub max_connections_per_shard: u32,
+    /// True when no shard URLs were given: SQLite files under `data_dir`.
+    pub single_node: bool,
+}
+
+/// Every environment variable the binary reads (the deployment checks use this list).
+pub const ENV_VARS: &[&str] = &[
+    "OC_CONFIG",
+    "OC_LISTEN",
+    "OC_DATA_DIR",
+    "OC_TENANT_CONFIG_DIR",
+    "OC_SHARDS",
+    "OC_NODE_ID",
+    "OC_MASTER_KEY",
+    "OC_MASTER_KEY_FILE",
+    "OC_KEYRING_FILE",
+    "OC_MAX_CONNECTIONS_PER_SHARD",
+    "OC_LOG",
+    "OC_LOG_FORMAT",
+];
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Warn about `OC_*` variables the binary does not read: a typo there silently changes nothing.
+fn warn_unknown_env() {
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OC_")
+            && !name.starts_with("OC_TEST_")
+            && !ENV_VARS.contains(&name.as_str())
+        {
+            tracing::warn!(variable = %name, known = ?ENV_VARS, "unknown OC_ environment variable ignored");
+        }
+    }
+}
+
+impl ServiceConfig {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
+        warn_unknown_env();
+        let file_path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env("OC_CONFIG").map(PathBuf::from));
+        let from_file: ServiceConfigFile = match &file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                serde_norway::from_str(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ServiceConfigFile::default(),
+        };
+        let listen = match env("OC_LISTEN") {
+            Some(text) => text
+                .parse()
+                .with_context(|| format!("OC_LISTEN={text} is not an address"))?,
+            None => from_file
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
+        let data_dir = env("OC_DATA_DIR")
+            .map(PathBuf::from)
+            .or(from_file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let tenant_config_dir = env("OC_TENANT_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or(from_file.tenant_config_dir)
+            .unwrap_or_else(|| PathBuf::from("tenant-config/examples"));
+        let shards = env("OC_SHARDS")
+            .map(|text| {
+                text.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .or(from_file.shards)
+            .unwrap_or_default();
+        let single_node = shards.is_empty();
+        let shards = if single_node {
+            (0..2)
+                .map(|i| format!("sqlite://{}/shard-{i}.db", data_dir.display()))
+                .collect()
+        } else {
+            shards
+        };
+        let node_id = match env("OC_NODE_ID") {
+            Some(text) => text
+                .parse()
+                .with_context(|| format!("OC_NODE_ID={text} is not 0..=31"))?,
+            None => from_file.node_id.unwrap_or(0),
+        };
+        let max_connections_per_shard = match env("OC_MAX_CONNECTIONS_PER_SHARD") {
+            Some(text) => text.parse().context("OC_MAX_CONNECTIONS_PER_SHARD")?,
+            None => from_file.max_connections_per_shard.unwrap_or(16),
+        };
+        Ok(ServiceConfig {
+            listen,
+            keyring_file: env("OC_KEYRING_FILE")
+                .map(PathBuf::from)
+                .or(from_file.keyring_file)
+                .unwrap_or_else(|| data_dir.join("keyring.json")),
+            master_key_file: env("OC_MASTER_KEY_FILE")
+                .map(PathBuf::from)
+                .or(from_file.master_key_file),
+            data_dir,
+            tenant_config_dir,
+            shards,
+            bucket_map: from_file.bucket_map,
+            node_id,
+            max_connections_per_shard,
+            single_node,
+        })
+    }
+}
+
+/// The master key: `OC_MASTER_KEY`, else the key file, else (single-node only) a key
+/// generated once into `data/master.key`.
+fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
+    if let Some(value) = env("OC_MASTER_KEY") {
+        return MasterKey::from_encoded(&value)
+            .context("OC_MASTER_KEY is not a 32-byte key in hex or base64");
+    }
+    if let Some(path) = &config.master_key_file {
+        return MasterKey::from_file(path)
+            .with_context(|| format!("reading master key {}", path.display()));
+    }
+    if !config.single_node {
+        bail!("cluster mode needs OC_MASTER_KEY or OC_MASTER_KEY_FILE");
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        return MasterKey::from_file(&path).with_context(|| format!("reading {}", path.display()));
+    }
+    let key = MasterKey::generate().context("generating a master key")?;
+    write_private(&path, key.to_base64().as_bytes())?;
+    tracing::warn!(path = %path.display(), "generated a master key for single-node mode; keep this file safe and out of backups of the data");
+    Ok(key)
+}
+
+/// Write a file readable only by its owner, atomically (temp file + rename).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let temp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(&temp)
+        .with_context(|| format!("writing {}", temp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Load the wrapped key ring (or start one), make sure every configured tenant has a data
+/// key, and persist what changed.
+fn key_ring(
+    config: &ServiceConfig,
+    master: &MasterKey,
+    tenants: &ConfigSet,
+) -> anyhow::Result<Arc<KeyRing>> {
+    let ring = if config.keyring_file.exists() {
+        let text = std::fs::read_to_string(&config.keyring_file)
+            .with_context(|| format!("reading {}", config.keyring_file.display()))?;
+        let wrapped = WrappedKeyRing::from_json(&text).context("parsing the key ring")?;
+        KeyRing::import(master, &wrapped).context("opening the key ring with this master key")?
+    } else {
+        KeyRing::new(master)
+    };
+    let mut created = 0;
+    for tenant in tenants.tenants() {
+        if !ring.has_tenant(tenant.id().as_str()) {
+            ring.create_tenant(tenant.id().as_str())
+                .context("creating a tenant data key")?;
+            created += 1;
+        }
+    }
+    if created > 0 || !config.keyring_file.exists() {
+        let json = ring.export().to_json().context("encoding the key ring")?;
+        write_private(&config.keyring_file, json.as_bytes())?;
+        tracing::info!(created, path = %config.keyring_file.display(), "persisted tenant data keys (wrapped)");
+    }
+    Ok(Arc::new(ring))
+}
+
+/// Build the application state from config: the one place concrete adapters are named.
+pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<ConfigHandle>)> {
+    let tenants = ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
+        anyhow::anyhow!(
+            "tenant config {} is invalid:\n{errors}",
+            config.tenant_config_dir.display()
+        )
+    })?;
+    let master = master_key(config)?;
+    let ring = key_ring(config, &master, &tenants)?;
+    let blind = Arc::new(BlindIndexer::new(&master));
+    drop(master);
+    if config.single_node {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    }
+    let mut store_config = StoreConfig::new(config.shards.clone());
+    store_config.bucket_map = config.bucket_map.clone();
+    store_config.max_connections = config.max_connections_per_shard;
+    let store = SqlOrderStore::connect(store_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?;
+    let handle = Arc::new(ConfigHandle::new(tenants));
+    let service = OrderService {
+        store: Arc::new(store),
+        config: Arc::clone(&handle),
+        sealer: oc_api::pii::Sealer {
+            cipher: FieldCipher::new(ring),
+            blind,
+        },
+        ids: Arc::new(
+            OrderIdGenerator::new(config.node_id).map_err(|e| anyhow::anyhow!(e.message))?,
+        ),
+        clock: Arc::new(SystemClock),
+    };
+    Ok((AppState { service }, handle))
+}
+
+/// Run the server until Ctrl-C or SIGTERM.
+pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
+    let (state, handle) = build(&config).await?;
+    handle
+        .clone()
+        .spawn_sighup_reloader(config.tenant_config_dir.clone())
+        .context("installing the SIGHUP handler")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, shards = config.shards.len(), single_node = config.single_node, "order center listening");
+    println!(
+        "order center listening on http://{address} ({} shards{})",
+        config.shards.len(),
+        if config.single_node {
+            ", single-node SQLite under ./data"
+        } else {
+            ""
+        }
+    );
+    if config.single_node {
+        println!(
+            "try: curl -s -H 'Authorization: Bearer {key}' 'http://{address}/v1/orders?buyer_id=buyer-1'   (example key of tenant `retail`, see README)",
+            key = crate::EXAMPLE_RETAIL_KEY
+        );
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_read_is_listed() {
+        let source = include_str!("serve.rs");
+        for chunk in source.split("env(\"").skip(1) {
+            let name: String = chunk.chars().take_while(|c| *c != '"').collect();
+            if name.starts_with("OC_") {
+                assert!(
+                    ENV_VARS.contains(&name.as_str()),
+                    "{name} is read but not listed in ENV_VARS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_single_node() {
+        let config = ServiceConfig::load(None).unwrap();
+        assert!(config.single_node || std::env::var("OC_SHARDS").is_ok());
+        if config.single_node {
+            assert_eq!(config.shards.len(), 2);
+            assert!(config.shards[0].starts_with("sqlite://"));
+        }
+    }
+}
