@@ -1,0 +1,293 @@
+//! Shared test helpers: the order fixture (copied from the store-sql conformance suite) and a
+//! loopback TCP proxy that can be stopped and restarted.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use oc_model::ext::Sealed;
+use oc_model::order::{
+    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
+    Parties, Party,
+};
+use oc_model::{
+    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, Decimal, ExtValue,
+    KvIdentifier, Money, Order, OrderIdGenerator, OrderType, PartyId, Protected, StatusCode,
+    TenantId,
+};
+use time::OffsetDateTime;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+/// The fixture at `version`.
+pub fn at_version(order: &Order, version: u64) -> Order {
+    let mut order = order.clone();
+    order.main.version = version;
+    order
+}
+
+pub fn sealed(tag: &str) -> Protected<String> {
+    Protected::Sealed {
+        sealed: Sealed {
+            ciphertext: format!("AQAAAAE{tag}"),
+            blind_index: Some(format!("bi{tag}")),
+        },
+    }
+}
+
+pub fn cny(minor: i64) -> Money {
+    Money::new(minor, Currency::CNY)
+}
+
+static IDS: std::sync::LazyLock<OrderIdGenerator> =
+    std::sync::LazyLock::new(|| OrderIdGenerator::new(1).unwrap());
+
+/// A valid, fully populated order for `buyer`.
+pub fn order(tenant_id: &TenantId, buyer: &str) -> Order {
+    let buyer = PartyId::parse(buyer).unwrap();
+    let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    let id = IDS.next(
+        Bucket::of(tenant_id, &buyer),
+        (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64,
+    );
+    let mut order_ext = BTreeMap::new();
+    order_ext.insert(
+        ColumnIndex::new(1).unwrap(),
+        Protected::Plain(ExtValue::Decimal(Decimal {
+            units: -185,
+            scale: 1,
+        })),
+    );
+    order_ext.insert(
+        ColumnIndex::new(20).unwrap(),
+        Protected::Plain(ExtValue::Date(time::macros::date!(2026 - 12 - 01))),
+    );
+    order_ext.insert(
+        ColumnIndex::new(3).unwrap(),
+        Protected::Sealed {
+            sealed: Sealed {
+                ciphertext: "AQAAAAEcipher".into(),
+                blind_index: None,
+            },
+        },
+    );
+    let mut line_ext = BTreeMap::new();
+    line_ext.insert(
+        ColumnIndex::new(2).unwrap(),
+        Protected::Plain(ExtValue::Enum("frozen".into())),
+    );
+    let lines = vec![
+        OrderLine {
+            line_no: 1,
+            sku: "sku-a".into(),
+            product_name: "冻品 A".into(),
+            quantity: 2,
+            unit_price: cny(300),
+            unit_weight_grams: Some(500),
+            promotion_type: Some("full-price".into()),
+            payable: cny(500),
+            ext: line_ext,
+        },
+        OrderLine {
+            line_no: 2,
+            sku: "sku-a".into(),
+            product_name: "冻品 A".into(),
+            quantity: 1,
+            unit_price: cny(200),
+            unit_weight_grams: None,
+            promotion_type: Some("bundle".into()),
+            payable: cny(200),
+            ext: BTreeMap::new(),
+        },
+    ];
+    let mut identifiers = vec![
+        KvIdentifier::new(BusinessDomain::Logistics, "cold_box_id", "BOX-1").unwrap(),
+        KvIdentifier::new(BusinessDomain::Order, "vip", "true").unwrap(),
+    ];
+    let mut per_line = KvIdentifier::new(BusinessDomain::Product, "batch", "B-7").unwrap();
+    per_line.line_no = Some(1);
+    identifiers.push(per_line);
+    identifiers.sort();
+    Order {
+        main: OrderMain {
+            id,
+            tenant: tenant_id.clone(),
+            business_identity: BusinessIdentity::parse("cold-chain").unwrap(),
+            order_type: OrderType::parse("standard").unwrap(),
+            status: StatusCode::parse("pending_payment").unwrap(),
+            version: 1,
+            buyer_id: buyer,
+            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
+            external_ref: None,
+            created_at: now,
+            updated_at: now,
+            pay_deadline: Some(now + time::Duration::minutes(30)),
+        },
+        lines,
+        logistics: LogisticsService {
+            service_product: Some("cold-chain-2-8c".into()),
+            ..Default::default()
+        },
+        marketing: Marketing {
+            points_used: 10,
+            ..Default::default()
+        },
+        finance: Finance {
+            currency: Currency::CNY,
+            goods_total: cny(800),
+            discount_total: cny(100),
+            freight: cny(50),
+            payable: cny(750),
+            payments: vec![],
+        },
+        channel: Channel {
+            source: Some("app".into()),
+            customer_channel: None,
+        },
+        parties: Parties {
+            shipper: None,
+            receiver: Some(Party {
+                name: sealed("n"),
+                phone: sealed("p"),
+                address: sealed("a"),
+                region: Some("310000".into()),
+            }),
+        },
+        operation: Operation {
+            created_by: Some("bl-main".into()),
+            ..Default::default()
+        },
+        extension: Extension {
+            columns: order_ext,
+            identifiers,
+        },
+    }
+}
+
+/// `(url with host:port replaced by 127.0.0.1:{port}, upstream host:port)` of a redis URL.
+pub fn redirect_url(url: &str, port: u16) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("redis url has a scheme");
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    let (userinfo, host_port) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let upstream = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:6379")
+    };
+    (
+        format!("{scheme}://{userinfo}127.0.0.1:{port}{path}"),
+        upstream,
+    )
+}
+
+/// A loopback TCP proxy to `upstream`. Stopping it closes the listener and every forwarded
+/// connection; restarting listens on the same port again.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    upstream: String,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listens on an ephemeral loopback port.
+    pub async fn start(upstream: String) -> Proxy {
+        let mut proxy = Proxy {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream,
+            task: None,
+        };
+        proxy.listen().await;
+        proxy
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Closes the listener and every forwarded connection (and waits until they are closed).
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _cancelled = task.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restart(&mut self) {
+        assert!(self.task.is_none(), "stop before restarting");
+        self.listen().await;
+    }
+
+    async fn listen(&mut self) {
+        let mut attempts = 0;
+        let listener = loop {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(self.addr).and_then(|()| socket.listen(128)) {
+                Ok(listener) => break listener,
+                Err(error) if attempts < 40 => {
+                    attempts += 1;
+                    eprintln!("proxy: rebinding {}: {error}; retrying", self.addr);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("proxy: cannot listen on {}: {error}", self.addr),
+            }
+        };
+        self.addr = listener.local_addr().unwrap();
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with this task on stop: aborts every connection task.
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((mut inbound, _peer)) = listener.accept().await else {
+                    continue;
+                };
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }));
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A shuffled `1..=n`, from a xorshift seeded by the clock; returns the seed for messages.
+pub fn shuffled(n: u64) -> (Vec<u64>, u64) {
+    let seed = (OffsetDateTime::now_utc().unix_timestamp_nanos() as u64) | 1;
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut values: Vec<u64> = (1..=n).collect();
+    for i in (1..values.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        values.swap(i, j);
+    }
+    (values, seed)
+}
