@@ -145,8 +145,34 @@ fn schema_prints_the_committed_json_schema() {
 }
 
 #[test]
-fn no_subcommand_prints_help() {
-    let out = ordercenter(&[]);
+fn help_lists_serve_and_config() {
+    let out = ordercenter(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("config"));
+    let help = text(&out.stdout);
+    assert!(help.contains("serve") && help.contains("config"), "{help}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_tenant_config_before_listening() {
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        broken.path().join("bad.yaml"),
+        "version: 1\ntenant: Not Valid\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordercenter"))
+        .arg("serve")
+        .env("OC_TENANT_CONFIG_DIR", broken.path())
+        .env("OC_DATA_DIR", data.path())
+        // a port nothing else uses: the command must fail before binding anyway
+        .env("OC_LISTEN", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("tenant config") && stderr.contains("bad.yaml"),
+        "{stderr}"
+    );
 }
