@@ -93,7 +93,9 @@ schemas = {
 
 def problem(desc): return {"description": desc, "content": {"application/problem+json": {"schema": ref("Problem")}}}
 errors = {"401": problem("No or unknown API key."), "403": problem("The key's role may not call this operation."),
-          "422": problem("Invalid input; `field` names the offending member.")}
+          "422": problem("Invalid input; `field` names the offending member."),
+          "429": problem("Over the tenant's or the key's rate limit; retry after `Retry-After` seconds."),
+          "503": problem("Overloaded, timed out, or a dependency is down; retry after `Retry-After` seconds.")}
 order_ok = lambda desc: {"description": desc, "headers": {"ETag": {"schema": S(), "description": "The order's version, quoted."}},
                          "content": {"application/json": {"schema": ref("Order")}}}
 id_param = {"name": "id", "in": "path", "required": True, "schema": S(maxLength=64)}

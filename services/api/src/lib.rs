@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod dto;
+pub mod edge;
 pub mod extract;
 pub mod openapi;
 pub mod pii;
@@ -11,8 +12,10 @@ pub mod service;
 #[cfg(test)]
 mod tests_support;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 
 pub use crate::service::OrderService;
@@ -21,11 +24,27 @@ pub use crate::service::OrderService;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub service: OrderService,
+    /// Per-tenant and per-key token buckets of the edge.
+    pub limiters: Arc<edge::RateLimiters>,
 }
 
-/// The HTTP API.
+impl AppState {
+    pub fn new(service: OrderService) -> AppState {
+        AppState {
+            service,
+            limiters: Arc::default(),
+        }
+    }
+}
+
+/// The HTTP API with the default edge limits.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    router_with(state, edge::EdgeConfig::default())
+}
+
+/// The HTTP API behind the edge layers (see [`edge`] for their order).
+pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
+    let orders = Router::new()
         .route(
             "/v1/orders",
             post(routes::create_order).get(routes::list_orders),
@@ -35,11 +54,16 @@ pub fn router(state: AppState) -> Router {
             get(routes::get_order).patch(routes::update_order),
         )
         .route("/v1/orders/{id}/cancel", post(routes::cancel_order))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::authenticate_and_limit,
+        ));
+    let router = Router::new()
+        .merge(orders)
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(routes::openapi))
         .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .with_state(state)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    edge::apply(router, limits).with_state(state)
 }

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use tower::ServiceExt;
 
+use oc_api::edge::EdgeConfig;
 use oc_api::pii::Sealer;
-use oc_api::{AppState, OrderService, router};
+use oc_api::{AppState, OrderService, router_with};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::{OrderStore, SystemClock};
@@ -38,7 +39,7 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn with_urls(urls: Vec<String>) -> (Router, Arc<SqlOrderStore>) {
+    async fn with_urls(urls: Vec<String>, edge: EdgeConfig) -> (Router, Arc<SqlOrderStore>) {
         let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
         let master = MasterKey::from_bytes([7u8; 32]);
         let ring = KeyRing::new(&master);
@@ -60,14 +61,15 @@ impl TestApp {
             ids: Arc::new(OrderIdGenerator::new(2).unwrap()),
             clock: Arc::new(SystemClock),
         };
-        (router(AppState { service }), store)
+        (router_with(AppState::new(service), edge), store)
     }
 
     async fn mariadb(label: &str) -> TestApp {
         let databases = oc_test_support::TestDatabases::create(label, 2)
             .await
             .unwrap();
-        let (router, store) = Self::with_urls(databases.urls().to_vec()).await;
+        let (router, store) =
+            Self::with_urls(databases.urls().to_vec(), EdgeConfig::default()).await;
         TestApp {
             router,
             store,
@@ -77,12 +79,16 @@ impl TestApp {
     }
 
     async fn sqlite(label: &str) -> TestApp {
+        Self::sqlite_with(label, EdgeConfig::default()).await
+    }
+
+    async fn sqlite_with(label: &str, edge: EdgeConfig) -> TestApp {
         let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
         std::fs::create_dir_all(&dir).unwrap();
         let urls = (0..2)
             .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
             .collect();
-        let (router, store) = Self::with_urls(urls).await;
+        let (router, store) = Self::with_urls(urls, edge).await;
         TestApp {
             router,
             store,
@@ -950,5 +956,84 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "not_found",
         None,
     );
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noisy_neighbour_gets_429_while_the_other_tenant_is_served() {
+    let app = TestApp::sqlite("noisy").await;
+    // express/bl-main may burst 600 at 300/s: 2000 quick requests must run out of tokens
+    let mut throttled = 0;
+    let mut retry_after_seen = false;
+    for n in 0..2000 {
+        let reply = app
+            .call("GET", "/v1/orders/1", Some(EXPRESS_BL), &[], None)
+            .await;
+        match reply.status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                throttled += 1;
+                assert_eq!(reply.body["code"], "rate_limited");
+                let seconds: u64 = reply
+                    .headers
+                    .get(header::RETRY_AFTER)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                retry_after_seen |= seconds >= 1;
+            }
+            StatusCode::NOT_FOUND => {}
+            other => panic!("unexpected {other}"),
+        }
+        // tenant retail, interleaved, is never throttled by express's traffic
+        if n % 20 == 0 {
+            let reply = app
+                .call("GET", "/v1/orders/1", Some(RETAIL_BL), &[], None)
+                .await;
+            reply.problem(StatusCode::NOT_FOUND, "not_found", None);
+        }
+    }
+    assert!(throttled > 0, "express exceeded its limit");
+    assert!(retry_after_seen);
+    // unauthenticated requests never reach (or drain) a tenant's bucket
+    app.call("GET", "/v1/orders/1", Some("oc_test_wrong"), &[], None)
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_503_instead_of_queueing() {
+    let app = TestApp::sqlite_with(
+        "shed",
+        EdgeConfig {
+            request_timeout: std::time::Duration::from_secs(10),
+            max_in_flight: 1,
+        },
+    )
+    .await;
+    let calls: Vec<_> = (0..32)
+        .map(|_| app.call("GET", "/v1/orders/1", Some(RETAIL_BL), &[], None))
+        .collect();
+    let replies = futures_join_all(calls).await;
+    let shed: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    let served = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::NOT_FOUND)
+        .count();
+    assert!(served >= 1, "the request inside the limit is served");
+    assert!(
+        !shed.is_empty(),
+        "requests beyond the limit are refused at once"
+    );
+    assert_eq!(served + shed.len(), 32);
+    for reply in shed {
+        assert_eq!(reply.body["code"], "unavailable");
+        assert!(reply.headers.get(header::RETRY_AFTER).is_some());
+    }
     app.finish().await;
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use oc_api::{AppState, OrderService, router};
+use oc_api::{AppState, OrderService, router_with};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
@@ -31,6 +31,8 @@ pub struct ServiceConfigFile {
     pub master_key_file: Option<PathBuf>,
     pub keyring_file: Option<PathBuf>,
     pub max_connections_per_shard: Option<u32>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_in_flight: Option<usize>,
 }
 
 /// The resolved service config.
@@ -45,6 +47,8 @@ pub struct ServiceConfig {
     pub master_key_file: Option<PathBuf>,
     pub keyring_file: PathBuf,
     pub max_connections_per_shard: u32,
+    /// The edge limits (request timeout, requests in flight before shedding).
+    pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
     pub single_node: bool,
 }
@@ -61,6 +65,8 @@ pub const ENV_VARS: &[&str] = &[
     "OC_MASTER_KEY_FILE",
     "OC_KEYRING_FILE",
     "OC_MAX_CONNECTIONS_PER_SHARD",
+    "OC_REQUEST_TIMEOUT_MS",
+    "OC_MAX_IN_FLIGHT",
     "OC_LOG",
     "OC_LOG_FORMAT",
 ];
@@ -139,7 +145,25 @@ impl ServiceConfig {
             Some(text) => text.parse().context("OC_MAX_CONNECTIONS_PER_SHARD")?,
             None => from_file.max_connections_per_shard.unwrap_or(16),
         };
+        let defaults = oc_api::edge::EdgeConfig::default();
+        let request_timeout_ms = match env("OC_REQUEST_TIMEOUT_MS") {
+            Some(text) => text.parse().context("OC_REQUEST_TIMEOUT_MS")?,
+            None => from_file
+                .request_timeout_ms
+                .unwrap_or(defaults.request_timeout.as_millis() as u64),
+        };
+        let max_in_flight = match env("OC_MAX_IN_FLIGHT") {
+            Some(text) => text.parse().context("OC_MAX_IN_FLIGHT")?,
+            None => from_file.max_in_flight.unwrap_or(defaults.max_in_flight),
+        };
+        if request_timeout_ms == 0 || max_in_flight == 0 {
+            bail!("request timeout and max in-flight requests must be positive");
+        }
         Ok(ServiceConfig {
+            edge: oc_api::edge::EdgeConfig {
+                request_timeout: std::time::Duration::from_millis(request_timeout_ms),
+                max_in_flight,
+            },
             listen,
             keyring_file: env("OC_KEYRING_FILE")
                 .map(PathBuf::from)
@@ -272,7 +296,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
         ),
         clock: Arc::new(SystemClock),
     };
-    Ok((AppState { service }, handle))
+    Ok((AppState::new(service), handle))
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
@@ -302,7 +326,7 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
             key = crate::EXAMPLE_RETAIL_KEY
         );
     }
-    axum::serve(listener, router(state))
+    axum::serve(listener, router_with(state, config.edge))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
