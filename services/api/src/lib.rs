@@ -18,7 +18,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 
-pub use crate::service::OrderService;
+pub use crate::service::{OrderService, ReadModels};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]

@@ -12,7 +12,9 @@ use oc_model::order::{
     Channel, Coupon, ExtColumns, Extension, Finance, LogisticsService, Marketing, Operation,
     OrderLine, OrderMain, Parties, Party, Promotion,
 };
-use oc_model::ports::{Clock, IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
+use oc_model::ports::{
+    Cache, Clock, ColdStore, IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest,
+};
 use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
 use oc_model::{
     Bucket, BusinessIdentity, Currency, DomainError, DomainResult, ErrorCode, ExtTable, ExtValue,
@@ -35,10 +37,21 @@ const MAX_LINES: usize = 500;
 /// How often a transient store conflict is retried inside one request.
 const RETRIES: usize = 5;
 
+/// The read side the API consults before and after the shards.
+#[derive(Debug, Clone, Default)]
+pub struct ReadModels {
+    /// Hot cache (moka, with Redis behind it in cluster mode): consulted first on GET,
+    /// filled on a miss, and written through (set-if-newer) after every change.
+    pub cache: Option<Arc<dyn Cache>>,
+    /// Cold store: where archived orders are read when the shard no longer has them.
+    pub cold: Option<Arc<dyn ColdStore>>,
+}
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct OrderService {
     pub store: Arc<dyn OrderStore>,
+    pub read: ReadModels,
     pub config: Arc<ConfigHandle>,
     pub sealer: Sealer,
     pub ids: Arc<OrderIdGenerator>,
@@ -167,6 +180,7 @@ impl OrderService {
             InsertOutcome::Created(order) => (order, false),
             InsertOutcome::Replayed(order) => (order, true),
         };
+        self.remember(&stored).await;
         Ok(Created {
             view: self.view(&tenant, caller, &stored)?,
             replayed,
@@ -640,10 +654,49 @@ impl OrderService {
 
     pub async fn get(&self, caller: &Caller, id: &str) -> DomainResult<OrderView> {
         let tenant = self.tenant_config(caller)?;
-        let order = self.load(caller, id).await?;
+        let order = self.load_for_read(caller, id).await?;
         self.view(&tenant, caller, &order)
     }
 
+    /// GET path: cache → shard → cold store. The cache is a read model (it may trail the
+    /// shard by its staleness bound); cache errors count as misses, never as failures.
+    async fn load_for_read(&self, caller: &Caller, id: &str) -> DomainResult<Order> {
+        let id: OrderId = id
+            .parse()
+            .map_err(|_| DomainError::not_found("order not found"))?;
+        if let Some(cache) = &self.read.cache {
+            match cache.get(&caller.tenant, id).await {
+                Ok(Some(order)) => return Ok(order),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(error = %error.message, "cache read failed; reading the shard")
+                }
+            }
+        }
+        if let Some(order) = self.store.get(&caller.tenant, id).await? {
+            self.remember(&order).await;
+            return Ok(order);
+        }
+        if let Some(cold) = &self.read.cold
+            && let Some(order) = cold.get(&caller.tenant, id).await?
+        {
+            return Ok(order);
+        }
+        Err(DomainError::not_found("order not found"))
+    }
+
+    /// Write the order's state through to the cache (set-if-newer, so a racing older write
+    /// can never win). A cache failure is logged: the shard already holds the truth.
+    async fn remember(&self, order: &Order) {
+        if let Some(cache) = &self.read.cache
+            && let Err(error) = cache.put_if_newer(order).await
+        {
+            tracing::warn!(error = %error.message, order_id = %order.main.id, "cache write-through failed");
+        }
+    }
+
+    /// Write path: always the shard (the cache may trail it), so If-Match compares against
+    /// the truth.
     async fn load(&self, caller: &Caller, id: &str) -> DomainResult<Order> {
         // a malformed id is as unknown as another tenant's: 404 either way
         let id: OrderId = id
@@ -839,6 +892,7 @@ impl OrderService {
         next.main.updated_at = now_ms(self.clock.as_ref()).max(current.main.updated_at);
         let event = event_of(&next, kind);
         let stored = self.store.update(current.main.version, next, event).await?;
+        self.remember(&stored).await;
         self.view(tenant, caller, &stored)
     }
 

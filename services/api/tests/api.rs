@@ -14,10 +14,11 @@ use tower::ServiceExt;
 
 use oc_api::edge::EdgeConfig;
 use oc_api::pii::Sealer;
-use oc_api::{AppState, OrderService, router_with};
+use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
 use oc_model::OrderIdGenerator;
-use oc_model::ports::{OrderStore, SystemClock};
+use oc_model::ports::{Cache, OrderStore, SystemClock};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
 
@@ -34,12 +35,18 @@ fn examples_dir() -> PathBuf {
 struct TestApp {
     router: Router,
     store: Arc<SqlOrderStore>,
+    cache: Arc<TieredCache>,
+    redis: Option<oc_test_support::RedisPrefix>,
     databases: Option<oc_test_support::TestDatabases>,
     sqlite_dir: Option<PathBuf>,
 }
 
 impl TestApp {
-    async fn with_urls(urls: Vec<String>, edge: EdgeConfig) -> (Router, Arc<SqlOrderStore>) {
+    async fn with_urls(
+        urls: Vec<String>,
+        edge: EdgeConfig,
+        cache: Arc<TieredCache>,
+    ) -> (Router, Arc<SqlOrderStore>) {
         let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
         let master = MasterKey::from_bytes([7u8; 32]);
         let ring = KeyRing::new(&master);
@@ -53,6 +60,10 @@ impl TestApp {
         );
         let service = OrderService {
             store: store.clone() as Arc<dyn OrderStore>,
+            read: ReadModels {
+                cache: Some(cache as Arc<dyn Cache>),
+                cold: None,
+            },
             config: Arc::new(ConfigHandle::new(tenants)),
             sealer: Sealer {
                 cipher: FieldCipher::new(Arc::new(ring)),
@@ -65,14 +76,26 @@ impl TestApp {
     }
 
     async fn mariadb(label: &str) -> TestApp {
+        // cluster shape: MariaDB shards and moka in front of a real Redis
         let databases = oc_test_support::TestDatabases::create(label, 2)
             .await
             .unwrap();
-        let (router, store) =
-            Self::with_urls(databases.urls().to_vec(), EdgeConfig::default()).await;
+        let redis = oc_test_support::RedisPrefix::new(label).unwrap();
+        let l2_config = RedisCacheConfig::new(oc_test_support::redis_url())
+            .with_key_prefix(format!("{}:", redis.prefix()));
+        let l2 = RedisCache::connect(l2_config).await.unwrap();
+        let cache = Arc::new(TieredCache::with_redis(L1Config::default(), l2));
+        let (router, store) = Self::with_urls(
+            databases.urls().to_vec(),
+            EdgeConfig::default(),
+            cache.clone(),
+        )
+        .await;
         TestApp {
             router,
             store,
+            cache,
+            redis: Some(redis),
             databases: Some(databases),
             sqlite_dir: None,
         }
@@ -88,10 +111,14 @@ impl TestApp {
         let urls = (0..2)
             .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
             .collect();
-        let (router, store) = Self::with_urls(urls, edge).await;
+        // single-node shape: SQLite shards and an in-process cache
+        let cache = Arc::new(TieredCache::moka_only(L1Config::single_node()));
+        let (router, store) = Self::with_urls(urls, edge, cache.clone()).await;
         TestApp {
             router,
             store,
+            cache,
+            redis: None,
             databases: None,
             sqlite_dir: Some(dir),
         }
@@ -101,6 +128,9 @@ impl TestApp {
         self.store.close().await;
         if let Some(databases) = self.databases {
             databases.cleanup().await.unwrap();
+        }
+        if let Some(redis) = self.redis {
+            redis.cleanup().await.unwrap();
         }
         if let Some(dir) = self.sqlite_dir {
             std::fs::remove_dir_all(dir).unwrap();
@@ -820,6 +850,43 @@ async fn auth_and_roles(app: &TestApp) {
         .expect(StatusCode::CREATED);
 }
 
+async fn reads_come_from_the_cache_and_follow_writes(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-cache"))
+        .await
+        .id();
+    let path = format!("/v1/orders/{id}");
+    let before = app.cache.stats();
+    let first = app.call("GET", &path, Some(EXPRESS_BL), &[], None).await;
+    first.expect(StatusCode::OK);
+    assert!(
+        app.cache.stats().l1_hits > before.l1_hits,
+        "the create wrote through: the GET is a cache hit"
+    );
+    app.call(
+        "PATCH",
+        &path,
+        Some(EXPRESS_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"remark": "v2"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let second = app.call("GET", &path, Some(EXPRESS_BL), &[], None).await;
+    assert_eq!(
+        second.body["version"], 2,
+        "a write replaces the cached copy at once"
+    );
+    assert_eq!(second.body["operation"]["remark"], "v2");
+    // the cache holds sealed values only: it serves other roles with their own view
+    let masked = app.call("GET", &path, Some(EXPRESS_CS), &[], None).await;
+    assert_eq!(masked.body["parties"]["receiver"]["phone"], "138****5678");
+    // the cache never answers for another tenant
+    app.call("GET", &path, Some(RETAIL_BL), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+}
+
 async fn buyer_list_pages(app: &TestApp) {
     let mut ids = Vec::new();
     for _ in 0..7 {
@@ -918,6 +985,7 @@ api_tests!(
     no_plaintext_pii_in_raw_rows,
     auth_and_roles,
     buyer_list_pages,
+    reads_come_from_the_cache_and_follow_writes,
 );
 
 #[tokio::test]

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use oc_api::{AppState, OrderService, router_with};
+use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
@@ -33,6 +34,7 @@ pub struct ServiceConfigFile {
     pub max_connections_per_shard: Option<u32>,
     pub request_timeout_ms: Option<u64>,
     pub max_in_flight: Option<usize>,
+    pub redis_url: Option<String>,
 }
 
 /// The resolved service config.
@@ -47,6 +49,8 @@ pub struct ServiceConfig {
     pub master_key_file: Option<PathBuf>,
     pub keyring_file: PathBuf,
     pub max_connections_per_shard: u32,
+    /// Redis behind the in-process cache (cluster mode); none = in-process cache only.
+    pub redis_url: Option<String>,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -65,6 +69,7 @@ pub const ENV_VARS: &[&str] = &[
     "OC_MASTER_KEY_FILE",
     "OC_KEYRING_FILE",
     "OC_MAX_CONNECTIONS_PER_SHARD",
+    "OC_REDIS_URL",
     "OC_REQUEST_TIMEOUT_MS",
     "OC_MAX_IN_FLIGHT",
     "OC_LOG",
@@ -160,6 +165,7 @@ impl ServiceConfig {
             bail!("request timeout and max in-flight requests must be positive");
         }
         Ok(ServiceConfig {
+            redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 max_in_flight,
@@ -284,8 +290,21 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
         .await
         .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?;
     let handle = Arc::new(ConfigHandle::new(tenants));
+    let cache = match &config.redis_url {
+        Some(url) => {
+            let l2 = RedisCache::connect(RedisCacheConfig::new(url.clone()))
+                .await
+                .map_err(|e| anyhow::anyhow!("redis cache: {}", e.message))?;
+            TieredCache::with_redis(L1Config::default(), l2)
+        }
+        None => TieredCache::moka_only(L1Config::single_node()),
+    };
     let service = OrderService {
         store: Arc::new(store),
+        read: ReadModels {
+            cache: Some(Arc::new(cache)),
+            cold: None,
+        },
         config: Arc::clone(&handle),
         sealer: oc_api::pii::Sealer {
             cipher: FieldCipher::new(ring),
