@@ -554,8 +554,13 @@ impl OrderService {
                     } else {
                         let stored =
                             self.validate_value(field, json, tenant_id, "orders", record)?;
-                        let text = serde_json::to_string(&stored)
-                            .map_err(|e| DomainError::internal(e.to_string()))?;
+                        // a KV row holds the value's canonical text (so the identifier
+                        // index can look it up); an encrypted field holds its sealed form
+                        let text = match &stored {
+                            Protected::Plain(value) => value.canonical_text(),
+                            Protected::Sealed { .. } => serde_json::to_string(&stored)
+                                .map_err(|e| DomainError::internal(e.to_string()))?,
+                        };
                         let identifier =
                             KvIdentifier::new(*domain, key.clone(), text).map_err(|_| {
                                 DomainError::invalid(&path, "value too long for an identifier")
@@ -934,13 +939,18 @@ impl OrderService {
                     key: identifier.key.clone(),
                 };
                 if let Some(field) = type_config.field_at(&slot) {
-                    let stored: Protected<ExtValue> = serde_json::from_str(&identifier.value)
-                        .map_err(|e| {
-                            DomainError::internal(format!(
-                                "corrupt identifier {}: {e}",
-                                identifier.key
-                            ))
-                        })?;
+                    let corrupt = |e: String| {
+                        DomainError::internal(format!("corrupt identifier {}: {e}", identifier.key))
+                    };
+                    let stored: Protected<ExtValue> = if field.encrypted {
+                        serde_json::from_str(&identifier.value)
+                            .map_err(|e| corrupt(e.to_string()))?
+                    } else {
+                        Protected::Plain(
+                            ExtValue::from_canonical_text(field.field_type, &identifier.value)
+                                .map_err(|e| corrupt(e.message))?,
+                        )
+                    };
                     extension.insert(
                         field.name.clone(),
                         self.render_ext(&caller.tenant, "orders", &record, field, &stored, pii)?,

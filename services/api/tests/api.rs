@@ -343,6 +343,21 @@ async fn create_get_update_cancel(app: &TestApp) {
     assert_eq!(body["extension"]["handling_profile"]["stack_limit"], 4);
     assert_eq!(body["lines"][0]["extension"]["expiry_date"], "2027-05-31");
     assert!(!body.to_string().contains("ext_0"), "{body}");
+    // a KV identifier row holds the plain canonical value, so the identifier index finds it
+    let mut found = 0;
+    for shard in app.store.shards() {
+        let pool = app.store.shard_pool(shard).unwrap();
+        let row = sqlx::query("SELECT COUNT(*) FROM order_identifiers WHERE tenant = ? AND domain = ? AND id_key = ? AND id_value = ?")
+            .bind("express")
+            .bind("logistics")
+            .bind("cold_box_id")
+            .bind("CB-00012345")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        found += row.try_get::<i64, _>(0).unwrap();
+    }
+    assert_eq!(found, 1);
     assert_eq!(body["parties"]["receiver"]["phone"], PHONE);
     assert_eq!(body["parties"]["receiver"]["pii"], "full");
 

@@ -87,8 +87,22 @@ pub fn document_from_order(order: &Order, namer: &impl FieldNamer) -> DomainResu
         let Some(spec) = namer.searchable_field(identity, order_type, &slot) else {
             continue;
         };
-        let value = SearchValue::from_text(spec.kind, &identifier.value)
-            .map_err(|e| e.under(&format!("/extension/identifiers/{index}/value")))?;
+        let path = format!("/extension/identifiers/{index}/value");
+        if spec.kind == SearchFieldKind::BlindIndex {
+            // an encrypted identifier holds its sealed form: only the blind index is searchable
+            let sealed: Protected<ExtValue> =
+                serde_json::from_str(&identifier.value).map_err(|_| {
+                    DomainError::internal(format!(
+                        "plaintext value of encrypted identifier {path} offered to the search index"
+                    ))
+                })?;
+            if let Some(value) = column_value(&spec, &sealed).map_err(|e| e.under(&path))? {
+                ext.entry(spec.name).or_default().push(value);
+            }
+            continue;
+        }
+        let value =
+            SearchValue::from_text(spec.kind, &identifier.value).map_err(|e| e.under(&path))?;
         ext.entry(spec.name).or_default().push(value);
     }
 

@@ -148,6 +148,7 @@ fn namer(_: &BusinessIdentity, _: &OrderType, slot: &Slot) -> Option<SearchField
                 spec("cold_box", SearchFieldKind::Keyword)
             }
             (BusinessDomain::Order, "vip") => spec("vip", SearchFieldKind::Bool),
+            (BusinessDomain::Party, "passport") => spec("passport", SearchFieldKind::BlindIndex),
             _ => None,
         },
     }
@@ -226,6 +227,46 @@ fn plaintext_where_ciphertext_belongs_is_refused() {
     let error = document_from_order(&plain_encrypted_ext, &namer).unwrap_err();
     assert_eq!(error.code, ErrorCode::Internal);
     assert!(!error.message.contains("110101"));
+}
+
+#[test]
+fn an_encrypted_identifier_contributes_only_its_blind_index() {
+    let mut order = order();
+    let sealed: Protected<ExtValue> = Protected::Sealed {
+        sealed: Sealed {
+            ciphertext: "AQAAAAEpass".into(),
+            blind_index: Some("bi-passport".into()),
+        },
+    };
+    order.extension.identifiers.push(
+        KvIdentifier::new(
+            BusinessDomain::Party,
+            "passport",
+            serde_json::to_string(&sealed).unwrap(),
+        )
+        .unwrap(),
+    );
+    let document = document_from_order(&order, &namer).unwrap();
+    assert_eq!(
+        document.ext[&name("passport")],
+        vec![SearchValue::BlindIndex(
+            BlindIndex::parse("bi-passport").unwrap()
+        )]
+    );
+    assert!(
+        !format!("{document:?}").contains("AQAAAAEpass"),
+        "no ciphertext in the index either"
+    );
+
+    // a plaintext value in an encrypted identifier is a bug upstream, refused without an echo
+    let mut leaked = self::order();
+    leaked
+        .extension
+        .identifiers
+        .push(KvIdentifier::new(BusinessDomain::Party, "passport", "E12345678").unwrap());
+    let error = document_from_order(&leaked, &namer).unwrap_err();
+    assert_eq!(error.code, ErrorCode::Internal);
+    assert!(!error.message.contains("E12345678"));
 }
 
 #[test]
