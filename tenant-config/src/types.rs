@@ -366,6 +366,17 @@ impl ResolvedField {
     pub fn is_pii(&self) -> bool {
         self.encrypted
     }
+
+    /// How the search index holds this field: its configured name and index kind; `None`
+    /// when it is not searchable (or a JSON field, which has no index kind).
+    pub fn search_spec(&self) -> Option<oc_model::search::SearchFieldSpec> {
+        if self.search == SearchMode::None {
+            return None;
+        }
+        let kind = oc_model::search::SearchFieldKind::of(self.field_type, self.encrypted)?;
+        let name = oc_model::search::SearchFieldName::parse(self.name.clone()).ok()?;
+        Some(oc_model::search::SearchFieldSpec { name, kind })
+    }
 }
 
 /// The extension fields of one (business identity, order type), with lookups both ways.

@@ -309,3 +309,34 @@ fn load_dir_reports_an_empty_or_missing_directory() {
         "{error}"
     );
 }
+
+#[test]
+fn search_specs_follow_the_search_mode() {
+    use oc_model::search::SearchFieldKind;
+    let set = examples();
+    let express = tenant(&set, "express");
+    let cold_chain = express
+        .order_type(&"cold-chain".parse().unwrap(), &"standard".parse().unwrap())
+        .unwrap();
+    let kind = |name: &str| {
+        cold_chain
+            .field(name)
+            .unwrap()
+            .search_spec()
+            .map(|spec| spec.kind)
+    };
+    assert_eq!(kind("temperature_min"), Some(SearchFieldKind::Decimal));
+    assert_eq!(kind("cargo_category"), Some(SearchFieldKind::Keyword));
+    assert_eq!(
+        kind("consignee_id_number"),
+        Some(SearchFieldKind::BlindIndex)
+    );
+    assert_eq!(kind("temperature_max"), None, "not searchable");
+    assert_eq!(kind("handling_profile"), None, "json is never indexed");
+    let spec = cold_chain
+        .field("cold_box_id")
+        .unwrap()
+        .search_spec()
+        .unwrap();
+    assert_eq!(spec.name.as_str(), "cold_box_id");
+}

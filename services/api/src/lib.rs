@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod pii;
 pub mod problem;
 pub mod routes;
+pub mod search;
 pub mod service;
 #[cfg(test)]
 mod tests_support;
@@ -53,6 +54,7 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
             "/v1/orders/{id}",
             get(routes::get_order).patch(routes::update_order),
         )
+        .route("/v1/orders/search", get(routes::search_orders))
         .route("/v1/orders/{id}/cancel", post(routes::cancel_order))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -26,6 +26,19 @@ impl PiiView {
     }
 }
 
+/// How a party field is normalised for its blind index; `None` when it has none (addresses
+/// are sealed but not searchable).
+pub fn party_normalizer(field: &str) -> Option<Normalizer> {
+    match field {
+        "name" => Some(Normalizer::Trim),
+        "phone" => Some(Normalizer::phone_cn()),
+        _ => None,
+    }
+}
+
+/// Extension values are blind-indexed over their trimmed canonical text.
+pub const EXT_NORMALIZER: Normalizer = Normalizer::Trim;
+
 /// What a withheld value is shown as.
 pub const WITHHELD: &str = "******";
 
@@ -68,14 +81,19 @@ impl Sealer {
             .cipher
             .encrypt_str(&at.context(), text)
             .map_err(crypto_error)?;
-        let blind_index =
-            normalizer.map(|n| self.blind.index(at.tenant.as_str(), at.field, n, text));
+        let blind_index = normalizer.map(|n| self.blind_index(at, n, text));
         Ok(Protected::Sealed {
             sealed: Sealed {
                 ciphertext,
                 blind_index,
             },
         })
+    }
+
+    /// The blind index a value sealed at `at` carries: what an equality search compares.
+    pub fn blind_index(&self, at: Location<'_>, normalizer: &Normalizer, text: &str) -> String {
+        self.blind
+            .index(at.tenant.as_str(), at.field, normalizer, text)
     }
 
     pub fn open_text(
@@ -109,14 +127,8 @@ impl Sealer {
             .cipher
             .encrypt_str(&at.context(), &tagged)
             .map_err(crypto_error)?;
-        let blind_index = searchable.then(|| {
-            self.blind.index(
-                at.tenant.as_str(),
-                at.field,
-                &Normalizer::Trim,
-                &value.canonical_text(),
-            )
-        });
+        let blind_index =
+            searchable.then(|| self.blind_index(at, &EXT_NORMALIZER, &value.canonical_text()));
         Ok(Protected::Sealed {
             sealed: Sealed {
                 ciphertext,

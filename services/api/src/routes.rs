@@ -150,6 +150,16 @@ pub async fn list_orders(
     Ok(Json(list).into_response())
 }
 
+pub async fn search_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidQuery(params): ValidQuery<std::collections::BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::OrdersSearch)?;
+    let result = state.service.search(&caller, &params).await?;
+    Ok(Json(result).into_response())
+}
+
 pub async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }

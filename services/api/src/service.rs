@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use oc_crypto::{Normalizer, mask_address, mask_middle, mask_name, mask_phone};
+use oc_crypto::{mask_address, mask_middle, mask_name, mask_phone};
 use oc_model::order::{
     Channel, Coupon, ExtColumns, Extension, Finance, LogisticsService, Marketing, Operation,
     OrderLine, OrderMain, Parties, Party, Promotion,
@@ -28,7 +28,7 @@ use crate::dto::{
     CancelRequest, CreateOrderRequest, ExtensionInput, LineView, LogisticsInput, OrderList,
     OrderView, PartiesView, PartyInput, PartyView, UpdateOrderRequest,
 };
-use crate::pii::{Location, PiiView, Sealer, render};
+use crate::pii::{Location, PiiView, Sealer, party_normalizer, render};
 
 /// Longest accepted free text (remarks, reasons, product names).
 const MAX_TEXT: usize = 512;
@@ -45,6 +45,9 @@ pub struct ReadModels {
     pub cache: Option<Arc<dyn Cache>>,
     /// Cold store: where archived orders are read when the shard no longer has them.
     pub cold: Option<Arc<dyn ColdStore>>,
+    /// Search index: lists and search. When it is missing or down, buyer-scoped searches
+    /// fall back to the buyer's shard and say so (`degraded`).
+    pub search: Option<Arc<dyn oc_model::ports::SearchIndex>>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -115,7 +118,7 @@ fn order_location<'a>(tenant: &'a TenantId, record_id: &'a str, field: &'a str) 
 
 /// The field name used in associated data for a slot: its storage location, which a safe
 /// config change never re-maps.
-fn slot_field(slot: &Slot) -> String {
+pub(crate) fn slot_field(slot: &Slot) -> String {
     match slot {
         Slot::Column { table, column } => format!("{}.{}", table.as_str(), column),
         Slot::Kv { domain, key } => format!("kv.{domain}.{key}"),
@@ -127,7 +130,7 @@ fn line_record(order_id: OrderId, line_no: u32) -> String {
 }
 
 impl OrderService {
-    fn tenant_config(&self, caller: &Caller) -> DomainResult<Arc<TenantConfig>> {
+    pub(crate) fn tenant_config(&self, caller: &Caller) -> DomainResult<Arc<TenantConfig>> {
         let config = self.config.current();
         config.tenant(&caller.tenant).cloned().ok_or_else(|| {
             DomainError::new(ErrorCode::Unauthenticated, "tenant is no longer configured")
@@ -453,17 +456,17 @@ impl OrderService {
             name: self.sealer.seal_text(
                 order_location(tenant, record, &name_field),
                 input.name.trim(),
-                Some(&Normalizer::Trim),
+                party_normalizer("name").as_ref(),
             )?,
             phone: self.sealer.seal_text(
                 order_location(tenant, record, &phone_field),
                 &input.phone,
-                Some(&Normalizer::phone_cn()),
+                party_normalizer("phone").as_ref(),
             )?,
             address: self.sealer.seal_text(
                 order_location(tenant, record, &address_field),
                 input.address.trim(),
-                None,
+                party_normalizer("address").as_ref(),
             )?,
             region: input.region.clone(),
         })
@@ -669,6 +672,14 @@ impl OrderService {
         let id: OrderId = id
             .parse()
             .map_err(|_| DomainError::not_found("order not found"))?;
+        self.load_for_read_id(caller, id).await
+    }
+
+    pub(crate) async fn load_for_read_id(
+        &self,
+        caller: &Caller,
+        id: OrderId,
+    ) -> DomainResult<Order> {
         if let Some(cache) = &self.read.cache {
             match cache.get(&caller.tenant, id).await {
                 Ok(Some(order)) => return Ok(order),

@@ -18,7 +18,9 @@ use oc_api::{AppState, OrderService, ReadModels, router_with};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
 use oc_model::OrderIdGenerator;
-use oc_model::ports::{Cache, OrderStore, SystemClock};
+use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
+use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
 
@@ -36,17 +38,32 @@ struct TestApp {
     router: Router,
     store: Arc<SqlOrderStore>,
     cache: Arc<TieredCache>,
+    /// The embedded search index the API searches; `index_all` feeds it the way the
+    /// projector does (re-read by primary key, fields by configured name).
+    search: Arc<TantivySearchIndex>,
+    tenants: Arc<ConfigHandle>,
     redis: Option<oc_test_support::RedisPrefix>,
     databases: Option<oc_test_support::TestDatabases>,
     sqlite_dir: Option<PathBuf>,
 }
 
+/// Which parts of the read side a test app gets.
+struct Shape {
+    edge: EdgeConfig,
+    cache: Arc<TieredCache>,
+    with_search: bool,
+}
+
 impl TestApp {
-    async fn with_urls(
+    async fn build(
         urls: Vec<String>,
-        edge: EdgeConfig,
-        cache: Arc<TieredCache>,
-    ) -> (Router, Arc<SqlOrderStore>) {
+        shape: Shape,
+    ) -> (
+        Router,
+        Arc<SqlOrderStore>,
+        Arc<TantivySearchIndex>,
+        Arc<ConfigHandle>,
+    ) {
         let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
         let master = MasterKey::from_bytes([7u8; 32]);
         let ring = KeyRing::new(&master);
@@ -58,13 +75,23 @@ impl TestApp {
                 .await
                 .unwrap(),
         );
+        let search = Arc::new(
+            TantivySearchIndex::open(
+                TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite),
+            )
+            .unwrap(),
+        );
+        let tenants = Arc::new(ConfigHandle::new(tenants));
         let service = OrderService {
             store: store.clone() as Arc<dyn OrderStore>,
             read: ReadModels {
-                cache: Some(cache as Arc<dyn Cache>),
+                cache: Some(shape.cache as Arc<dyn Cache>),
                 cold: None,
+                search: shape
+                    .with_search
+                    .then(|| search.clone() as Arc<dyn SearchIndex>),
             },
-            config: Arc::new(ConfigHandle::new(tenants)),
+            config: tenants.clone(),
             sealer: Sealer {
                 cipher: FieldCipher::new(Arc::new(ring)),
                 blind: Arc::new(BlindIndexer::new(&master)),
@@ -72,7 +99,12 @@ impl TestApp {
             ids: Arc::new(OrderIdGenerator::new(2).unwrap()),
             clock: Arc::new(SystemClock),
         };
-        (router_with(AppState::new(service), edge), store)
+        (
+            router_with(AppState::new(service), shape.edge),
+            store,
+            search,
+            tenants,
+        )
     }
 
     async fn mariadb(label: &str) -> TestApp {
@@ -85,16 +117,18 @@ impl TestApp {
             .with_key_prefix(format!("{}:", redis.prefix()));
         let l2 = RedisCache::connect(l2_config).await.unwrap();
         let cache = Arc::new(TieredCache::with_redis(L1Config::default(), l2));
-        let (router, store) = Self::with_urls(
-            databases.urls().to_vec(),
-            EdgeConfig::default(),
-            cache.clone(),
-        )
-        .await;
+        let shape = Shape {
+            edge: EdgeConfig::default(),
+            cache: cache.clone(),
+            with_search: true,
+        };
+        let (router, store, search, tenants) = Self::build(databases.urls().to_vec(), shape).await;
         TestApp {
             router,
             store,
             cache,
+            search,
+            tenants,
             redis: Some(redis),
             databases: Some(databases),
             sqlite_dir: None,
@@ -102,10 +136,10 @@ impl TestApp {
     }
 
     async fn sqlite(label: &str) -> TestApp {
-        Self::sqlite_with(label, EdgeConfig::default()).await
+        Self::sqlite_with(label, EdgeConfig::default(), true).await
     }
 
-    async fn sqlite_with(label: &str, edge: EdgeConfig) -> TestApp {
+    async fn sqlite_with(label: &str, edge: EdgeConfig, with_search: bool) -> TestApp {
         let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
         std::fs::create_dir_all(&dir).unwrap();
         let urls = (0..2)
@@ -113,14 +147,46 @@ impl TestApp {
             .collect();
         // single-node shape: SQLite shards and an in-process cache
         let cache = Arc::new(TieredCache::moka_only(L1Config::single_node()));
-        let (router, store) = Self::with_urls(urls, edge, cache.clone()).await;
+        let shape = Shape {
+            edge,
+            cache: cache.clone(),
+            with_search,
+        };
+        let (router, store, search, tenants) = Self::build(urls, shape).await;
         TestApp {
             router,
             store,
             cache,
+            search,
+            tenants,
             redis: None,
             databases: None,
             sqlite_dir: Some(dir),
+        }
+    }
+
+    /// Index every order of every shard, as the projector would.
+    async fn index_all(&self) {
+        let config = self.tenants.current();
+        for shard in self.store.shards() {
+            let pool = self.store.shard_pool(shard).unwrap();
+            let rows = sqlx::query("SELECT tenant, id FROM orders")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            for row in rows {
+                let tenant: String = text_cell(&row, 0);
+                let id = OrderId::from_raw(row.try_get::<i64, _>(1).unwrap() as u64).unwrap();
+                let tenant = TenantId::parse(tenant).unwrap();
+                let order = self.store.get(&tenant, id).await.unwrap().unwrap();
+                let namer = |identity: &BusinessIdentity, order_type: &OrderType, slot: &Slot| {
+                    config
+                        .field_at(&tenant, identity, order_type, slot)
+                        .and_then(|field| field.search_spec())
+                };
+                let document = document_from_order(&order, &namer).unwrap();
+                self.search.upsert(&document).await.unwrap();
+            }
         }
     }
 
@@ -218,6 +284,16 @@ impl TestApp {
         }
         out
     }
+}
+
+/// A text cell (MySQL reports binary-collated text as bytes).
+fn text_cell(row: &sqlx::any::AnyRow, index: usize) -> String {
+    row.try_get::<String, _>(index)
+        .or_else(|_| {
+            row.try_get::<Vec<u8>, _>(index)
+                .map(|b| String::from_utf8(b).unwrap())
+        })
+        .unwrap()
 }
 
 #[derive(Debug)]
@@ -902,6 +978,136 @@ async fn reads_come_from_the_cache_and_follow_writes(app: &TestApp) {
         .problem(StatusCode::NOT_FOUND, "not_found", None);
 }
 
+async fn search_filters_by_core_extension_and_encrypted_fields(app: &TestApp) {
+    let mut ids = Vec::new();
+    for (n, (category, min)) in [("vaccine", "2.0"), ("frozen", "-18"), ("vaccine", "4.5")]
+        .iter()
+        .enumerate()
+    {
+        let mut order = cold_chain_order(&format!("buyer-s{n}"));
+        order["extension"]["cargo_category"] = json!(category);
+        order["extension"]["temperature_min"] = json!(min);
+        order["extension"]["cold_box_id"] = json!(format!("CB-0000000{n}"));
+        order["extension"]["consignee_id_number"] = json!(format!("11010519491231000{n}"));
+        order["receiver"]["phone"] = json!(format!("1380000000{n}"));
+        ids.push(app.create(EXPRESS_BL, order).await.id());
+    }
+    app.create(RETAIL_BL, retail_order("buyer-s0"))
+        .await
+        .expect(StatusCode::CREATED);
+    app.index_all().await;
+    let search = |query: &str| {
+        let path = format!("/v1/orders/search?{query}");
+        async move { app.call("GET", &path, Some(EXPRESS_BL), &[], None).await }
+    };
+    let found = |reply: &Reply| -> Vec<String> {
+        reply.expect(StatusCode::OK);
+        assert_eq!(reply.body["degraded"], false);
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // every express order, newest first; never the retail one
+    assert_eq!(
+        found(&search("").await),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert_eq!(
+        found(&search("ext.cargo_category=vaccine&sort=created_at").await),
+        vec![ids[0].clone(), ids[2].clone()]
+    );
+    assert_eq!(
+        found(&search("ext.temperature_min.min=0&ext.temperature_min.max=3").await),
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        found(&search("ext.cold_box_id=CB-00000001").await),
+        vec![ids[1].clone()]
+    );
+    // encrypted fields: equality through the blind index, with the phone normalised
+    assert_eq!(
+        found(&search("ext.consignee_id_number=110105194912310002").await),
+        vec![ids[2].clone()]
+    );
+    assert_eq!(
+        found(&search("receiver_phone=%2B86%20138-0000-0001").await),
+        vec![ids[1].clone()]
+    );
+    assert_eq!(
+        found(&search("buyer_id=buyer-s0").await),
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        found(&search("q=疫苗&status=pending_payment").await).len(),
+        3
+    );
+    assert!(found(&search("status=cancelled").await).is_empty());
+    // pages
+    let first = search("limit=2").await;
+    assert_eq!(found(&first).len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        found(&search(&format!("limit=2&cursor={cursor}")).await),
+        vec![ids[0].clone()]
+    );
+    // bad parameters name themselves
+    search("ext.nope=1").await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/ext.nope"),
+    );
+    search("ext.temperature_min=warm").await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/ext.temperature_min"),
+    );
+    search("colour=red").await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/colour"),
+    );
+    search("limit=500").await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/limit"),
+    );
+    search("sort=price").await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/query/sort"),
+    );
+    // another tenant searches its own orders only
+    let retail = app
+        .call("GET", "/v1/orders/search", Some(RETAIL_BL), &[], None)
+        .await;
+    let retail_ids = found(&retail);
+    assert_eq!(retail_ids.len(), 1);
+    assert!(ids.iter().all(|id| !retail_ids.contains(id)));
+    assert_eq!(retail.body["items"][0]["tenant"], "retail");
+    // analytics may search, and sees no personal data in the results
+    let analytics = app
+        .call(
+            "GET",
+            "/v1/orders/search?limit=1",
+            Some(EXPRESS_ANALYTICS),
+            &[],
+            None,
+        )
+        .await;
+    analytics.expect(StatusCode::OK);
+    assert_eq!(
+        analytics.body["items"][0]["parties"]["receiver"]["phone"],
+        "******"
+    );
+    assert_eq!(
+        analytics.body["items"][0]["parties"]["receiver"]["pii"],
+        "none"
+    );
+}
+
 async fn buyer_list_pages(app: &TestApp) {
     let mut ids = Vec::new();
     for _ in 0..7 {
@@ -1001,7 +1207,68 @@ api_tests!(
     auth_and_roles,
     buyer_list_pages,
     reads_come_from_the_cache_and_follow_writes,
+    search_filters_by_core_extension_and_encrypted_fields,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_index_buyer_searches_fall_back_to_the_shard_and_say_so() {
+    let app = TestApp::sqlite_with("degraded", EdgeConfig::default(), false).await;
+    let first = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-d"))
+        .await
+        .id();
+    let second = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-d"))
+        .await
+        .id();
+    app.call(
+        "POST",
+        &format!("/v1/orders/{first}/cancel"),
+        Some(EXPRESS_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let reply = app
+        .call(
+            "GET",
+            "/v1/orders/search?buyer_id=buyer-d&status=pending_payment",
+            Some(EXPRESS_BL),
+            &[],
+            None,
+        )
+        .await;
+    reply.expect(StatusCode::OK);
+    assert_eq!(reply.body["degraded"], true);
+    let ids: Vec<&str> = reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![second.as_str()]);
+    // what only the index can answer is refused, not answered wrongly
+    app.call(
+        "GET",
+        "/v1/orders/search?buyer_id=buyer-d&ext.cargo_category=vaccine",
+        Some(EXPRESS_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    app.call(
+        "GET",
+        "/v1/orders/search?status=pending_payment",
+        Some(EXPRESS_BL),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    app.finish().await;
+}
 
 #[tokio::test]
 async fn openapi_document_matches_snapshot_and_routes() {
@@ -1012,6 +1279,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     let paths: Vec<&String> = reply.body["paths"].as_object().unwrap().keys().collect();
     for path in [
         "/v1/orders",
+        "/v1/orders/search",
         "/v1/orders/{id}",
         "/v1/orders/{id}/cancel",
         "/healthz",
@@ -1022,7 +1290,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        6,
+        7,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -1088,14 +1356,11 @@ async fn noisy_neighbour_gets_429_while_the_other_tenant_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_shed_with_503_instead_of_queueing() {
-    let app = TestApp::sqlite_with(
-        "shed",
-        EdgeConfig {
-            request_timeout: std::time::Duration::from_secs(10),
-            max_in_flight: 1,
-        },
-    )
-    .await;
+    let edge = EdgeConfig {
+        request_timeout: std::time::Duration::from_secs(10),
+        max_in_flight: 1,
+    };
+    let app = TestApp::sqlite_with("shed", edge, true).await;
     let calls: Vec<_> = (0..32)
         .map(|_| app.call("GET", "/v1/orders/1", Some(RETAIL_BL), &[], None))
         .collect();

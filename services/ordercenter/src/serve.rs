@@ -301,9 +301,12 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
     };
     let service = OrderService {
         store: Arc::new(store),
+        // the search index and cold store are wired once the projector feeds them; until
+        // then buyer searches are answered from the shard (flagged degraded)
         read: ReadModels {
             cache: Some(Arc::new(cache)),
             cold: None,
+            search: None,
         },
         config: Arc::clone(&handle),
         sealer: oc_api::pii::Sealer {

@@ -1,0 +1,464 @@
+//! `GET /v1/orders/search`: filters, sort and cursor pagination over the search index, with
+//! orders rendered from the cache / shard (the index holds only what it filters on; the seed
+//! rule: lists from the index, details from the system of record).
+//!
+//! Query parameters: `status` (comma list), `business_identity`, `order_type`, `buyer_id`,
+//! `merchant_id`, `sku`, `q` (text in product names), `created_from` / `created_to`
+//! (RFC 3339, `[from, to)`), `payable_min` / `payable_max` (minor units of the tenant
+//! currency), `sort` (`created_at`, `updated_at`, `payable`; `-` prefix for descending;
+//! default `-created_at`), `cursor`, `limit` (1–100), `receiver_phone`, `receiver_name`,
+//! `shipper_phone`, `shipper_name` (equality through the blind index), and for searchable
+//! extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` /
+//! `ext.<name>.max` (ranges on int, decimal and date fields). Unknown parameters are refused.
+//!
+//! When no index is configured or it is down, a search with `buyer_id` is served from the
+//! buyer's shard, newest first, filtering status, business identity, order type and creation
+//! time; the answer says `"degraded": true`. Any other search answers 503.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use oc_model::ports::PageRequest;
+use oc_model::search::{
+    AmountRange, BlindIndex, ExtCondition, ExtFilter, ExtRange, PiiField, ScaledDecimal,
+    SearchFieldKind, SearchQuery, SearchSort, SearchValue, SortDirection, SortField, TimeRange,
+    TotalHits,
+};
+use oc_model::{
+    BusinessIdentity, DomainError, DomainResult, ErrorCode, ExtValue, Order, OrderType, PartyId,
+    StatusCode,
+};
+use oc_tenant_config::{ResolvedField, TenantConfig};
+
+use crate::access::Caller;
+use crate::dto::OrderView;
+use crate::pii::{EXT_NORMALIZER, Location, party_normalizer};
+use crate::service::{OrderService, slot_field};
+
+/// The answer of a search.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchResult {
+    pub items: Vec<OrderView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<TotalHits>,
+    /// True when the index was unavailable and the buyer's shard answered instead.
+    pub degraded: bool,
+}
+
+const PLAIN_PARAMETERS: &[&str] = &[
+    "status",
+    "business_identity",
+    "order_type",
+    "buyer_id",
+    "merchant_id",
+    "sku",
+    "q",
+    "created_from",
+    "created_to",
+    "payable_min",
+    "payable_max",
+    "sort",
+    "cursor",
+    "limit",
+];
+
+const PII_PARAMETERS: &[(&str, PiiField)] = &[
+    ("receiver_phone", PiiField::ReceiverPhone),
+    ("receiver_name", PiiField::ReceiverName),
+    ("shipper_phone", PiiField::ShipperPhone),
+    ("shipper_name", PiiField::ShipperName),
+];
+
+fn query_path(name: &str) -> String {
+    format!("/query/{name}")
+}
+
+fn parse_time(name: &str, text: &str) -> DomainResult<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        DomainError::invalid(
+            query_path(name),
+            "expected an RFC 3339 time, e.g. 2026-11-23T00:00:00Z",
+        )
+    })
+}
+
+fn parse_int(name: &str, text: &str) -> DomainResult<i64> {
+    text.parse()
+        .map_err(|_| DomainError::invalid(query_path(name), "expected a whole number"))
+}
+
+/// The searchable field `name` as the query means it: one spec, one slot (for encrypted
+/// fields the blind index depends on the slot).
+fn resolve_field<'a>(
+    tenant: &'a TenantConfig,
+    identity: Option<&BusinessIdentity>,
+    order_type: Option<&OrderType>,
+    name: &str,
+    path: &str,
+) -> DomainResult<&'a ResolvedField> {
+    let candidates: Vec<&ResolvedField> = tenant
+        .order_types()
+        .filter(|t| {
+            identity.is_none_or(|i| t.identity() == i)
+                && order_type.is_none_or(|o| t.order_type() == o)
+        })
+        .filter_map(|t| t.field(name))
+        .filter(|f| f.search_spec().is_some())
+        .collect();
+    let Some(first) = candidates.first() else {
+        return Err(DomainError::invalid(
+            path,
+            format!("{name:?} is not a searchable extension field"),
+        ));
+    };
+    let same = candidates
+        .iter()
+        .all(|f| f.search_spec() == first.search_spec() && (!f.encrypted || f.slot == first.slot));
+    if !same {
+        return Err(DomainError::invalid(
+            path,
+            format!(
+                "{name:?} means different things in different order types: add business_identity and order_type"
+            ),
+        ));
+    }
+    Ok(first)
+}
+
+impl OrderService {
+    fn build_search_query(
+        &self,
+        tenant: &TenantConfig,
+        caller: &Caller,
+        params: &BTreeMap<String, String>,
+    ) -> DomainResult<SearchQuery> {
+        let mut query = SearchQuery::default();
+        let get = |name: &str| params.get(name).map(String::as_str);
+        if let Some(statuses) = get("status") {
+            query.statuses = statuses
+                .split(',')
+                .map(|s| StatusCode::parse(s.trim()).map_err(|e| e.under(&query_path("status"))))
+                .collect::<DomainResult<_>>()?;
+        }
+        query.business_identity = get("business_identity")
+            .map(|v| {
+                BusinessIdentity::parse(v).map_err(|e| e.under(&query_path("business_identity")))
+            })
+            .transpose()?;
+        query.order_type = get("order_type")
+            .map(|v| OrderType::parse(v).map_err(|e| e.under(&query_path("order_type"))))
+            .transpose()?;
+        query.buyer_id = get("buyer_id")
+            .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("buyer_id"))))
+            .transpose()?;
+        query.merchant_id = get("merchant_id")
+            .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("merchant_id"))))
+            .transpose()?;
+        query.sku = get("sku").map(str::to_owned);
+        query.product_text = get("q").map(str::to_owned);
+        query.created_at = TimeRange {
+            from: get("created_from")
+                .map(|v| parse_time("created_from", v))
+                .transpose()?,
+            to: get("created_to")
+                .map(|v| parse_time("created_to", v))
+                .transpose()?,
+        };
+        let (min, max) = (get("payable_min"), get("payable_max"));
+        if min.is_some() || max.is_some() {
+            query.payable = Some(AmountRange {
+                currency: tenant.currency(),
+                min_minor: min.map(|v| parse_int("payable_min", v)).transpose()?,
+                max_minor: max.map(|v| parse_int("payable_max", v)).transpose()?,
+            });
+        }
+        if let Some(sort) = get("sort") {
+            let (direction, field) = match sort.strip_prefix('-') {
+                Some(field) => (SortDirection::Desc, field),
+                None => (SortDirection::Asc, sort),
+            };
+            let field = match field {
+                "created_at" => SortField::CreatedAt,
+                "updated_at" => SortField::UpdatedAt,
+                "payable" => SortField::Payable,
+                _ => {
+                    return Err(DomainError::invalid(
+                        query_path("sort"),
+                        "sort by created_at, updated_at or payable (prefix - for descending)",
+                    ));
+                }
+            };
+            query.sort = SearchSort { field, direction };
+        }
+        query.cursor = get("cursor").map(str::to_owned);
+        query.limit = match get("limit") {
+            Some(text) => u32::try_from(parse_int("limit", text)?).unwrap_or(0),
+            None => 20,
+        };
+        if !(1..=100).contains(&query.limit) {
+            return Err(DomainError::invalid(
+                query_path("limit"),
+                "limit must be 1 to 100",
+            ));
+        }
+        for (name, field) in PII_PARAMETERS {
+            if let Some(value) = get(name) {
+                let (role, part) = field.party_and_field();
+                let normalizer = party_normalizer(part)
+                    .ok_or_else(|| DomainError::internal("party field without blind index"))?;
+                let field_name = format!("{role}.{part}");
+                let at = Location {
+                    tenant: &caller.tenant,
+                    table: "orders",
+                    record_id: "",
+                    field: &field_name,
+                };
+                let blind = BlindIndex::parse(self.sealer.blind_index(at, &normalizer, value))?;
+                query.pii.push((*field, blind));
+            }
+        }
+        // extension filters: ext.<name>, ext.<name>.min, ext.<name>.max
+        let mut ranges: BTreeMap<&str, (Option<&str>, Option<&str>)> = BTreeMap::new();
+        for (key, value) in params {
+            if PLAIN_PARAMETERS.contains(&key.as_str())
+                || PII_PARAMETERS.iter().any(|(p, _)| p == key)
+            {
+                continue;
+            }
+            let Some(rest) = key.strip_prefix("ext.") else {
+                return Err(DomainError::invalid(
+                    query_path(key),
+                    "unknown search parameter",
+                ));
+            };
+            if let Some(name) = rest.strip_suffix(".min") {
+                ranges.entry(name).or_default().0 = Some(value);
+            } else if let Some(name) = rest.strip_suffix(".max") {
+                ranges.entry(name).or_default().1 = Some(value);
+            } else {
+                let path = query_path(key);
+                let field = resolve_field(
+                    tenant,
+                    query.business_identity.as_ref(),
+                    query.order_type.as_ref(),
+                    rest,
+                    &path,
+                )?;
+                let spec = field
+                    .search_spec()
+                    .ok_or_else(|| DomainError::invalid(&path, "not searchable"))?;
+                let typed = ExtValue::from_canonical_text(field.field_type, value)
+                    .map_err(|e| DomainError::invalid(&path, e.message))?;
+                let search_value = if spec.kind == SearchFieldKind::BlindIndex {
+                    let slot = slot_field(&field.slot);
+                    let at = Location {
+                        tenant: &caller.tenant,
+                        table: "orders",
+                        record_id: "",
+                        field: &slot,
+                    };
+                    SearchValue::BlindIndex(BlindIndex::parse(self.sealer.blind_index(
+                        at,
+                        &EXT_NORMALIZER,
+                        &typed.canonical_text(),
+                    ))?)
+                } else {
+                    SearchValue::from_ext(spec.kind, &typed)
+                        .map_err(|e| DomainError::invalid(&path, e.message))?
+                };
+                query.ext.push(ExtFilter {
+                    name: spec.name,
+                    condition: ExtCondition::Equals(search_value),
+                });
+            }
+        }
+        for (name, (min, max)) in ranges {
+            let path = query_path(&format!("ext.{name}"));
+            let field = resolve_field(
+                tenant,
+                query.business_identity.as_ref(),
+                query.order_type.as_ref(),
+                name,
+                &path,
+            )?;
+            let spec = field
+                .search_spec()
+                .ok_or_else(|| DomainError::invalid(&path, "not searchable"))?;
+            let bound = |text: Option<&str>| -> DomainResult<Option<SearchValue>> {
+                text.map(|t| {
+                    let typed = ExtValue::from_canonical_text(field.field_type, t)
+                        .map_err(|e| DomainError::invalid(&path, e.message))?;
+                    SearchValue::from_ext(spec.kind, &typed)
+                        .map_err(|e| DomainError::invalid(&path, e.message))
+                })
+                .transpose()
+            };
+            let (low, high) = (bound(min)?, bound(max)?);
+            let range = match spec.kind {
+                SearchFieldKind::Int => ExtRange::Int {
+                    min: low.map(|v| if let SearchValue::Int(i) = v { i } else { 0 }),
+                    max: high.map(|v| if let SearchValue::Int(i) = v { i } else { 0 }),
+                },
+                SearchFieldKind::Decimal => {
+                    let scaled = |v: SearchValue| {
+                        if let SearchValue::Decimal(d) = v {
+                            d
+                        } else {
+                            ScaledDecimal::from_nanos(0)
+                        }
+                    };
+                    ExtRange::Decimal {
+                        min: low.map(scaled),
+                        max: high.map(scaled),
+                    }
+                }
+                SearchFieldKind::Date => {
+                    let date = |v: SearchValue| {
+                        if let SearchValue::Date(d) = v {
+                            Some(d)
+                        } else {
+                            None
+                        }
+                    };
+                    ExtRange::Date {
+                        min: low.and_then(date),
+                        max: high.and_then(date),
+                    }
+                }
+                _ => {
+                    return Err(DomainError::invalid(
+                        &path,
+                        format!(
+                            "{name:?} has no order: ranges are for int, decimal and date fields"
+                        ),
+                    ));
+                }
+            };
+            query.ext.push(ExtFilter {
+                name: spec.name,
+                condition: ExtCondition::Range(range),
+            });
+        }
+        query.validate().map_err(|e| {
+            DomainError::invalid(format!("/query{}", e.field.unwrap_or_default()), e.message)
+        })?;
+        Ok(query)
+    }
+
+    /// Search the caller's orders.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        params: &BTreeMap<String, String>,
+    ) -> DomainResult<SearchResult> {
+        let tenant = self.tenant_config(caller)?;
+        let query = self.build_search_query(&tenant, caller, params)?;
+        let outcome = match &self.read.search {
+            Some(index) => index.search(&caller.tenant, &query).await,
+            None => Err(DomainError::unavailable("no search index is configured")),
+        };
+        let page = match outcome {
+            Ok(page) => page,
+            Err(error) if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Retryable) => {
+                tracing::warn!(error = %error.message, "search index unavailable; trying the shard fallback");
+                return self.search_on_the_shard(&tenant, caller, &query).await;
+            }
+            Err(error) => return Err(error),
+        };
+        let mut items = Vec::with_capacity(page.hits.len());
+        for hit in &page.hits {
+            match self.load_for_read_id(caller, hit.order_id).await {
+                Ok(order) => items.push(self.view(&tenant, caller, &order)?),
+                // the index can trail a deletion or archiving: skip what is gone
+                Err(error) if error.code == ErrorCode::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(SearchResult {
+            items,
+            next_cursor: page.next_cursor,
+            total: page.total,
+            degraded: false,
+        })
+    }
+
+    /// Degraded mode: the buyer's shard, newest first, with the filters a shard row can
+    /// answer.
+    async fn search_on_the_shard(
+        &self,
+        tenant: &TenantConfig,
+        caller: &Caller,
+        query: &SearchQuery,
+    ) -> DomainResult<SearchResult> {
+        let Some(buyer) = &query.buyer_id else {
+            return Err(DomainError::unavailable(
+                "the search index is unavailable; only buyer-scoped searches (buyer_id) are served meanwhile",
+            ));
+        };
+        let needs_index = query.merchant_id.is_some()
+            || query.sku.is_some()
+            || query.product_text.is_some()
+            || query.payable.is_some()
+            || !query.ext.is_empty()
+            || !query.pii.is_empty();
+        if needs_index {
+            return Err(DomainError::unavailable(
+                "the search index is unavailable; meanwhile a buyer's orders can be filtered only by status, business_identity, order_type and creation time",
+            ));
+        }
+        let page = self
+            .store
+            .list_by_buyer(
+                &caller.tenant,
+                buyer,
+                PageRequest {
+                    cursor: query.cursor.clone(),
+                    limit: query.limit,
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.field.as_deref() == Some("/cursor") {
+                    DomainError::invalid("/query/cursor", e.message)
+                } else {
+                    e
+                }
+            })?;
+        let keep = |order: &Order| {
+            (query.statuses.is_empty() || query.statuses.contains(&order.main.status))
+                && query
+                    .business_identity
+                    .as_ref()
+                    .is_none_or(|i| *i == order.main.business_identity)
+                && query
+                    .order_type
+                    .as_ref()
+                    .is_none_or(|t| *t == order.main.order_type)
+                && query
+                    .created_at
+                    .from
+                    .is_none_or(|from| order.main.created_at >= from)
+                && query
+                    .created_at
+                    .to
+                    .is_none_or(|to| order.main.created_at < to)
+        };
+        let items = page
+            .items
+            .iter()
+            .filter(|o| keep(o))
+            .map(|o| self.view(tenant, caller, o))
+            .collect::<DomainResult<_>>()?;
+        Ok(SearchResult {
+            items,
+            next_cursor: page.next_cursor,
+            total: None,
+            degraded: true,
+        })
+    }
+}
