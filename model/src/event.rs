@@ -47,6 +47,20 @@ pub struct OrderEvent {
 }
 
 impl OrderEvent {
+    /// The event describing `order`'s current state (its version, status and update time).
+    pub fn of(order: &crate::Order, kind: OrderEventKind) -> OrderEvent {
+        OrderEvent {
+            tenant: order.main.tenant.clone(),
+            order_id: order.main.id,
+            version: order.main.version,
+            kind,
+            status: order.main.status.clone(),
+            business_identity: order.main.business_identity.clone(),
+            order_type: order.main.order_type.clone(),
+            occurred_at: order.main.updated_at,
+        }
+    }
+
     /// Stable, unique event id (`{order_id}-{version}`), the CloudEvents `id`.
     pub fn event_id(&self) -> String {
         format!("{}-{}", self.order_id, self.version)

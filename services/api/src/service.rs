@@ -169,7 +169,7 @@ impl OrderService {
             key,
             request_hash: request_hash(raw),
         });
-        let event = event_of(&order, OrderEventKind::Created);
+        let event = OrderEvent::of(&order, OrderEventKind::Created);
         let outcome = self
             .with_retries(|| {
                 self.store.insert(NewOrder {
@@ -906,7 +906,7 @@ impl OrderService {
     ) -> DomainResult<OrderView> {
         next.main.version = current.main.version + 1;
         next.main.updated_at = now_ms(self.clock.as_ref()).max(current.main.updated_at);
-        let event = event_of(&next, kind);
+        let event = OrderEvent::of(&next, kind);
         let stored = self.store.update(current.main.version, next, event).await?;
         self.remember(&stored).await;
         self.view(tenant, caller, &stored)
@@ -1110,17 +1110,4 @@ fn logistics_of(input: Option<&LogisticsInput>) -> DomainResult<LogisticsService
         expected_delivery_at: input.expected_delivery_at,
         waybill_no: input.waybill_no.clone(),
     })
-}
-
-fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {
-    OrderEvent {
-        tenant: order.main.tenant.clone(),
-        order_id: order.main.id,
-        version: order.main.version,
-        kind,
-        status: order.main.status.clone(),
-        business_identity: order.main.business_identity.clone(),
-        order_type: order.main.order_type.clone(),
-        occurred_at: order.main.updated_at,
-    }
 }

@@ -1,23 +1,16 @@
 //! The order-store conformance suite: the same cases run against SQLite files and against
 //! real MariaDB databases (two shards each). Every test gets fresh shards.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use oc_model::ext::Sealed;
-use oc_model::order::{
-    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
-    Parties, Party,
-};
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
 use oc_model::{
-    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, Decimal, ErrorCode, ExtValue,
-    KvIdentifier, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId,
-    Protected, ShardId, StatusCode, TenantId,
+    ColumnIndex, ErrorCode, ExtValue, Order, OrderEvent, OrderEventKind, PartyId, Protected,
+    ShardId, TenantId,
 };
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use sqlx::Row;
-use time::OffsetDateTime;
 
 const SHARDS: usize = 2;
 
@@ -73,155 +66,10 @@ fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
 
-fn sealed(tag: &str) -> Protected<String> {
-    Protected::Sealed {
-        sealed: Sealed {
-            ciphertext: format!("AQAAAAE{tag}"),
-            blind_index: Some(format!("bi{tag}")),
-        },
-    }
-}
-
-fn cny(minor: i64) -> Money {
-    Money::new(minor, Currency::CNY)
-}
-
-static IDS: std::sync::LazyLock<OrderIdGenerator> =
-    std::sync::LazyLock::new(|| OrderIdGenerator::new(1).unwrap());
-
-/// A valid, fully populated order for `buyer`.
-fn order(tenant_id: &TenantId, buyer: &str) -> Order {
-    let buyer = PartyId::parse(buyer).unwrap();
-    let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
-    let id = IDS.next(
-        Bucket::of(tenant_id, &buyer),
-        (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64,
-    );
-    let mut order_ext = BTreeMap::new();
-    order_ext.insert(
-        ColumnIndex::new(1).unwrap(),
-        Protected::Plain(ExtValue::Decimal(Decimal {
-            units: -185,
-            scale: 1,
-        })),
-    );
-    order_ext.insert(
-        ColumnIndex::new(20).unwrap(),
-        Protected::Plain(ExtValue::Date(time::macros::date!(2026 - 12 - 01))),
-    );
-    order_ext.insert(
-        ColumnIndex::new(3).unwrap(),
-        Protected::Sealed {
-            sealed: Sealed {
-                ciphertext: "AQAAAAEcipher".into(),
-                blind_index: None,
-            },
-        },
-    );
-    let mut line_ext = BTreeMap::new();
-    line_ext.insert(
-        ColumnIndex::new(2).unwrap(),
-        Protected::Plain(ExtValue::Enum("frozen".into())),
-    );
-    let lines = vec![
-        OrderLine {
-            line_no: 1,
-            sku: "sku-a".into(),
-            product_name: "冻品 A".into(),
-            quantity: 2,
-            unit_price: cny(300),
-            unit_weight_grams: Some(500),
-            promotion_type: Some("full-price".into()),
-            payable: cny(500),
-            ext: line_ext,
-        },
-        OrderLine {
-            line_no: 2,
-            sku: "sku-a".into(),
-            product_name: "冻品 A".into(),
-            quantity: 1,
-            unit_price: cny(200),
-            unit_weight_grams: None,
-            promotion_type: Some("bundle".into()),
-            payable: cny(200),
-            ext: BTreeMap::new(),
-        },
-    ];
-    let mut identifiers = vec![
-        KvIdentifier::new(BusinessDomain::Logistics, "cold_box_id", "BOX-1").unwrap(),
-        KvIdentifier::new(BusinessDomain::Order, "vip", "true").unwrap(),
-    ];
-    let mut per_line = KvIdentifier::new(BusinessDomain::Product, "batch", "B-7").unwrap();
-    per_line.line_no = Some(1);
-    identifiers.push(per_line);
-    identifiers.sort();
-    Order {
-        main: OrderMain {
-            id,
-            tenant: tenant_id.clone(),
-            business_identity: BusinessIdentity::parse("cold-chain").unwrap(),
-            order_type: OrderType::parse("standard").unwrap(),
-            status: StatusCode::parse("pending_payment").unwrap(),
-            version: 1,
-            buyer_id: buyer,
-            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
-            external_ref: None,
-            created_at: now,
-            updated_at: now,
-            pay_deadline: Some(now + time::Duration::minutes(30)),
-        },
-        lines,
-        logistics: LogisticsService {
-            service_product: Some("cold-chain-2-8c".into()),
-            ..Default::default()
-        },
-        marketing: Marketing {
-            points_used: 10,
-            ..Default::default()
-        },
-        finance: Finance {
-            currency: Currency::CNY,
-            goods_total: cny(800),
-            discount_total: cny(100),
-            freight: cny(50),
-            payable: cny(750),
-            payments: vec![],
-        },
-        channel: Channel {
-            source: Some("app".into()),
-            customer_channel: None,
-        },
-        parties: Parties {
-            shipper: None,
-            receiver: Some(Party {
-                name: sealed("n"),
-                phone: sealed("p"),
-                address: sealed("a"),
-                region: Some("310000".into()),
-            }),
-        },
-        operation: Operation {
-            created_by: Some("bl-main".into()),
-            ..Default::default()
-        },
-        extension: Extension {
-            columns: order_ext,
-            identifiers,
-        },
-    }
-}
+use oc_test_support::fixtures::order;
 
 fn event(order: &Order, kind: OrderEventKind) -> OrderEvent {
-    OrderEvent {
-        tenant: order.main.tenant.clone(),
-        order_id: order.main.id,
-        version: order.main.version,
-        kind,
-        status: order.main.status.clone(),
-        business_identity: order.main.business_identity.clone(),
-        order_type: order.main.order_type.clone(),
-        occurred_at: order.main.updated_at,
-    }
+    OrderEvent::of(order, kind)
 }
 
 fn new_order(order: Order, idempotency: Option<IdempotencyRecord>) -> NewOrder {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod env;
+pub mod fixtures;
 mod kafka;
 mod mysql;
 mod prefix;

@@ -1,0 +1,158 @@
+//! Order fixtures shared by the adapters' test suites: a valid, fully populated order (two
+//! lines, one with a line extension column; order extension columns, plain and sealed; KV
+//! identifiers, one of them per line; sealed receiver PII). Sealed values are fake
+//! ciphertexts: adapters store them, never open them.
+
+use std::collections::BTreeMap;
+
+use oc_model::ext::Sealed;
+use oc_model::order::{
+    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
+    Parties, Party,
+};
+use oc_model::{
+    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, Decimal, ExtValue,
+    KvIdentifier, Money, Order, OrderIdGenerator, OrderType, PartyId, Protected, StatusCode,
+    TenantId,
+};
+use time::OffsetDateTime;
+
+/// A sealed text value whose fake ciphertext and blind index derive from `tag`.
+pub fn sealed(tag: &str) -> Protected<String> {
+    Protected::Sealed {
+        sealed: Sealed {
+            ciphertext: format!("AQAAAAE{tag}"),
+            blind_index: Some(format!("bi{tag}")),
+        },
+    }
+}
+
+/// Minor units of CNY.
+pub fn cny(minor: i64) -> Money {
+    Money::new(minor, Currency::CNY)
+}
+
+static IDS: std::sync::LazyLock<OrderIdGenerator> =
+    std::sync::LazyLock::new(|| OrderIdGenerator::new(1).unwrap());
+
+/// A valid, fully populated order for `buyer`.
+pub fn order(tenant_id: &TenantId, buyer: &str) -> Order {
+    let buyer = PartyId::parse(buyer).unwrap();
+    let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    let id = IDS.next(
+        Bucket::of(tenant_id, &buyer),
+        (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64,
+    );
+    let mut order_ext = BTreeMap::new();
+    order_ext.insert(
+        ColumnIndex::new(1).unwrap(),
+        Protected::Plain(ExtValue::Decimal(Decimal {
+            units: -185,
+            scale: 1,
+        })),
+    );
+    order_ext.insert(
+        ColumnIndex::new(20).unwrap(),
+        Protected::Plain(ExtValue::Date(time::macros::date!(2026 - 12 - 01))),
+    );
+    order_ext.insert(
+        ColumnIndex::new(3).unwrap(),
+        Protected::Sealed {
+            sealed: Sealed {
+                ciphertext: "AQAAAAEcipher".into(),
+                blind_index: None,
+            },
+        },
+    );
+    let mut line_ext = BTreeMap::new();
+    line_ext.insert(
+        ColumnIndex::new(2).unwrap(),
+        Protected::Plain(ExtValue::Enum("frozen".into())),
+    );
+    let lines = vec![
+        OrderLine {
+            line_no: 1,
+            sku: "sku-a".into(),
+            product_name: "冻品 A".into(),
+            quantity: 2,
+            unit_price: cny(300),
+            unit_weight_grams: Some(500),
+            promotion_type: Some("full-price".into()),
+            payable: cny(500),
+            ext: line_ext,
+        },
+        OrderLine {
+            line_no: 2,
+            sku: "sku-a".into(),
+            product_name: "冻品 A".into(),
+            quantity: 1,
+            unit_price: cny(200),
+            unit_weight_grams: None,
+            promotion_type: Some("bundle".into()),
+            payable: cny(200),
+            ext: BTreeMap::new(),
+        },
+    ];
+    let mut identifiers = vec![
+        KvIdentifier::new(BusinessDomain::Logistics, "cold_box_id", "BOX-1").unwrap(),
+        KvIdentifier::new(BusinessDomain::Order, "vip", "true").unwrap(),
+    ];
+    let mut per_line = KvIdentifier::new(BusinessDomain::Product, "batch", "B-7").unwrap();
+    per_line.line_no = Some(1);
+    identifiers.push(per_line);
+    identifiers.sort();
+    Order {
+        main: OrderMain {
+            id,
+            tenant: tenant_id.clone(),
+            business_identity: BusinessIdentity::parse("cold-chain").unwrap(),
+            order_type: OrderType::parse("standard").unwrap(),
+            status: StatusCode::parse("pending_payment").unwrap(),
+            version: 1,
+            buyer_id: buyer,
+            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
+            external_ref: None,
+            created_at: now,
+            updated_at: now,
+            pay_deadline: Some(now + time::Duration::minutes(30)),
+        },
+        lines,
+        logistics: LogisticsService {
+            service_product: Some("cold-chain-2-8c".into()),
+            ..Default::default()
+        },
+        marketing: Marketing {
+            points_used: 10,
+            ..Default::default()
+        },
+        finance: Finance {
+            currency: Currency::CNY,
+            goods_total: cny(800),
+            discount_total: cny(100),
+            freight: cny(50),
+            payable: cny(750),
+            payments: vec![],
+        },
+        channel: Channel {
+            source: Some("app".into()),
+            customer_channel: None,
+        },
+        parties: Parties {
+            shipper: None,
+            receiver: Some(Party {
+                name: sealed("n"),
+                phone: sealed("p"),
+                address: sealed("a"),
+                region: Some("310000".into()),
+            }),
+        },
+        operation: Operation {
+            created_by: Some("bl-main".into()),
+            ..Default::default()
+        },
+        extension: Extension {
+            columns: order_ext,
+            identifiers,
+        },
+    }
+}
