@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+mod backfill;
+mod namer;
+mod projector;
+mod reconcile;
+mod stats;
+mod stream;
+
+pub use backfill::{
+    BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill,
+};
+pub use namer::{NoSearchableFields, TenantFieldNamer};
+pub use projector::{BatchOutcome, Projector, ProjectorConfig, RetryPolicy, Sinks};
+pub use reconcile::{
+    Checksum, Checksums, ModelReport, ReconcileOptions, ReconcileReport, RepairReport, VersionDiff,
+    item_hash, reconcile, repair,
+};
+pub use stats::{ProjectorStats, SinkKind, SinkStats};
+pub use stream::{EventStream, KafkaStream, LocalStream};

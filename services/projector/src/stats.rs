@@ -1,0 +1,186 @@
+//! Counters of a projector, per sink, readable while it runs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use serde::Serialize;
+
+/// One read model the projector writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    Search,
+    Cold,
+    Cache,
+}
+
+impl SinkKind {
+    pub const ALL: [SinkKind; 3] = [SinkKind::Search, SinkKind::Cold, SinkKind::Cache];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Search => "search",
+            SinkKind::Cold => "cold",
+            SinkKind::Cache => "cache",
+        }
+    }
+}
+
+impl std::fmt::Display for SinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one sink did so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SinkStats {
+    /// Writes that changed the read model (a newer version).
+    pub applied: u64,
+    /// Writes the read model refused as the same or an older version (replays, duplicates).
+    pub skipped_stale: u64,
+    /// Failed attempts (each was retried).
+    pub failures: u64,
+    /// Orders refused for good (invalid for this read model, e.g. a value that does not fit
+    /// its configured search kind): counted, logged, not retried.
+    pub rejected: u64,
+    pub last_error: Option<String>,
+}
+
+/// A snapshot of a projector's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProjectorStats {
+    /// Events taken from the stream (before de-duplication per batch).
+    pub events: u64,
+    /// Batches fully applied (and committed, when run from a stream).
+    pub batches: u64,
+    /// Orders re-read from the store and applied.
+    pub orders: u64,
+    /// Orders no longer in the store when re-read (archived): skipped.
+    pub missing: u64,
+    /// Failed store reads and stream polls/commits (each was retried).
+    pub store_failures: u64,
+    pub stream_failures: u64,
+    pub last_error: Option<String>,
+    /// Records behind the stream's end, as of the last poll, when the stream tells.
+    pub lag: Option<u64>,
+    pub search: Option<SinkStats>,
+    pub cold: Option<SinkStats>,
+    pub cache: Option<SinkStats>,
+}
+
+impl ProjectorStats {
+    pub fn sink(&self, kind: SinkKind) -> Option<&SinkStats> {
+        match kind {
+            SinkKind::Search => self.search.as_ref(),
+            SinkKind::Cold => self.cold.as_ref(),
+            SinkKind::Cache => self.cache.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SinkCounters {
+    pub applied: AtomicU64,
+    pub skipped_stale: AtomicU64,
+    pub failures: AtomicU64,
+    pub rejected: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+pub(crate) fn set_error(slot: &Mutex<Option<String>>, error: String) {
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+}
+
+fn get_error(slot: &Mutex<Option<String>>) -> Option<String> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+impl SinkCounters {
+    pub fn written(&self, written: bool) {
+        if written {
+            self.applied.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.skipped_stale.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> SinkStats {
+        SinkStats {
+            applied: self.applied.load(Ordering::Relaxed),
+            skipped_stale: self.skipped_stale.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            last_error: get_error(&self.last_error),
+        }
+    }
+}
+
+/// `u64::MAX` stands for "unknown lag".
+const NO_LAG: u64 = u64::MAX;
+
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub events: AtomicU64,
+    pub batches: AtomicU64,
+    pub orders: AtomicU64,
+    pub missing: AtomicU64,
+    pub store_failures: AtomicU64,
+    pub stream_failures: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+    lag: AtomicU64,
+    pub search: SinkCounters,
+    pub cold: SinkCounters,
+    pub cache: SinkCounters,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            events: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            orders: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
+            store_failures: AtomicU64::new(0),
+            stream_failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            lag: AtomicU64::new(NO_LAG),
+            search: SinkCounters::default(),
+            cold: SinkCounters::default(),
+            cache: SinkCounters::default(),
+        }
+    }
+}
+
+impl Counters {
+    pub fn sink(&self, kind: SinkKind) -> &SinkCounters {
+        match kind {
+            SinkKind::Search => &self.search,
+            SinkKind::Cold => &self.cold,
+            SinkKind::Cache => &self.cache,
+        }
+    }
+
+    pub fn set_lag(&self, lag: Option<u64>) {
+        self.lag.store(lag.unwrap_or(NO_LAG), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, configured: [bool; 3]) -> ProjectorStats {
+        let lag = self.lag.load(Ordering::Relaxed);
+        let sink =
+            |index: usize, counters: &SinkCounters| configured[index].then(|| counters.snapshot());
+        ProjectorStats {
+            events: self.events.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            orders: self.orders.load(Ordering::Relaxed),
+            missing: self.missing.load(Ordering::Relaxed),
+            store_failures: self.store_failures.load(Ordering::Relaxed),
+            stream_failures: self.stream_failures.load(Ordering::Relaxed),
+            last_error: get_error(&self.last_error),
+            lag: (lag != NO_LAG).then_some(lag),
+            search: sink(0, &self.search),
+            cold: sink(1, &self.cold),
+            cache: sink(2, &self.cache),
+        }
+    }
+}
