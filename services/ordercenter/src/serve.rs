@@ -12,10 +12,16 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_bus::{LocalBusConfig, LocalEventBus};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_cold_store::ColdStoreConfig;
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
+use oc_model::ports::{Cache, EventBus, OrderStore, SearchIndex};
+use oc_projector::{LocalStream, Projector, ProjectorConfig, Sinks, TenantFieldNamer};
+use oc_relay::{Relay, RelayConfig};
+use oc_search::{TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
 
@@ -35,6 +41,8 @@ pub struct ServiceConfigFile {
     pub request_timeout_ms: Option<u64>,
     pub max_in_flight: Option<usize>,
     pub redis_url: Option<String>,
+    pub search_url: Option<String>,
+    pub cold_url: Option<String>,
 }
 
 /// The resolved service config.
@@ -49,6 +57,11 @@ pub struct ServiceConfig {
     pub master_key_file: Option<PathBuf>,
     pub keyring_file: PathBuf,
     pub max_connections_per_shard: u32,
+    /// The search index: `tantivy://<dir>`; single-node default `tantivy://<data>/search`.
+    pub search_url: Option<String>,
+    /// The cold store: `redb://<file>` or `hbase://host:port`; single-node default
+    /// `redb://<data>/cold.redb`.
+    pub cold_url: Option<String>,
     /// Redis behind the in-process cache (cluster mode); none = in-process cache only.
     pub redis_url: Option<String>,
     /// The edge limits (request timeout, requests in flight before shedding).
@@ -70,6 +83,8 @@ pub const ENV_VARS: &[&str] = &[
     "OC_KEYRING_FILE",
     "OC_MAX_CONNECTIONS_PER_SHARD",
     "OC_REDIS_URL",
+    "OC_SEARCH_URL",
+    "OC_COLD_URL",
     "OC_REQUEST_TIMEOUT_MS",
     "OC_MAX_IN_FLIGHT",
     "OC_LOG",
@@ -166,6 +181,12 @@ impl ServiceConfig {
         }
         Ok(ServiceConfig {
             redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
+            search_url: env("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
+                single_node.then(|| format!("tantivy://{}", data_dir.join("search").display()))
+            }),
+            cold_url: env("OC_COLD_URL").or(from_file.cold_url).or_else(|| {
+                single_node.then(|| format!("redb://{}", data_dir.join("cold.redb").display()))
+            }),
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 max_in_flight,
@@ -267,8 +288,29 @@ fn key_ring(
     Ok(Arc::new(ring))
 }
 
+/// Everything `build` wires: the API state and what the workers and tools need.
+pub struct Wiring {
+    pub state: AppState,
+    pub config: Arc<ConfigHandle>,
+    pub store: Arc<SqlOrderStore>,
+    /// The read models the projector feeds (and the API reads).
+    pub sinks: Sinks,
+}
+
+/// Open the search index named by `url` (`tantivy://<dir>`).
+fn open_search(url: &str) -> anyhow::Result<Arc<dyn SearchIndex>> {
+    let Some(path) = url.strip_prefix("tantivy://") else {
+        bail!(
+            "unsupported search index {url:?}: use tantivy://<dir> (the Elasticsearch adapter exists in oc-search but is not wired into serve yet)"
+        );
+    };
+    let index = TantivySearchIndex::open(TantivyConfig::on_disk(path))
+        .map_err(|e| anyhow::anyhow!("search index {path}: {}", e.message))?;
+    Ok(Arc::new(index))
+}
+
 /// Build the application state from config: the one place concrete adapters are named.
-pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<ConfigHandle>)> {
+pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     let tenants = ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
         anyhow::anyhow!(
             "tenant config {} is invalid:\n{errors}",
@@ -286,11 +328,13 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
     let mut store_config = StoreConfig::new(config.shards.clone());
     store_config.bucket_map = config.bucket_map.clone();
     store_config.max_connections = config.max_connections_per_shard;
-    let store = SqlOrderStore::connect(store_config)
-        .await
-        .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?;
+    let store = Arc::new(
+        SqlOrderStore::connect(store_config)
+            .await
+            .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?,
+    );
     let handle = Arc::new(ConfigHandle::new(tenants));
-    let cache = match &config.redis_url {
+    let cache: Arc<dyn Cache> = Arc::new(match &config.redis_url {
         Some(url) => {
             let l2 = RedisCache::connect(RedisCacheConfig::new(url.clone()))
                 .await
@@ -298,15 +342,29 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
             TieredCache::with_redis(L1Config::default(), l2)
         }
         None => TieredCache::moka_only(L1Config::single_node()),
+    });
+    let search = config.search_url.as_deref().map(open_search).transpose()?;
+    let cold = match &config.cold_url {
+        Some(url) => Some(
+            ColdStoreConfig::parse(url)
+                .map_err(|e| anyhow::anyhow!("cold store: {}", e.message))?
+                .open()
+                .await
+                .map_err(|e| anyhow::anyhow!("cold store {url}: {}", e.message))?,
+        ),
+        None => None,
+    };
+    let sinks = Sinks {
+        search: search.clone(),
+        cold: cold.clone(),
+        cache: Some(Arc::clone(&cache)),
     };
     let service = OrderService {
-        store: Arc::new(store),
-        // the search index and cold store are wired once the projector feeds them; until
-        // then buyer searches are answered from the shard (flagged degraded)
+        store: store.clone() as Arc<dyn OrderStore>,
         read: ReadModels {
-            cache: Some(Arc::new(cache)),
-            cold: None,
-            search: None,
+            cache: Some(cache),
+            cold,
+            search,
         },
         config: Arc::clone(&handle),
         sealer: oc_api::pii::Sealer {
@@ -318,16 +376,71 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<(AppState, Arc<Conf
         ),
         clock: Arc::new(SystemClock),
     };
-    Ok((AppState::new(service), handle))
+    Ok(Wiring {
+        state: AppState::new(service),
+        config: handle,
+        store,
+        sinks,
+    })
+}
+
+/// A projector over the wired read models.
+pub fn projector(wiring: &Wiring) -> Projector {
+    Projector::new(
+        wiring.store.clone() as Arc<dyn OrderStore>,
+        wiring.sinks.clone(),
+        wiring.config.clone() as Arc<dyn TenantFieldNamer>,
+        ProjectorConfig::default(),
+    )
+}
+
+/// Single-node workers: the relay moves outbox rows to the in-process bus, the projector
+/// applies them to the search index, the cold store and the cache.
+fn spawn_single_node_workers(
+    wiring: &Wiring,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let bus = Arc::new(LocalEventBus::new(LocalBusConfig::default()));
+    let mut stream = LocalStream::new(bus.subscribe());
+    let relay = Relay::new(
+        wiring.store.clone() as Arc<dyn OrderStore>,
+        bus as Arc<dyn EventBus>,
+        RelayConfig::default(),
+    );
+    let projector = projector(wiring);
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let relay_stop = stopped(stop.clone());
+    let projector_stop = stopped(stop);
+    vec![
+        tokio::spawn(async move {
+            if let Err(error) = relay.run(relay_stop).await {
+                tracing::error!(error = %error.message, "relay stopped");
+            }
+        }),
+        tokio::spawn(async move {
+            if let Err(error) = projector.run(&mut stream, projector_stop).await {
+                tracing::error!(error = %error.message, "projector stopped");
+            }
+        }),
+    ]
 }
 
 /// Run the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
-    let (state, handle) = build(&config).await?;
-    handle
+    let wiring = build(&config).await?;
+    wiring
+        .config
         .clone()
         .spawn_sighup_reloader(config.tenant_config_dir.clone())
         .context("installing the SIGHUP handler")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = if config.single_node {
+        spawn_single_node_workers(&wiring, stopped)
+    } else {
+        Vec::new()
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -337,7 +450,7 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         "order center listening on http://{address} ({} shards{})",
         config.shards.len(),
         if config.single_node {
-            ", single-node SQLite under ./data"
+            ", single-node: SQLite, relay, search index and cold store under the data dir"
         } else {
             ""
         }
@@ -348,10 +461,14 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
             key = crate::EXAMPLE_RETAIL_KEY
         );
     }
-    axum::serve(listener, router_with(state, config.edge))
+    axum::serve(listener, router_with(wiring.state.clone(), config.edge))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
     Ok(())
 }
 
