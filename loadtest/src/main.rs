@@ -30,6 +30,9 @@ enum Scenario {
     Create,
     /// GET /v1/orders/{id} over a pool of orders created first.
     Get,
+    /// Create an order (unique buyer), then poll the search endpoint until the order is
+    /// found: the latency recorded is commit → visible in search.
+    Visibility,
 }
 
 #[derive(Debug, Parser)]
@@ -94,6 +97,13 @@ struct Percentiles {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// What one scenario step gave: its status and, when the step measures something other
+/// than its own duration (visibility), that latency.
+struct Sent {
+    status: u16,
+    latency: Option<Duration>,
+}
+
 struct Target {
     client: HttpClient,
     url: String,
@@ -104,7 +114,7 @@ struct Target {
 }
 
 impl Target {
-    async fn send(&self, scenario: Scenario) -> anyhow::Result<u16> {
+    async fn send(&self, scenario: Scenario) -> anyhow::Result<Sent> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let request = match scenario {
             Scenario::Create => hyper::Request::post(format!("{}/v1/orders", self.url))
@@ -113,6 +123,54 @@ impl Target {
                 .body(Full::new(Bytes::from(
                     orders::generate(&self.profile, n).to_string(),
                 )))?,
+            Scenario::Visibility => {
+                let order = orders::generate(&self.profile, n);
+                let buyer = format!("vis-{n}-{}", std::process::id());
+                let mut order = order;
+                order["buyer_id"] = serde_json::Value::String(buyer.clone());
+                let create = hyper::Request::post(format!("{}/v1/orders", self.url))
+                    .header("authorization", format!("Bearer {}", self.key))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(order.to_string())))?;
+                let response = self.client.request(create).await?;
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await?.to_bytes();
+                if status != 201 {
+                    return Ok(Sent {
+                        status,
+                        latency: None,
+                    });
+                }
+                let id = serde_json::from_slice::<serde_json::Value>(&body)?["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let committed = Instant::now();
+                loop {
+                    let search = hyper::Request::get(format!(
+                        "{}/v1/orders/search?buyer_id={buyer}",
+                        self.url
+                    ))
+                    .header("authorization", format!("Bearer {}", self.key))
+                    .body(Full::new(Bytes::new()))?;
+                    let response = self.client.request(search).await?;
+                    let body = response.into_body().collect().await?.to_bytes();
+                    if String::from_utf8_lossy(&body).contains(&id) {
+                        break;
+                    }
+                    if committed.elapsed() > Duration::from_secs(30) {
+                        return Ok(Sent {
+                            status: 504,
+                            latency: None,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                return Ok(Sent {
+                    status: 200,
+                    latency: Some(committed.elapsed()),
+                });
+            }
             Scenario::Get => {
                 let id = &self.pool[(n as usize).wrapping_mul(7919) % self.pool.len()];
                 hyper::Request::get(format!("{}/v1/orders/{id}", self.url))
@@ -123,7 +181,10 @@ impl Target {
         let response = self.client.request(request).await?;
         let status = response.status().as_u16();
         response.into_body().collect().await?;
-        Ok(status)
+        Ok(Sent {
+            status,
+            latency: None,
+        })
     }
 }
 
@@ -158,15 +219,18 @@ impl Tally {
         })
     }
 
-    async fn record(&self, started: Instant, outcome: anyhow::Result<u16>, measuring: bool) {
+    async fn record(&self, started: Instant, outcome: anyhow::Result<Sent>, measuring: bool) {
         if !measuring {
             return;
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         match outcome {
-            Ok(status) if (200..300).contains(&status) => {
+            Ok(Sent { status, latency }) if (200..300).contains(&status) => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
-                let micros = started.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                let micros = latency
+                    .unwrap_or_else(|| started.elapsed())
+                    .as_micros()
+                    .clamp(1, 60_000_000) as u64;
                 let _ = self.histogram.lock().await.record(micros);
             }
             _ => {
