@@ -2,6 +2,7 @@
 
 mod backfill;
 mod namer;
+mod offsets;
 mod projector;
 mod reconcile;
 mod stats;
@@ -11,6 +12,7 @@ pub use backfill::{
     BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill,
 };
 pub use namer::{NoSearchableFields, TenantFieldNamer};
+pub use offsets::SqlOffsetStore;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, RetryPolicy, Sinks};
 pub use reconcile::{
     Checksum, Checksums, ModelReport, ReconcileOptions, ReconcileReport, RepairReport, VersionDiff,

@@ -450,7 +450,11 @@ async fn migrations_are_idempotent(store: &SqlOrderStore) {
             .fetch_one(pool)
             .await
             .unwrap();
-        assert_eq!(row.try_get::<i64, _>(0).unwrap(), 1);
+        assert_eq!(
+            row.try_get::<i64, _>(0).unwrap(),
+            2,
+            "both migrations, once"
+        );
     }
     assert_eq!(before, 1);
 }
