@@ -30,6 +30,11 @@ enum Command {
     /// Run the API server (the default). Single-node mode needs no services: SQLite shards
     /// under ./data and the example tenants, on 127.0.0.1:8080.
     Serve(ServeArgs),
+    /// Cluster relay: outbox rows of every shard → Kafka (OC_KAFKA_URL), until SIGTERM.
+    Relay(WorkerArgs),
+    /// Cluster projector: Kafka → search index, cold store, cache (OC_SEARCH_URL, OC_COLD_URL,
+    /// OC_REDIS_URL), with positions kept in the shard database, until SIGTERM.
+    Project(WorkerArgs),
     /// Rebuild the read models (search index, cold store, cache) from the shards by
     /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
     /// first (the embedded index has one writer).
@@ -48,6 +53,30 @@ struct ServeArgs {
     /// Service config file (YAML); `OC_*` environment variables override it.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+fn worker(args: WorkerArgs, relay: bool) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let config = serve::ServiceConfig::load(args.config.as_deref())?;
+    if config.single_node {
+        anyhow::bail!(
+            "relay and project are cluster workers (set OC_SHARDS); single-node serve runs both itself"
+        );
+    }
+    runtime()?.block_on(async move {
+        if relay {
+            serve::run_relay(config).await
+        } else {
+            serve::run_projector(config).await
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,6 +202,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Config(command)) => cli::config::run(command),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Relay(args)) => worker(args, true),
+        Some(Command::Project(args)) => worker(args, false),
         Some(Command::Backfill(args)) => backfill(args),
         Some(Command::Reconcile(args)) => reconcile(args),
         None => serve(ServeArgs::default()),

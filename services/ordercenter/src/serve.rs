@@ -12,14 +12,18 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use oc_api::{AppState, OrderService, ReadModels, router_with};
-use oc_bus::{LocalBusConfig, LocalEventBus};
+use oc_bus::{
+    KafkaBusConfig, KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset,
+};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
 use oc_model::ports::{Cache, EventBus, OrderStore, SearchIndex};
-use oc_projector::{LocalStream, Projector, ProjectorConfig, Sinks, TenantFieldNamer};
+use oc_projector::{
+    KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
+};
 use oc_relay::{Relay, RelayConfig};
 use oc_search::{TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
@@ -43,6 +47,7 @@ pub struct ServiceConfigFile {
     pub redis_url: Option<String>,
     pub search_url: Option<String>,
     pub cold_url: Option<String>,
+    pub kafka_url: Option<String>,
 }
 
 /// The resolved service config.
@@ -57,6 +62,8 @@ pub struct ServiceConfig {
     pub master_key_file: Option<PathBuf>,
     pub keyring_file: PathBuf,
     pub max_connections_per_shard: u32,
+    /// The event bus in cluster mode: `kafka://host:9092[,host2…][?prefix=…&partitions=…]`.
+    pub kafka_url: Option<String>,
     /// The search index: `tantivy://<dir>`; single-node default `tantivy://<data>/search`.
     pub search_url: Option<String>,
     /// The cold store: `redb://<file>` or `hbase://host:port`; single-node default
@@ -83,6 +90,7 @@ pub const ENV_VARS: &[&str] = &[
     "OC_KEYRING_FILE",
     "OC_MAX_CONNECTIONS_PER_SHARD",
     "OC_REDIS_URL",
+    "OC_KAFKA_URL",
     "OC_SEARCH_URL",
     "OC_COLD_URL",
     "OC_REQUEST_TIMEOUT_MS",
@@ -181,6 +189,7 @@ impl ServiceConfig {
         }
         Ok(ServiceConfig {
             redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
+            kafka_url: env("OC_KAFKA_URL").or(from_file.kafka_url),
             search_url: env("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
                 single_node.then(|| format!("tantivy://{}", data_dir.join("search").display()))
             }),
@@ -470,6 +479,76 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         let _ = worker.await;
     }
     Ok(())
+}
+
+fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<KafkaEventBus>> {
+    let url = config
+        .kafka_url
+        .as_deref()
+        .context("OC_KAFKA_URL (kafka://host:9092) is required")?;
+    let bus_config = KafkaBusConfig::from_url(url)
+        .map_err(|e| anyhow::anyhow!("OC_KAFKA_URL: {}", e.message))?;
+    Ok(Arc::new(
+        KafkaEventBus::new(bus_config).map_err(|e| anyhow::anyhow!("kafka: {}", e.message))?,
+    ))
+}
+
+/// `ordercenter relay`: the cluster relay, outbox of every shard → Kafka, until SIGTERM.
+pub async fn run_relay(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let bus = kafka_bus(&config)?;
+    let relay = Relay::new(
+        wiring.store.clone() as Arc<dyn OrderStore>,
+        bus as Arc<dyn EventBus>,
+        RelayConfig::default(),
+    );
+    println!(
+        "relay running: {} shards → {}",
+        config.shards.len(),
+        config.kafka_url.as_deref().unwrap_or_default()
+    );
+    relay
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("relay: {}", e.message))
+}
+
+/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
+/// the configured read models, positions kept in the shard database, until SIGTERM.
+pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let bus = kafka_bus(&config)?;
+    let tenants = wiring.config.current();
+    let topics: Vec<String> = tenants
+        .tenants()
+        .flat_map(|tenant| {
+            bus.naming()
+                .topics_of_tenant(tenant.id(), tenant.business_identities().keys())
+        })
+        .collect();
+    let client = bus
+        .client()
+        .await
+        .map_err(|e| anyhow::anyhow!("kafka: {}", e.message))?;
+    let offsets = Arc::new(SqlOffsetStore::new(wiring.store.as_ref().clone()));
+    let mut stream = KafkaStream::new(
+        client,
+        topics.clone(),
+        offsets,
+        "ordercenter-projector",
+        StartOffset::Earliest,
+        SourceConfig::default(),
+    );
+    println!(
+        "projector running: {} → search {}, cold {}",
+        topics.join(","),
+        config.search_url.as_deref().unwrap_or("-"),
+        config.cold_url.as_deref().unwrap_or("-")
+    );
+    projector(&wiring)
+        .run(&mut stream, shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("projector: {}", e.message))
 }
 
 async fn shutdown_signal() {

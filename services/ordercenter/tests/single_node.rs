@@ -2,59 +2,12 @@
 //! outbox, the relay and the projector into the search index and the cold store; after a
 //! graceful stop, `reconcile` finds every read model in step with the shards.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const RETAIL_KEY: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
-}
-
-fn command(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ordercenter"));
-    command
-        .env("OC_DATA_DIR", data)
-        .env("OC_TENANT_CONFIG_DIR", examples_dir())
-        .env("OC_LOG", "warn");
-    command
-}
-
-/// One HTTP/1.1 request on its own connection: (status, body).
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RETAIL_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::*;
 
 #[test]
 fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
@@ -73,11 +26,7 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http(port, "GET", "/healthz", None).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(port);
     let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-sn",
         "lines":[{"sku":"MUG","product_name":"Ceramic mug","quantity":1,"unit_price_minor":2500}],
         "receiver":{"name":"Han Meimei","phone":"13700002222","address":"2 Huaihai Road"},
@@ -113,16 +62,7 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     eprintln!("commit -> visible in search: {visible_after:?}");
 
     // graceful stop (SIGTERM) so the workers finish and release the embedded stores
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = server.0.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    stop(&mut server);
 
     let reconcile = command(data.path())
         .args([
