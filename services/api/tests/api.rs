@@ -950,9 +950,10 @@ async fn reads_come_from_the_cache_and_follow_writes(app: &TestApp) {
     let before = app.cache.stats();
     let first = app.call("GET", &path, Some(EXPRESS_BL), &[], None).await;
     first.expect(StatusCode::OK);
+    let after = app.cache.stats();
     assert!(
-        app.cache.stats().l1_hits > before.l1_hits,
-        "the create wrote through: the GET is a cache hit"
+        after.l1_hits + after.l2_hits > before.l1_hits + before.l2_hits,
+        "the create wrote through: the GET is a cache hit (L1, or L2 once L1 expired)"
     );
     app.call(
         "PATCH",
@@ -1313,10 +1314,14 @@ async fn openapi_document_matches_snapshot_and_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_neighbour_gets_429_while_the_other_tenant_is_served() {
     let app = TestApp::sqlite("noisy").await;
-    // express/bl-main may burst 600 at 300/s: 2000 quick requests must run out of tokens
+    // express/bl-main may burst 600 at 300/s: in-process requests outrun the refill
     let mut throttled = 0;
     let mut retry_after_seen = false;
-    for n in 0..2000 {
+    // until the bucket runs dry (a slow machine sends slower, so count, do not time), capped
+    for n in 0..20_000 {
+        if throttled >= 20 {
+            break;
+        }
         let reply = app
             .call("GET", "/v1/orders/1", Some(EXPRESS_BL), &[], None)
             .await;
