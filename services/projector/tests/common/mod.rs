@@ -212,16 +212,7 @@ pub fn order(tenant_id: &TenantId, n: usize) -> Order {
 }
 
 pub fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {
-    OrderEvent {
-        tenant: order.main.tenant.clone(),
-        order_id: order.main.id,
-        version: order.main.version,
-        kind,
-        status: order.main.status.clone(),
-        business_identity: order.main.business_identity.clone(),
-        order_type: order.main.order_type.clone(),
-        occurred_at: order.main.updated_at,
-    }
+    OrderEvent::of(order, kind)
 }
 
 async fn retrying<T, F, Fut>(mut call: F) -> T
