@@ -174,6 +174,8 @@ doc = {
     "/readyz": {"get": {"operationId": "readyz", "security": [], "summary": "Readiness, per dependency",
                         "responses": {"200": {"description": "Ready.", "content": {"application/json": {"schema": obj({"status": S(), "checks": {"type": "object", "additionalProperties": S()}}, ["status", "checks"])}}},
                                       "503": {"description": "A dependency is down.", "content": {"application/json": {"schema": obj({"status": S(), "checks": {"type": "object", "additionalProperties": S()}}, ["status", "checks"])}}}}}},
+    "/metrics": {"get": {"operationId": "metrics", "security": [], "summary": "Prometheus metrics (requests and latency per tenant and route template, cache, relay lag)",
+                         "responses": {"200": {"description": "Prometheus text exposition format 0.0.4.", "content": {"text/plain": {"schema": S()}}}}}},
     "/openapi.json": {"get": {"operationId": "openapi", "security": [], "summary": "This document",
                               "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
   },

@@ -144,10 +144,18 @@ pub async fn authenticate_and_limit(
         if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        response
+            .extensions_mut()
+            .insert(crate::metrics::ServedTenant(caller.tenant.clone()));
         return response;
     }
+    let tenant = caller.tenant.clone();
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response
+        .extensions_mut()
+        .insert(crate::metrics::ServedTenant(tenant));
+    response
 }
 
 /// Wrap a router in the edge layers 1–4 (the order is documented at the top of this module).

@@ -4,6 +4,7 @@ pub mod access;
 pub mod dto;
 pub mod edge;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod pii;
 pub mod problem;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub service: OrderService,
     /// Per-tenant and per-key token buckets of the edge.
     pub limiters: Arc<edge::RateLimiters>,
+    /// Prometheus registry behind `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
         AppState {
             service,
             limiters: Arc::default(),
+            metrics: metrics::Metrics::new(),
         }
     }
 }
@@ -65,7 +69,12 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/openapi.json", get(routes::openapi))
+        .route("/metrics", get(metrics::scrape))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
+    let router = router.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        metrics::record,
+    ));
     edge::apply(router, limits).with_state(state)
 }

@@ -1272,6 +1272,44 @@ async fn without_the_index_buyer_searches_fall_back_to_the_shard_and_say_so() {
 }
 
 #[tokio::test]
+async fn metrics_count_requests_by_tenant_route_template_and_status() {
+    let app = TestApp::sqlite("metrics").await;
+    let id = app.create(RETAIL_BL, retail_order("buyer-m")).await.id();
+    app.call(
+        "GET",
+        &format!("/v1/orders/{id}"),
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.call("GET", "/v1/orders/12345", Some(RETAIL_BL), &[], None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    app.call("GET", "/v1/orders/12345", None, &[], None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    let scrape = app.call("GET", "/metrics", None, &[], None).await;
+    scrape.expect(StatusCode::OK);
+    let text = scrape.body.as_str().unwrap().to_owned();
+    for line in [
+        r#"oc_http_requests_total{tenant="retail",route="/v1/orders",status="201"} 1"#,
+        r#"oc_http_requests_total{tenant="retail",route="/v1/orders/{id}",status="200"} 1"#,
+        r#"oc_http_requests_total{tenant="retail",route="/v1/orders/{id}",status="404"} 1"#,
+        r#"oc_http_requests_total{tenant="-",route="/v1/orders/{id}",status="401"} 1"#,
+        r#"oc_http_request_duration_seconds_count{tenant="retail",route="/v1/orders/{id}"} 2"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    assert!(
+        !text.contains(&id),
+        "labels carry route templates, never order ids"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn openapi_document_matches_snapshot_and_routes() {
     let app = TestApp::sqlite("openapi").await;
     let reply = app.call("GET", "/openapi.json", None, &[], None).await;
@@ -1286,12 +1324,13 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/healthz",
         "/readyz",
         "/openapi.json",
+        "/metrics",
     ] {
         assert!(paths.iter().any(|p| *p == path), "{path} is documented");
     }
     assert_eq!(
         paths.len(),
-        7,
+        8,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)

@@ -343,7 +343,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
             .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?,
     );
     let handle = Arc::new(ConfigHandle::new(tenants));
-    let cache: Arc<dyn Cache> = Arc::new(match &config.redis_url {
+    let tiered = Arc::new(match &config.redis_url {
         Some(url) => {
             let l2 = RedisCache::connect(RedisCacheConfig::new(url.clone()))
                 .await
@@ -352,6 +352,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         }
         None => TieredCache::moka_only(L1Config::single_node()),
     });
+    let cache: Arc<dyn Cache> = tiered.clone();
     let search = config.search_url.as_deref().map(open_search).transpose()?;
     let cold = match &config.cold_url {
         Some(url) => Some(
@@ -385,8 +386,26 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         ),
         clock: Arc::new(SystemClock),
     };
+    let state = AppState::new(service);
+    state.metrics.register(Box::new(move |out: &mut String| {
+        let stats = tiered.stats();
+        out.push_str("# HELP oc_cache_reads_total Order reads of the cache by outcome.\n");
+        out.push_str("# TYPE oc_cache_reads_total counter\n");
+        for (outcome, count) in [
+            ("l1_hit", stats.l1_hits),
+            ("l2_hit", stats.l2_hits),
+            ("miss", stats.misses),
+        ] {
+            out.push_str(&format!(
+                "oc_cache_reads_total{{outcome=\"{outcome}\"}} {count}\n"
+            ));
+        }
+        out.push_str("# HELP oc_cache_errors_total Failed or timed-out Redis calls.\n");
+        out.push_str("# TYPE oc_cache_errors_total counter\n");
+        out.push_str(&format!("oc_cache_errors_total {}\n", stats.errors));
+    }));
     Ok(Wiring {
-        state: AppState::new(service),
+        state,
         config: handle,
         store,
         sinks,
@@ -417,6 +436,16 @@ fn spawn_single_node_workers(
         RelayConfig::default(),
     );
     let projector = projector(wiring);
+    let watched = relay.clone();
+    wiring.state.metrics.register(Box::new(move |out: &mut String| {
+        let stats = watched.stats();
+        out.push_str("# HELP oc_relay_published_total Outbox events published to the bus.\n# TYPE oc_relay_published_total counter\n");
+        out.push_str(&format!("oc_relay_published_total {}\n", stats.published_total));
+        out.push_str("# HELP oc_relay_oldest_pending_age_ms Age of the oldest unpublished outbox event, per shard (relay lag).\n# TYPE oc_relay_oldest_pending_age_ms gauge\n");
+        for (shard, shard_stats) in &stats.shards {
+            out.push_str(&format!("oc_relay_oldest_pending_age_ms{{shard=\"{}\"}} {}\n", shard.0, shard_stats.oldest_pending_age_ms));
+        }
+    }));
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };

@@ -60,6 +60,16 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
         std::thread::sleep(Duration::from_millis(20));
     };
     eprintln!("commit -> visible in search: {visible_after:?}");
+    let (status, metrics) = http(port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    for name in [
+        "oc_http_requests_total{tenant=\"retail\"",
+        "oc_relay_published_total",
+        "oc_relay_oldest_pending_age_ms{shard=\"0\"}",
+        "oc_cache_reads_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
 
     // graceful stop (SIGTERM) so the workers finish and release the embedded stores
     stop(&mut server);
