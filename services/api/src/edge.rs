@@ -150,6 +150,7 @@ pub async fn authenticate_and_limit(
         return response;
     }
     let tenant = caller.tenant.clone();
+    tracing::Span::current().record("tenant", tenant.as_str());
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
     response

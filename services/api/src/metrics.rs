@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use oc_model::TenantId;
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -157,7 +158,22 @@ impl Metrics {
     }
 }
 
-/// Middleware: time every request and count it under its tenant, route template and status.
+/// The header that carries a request's id (taken from the caller when well-formed, else new).
+pub const REQUEST_ID: &str = "x-request-id";
+
+fn caller_request_id(request: &Request) -> Option<String> {
+    let value = request.headers().get(REQUEST_ID)?.to_str().ok()?;
+    let well_formed = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    well_formed.then(|| value.to_owned())
+}
+
+/// Middleware: give every request an id (echoed in `x-request-id`), run it inside a tracing
+/// span that carries the id, route template and tenant (never personal data), log one line
+/// when it finishes, and count it under its tenant, route template and status.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -165,18 +181,31 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
+    let request_id =
+        caller_request_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        route = %route,
+        tenant = tracing::field::Empty,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
     let tenant = response
         .extensions()
         .get::<ServedTenant>()
         .map(|t| t.0.to_string())
         .unwrap_or_else(|| "-".to_owned());
-    state.metrics.observe(
-        &tenant,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    span.record("tenant", tenant.as_str());
+    tracing::info!(parent: &span, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
+    state
+        .metrics
+        .observe(&tenant, &route, status, elapsed.as_secs_f64());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     response
 }
 
