@@ -329,7 +329,6 @@ impl OrderService {
 
         // extension fields: order-level columns and KV identifiers, then line columns
         let (columns, identifiers) = self.validate_order_extension(
-            tenant,
             type_config,
             &caller.tenant,
             &order_record,
@@ -503,7 +502,6 @@ impl OrderService {
     /// `existing`, a merge-patch: present names replace, `null` removes.
     fn validate_order_extension(
         &self,
-        _tenant: &TenantConfig,
         type_config: &OrderTypeConfig,
         tenant_id: &TenantId,
         record: &str,
@@ -819,7 +817,6 @@ impl OrderService {
         }
         if let Some(extension) = &request.extension {
             let (columns, identifiers) = self.validate_order_extension(
-                &tenant,
                 type_config,
                 &caller.tenant,
                 &record,
@@ -1064,19 +1061,8 @@ impl OrderService {
         value: &Protected<ExtValue>,
         pii: PiiView,
     ) -> DomainResult<serde_json::Value> {
-        if !value.is_sealed() {
-            return Ok(self
-                .sealer
-                .open_ext(
-                    Location {
-                        tenant,
-                        table,
-                        record_id: record,
-                        field: "",
-                    },
-                    value,
-                )?
-                .to_json());
+        if let Some(plain) = value.plain() {
+            return Ok(plain.to_json());
         }
         if pii == PiiView::None {
             return Ok(serde_json::Value::String(crate::pii::WITHHELD.to_owned()));
