@@ -156,3 +156,21 @@ pub fn order(tenant_id: &TenantId, buyer: &str) -> Order {
         },
     }
 }
+
+/// Run a store call until it stops answering `Retryable` (SQLite's "busy" under concurrent
+/// writers), panicking on any other error: for test set-up that must succeed.
+pub async fn retrying<T, F, Fut>(mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = oc_model::DomainResult<T>>,
+{
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(error) if error.code == oc_model::ErrorCode::Retryable => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+}

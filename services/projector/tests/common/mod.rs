@@ -3,6 +3,7 @@
 //! embedded read models on temporary directories.
 #![allow(dead_code)]
 
+use oc_test_support::fixtures::retrying;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -16,9 +17,9 @@ use oc_model::order::{
 };
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
 use oc_model::{
-    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ErrorCode, ExtValue,
-    KvIdentifier, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId,
-    Protected, StatusCode, TenantId,
+    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ExtValue, KvIdentifier, Money,
+    Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId, Protected, StatusCode,
+    TenantId,
 };
 use oc_projector::{Projector, ProjectorConfig, Sinks, TenantFieldNamer};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
@@ -213,22 +214,6 @@ pub fn order(tenant_id: &TenantId, n: usize) -> Order {
 
 pub fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {
     OrderEvent::of(order, kind)
-}
-
-async fn retrying<T, F, Fut>(mut call: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = oc_model::DomainResult<T>>,
-{
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(error) if error.code == ErrorCode::Retryable => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
 }
 
 /// Creates order `n` and updates it to `versions` versions; returns every version written.

@@ -2,6 +2,7 @@
 //! on MariaDB or SQLite, and a reader of the Kafka topics.
 #![allow(dead_code)]
 
+use oc_test_support::fixtures::{cny, retrying};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -14,8 +15,8 @@ use oc_model::order::{
 };
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
 use oc_model::{
-    Bucket, BusinessIdentity, Currency, ErrorCode, Money, Order, OrderEvent, OrderEventKind,
-    OrderId, OrderIdGenerator, OrderType, PartyId, StatusCode, TenantId,
+    Bucket, BusinessIdentity, Currency, Order, OrderEvent, OrderEventKind, OrderId,
+    OrderIdGenerator, OrderType, PartyId, StatusCode, TenantId,
 };
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use rskafka::client::Client;
@@ -98,10 +99,6 @@ impl Shards {
     }
 }
 
-fn cny(minor: i64) -> Money {
-    Money::new(minor, Currency::CNY)
-}
-
 /// A minimal valid order of `buyer-{n}`, version 1, timestamped now.
 pub fn order(tenant_id: &TenantId, n: usize) -> Order {
     let buyer = PartyId::parse(format!("buyer-{n}")).unwrap();
@@ -153,23 +150,6 @@ pub fn order(tenant_id: &TenantId, n: usize) -> Order {
 
 pub fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {
     OrderEvent::of(order, kind)
-}
-
-/// Retries a store call that SQLite may answer with "busy" under concurrent writers.
-async fn retrying<T, F, Fut>(mut call: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = oc_model::DomainResult<T>>,
-{
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(error) if error.code == ErrorCode::Retryable => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
 }
 
 /// Creates an order and updates it until it has `versions` versions; returns its id.
