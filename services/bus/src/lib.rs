@@ -7,8 +7,8 @@ pub mod offsets;
 pub mod topic;
 
 pub use kafka::{
-    ConsumedEvent, KafkaBusConfig, KafkaEventBus, KafkaEventSource, Polled, SourceConfig,
-    StartOffset, UndecodableRecord, connect_client,
+    Assignment, ConsumedEvent, KafkaBusConfig, KafkaEventBus, KafkaEventSource, Polled,
+    SourceConfig, StartOffset, UndecodableRecord, connect_client,
 };
 pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
 pub use offsets::{InMemoryOffsetStore, OffsetStore};

@@ -11,7 +11,7 @@ use common::{
     STEP_TIMEOUT, event, event_in, kafka_config, order_id, read_events, tenant, versions_by_order,
 };
 use oc_bus::{
-    InMemoryOffsetStore, KafkaBusConfig, KafkaEventBus, KafkaEventSource, OffsetStore,
+    Assignment, InMemoryOffsetStore, KafkaBusConfig, KafkaEventBus, KafkaEventSource, OffsetStore,
     SourceConfig, StartOffset, TopicPolicy, TopicRouting, partition_for,
 };
 use oc_model::ports::EventBus;
@@ -359,4 +359,93 @@ async fn an_unreachable_broker_is_unavailable_not_a_hang() {
     .expect("bounded by the operation deadline")
     .unwrap_err();
     assert_eq!(refused.code, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn a_group_of_three_splits_the_partitions_and_commits_only_its_own() {
+    let bus = KafkaEventBus::new(kafka_config("bus_group")).unwrap();
+    let owner = tenant("acme");
+    let ids: Vec<OrderId> = (0..30).map(|n| order_id(&owner, n)).collect();
+    let batch: Vec<OrderEvent> = ids.iter().map(|id| event(&owner, *id, 1)).collect();
+    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&batch))
+        .await
+        .unwrap()
+        .unwrap();
+    let client = bus.client().await.unwrap();
+    let topic = bus.naming().tenant_topic(&owner);
+    let store = InMemoryOffsetStore::new();
+
+    let mut seen_partitions = BTreeSet::new();
+    let mut seen_orders = BTreeMap::new();
+    for member in 0..3 {
+        let assignment = Assignment::new(member, 3).unwrap();
+        let config = SourceConfig {
+            max_wait: Duration::from_millis(50),
+            assignment,
+            ..SourceConfig::default()
+        };
+        let mut source = KafkaEventSource::open_committed(
+            &client,
+            &topic,
+            &store,
+            "indexer",
+            StartOffset::Earliest,
+            config,
+        )
+        .await
+        .unwrap();
+        let partitions = source.partitions();
+        assert_eq!(partitions.len(), 2, "6 partitions over 3 members");
+        for partition in &partitions {
+            assert!(assignment.owns(*partition));
+            assert!(
+                seen_partitions.insert(*partition),
+                "partition {partition} read twice"
+            );
+        }
+        let expected = ids
+            .iter()
+            .filter(|id| partitions.contains(&partition_for(**id, 6)))
+            .count();
+        let mut events = Vec::new();
+        tokio::time::timeout(STEP_TIMEOUT, async {
+            while events.len() < expected {
+                events.extend(source.poll().await.unwrap().events);
+            }
+            events.extend(source.poll().await.unwrap().events);
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            events.len(),
+            expected,
+            "member {member} reads its share only"
+        );
+        for consumed in events {
+            assert!(partitions.contains(&consumed.partition));
+            assert!(
+                seen_orders
+                    .insert(consumed.event.order_id, member)
+                    .is_none()
+            );
+        }
+        source.commit(&store, "indexer").await.unwrap();
+        let committed = store.load("indexer", &topic).await.unwrap();
+        assert_eq!(
+            committed.len(),
+            2 * (member as usize + 1),
+            "each member adds its own partitions' positions and leaves the others'"
+        );
+    }
+    assert_eq!(seen_partitions.len(), 6);
+    assert_eq!(
+        seen_orders.len(),
+        ids.len(),
+        "every order read by exactly one member"
+    );
+
+    assert!(Assignment::parse("3/3").is_err());
+    assert!(Assignment::parse("1/0").is_err());
+    assert!(Assignment::parse("x").is_err());
+    assert_eq!(Assignment::parse(" 2/5 ").unwrap().to_string(), "2/5");
 }

@@ -10,5 +10,6 @@ pub use bus::KafkaEventBus;
 pub use client::connect_client;
 pub use config::KafkaBusConfig;
 pub use source::{
-    ConsumedEvent, KafkaEventSource, Polled, SourceConfig, StartOffset, UndecodableRecord,
+    Assignment, ConsumedEvent, KafkaEventSource, Polled, SourceConfig, StartOffset,
+    UndecodableRecord,
 };

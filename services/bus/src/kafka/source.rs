@@ -23,13 +23,91 @@ pub enum StartOffset {
     Latest,
 }
 
-/// How much one [`KafkaEventSource::poll`] fetches and waits.
+/// Which partitions of a topic this consumer reads: a static share of a consumer group.
+///
+/// rskafka speaks no group protocol, so a group of `members` consumers splits the partitions
+/// statically: member `i` owns every partition `p` with `p % members == i`. Every member must
+/// be started with the same `members`; each commits only the positions of its own
+/// partitions, so members never overwrite each other's positions. An order's events share a
+/// partition (key = order id), so exactly one member applies them, in order. During a
+/// rollout that changes `members`, two members may briefly read the same partition: the
+/// consumers are idempotent and version-checked, so that costs duplicates, never a stale
+/// write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    member: u32,
+    members: u32,
+}
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Assignment::all()
+    }
+}
+
+impl Assignment {
+    /// Every partition (a group of one).
+    pub const fn all() -> Assignment {
+        Assignment {
+            member: 0,
+            members: 1,
+        }
+    }
+
+    /// Member `member` of a group of `members` (`member < members`).
+    pub fn new(member: u32, members: u32) -> DomainResult<Assignment> {
+        if members == 0 || member >= members {
+            return Err(DomainError::invalid(
+                "/member",
+                format!("member {member} of {members}: expected 0 <= member < members"),
+            ));
+        }
+        Ok(Assignment { member, members })
+    }
+
+    /// Parses `i/n` (for example `0/3`).
+    pub fn parse(text: &str) -> DomainResult<Assignment> {
+        let invalid = || {
+            DomainError::invalid(
+                "/member",
+                format!("{text:?} is not a group share: expected i/n, for example 0/3"),
+            )
+        };
+        let (member, members) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let member = member.trim().parse().map_err(|_| invalid())?;
+        let members = members.trim().parse().map_err(|_| invalid())?;
+        Assignment::new(member, members)
+    }
+
+    pub fn member(&self) -> u32 {
+        self.member
+    }
+
+    pub fn members(&self) -> u32 {
+        self.members
+    }
+
+    /// Whether this member reads `partition`.
+    pub fn owns(&self, partition: i32) -> bool {
+        u32::try_from(partition).is_ok_and(|p| p % self.members == self.member)
+    }
+}
+
+impl std::fmt::Display for Assignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.member, self.members)
+    }
+}
+
+/// How much one [`KafkaEventSource::poll`] fetches and waits, and which partitions it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceConfig {
     /// Upper bound of record bytes fetched per partition per poll.
     pub max_bytes_per_partition: i32,
     /// How long the broker may hold a fetch open waiting for new records.
     pub max_wait: Duration,
+    /// This consumer's share of the partitions.
+    pub assignment: Assignment,
 }
 
 impl Default for SourceConfig {
@@ -37,6 +115,7 @@ impl Default for SourceConfig {
         SourceConfig {
             max_bytes_per_partition: 1024 * 1024,
             max_wait: Duration::from_millis(200),
+            assignment: Assignment::all(),
         }
     }
 }
@@ -74,6 +153,7 @@ impl Polled {
 
 #[derive(Debug)]
 struct PartitionReader {
+    partition: i32,
     client: PartitionClient,
     /// The next offset to read (Kafka's committed-offset convention).
     next_offset: i64,
@@ -81,8 +161,8 @@ struct PartitionReader {
     high_watermark: Option<i64>,
 }
 
-/// Reads a topic's partitions, each from its own offset, and yields `(partition, offset,
-/// OrderEvent)`.
+/// Reads a topic's partitions (those [`SourceConfig::assignment`] gives it), each from its own
+/// offset, and yields `(partition, offset, OrderEvent)`.
 ///
 /// rskafka has no consumer groups: the source does not coordinate with other consumers and
 /// does not commit by itself. A consumer processes a [`Polled`] batch, then stores
@@ -120,7 +200,8 @@ async fn start_offset(partition: &PartitionClient, start: StartOffset) -> Domain
 }
 
 impl KafkaEventSource {
-    /// Opens every partition of `topic`. A partition starts at `committed[partition]` when
+    /// Opens the partitions of `topic` that `config.assignment` owns (a member may own none
+    /// when the group is larger than the partition count). A partition starts at `committed[partition]` when
     /// present, else at `start`. A topic that does not exist (yet) is `NotFound`.
     pub async fn open(
         client: &Client,
@@ -135,7 +216,8 @@ impl KafkaEventSource {
                 format!("kafka topic {topic} does not exist"),
             )
         })?;
-        let opened = join_all((0..partition_count).map(|partition| async move {
+        let owned = (0..partition_count).filter(|p| config.assignment.owns(*p));
+        let opened = join_all(owned.map(|partition| async move {
             let partition_client = client
                 .partition_client(topic, partition, UnknownTopicHandling::Retry)
                 .await
@@ -145,6 +227,7 @@ impl KafkaEventSource {
                 None => start_offset(&partition_client, start).await?,
             };
             Ok::<_, DomainError>(PartitionReader {
+                partition,
                 client: partition_client,
                 next_offset,
                 high_watermark: None,
@@ -176,8 +259,14 @@ impl KafkaEventSource {
         &self.topic
     }
 
+    /// How many partitions this source reads (all of the topic's, unless assigned a share).
     pub fn partition_count(&self) -> i32 {
         self.partitions.len() as i32
+    }
+
+    /// The partitions this source reads, ascending.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.partitions.iter().map(|r| r.partition).collect()
     }
 
     /// The next offset to read per partition: what to commit once everything polled so far
@@ -185,8 +274,7 @@ impl KafkaEventSource {
     pub fn positions(&self) -> BTreeMap<i32, i64> {
         self.partitions
             .iter()
-            .enumerate()
-            .map(|(partition, reader)| (partition as i32, reader.next_offset))
+            .map(|reader| (reader.partition, reader.next_offset))
             .collect()
     }
 
@@ -194,25 +282,28 @@ impl KafkaEventSource {
     pub fn lag(&self) -> BTreeMap<i32, Option<i64>> {
         self.partitions
             .iter()
-            .enumerate()
-            .map(|(partition, reader)| {
+            .map(|reader| {
                 let behind = reader
                     .high_watermark
                     .map(|high| (high - reader.next_offset).max(0));
-                (partition as i32, behind)
+                (reader.partition, behind)
             })
             .collect()
     }
 
     /// Moves one partition's position (replay, or skip).
     pub fn seek(&mut self, partition: i32, offset: i64) -> DomainResult<()> {
-        let reader = usize::try_from(partition)
-            .ok()
-            .and_then(|index| self.partitions.get_mut(index))
+        let reader = self
+            .partitions
+            .iter_mut()
+            .find(|reader| reader.partition == partition)
             .ok_or_else(|| {
                 DomainError::invalid(
                     "/partition",
-                    format!("topic {} has no partition {partition}", self.topic),
+                    format!(
+                        "topic {} has no partition {partition} read by this source",
+                        self.topic
+                    ),
                 )
             })?;
         reader.next_offset = offset;
@@ -224,6 +315,11 @@ impl KafkaEventSource {
     /// start is an error (`Unavailable`, "offset out of range"): the caller decides whether to
     /// [`seek`](Self::seek) to the earliest offset and rebuild with a backfill.
     pub async fn poll(&mut self) -> DomainResult<Polled> {
+        if self.partitions.is_empty() {
+            // a member whose share of this topic is empty: wait like an idle fetch
+            tokio::time::sleep(self.config.max_wait).await;
+            return Ok(Polled::default());
+        }
         let max_bytes = self.config.max_bytes_per_partition.max(1);
         let max_wait_ms = i32::try_from(self.config.max_wait.as_millis()).unwrap_or(i32::MAX);
         let fetched = join_all(self.partitions.iter().map(|reader| {
@@ -243,7 +339,7 @@ impl KafkaEventSource {
         for (index, (records, high_watermark)) in fetched.into_iter().enumerate() {
             let reader = &mut self.partitions[index];
             reader.high_watermark = Some(high_watermark);
-            let partition = index as i32;
+            let partition = reader.partition;
             for record_and_offset in records {
                 let offset = record_and_offset.offset;
                 if offset < reader.next_offset {
