@@ -8,5 +8,5 @@ pub mod text;
 
 pub use cursor::Cursor;
 pub use document::{FieldNamer, document_from_order};
-pub use elastic::{EsConfig, EsSearchIndex};
+pub use elastic::{EsConfig, EsSearchIndex, FieldSource, MappedEsIndex};
 pub use embedded::{CommitPolicy, TantivyConfig, TantivySearchIndex};

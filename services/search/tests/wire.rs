@@ -13,7 +13,7 @@ use oc_model::ErrorCode;
 use oc_model::ports::SearchIndex;
 use oc_model::search::SearchQuery;
 use oc_search::elastic::request;
-use oc_search::{EsConfig, EsSearchIndex};
+use oc_search::{EsConfig, EsSearchIndex, MappedEsIndex};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -327,6 +327,67 @@ async fn ensure_index_creates_or_extends_the_mapping() {
         sent[2].body,
         request::build_put_mapping_body(&fields).unwrap()
     );
+}
+
+#[tokio::test]
+async fn the_mapped_index_ensures_each_tenants_mapping_before_its_first_write_and_after_a_change() {
+    let created =
+        json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme-v1"});
+    let exists = json!({
+        "error": {"type": "resource_already_exists_exception", "reason": "exists"},
+        "status": 400
+    });
+    let server = FakeElasticsearch::start(vec![
+        (200, created),
+        (201, golden("index_created_response.json")),
+        (201, golden("index_created_response.json")),
+        (400, exists),
+        (200, json!({"acknowledged": true})),
+        (201, golden("index_created_response.json")),
+    ])
+    .await;
+    let pallets = oc_model::search::SearchFieldSpec {
+        name: name("pallets"),
+        kind: oc_model::search::SearchFieldKind::Int,
+    };
+    let configured = Arc::new(Mutex::new(vec![pallets.clone()]));
+    let source = Arc::clone(&configured);
+    let index = MappedEsIndex::new(
+        server.client(),
+        Arc::new(move |_tenant: &oc_model::TenantId| source.lock().unwrap().clone()),
+    );
+    assert!(index.upsert(&document()).await.unwrap());
+    assert!(index.upsert(&document()).await.unwrap());
+    // a tenant config reload adds a searchable field
+    let dock = oc_model::search::SearchFieldSpec {
+        name: name("dock"),
+        kind: oc_model::search::SearchFieldKind::Keyword,
+    };
+    configured.lock().unwrap().push(dock.clone());
+    assert!(index.upsert(&document()).await.unwrap());
+
+    let sent: Vec<(String, String)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    let doc_path = "/oc-orders-acme/_doc/448135112458240001".to_owned();
+    assert_eq!(
+        sent,
+        vec![
+            ("PUT".to_owned(), "/oc-orders-acme-v1".to_owned()),
+            ("POST".to_owned(), doc_path.clone()),
+            ("POST".to_owned(), doc_path.clone()),
+            ("PUT".to_owned(), "/oc-orders-acme-v1".to_owned()),
+            ("PUT".to_owned(), "/oc-orders-acme/_mapping".to_owned()),
+            ("POST".to_owned(), doc_path),
+        ],
+        "create before the first write, nothing more while the fields stay, extend after a change"
+    );
+    let mapping = &server.requests()[4].body;
+    let mut both = vec![dock, pallets];
+    both.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    assert_eq!(mapping, &request::build_put_mapping_body(&both).unwrap());
 }
 
 #[tokio::test]

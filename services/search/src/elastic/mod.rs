@@ -3,8 +3,10 @@
 
 mod client;
 mod config;
+mod mapped;
 pub mod request;
 pub mod response;
 
 pub use client::EsSearchIndex;
 pub use config::EsConfig;
+pub use mapped::{FieldSource, MappedEsIndex};
