@@ -119,6 +119,40 @@ pub(crate) fn load_tenant(file: &str, yaml: &str) -> Result<TenantConfig, Config
     }
 }
 
+/// The search index holds one mapping per tenant, so a searchable field name used by several
+/// order types must be indexed the same way in all of them.
+fn check_search_kinds(
+    identities: &BTreeMap<BusinessIdentity, BusinessIdentityConfig>,
+    c: &mut Collector<'_>,
+) {
+    let mut first: BTreeMap<String, (oc_model::search::SearchFieldKind, String)> = BTreeMap::new();
+    for (identity, config) in identities {
+        for (order_type, type_config) in config.order_types() {
+            for (index, field) in type_config.fields().iter().enumerate() {
+                let Some(spec) = field.search_spec() else {
+                    continue;
+                };
+                let path =
+                    format!("/business_identities/{identity}/order_types/{order_type}/fields/{index}");
+                match first.get(spec.name.as_str()) {
+                    Some((kind, at)) if *kind != spec.kind => c.push(
+                        path,
+                        format!(
+                            "searchable field `{}` is indexed as {} here but as {kind} at {at}: \
+                             a tenant has one search mapping, so a name keeps one type",
+                            field.name, spec.kind
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        first.insert(spec.name.as_str().to_owned(), (spec.kind, path));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "an empty document",
@@ -296,6 +330,7 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
             business_identities.insert(parsed, resolved);
         }
     }
+    check_search_kinds(&business_identities, c);
 
     Some(TenantConfig {
         source_file: file.to_owned(),

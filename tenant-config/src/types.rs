@@ -547,6 +547,18 @@ impl TenantConfig {
     }
 
     /// Every order type of every identity.
+    /// Every searchable field of the tenant, once per name, sorted by name: the tenant's
+    /// search mapping. Loading guarantees a name has one kind across order types.
+    pub fn search_fields(&self) -> Vec<oc_model::search::SearchFieldSpec> {
+        let mut fields: BTreeMap<String, oc_model::search::SearchFieldSpec> = BTreeMap::new();
+        for field in self.order_types().flat_map(OrderTypeConfig::fields) {
+            if let Some(spec) = field.search_spec() {
+                fields.entry(spec.name.as_str().to_owned()).or_insert(spec);
+            }
+        }
+        fields.into_values().collect()
+    }
+
     pub fn order_types(&self) -> impl Iterator<Item = &OrderTypeConfig> {
         self.business_identities
             .values()

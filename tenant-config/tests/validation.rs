@@ -388,3 +388,32 @@ fn load_dir_names_each_file_in_its_errors() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_searchable_name_keeps_one_kind_across_order_types() {
+    let with_presale = |size_type: &str| {
+        edit(
+            &edit(
+                &base(),
+                "{ name: size, type: int, slot: order.ext_02 }",
+                "{ name: size, type: int, slot: order.ext_02, searchable: true }",
+            ),
+            "          - { name: note, type: string, slot: line.ext_01 }\n",
+            &format!(
+                "          - {{ name: note, type: string, slot: line.ext_01 }}\n      presale:\n        fields:\n          - {{ name: size, type: {size_type}, slot: order.ext_03, searchable: true }}\n"
+            ),
+        )
+    };
+    let same = ConfigSet::from_yaml_str("acme.yaml", &with_presale("int")).unwrap();
+    let fields = same.search_fields();
+    assert_eq!(fields.len(), 1, "one mapping entry per name: {fields:?}");
+    assert_eq!(fields[0].name.as_str(), "size");
+
+    let errors = errors_of(&with_presale("string"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        format!("{FIELDS}/1")
+    );
+    assert!(errors[0].message.contains("one search mapping"), "{}", errors[0].message);
+}
