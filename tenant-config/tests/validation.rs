@@ -411,9 +411,10 @@ fn a_searchable_name_keeps_one_kind_across_order_types() {
 
     let errors = errors_of(&with_presale("string"));
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(
-        errors[0].path,
-        format!("{FIELDS}/1")
+    assert_eq!(errors[0].path, format!("{FIELDS}/1"));
+    assert!(
+        errors[0].message.contains("one search mapping"),
+        "{}",
+        errors[0].message
     );
-    assert!(errors[0].message.contains("one search mapping"), "{}", errors[0].message);
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use oc_api::metrics::Metrics;
 use oc_api::{AppState, OrderService, ReadModels, router_with};
 use oc_bus::{
     KafkaBusConfig, KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset,
@@ -25,7 +26,9 @@ use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
 };
 use oc_relay::{Relay, RelayConfig};
-use oc_search::{TantivyConfig, TantivySearchIndex};
+use oc_search::{
+    EsConfig, EsSearchIndex, FieldSource, MappedEsIndex, TantivyConfig, TantivySearchIndex,
+};
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
 
@@ -48,12 +51,17 @@ pub struct ServiceConfigFile {
     pub search_url: Option<String>,
     pub cold_url: Option<String>,
     pub kafka_url: Option<String>,
+    pub projector_member: Option<String>,
 }
 
 /// The resolved service config.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
+    /// The HTTP listener: the API for `serve`; `/metrics` and `/healthz` for the workers.
     pub listen: SocketAddr,
+    /// Whether `listen` was configured (the workers default to 127.0.0.1:9100 otherwise, so
+    /// they do not collide with a server on the same host).
+    pub listen_set: bool,
     pub data_dir: PathBuf,
     pub tenant_config_dir: PathBuf,
     pub shards: Vec<String>,
@@ -64,13 +72,16 @@ pub struct ServiceConfig {
     pub max_connections_per_shard: u32,
     /// The event bus in cluster mode: `kafka://host:9092[,host2…][?prefix=…&partitions=…]`.
     pub kafka_url: Option<String>,
-    /// The search index: `tantivy://<dir>`; single-node default `tantivy://<data>/search`.
+    /// The search index: `tantivy://<dir>` or Elasticsearch `http://host:9200`;
+    /// single-node default `tantivy://<data>/search`.
     pub search_url: Option<String>,
     /// The cold store: `redb://<file>` or `hbase://host:port`; single-node default
     /// `redb://<data>/cold.redb`.
     pub cold_url: Option<String>,
     /// Redis behind the in-process cache (cluster mode); none = in-process cache only.
     pub redis_url: Option<String>,
+    /// This projector's share of the topics' partitions, `i/n` (`OC_PROJECTOR_MEMBER`).
+    pub projector_member: oc_bus::Assignment,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -95,6 +106,7 @@ pub const ENV_VARS: &[&str] = &[
     "OC_COLD_URL",
     "OC_REQUEST_TIMEOUT_MS",
     "OC_MAX_IN_FLIGHT",
+    "OC_PROJECTOR_MEMBER",
     "OC_LOG",
     "OC_LOG_FORMAT",
 ];
@@ -131,12 +143,18 @@ impl ServiceConfig {
             None => ServiceConfigFile::default(),
         };
         let listen = match env("OC_LISTEN") {
-            Some(text) => text
-                .parse()
-                .with_context(|| format!("OC_LISTEN={text} is not an address"))?,
-            None => from_file
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            Some(text) => Some(
+                text.parse()
+                    .with_context(|| format!("OC_LISTEN={text} is not an address"))?,
+            ),
+            None => from_file.listen,
+        };
+        let listen_set = listen.is_some();
+        let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let projector_member = match env("OC_PROJECTOR_MEMBER").or(from_file.projector_member) {
+            Some(text) => oc_bus::Assignment::parse(&text)
+                .map_err(|e| anyhow::anyhow!("OC_PROJECTOR_MEMBER: {}", e.message))?,
+            None => oc_bus::Assignment::all(),
         };
         let data_dir = env("OC_DATA_DIR")
             .map(PathBuf::from)
@@ -201,6 +219,8 @@ impl ServiceConfig {
                 max_in_flight,
             },
             listen,
+            listen_set,
+            projector_member,
             keyring_file: env("OC_KEYRING_FILE")
                 .map(PathBuf::from)
                 .or(from_file.keyring_file)
@@ -306,11 +326,30 @@ pub struct Wiring {
     pub sinks: Sinks,
 }
 
-/// Open the search index named by `url` (`tantivy://<dir>`).
-fn open_search(url: &str) -> anyhow::Result<Arc<dyn SearchIndex>> {
+/// Open the search index named by `url`: `tantivy://<dir>` (embedded) or
+/// `http://host:9200` (Elasticsearch; each tenant's mapping follows its live config).
+fn open_search(url: &str, tenants: &Arc<ConfigHandle>) -> anyhow::Result<Arc<dyn SearchIndex>> {
+    if url.starts_with("https://") {
+        bail!(
+            "OC_SEARCH_URL {url:?}: this build has no TLS for Elasticsearch (oc-search's `rustls-tls` feature); use http:// inside the cluster network or a TLS-terminating sidecar"
+        );
+    }
+    if url.starts_with("http://") {
+        let es = EsSearchIndex::connect(EsConfig::new(url))
+            .map_err(|e| anyhow::anyhow!("elasticsearch {url}: {}", e.message))?;
+        let tenants = Arc::clone(tenants);
+        let fields: FieldSource = Arc::new(move |tenant| {
+            tenants
+                .current()
+                .tenant(tenant)
+                .map(|config| config.search_fields())
+                .unwrap_or_default()
+        });
+        return Ok(Arc::new(MappedEsIndex::new(es, fields)));
+    }
     let Some(path) = url.strip_prefix("tantivy://") else {
         bail!(
-            "unsupported search index {url:?}: use tantivy://<dir> (the Elasticsearch adapter exists in oc-search but is not wired into serve yet)"
+            "unsupported search index {url:?}: use tantivy://<dir> or http://<elasticsearch host>:9200"
         );
     };
     let index = TantivySearchIndex::open(TantivyConfig::on_disk(path))
@@ -353,7 +392,11 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         None => TieredCache::moka_only(L1Config::single_node()),
     });
     let cache: Arc<dyn Cache> = tiered.clone();
-    let search = config.search_url.as_deref().map(open_search).transpose()?;
+    let search = config
+        .search_url
+        .as_deref()
+        .map(|url| open_search(url, &handle))
+        .transpose()?;
     let cold = match &config.cold_url {
         Some(url) => Some(
             ColdStoreConfig::parse(url)
@@ -422,6 +465,91 @@ pub fn projector(wiring: &Wiring) -> Projector {
     )
 }
 
+/// Relay counters and lag per shard at `/metrics`.
+fn register_relay_metrics(metrics: &Metrics, relay: Relay) {
+    metrics.register(Box::new(move |out: &mut String| {
+        let stats = relay.stats();
+        out.push_str("# HELP oc_relay_published_total Outbox events published to the bus.\n# TYPE oc_relay_published_total counter\n");
+        out.push_str(&format!("oc_relay_published_total {}\n", stats.published_total));
+        out.push_str("# HELP oc_relay_oldest_pending_age_ms Age of the oldest unpublished outbox event, per shard (relay lag).\n# TYPE oc_relay_oldest_pending_age_ms gauge\n");
+        for (shard, shard_stats) in &stats.shards {
+            out.push_str(&format!("oc_relay_oldest_pending_age_ms{{shard=\"{}\"}} {}\n", shard.0, shard_stats.oldest_pending_age_ms));
+        }
+    }));
+}
+
+/// Projector counters per read model and its lag behind the stream at `/metrics`.
+fn register_projector_metrics(metrics: &Metrics, projector: Projector) {
+    metrics.register(Box::new(move |out: &mut String| {
+        let stats = projector.stats();
+        out.push_str("# HELP oc_projector_events_total Events taken from the stream.\n# TYPE oc_projector_events_total counter\n");
+        out.push_str(&format!("oc_projector_events_total {}\n", stats.events));
+        out.push_str("# HELP oc_projector_lag_records Records behind the end of the stream, as of the last poll.\n# TYPE oc_projector_lag_records gauge\n");
+        if let Some(lag) = stats.lag {
+            out.push_str(&format!("oc_projector_lag_records {lag}\n"));
+        }
+        out.push_str("# HELP oc_projector_writes_total Read-model writes by sink and outcome.\n# TYPE oc_projector_writes_total counter\n");
+        for kind in oc_projector::SinkKind::ALL {
+            if let Some(sink) = stats.sink(kind) {
+                for (outcome, count) in [
+                    ("applied", sink.applied),
+                    ("stale", sink.skipped_stale),
+                    ("failed", sink.failures),
+                    ("rejected", sink.rejected),
+                ] {
+                    out.push_str(&format!(
+                        "oc_projector_writes_total{{sink=\"{kind}\",outcome=\"{outcome}\"}} {count}\n"
+                    ));
+                }
+            }
+        }
+    }));
+}
+
+/// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
+/// 127.0.0.1:9100), until `stop` resolves.
+async fn serve_worker_http(
+    config: &ServiceConfig,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::routing::get;
+    let address = if config.listen_set {
+        config.listen
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], 9100))
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for /metrics (set OC_LISTEN)"))?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "{\"status\":\"ok\"}" }));
+    tracing::info!(address = %listener.local_addr()?, "worker metrics listening");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(%error, "worker metrics listener stopped");
+        }
+    }))
+}
+
 /// Single-node workers: the relay moves outbox rows to the in-process bus, the projector
 /// applies them to the search index, the cold store and the cache.
 fn spawn_single_node_workers(
@@ -436,16 +564,8 @@ fn spawn_single_node_workers(
         RelayConfig::default(),
     );
     let projector = projector(wiring);
-    let watched = relay.clone();
-    wiring.state.metrics.register(Box::new(move |out: &mut String| {
-        let stats = watched.stats();
-        out.push_str("# HELP oc_relay_published_total Outbox events published to the bus.\n# TYPE oc_relay_published_total counter\n");
-        out.push_str(&format!("oc_relay_published_total {}\n", stats.published_total));
-        out.push_str("# HELP oc_relay_oldest_pending_age_ms Age of the oldest unpublished outbox event, per shard (relay lag).\n# TYPE oc_relay_oldest_pending_age_ms gauge\n");
-        for (shard, shard_stats) in &stats.shards {
-            out.push_str(&format!("oc_relay_oldest_pending_age_ms{{shard=\"{}\"}} {}\n", shard.0, shard_stats.oldest_pending_age_ms));
-        }
-    }));
+    register_relay_metrics(&wiring.state.metrics, relay.clone());
+    register_projector_metrics(&wiring.state.metrics, projector.clone());
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
@@ -531,15 +651,32 @@ pub async fn run_relay(config: ServiceConfig) -> anyhow::Result<()> {
         bus as Arc<dyn EventBus>,
         RelayConfig::default(),
     );
+    register_relay_metrics(&wiring.state.metrics, relay.clone());
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
     println!(
         "relay running: {} shards → {}",
         config.shards.len(),
         config.kafka_url.as_deref().unwrap_or_default()
     );
-    relay
+    let outcome = relay
         .run(shutdown_signal())
         .await
-        .map_err(|e| anyhow::anyhow!("relay: {}", e.message))
+        .map_err(|e| anyhow::anyhow!("relay: {}", e.message));
+    let _ = stop.send(true);
+    let _ = http.await;
+    outcome
+}
+
+/// A stop flag for a worker's HTTP listener: send `true` to stop it.
+fn stop_pair() -> (
+    tokio::sync::watch::Sender<bool>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    (stop, async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    })
 }
 
 /// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
@@ -566,18 +703,29 @@ pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
         offsets,
         "ordercenter-projector",
         StartOffset::Earliest,
-        SourceConfig::default(),
+        SourceConfig {
+            assignment: config.projector_member,
+            ..SourceConfig::default()
+        },
     );
+    let projector = projector(&wiring);
+    register_projector_metrics(&wiring.state.metrics, projector.clone());
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
     println!(
-        "projector running: {} → search {}, cold {}",
+        "projector {} running: {} → search {}, cold {}",
+        config.projector_member,
         topics.join(","),
         config.search_url.as_deref().unwrap_or("-"),
         config.cold_url.as_deref().unwrap_or("-")
     );
-    projector(&wiring)
+    let outcome = projector
         .run(&mut stream, shutdown_signal())
         .await
-        .map_err(|e| anyhow::anyhow!("projector: {}", e.message))
+        .map_err(|e| anyhow::anyhow!("projector: {}", e.message));
+    let _ = stop.send(true);
+    let _ = http.await;
+    outcome
 }
 
 async fn shutdown_signal() {

@@ -92,6 +92,21 @@ async fn wait_applied(pool: &sqlx::MySqlPool, events: i64) {
     }
 }
 
+/// `/metrics` of a process on `port`.
+fn metrics(port: u16) -> String {
+    let (status, body) = http(port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the sample named exactly `name` (with its labels), 0 when absent.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(|value| value.trim().parse::<f64>().unwrap())
+        .sum()
+}
+
 fn create(port: u16, n: usize) -> String {
     let order = format!(
         r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-c{n}",
@@ -127,28 +142,104 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
         &[("OC_LISTEN", format!("127.0.0.1:{port}"))],
     );
     wait_healthy(port);
-    let mut relay = cluster.spawn("relay", false, &[]);
-    let mut projector = cluster.spawn("project", true, &[]);
+    let relay_port = free_port();
+    let mut relay = cluster.spawn(
+        "relay",
+        false,
+        &[("OC_LISTEN", format!("127.0.0.1:{relay_port}"))],
+    );
+    // two projectors split the two partitions of the topic between them. Embedded read
+    // models have one writer each, so every member gets its own (in a real cluster they
+    // share Elasticsearch and HBase); an event applied by both would count twice below.
+    let member_ports = [free_port(), free_port()];
+    let member_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut members: Vec<Server> = (0..2)
+        .map(|member| {
+            let dir = member_dirs[member].path();
+            cluster.spawn(
+                "project",
+                true,
+                &[
+                    ("OC_PROJECTOR_MEMBER", format!("{member}/2")),
+                    ("OC_LISTEN", format!("127.0.0.1:{}", member_ports[member])),
+                    (
+                        "OC_SEARCH_URL",
+                        format!("tantivy://{}", dir.join("search").display()),
+                    ),
+                    (
+                        "OC_COLD_URL",
+                        format!("redb://{}", dir.join("cold.redb").display()),
+                    ),
+                ],
+            )
+        })
+        .collect();
 
-    for n in 0..5 {
+    const ORDERS: usize = 6;
+    for n in 0..ORDERS {
         create(port, n);
     }
-    wait_applied(&shard_zero, 5).await;
+    wait_applied(&shard_zero, ORDERS as i64).await;
+    let partitions: Vec<i64> = sqlx::query("SELECT partition_id FROM consumer_offsets WHERE group_id = 'ordercenter-projector' ORDER BY partition_id")
+        .fetch_all(&shard_zero)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0).unwrap())
+        .collect();
+    assert_eq!(partitions, vec![0, 1], "positions of both partitions");
+    let relay_metrics = metrics(relay_port);
+    assert_eq!(
+        metric_value(&relay_metrics, "oc_relay_published_total"),
+        ORDERS as f64
+    );
+    assert!(relay_metrics.contains("oc_relay_oldest_pending_age_ms{shard=\"0\"}"));
+    // every order was applied by exactly one member: their counts add up to the orders
+    let mut orders_applied = 0.0;
+    for port in member_ports {
+        let text = metrics(port);
+        orders_applied += metric_value(
+            &text,
+            "oc_projector_writes_total{sink=\"search\",outcome=\"applied\"}",
+        );
+        assert!(text.contains("oc_projector_lag_records"), "{text}");
+    }
+    assert_eq!(orders_applied, ORDERS as f64);
+    for member in &mut members {
+        stop(member);
+    }
+
+    // replay from the start (positions dropped) into the shared read models with one
+    // projector that owns every partition: a rebuild, then everything reconciles
+    sqlx::query("DELETE FROM consumer_offsets WHERE group_id = 'ordercenter-projector'")
+        .execute(&shard_zero)
+        .await
+        .unwrap();
+    let mut projector = cluster.spawn(
+        "project",
+        true,
+        &[("OC_LISTEN", format!("127.0.0.1:{}", free_port()))],
+    );
+    wait_applied(&shard_zero, ORDERS as i64).await;
     stop(&mut projector);
     let report = cluster.reconcile();
     assert_eq!(report["clean"], true, "{report}");
-    assert_eq!(report["checksum"]["shard"]["count"], 5);
+    assert_eq!(report["checksum"]["shard"]["count"], ORDERS);
     assert_eq!(report["checksum"]["shard"], report["checksum"]["search"]);
     assert_eq!(report["checksum"]["shard"], report["checksum"]["cold"]);
 
     // a restarted projector resumes from its stored positions and takes the new order
-    let mut projector = cluster.spawn("project", true, &[]);
-    create(port, 5);
-    wait_applied(&shard_zero, 6).await;
+    let mut projector = cluster.spawn(
+        "project",
+        true,
+        &[("OC_LISTEN", format!("127.0.0.1:{}", free_port()))],
+    );
+    create(port, ORDERS);
+    wait_applied(&shard_zero, ORDERS as i64 + 1).await;
     stop(&mut projector);
     let report = cluster.reconcile();
     assert_eq!(report["clean"], true, "{report}");
-    assert_eq!(report["checksum"]["cold"]["count"], 6);
+    assert_eq!(report["checksum"]["cold"]["count"], ORDERS + 1);
 
     stop(&mut relay);
     stop(&mut api);
