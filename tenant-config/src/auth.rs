@@ -7,7 +7,7 @@
 //! key, never on how much of a stored key it matched; the final comparison of the full digests
 //! is constant-time as well.
 
-use oc_model::{RoleName, TenantId};
+use oc_model::{PartyId, RoleName, TenantId};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -17,6 +17,8 @@ pub struct Principal {
     pub tenant: TenantId,
     pub key_id: String,
     pub role: RoleName,
+    /// Set for a merchant-scoped key: the caller sees only this merchant's orders.
+    pub merchant: Option<PartyId>,
 }
 
 /// The SHA-256 of an API key as the config stores it (lowercase hex). Use this to produce the

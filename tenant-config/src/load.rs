@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oc_model::{
-    BusinessIdentity, Currency, ExtFieldType, OrderType, RoleName, Slot, StateMachine,
+    BusinessIdentity, Currency, ExtFieldType, OrderType, PartyId, RoleName, Slot, StateMachine,
     StateMachineError, StatusCode, TenantId, TransitionDef, TransitionEvent,
 };
 use serde_json::Value;
@@ -14,8 +14,8 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, OrderTypeConfig, RateLimits, ResolvedField,
-    Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, Endpoint, OrderTypeConfig, RateLimits,
+    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
 };
 use crate::v1::{RawField, RawIdentity, RawOrderType, RawStateMachine, RawTenant};
 
@@ -132,8 +132,9 @@ fn check_search_kinds(
                 let Some(spec) = field.search_spec() else {
                     continue;
                 };
-                let path =
-                    format!("/business_identities/{identity}/order_types/{order_type}/fields/{index}");
+                let path = format!(
+                    "/business_identities/{identity}/order_types/{order_type}/fields/{index}"
+                );
                 match first.get(spec.name.as_str()) {
                     Some((kind, at)) if *kind != spec.kind => c.push(
                         path,
@@ -269,10 +270,33 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
                 }
             }
         }
+        let merchant =
+            key.merchant
+                .as_deref()
+                .and_then(|merchant| match PartyId::parse(merchant) {
+                    Ok(merchant) => Some(merchant),
+                    Err(error) => {
+                        c.push(child(&path, "merchant"), error.message);
+                        None
+                    }
+                });
+        if merchant.is_some()
+            && let Some(granted) = role.as_ref().and_then(|role| roles.get(role))
+            && granted.endpoints.contains(&Endpoint::OrdersList)
+        {
+            c.push(
+                child(&path, "merchant"),
+                format!(
+                    "key `{}` is scoped to a merchant but its role grants orders.list, whose buyer lists span merchants: grant orders.search instead",
+                    key.id
+                ),
+            );
+        }
         if let (Some(role), Some(sha256)) = (role, digest) {
             api_keys.push(ApiKeyConfig {
                 id: key.id,
                 role,
+                merchant,
                 description: key.description,
                 sha256,
             });

@@ -74,6 +74,7 @@ pub fn json_schema_v1() -> Value {
                     "id": { "$ref": "#/$defs/code", "description": "Key id, shown in logs." },
                     "role": { "$ref": "#/$defs/code" },
                     "sha256": { "type": "string", "pattern": SHA256_PATTERN, "description": "Hex SHA-256 of the secret key; never the key itself." },
+                    "merchant": { "type": "string", "pattern": "^[!-~]{1,128}$", "description": "Scope the key to one merchant: it sees and changes only that merchant's orders (others answer 404), its searches are filtered to it, and its creates are that merchant's. Its role may not grant orders.list (buyer lists span merchants)." },
                     "description": { "type": "string" }
                 }
             },

@@ -170,6 +170,7 @@ impl ConfigSet {
             tenant: tenant_id.clone(),
             key_id: key.id.clone(),
             role: key.role.clone(),
+            merchant: key.merchant.clone(),
         })
     }
 

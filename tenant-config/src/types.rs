@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use oc_model::ext::MAX_KV_VALUE_LEN;
 use oc_model::{
-    BusinessIdentity, Currency, DomainError, ExtFieldType, ExtValue, OrderType, RoleName, Slot,
-    StateMachine, TenantId,
+    BusinessIdentity, Currency, DomainError, ExtFieldType, ExtValue, OrderType, PartyId, RoleName,
+    Slot, StateMachine, TenantId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +155,8 @@ impl RoleConfig {
 pub struct ApiKeyConfig {
     pub id: String,
     pub role: RoleName,
+    /// The merchant this key is scoped to: it sees and changes only that merchant's orders.
+    pub merchant: Option<PartyId>,
     pub description: Option<String>,
     pub(crate) sha256: [u8; 32],
 }
@@ -171,6 +173,7 @@ impl fmt::Debug for ApiKeyConfig {
         f.debug_struct("ApiKeyConfig")
             .field("id", &self.id)
             .field("role", &self.role)
+            .field("merchant", &self.merchant)
             .field("sha256", &"<redacted>")
             .finish()
     }

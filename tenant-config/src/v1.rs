@@ -36,6 +36,8 @@ pub(crate) struct RawApiKey {
     pub role: String,
     pub sha256: String,
     #[serde(default)]
+    pub merchant: Option<String>,
+    #[serde(default)]
     pub description: Option<String>,
 }
 

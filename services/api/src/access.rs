@@ -4,7 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use oc_model::{DomainError, ErrorCode, RoleName, TenantId};
+use oc_model::{DomainError, ErrorCode, Order, PartyId, RoleName, TenantId};
 pub use oc_tenant_config::Endpoint;
 
 use oc_tenant_config::PiiAccess;
@@ -19,11 +19,41 @@ pub struct Caller {
     pub tenant: TenantId,
     pub key_id: String,
     pub role: RoleName,
+    /// Set for a merchant-scoped key: only this merchant's orders exist for the caller.
+    pub merchant: Option<PartyId>,
     pub pii: PiiView,
     endpoints: std::collections::BTreeSet<Endpoint>,
 }
 
 impl Caller {
+    /// Whether the caller may see `order` at all (a merchant-scoped key sees only its
+    /// merchant's orders; every other order answers 404, like another tenant's).
+    pub fn sees(&self, order: &Order) -> bool {
+        match &self.merchant {
+            None => true,
+            Some(merchant) => order.main.merchant_id.as_ref() == Some(merchant),
+        }
+    }
+
+    /// The merchant an order written by this caller must belong to: the key's own for a
+    /// merchant-scoped key (naming another merchant is refused at `field`), else `requested`.
+    pub fn merchant_for_write(
+        &self,
+        requested: Option<PartyId>,
+        field: &str,
+    ) -> Result<Option<PartyId>, DomainError> {
+        match (&self.merchant, requested) {
+            (None, requested) => Ok(requested),
+            (Some(own), None) => Ok(Some(own.clone())),
+            (Some(own), Some(requested)) if &requested == own => Ok(Some(requested)),
+            (Some(own), Some(requested)) => Err(DomainError::new(
+                ErrorCode::Forbidden,
+                format!("this key is scoped to merchant {own} and may not write orders of merchant {requested}"),
+            )
+            .under(field)),
+        }
+    }
+
     /// 403 unless the caller's role is granted `endpoint`.
     pub fn require(&self, endpoint: Endpoint) -> Result<(), ApiError> {
         if self.endpoints.contains(&endpoint) {
@@ -78,6 +108,7 @@ pub fn authenticate(headers: &axum::http::HeaderMap, state: &AppState) -> Result
         tenant: principal.tenant.clone(),
         key_id: principal.key_id.clone(),
         role: principal.role.clone(),
+        merchant: principal.merchant.clone(),
     })
 }
 

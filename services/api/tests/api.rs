@@ -29,6 +29,11 @@ const EXPRESS_BL: &str = "oc_test_express_bl_0001_7c1f4e9a2b6d8035e1a4";
 const EXPRESS_CS: &str = "oc_test_express_cs_0001_3b8e0d52f9a6c1477d20";
 const EXPRESS_ANALYTICS: &str = "oc_test_express_an_0001_9d2a6f14c8e3b7052f6e";
 const RETAIL_BL: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
+const RETAIL_CS: &str = "oc_test_retail_cs_0001_06f3d8a2c7b5e1943a0d";
+const RETAIL_ANALYTICS: &str = "oc_test_retail_an_0001_c8a54e1f2d97b036e5f1";
+/// Scoped to merchant `acme`.
+const RETAIL_MERCHANT: &str = "oc_test_retail_mch_0001_5f2b8d1e7a04c39b6e18";
+const RETAIL_ADMIN: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
 
 fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
@@ -941,6 +946,216 @@ async fn auth_and_roles(app: &TestApp) {
         .expect(StatusCode::CREATED);
 }
 
+/// Every role of the retail example against every order route: a route the role's config
+/// does not grant answers 403 before anything is read; a granted one never does. Each role
+/// sees the PII its config gives it.
+async fn role_matrix_follows_the_tenant_config(app: &TestApp) {
+    use oc_tenant_config::{Endpoint, PiiAccess};
+    let config = app.tenants.current();
+    let tenant = config
+        .tenant(&TenantId::parse("retail").unwrap())
+        .unwrap()
+        .clone();
+    let keys = [
+        ("business_line", RETAIL_BL),
+        ("customer_service", RETAIL_CS),
+        ("analytics", RETAIL_ANALYTICS),
+        ("merchant", RETAIL_MERCHANT),
+        ("tenant_admin", RETAIL_ADMIN),
+    ];
+    let mut seen_roles = std::collections::BTreeSet::new();
+    for (role_name, key) in keys {
+        let role = tenant
+            .role(&oc_model::RoleName::parse(role_name).unwrap())
+            .unwrap_or_else(|| panic!("retail example defines role {role_name}"));
+        seen_roles.insert(role_name);
+        // an order of merchant acme (so the merchant key may see it), fresh per role
+        let mut order = retail_order(&format!("buyer-matrix-{role_name}"));
+        order["merchant_id"] = json!("acme");
+        let id = app.create(RETAIL_BL, order.clone()).await.id();
+        let calls: [(Endpoint, &str, String, Option<Value>); 6] = [
+            (
+                Endpoint::OrdersCreate,
+                "POST",
+                "/v1/orders".to_owned(),
+                Some(order),
+            ),
+            (Endpoint::OrdersGet, "GET", format!("/v1/orders/{id}"), None),
+            (
+                Endpoint::OrdersSearch,
+                "GET",
+                format!("/v1/orders/search?buyer_id=buyer-matrix-{role_name}"),
+                None,
+            ),
+            (
+                Endpoint::OrdersList,
+                "GET",
+                format!("/v1/orders?buyer_id=buyer-matrix-{role_name}"),
+                None,
+            ),
+            (
+                Endpoint::OrdersUpdate,
+                "PATCH",
+                format!("/v1/orders/{id}"),
+                Some(json!({"remark": "checked"})),
+            ),
+            (
+                Endpoint::OrdersCancel,
+                "POST",
+                format!("/v1/orders/{id}/cancel"),
+                Some(json!({"reason": "matrix"})),
+            ),
+        ];
+        for (endpoint, method, path, body) in calls {
+            let headers: &[(&str, &str)] = if method == "PATCH" {
+                &[("if-match", "\"1\"")]
+            } else {
+                &[]
+            };
+            let reply = app.call(method, &path, Some(key), headers, body).await;
+            if role.endpoints.contains(&endpoint) {
+                assert!(
+                    reply.status.is_success(),
+                    "{role_name} may call {} ({method} {path}) but got {}: {}",
+                    endpoint.as_str(),
+                    reply.status,
+                    reply.body
+                );
+            } else {
+                reply.problem(StatusCode::FORBIDDEN, "forbidden", None);
+            }
+        }
+        // PII as the role's config says (read as the role where it may read single orders)
+        if role.endpoints.contains(&Endpoint::OrdersGet) {
+            let read = app
+                .call("GET", &format!("/v1/orders/{id}"), Some(key), &[], None)
+                .await;
+            read.expect(StatusCode::OK);
+            let receiver = &read.body["parties"]["receiver"];
+            match role.pii {
+                PiiAccess::Full => {
+                    assert_eq!(receiver["phone"], "13900001111", "{role_name}");
+                    assert_eq!(receiver["pii"], "full");
+                }
+                PiiAccess::Masked => {
+                    assert_eq!(receiver["phone"], "139****1111", "{role_name}");
+                    assert_eq!(receiver["pii"], "masked");
+                }
+                PiiAccess::None => {
+                    assert!(
+                        receiver.get("phone").is_none_or(Value::is_null),
+                        "{role_name}"
+                    );
+                }
+            }
+        }
+    }
+    let configured: std::collections::BTreeSet<&str> =
+        tenant.roles().keys().map(|r| r.as_str()).collect();
+    assert_eq!(configured, seen_roles, "every configured role is exercised");
+}
+
+/// A merchant-scoped key sees only its merchant's orders: another merchant's is 404 (and
+/// unchanged by a cancel), its searches are confined to its merchant, and naming another
+/// merchant is refused with the field.
+async fn merchant_keys_see_only_their_merchant(app: &TestApp) {
+    let mut ours = retail_order("buyer-mch");
+    ours["merchant_id"] = json!("acme");
+    let ours = app.create(RETAIL_BL, ours).await.id();
+    let mut theirs = retail_order("buyer-mch");
+    theirs["merchant_id"] = json!("globex");
+    let theirs = app.create(RETAIL_BL, theirs).await.id();
+    let unassigned = app.create(RETAIL_BL, retail_order("buyer-mch")).await.id();
+    app.index_all().await;
+
+    app.call(
+        "GET",
+        &format!("/v1/orders/{ours}"),
+        Some(RETAIL_MERCHANT),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    for other in [&theirs, &unassigned] {
+        app.call(
+            "GET",
+            &format!("/v1/orders/{other}"),
+            Some(RETAIL_MERCHANT),
+            &[],
+            None,
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+        app.call(
+            "POST",
+            &format!("/v1/orders/{other}/cancel"),
+            Some(RETAIL_MERCHANT),
+            &[],
+            None,
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+        let still = app
+            .call(
+                "GET",
+                &format!("/v1/orders/{other}"),
+                Some(RETAIL_BL),
+                &[],
+                None,
+            )
+            .await;
+        still.expect(StatusCode::OK);
+        assert_eq!(still.body["status"], "pending_payment");
+    }
+    let found = app
+        .call(
+            "GET",
+            "/v1/orders/search?buyer_id=buyer-mch",
+            Some(RETAIL_MERCHANT),
+            &[],
+            None,
+        )
+        .await;
+    found.expect(StatusCode::OK);
+    let ids: Vec<&str> = found.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![ours.as_str()], "{}", found.body);
+    // the business line sees all three
+    let all = app
+        .call(
+            "GET",
+            "/v1/orders/search?buyer_id=buyer-mch",
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        all.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        all.body
+    );
+    app.call(
+        "GET",
+        "/v1/orders/search?merchant_id=globex",
+        Some(RETAIL_MERCHANT),
+        &[],
+        None,
+    )
+    .await
+    .problem(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        Some("/query/merchant_id"),
+    );
+}
+
 async fn reads_come_from_the_cache_and_follow_writes(app: &TestApp) {
     let id = app
         .create(EXPRESS_BL, cold_chain_order("buyer-cache"))
@@ -1206,6 +1421,8 @@ api_tests!(
     bad_input_names_the_field_and_writes_nothing,
     no_plaintext_pii_in_raw_rows,
     auth_and_roles,
+    role_matrix_follows_the_tenant_config,
+    merchant_keys_see_only_their_merchant,
     buyer_list_pages,
     reads_come_from_the_cache_and_follow_writes,
     search_filters_by_core_extension_and_encrypted_fields,
