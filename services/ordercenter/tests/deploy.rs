@@ -1351,14 +1351,14 @@ fn check_dockerfile(root: &Path, known: &BTreeSet<String>) -> Problems {
             }
             "ENV" => {
                 for word in &words {
-                    if let Some((name, value)) = word.split_once('=') {
-                        if name.starts_with("OC_") {
-                            problems.check(known.contains(name), || {
-                                format!("Dockerfile: ENV {name}: the binary does not read it")
-                            });
-                            if let Err(why) = check_value(name, value) {
-                                problems.push(format!("Dockerfile: ENV {name}={value}: {why}"));
-                            }
+                    if let Some((name, value)) = word.split_once('=')
+                        && name.starts_with("OC_")
+                    {
+                        problems.check(known.contains(name), || {
+                            format!("Dockerfile: ENV {name}: the binary does not read it")
+                        });
+                        if let Err(why) = check_value(name, value) {
+                            problems.push(format!("Dockerfile: ENV {name}={value}: {why}"));
                         }
                     }
                 }
