@@ -169,8 +169,8 @@ proptest! {
         let mut moved = Vec::new();
         for (record, plaintext, ciphertext) in &values {
             let at = context(record);
-            prop_assert_eq!(cipher.decrypt(&at, ciphertext).unwrap().as_slice(), plaintext.as_slice());
-            prop_assert_eq!(imported.decrypt(&at, ciphertext).unwrap().as_slice(), plaintext.as_slice());
+            prop_assert_eq!(cipher.decrypt(&at, ciphertext).unwrap().to_vec(), plaintext.to_vec());
+            prop_assert_eq!(imported.decrypt(&at, ciphertext).unwrap().to_vec(), plaintext.to_vec());
             let version = parse_header(ciphertext).unwrap().key_version;
             match cipher.reencrypt(&at, ciphertext).unwrap() {
                 None => {
@@ -180,7 +180,7 @@ proptest! {
                 Some(again) => {
                     prop_assert!(version < current);
                     prop_assert_eq!(parse_header(&again).unwrap().key_version, current);
-                    prop_assert_eq!(cipher.decrypt(&at, &again).unwrap().as_slice(), plaintext.as_slice());
+                    prop_assert_eq!(cipher.decrypt(&at, &again).unwrap().to_vec(), plaintext.to_vec());
                     moved.push(again);
                 }
             }
@@ -191,7 +191,7 @@ proptest! {
         prop_assert_eq!(ring.tenant("acme").unwrap().versions(), vec![current]);
         for ((record, plaintext, old), new) in values.iter().zip(&moved) {
             let at = context(record);
-            prop_assert_eq!(cipher.decrypt(&at, new).unwrap().as_slice(), plaintext.as_slice());
+            prop_assert_eq!(cipher.decrypt(&at, new).unwrap().to_vec(), plaintext.to_vec());
             let version = parse_header(old).unwrap().key_version;
             if version != current {
                 prop_assert_eq!(
