@@ -6,9 +6,7 @@
 //! another order, field or tenant fails to open.
 
 use oc_crypto::{BlindIndexer, CryptoError, FieldCipher, FieldContext, Normalizer};
-use oc_model::{
-    DomainError, ExtTable, ExtValue, Order, Protected, Sealed, Slot, TenantId,
-};
+use oc_model::{DomainError, ExtTable, ExtValue, Order, Protected, Sealed, Slot, TenantId};
 
 use crate::service::{line_record, slot_field};
 
@@ -271,7 +269,10 @@ impl Sealer {
         let mut done = Resealed::default();
         visit_sealed(order, |at, sealed| {
             done.values += 1;
-            if let Some(again) = self.cipher.reencrypt_str(&at.context(), &sealed.ciphertext)? {
+            if let Some(again) = self
+                .cipher
+                .reencrypt_str(&at.context(), &sealed.ciphertext)?
+            {
                 sealed.ciphertext = again;
                 done.rewritten += 1;
             }

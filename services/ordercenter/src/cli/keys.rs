@@ -206,8 +206,12 @@ fn open_keys(common: &Common) -> anyhow::Result<Keys> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let wrapped = WrappedKeyRing::from_json(&text)
         .with_context(|| format!("parsing the key ring {}", path.display()))?;
-    let ring = KeyRing::import(&master, &wrapped)
-        .with_context(|| format!("opening the key ring {} with this master key", path.display()))?;
+    let ring = KeyRing::import(&master, &wrapped).with_context(|| {
+        format!(
+            "opening the key ring {} with this master key",
+            path.display()
+        )
+    })?;
     Ok(Keys {
         config,
         path,
@@ -410,10 +414,7 @@ async fn census(
                     continue;
                 };
                 census.orders += 1;
-                let per_version = census
-                    .values
-                    .entry(tenant.as_str().to_owned())
-                    .or_default();
+                let per_version = census.values.entry(tenant.as_str().to_owned()).or_default();
                 for version in sealed_key_versions(&order) {
                     match version {
                         Ok(version) => *per_version.entry(version).or_default() += 1,
@@ -589,10 +590,8 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
             }
         }
         let _ = ring.reload();
-        report.remaining_old = old_values(
-            &census(&store, options.tenant.as_ref(), 500).await?,
-            &ring,
-        );
+        report.remaining_old =
+            old_values(&census(&store, options.tenant.as_ref(), 500).await?, &ring);
         if report.remaining_old.is_empty() {
             break;
         }
@@ -612,7 +611,10 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
     })
 }
 
-async fn save_checkpoint(checkpoint: &BackfillCheckpoint, path: Option<&Path>) -> anyhow::Result<()> {
+async fn save_checkpoint(
+    checkpoint: &BackfillCheckpoint,
+    path: Option<&Path>,
+) -> anyhow::Result<()> {
     if let Some(path) = path {
         checkpoint
             .save(path)
