@@ -459,7 +459,8 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     assert!(stderr.contains("still use version 1"), "{stderr}");
 
     let mut blind_before = BTreeMap::new();
-    for order in expected.lock().unwrap().iter() {
+    let snapshot = expected.lock().unwrap().clone();
+    for order in &snapshot {
         let (_, phone, tail) = stored(&pools, &order.id).await.unwrap();
         blind_before.insert(order.id.clone(), (phone, tail));
     }
