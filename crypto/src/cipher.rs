@@ -35,7 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, Result};
 use crate::kdf;
-use crate::keyring::{DataKey, KeyRing};
+use crate::keyring::{DataKey, KeyRing, TenantKeyRing};
 
 /// Format byte of the current ciphertext layout.
 pub const FORMAT_V1: u8 = 0x01;
@@ -99,6 +99,12 @@ pub struct CiphertextHeader {
 /// backfill job looking for values still under an old key version).
 pub fn parse_header(ciphertext: &[u8]) -> Result<CiphertextHeader> {
     parse(ciphertext).map(|parsed| parsed.header)
+}
+
+/// [`parse_header`] of the text form produced by [`FieldCipher::encrypt_str`] (e.g. for
+/// counting stored values per key version).
+pub fn parse_header_str(ciphertext: &str) -> Result<CiphertextHeader> {
+    parse_header(&decode_text(ciphertext)?)
 }
 
 struct Parsed<'a> {
@@ -185,7 +191,7 @@ impl FieldCipher {
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let parsed = parse(ciphertext)?;
-        let ring = self.keyring.tenant(context.tenant)?;
+        let ring = self.ring_holding(context.tenant, parsed.header.key_version)?;
         let key = ring
             .key(parsed.header.key_version)
             .ok_or_else(|| CryptoError::UnknownKey {
@@ -193,6 +199,20 @@ impl FieldCipher {
                 version: parsed.header.key_version,
             })?;
         open(key, context, &parsed)
+    }
+
+    /// The tenant's keys, reloaded from the watched key ring file once (rate-limited, see
+    /// [`KeyRing::refresh_for`]) when they lack `version`: a value written by a process that
+    /// rotated before this one heard of it still opens.
+    fn ring_holding(&self, tenant: &str, version: u32) -> Result<Arc<TenantKeyRing>> {
+        if let Ok(ring) = self.keyring.tenant(tenant)
+            && ring.key(version).is_some()
+        {
+            return Ok(ring);
+        }
+        // The outcome only matters through what the ring holds afterwards.
+        let _ = self.keyring.refresh_for(tenant, Some(version));
+        self.keyring.tenant(tenant)
     }
 
     /// [`FieldCipher::encrypt`] of a string, returned as base64url without padding (safe in
@@ -230,7 +250,7 @@ impl FieldCipher {
         ciphertext: &[u8],
     ) -> Result<Option<Vec<u8>>> {
         let parsed = parse(ciphertext)?;
-        let ring = self.keyring.tenant(context.tenant)?;
+        let ring = self.ring_holding(context.tenant, parsed.header.key_version)?;
         let current = ring.current_key();
         let key = ring
             .key(parsed.header.key_version)

@@ -11,8 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -172,6 +173,30 @@ pub struct KeyRing {
     master_key_id: String,
     kek: Aes256Gcm,
     tenants: RwLock<BTreeMap<String, Arc<TenantKeyRing>>>,
+    /// Where [`KeyRing::refresh_for`] reloads from when a ciphertext names a key this ring
+    /// does not hold (another process rotated), and how often it may try.
+    source: Mutex<Option<FileSource>>,
+}
+
+/// The key ring file a running process reloads from (see [`KeyRing::watch_file`]).
+#[derive(Debug)]
+struct FileSource {
+    path: PathBuf,
+    min_interval: Duration,
+    last_attempt: Option<Instant>,
+}
+
+/// What [`KeyRing::refresh_for`] did, for the caller's logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The key is held now (already, after another caller's reload, or after this one).
+    Found,
+    /// The file was reloaded (or the last reload was too recent) and the key is still unknown.
+    Missing,
+    /// No file to reload from.
+    NoSource,
+    /// Reloading failed (unreadable file, wrong master key, conflicting key material).
+    Failed(CryptoError),
 }
 
 impl fmt::Debug for KeyRing {
@@ -193,6 +218,80 @@ impl KeyRing {
             master_key_id: master.fingerprint(),
             kek: Aes256Gcm::new(&(*kek).into()),
             tenants: RwLock::new(BTreeMap::new()),
+            source: Mutex::new(None),
+        }
+    }
+
+    /// Reads a key ring file written by [`WrappedKeyRing::to_json`] and [`KeyRing::merge`]s it:
+    /// keys this ring does not hold yet are added, the newest version of each tenant becomes
+    /// current. Keys missing from the file (retired) stay in memory until the process restarts:
+    /// dropping a key under a running reader could only turn reads into errors. Returns how
+    /// many keys were added.
+    pub fn merge_file(&self, path: &Path) -> Result<usize> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            CryptoError::InvalidKeyRing(format!("key ring file {}: {error}", path.display()))
+        })?;
+        self.merge(&WrappedKeyRing::from_json(&text)?)
+    }
+
+    /// Remembers the key ring file this process loaded, so that [`KeyRing::refresh_for`] (and
+    /// through it [`crate::FieldCipher::decrypt`]) can reload it when a ciphertext names a key
+    /// version written by a process that rotated. Reloads are at most one per `min_interval`.
+    pub fn watch_file(&self, path: impl Into<PathBuf>, min_interval: Duration) {
+        *self.source_lock() = Some(FileSource {
+            path: path.into(),
+            min_interval,
+            last_attempt: None,
+        });
+    }
+
+    /// Reloads the watched file now (e.g. on SIGHUP), regardless of the rate limit. Returns
+    /// how many keys were added; an error when no file is watched or it cannot be merged (the
+    /// ring is then unchanged).
+    pub fn reload(&self) -> Result<usize> {
+        let mut source = self.source_lock();
+        let Some(source) = source.as_mut() else {
+            return Err(CryptoError::InvalidKeyRing(
+                "no key ring file to reload from".into(),
+            ));
+        };
+        source.last_attempt = Some(Instant::now());
+        self.merge_file(&source.path)
+    }
+
+    /// Makes sure the ring holds `(tenant, version)` (`version: None`: any key of the tenant),
+    /// reloading the watched file once if it does not, at most once per the watch interval
+    /// across all callers. Concurrent callers wait for one reload instead of each reading
+    /// the file.
+    pub fn refresh_for(&self, tenant: &str, version: Option<u32>) -> Refresh {
+        let holds = || {
+            self.read().get(tenant).is_some_and(|ring| match version {
+                Some(version) => ring.keys.contains_key(&version),
+                None => true,
+            })
+        };
+        if holds() {
+            return Refresh::Found;
+        }
+        let mut source = self.source_lock();
+        // Another caller may have reloaded while this one waited for the lock.
+        if holds() {
+            return Refresh::Found;
+        }
+        let Some(source) = source.as_mut() else {
+            return Refresh::NoSource;
+        };
+        if source
+            .last_attempt
+            .is_some_and(|last| last.elapsed() < source.min_interval)
+        {
+            return Refresh::Missing;
+        }
+        source.last_attempt = Some(Instant::now());
+        match self.merge_file(&source.path) {
+            Ok(_) if holds() => Refresh::Found,
+            Ok(_) => Refresh::Missing,
+            Err(error) => Refresh::Failed(error),
         }
     }
 
@@ -459,6 +558,10 @@ impl KeyRing {
             wrapped: entry.clone(),
             cipher,
         })
+    }
+
+    fn source_lock(&self) -> std::sync::MutexGuard<'_, Option<FileSource>> {
+        self.source.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<TenantKeyRing>>> {

@@ -125,7 +125,7 @@ pub(crate) fn slot_field(slot: &Slot) -> String {
     }
 }
 
-fn line_record(order_id: OrderId, line_no: u32) -> String {
+pub(crate) fn line_record(order_id: OrderId, line_no: u32) -> String {
     format!("{order_id}/{line_no}")
 }
 
@@ -917,6 +917,13 @@ impl OrderService {
     ) -> DomainResult<OrderView> {
         next.main.version = current.main.version + 1;
         next.main.updated_at = now_ms(self.clock.as_ref()).max(current.main.updated_at);
+        // Values carried over from the stored order may be under an older data key: a write
+        // stores them under the active one, so a write racing `keys reencrypt` (which does
+        // not bump the version) never puts an old version back.
+        self.sealer.reseal(&mut next).map_err(|error| {
+            tracing::error!(%error, "re-sealing carried-over values failed");
+            DomainError::internal("field encryption failed")
+        })?;
         let event = OrderEvent::of(&next, kind);
         let stored = self.store.update(current.main.version, next, event).await?;
         self.remember(&stored).await;

@@ -46,6 +46,9 @@ enum Command {
     /// Tenant config tooling: validate, plan, schema.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
+    /// Data-key rotation: rotate, status, reencrypt, retire (see `ordercenter keys --help`).
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -201,6 +204,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Config(command)) => cli::config::run(command),
+        Some(Command::Keys(command)) => {
+            init_logging();
+            cli::keys::run(command)
+        }
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Relay(args)) => worker(args, true),
         Some(Command::Project(args)) => worker(args, false),

@@ -241,7 +241,7 @@ impl ServiceConfig {
 
 /// The master key: `OC_MASTER_KEY`, else the key file, else (single-node only) a key
 /// generated once into `data/master.key`.
-fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
+pub(crate) fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
     if let Some(value) = env("OC_MASTER_KEY") {
         return MasterKey::from_encoded(&value)
             .context("OC_MASTER_KEY is not a 32-byte key in hex or base64");
@@ -264,7 +264,7 @@ fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
 }
 
 /// Write a file readable only by its owner, atomically (temp file + rename).
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -314,6 +314,8 @@ fn key_ring(
         write_private(&config.keyring_file, json.as_bytes())?;
         tracing::info!(created, path = %config.keyring_file.display(), "persisted tenant data keys (wrapped)");
     }
+    // a value under a version rotated in by `keys rotate` reloads the file (rate-limited)
+    ring.watch_file(&config.keyring_file, crate::cli::keys::RELOAD_INTERVAL);
     Ok(Arc::new(ring))
 }
 
@@ -593,6 +595,9 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         .clone()
         .spawn_sighup_reloader(config.tenant_config_dir.clone())
         .context("installing the SIGHUP handler")?;
+    crate::cli::keys::spawn_sighup_reloader(Arc::clone(
+        wiring.state.service.sealer.cipher.keyring(),
+    ))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if config.single_node {
         spawn_single_node_workers(&wiring, stopped)

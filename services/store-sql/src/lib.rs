@@ -163,6 +163,59 @@ impl SqlOrderStore {
         self.pool(shard)
     }
 
+    /// Writes back an order whose sealed values were re-encrypted (key rotation), if and only
+    /// if the stored row is still at `order.main.version`: `Ok(false)` when a concurrent write
+    /// moved it on (that write wins; re-read and try again). The version is not bumped and no
+    /// outbox event is written: the order did not change, only the key its personal data is
+    /// encrypted under. The main row, lines and identifiers are replaced in one transaction
+    /// that holds the main row's lock, as an update does.
+    pub async fn rewrite_sealed(&self, order: &Order) -> DomainResult<bool> {
+        order.check_invariants()?;
+        assert_sealed(order)?;
+        let pool = self.pool_for_bucket(order.main.id.bucket());
+        let mut tx = pool.begin().await.map_err(convert)?;
+        let ext_names = ext_column_names();
+        let sql = format!(
+            "UPDATE orders SET body = ?, {} WHERE tenant = ? AND id = ? AND version = ?",
+            ext_names
+                .iter()
+                .map(|c| format!("{c} = ?"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let main = &order.main;
+        let mut query = sqlx::query(&sql).bind(body_json(order)?);
+        for value in encode_ext(&order.extension.columns)? {
+            query = query.bind(value);
+        }
+        let updated = query
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .bind(main.version as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(convert)?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for table in ["order_lines", "order_identifiers"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant = ? AND order_id = ?"
+            ))
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .execute(&mut *tx)
+            .await
+            .map_err(convert)?;
+        }
+        if !order.lines.is_empty() {
+            insert_lines(&mut tx, order).await?;
+        }
+        insert_identifiers(&mut tx, order).await?;
+        tx.commit().await.map_err(convert)?;
+        Ok(true)
+    }
+
     /// Close every pool.
     pub async fn close(&self) {
         for pool in &self.shards {

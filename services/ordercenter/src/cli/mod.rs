@@ -2,3 +2,4 @@
 //! returning the process exit code (`anyhow::Error` for failures that are not a verdict).
 
 pub mod config;
+pub mod keys;
