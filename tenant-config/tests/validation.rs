@@ -225,6 +225,20 @@ fn tenant_level_checks_have_paths_too() {
             "/api_keys/1/id",
             "duplicate key id `k1`",
         ),
+        (
+            "merchant-scoped key whose role lists buyers",
+            format!("sha256: {HASH_A} }}\nroles:\n  writer: {{ endpoints: [orders.create]"),
+            format!("sha256: {HASH_A}, merchant: m-1 }}\nroles:\n  writer: {{ endpoints: [orders.create, orders.list]"),
+            "/api_keys/0/merchant",
+            "grants orders.list",
+        ),
+        (
+            "merchant id with a space",
+            format!("sha256: {HASH_A} }}"),
+            format!("sha256: {HASH_A}, merchant: \"m 1\" }}"),
+            "/api_keys/0/merchant",
+            "",
+        ),
         ("unknown endpoint", "[orders.create]".into(), "[orders.create, orders.delete]".into(), "/roles/writer/endpoints/1", "is not one of"),
         ("unknown pii level", "pii: full".into(), "pii: some".into(), "/roles/writer/pii", "is not one of"),
         (
