@@ -49,18 +49,23 @@ proptest! {
         let breaker = CircuitBreaker::new("cache", config);
         let down = DomainError::unavailable("down");
         let mut now = Instant::now();
-        // (permit, admitted in state)
-        let mut in_flight: Vec<(Permit, BreakerState)> = Vec::new();
+        // (permit, admitted in state, admitted in epoch): the epoch is the number of
+        // transitions so far; a permit of an earlier epoch is stale
+        let mut in_flight: Vec<(Permit, BreakerState, u64)> = Vec::new();
+        let epoch = |breaker: &CircuitBreaker| breaker.snapshot().transitions.iter().sum::<u64>();
         let mut streak = 0u32;
         let mut opened_at: Option<Instant> = None;
         let mut failures_ever = 0u32;
         for op in ops {
             let before = breaker.state_at(now);
+            let current = epoch(&breaker);
             match op {
                 Op::Start => {
                     let probes_in_flight = in_flight
                         .iter()
-                        .filter(|(_, admitted)| *admitted == BreakerState::HalfOpen)
+                        .filter(|(_, admitted, at)| {
+                            *admitted == BreakerState::HalfOpen && *at == current
+                        })
                         .count() as u32;
                     match breaker.acquire_at(now) {
                         Ok(permit) => {
@@ -69,7 +74,7 @@ proptest! {
                             if before == BreakerState::HalfOpen {
                                 prop_assert!(probes_in_flight < config.half_open_probes);
                             }
-                            in_flight.push((permit, before));
+                            in_flight.push((permit, before, current));
                         }
                         Err(rejected) => {
                             prop_assert_ne!(before, BreakerState::Closed);
@@ -81,13 +86,14 @@ proptest! {
                     if in_flight.is_empty() {
                         continue;
                     }
-                    let (permit, admitted) = in_flight.remove(0);
+                    let (permit, admitted, at) = in_flight.remove(0);
+                    let stale = at != current;
                     if failed {
                         failures_ever += 1;
                     }
                     permit.record_at(now, failed.then_some(&down));
                     let after = breaker.state_at(now);
-                    if admitted == before && before == BreakerState::Closed {
+                    if !stale && before == BreakerState::Closed {
                         streak = if failed { streak + 1 } else { 0 };
                         if streak >= config.consecutive_failures {
                             prop_assert_eq!(after, BreakerState::Open);
@@ -95,10 +101,10 @@ proptest! {
                             prop_assert_eq!(after, BreakerState::Closed);
                         }
                     }
-                    if admitted == before && before == BreakerState::HalfOpen && failed {
+                    if !stale && before == BreakerState::HalfOpen && failed {
                         prop_assert_eq!(after, BreakerState::Open);
                     }
-                    if admitted != before {
+                    if stale {
                         // an outcome from an earlier state changes nothing
                         prop_assert_eq!(after, before);
                     }
@@ -108,12 +114,12 @@ proptest! {
                     if after == BreakerState::Closed && before != BreakerState::Closed {
                         streak = 0;
                         // as many successful probes as configured
-                        prop_assert!(admitted == BreakerState::HalfOpen && !failed);
+                        prop_assert!(!stale && admitted == BreakerState::HalfOpen && !failed);
                     }
                 }
                 Op::Abandon => {
                     if !in_flight.is_empty() {
-                        in_flight.remove(0);
+                        drop(in_flight.remove(0));
                         prop_assert_eq!(breaker.state_at(now), before);
                     }
                 }
