@@ -54,6 +54,7 @@ fn breaker_config() -> BreakerConfig {
         window_ms: 10_000,
         open_ms: 1_000,
         half_open_probes: 1,
+        call_timeout_ms: 2_000,
     }
 }
 
@@ -302,7 +303,11 @@ impl App {
     }
 }
 
-async fn wait_for_state(breaker: &CircuitBreaker, state: BreakerState, mut poke: impl AsyncFnMut()) {
+async fn wait_for_state(
+    breaker: &CircuitBreaker,
+    state: BreakerState,
+    mut poke: impl AsyncFnMut(),
+) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while breaker.state() != state {
         assert!(
@@ -355,7 +360,10 @@ async fn redis_down_reads_come_from_the_shard_and_the_cache_comes_back() {
     assert!(stats.misses >= 5, "{stats:?}");
     let refused_before = app.redis_proxy.refused();
     let rejected = app.cache_breaker.snapshot().rejected;
-    assert!(rejected >= 1, "the open breaker refused Redis calls: {rejected}");
+    assert!(
+        rejected >= 1,
+        "the open breaker refused Redis calls: {rejected}"
+    );
     // readiness: the shards are up (200); the cache is down, with its breaker open
     let ready = app.readyz().await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
@@ -445,7 +453,11 @@ async fn search_index_down_buyer_lists_fall_back_to_the_shard_flagged_degraded()
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(reply.body["degraded"], true);
-        assert_eq!(listed(&reply), expected, "the shard answers the same orders");
+        assert_eq!(
+            listed(&reply),
+            expected,
+            "the shard answers the same orders"
+        );
     }
     assert_eq!(app.search_breaker.state(), BreakerState::Open);
     // open: the index is not called at all

@@ -35,6 +35,7 @@ pub fn config(from_file: Option<BreakerConfig>) -> anyhow::Result<BreakerConfig>
         window_ms: parsed("OC_BREAKER_WINDOW_MS", file.window_ms)?,
         open_ms: parsed("OC_BREAKER_OPEN_MS", file.open_ms)?,
         half_open_probes: parsed("OC_BREAKER_HALF_OPEN_PROBES", file.half_open_probes)?,
+        call_timeout_ms: parsed("OC_BREAKER_CALL_TIMEOUT_MS", file.call_timeout_ms)?,
     };
     if let Err(message) = config.validate() {
         bail!("{message}");
@@ -139,6 +140,33 @@ impl Guards {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_section_sets_the_thresholds() {
+        let file: crate::serve::ServiceConfigFile =
+            serde_norway::from_str("breaker:\n  open_ms: 2000\n  half_open_probes: 2\n").unwrap();
+        let from_file = file.breaker.unwrap();
+        assert_eq!(from_file.open_ms, 2000);
+        assert_eq!(from_file.half_open_probes, 2);
+        assert_eq!(
+            from_file.consecutive_failures,
+            BreakerConfig::default().consecutive_failures
+        );
+        if env("OC_BREAKER_OPEN_MS").is_none() {
+            assert_eq!(config(Some(from_file)).unwrap().open_ms, 2000);
+        }
+        let unknown = serde_norway::from_str::<crate::serve::ServiceConfigFile>(
+            "breaker:\n  open_after: 3\n",
+        );
+        assert!(unknown.is_err(), "unknown keys are refused");
+        let mut never_probes = BreakerConfig::default();
+        never_probes.half_open_probes = 0;
+        if env("OC_BREAKER_HALF_OPEN_PROBES").is_none() {
+            assert!(config(Some(never_probes)).is_err());
+        }
+    }
+
     #[test]
     fn every_variable_read_is_listed() {
         let source = include_str!("breakers.rs");

@@ -119,6 +119,7 @@ pub const ENV_VARS: &[&str] = &[
     "OC_BREAKER_WINDOW_MS",
     "OC_BREAKER_OPEN_MS",
     "OC_BREAKER_HALF_OPEN_PROBES",
+    "OC_BREAKER_CALL_TIMEOUT_MS",
 ];
 
 pub(crate) fn env(name: &str) -> Option<String> {

@@ -24,7 +24,10 @@ use oc_test_support::TcpProxy;
 const STEP: Duration = Duration::from_secs(30);
 
 fn latest(orders: &[Vec<Order>]) -> Vec<Order> {
-    orders.iter().map(|versions| versions.last().unwrap().clone()).collect()
+    orders
+        .iter()
+        .map(|versions| versions.last().unwrap().clone())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,6 +52,7 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
             window_ms: 10_000,
             open_ms: 300,
             half_open_probes: 1,
+            call_timeout_ms: 2_000,
         },
     );
     let guarded: Arc<dyn ColdStore> = Arc::new(Guarded::new(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{STEP_TIMEOUT, Shards, create_orders, read_topic, tenant};
 use oc_bus::{KafkaBusConfig, KafkaEventBus};
-use oc_model::ports::EventBus;
+use oc_model::ports::{EventBus, OrderStore};
 use oc_model::{OrderId, ShardId};
 use oc_relay::{BackoffConfig, Relay, RelayConfig};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
@@ -127,6 +127,7 @@ async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
             window_ms: 10_000,
             open_ms: 500,
             half_open_probes: 1,
+            call_timeout_ms: 2_000,
         },
     );
     let bus: Arc<dyn EventBus> = Arc::new(Guarded::new(

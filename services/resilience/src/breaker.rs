@@ -72,6 +72,10 @@ pub struct BreakerConfig {
     pub open_ms: u64,
     /// Calls let through while half-open; this many successes close the breaker. Default 3.
     pub half_open_probes: u32,
+    /// A call through [`CircuitBreaker::call`] that has no answer after this long is
+    /// abandoned and counts as a failure (0: no limit). An adapter that hangs on a cut-off
+    /// connection would otherwise never count against its dependency. Default 10 000.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for BreakerConfig {
@@ -83,6 +87,7 @@ impl Default for BreakerConfig {
             window_ms: 10_000,
             open_ms: 5_000,
             half_open_probes: 3,
+            call_timeout_ms: 10_000,
         }
     }
 }
@@ -351,7 +356,16 @@ impl CircuitBreaker {
         F: Future<Output = Result<T, DomainError>>,
     {
         let permit = self.acquire()?;
-        let result = call.await;
+        let result = match self.config.call_timeout_ms {
+            0 => call.await,
+            limit => match tokio::time::timeout(Duration::from_millis(limit), call).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(DomainError::unavailable(format!(
+                    "{}: no answer within {limit} ms",
+                    self.dependency
+                ))),
+            },
+        };
         match &result {
             Err(error) if is_failure(error) => permit.record(Some(error)),
             _ => permit.record(None),
@@ -483,6 +497,7 @@ mod tests {
             window_ms: 1_000,
             open_ms: 500,
             half_open_probes: 2,
+            call_timeout_ms: 0,
         }
     }
 
@@ -495,7 +510,10 @@ mod tests {
     }
 
     fn fail(breaker: &Arc<CircuitBreaker>, now: Instant) {
-        breaker.acquire_at(now).unwrap().record_at(now, Some(&down()));
+        breaker
+            .acquire_at(now)
+            .unwrap()
+            .record_at(now, Some(&down()));
     }
 
     #[test]
@@ -651,7 +669,10 @@ mod tests {
         assert!(!is_failure(&DomainError::not_found("gone")));
         assert!(!is_failure(&DomainError::invalid("/x", "bad")));
         assert!(is_failure(&DomainError::unavailable("down")));
-        assert!(is_failure(&DomainError::new(ErrorCode::Retryable, "deadlock")));
+        assert!(is_failure(&DomainError::new(
+            ErrorCode::Retryable,
+            "deadlock"
+        )));
     }
 
     #[test]
@@ -682,5 +703,26 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
         let refused = breaker.call(async { Ok(1) }).await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_counts_as_a_failure() {
+        let mut settings = config();
+        settings.call_timeout_ms = 20;
+        settings.consecutive_failures = 2;
+        let breaker = CircuitBreaker::new("bus", settings);
+        for _ in 0..2 {
+            let hung = breaker
+                .call(std::future::pending::<Result<(), DomainError>>())
+                .await
+                .unwrap_err();
+            assert_eq!(hung.code, ErrorCode::Unavailable);
+            assert!(
+                hung.message.contains("no answer within 20 ms"),
+                "{}",
+                hung.message
+            );
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
     }
 }

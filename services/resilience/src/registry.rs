@@ -97,8 +97,14 @@ mod tests {
         }
         let mut out = String::new();
         breakers.render(&mut out);
-        assert!(out.contains("oc_breaker_state{dependency=\"cache\"} 2\n"), "{out}");
-        assert!(out.contains("oc_breaker_state{dependency=\"search\"} 0\n"), "{out}");
+        assert!(
+            out.contains("oc_breaker_state{dependency=\"cache\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("oc_breaker_state{dependency=\"search\"} 0\n"),
+            "{out}"
+        );
         assert!(
             out.contains("oc_breaker_transitions_total{dependency=\"cache\",to=\"open\"} 1\n"),
             "{out}"

@@ -38,6 +38,7 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         window_ms: 10_000,
         open_ms,
         half_open_probes: probes,
+        call_timeout_ms: 0,
     })
 }
 

@@ -116,7 +116,7 @@ async fn accept_loop(
         if blocked.load(Ordering::SeqCst) {
             refused.fetch_add(1, Ordering::SeqCst);
             // linger 0: the client gets a reset, not a half-open socket
-            let _ = inbound.set_linger(Some(std::time::Duration::ZERO));
+            let _ = inbound.set_zero_linger();
             drop(inbound);
             continue;
         }
@@ -131,7 +131,7 @@ async fn accept_loop(
             tokio::select! {
                 _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                 _ = generation.changed() => {
-                    let _ = inbound.set_linger(Some(std::time::Duration::ZERO));
+                    let _ = inbound.set_zero_linger();
                 }
             }
         });
