@@ -21,7 +21,7 @@ use oc_cold_store::ColdStoreConfig;
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
-use oc_model::ports::{Cache, EventBus, OrderStore, SearchIndex};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
 };
