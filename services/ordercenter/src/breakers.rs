@@ -160,8 +160,10 @@ mod tests {
             "breaker:\n  open_after: 3\n",
         );
         assert!(unknown.is_err(), "unknown keys are refused");
-        let mut never_probes = BreakerConfig::default();
-        never_probes.half_open_probes = 0;
+        let never_probes = BreakerConfig {
+            half_open_probes: 0,
+            ..BreakerConfig::default()
+        };
         if env("OC_BREAKER_HALF_OPEN_PROBES").is_none() {
             assert!(config(Some(never_probes)).is_err());
         }

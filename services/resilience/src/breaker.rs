@@ -678,12 +678,16 @@ mod tests {
     #[test]
     fn config_validation() {
         assert!(BreakerConfig::default().validate().is_ok());
-        let mut never_opens = BreakerConfig::default();
-        never_opens.consecutive_failures = 0;
-        never_opens.failure_rate = 2.0;
+        let never_opens = BreakerConfig {
+            consecutive_failures: 0,
+            failure_rate: 2.0,
+            ..BreakerConfig::default()
+        };
         assert!(never_opens.validate().is_err());
-        let mut no_probes = BreakerConfig::default();
-        no_probes.half_open_probes = 0;
+        let no_probes = BreakerConfig {
+            half_open_probes: 0,
+            ..BreakerConfig::default()
+        };
         assert!(no_probes.validate().is_err());
     }
 
