@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pii;
 pub mod problem;
+pub mod ready;
 pub mod routes;
 pub mod search;
 pub mod service;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub limiters: Arc<edge::RateLimiters>,
     /// Prometheus registry behind `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The optional dependencies `/readyz` reports (the shards are always checked).
+    pub readiness: Arc<ready::Readiness>,
 }
 
 impl AppState {
@@ -38,6 +41,7 @@ impl AppState {
             service,
             limiters: Arc::default(),
             metrics: metrics::Metrics::new(),
+            readiness: Arc::default(),
         }
     }
 }
@@ -67,7 +71,7 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
     let router = Router::new()
         .merge(orders)
         .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
+        .route("/readyz", get(ready::readyz))
         .route("/openapi.json", get(routes::openapi))
         .route("/metrics", get(metrics::scrape))
         .fallback(routes::not_found)

@@ -164,24 +164,6 @@ pub async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.service.store.health().await;
-    let ready = store.is_ok();
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": {
-            "order_store": match &store { Ok(()) => "ok".to_owned(), Err(e) => e.message.clone() },
-            "tenant_config": format!("{} tenants", state.service.config.current().tenants().count()),
-        }
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
-}
-
 pub async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],

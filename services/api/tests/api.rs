@@ -1555,7 +1555,8 @@ async fn openapi_document_matches_snapshot_and_routes() {
         .expect(StatusCode::OK);
     let ready = app.call("GET", "/readyz", None, &[], None).await;
     ready.expect(StatusCode::OK);
-    assert_eq!(ready.body["checks"]["order_store"], "ok");
+    assert_eq!(ready.body["dependencies"]["shards"]["status"], "up");
+    assert_eq!(ready.body["dependencies"]["shards"]["required"], true);
     app.call("DELETE", "/v1/orders", Some(RETAIL_BL), &[], None)
         .await
         .problem(StatusCode::METHOD_NOT_ALLOWED, "invalid_input", None);

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use moka::future::Cache as MokaCache;
 use moka::ops::compute::{CompResult, Op};
 use oc_model::ports::Cache;
-use oc_model::{DomainResult, Order, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, Order, OrderId, TenantId};
+use oc_resilience::{CircuitBreaker, is_failure};
 
 use crate::redis_cache::RedisCache;
 use crate::stats::{CacheStats, Counters};
@@ -71,7 +72,17 @@ type L1Key = (TenantId, OrderId);
 pub struct TieredCache {
     l1: MokaCache<L1Key, L1Entry>,
     l2: Option<RedisCache>,
+    /// Guards every Redis call: while open, L2 reads are misses and L2 writes fail at once,
+    /// without waiting for Redis's timeouts; the L1 keeps serving.
+    l2_breaker: Option<Arc<CircuitBreaker>>,
     counters: Arc<Counters>,
+}
+
+/// The outcome of one guarded L2 call.
+enum L2Call<T> {
+    Done(DomainResult<T>),
+    /// The breaker is open: Redis was not called.
+    Refused(DomainError),
 }
 
 impl fmt::Debug for TieredCache {
@@ -93,7 +104,44 @@ impl TieredCache {
                 .time_to_live(l1.ttl)
                 .build(),
             l2,
+            l2_breaker: None,
             counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// Puts every Redis call behind `breaker` (see [`oc_resilience`]).
+    pub fn with_l2_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
+        self.l2_breaker = Some(breaker);
+        self
+    }
+
+    /// The breaker in front of Redis, if any.
+    pub fn l2_breaker(&self) -> Option<&Arc<CircuitBreaker>> {
+        self.l2_breaker.as_ref()
+    }
+
+    async fn l2_call<T>(&self, call: impl Future<Output = DomainResult<T>>) -> L2Call<T> {
+        let Some(breaker) = &self.l2_breaker else {
+            return L2Call::Done(call.await);
+        };
+        let permit = match breaker.acquire() {
+            Ok(permit) => permit,
+            Err(rejected) => return L2Call::Refused(rejected.into()),
+        };
+        let result = call.await;
+        match &result {
+            Err(error) if is_failure(error) => permit.record(Some(error)),
+            _ => permit.record(None),
+        }
+        L2Call::Done(result)
+    }
+
+    /// A guarded L2 write: a refusal is an error like a failure, but not counted as a Redis
+    /// error.
+    async fn l2_write<T>(&self, call: impl Future<Output = DomainResult<T>>) -> DomainResult<T> {
+        match self.l2_call(call).await {
+            L2Call::Done(result) => result.inspect_err(|_| self.counters.error()),
+            L2Call::Refused(error) => Err(error),
         }
     }
 
@@ -136,7 +184,14 @@ impl TieredCache {
             self.counters.miss();
             return Ok(None);
         };
-        match l2.get(tenant, id).await {
+        let read = match self.l2_call(l2.get(tenant, id)).await {
+            L2Call::Done(read) => read,
+            L2Call::Refused(_) => {
+                self.counters.miss();
+                return Ok(None);
+            }
+        };
+        match read {
             // This process invalidated the order at or after the version Redis still holds
             // (the Redis tombstone expired first): trust the tombstone.
             Ok(Some(order)) if tombstone.is_some_and(|floor| order.main.version <= floor) => {
@@ -177,11 +232,11 @@ impl TieredCache {
         version: u64,
     ) -> DomainResult<()> {
         let l2 = match &self.l2 {
-            Some(l2) => l2.invalidate_at(tenant, id, version).await,
+            Some(l2) => self.l2_write(l2.invalidate_at(tenant, id, version)).await,
             None => Ok(()),
         };
         self.l1_tombstone((tenant.clone(), id), Some(version)).await;
-        l2.inspect_err(|_| self.counters.error())
+        l2
     }
 
     /// Inserts `entry` unless the L1 holds the same or a newer version (live or tombstone).
@@ -237,10 +292,7 @@ impl Cache for TieredCache {
         let key = (order.main.tenant.clone(), order.main.id);
         match &self.l2 {
             Some(l2) => {
-                let wrote = l2
-                    .put_if_newer(order)
-                    .await
-                    .inspect_err(|_| self.counters.error())?;
+                let wrote = self.l2_write(l2.put_if_newer(order)).await?;
                 if wrote {
                     self.l1_put_if_newer(key, L1Entry::Live(Arc::new(order.clone())))
                         .await;
@@ -258,10 +310,10 @@ impl Cache for TieredCache {
     /// when Redis fails; the Redis error is returned.
     async fn invalidate(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()> {
         let l2 = match &self.l2 {
-            Some(l2) => l2.invalidate(tenant, id).await,
+            Some(l2) => self.l2_write(l2.invalidate(tenant, id)).await,
             None => Ok(()),
         };
         self.l1_tombstone((tenant.clone(), id), None).await;
-        l2.inspect_err(|_| self.counters.error())
+        l2
     }
 }

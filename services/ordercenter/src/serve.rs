@@ -21,7 +21,7 @@ use oc_cold_store::ColdStoreConfig;
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
-use oc_model::ports::{Cache, EventBus, OrderStore, SearchIndex};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
 };
@@ -52,6 +52,8 @@ pub struct ServiceConfigFile {
     pub cold_url: Option<String>,
     pub kafka_url: Option<String>,
     pub projector_member: Option<String>,
+    /// Circuit breaker thresholds, one set for every dependency (see `oc-resilience`).
+    pub breaker: Option<oc_resilience::BreakerConfig>,
 }
 
 /// The resolved service config.
@@ -86,6 +88,8 @@ pub struct ServiceConfig {
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
     pub single_node: bool,
+    /// Circuit breaker thresholds of the cache, search, cold store and bus breakers.
+    pub breaker: oc_resilience::BreakerConfig,
 }
 
 /// Every environment variable the binary reads (the deployment checks use this list).
@@ -109,9 +113,16 @@ pub const ENV_VARS: &[&str] = &[
     "OC_PROJECTOR_MEMBER",
     "OC_LOG",
     "OC_LOG_FORMAT",
+    "OC_BREAKER_CONSECUTIVE_FAILURES",
+    "OC_BREAKER_FAILURE_RATE",
+    "OC_BREAKER_MINIMUM_CALLS",
+    "OC_BREAKER_WINDOW_MS",
+    "OC_BREAKER_OPEN_MS",
+    "OC_BREAKER_HALF_OPEN_PROBES",
+    "OC_BREAKER_CALL_TIMEOUT_MS",
 ];
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
@@ -206,6 +217,7 @@ impl ServiceConfig {
             bail!("request timeout and max in-flight requests must be positive");
         }
         Ok(ServiceConfig {
+            breaker: crate::breakers::config(from_file.breaker)?,
             redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
             kafka_url: env("OC_KAFKA_URL").or(from_file.kafka_url),
             search_url: env("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
@@ -326,6 +338,8 @@ pub struct Wiring {
     pub store: Arc<SqlOrderStore>,
     /// The read models the projector feeds (and the API reads).
     pub sinks: Sinks,
+    /// The circuit breakers around the cache, search index, cold store and bus.
+    pub guards: crate::breakers::Guards,
 }
 
 /// Open the search index named by `url`: `tantivy://<dir>` (embedded) or
@@ -384,21 +398,24 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
             .map_err(|e| anyhow::anyhow!("order store: {}", e.message))?,
     );
     let handle = Arc::new(ConfigHandle::new(tenants));
+    let guards = crate::breakers::Guards::new(config.breaker);
     let tiered = Arc::new(match &config.redis_url {
         Some(url) => {
             let l2 = RedisCache::connect(RedisCacheConfig::new(url.clone()))
                 .await
                 .map_err(|e| anyhow::anyhow!("redis cache: {}", e.message))?;
             TieredCache::with_redis(L1Config::default(), l2)
+                .with_l2_breaker(guards.breaker("cache"))
         }
         None => TieredCache::moka_only(L1Config::single_node()),
     });
     let cache: Arc<dyn Cache> = tiered.clone();
-    let search = config
+    let unguarded_search = config
         .search_url
         .as_deref()
         .map(|url| open_search(url, &handle))
         .transpose()?;
+    let search = unguarded_search.clone().map(|index| guards.search(index));
     let cold = match &config.cold_url {
         Some(url) => Some(
             ColdStoreConfig::parse(url)
@@ -406,7 +423,8 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
                 .open()
                 .await
                 .map_err(|e| anyhow::anyhow!("cold store {url}: {}", e.message))?,
-        ),
+        )
+        .map(|store| guards.cold(store)),
         None => None,
     };
     let sinks = Sinks {
@@ -432,6 +450,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         clock: Arc::new(SystemClock),
     };
     let state = AppState::new(service);
+    guards.expose(&state, tiered.l2().cloned(), unguarded_search);
     state.metrics.register(Box::new(move |out: &mut String| {
         let stats = tiered.stats();
         out.push_str("# HELP oc_cache_reads_total Order reads of the cache by outcome.\n");
@@ -454,6 +473,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         config: handle,
         store,
         sinks,
+        guards,
     })
 }
 
@@ -562,9 +582,10 @@ fn spawn_single_node_workers(
     let mut stream = LocalStream::new(bus.subscribe());
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
-        bus as Arc<dyn EventBus>,
+        wiring.guards.bus(bus),
         RelayConfig::default(),
     );
+    wiring.guards.expose_late(&wiring.state, "bus");
     let projector = projector(wiring);
     register_relay_metrics(&wiring.state.metrics, relay.clone());
     register_projector_metrics(&wiring.state.metrics, projector.clone());
@@ -653,7 +674,7 @@ pub async fn run_relay(config: ServiceConfig) -> anyhow::Result<()> {
     let bus = kafka_bus(&config)?;
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
-        bus as Arc<dyn EventBus>,
+        wiring.guards.bus(bus),
         RelayConfig::default(),
     );
     register_relay_metrics(&wiring.state.metrics, relay.clone());

@@ -5,6 +5,7 @@ pub mod fixtures;
 mod kafka;
 mod mysql;
 mod prefix;
+mod proxy;
 mod redis_prefix;
 
 pub use env::{
@@ -14,6 +15,7 @@ pub use env::{
 pub use kafka::{KafkaTopic, kafka_client};
 pub use mysql::{STALE_DATABASE_AGE, TestDatabases, database_url, sweep_stale_databases};
 pub use prefix::unique_prefix;
+pub use proxy::TcpProxy;
 pub use redis_prefix::RedisPrefix;
 
 /// How long one helper operation against a service may take before it fails the test.

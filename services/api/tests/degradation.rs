@@ -1,0 +1,495 @@
+//! Degrade, never lose — the API side, under the circuit breakers, on real MariaDB shards and
+//! the real Redis (reached through a loopback [`TcpProxy`] the test cuts and restores):
+//!
+//! * Redis cut off: GET by id answers from the shard, correctly; the cache breaker opens;
+//!   `/readyz` stays 200 and says the cache is down; once Redis is back the breaker closes
+//!   and the cache holds the orders again.
+//! * search index failing: buyer-scoped searches are served from the shard and flagged
+//!   `degraded`; other searches answer 503; the breaker opens so the index is not called
+//!   meanwhile; once the index answers again the breaker closes and searches use it.
+//!
+//! The failing index is the real embedded tantivy index behind a switch that makes every call
+//! answer `Unavailable` (what the Elasticsearch adapter answers when its cluster does not
+//! answer); Elasticsearch itself cannot run here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use oc_api::pii::Sealer;
+use oc_api::ready::{Dependency, Probe};
+use oc_api::{AppState, OrderService, ReadModels, router};
+use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
+use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
+use oc_model::{
+    BusinessIdentity, DomainError, DomainResult, OrderId, OrderIdGenerator, OrderType, Slot,
+    TenantId,
+};
+use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
+use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
+use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_tenant_config::{ConfigHandle, ConfigSet};
+use oc_test_support::TcpProxy;
+
+const RETAIL_BL: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
+/// Upper bound of every wait for the breaker to move.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn breaker_config() -> BreakerConfig {
+    BreakerConfig {
+        consecutive_failures: 3,
+        failure_rate: 1.0,
+        minimum_calls: 100,
+        window_ms: 10_000,
+        open_ms: 1_000,
+        half_open_probes: 1,
+        call_timeout_ms: 2_000,
+    }
+}
+
+/// The real tantivy index behind a switch: while `down`, every call answers `Unavailable`.
+#[derive(Debug)]
+struct SwitchableIndex {
+    inner: TantivySearchIndex,
+    down: AtomicBool,
+    /// Calls that reached this adapter (a breaker that is open keeps this still).
+    calls: AtomicU64,
+}
+
+impl SwitchableIndex {
+    fn check(&self) -> DomainResult<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(DomainError::unavailable(
+                "search: connection refused (index down)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SearchIndex for SwitchableIndex {
+    async fn upsert(&self, document: &SearchDocument) -> DomainResult<bool> {
+        self.check()?;
+        self.inner.upsert(document).await
+    }
+    async fn delete(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()> {
+        self.check()?;
+        self.inner.delete(tenant, id).await
+    }
+    async fn get_version(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<u64>> {
+        self.check()?;
+        self.inner.get_version(tenant, id).await
+    }
+    async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
+        self.check()?;
+        self.inner.search(tenant, query).await
+    }
+    async fn refresh(&self) -> DomainResult<()> {
+        self.check()?;
+        self.inner.refresh().await
+    }
+    async fn health(&self) -> DomainResult<()> {
+        self.check()?;
+        self.inner.health().await
+    }
+}
+
+struct App {
+    router: Router,
+    store: Arc<SqlOrderStore>,
+    tenants: Arc<ConfigHandle>,
+    cache: Arc<TieredCache>,
+    redis: RedisCache,
+    redis_proxy: TcpProxy,
+    cache_breaker: Arc<CircuitBreaker>,
+    index: Arc<SwitchableIndex>,
+    search_breaker: Arc<CircuitBreaker>,
+    databases: oc_test_support::TestDatabases,
+    prefix: oc_test_support::RedisPrefix,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+impl App {
+    /// Wired like `ordercenter serve` in cluster mode: MariaDB shards, moka in front of Redis
+    /// (through the proxy) with a breaker on Redis, the index behind a breaker, both on
+    /// `/readyz`.
+    async fn start(label: &str) -> App {
+        let databases = oc_test_support::TestDatabases::create(label, 2)
+            .await
+            .unwrap();
+        let store = Arc::new(
+            SqlOrderStore::connect(StoreConfig::new(databases.urls().to_vec()))
+                .await
+                .unwrap(),
+        );
+        let redis_target = oc_test_support::redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let redis_proxy = TcpProxy::start(redis_target).await.unwrap();
+        let prefix = oc_test_support::RedisPrefix::new(label).unwrap();
+        let redis = RedisCache::connect(
+            RedisCacheConfig::new(format!("redis://{}", redis_proxy.host_port()))
+                .with_key_prefix(format!("{}:", prefix.prefix())),
+        )
+        .await
+        .unwrap();
+        let cache_breaker = CircuitBreaker::new("cache", breaker_config());
+        let cache = Arc::new(
+            TieredCache::with_redis(L1Config::default(), redis.clone())
+                .with_l2_breaker(cache_breaker.clone()),
+        );
+        let index = Arc::new(SwitchableIndex {
+            inner: TantivySearchIndex::open(
+                TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite),
+            )
+            .unwrap(),
+            down: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+        });
+        let search_breaker = CircuitBreaker::new("search", breaker_config());
+        let guarded_index: Arc<dyn SearchIndex> = Arc::new(Guarded::new(
+            index.clone() as Arc<dyn SearchIndex>,
+            search_breaker.clone(),
+        ));
+
+        let config = ConfigSet::load_dir(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples"),
+        )
+        .unwrap();
+        let master = MasterKey::from_bytes([9u8; 32]);
+        let ring = KeyRing::new(&master);
+        for tenant in config.tenants() {
+            ring.create_tenant(tenant.id().as_str()).unwrap();
+        }
+        let tenants = Arc::new(ConfigHandle::new(config));
+        let service = OrderService {
+            store: store.clone() as Arc<dyn OrderStore>,
+            read: ReadModels {
+                cache: Some(cache.clone() as Arc<dyn Cache>),
+                cold: None,
+                search: Some(guarded_index),
+            },
+            config: tenants.clone(),
+            sealer: Sealer {
+                cipher: FieldCipher::new(Arc::new(ring)),
+                blind: Arc::new(BlindIndexer::new(&master)),
+            },
+            ids: Arc::new(OrderIdGenerator::new(3).unwrap()),
+            clock: Arc::new(SystemClock),
+        };
+        let state = AppState::new(service);
+        let probe_redis = redis.clone();
+        let redis_probe: Probe = Arc::new(move || {
+            let redis = probe_redis.clone();
+            Box::pin(async move { redis.health().await })
+        });
+        state.readiness.register(Dependency {
+            name: "cache",
+            breaker: Some(cache_breaker.clone()),
+            probe: Some(redis_probe),
+        });
+        let probe_index = index.clone();
+        let index_probe: Probe = Arc::new(move || {
+            let index = probe_index.clone();
+            Box::pin(async move { index.health().await })
+        });
+        state.readiness.register(Dependency {
+            name: "search",
+            breaker: Some(search_breaker.clone()),
+            probe: Some(index_probe),
+        });
+        App {
+            router: router(state),
+            store,
+            tenants,
+            cache,
+            redis,
+            redis_proxy,
+            cache_breaker,
+            index,
+            search_breaker,
+            databases,
+            prefix,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {RETAIL_BL}"));
+        let request = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                request.body(Body::from(body.to_string()))
+            }
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body }
+    }
+
+    async fn create(&self, buyer: &str, sku: &str) -> Value {
+        let reply = self
+            .call(
+                "POST",
+                "/v1/orders",
+                Some(json!({
+                    "business_identity": "retail",
+                    "order_type": "standard",
+                    "buyer_id": buyer,
+                    "lines": [{"sku": sku, "product_name": "T-shirt", "quantity": 2, "unit_price_minor": 9900}],
+                    "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"}
+                })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    async fn readyz(&self) -> Reply {
+        let request = Request::builder()
+            .uri("/readyz")
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap(),
+        }
+    }
+
+    /// Feeds the index the way the projector does (re-read by primary key).
+    async fn index(&self, tenant: &TenantId, id: OrderId) {
+        let config = self.tenants.current();
+        let order = self.store.get(tenant, id).await.unwrap().unwrap();
+        let namer = |identity: &BusinessIdentity, order_type: &OrderType, slot: &Slot| {
+            config
+                .field_at(tenant, identity, order_type, slot)
+                .and_then(|field| field.search_spec())
+        };
+        let document = document_from_order(&order, &namer).unwrap();
+        self.index.inner.upsert(&document).await.unwrap();
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        self.databases.cleanup().await.unwrap();
+        self.prefix.cleanup().await.unwrap();
+    }
+}
+
+async fn wait_for_state(
+    breaker: &CircuitBreaker,
+    state: BreakerState,
+    mut poke: impl AsyncFnMut(),
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while breaker.state() != state {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "breaker {} stayed {} (waiting for {state})",
+            breaker.dependency(),
+            breaker.state()
+        );
+        poke().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn id_of(order: &Value) -> String {
+    order["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_reads_come_from_the_shard_and_the_cache_comes_back() {
+    let app = App::start("degrade_redis").await;
+    let tenant = TenantId::parse("retail").unwrap();
+    let before = app.create("buyer-r1", "SKU-BEFORE").await;
+    let before_id: OrderId = id_of(&before).parse().unwrap();
+    assert!(
+        app.redis.get(&tenant, before_id).await.unwrap().is_some(),
+        "a create writes through to Redis"
+    );
+
+    app.redis_proxy.block();
+    // creates still succeed (the write-through fails and is logged; the shard has the order)
+    let mut created = Vec::new();
+    for n in 0..5 {
+        created.push(app.create("buyer-r1", &format!("SKU-{n}")).await);
+    }
+    assert_eq!(
+        app.cache_breaker.state(),
+        BreakerState::Open,
+        "3 failed Redis writes in a row open the breaker"
+    );
+    // GET by id: L1 never held these (their write-through failed), Redis is cut: the shard
+    // answers, with exactly what the create returned
+    for order in &created {
+        let reply = app
+            .call("GET", &format!("/v1/orders/{}", id_of(order)), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(&reply.body, order);
+    }
+    let stats = app.cache.stats();
+    assert!(stats.misses >= 5, "{stats:?}");
+    let refused_before = app.redis_proxy.refused();
+    let rejected = app.cache_breaker.snapshot().rejected;
+    assert!(
+        rejected >= 1,
+        "the open breaker refused Redis calls: {rejected}"
+    );
+    // readiness: the shards are up (200); the cache is down, with its breaker open
+    let ready = app.readyz().await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["dependencies"]["shards"]["status"], "up");
+    assert_eq!(ready.body["dependencies"]["cache"]["status"], "down");
+    assert_eq!(ready.body["dependencies"]["cache"]["breaker"], "open");
+    assert!(
+        ready.body["dependencies"]["cache"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("redis")),
+        "{}",
+        ready.body
+    );
+    assert!(
+        app.redis_proxy.refused() > refused_before,
+        "the readiness probe tried Redis itself"
+    );
+
+    app.redis_proxy.restore();
+    // the next read after the open time is the probe; it succeeds and closes the breaker
+    let first = id_of(&created[0]);
+    wait_for_state(&app.cache_breaker, BreakerState::Closed, async || {
+        let reply = app.call("GET", &format!("/v1/orders/{first}"), None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    })
+    .await;
+    // the cache is used again: a read fills Redis (write-through of what the shard answered)
+    for order in &created {
+        let reply = app
+            .call("GET", &format!("/v1/orders/{}", id_of(order)), None)
+            .await;
+        assert_eq!(&reply.body, order);
+        let id: OrderId = id_of(order).parse().unwrap();
+        let cached = app.redis.get(&tenant, id).await.unwrap();
+        assert!(cached.is_some(), "order {id} is back in Redis");
+    }
+    let ready = app.readyz().await;
+    assert_eq!(ready.body["dependencies"]["cache"]["status"], "up");
+    assert_eq!(ready.body["dependencies"]["cache"]["breaker"], "closed");
+    let transitions = app.cache_breaker.snapshot().transitions;
+    assert!(transitions[BreakerState::Open as usize] >= 1);
+    assert_eq!(transitions[BreakerState::Closed as usize], 1);
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_index_down_buyer_lists_fall_back_to_the_shard_flagged_degraded() {
+    let app = App::start("degrade_search").await;
+    let tenant = TenantId::parse("retail").unwrap();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let order = app.create("buyer-s1", &format!("SKU-{n}")).await;
+        let id: OrderId = id_of(&order).parse().unwrap();
+        app.index(&tenant, id).await;
+        ids.push(id_of(&order));
+    }
+    app.create("buyer-other", "SKU-X").await;
+    let listed = |reply: &Reply| -> Vec<String> {
+        let mut items: Vec<String> = reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id_of)
+            .collect();
+        items.sort();
+        items
+    };
+    let mut expected = ids.clone();
+    expected.sort();
+
+    let from_index = app
+        .call("GET", "/v1/orders/search?buyer_id=buyer-s1", None)
+        .await;
+    assert_eq!(from_index.status, StatusCode::OK, "{}", from_index.body);
+    assert_eq!(from_index.body["degraded"], false);
+    assert_eq!(listed(&from_index), expected);
+
+    app.index.down.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        let reply = app
+            .call(
+                "GET",
+                "/v1/orders/search?buyer_id=buyer-s1&status=pending_payment",
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body["degraded"], true);
+        assert_eq!(
+            listed(&reply),
+            expected,
+            "the shard answers the same orders"
+        );
+    }
+    assert_eq!(app.search_breaker.state(), BreakerState::Open);
+    // open: the index is not called at all
+    let calls = app.index.calls.load(Ordering::SeqCst);
+    let reply = app
+        .call("GET", "/v1/orders/search?buyer_id=buyer-s1", None)
+        .await;
+    assert_eq!(reply.body["degraded"], true);
+    assert_eq!(app.index.calls.load(Ordering::SeqCst), calls);
+    // a search the shard cannot answer: 503, problem+json
+    let merchant_wide = app
+        .call("GET", "/v1/orders/search?status=pending_payment", None)
+        .await;
+    assert_eq!(merchant_wide.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(merchant_wide.body["code"], "unavailable");
+    let ready = app.readyz().await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["dependencies"]["search"]["status"], "down");
+    assert_eq!(ready.body["dependencies"]["search"]["breaker"], "open");
+
+    app.index.down.store(false, Ordering::SeqCst);
+    wait_for_state(&app.search_breaker, BreakerState::Closed, async || {
+        app.call("GET", "/v1/orders/search?buyer_id=buyer-s1", None)
+            .await;
+    })
+    .await;
+    let back = app
+        .call("GET", "/v1/orders/search?buyer_id=buyer-s1", None)
+        .await;
+    assert_eq!(back.body["degraded"], false);
+    assert_eq!(listed(&back), expected);
+    let ready = app.readyz().await;
+    assert_eq!(ready.body["dependencies"]["search"]["status"], "up");
+    app.finish().await;
+}

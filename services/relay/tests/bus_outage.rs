@@ -1,0 +1,240 @@
+//! Bus down: creates still commit, the outbox grows, and once the broker is back the relay
+//! drains it; every event reaches the topic exactly once.
+//!
+//! The broker is a tansu this test starts on its own loopback port (memory storage), reached
+//! only through a [`TcpProxy`]: tansu advertises the proxy's address, so every connection the
+//! Kafka client makes (bootstrap and partition leaders) goes through the proxy the test cuts.
+//! The shared tansu on 9092 is never touched.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{STEP_TIMEOUT, Shards, create_orders, read_topic, tenant};
+use oc_bus::{KafkaBusConfig, KafkaEventBus};
+use oc_model::ports::{EventBus, OrderStore};
+use oc_model::{OrderId, ShardId};
+use oc_relay::{BackoffConfig, Relay, RelayConfig};
+use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
+use oc_test_support::TcpProxy;
+
+/// A tansu broker owned by this test, killed (by its pid) on drop.
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tansu_binary() -> String {
+    if let Ok(path) = std::env::var("OC_TEST_TANSU") {
+        return path;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let installed = format!("{home}/.cargo/bin/tansu");
+    if std::path::Path::new(&installed).exists() {
+        installed
+    } else {
+        "tansu".to_owned()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// tansu on `port`, advertising `advertised` (the proxy) to clients.
+fn start_broker(port: u16, advertised: &str, label: &str) -> Broker {
+    let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(tansu_binary())
+        .current_dir(&dir)
+        .env_remove("CLUSTER_ID")
+        .env_remove("LISTENER_URL")
+        .env_remove("ADVERTISED_LISTENER_URL")
+        .env_remove("STORAGE_ENGINE")
+        .env("RUST_LOG", "warn")
+        .args([
+            "broker",
+            "--cluster-id",
+            label,
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://{advertised}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu is installed (deploy/local/services.sh up)");
+    Broker(child)
+}
+
+async fn pending_by_shard(shards: &Shards) -> BTreeMap<ShardId, usize> {
+    let mut pending = BTreeMap::new();
+    for shard in shards.store.shards() {
+        let rows = shards.store.pending_outbox(shard, 1_000_000).await.unwrap();
+        pending.insert(shard, rows.len());
+    }
+    pending
+}
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    tokio::time::timeout(STEP_TIMEOUT, async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within {STEP_TIMEOUT:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
+    let broker_port = free_port();
+    let proxy = TcpProxy::start(format!("127.0.0.1:{broker_port}"))
+        .await
+        .unwrap();
+    let _broker = start_broker(broker_port, &proxy.host_port(), "bus_outage");
+
+    let shards = Shards::mariadb("relay_outage").await;
+    let tenants = [tenant("acme")];
+    let mut kafka_config = KafkaBusConfig::new(vec![proxy.host_port()])
+        .with_topic_prefix(oc_test_support::unique_prefix("outage"))
+        .with_partitions(2);
+    // a cut-off broker surfaces as an error within a second (the relay retries)
+    kafka_config.operation_deadline = Duration::from_secs(1);
+    let kafka = Arc::new(KafkaEventBus::new(kafka_config).unwrap());
+    // the broker needs a moment to listen: the first rounds of the relay retry until then
+    let breaker = CircuitBreaker::new(
+        "bus",
+        BreakerConfig {
+            consecutive_failures: 2,
+            failure_rate: 1.0,
+            minimum_calls: 100,
+            window_ms: 10_000,
+            open_ms: 500,
+            half_open_probes: 1,
+            call_timeout_ms: 2_000,
+        },
+    );
+    let bus: Arc<dyn EventBus> = Arc::new(Guarded::new(
+        Arc::clone(&kafka) as Arc<dyn EventBus>,
+        breaker.clone(),
+    ));
+    let relay = Relay::new(
+        shards.store(),
+        bus,
+        RelayConfig {
+            batch_size: 16,
+            idle_poll: Duration::from_millis(20),
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(50),
+                max: Duration::from_millis(500),
+                multiplier: 2.0,
+            },
+            step_timeout: Duration::from_secs(10),
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let relay = relay.clone();
+        async move {
+            relay
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+
+    // up: the first orders go through
+    let before = create_orders(&shards.store, &tenants, 10, 1).await;
+    wait_until("the first events are published", async || {
+        shards.pending().await == 0
+    })
+    .await;
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    let opened_before = breaker.snapshot().transitions[BreakerState::Open as usize];
+
+    // down: writes still commit, the outbox grows, nothing is marked published
+    proxy.block();
+    let during = create_orders(&shards.store, &tenants, 20, 2).await;
+    let expected_pending = during.len() * 2;
+    assert_eq!(shards.pending().await, expected_pending);
+    wait_until("the bus breaker opens", async || {
+        breaker.snapshot().transitions[BreakerState::Open as usize] > opened_before
+    })
+    .await;
+    // a while later the outbox still holds every event of the outage
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pending = pending_by_shard(&shards).await;
+    let pending_total: usize = pending.values().sum();
+    eprintln!(
+        "bus down: {pending_total} outbox rows pending ({pending:?}), breaker {}, {} calls refused, relay failures {:?}",
+        breaker.state(),
+        breaker.snapshot().rejected,
+        relay
+            .stats()
+            .shards
+            .values()
+            .map(|s| s.failures_total)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(pending_total, expected_pending, "no event lost or sent");
+    assert!(
+        breaker.snapshot().rejected > 0,
+        "the open breaker refused publishes without calling the broker"
+    );
+
+    // back: the relay drains the outbox
+    proxy.restore();
+    wait_until("the outbox drains after the bus is back", async || {
+        shards.pending().await == 0
+    })
+    .await;
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    stop.send(()).unwrap();
+    tokio::time::timeout(STEP_TIMEOUT, running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // every event on the topic exactly once, by (order, version)
+    let client = kafka.client().await.unwrap();
+    let topic = kafka.naming().tenant_topic(&tenants[0]);
+    let total = before.len() + expected_pending;
+    let events = read_topic(&client, &topic, total).await;
+    let mut seen: BTreeMap<(OrderId, u64), usize> = BTreeMap::new();
+    for consumed in &events {
+        *seen
+            .entry((consumed.event.order_id, consumed.event.version))
+            .or_default() += 1;
+    }
+    let mut expected = Vec::new();
+    for (_, id) in &before {
+        expected.push(((*id), 1));
+    }
+    for (_, id) in &during {
+        expected.push(((*id), 1));
+        expected.push(((*id), 2));
+    }
+    expected.sort();
+    assert_eq!(events.len(), total, "no duplicates");
+    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), expected);
+    assert!(seen.values().all(|count| *count == 1));
+    shards.finish().await;
+}

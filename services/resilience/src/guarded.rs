@@ -1,0 +1,110 @@
+//! Port wrappers: [`Guarded`] implements a port around any adapter of it, every call through
+//! one [`CircuitBreaker`]. While the breaker is open, calls fail at once with `Unavailable`
+//! (which the callers already treat as "degrade": the API falls back to the shard, the relay
+//! and the projector retry with backoff), without waiting for a dead dependency's timeout.
+//!
+//! `health` is passed through without the breaker: it is the probe `/readyz` uses to tell
+//! whether the dependency itself answers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oc_model::ports::{Cache, ColdStore, EventBus, Page, PageRequest, SearchIndex};
+use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
+use oc_model::{DomainResult, Order, OrderEvent, OrderId, TenantId};
+use time::OffsetDateTime;
+
+use crate::breaker::CircuitBreaker;
+
+/// `inner` behind `breaker`.
+#[derive(Debug)]
+pub struct Guarded<P: ?Sized> {
+    inner: Arc<P>,
+    breaker: Arc<CircuitBreaker>,
+}
+
+impl<P: ?Sized> Guarded<P> {
+    pub fn new(inner: Arc<P>, breaker: Arc<CircuitBreaker>) -> Self {
+        Guarded { inner, breaker }
+    }
+
+    pub fn inner(&self) -> &Arc<P> {
+        &self.inner
+    }
+
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.breaker
+    }
+}
+
+#[async_trait]
+impl<P: Cache + ?Sized> Cache for Guarded<P> {
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
+        self.breaker.call(self.inner.get(tenant, id)).await
+    }
+
+    async fn put_if_newer(&self, order: &Order) -> DomainResult<bool> {
+        self.breaker.call(self.inner.put_if_newer(order)).await
+    }
+
+    async fn invalidate(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()> {
+        self.breaker.call(self.inner.invalidate(tenant, id)).await
+    }
+}
+
+#[async_trait]
+impl<P: SearchIndex + ?Sized> SearchIndex for Guarded<P> {
+    async fn upsert(&self, document: &SearchDocument) -> DomainResult<bool> {
+        self.breaker.call(self.inner.upsert(document)).await
+    }
+
+    async fn delete(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()> {
+        self.breaker.call(self.inner.delete(tenant, id)).await
+    }
+
+    async fn get_version(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<u64>> {
+        self.breaker.call(self.inner.get_version(tenant, id)).await
+    }
+
+    async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
+        self.breaker.call(self.inner.search(tenant, query)).await
+    }
+
+    async fn refresh(&self) -> DomainResult<()> {
+        self.breaker.call(self.inner.refresh()).await
+    }
+
+    async fn health(&self) -> DomainResult<()> {
+        self.inner.health().await
+    }
+}
+
+#[async_trait]
+impl<P: ColdStore + ?Sized> ColdStore for Guarded<P> {
+    async fn put(&self, order: &Order) -> DomainResult<bool> {
+        self.breaker.call(self.inner.put(order)).await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
+        self.breaker.call(self.inner.get(tenant, id)).await
+    }
+
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>> {
+        self.breaker
+            .call(self.inner.scan(tenant, from, to, page))
+            .await
+    }
+}
+
+#[async_trait]
+impl<P: EventBus + ?Sized> EventBus for Guarded<P> {
+    async fn publish(&self, events: &[OrderEvent]) -> DomainResult<()> {
+        self.breaker.call(self.inner.publish(events)).await
+    }
+}
