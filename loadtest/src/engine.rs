@@ -148,7 +148,7 @@ async fn progress_line(plan: Plan, tally: Arc<Tally>, started: Instant) {
         let mut stderr = std::io::stderr().lock();
         if terminal {
             let _ = write!(stderr, "\r{line:<100}");
-        } else if elapsed % 5 == 0 {
+        } else if elapsed.is_multiple_of(5) {
             let _ = writeln!(stderr, "{line}");
         }
         let _ = stderr.flush();

@@ -128,7 +128,7 @@ async fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.svg {
-        let series: Vec<svg::Series> = report
+        let mut series: Vec<svg::Series> = report
             .histograms
             .iter()
             // per tenant in multi-tenant (tenant/op lines would crowd the plot)
@@ -139,6 +139,15 @@ async fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
             })
             .map(|(name, latencies)| svg::Series::of(name.clone(), latencies))
             .collect();
+        if scenario == Scenario::MultiTenant {
+            let mut all = stats::Latencies::default();
+            for tenant in orders::TENANTS {
+                if let Some(latencies) = report.histograms.get(tenant.name) {
+                    all.merge(latencies);
+                }
+            }
+            series.push(svg::Series::of("all tenants", &all));
+        }
         let title = format!("{} — {}", scenario.name(), report.mode);
         std::fs::write(path, svg::percentile_plot(&title, &series))
             .with_context(|| format!("writing {}", path.display()))?;
