@@ -263,13 +263,17 @@ async fn capture(urls: &[String]) -> anyhow::Result<Vec<TxTemplate>> {
 struct RawTx {
     pools: Vec<MySqlPool>,
     templates: Vec<TxTemplate>,
+    /// Order ids, shared by every run on the same databases.
+    next_id: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Step for RawTx {
     async fn step(&self, n: u64) -> Outcome {
         let pool = &self.pools[n as usize % self.pools.len()];
         let template = &self.templates[(n as usize / self.pools.len()) % self.templates.len()];
-        let id = (1i64 << 50) + n as i64;
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match template.write(pool, id).await {
             Ok(()) => Outcome::status("tx", 200),
             Err(error) => Outcome::failed("tx", error),
@@ -653,6 +657,7 @@ impl Bench {
             copy_schema(&cluster_urls[0], url).await?;
         }
         let sweep = self.args.sweep.clone();
+        let next_id = Arc::new(std::sync::atomic::AtomicI64::new(1 << 50));
         for concurrency in sweep {
             let mut pools = Vec::new();
             for url in &raw_urls {
@@ -666,6 +671,7 @@ impl Bench {
             let step = Arc::new(RawTx {
                 pools: pools.clone(),
                 templates: templates.clone(),
+                next_id: Arc::clone(&next_id),
             });
             let plan = self.plan(
                 &format!("raw MariaDB tx, {concurrency} connections"),
@@ -707,6 +713,7 @@ impl Bench {
             let step = Arc::new(RawTx {
                 pools: pools.clone(),
                 templates: templates.clone(),
+                next_id: Arc::clone(&next_id),
             });
             let load = Load::Open {
                 rate: half,
