@@ -41,6 +41,10 @@ use crate::problem::ApiError;
 pub struct EdgeConfig {
     pub request_timeout: Duration,
     pub max_in_flight: usize,
+    /// `false` leaves layers 1–4 out (no body limit, shedding, concurrency limit or
+    /// timeout). Only for measuring what they cost (`loadtest bench`, `OC_EDGE_LAYERS=off`);
+    /// never in production. Authentication and rate limits stay either way.
+    pub layers: bool,
 }
 
 impl Default for EdgeConfig {
@@ -48,6 +52,7 @@ impl Default for EdgeConfig {
         EdgeConfig {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            layers: true,
         }
     }
 }
@@ -159,8 +164,12 @@ pub async fn authenticate_and_limit(
     response
 }
 
-/// Wrap a router in the edge layers 1–4 (the order is documented at the top of this module).
+/// Wrap a router in the edge layers 1–4 (the order is documented at the top of this module);
+/// unchanged when `limits.layers` is off.
 pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, limits: EdgeConfig) -> Router<S> {
+    if !limits.layers {
+        return router;
+    }
     router
         .layer(
             tower::ServiceBuilder::new()
@@ -244,6 +253,7 @@ mod tests {
             EdgeConfig {
                 request_timeout: Duration::from_millis(20),
                 max_in_flight: 8,
+                layers: true,
             },
         );
         let (code, retry_after) = status(&router).await;
@@ -254,9 +264,21 @@ mod tests {
             EdgeConfig {
                 request_timeout: Duration::from_secs(5),
                 max_in_flight: 8,
+                layers: true,
             },
         );
         assert_eq!(status(&fast).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn without_layers_nothing_is_timed_out() {
+        let limits = EdgeConfig {
+            request_timeout: Duration::from_millis(20),
+            max_in_flight: 8,
+            layers: false,
+        };
+        let router = slow(Duration::from_millis(200), limits);
+        assert_eq!(status(&router).await.0, StatusCode::OK);
     }
 
     #[tokio::test]
@@ -266,6 +288,7 @@ mod tests {
             EdgeConfig {
                 request_timeout: Duration::from_secs(5),
                 max_in_flight: 2,
+                layers: true,
             },
         );
         let calls: Vec<_> = (0..6)

@@ -1621,6 +1621,7 @@ async fn overload_is_shed_with_503_instead_of_queueing() {
     let edge = EdgeConfig {
         request_timeout: std::time::Duration::from_secs(10),
         max_in_flight: 1,
+        layers: true,
     };
     let app = TestApp::sqlite_with("shed", edge, true).await;
     let calls: Vec<_> = (0..32)

@@ -111,6 +111,7 @@ pub const ENV_VARS: &[&str] = &[
     "OC_REQUEST_TIMEOUT_MS",
     "OC_MAX_IN_FLIGHT",
     "OC_PROJECTOR_MEMBER",
+    "OC_EDGE_LAYERS",
     "OC_LOG",
     "OC_LOG_FORMAT",
     "OC_BREAKER_CONSECUTIVE_FAILURES",
@@ -229,6 +230,8 @@ impl ServiceConfig {
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 max_in_flight,
+                // benchmarks only (`loadtest bench` measures the cost of the edge layers)
+                layers: env("OC_EDGE_LAYERS").as_deref() != Some("off"),
             },
             listen,
             listen_set,

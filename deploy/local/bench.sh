@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Order Center's benchmark: builds the release binaries and runs `loadtest bench` on this
+# machine with the local services up (deploy/local/services.sh).
+#
+#   deploy/local/bench.sh [extra loadtest bench arguments, e.g. --seconds 8]
+#
+# It measures (a) the raw MariaDB ceiling for the order transaction, (b) a bare axum JSON
+# endpoint, (c) the order center in cluster and single-node mode, prints a table with the
+# ratios, and writes bench.json and bench.svg (latency by percentile) in the repository root.
+# One run takes about two minutes. Speed is measured here, never asserted in tests.
+#
+# Environment (all optional):
+#   CARGO_TARGET_DIR          default ~/.cache/ordercenter/target
+#   OC_TEST_MYSQL_URL         MariaDB server URL (a user that may create databases)
+#   OC_TEST_SKIP_SERVICES=1   do not run services.sh up (services managed by hand)
+set -euo pipefail
+exec </dev/null
+
+readonly REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO_ROOT"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ordercenter/target}"
+readonly MYSQL_URL="${OC_TEST_MYSQL_URL:-mysql://oc_test:oc_test@127.0.0.1:3306}"
+
+if [[ ${OC_TEST_SKIP_SERVICES:-} != 1 ]]; then
+    deploy/local/services.sh up
+fi
+
+cargo build --release -p ordercenter -p oc-loadtest
+timeout 600 "$CARGO_TARGET_DIR/release/loadtest" bench \
+    --ordercenter "$CARGO_TARGET_DIR/release/ordercenter" \
+    --mysql "$MYSQL_URL" \
+    --tenant-config tenant-config/examples \
+    --out bench.json --svg bench.svg "$@"

@@ -1,0 +1,969 @@
+//! `loadtest bench`: one run on one machine that puts the order center next to its own raw
+//! ceilings.
+//!
+//! - (a) **raw MariaDB**: the order-shaped transaction the store writes (idempotency row,
+//!   order row, line rows, KV identifier rows, outbox row, in one transaction), written
+//!   directly with sqlx into fresh databases (same server, so the same durability settings;
+//!   same schema, copied from a shard the server migrated; same shard count). The rows are
+//!   copies of real rows: the bench first creates orders through the cluster server and
+//!   reads them back, so sizes, sealed values and JSON bodies are the real ones. Closed
+//!   loop over a concurrency sweep; the ceiling is the best throughput.
+//! - (b) **bare axum**: an in-process axum server (own runtime) answering `GET
+//!   /v1/orders/{id}` with a real order's JSON (serialised per request), loaded by the
+//!   same client.
+//! - (c) **the order center**, spawned from the release binary: cluster mode (`OC_SHARDS`
+//!   on two fresh MariaDB databases, in-process cache) and single-node mode (SQLite, relay,
+//!   projector): create capacity (closed loop), create at half of (a) (open loop, p99), GET
+//!   of cached orders; in cluster mode the GET is repeated with `OC_EDGE_LAYERS=off` to
+//!   price the tower edge stack.
+//!
+//! The tenant rate limits of the example config (1,000/s for retail) would cap (c), so the
+//! servers run on a copy of the example tenants with the limits lifted. Fresh databases are
+//! named `ocbench_<pid>_*` and dropped at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::RngCore;
+use serde::Serialize;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{Column, Executor, Row, TypeInfo};
+
+use crate::engine::{self, Load, Plan, Step};
+use crate::http::Http;
+use crate::orders;
+use crate::scenarios::{Scenario, Traffic};
+use crate::stats::{Outcome, Percentiles, Report};
+use crate::svg;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The ordercenter release binary.
+    #[arg(long, default_value = "target/release/ordercenter")]
+    ordercenter: PathBuf,
+    /// MariaDB server URL without a database (the user must be able to create databases).
+    #[arg(long, default_value = "mysql://oc_test:oc_test@127.0.0.1:3306")]
+    mysql: String,
+    /// Tenant config the servers run (rate limits are lifted in a copy).
+    #[arg(long, default_value = "tenant-config/examples")]
+    tenant_config: PathBuf,
+    /// Seconds measured per step.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Seconds of warm-up per step.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Concurrency sweep of the raw MariaDB transaction (connections over both shards).
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64")]
+    sweep: Vec<u32>,
+    /// Closed-loop workers for the server and bare-axum capacity steps.
+    #[arg(long, default_value_t = 64)]
+    workers: u32,
+    /// Connections per shard of the spawned servers.
+    #[arg(long, default_value_t = 32)]
+    connections_per_shard: u32,
+    /// Write the JSON result here.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+    /// Write the latency-by-percentile plot here.
+    #[arg(long, default_value = "bench.svg")]
+    svg: PathBuf,
+}
+
+/// One measured step, as written to the JSON.
+#[derive(Debug, Clone, Serialize)]
+struct StepResult {
+    what: String,
+    mode: String,
+    throughput_per_s: f64,
+    ok: u64,
+    errors: u64,
+    dropped: u64,
+    latency_ms: Percentiles,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+}
+
+impl StepResult {
+    fn of(what: &str, report: &Report) -> StepResult {
+        StepResult {
+            what: what.to_owned(),
+            mode: report.mode.clone(),
+            throughput_per_s: report.throughput_per_s,
+            ok: report.ok,
+            errors: report.errors + report.throttled,
+            dropped: report.dropped,
+            latency_ms: report.latency_ms,
+            first_error: report.first_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct BenchReport {
+    machine: String,
+    raw_mariadb_sweep: Vec<(u32, StepResult)>,
+    raw_mariadb_ceiling_per_s: f64,
+    bare_axum: Option<StepResult>,
+    cluster: BTreeMap<String, StepResult>,
+    single_node: BTreeMap<String, StepResult>,
+    ratios: BTreeMap<String, f64>,
+    goals: BTreeMap<String, bool>,
+}
+
+// ------------------------------------------------------------------ databases
+
+/// A cell of a captured row.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+struct CapturedRow {
+    columns: Vec<String>,
+    cells: Vec<Cell>,
+}
+
+impl CapturedRow {
+    fn of(row: &MySqlRow, skip: &[&str]) -> anyhow::Result<CapturedRow> {
+        let mut columns = Vec::new();
+        let mut cells = Vec::new();
+        for (index, column) in row.columns().iter().enumerate() {
+            if skip.contains(&column.name()) {
+                continue;
+            }
+            let kind = column.type_info().name().to_ascii_uppercase();
+            let cell = if kind.contains("INT") {
+                row.try_get::<Option<i64>, _>(index)?
+                    .map_or(Cell::Null, Cell::Int)
+            } else if let Ok(text) = row.try_get::<Option<String>, _>(index) {
+                text.map_or(Cell::Null, Cell::Text)
+            } else {
+                row.try_get::<Option<Vec<u8>>, _>(index)?
+                    .map_or(Cell::Null, |b| {
+                        Cell::Text(String::from_utf8_lossy(&b).into_owned())
+                    })
+            };
+            columns.push(column.name().to_owned());
+            cells.push(cell);
+        }
+        Ok(CapturedRow { columns, cells })
+    }
+
+    fn get(&self, column: &str) -> Option<&Cell> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| &self.cells[i])
+    }
+}
+
+/// The rows one order create wrote, and the SQL to write them again.
+#[derive(Debug, Clone)]
+struct TxTemplate {
+    statements: Vec<(String, Vec<CapturedRow>)>,
+}
+
+fn insert_sql(table: &str, rows: &[CapturedRow]) -> String {
+    let columns = rows[0].columns.join(", ");
+    let one = format!("({})", vec!["?"; rows[0].columns.len()].join(", "));
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES {}",
+        vec![one; rows.len()].join(", ")
+    )
+}
+
+impl TxTemplate {
+    /// Write the template's rows as order `id`, in one transaction, in the store's order.
+    async fn write(&self, pool: &MySqlPool, id: i64) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        for (sql, rows) in &self.statements {
+            let mut query = sqlx::query(sql);
+            for row in rows {
+                for (column, cell) in row.columns.iter().zip(&row.cells) {
+                    query = match (column.as_str(), cell) {
+                        ("id" | "order_id", _) => query.bind(id),
+                        ("idem_key" | "external_ref", Cell::Text(text)) => {
+                            query.bind(format!("{text}-{id}"))
+                        }
+                        (_, Cell::Null) => query.bind(None::<String>),
+                        (_, Cell::Int(value)) => query.bind(*value),
+                        (_, Cell::Text(text)) => query.bind(text.as_str()),
+                    };
+                }
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+}
+
+const TABLES: &[&str] = &[
+    "idempotency",
+    "orders",
+    "order_lines",
+    "order_identifiers",
+    "outbox",
+];
+
+/// Read back every order the server wrote into `urls` as transaction templates.
+async fn capture(urls: &[String]) -> anyhow::Result<Vec<TxTemplate>> {
+    let mut templates = Vec::new();
+    for url in urls {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(2)
+            .connect(url)
+            .await?;
+        let mut by_table: Vec<BTreeMap<i64, Vec<CapturedRow>>> = Vec::new();
+        for table in TABLES {
+            let mut rows: BTreeMap<i64, Vec<CapturedRow>> = BTreeMap::new();
+            let order = if *table == "order_lines" {
+                " ORDER BY order_id, line_no"
+            } else {
+                ""
+            };
+            for row in sqlx::query(&format!("SELECT * FROM {table}{order}"))
+                .fetch_all(&pool)
+                .await?
+            {
+                let captured = CapturedRow::of(&row, &["seq"])?;
+                let id = match captured.get(if *table == "orders" { "id" } else { "order_id" }) {
+                    Some(Cell::Int(id)) => *id,
+                    other => bail!("{table}: no order id in a captured row ({other:?})"),
+                };
+                rows.entry(id).or_default().push(captured);
+            }
+            by_table.push(rows);
+        }
+        pool.close().await;
+        for id in by_table[1].keys() {
+            let statements = TABLES
+                .iter()
+                .zip(&by_table)
+                .filter_map(|(table, rows)| {
+                    rows.get(id)
+                        .map(|rows| (insert_sql(table, rows), rows.clone()))
+                })
+                .collect();
+            templates.push(TxTemplate { statements });
+        }
+    }
+    Ok(templates)
+}
+
+/// The raw transaction as a load step: template and shard by request number.
+#[derive(Debug)]
+struct RawTx {
+    pools: Vec<MySqlPool>,
+    templates: Vec<TxTemplate>,
+    /// Order ids, shared by every run on the same databases.
+    next_id: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Step for RawTx {
+    async fn step(&self, n: u64) -> Outcome {
+        let pool = &self.pools[n as usize % self.pools.len()];
+        let template = &self.templates[(n as usize / self.pools.len()) % self.templates.len()];
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match template.write(pool, id).await {
+            Ok(()) => Outcome::status("tx", 200),
+            Err(error) => Outcome::failed("tx", error),
+        }
+    }
+}
+
+/// Databases created for this run; dropped by [`Databases::drop_all`].
+struct Databases {
+    admin: MySqlPool,
+    server: String,
+    names: Vec<String>,
+}
+
+impl Databases {
+    async fn create(server: &str, labels: &[&str]) -> anyhow::Result<Databases> {
+        let admin = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect(server)
+            .await
+            .with_context(|| format!("connecting to {server}"))?;
+        let mut databases = Databases {
+            admin,
+            server: server.trim_end_matches('/').to_owned(),
+            names: Vec::new(),
+        };
+        for label in labels {
+            let name = format!("ocbench_{}_{label}", std::process::id());
+            databases
+                .admin
+                .execute(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4").as_str())
+                .await
+                .with_context(|| format!("creating database {name}"))?;
+            databases.names.push(name);
+        }
+        Ok(databases)
+    }
+
+    fn url(&self, label: &str) -> String {
+        let name = self
+            .names
+            .iter()
+            .find(|n| n.ends_with(&format!("_{label}")))
+            .expect("a created database");
+        format!("{}/{name}", self.server)
+    }
+
+    async fn drop_all(&self) {
+        for name in &self.names {
+            if let Err(error) = self
+                .admin
+                .execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
+                .await
+            {
+                eprintln!("bench: could not drop {name}: {error}");
+            }
+        }
+    }
+}
+
+/// Copy the schema of the server-migrated shard `from` into `to` (same DDL).
+async fn copy_schema(from: &str, to: &str) -> anyhow::Result<()> {
+    let source = MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(from)
+        .await?;
+    let target = MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(to)
+        .await?;
+    for table in TABLES {
+        let row = sqlx::query(&format!("SHOW CREATE TABLE {table}"))
+            .fetch_one(&source)
+            .await?;
+        let ddl: String = row.try_get(1)?;
+        target.execute(ddl.as_str()).await?;
+    }
+    source.close().await;
+    target.close().await;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ servers
+
+/// The example tenant YAML with its `rate_limits` block replaced by limits no bench reaches.
+pub fn lift_rate_limits(yaml: &str) -> String {
+    let mut out = String::with_capacity(yaml.len());
+    let mut skipping = false;
+    for line in yaml.lines() {
+        if line.starts_with("rate_limits:") {
+            out.push_str("rate_limits:\n  per_second: 10000000\n  burst: 10000000\n");
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with(' ') || line.trim().is_empty()) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A spawned `ordercenter serve`, killed when dropped.
+struct Server {
+    child: Child,
+    http: Http,
+    log: PathBuf,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Server {
+    async fn start(binary: &Path, env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Server> {
+        let port = free_port()?;
+        let mut command = Command::new(binary);
+        command.arg("serve");
+        for (name, _) in std::env::vars() {
+            if name.starts_with("OC_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OC_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log)?))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log)?,
+            ));
+        let child = command.spawn().with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release -p ordercenter)",
+                binary.display()
+            )
+        })?;
+        let mut server = Server {
+            child,
+            http: Http::new(&format!("http://127.0.0.1:{port}"))?,
+            log,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(answer) = server.http.call("GET", "/readyz", "", None, &[]).await
+                && answer.status == 200
+            {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("server exited with {status}: {}", tail(&server.log));
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("server not ready after 60 s: {}", tail(&server.log));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// An axum server on its own runtime answering every order GET with `body`; the sender
+/// stops it.
+fn start_bare_axum(
+    body: serde_json::Value,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    use axum::routing::get;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let body = Arc::new(body);
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("bare axum: {error}");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/orders/{id}",
+                get(move || {
+                    let body = Arc::clone(&body);
+                    async move { axum::Json(serde_json::Value::clone(&body)) }
+                }),
+            );
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    });
+    Ok((format!("http://{address}"), stop))
+}
+
+// ------------------------------------------------------------------ the run
+
+struct Bench {
+    args: BenchArgs,
+    dir: PathBuf,
+    report: BenchReport,
+    series: Vec<svg::Series>,
+}
+
+impl Bench {
+    fn plan(&self, name: &str, load: Load, warmup: u64) -> Plan {
+        Plan {
+            name: name.to_owned(),
+            load,
+            warmup: Duration::from_secs(warmup),
+            duration: Duration::from_secs(self.args.seconds),
+            progress: true,
+        }
+    }
+
+    fn closed(&self) -> Load {
+        Load::Closed {
+            workers: self.args.workers,
+        }
+    }
+
+    /// Creates (closed loop), creates at `half_rate` (open loop), GETs of created orders.
+    async fn service_steps(
+        &mut self,
+        mode: &str,
+        server: &Server,
+        half_rate: f64,
+    ) -> anyhow::Result<(BTreeMap<String, StepResult>, Vec<(&'static str, String)>)> {
+        let mut results = BTreeMap::new();
+        let retail = orders::tenant("retail").context("retail profile")?;
+        let creates = Arc::new(
+            Traffic::new(server.http.clone(), Scenario::Create, retail)
+                .all_tenants()
+                .keep_created(3_000),
+        );
+        let plan = self.plan(
+            &format!("{mode} create capacity"),
+            self.closed(),
+            self.args.warmup,
+        );
+        let report = engine::run(Arc::clone(&creates), &plan).await;
+        results.insert(
+            "create_capacity".to_owned(),
+            StepResult::of(&plan.name, &report),
+        );
+        let load = Load::Open {
+            rate: half_rate,
+            max_in_flight: 4_096,
+        };
+        let plan = self.plan(
+            &format!("{mode} create at half the raw ceiling"),
+            load,
+            self.args.warmup,
+        );
+        let half = engine::run(Arc::clone(&creates), &plan).await;
+        self.series.push(svg::Series::of(
+            format!("{mode} create @{half_rate:.0}/s"),
+            &half.all_latencies,
+        ));
+        results.insert(
+            "create_at_half_raw".to_owned(),
+            StepResult::of(&plan.name, &half),
+        );
+        let created = creates.created();
+        let gets =
+            Arc::new(Traffic::new(server.http.clone(), Scenario::Get, retail).with_pool(&created));
+        let plan = self.plan(
+            &format!("{mode} GET cached"),
+            self.closed(),
+            self.args.warmup,
+        );
+        let report = engine::run(gets, &plan).await;
+        results.insert("get_cached".to_owned(), StepResult::of(&plan.name, &report));
+        Ok((results, created))
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let databases =
+            Databases::create(&self.args.mysql, &["raw_0", "raw_1", "cl_0", "cl_1"]).await?;
+        let outcome = self.run_with(&databases).await;
+        databases.drop_all().await;
+        outcome
+    }
+
+    async fn run_with(&mut self, databases: &Databases) -> anyhow::Result<()> {
+        // tenant config with the rate limits lifted
+        let tenants = self.dir.join("tenants");
+        std::fs::create_dir_all(&tenants)?;
+        for entry in std::fs::read_dir(&self.args.tenant_config)
+            .with_context(|| format!("reading {}", self.args.tenant_config.display()))?
+        {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let text = std::fs::read_to_string(&path)?;
+                std::fs::write(
+                    tenants.join(path.file_name().context("file name")?),
+                    lift_rate_limits(&text),
+                )?;
+            }
+        }
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        let master: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let cluster_urls = vec![databases.url("cl_0"), databases.url("cl_1")];
+        let cluster_dir = self.dir.join("cluster").display().to_string();
+        let connections = self.args.connections_per_shard.to_string();
+        let cluster_env = |edge: &str| {
+            vec![
+                ("OC_SHARDS", cluster_urls.join(",")),
+                ("OC_MASTER_KEY", master.clone()),
+                ("OC_DATA_DIR", cluster_dir.clone()),
+                ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
+                ("OC_MAX_CONNECTIONS_PER_SHARD", connections.clone()),
+                ("OC_EDGE_LAYERS", edge.to_owned()),
+            ]
+        };
+
+        // capture real rows: 64 creates through the cluster server
+        eprintln!("bench: starting the cluster server, capturing 64 real orders");
+        let cluster = Server::start(
+            &self.args.ordercenter,
+            &cluster_env("on"),
+            self.dir.join("cluster.log"),
+        )
+        .await?;
+        let retail = orders::tenant("retail").context("retail profile")?;
+        let probe = Arc::new(
+            Traffic::new(cluster.http.clone(), Scenario::Create, retail)
+                .all_tenants()
+                .keep_created(64),
+        );
+        for n in 0..64 {
+            let outcome = probe.step(n).await;
+            if outcome.status != 201 {
+                bail!("creating a probe order: {outcome:?}");
+            }
+        }
+        let templates = capture(&cluster_urls).await?;
+        let (tenant, id) = probe.created().first().cloned().context("a probe order")?;
+        let key = orders::tenant(tenant).context("tenant")?.key;
+        let sample = cluster
+            .http
+            .call("GET", &format!("/v1/orders/{id}"), key, None, &[])
+            .await?
+            .json();
+
+        // (a) raw MariaDB
+        let raw_urls = [databases.url("raw_0"), databases.url("raw_1")];
+        for url in &raw_urls {
+            copy_schema(&cluster_urls[0], url).await?;
+        }
+        let sweep = self.args.sweep.clone();
+        let next_id = Arc::new(std::sync::atomic::AtomicI64::new(1 << 50));
+        for concurrency in sweep {
+            let mut pools = Vec::new();
+            for url in &raw_urls {
+                pools.push(
+                    MySqlPoolOptions::new()
+                        .max_connections(concurrency.div_ceil(2).max(1))
+                        .connect(url)
+                        .await?,
+                );
+            }
+            let step = Arc::new(RawTx {
+                pools: pools.clone(),
+                templates: templates.clone(),
+                next_id: Arc::clone(&next_id),
+            });
+            let plan = self.plan(
+                &format!("raw MariaDB tx, {concurrency} connections"),
+                Load::Closed {
+                    workers: concurrency,
+                },
+                self.args.warmup,
+            );
+            let report = engine::run(step, &plan).await;
+            for pool in pools {
+                pool.close().await;
+            }
+            let result = StepResult::of(&plan.name, &report);
+            if result.throughput_per_s > self.report.raw_mariadb_ceiling_per_s {
+                self.report.raw_mariadb_ceiling_per_s = result.throughput_per_s;
+            }
+            self.report.raw_mariadb_sweep.push((concurrency, result));
+        }
+        let ceiling = self.report.raw_mariadb_ceiling_per_s;
+        if ceiling <= 0.0 {
+            bail!(
+                "the raw MariaDB transaction never succeeded: {:?}",
+                self.report.raw_mariadb_sweep
+            );
+        }
+        let half = (ceiling / 2.0).round();
+        // the raw transaction at half its ceiling, open loop: the latency floor for (c)
+        {
+            let pools = vec![
+                MySqlPoolOptions::new()
+                    .max_connections(32)
+                    .connect(&raw_urls[0])
+                    .await?,
+                MySqlPoolOptions::new()
+                    .max_connections(32)
+                    .connect(&raw_urls[1])
+                    .await?,
+            ];
+            let step = Arc::new(RawTx {
+                pools: pools.clone(),
+                templates: templates.clone(),
+                next_id: Arc::clone(&next_id),
+            });
+            let load = Load::Open {
+                rate: half,
+                max_in_flight: 4_096,
+            };
+            let plan = self.plan("raw MariaDB tx at half its ceiling", load, self.args.warmup);
+            let report = engine::run(step, &plan).await;
+            self.series.push(svg::Series::of(
+                format!("raw MariaDB tx @{half:.0}/s"),
+                &report.all_latencies,
+            ));
+            self.report
+                .raw_mariadb_sweep
+                .push((0, StepResult::of(&plan.name, &report)));
+            for pool in pools {
+                pool.close().await;
+            }
+        }
+
+        // (c) cluster mode
+        let (mut results, created) = self.service_steps("cluster", &cluster, half).await?;
+        cluster.stop();
+        let bare_edge = Server::start(
+            &self.args.ordercenter,
+            &cluster_env("off"),
+            self.dir.join("cluster-no-edge.log"),
+        )
+        .await?;
+        let gets = Arc::new(
+            Traffic::new(bare_edge.http.clone(), Scenario::Get, retail).with_pool(&created),
+        );
+        let plan = self.plan(
+            "cluster GET cached, no edge layers",
+            self.closed(),
+            self.args.warmup + 1,
+        );
+        let report = engine::run(gets, &plan).await;
+        results.insert(
+            "get_cached_without_edge_layers".to_owned(),
+            StepResult::of(&plan.name, &report),
+        );
+        bare_edge.stop();
+        self.report.cluster = results;
+
+        // (c) single-node mode
+        let single_env = vec![
+            ("OC_DATA_DIR", self.dir.join("single").display().to_string()),
+            ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
+        ];
+        let single = Server::start(
+            &self.args.ordercenter,
+            &single_env,
+            self.dir.join("single.log"),
+        )
+        .await?;
+        let (results, _) = self.service_steps("single-node", &single, half).await?;
+        single.stop();
+        self.report.single_node = results;
+
+        // (b) bare axum
+        let (url, stop) = start_bare_axum(sample)?;
+        let pool: Vec<(&'static str, String)> = (0..1_000)
+            .map(|i| ("retail", format!("bare-{i}")))
+            .collect();
+        let gets = Arc::new(Traffic::new(Http::new(&url)?, Scenario::Get, retail).with_pool(&pool));
+        let plan = self.plan("bare axum GET", self.closed(), self.args.warmup);
+        let report = engine::run(gets, &plan).await;
+        self.report.bare_axum = Some(StepResult::of(&plan.name, &report));
+        let _ = stop.send(());
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let raw = self.report.raw_mariadb_ceiling_per_s;
+        let bare = self
+            .report
+            .bare_axum
+            .as_ref()
+            .map_or(0.0, |b| b.throughput_per_s);
+        let mut ratios = BTreeMap::new();
+        let mut goals = BTreeMap::new();
+        for (mode, results) in [
+            ("cluster", &self.report.cluster),
+            ("single_node", &self.report.single_node),
+        ] {
+            if let Some(create) = results.get("create_capacity") {
+                ratios.insert(
+                    format!("{mode}_create_vs_raw_mariadb"),
+                    create.throughput_per_s / raw.max(1e-9),
+                );
+                goals.insert(
+                    format!("{mode}_create_at_least_0.8x_raw"),
+                    create.throughput_per_s >= 0.8 * raw,
+                );
+            }
+            if let Some(half) = results.get("create_at_half_raw") {
+                goals.insert(
+                    format!("{mode}_create_p99_at_most_10ms_at_half_raw"),
+                    half.latency_ms.p99 <= 10.0 && half.dropped == 0 && half.errors == 0,
+                );
+            }
+            if let Some(get) = results.get("get_cached") {
+                ratios.insert(
+                    format!("{mode}_get_cached_vs_bare_axum"),
+                    get.throughput_per_s / bare.max(1e-9),
+                );
+                goals.insert(
+                    format!("{mode}_get_cached_at_least_0.5x_bare_axum"),
+                    get.throughput_per_s >= 0.5 * bare,
+                );
+            }
+        }
+        if let (Some(with), Some(without)) = (
+            self.report.cluster.get("get_cached"),
+            self.report.cluster.get("get_cached_without_edge_layers"),
+        ) {
+            ratios.insert(
+                "cluster_get_with_vs_without_edge_layers".to_owned(),
+                with.throughput_per_s / without.throughput_per_s.max(1e-9),
+            );
+        }
+        self.report.ratios = ratios;
+        self.report.goals = goals;
+    }
+
+    fn print_table(&self) {
+        let row = |what: &str, r: &StepResult| {
+            println!(
+                "| {what:<48} | {:>9.0}/s | {:>8.2} | {:>8.2} | {:>8.2} | {:>6} |",
+                r.throughput_per_s,
+                r.latency_ms.p50,
+                r.latency_ms.p99,
+                r.latency_ms.p999,
+                r.errors + r.dropped
+            );
+        };
+        println!("\n{}", self.report.machine);
+        println!(
+            "| {:<48} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} |",
+            "step", "throughput", "p50 ms", "p99 ms", "p99.9 ms", "failed"
+        );
+        println!("|{}|", "-".repeat(108));
+        for (concurrency, result) in &self.report.raw_mariadb_sweep {
+            let _ = concurrency;
+            row(&format!("(a) {}", result.what), result);
+        }
+        if let Some(bare) = &self.report.bare_axum {
+            row(&format!("(b) {}", bare.what), bare);
+        }
+        for results in [&self.report.cluster, &self.report.single_node] {
+            for result in results.values() {
+                row(&format!("(c) {}", result.what), result);
+            }
+        }
+        println!(
+            "\nraw MariaDB ceiling: {:.0} tx/s",
+            self.report.raw_mariadb_ceiling_per_s
+        );
+        for (name, ratio) in &self.report.ratios {
+            println!("{name}: {ratio:.2}");
+        }
+        for (goal, met) in &self.report.goals {
+            println!("goal {goal}: {}", if *met { "met" } else { "NOT met" });
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("oc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mut bench = Bench {
+        dir: dir.clone(),
+        report: BenchReport {
+            machine: format!(
+                "{cores} cores shared by MariaDB, the server and this load generator (and whatever else runs on the machine); {} s measured per step",
+                args.seconds
+            ),
+            ..BenchReport::default()
+        },
+        args,
+        series: Vec::new(),
+    };
+    let outcome = bench.run().await;
+    bench.finish();
+    bench.print_table();
+    let json = serde_json::to_string_pretty(&bench.report)?;
+    std::fs::write(&bench.args.out, json)
+        .with_context(|| format!("writing {}", bench.args.out.display()))?;
+    std::fs::write(
+        &bench.args.svg,
+        svg::percentile_plot("bench: latency by percentile", &bench.series),
+    )
+    .with_context(|| format!("writing {}", bench.args.svg.display()))?;
+    if outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("bench: logs kept in {}", dir.display());
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_are_lifted_and_nothing_else_changes() {
+        let yaml = "version: 1\ntenant: retail\nrate_limits:\n  per_second: 1000\n  burst: 2000\n  per_key:\n    bi-export: { per_second: 10, burst: 20 }\n\nshard_policy: { key: buyer_id }\nroles:\n  a: b\n";
+        let lifted = lift_rate_limits(yaml);
+        assert_eq!(
+            lifted,
+            "version: 1\ntenant: retail\nrate_limits:\n  per_second: 10000000\n  burst: 10000000\nshard_policy: { key: buyer_id }\nroles:\n  a: b\n"
+        );
+    }
+
+    #[test]
+    fn the_lifted_example_tenants_still_load() {
+        let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tenant-config/examples");
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&examples).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lifted = lift_rate_limits(&text);
+            assert_eq!(lifted.matches("rate_limits:").count(), 1);
+            assert!(!lifted.contains("per_key"));
+            // every top-level key outside the block is kept
+            for line in text
+                .lines()
+                .filter(|l| !l.starts_with(' ') && !l.is_empty())
+            {
+                assert!(lifted.lines().any(|l| l == line), "{line} lost");
+            }
+            std::fs::write(dir.path().join(path.file_name().unwrap()), lifted).unwrap();
+        }
+        let set = oc_tenant_config::ConfigSet::load_dir(dir.path()).expect("lifted config loads");
+        for tenant in set.tenants() {
+            assert_eq!(tenant.rate_limits().tenant().per_second, 10_000_000);
+        }
+    }
+
+    #[test]
+    fn insert_statements_cover_every_row() {
+        let row = CapturedRow {
+            columns: vec!["tenant".into(), "order_id".into(), "line_no".into()],
+            cells: vec![Cell::Text("retail".into()), Cell::Int(1), Cell::Int(1)],
+        };
+        assert_eq!(
+            insert_sql("order_lines", &[row.clone(), row]),
+            "INSERT INTO order_lines (tenant, order_id, line_no) VALUES (?, ?, ?), (?, ?, ?)"
+        );
+    }
+}
