@@ -5,7 +5,8 @@
 #
 # On a fresh Debian machine (as root, no stdin, CI=true or not) it installs what is missing,
 # starts the local services (deploy/local/services.sh up), then runs in order:
-#   fmt --check, clippy -D warnings, nextest (unit + integration tests), doc tests.
+#   fmt --check, clippy -D warnings, nextest (unit + integration tests), doc tests,
+#   schemathesis against a running single-node server (deploy/local/schemathesis.sh).
 # Every step runs even when an earlier one failed, so one run shows every problem; the exit
 # status is non-zero when any step failed.
 #
@@ -118,8 +119,8 @@ ensure_nextest() {
 }
 
 ensure_python_tools() {
-    # Python helpers for tests (kafka-python now; schemathesis later). Installed only when
-    # not importable.
+    # Python helpers for tests: kafka-python (an independent Kafka client) and schemathesis
+    # (hostile input from the OpenAPI document). Installed only when not importable.
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-pip
     fi
@@ -127,6 +128,7 @@ ensure_python_tools() {
         apt_install python3-pip
     fi
     pip_install_if_missing kafka kafka-python
+    pip_install_if_missing schemathesis schemathesis
     python3 --version
 }
 
@@ -229,6 +231,8 @@ main() {
     run_step nextest cargo nextest run --workspace --locked --no-fail-fast \
         --profile "$NEXTEST_PROFILE"
     run_step doctests cargo test --workspace --doc --locked
+    # the debug binary nextest built for the integration tests
+    run_step schemathesis deploy/local/schemathesis.sh "$CARGO_TARGET_DIR/debug/ordercenter"
 
     print_summary
 }

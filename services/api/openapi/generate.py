@@ -145,7 +145,7 @@ doc = {
                 {"name": "buyer_id", "in": "query", "required": False, "schema": party_id},
                 {"name": "merchant_id", "in": "query", "required": False, "schema": party_id},
                 {"name": "sku", "in": "query", "required": False, "schema": S(maxLength=128)},
-                {"name": "q", "in": "query", "required": False, "schema": S(maxLength=256), "description": "Words in product names."},
+                {"name": "q", "in": "query", "required": False, "schema": S(maxLength=100), "description": "Words in product names."},
                 {"name": "created_from", "in": "query", "required": False, "schema": dt},
                 {"name": "created_to", "in": "query", "required": False, "schema": dt},
                 {"name": "payable_min", "in": "query", "required": False, "schema": I(format="int64")},

@@ -74,6 +74,18 @@ const PII_PARAMETERS: &[(&str, PiiField)] = &[
     ("shipper_name", PiiField::ShipperName),
 ];
 
+/// The longest value each free-text parameter accepts (the OpenAPI document's `maxLength`).
+const MAX_LENGTHS: &[(&str, usize)] = &[
+    ("status", 512),
+    ("sku", 128),
+    ("q", 100),
+    ("cursor", 512),
+    ("receiver_phone", 40),
+    ("receiver_name", 128),
+    ("shipper_phone", 40),
+    ("shipper_name", 128),
+];
+
 fn query_path(name: &str) -> String {
     format!("/query/{name}")
 }
@@ -139,6 +151,16 @@ impl OrderService {
     ) -> DomainResult<SearchQuery> {
         let mut query = SearchQuery::default();
         let get = |name: &str| params.get(name).map(String::as_str);
+        for (name, max) in MAX_LENGTHS {
+            if let Some(value) = get(name)
+                && value.chars().count() > *max
+            {
+                return Err(DomainError::invalid(
+                    query_path(name),
+                    format!("at most {max} characters"),
+                ));
+            }
+        }
         if let Some(statuses) = get("status") {
             query.statuses = statuses
                 .split(',')
