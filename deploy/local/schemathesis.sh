@@ -16,7 +16,7 @@
 #
 # Environment (all optional):
 #   OC_SCHEMATHESIS_EXAMPLES   examples per operation and phase (default 200)
-#   OC_SCHEMATHESIS_MAX_TIME   seconds per run (default 240)
+#   OC_SCHEMATHESIS_MAX_TIME   seconds per run (default 180)
 set -euo pipefail
 exec </dev/null
 
@@ -24,7 +24,7 @@ readonly REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO_ROOT"
 
 readonly EXAMPLES="${OC_SCHEMATHESIS_EXAMPLES:-200}"
-readonly MAX_TIME="${OC_SCHEMATHESIS_MAX_TIME:-150}"
+readonly MAX_TIME="${OC_SCHEMATHESIS_MAX_TIME:-180}"
 # Public test credentials of tenant-config/examples/retail.yaml (only their SHA-256 is there).
 readonly RETAIL_BUSINESS_LINE=oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9
 readonly RETAIL_ANALYTICS=oc_test_retail_an_0001_c8a54e1f2d97b036e5f1
@@ -86,14 +86,17 @@ run() {
     local label=$1 key=$2 report="$work/$1.ndjson"
     echo "--- schemathesis as $label: $EXAMPLES examples per operation, at most ${MAX_TIME}s"
     local outcome=0
-    # run from the scratch dir: schemathesis keeps a crash cache in ./.schemathesis
+    # run from the scratch dir: schemathesis keeps a crash cache in ./.schemathesis. One
+    # worker: with two, CPython 3.11 (before 3.11.8, gh-106905) can fail compiling in two
+    # threads at once ("AST constructor recursion depth mismatch"), a runtime error of the
+    # tool that fails the step although the API did nothing wrong (seen here).
     (cd "$work" && "${SCHEMATHESIS[@]}" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
         --header "Authorization: Bearer $key" \
         --checks all \
         --exclude-checks positive_data_acceptance,ignored_auth,use_after_free,ensure_resource_availability \
         --max-examples "$EXAMPLES" \
         --max-time "$MAX_TIME" \
-        --workers 2 \
+        --workers 1 \
         --request-timeout 10 \
         --no-color \
         --report ndjson --report-ndjson-path "$report" \
