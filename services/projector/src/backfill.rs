@@ -99,8 +99,9 @@ fn sql_error(shard: ShardId, error: &sqlx::Error) -> DomainError {
     DomainError::unavailable(format!("backfill range scan of shard {} failed", shard.0))
 }
 
-/// One range of `(tenant, id)` keys after `after`, ascending.
-async fn next_keys(
+/// One range of a shard's `(tenant, id)` order keys after `after`, ascending (the primary
+/// key), optionally of one tenant only: the walk of `backfill` and of `keys reencrypt`.
+pub async fn next_keys(
     store: &SqlOrderStore,
     shard: ShardId,
     tenant_filter: Option<&TenantId>,
@@ -136,9 +137,14 @@ async fn next_keys(
     .map_err(|error| sql_error(shard, &error))?;
     rows.iter()
         .map(|row| {
-            let tenant: String = row
-                .try_get("tenant")
-                .map_err(|error| sql_error(shard, &error))?;
+            // MySQL reports binary-collation text as bytes
+            let tenant: String = match row.try_get::<String, _>("tenant") {
+                Ok(tenant) => tenant,
+                Err(_) => row
+                    .try_get::<Vec<u8>, _>("tenant")
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .map_err(|error| sql_error(shard, &error))?,
+            };
             let id: i64 = row
                 .try_get("id")
                 .map_err(|error| sql_error(shard, &error))?;

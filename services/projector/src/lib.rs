@@ -9,7 +9,7 @@ mod stats;
 mod stream;
 
 pub use backfill::{
-    BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill,
+    BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill, next_keys,
 };
 pub use namer::{NoSearchableFields, TenantFieldNamer};
 pub use offsets::SqlOffsetStore;

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use sqlx::Row as _;
 
 use oc_api::pii::{Sealer, sealed_key_versions};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
@@ -327,7 +326,8 @@ async fn connect_store(config: &ServiceConfig) -> anyhow::Result<SqlOrderStore> 
         .map_err(|e| anyhow::anyhow!("order store: {}", e.message))
 }
 
-/// One range of `(tenant, id)` keys of a shard after `after`, ascending (the primary key).
+/// One range of `(tenant, id)` keys of a shard after `after`, ascending (the primary key):
+/// the backfill's walk, typed.
 async fn next_keys(
     store: &SqlOrderStore,
     shard: ShardId,
@@ -335,43 +335,11 @@ async fn next_keys(
     after: &ShardCheckpoint,
     limit: u32,
 ) -> anyhow::Result<Vec<(TenantId, OrderId)>> {
-    let pool = store
-        .shard_pool(shard)
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    let rows = match tenant {
-        Some(tenant) => {
-            sqlx::query(
-                "SELECT tenant, id FROM orders WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(tenant.as_str().to_owned())
-            .bind(after.last_id.unwrap_or(i64::MIN))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        }
-        None => {
-            let last_tenant = after.last_tenant.clone().unwrap_or_default();
-            sqlx::query(
-                "SELECT tenant, id FROM orders WHERE tenant > ? OR (tenant = ? AND id > ?) \
-                 ORDER BY tenant, id LIMIT ?",
-            )
-            .bind(last_tenant.clone())
-            .bind(last_tenant)
-            .bind(after.last_id.unwrap_or(i64::MIN))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        }
-    }
-    .with_context(|| format!("range scan of shard {}", shard.0))?;
-    rows.iter()
-        .map(|row| {
-            // MySQL reports binary-collation text as bytes
-            let tenant = match row.try_get::<String, _>("tenant") {
-                Ok(tenant) => tenant,
-                Err(_) => String::from_utf8(row.try_get::<Vec<u8>, _>("tenant")?)?,
-            };
-            let id: i64 = row.try_get("id")?;
+    oc_projector::next_keys(store, shard, tenant, after, limit)
+        .await
+        .map_err(|e| anyhow::anyhow!("range scan of shard {}: {}", shard.0, e.message))?
+        .into_iter()
+        .map(|(tenant, id)| {
             Ok((
                 TenantId::parse(tenant).map_err(|e| anyhow::anyhow!(e.message))?,
                 OrderId::from_raw(id as u64).map_err(|e| anyhow::anyhow!(e.message))?,
