@@ -214,6 +214,16 @@ const TABLES: &[&str] = &[
 ];
 
 /// Read back every order the server wrote into `urls` as transaction templates.
+/// A pool for the raw transaction: like the order store's, it does not ping a connection before
+/// every transaction (the ceiling is the database's, not sqlx's defaults').
+async fn raw_pool(url: &str, connections: u32) -> anyhow::Result<MySqlPool> {
+    Ok(MySqlPoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+        .connect(url)
+        .await?)
+}
+
 async fn capture(urls: &[String]) -> anyhow::Result<Vec<TxTemplate>> {
     let mut templates = Vec::new();
     for url in urls {
@@ -661,12 +671,7 @@ impl Bench {
         for concurrency in sweep {
             let mut pools = Vec::new();
             for url in &raw_urls {
-                pools.push(
-                    MySqlPoolOptions::new()
-                        .max_connections(concurrency.div_ceil(2).max(1))
-                        .connect(url)
-                        .await?,
-                );
+                pools.push(raw_pool(url, concurrency.div_ceil(2).max(1)).await?);
             }
             let step = Arc::new(RawTx {
                 pools: pools.clone(),
@@ -701,14 +706,8 @@ impl Bench {
         // the raw transaction at half its ceiling, open loop: the latency floor for (c)
         {
             let pools = vec![
-                MySqlPoolOptions::new()
-                    .max_connections(32)
-                    .connect(&raw_urls[0])
-                    .await?,
-                MySqlPoolOptions::new()
-                    .max_connections(32)
-                    .connect(&raw_urls[1])
-                    .await?,
+                raw_pool(&raw_urls[0], 32).await?,
+                raw_pool(&raw_urls[1], 32).await?,
             ];
             let step = Arc::new(RawTx {
                 pools: pools.clone(),

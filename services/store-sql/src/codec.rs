@@ -9,6 +9,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::statements::EXT_COLUMNS;
+
 use oc_model::order::ExtColumns;
 use oc_model::order::{
     Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
@@ -30,12 +32,6 @@ pub(crate) struct Body {
     pub operation: Operation,
 }
 
-pub(crate) fn ext_column_names() -> Vec<String> {
-    (1..=RESERVED_COLUMNS)
-        .map(|i| format!("ext_{i:02}"))
-        .collect()
-}
-
 /// Values for `ext_01..ext_NN`, `None` where the slot is empty.
 pub(crate) fn encode_ext(columns: &ExtColumns) -> Result<Vec<Option<String>>, DomainError> {
     let mut out = vec![None; usize::from(RESERVED_COLUMNS)];
@@ -49,9 +45,8 @@ pub(crate) fn encode_ext(columns: &ExtColumns) -> Result<Vec<Option<String>>, Do
 
 pub(crate) fn decode_ext(row: &AnyRow) -> Result<ExtColumns, DomainError> {
     let mut columns = BTreeMap::new();
-    for index in 1..=RESERVED_COLUMNS {
-        let name = format!("ext_{index:02}");
-        let raw = opt_text(row, &name)?;
+    for (index, name) in (1..=RESERVED_COLUMNS).zip(EXT_COLUMNS.iter()) {
+        let raw = opt_text(row, name)?;
         if let Some(raw) = raw {
             let value: Protected<ExtValue> = serde_json::from_str(&raw)
                 .map_err(|e| DomainError::internal(format!("corrupt {name}: {e}")))?;

@@ -10,6 +10,12 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)
 }
 
+/// The connection itself failed (the server closed it, the socket broke) before the statement
+/// was answered. Only the caller knows whether retrying on another connection is safe.
+pub(crate) fn is_connection_lost(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_))
+}
+
 pub(crate) fn convert(error: sqlx::Error) -> DomainError {
     match &error {
         sqlx::Error::Database(db) => {

@@ -4,14 +4,17 @@ mod codec;
 mod error;
 mod migrate;
 pub mod router;
+mod statements;
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, Page, PageRequest};
 use oc_model::{
@@ -19,8 +22,8 @@ use oc_model::{
     ShardId, TenantId,
 };
 
-use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, ext_column_names, unix_ms};
-use crate::error::{convert, is_unique_violation};
+use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, unix_ms};
+use crate::error::{convert, is_connection_lost, is_unique_violation};
 pub use crate::router::{BucketMap, BucketRange};
 
 /// The SQL dialect of a shard, chosen by URL scheme.
@@ -56,6 +59,12 @@ pub struct StoreConfig {
     /// Connections per shard.
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// A pooled connection that sat idle at least this long is pinged before it is handed out
+    /// (and replaced if the ping fails). Connections reused sooner are not: under load that
+    /// saves a round trip per unit of work, and a connection the server dropped in between
+    /// fails its first statement, which the store answers by taking another connection
+    /// (a transaction's `BEGIN` and a read's first `SELECT` change nothing, so this is safe).
+    pub ping_idle_after: Duration,
 }
 
 impl StoreConfig {
@@ -65,6 +74,7 @@ impl StoreConfig {
             bucket_map: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            ping_idle_after: Duration::from_secs(1),
         }
     }
 }
@@ -75,13 +85,6 @@ pub struct SqlOrderStore {
     shards: Vec<AnyPool>,
     dialect: Dialect,
     map: BucketMap,
-}
-
-const ORDER_COLUMNS: &str = "tenant, id, bucket, buyer_id, merchant_id, business_identity, order_type, status, version, currency, goods_total, discount_total, freight, payable, external_ref, created_at_ms, updated_at_ms, pay_deadline_ms, body";
-const LINE_COLUMNS: &str = "tenant, order_id, line_no, sku, product_name, quantity, unit_price, unit_weight_grams, promotion_type, payable";
-
-fn placeholders(count: usize) -> String {
-    vec!["?"; count].join(", ")
 }
 
 impl SqlOrderStore {
@@ -102,6 +105,7 @@ impl SqlOrderStore {
             None => BucketMap::even(shard_count)?,
         };
         let mut shards = Vec::with_capacity(config.shard_urls.len());
+        let ping_idle_after = config.ping_idle_after;
         for (index, url) in config.shard_urls.iter().enumerate() {
             if Dialect::of_url(url)? != dialect {
                 return Err(DomainError::invalid(
@@ -112,6 +116,17 @@ impl SqlOrderStore {
             let pool = AnyPoolOptions::new()
                 .max_connections(if dialect == Dialect::Sqlite { config.max_connections.min(8) } else { config.max_connections })
                 .acquire_timeout(config.acquire_timeout)
+                // sqlx pings every connection before handing it out by default: one more round
+                // trip per transaction, the largest avoidable cost of a create (loadtest/PROFILE.md)
+                .test_before_acquire(false)
+                .before_acquire(move |connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= ping_idle_after {
+                            connection.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(|connection, _| {
                     Box::pin(async move {
                         if connection.backend_name() == "SQLite" {
@@ -173,18 +188,9 @@ impl SqlOrderStore {
         order.check_invariants()?;
         assert_sealed(order)?;
         let pool = self.pool_for_bucket(order.main.id.bucket());
-        let mut tx = pool.begin().await.map_err(convert)?;
-        let ext_names = ext_column_names();
-        let sql = format!(
-            "UPDATE orders SET body = ?, {} WHERE tenant = ? AND id = ? AND version = ?",
-            ext_names
-                .iter()
-                .map(|c| format!("{c} = ?"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let mut tx = begin(pool).await?;
         let main = &order.main;
-        let mut query = sqlx::query(&sql).bind(body_json(order)?);
+        let mut query = sqlx::query(&statements::REWRITE_SEALED).bind(body_json(order)?);
         for value in encode_ext(&order.extension.columns)? {
             query = query.bind(value);
         }
@@ -198,20 +204,7 @@ impl SqlOrderStore {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
-        for table in ["order_lines", "order_identifiers"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE tenant = ? AND order_id = ?"
-            ))
-            .bind(main.tenant.as_str())
-            .bind(main.id.as_i64())
-            .execute(&mut *tx)
-            .await
-            .map_err(convert)?;
-        }
-        if !order.lines.is_empty() {
-            insert_lines(&mut tx, order).await?;
-        }
-        insert_identifiers(&mut tx, order).await?;
+        replace_children(&mut tx, order).await?;
         tx.commit().await.map_err(convert)?;
         Ok(true)
     }
@@ -225,7 +218,7 @@ impl SqlOrderStore {
 
     async fn load_children(
         &self,
-        pool: &AnyPool,
+        connection: &mut AnyConnection,
         tenant: &TenantId,
         ids: &[i64],
     ) -> DomainResult<(HashMap<i64, Vec<AnyRow>>, HashMap<i64, Vec<AnyRow>>)> {
@@ -234,28 +227,21 @@ impl SqlOrderStore {
         if ids.is_empty() {
             return Ok((lines, identifiers));
         }
-        let ext = ext_column_names().join(", ");
-        let line_sql = format!(
-            "SELECT {LINE_COLUMNS}, {ext} FROM order_lines WHERE tenant = ? AND order_id IN ({}) ORDER BY order_id, line_no",
-            placeholders(ids.len())
-        );
+        let line_sql = statements::select_lines(ids.len());
         let mut query = sqlx::query(&line_sql).bind(tenant.as_str());
         for id in ids {
             query = query.bind(*id);
         }
-        for row in query.fetch_all(pool).await.map_err(convert)? {
+        for row in query.fetch_all(&mut *connection).await.map_err(convert)? {
             let order_id: i64 = row.try_get("order_id").map_err(codec::corrupt)?;
             lines.entry(order_id).or_default().push(row);
         }
-        let identifier_sql = format!(
-            "SELECT order_id, domain, line_no, id_key, id_value FROM order_identifiers WHERE tenant = ? AND order_id IN ({})",
-            placeholders(ids.len())
-        );
+        let identifier_sql = statements::select_identifiers(ids.len());
         let mut query = sqlx::query(&identifier_sql).bind(tenant.as_str());
         for id in ids {
             query = query.bind(*id);
         }
-        for row in query.fetch_all(pool).await.map_err(convert)? {
+        for row in query.fetch_all(&mut *connection).await.map_err(convert)? {
             let order_id: i64 = row.try_get("order_id").map_err(codec::corrupt)?;
             identifiers.entry(order_id).or_default().push(row);
         }
@@ -264,7 +250,7 @@ impl SqlOrderStore {
 
     async fn read_orders(
         &self,
-        pool: &AnyPool,
+        connection: &mut AnyConnection,
         tenant: &TenantId,
         rows: Vec<AnyRow>,
     ) -> DomainResult<Vec<Order>> {
@@ -272,7 +258,7 @@ impl SqlOrderStore {
             .iter()
             .map(|row| row.try_get::<i64, _>("id").map_err(codec::corrupt))
             .collect::<DomainResult<_>>()?;
-        let (lines, identifiers) = self.load_children(pool, tenant, &ids).await?;
+        let (lines, identifiers) = self.load_children(connection, tenant, &ids).await?;
         rows.iter()
             .zip(&ids)
             .map(|(row, id)| {
@@ -330,14 +316,77 @@ fn sqlite_create_mode(url: &str) -> String {
 
 type AnyTx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
+/// A statement running on a borrowed connection.
+type Statement<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+/// How many connections to try before a lost connection is the caller's error: every pooled
+/// one may be dead (the server restarted), then one fresh.
+fn connection_attempts(pool: &AnyPool) -> u32 {
+    pool.size() + 1
+}
+
+/// A transaction on `pool`. A pooled connection that the server closed while it sat idle (a
+/// restart, a failover, `wait_timeout`, a `KILL`) and that was not pinged (see
+/// [`StoreConfig::ping_idle_after`]) fails here, at `BEGIN`: nothing was written, and sqlx drops
+/// the connection from the pool when it comes back, so take the next one.
+async fn begin(pool: &AnyPool) -> DomainResult<AnyTx<'static>> {
+    let mut attempts = connection_attempts(pool);
+    loop {
+        match pool.begin().await {
+            Ok(tx) => return Ok(tx),
+            Err(e) if is_connection_lost(&e) && attempts > 1 => {
+                attempts -= 1;
+                tracing::debug!(error = %e, "pooled order store connection lost, taking another");
+            }
+            Err(e) => return Err(convert(e)),
+        }
+    }
+}
+
+/// The first statement of a read, on a pooled connection, which is returned for the statements
+/// that follow (an order and its lines and identifiers are read on one connection). A connection
+/// found dead by that statement is closed and another taken, as [`begin`] does.
+async fn first_read<T>(
+    pool: &AnyPool,
+    mut statement: impl for<'c> FnMut(&'c mut AnyConnection) -> Statement<'c, T>,
+) -> DomainResult<(PoolConnection<Any>, T)> {
+    let mut attempts = connection_attempts(pool);
+    loop {
+        let mut connection = pool.acquire().await.map_err(convert)?;
+        match statement(&mut connection).await {
+            Ok(value) => return Ok((connection, value)),
+            Err(e) if is_connection_lost(&e) && attempts > 1 => {
+                attempts -= 1;
+                tracing::debug!(error = %e, "pooled order store connection lost, taking another");
+                connection.close_on_drop();
+            }
+            Err(e) => return Err(convert(e)),
+        }
+    }
+}
+
+/// Lines and identifiers are replaced as a whole on an update: an order has a handful of each.
+async fn replace_children(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
+    for sql in [
+        "DELETE FROM order_lines WHERE tenant = ? AND order_id = ?",
+        "DELETE FROM order_identifiers WHERE tenant = ? AND order_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.id.as_i64())
+            .execute(&mut **tx)
+            .await
+            .map_err(convert)?;
+    }
+    insert_lines(tx, order).await?;
+    insert_identifiers(tx, order).await
+}
+
 async fn insert_lines(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
-    let ext = ext_column_names();
-    let per_row = 10 + ext.len();
-    let sql = format!(
-        "INSERT INTO order_lines ({LINE_COLUMNS}, {}) VALUES {}",
-        ext.join(", "),
-        vec![format!("({})", placeholders(per_row)); order.lines.len()].join(", ")
-    );
+    if order.lines.is_empty() {
+        return Ok(());
+    }
+    let sql = statements::insert_lines(order.lines.len());
     let mut query = sqlx::query(&sql);
     for line in &order.lines {
         query = query
@@ -364,10 +413,7 @@ async fn insert_identifiers(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<(
     if identifiers.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "INSERT INTO order_identifiers (tenant, order_id, domain, line_no, id_key, id_value) VALUES {}",
-        vec!["(?, ?, ?, ?, ?, ?)"; identifiers.len()].join(", ")
-    );
+    let sql = statements::insert_identifiers(identifiers.len());
     let mut query = sqlx::query(&sql);
     for identifier in identifiers {
         query = query
@@ -451,7 +497,7 @@ impl OrderStore for SqlOrderStore {
             return Err(DomainError::internal("a new order starts at version 1"));
         }
         let pool = self.pool_for_bucket(order.main.id.bucket());
-        let mut tx = pool.begin().await.map_err(convert)?;
+        let mut tx = begin(pool).await?;
         if let Some(record) = &idempotency {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency (tenant, buyer_id, idem_key, request_hash, order_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
@@ -475,13 +521,8 @@ impl OrderStore for SqlOrderStore {
             }
         }
         let ext = encode_ext(&order.extension.columns)?;
-        let sql = format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}, {}) VALUES ({})",
-            ext_column_names().join(", "),
-            placeholders(19 + ext.len())
-        );
         let main = &order.main;
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query(&statements::INSERT_ORDER)
             .bind(main.tenant.as_str())
             .bind(main.id.as_i64())
             .bind(i64::from(main.id.bucket().get()))
@@ -505,12 +546,21 @@ impl OrderStore for SqlOrderStore {
             query = query.bind(value);
         }
         query.execute(&mut *tx).await.map_err(|e| {
-            if is_unique_violation(&e) {
+            // the external_ref index names its columns (SQLite) or itself (MySQL); the other
+            // unique key is the primary key, (tenant, id): not the caller's doing
+            if is_unique_violation(&e) && e.to_string().contains("external_ref") {
                 DomainError::new(
                     ErrorCode::AlreadyExists,
                     "an order with this external_ref exists already",
                 )
                 .under("/external_ref")
+            } else if is_unique_violation(&e) {
+                tracing::error!(
+                    order = %main.id,
+                    error = %e,
+                    "order id generated twice: two nodes share an OC_NODE_ID"
+                );
+                DomainError::internal("order id collision")
             } else {
                 convert(e)
             }
@@ -524,19 +574,21 @@ impl OrderStore for SqlOrderStore {
 
     async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
         let pool = self.pool_for_bucket(id.bucket());
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS}, {} FROM orders WHERE tenant = ? AND id = ?",
-            ext_column_names().join(", ")
-        );
-        let row = sqlx::query(&sql)
-            .bind(tenant.as_str())
-            .bind(id.as_i64())
-            .fetch_optional(pool)
-            .await
-            .map_err(convert)?;
+        let (mut connection, row) = first_read(pool, |connection| {
+            Box::pin(
+                sqlx::query(&statements::SELECT_ORDER)
+                    .bind(tenant.as_str().to_owned())
+                    .bind(id.as_i64())
+                    .fetch_optional(connection),
+            )
+        })
+        .await?;
         match row {
             None => Ok(None),
-            Some(row) => Ok(self.read_orders(pool, tenant, vec![row]).await?.pop()),
+            Some(row) => Ok(self
+                .read_orders(&mut connection, tenant, vec![row])
+                .await?
+                .pop()),
         }
     }
 
@@ -555,18 +607,9 @@ impl OrderStore for SqlOrderStore {
             ));
         }
         let pool = self.pool_for_bucket(order.main.id.bucket());
-        let mut tx = pool.begin().await.map_err(convert)?;
-        let ext_names = ext_column_names();
-        let sql = format!(
-            "UPDATE orders SET merchant_id = ?, status = ?, version = ?, goods_total = ?, discount_total = ?, freight = ?, payable = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ?, {} WHERE tenant = ? AND id = ? AND version = ?",
-            ext_names
-                .iter()
-                .map(|c| format!("{c} = ?"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let mut tx = begin(pool).await?;
         let main = &order.main;
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query(&statements::UPDATE_ORDER)
             .bind(main.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
             .bind(main.status.as_str())
             .bind(main.version as i64)
@@ -601,19 +644,7 @@ impl OrderStore for SqlOrderStore {
                 ),
             });
         }
-        // lines and identifiers are replaced as a whole: an order has a handful of each
-        for table in ["order_lines", "order_identifiers"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE tenant = ? AND order_id = ?"
-            ))
-            .bind(main.tenant.as_str())
-            .bind(main.id.as_i64())
-            .execute(&mut *tx)
-            .await
-            .map_err(convert)?;
-        }
-        insert_lines(&mut tx, &order).await?;
-        insert_identifiers(&mut tx, &order).await?;
+        replace_children(&mut tx, &order).await?;
         insert_outbox(&mut tx, &event).await?;
         tx.commit().await.map_err(convert)?;
         Ok(order)
@@ -631,19 +662,18 @@ impl OrderStore for SqlOrderStore {
             None => i64::MAX,
         };
         let pool = self.pool_for_bucket(Bucket::of(tenant, buyer));
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS}, {} FROM orders WHERE tenant = ? AND buyer_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
-            ext_column_names().join(", ")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.as_str())
-            .bind(buyer.as_str())
-            .bind(before)
-            .bind(i64::from(limit) + 1)
-            .fetch_all(pool)
-            .await
-            .map_err(convert)?;
-        let mut orders = self.read_orders(pool, tenant, rows).await?;
+        let (mut connection, rows) = first_read(pool, |connection| {
+            Box::pin(
+                sqlx::query(&statements::SELECT_BUYER_PAGE)
+                    .bind(tenant.as_str().to_owned())
+                    .bind(buyer.as_str().to_owned())
+                    .bind(before)
+                    .bind(i64::from(limit) + 1)
+                    .fetch_all(connection),
+            )
+        })
+        .await?;
+        let mut orders = self.read_orders(&mut connection, tenant, rows).await?;
         let next_cursor = if orders.len() > limit as usize {
             orders.truncate(limit as usize);
             orders.last().map(|o| encode_cursor(o.main.id))
@@ -700,7 +730,7 @@ impl OrderStore for SqlOrderStore {
         let pool = self.pool(shard)?;
         let sql = format!(
             "UPDATE outbox SET published_at_ms = ? WHERE seq IN ({})",
-            placeholders(sequences.len())
+            statements::placeholders(sequences.len())
         );
         let mut query = sqlx::query(&sql).bind(unix_ms(time::OffsetDateTime::now_utc()));
         for sequence in sequences {

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
 use oc_model::{
@@ -445,6 +446,21 @@ async fn duplicate_external_ref_writes_nothing(store: &SqlOrderStore) {
     assert_eq!(count(store, "outbox").await, 1);
 }
 
+/// An order id generated twice (two nodes with one node id) is a server fault, not the
+/// caller's duplicate external reference, and writes nothing.
+async fn a_reused_order_id_is_not_blamed_on_the_caller(store: &SqlOrderStore) {
+    let first = create(store, order(&tenant("express"), "buyer-7")).await;
+    let mut second = order(&tenant("express"), "buyer-7");
+    second.main.id = first.main.id;
+    second.main.external_ref = Some("ERP-2".into());
+    let refused = store.insert(new_order(second, None)).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Internal, "{refused:?}");
+    assert_eq!(refused.field, None);
+    assert_eq!(count(store, "orders").await, 1);
+    assert_eq!(count(store, "order_lines").await, 2);
+    assert_eq!(count(store, "outbox").await, 1);
+}
+
 /// Connecting again to the same shards applies no migration and keeps the data.
 async fn reconnecting_applies_nothing_and_keeps_the_data(harness: &Harness) {
     let created = create(&harness.store, order(&tenant("express"), "buyer-6")).await;
@@ -526,4 +542,107 @@ conformance!(
     plaintext_pii_is_refused,
     orders_land_on_the_shard_of_their_bucket,
     duplicate_external_ref_writes_nothing,
+    a_reused_order_id_is_not_blamed_on_the_caller,
 );
+
+// ---- connections the server dropped while they sat in the pool (MariaDB) ----
+
+/// A store whose pools never ping (`ping_idle_after` longer than any test) or always do.
+async fn store_pinging_after(urls: &[String], ping_idle_after: Duration) -> SqlOrderStore {
+    let mut config = StoreConfig::new(urls.to_vec());
+    config.max_connections = 4;
+    config.ping_idle_after = ping_idle_after;
+    SqlOrderStore::connect(config).await.unwrap()
+}
+
+/// Fills every shard's pool with open, idle connections, then has the server kill them all
+/// (as a restart, a failover or `wait_timeout` would): returns how many were killed.
+async fn kill_pooled_connections(store: &SqlOrderStore, urls: &[String]) -> usize {
+    for shard in store.shards() {
+        let pool = store.shard_pool(shard).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        drop(held);
+    }
+    // let sqlx's release check put them back in the pool
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut killed = 0;
+    for url in urls {
+        let mut admin = <sqlx::MySqlConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        for id in ids {
+            sqlx::query(&format!("KILL CONNECTION {id}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Reads of `known` orders first (on every shard), then writes, each of which must succeed.
+async fn every_operation_succeeds(
+    store: &SqlOrderStore,
+    round: &str,
+    known: &[Order],
+) -> Vec<Order> {
+    for order in known {
+        let read = store.get(&tenant("express"), order.main.id).await;
+        assert_eq!(read.unwrap().as_ref(), Some(order), "{round}: get");
+        let page = store
+            .list_by_buyer(
+                &tenant("express"),
+                &order.main.buyer_id,
+                PageRequest {
+                    limit: 10,
+                    cursor: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.items.first(), Some(order), "{round}: list");
+    }
+    let mut created = Vec::new();
+    for n in 0..8 {
+        created.push(create(store, order(&tenant("express"), &format!("{round}-{n}"))).await);
+    }
+    created
+}
+
+/// Connections are handed out without a ping when they were used a moment ago (the saved round
+/// trip of every transaction); when the server dropped them in between, the store takes
+/// another connection for the first statement of a write or a read, and the caller sees
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_connections_killed_in_the_pool_are_replaced_unseen() {
+    let databases = oc_test_support::TestDatabases::create("killed", SHARDS)
+        .await
+        .unwrap();
+    let urls = databases.urls().to_vec();
+    for (label, ping_idle_after) in [
+        ("never-pinged", Duration::from_secs(3_600)),
+        ("always-pinged", Duration::ZERO),
+    ] {
+        let store = store_pinging_after(&urls, ping_idle_after).await;
+        let mut known = every_operation_succeeds(&store, &format!("{label}-warm"), &[]).await;
+        let buckets: HashSet<u16> = known.iter().map(|o| o.main.id.bucket().get()).collect();
+        assert!(buckets.len() > 1, "the orders span several buckets");
+        for round in 0..3 {
+            let killed = kill_pooled_connections(&store, &urls).await;
+            assert!(killed >= 2 * 4, "{label}: killed only {killed} connections");
+            known = every_operation_succeeds(&store, &format!("{label}-{round}"), &known).await;
+        }
+        store.close().await;
+    }
+    databases.cleanup().await.unwrap();
+}
