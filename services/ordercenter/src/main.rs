@@ -11,6 +11,12 @@ mod breakers;
 mod cli;
 mod serve;
 
+/// mimalloc instead of glibc's malloc: a create allocates a few hundred small objects (JSON,
+/// SQL arguments, rows) across two worker threads, and glibc's arena locking and free-list
+/// consolidation took about a fifth of the server's CPU (loadtest/PROFILE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The example business-line key of tenant `retail`: a public test credential from
 /// `tenant-config/examples/retail.yaml`, printed as a first-request hint in single-node mode.
 pub const EXAMPLE_RETAIL_KEY: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
