@@ -569,7 +569,11 @@ impl Bench {
             load,
             self.args.warmup,
         );
-        let half = engine::run(Arc::clone(&creates), &plan).await;
+        // new traffic, new idempotency keys: the step numbers start again at 0, and the
+        // capacity step's traffic would replay its own creates instead of making new ones
+        let fresh =
+            Arc::new(Traffic::new(server.http.clone(), Scenario::Create, retail).all_tenants());
+        let half = engine::run(fresh, &plan).await;
         self.series.push(svg::Series::of(
             format!("{mode} create @{half_rate:.0}/s"),
             &half.all_latencies,

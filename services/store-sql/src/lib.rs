@@ -2,6 +2,7 @@
 
 mod codec;
 mod error;
+mod group_commit;
 mod migrate;
 pub mod router;
 mod statements;
@@ -24,6 +25,8 @@ use oc_model::{
 
 use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, unix_ms};
 use crate::error::{convert, is_connection_lost, is_unique_violation};
+pub use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupError, Writers};
 pub use crate::router::{BucketMap, BucketRange};
 
 /// The SQL dialect of a shard, chosen by URL scheme.
@@ -65,6 +68,9 @@ pub struct StoreConfig {
     /// fails its first statement, which the store answers by taking another connection
     /// (a transaction's `BEGIN` and a read's first `SELECT` change nothing, so this is safe).
     pub ping_idle_after: Duration,
+    /// Creates of one shard that arrive while its writers are busy are written together, in
+    /// one transaction (see [`GroupCommit`]); `None` writes every create in its own.
+    pub group_commit: Option<GroupCommit>,
 }
 
 impl StoreConfig {
@@ -75,6 +81,7 @@ impl StoreConfig {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             ping_idle_after: Duration::from_secs(1),
+            group_commit: Some(GroupCommit::default()),
         }
     }
 }
@@ -85,6 +92,9 @@ pub struct SqlOrderStore {
     shards: Vec<AnyPool>,
     dialect: Dialect,
     map: BucketMap,
+    /// The group-commit writers of every shard; `None` in the writers' own copy of the store
+    /// (they write directly), and when group commit is off.
+    group_commit: Option<Writers>,
 }
 
 impl SqlOrderStore {
@@ -148,11 +158,24 @@ impl SqlOrderStore {
             migrate::run(&pool, dialect).await.map_err(convert)?;
             shards.push(pool);
         }
-        Ok(SqlOrderStore {
+        let mut store = SqlOrderStore {
             shards,
             dialect,
             map,
-        })
+            group_commit: None,
+        };
+        if let Some(settings) = config.group_commit {
+            store.group_commit = Some(Writers::spawn(&store, settings)?);
+        }
+        Ok(store)
+    }
+
+    /// (create transactions committed, creates in them) by the group-commit writers, `None`
+    /// when group commit is off.
+    pub fn group_commit_stats(&self) -> Option<(u64, u64)> {
+        self.group_commit
+            .as_ref()
+            .map(|writers| writers.stats.snapshot())
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -214,6 +237,86 @@ impl SqlOrderStore {
         for pool in &self.shards {
             pool.close().await;
         }
+    }
+
+    /// One create in its own transaction, with every outcome told apart: an idempotency
+    /// replay or conflict, a duplicate external reference, an order id collision.
+    pub(crate) async fn insert_alone(&self, new_order: NewOrder) -> DomainResult<InsertOutcome> {
+        let create = new_order;
+        let pool = self.pool_for_bucket(create.order.main.id.bucket());
+        let mut tx = begin(pool).await?;
+        match insert_idempotency(&mut tx, &[&create]).await {
+            Ok(()) => {}
+            Err(InsertError::Sql(e)) if is_unique_violation(&e) => {
+                // someone committed this key first: answer with their order
+                drop(tx);
+                let record = create
+                    .idempotency
+                    .as_ref()
+                    .ok_or_else(|| DomainError::internal("idempotency conflict without a key"))?;
+                return self.find_idempotent(pool, &create.order, record).await;
+            }
+            Err(e) => return Err(e.into_domain()),
+        }
+        let order = &create.order;
+        insert_orders(&mut tx, &[order])
+            .await
+            .map_err(|e| match e {
+                // the external_ref index names its columns (SQLite) or itself (MySQL); the other
+                // unique key is the primary key, (tenant, id): not the caller's doing
+                InsertError::Sql(e)
+                    if is_unique_violation(&e) && e.to_string().contains("external_ref") =>
+                {
+                    DomainError::new(
+                        ErrorCode::AlreadyExists,
+                        "an order with this external_ref exists already",
+                    )
+                    .under("/external_ref")
+                }
+                InsertError::Sql(e) if is_unique_violation(&e) => {
+                    tracing::error!(
+                        order = %order.main.id,
+                        error = %e,
+                        "order id generated twice: two nodes share an OC_NODE_ID"
+                    );
+                    DomainError::internal("order id collision")
+                }
+                other => other.into_domain(),
+            })?;
+        insert_lines(&mut tx, &[order]).await?;
+        insert_identifiers(&mut tx, &[order]).await?;
+        insert_outbox(&mut tx, &[&create.event]).await?;
+        tx.commit().await.map_err(convert)?;
+        Ok(InsertOutcome::Created(create.order))
+    }
+
+    /// Several creates of one shard in one transaction: one statement per table instead of one
+    /// per table and order, one commit (one log flush) instead of one per order.
+    pub(crate) async fn insert_together(
+        &self,
+        shard: ShardId,
+        creates: &[NewOrder],
+    ) -> Result<(), GroupError> {
+        let pool = self.pool(shard).map_err(GroupError::BeforeCommit)?;
+        let mut tx = begin(pool).await.map_err(GroupError::BeforeCommit)?;
+        let before_commit = async {
+            let all: Vec<&NewOrder> = creates.iter().collect();
+            let orders: Vec<&Order> = creates.iter().map(|c| &c.order).collect();
+            let events: Vec<&OrderEvent> = creates.iter().map(|c| &c.event).collect();
+            insert_idempotency(&mut tx, &all)
+                .await
+                .map_err(InsertError::into_domain)?;
+            insert_orders(&mut tx, &orders)
+                .await
+                .map_err(InsertError::into_domain)?;
+            insert_lines(&mut tx, &orders).await?;
+            insert_identifiers(&mut tx, &orders).await?;
+            insert_outbox(&mut tx, &events).await
+        };
+        before_commit.await.map_err(GroupError::BeforeCommit)?;
+        tx.commit()
+            .await
+            .map_err(|e| GroupError::AtCommit(convert(e)))
     }
 
     async fn load_children(
@@ -378,51 +481,99 @@ async fn replace_children(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()>
             .await
             .map_err(convert)?;
     }
-    insert_lines(tx, order).await?;
-    insert_identifiers(tx, order).await
+    insert_lines(tx, &[order]).await?;
+    insert_identifiers(tx, &[order]).await
 }
 
-async fn insert_lines(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
-    if order.lines.is_empty() {
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// The main rows of `orders`, in one statement.
+async fn insert_orders(tx: &mut AnyTx<'_>, orders: &[&Order]) -> Result<(), InsertError> {
+    let sql = statements::insert_orders(orders.len());
+    let mut query = sqlx::query(&sql);
+    for order in orders {
+        query = bind_order(query, order)?;
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+fn bind_order<'q>(query: AnyQuery<'q>, order: &'q Order) -> DomainResult<AnyQuery<'q>> {
+    let main = &order.main;
+    let mut query = query
+        .bind(main.tenant.as_str())
+        .bind(main.id.as_i64())
+        .bind(i64::from(main.id.bucket().get()))
+        .bind(main.buyer_id.as_str())
+        .bind(main.merchant_id.as_ref().map(|m| m.as_str()))
+        .bind(main.business_identity.as_str())
+        .bind(main.order_type.as_str())
+        .bind(main.status.as_str())
+        .bind(main.version as i64)
+        .bind(order.finance.currency.code())
+        .bind(order.finance.goods_total.minor)
+        .bind(order.finance.discount_total.minor)
+        .bind(order.finance.freight.minor)
+        .bind(order.finance.payable.minor)
+        .bind(main.external_ref.as_deref())
+        .bind(unix_ms(main.created_at))
+        .bind(unix_ms(main.updated_at))
+        .bind(main.pay_deadline.map(unix_ms))
+        .bind(body_json(order)?);
+    for value in encode_ext(&order.extension.columns)? {
+        query = query.bind(value);
+    }
+    Ok(query)
+}
+
+/// The lines of `orders`, in one statement (none: nothing).
+async fn insert_lines(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResult<()> {
+    let rows: usize = orders.iter().map(|o| o.lines.len()).sum();
+    if rows == 0 {
         return Ok(());
     }
-    let sql = statements::insert_lines(order.lines.len());
+    let sql = statements::insert_lines(rows);
     let mut query = sqlx::query(&sql);
-    for line in &order.lines {
-        query = query
-            .bind(order.main.tenant.as_str())
-            .bind(order.main.id.as_i64())
-            .bind(i64::from(line.line_no))
-            .bind(line.sku.as_str())
-            .bind(line.product_name.as_str())
-            .bind(i64::from(line.quantity))
-            .bind(line.unit_price.minor)
-            .bind(line.unit_weight_grams.map(i64::from))
-            .bind(line.promotion_type.clone())
-            .bind(line.payable.minor);
-        for value in encode_ext(&line.ext)? {
-            query = query.bind(value);
+    for order in orders {
+        for line in &order.lines {
+            query = query
+                .bind(order.main.tenant.as_str())
+                .bind(order.main.id.as_i64())
+                .bind(i64::from(line.line_no))
+                .bind(line.sku.as_str())
+                .bind(line.product_name.as_str())
+                .bind(i64::from(line.quantity))
+                .bind(line.unit_price.minor)
+                .bind(line.unit_weight_grams.map(i64::from))
+                .bind(line.promotion_type.as_deref())
+                .bind(line.payable.minor);
+            for value in encode_ext(&line.ext)? {
+                query = query.bind(value);
+            }
         }
     }
     query.execute(&mut **tx).await.map_err(convert)?;
     Ok(())
 }
 
-async fn insert_identifiers(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<()> {
-    let identifiers = &order.extension.identifiers;
-    if identifiers.is_empty() {
+/// The KV identifiers of `orders`, in one statement (none: nothing).
+async fn insert_identifiers(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResult<()> {
+    let rows: usize = orders.iter().map(|o| o.extension.identifiers.len()).sum();
+    if rows == 0 {
         return Ok(());
     }
-    let sql = statements::insert_identifiers(identifiers.len());
+    let sql = statements::insert_identifiers(rows);
     let mut query = sqlx::query(&sql);
-    for identifier in identifiers {
-        query = query
-            .bind(order.main.tenant.as_str())
-            .bind(order.main.id.as_i64())
-            .bind(identifier.domain.as_str())
-            .bind(identifier.line_no.map(i64::from).unwrap_or(0))
-            .bind(identifier.key.as_str())
-            .bind(identifier.value.as_str());
+    for order in orders {
+        for identifier in &order.extension.identifiers {
+            query = query
+                .bind(order.main.tenant.as_str())
+                .bind(order.main.id.as_i64())
+                .bind(identifier.domain.as_str())
+                .bind(identifier.line_no.map(i64::from).unwrap_or(0))
+                .bind(identifier.key.as_str())
+                .bind(identifier.value.as_str());
+        }
     }
     query.execute(&mut **tx).await.map_err(|e| {
         if is_unique_violation(&e) {
@@ -437,18 +588,84 @@ async fn insert_identifiers(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<(
     Ok(())
 }
 
-async fn insert_outbox(tx: &mut AnyTx<'_>, event: &OrderEvent) -> DomainResult<()> {
-    let payload = serde_json::to_string(event)
-        .map_err(|e| DomainError::internal(format!("encode event: {e}")))?;
-    sqlx::query("INSERT INTO outbox (tenant, order_id, version, payload, created_at_ms) VALUES (?, ?, ?, ?, ?)")
-        .bind(event.tenant.as_str())
-        .bind(event.order_id.as_i64())
-        .bind(event.version as i64)
-        .bind(payload)
-        .bind(unix_ms(event.occurred_at))
-        .execute(&mut **tx)
-        .await
-        .map_err(convert)?;
+/// The outbox rows of `events`, in one statement, in the given order (their `seq` order).
+async fn insert_outbox(tx: &mut AnyTx<'_>, events: &[&OrderEvent]) -> DomainResult<()> {
+    let sql = statements::insert_outbox(events.len());
+    let mut query = sqlx::query(&sql);
+    for event in events {
+        let payload = serde_json::to_string(event)
+            .map_err(|e| DomainError::internal(format!("encode event: {e}")))?;
+        query = query
+            .bind(event.tenant.as_str())
+            .bind(event.order_id.as_i64())
+            .bind(event.version as i64)
+            .bind(payload)
+            .bind(unix_ms(event.occurred_at));
+    }
+    query.execute(&mut **tx).await.map_err(convert)?;
+    Ok(())
+}
+
+/// The idempotency claims of `creates` that carry a key, in one statement.
+async fn insert_idempotency(tx: &mut AnyTx<'_>, creates: &[&NewOrder]) -> Result<(), InsertError> {
+    let keyed: Vec<(&Order, &IdempotencyRecord)> = creates
+        .iter()
+        .filter_map(|c| c.idempotency.as_ref().map(|r| (&c.order, r)))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let sql = statements::insert_idempotency(keyed.len());
+    let mut query = sqlx::query(&sql);
+    for (order, record) in keyed {
+        query = query
+            .bind(order.main.tenant.as_str())
+            .bind(order.main.buyer_id.as_str())
+            .bind(record.key.as_str())
+            .bind(record.request_hash.as_str())
+            .bind(order.main.id.as_i64())
+            .bind(unix_ms(order.main.created_at));
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A failed create statement: the database's own error (for the caller to classify a unique
+/// violation) or one already converted.
+enum InsertError {
+    Sql(sqlx::Error),
+    Domain(DomainError),
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(error: sqlx::Error) -> Self {
+        InsertError::Sql(error)
+    }
+}
+
+impl From<DomainError> for InsertError {
+    fn from(error: DomainError) -> Self {
+        InsertError::Domain(error)
+    }
+}
+
+impl InsertError {
+    fn into_domain(self) -> DomainError {
+        match self {
+            InsertError::Sql(e) => convert(e),
+            InsertError::Domain(e) => e,
+        }
+    }
+}
+
+/// What every create must be before it is written, alone or with others.
+fn check_new_order(create: &NewOrder) -> DomainResult<()> {
+    create.order.check_invariants()?;
+    assert_sealed(&create.order)?;
+    check_event_matches(&create.order, &create.event)?;
+    if create.order.main.version != 1 {
+        return Err(DomainError::internal("a new order starts at version 1"));
+    }
     Ok(())
 }
 
@@ -485,91 +702,12 @@ fn decode_cursor(cursor: &str) -> DomainResult<i64> {
 #[async_trait]
 impl OrderStore for SqlOrderStore {
     async fn insert(&self, new_order: NewOrder) -> DomainResult<InsertOutcome> {
-        let NewOrder {
-            order,
-            idempotency,
-            event,
-        } = new_order;
-        order.check_invariants()?;
-        assert_sealed(&order)?;
-        check_event_matches(&order, &event)?;
-        if order.main.version != 1 {
-            return Err(DomainError::internal("a new order starts at version 1"));
+        check_new_order(&new_order)?;
+        let shard = self.map.shard_of(new_order.order.main.id.bucket());
+        match &self.group_commit {
+            Some(writers) => writers.submit(shard, new_order).await,
+            None => self.insert_alone(new_order).await,
         }
-        let pool = self.pool_for_bucket(order.main.id.bucket());
-        let mut tx = begin(pool).await?;
-        if let Some(record) = &idempotency {
-            let claimed = sqlx::query(
-                "INSERT INTO idempotency (tenant, buyer_id, idem_key, request_hash, order_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(order.main.tenant.as_str())
-            .bind(order.main.buyer_id.as_str())
-            .bind(record.key.as_str())
-            .bind(record.request_hash.as_str())
-            .bind(order.main.id.as_i64())
-            .bind(unix_ms(order.main.created_at))
-            .execute(&mut *tx)
-            .await;
-            match claimed {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    // someone committed this key first: answer with their order
-                    drop(tx);
-                    return self.find_idempotent(pool, &order, record).await;
-                }
-                Err(e) => return Err(convert(e)),
-            }
-        }
-        let ext = encode_ext(&order.extension.columns)?;
-        let main = &order.main;
-        let mut query = sqlx::query(&statements::INSERT_ORDER)
-            .bind(main.tenant.as_str())
-            .bind(main.id.as_i64())
-            .bind(i64::from(main.id.bucket().get()))
-            .bind(main.buyer_id.as_str())
-            .bind(main.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
-            .bind(main.business_identity.as_str())
-            .bind(main.order_type.as_str())
-            .bind(main.status.as_str())
-            .bind(main.version as i64)
-            .bind(order.finance.currency.code())
-            .bind(order.finance.goods_total.minor)
-            .bind(order.finance.discount_total.minor)
-            .bind(order.finance.freight.minor)
-            .bind(order.finance.payable.minor)
-            .bind(main.external_ref.clone())
-            .bind(unix_ms(main.created_at))
-            .bind(unix_ms(main.updated_at))
-            .bind(main.pay_deadline.map(unix_ms))
-            .bind(body_json(&order)?);
-        for value in ext {
-            query = query.bind(value);
-        }
-        query.execute(&mut *tx).await.map_err(|e| {
-            // the external_ref index names its columns (SQLite) or itself (MySQL); the other
-            // unique key is the primary key, (tenant, id): not the caller's doing
-            if is_unique_violation(&e) && e.to_string().contains("external_ref") {
-                DomainError::new(
-                    ErrorCode::AlreadyExists,
-                    "an order with this external_ref exists already",
-                )
-                .under("/external_ref")
-            } else if is_unique_violation(&e) {
-                tracing::error!(
-                    order = %main.id,
-                    error = %e,
-                    "order id generated twice: two nodes share an OC_NODE_ID"
-                );
-                DomainError::internal("order id collision")
-            } else {
-                convert(e)
-            }
-        })?;
-        insert_lines(&mut tx, &order).await?;
-        insert_identifiers(&mut tx, &order).await?;
-        insert_outbox(&mut tx, &event).await?;
-        tx.commit().await.map_err(convert)?;
-        Ok(InsertOutcome::Created(order))
     }
 
     async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
@@ -645,7 +783,7 @@ impl OrderStore for SqlOrderStore {
             });
         }
         replace_children(&mut tx, &order).await?;
-        insert_outbox(&mut tx, &event).await?;
+        insert_outbox(&mut tx, &[&event]).await?;
         tx.commit().await.map_err(convert)?;
         Ok(order)
     }

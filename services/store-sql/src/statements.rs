@@ -41,13 +41,51 @@ fn ext_assignments() -> String {
         .join(", ")
 }
 
-pub(crate) static INSERT_ORDER: LazyLock<String> = LazyLock::new(|| {
+static INSERT_ORDERS_HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO orders ({ORDER_COLUMNS}, {}) VALUES ({})",
-        ext_list(),
-        placeholders(column_count(ORDER_COLUMNS))
+        "INSERT INTO orders ({ORDER_COLUMNS}, {}) VALUES ",
+        ext_list()
     )
 });
+
+static ORDER_ROW: LazyLock<String> =
+    LazyLock::new(|| format!("({})", placeholders(column_count(ORDER_COLUMNS))));
+
+/// `head` followed by `rows` copies of `row`, comma-separated.
+fn rows_of(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2));
+    sql.push_str(head);
+    for n in 0..rows {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
+/// `INSERT INTO orders … VALUES (…), (…)` for `rows` orders.
+pub(crate) fn insert_orders(rows: usize) -> String {
+    rows_of(&INSERT_ORDERS_HEAD, &ORDER_ROW, rows)
+}
+
+/// `INSERT INTO outbox … VALUES (…), (…)` for `rows` events.
+pub(crate) fn insert_outbox(rows: usize) -> String {
+    rows_of(
+        "INSERT INTO outbox (tenant, order_id, version, payload, created_at_ms) VALUES ",
+        "(?, ?, ?, ?, ?)",
+        rows,
+    )
+}
+
+/// `INSERT INTO idempotency … VALUES (…), (…)` for `rows` keys.
+pub(crate) fn insert_idempotency(rows: usize) -> String {
+    rows_of(
+        "INSERT INTO idempotency (tenant, buyer_id, idem_key, request_hash, order_id, created_at_ms) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+}
 
 pub(crate) static SELECT_ORDER: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -92,15 +130,7 @@ static LINE_ROW: LazyLock<String> =
 
 /// `INSERT INTO order_lines … VALUES (…), (…)` for `lines` rows.
 pub(crate) fn insert_lines(lines: usize) -> String {
-    let mut sql = String::with_capacity(INSERT_LINES_HEAD.len() + lines * (LINE_ROW.len() + 2));
-    sql.push_str(&INSERT_LINES_HEAD);
-    for row in 0..lines {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&LINE_ROW);
-    }
-    sql
+    rows_of(&INSERT_LINES_HEAD, &LINE_ROW, lines)
 }
 
 static SELECT_LINES_HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -129,9 +159,10 @@ pub(crate) fn select_identifiers(orders: usize) -> String {
 
 /// `INSERT INTO order_identifiers … VALUES (…), (…)` for `identifiers` rows.
 pub(crate) fn insert_identifiers(identifiers: usize) -> String {
-    format!(
-        "INSERT INTO order_identifiers (tenant, order_id, domain, line_no, id_key, id_value) VALUES {}",
-        vec!["(?, ?, ?, ?, ?, ?)"; identifiers].join(", ")
+    rows_of(
+        "INSERT INTO order_identifiers (tenant, order_id, domain, line_no, id_key, id_value) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        identifiers,
     )
 }
 
@@ -145,7 +176,16 @@ mod tests {
 
     #[test]
     fn every_column_has_one_marker() {
-        assert_eq!(markers(&INSERT_ORDER), 19 + usize::from(RESERVED_COLUMNS));
+        assert_eq!(
+            markers(&insert_orders(1)),
+            19 + usize::from(RESERVED_COLUMNS)
+        );
+        assert_eq!(
+            markers(&insert_orders(3)),
+            3 * (19 + usize::from(RESERVED_COLUMNS))
+        );
+        assert_eq!(markers(&insert_outbox(2)), 2 * 5);
+        assert_eq!(markers(&insert_idempotency(2)), 2 * 6);
         let line_binds = 10 + usize::from(RESERVED_COLUMNS);
         assert_eq!(column_count(LINE_COLUMNS), line_binds);
         assert_eq!(markers(&insert_lines(3)), 3 * line_binds);

@@ -1,7 +1,7 @@
 //! The order-store conformance suite: the same cases run against SQLite files and against
 //! real MariaDB databases (two shards each). Every test gets fresh shards.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -250,6 +250,127 @@ async fn concurrent_identical_creates_make_one_order(store: &SqlOrderStore) {
     assert_eq!(ids.len(), 1, "every submission answers the same order");
     assert_eq!(count(&store, "orders").await, 1);
     assert_eq!(count(&store, "outbox").await, 1);
+}
+
+/// Creates sent at once share transactions (group commit), and each still gets the answer it
+/// would have had alone. First 60 plain creates at the same time, which must share
+/// transactions; then, at the same time, 10 pairs that share an external reference (one of
+/// each created, the other refused on `/external_ref`), 10 pairs that share an idempotency key
+/// and body (one created, the other replaying it) and 20 more plain creates. (A group holding
+/// a conflict is written again one by one, so the second round may share nothing.)
+async fn concurrent_creates_share_transactions_and_keep_their_answers(store: &SqlOrderStore) {
+    enum Kind {
+        Plain,
+        SharedRef(usize),
+        SharedKey(usize),
+    }
+    let plain_round: Vec<_> = (0..60)
+        .map(|n| {
+            (
+                Kind::Plain,
+                order(&tenant("express"), &format!("group-{n}")),
+                None,
+            )
+        })
+        .collect();
+    let mut mixed_round: Vec<_> = (60..80)
+        .map(|n| {
+            (
+                Kind::Plain,
+                order(&tenant("express"), &format!("group-{n}")),
+                None,
+            )
+        })
+        .collect();
+    for pair in 0..10 {
+        for _ in 0..2 {
+            let mut shared = order(&tenant("express"), &format!("group-ref-{pair}"));
+            shared.main.external_ref = Some(format!("ERP-G{pair}"));
+            mixed_round.push((Kind::SharedRef(pair), shared, None));
+            let record = IdempotencyRecord {
+                key: format!("group-key-{pair}"),
+                request_hash: "d".repeat(64),
+            };
+            let keyed = order(&tenant("express"), &format!("group-key-{pair}"));
+            mixed_round.push((Kind::SharedKey(pair), keyed, Some(record)));
+        }
+    }
+    let store = Arc::new(store.clone());
+    let submit_at_once = |round: Vec<(Kind, Order, Option<IdempotencyRecord>)>| {
+        round
+            .into_iter()
+            .map(|(kind, order, record)| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    loop {
+                        match store.insert(new_order(order.clone(), record.clone())).await {
+                            // SQLite may answer busy under a burst; the API retries these
+                            Err(e) if e.code == ErrorCode::Retryable => {
+                                tokio::task::yield_now().await
+                            }
+                            outcome => return (kind, order, outcome),
+                        }
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut tasks = submit_at_once(plain_round);
+    for task in &mut tasks {
+        let (_, submitted, outcome) = task.await.unwrap();
+        assert_eq!(outcome.unwrap(), InsertOutcome::Created(submitted));
+    }
+    let (transactions, orders) = store.group_commit_stats().expect("group commit is on");
+    assert_eq!(orders, 60, "every created order counted once");
+    assert!(
+        transactions < orders,
+        "60 simultaneous creates shared no transaction ({transactions} for {orders})"
+    );
+    let tasks = submit_at_once(mixed_round);
+    let mut plain = 60;
+    let mut by_ref: HashMap<usize, (usize, usize)> = HashMap::new();
+    let mut by_key: HashMap<usize, HashSet<oc_model::OrderId>> = HashMap::new();
+    let mut created_by_key = 0;
+    for task in tasks {
+        let (kind, submitted, outcome) = task.await.unwrap();
+        match (kind, outcome) {
+            (Kind::Plain, Ok(InsertOutcome::Created(order))) => {
+                assert_eq!(order, submitted);
+                plain += 1;
+            }
+            (Kind::SharedRef(pair), Ok(InsertOutcome::Created(order))) => {
+                assert_eq!(order, submitted);
+                by_ref.entry(pair).or_default().0 += 1;
+            }
+            (Kind::SharedRef(pair), Err(e)) => {
+                assert_eq!(e.code, ErrorCode::AlreadyExists, "{e:?}");
+                assert_eq!(e.field.as_deref(), Some("/external_ref"));
+                by_ref.entry(pair).or_default().1 += 1;
+            }
+            (Kind::SharedKey(pair), Ok(InsertOutcome::Created(order))) => {
+                created_by_key += 1;
+                by_key.entry(pair).or_default().insert(order.main.id);
+            }
+            (Kind::SharedKey(pair), Ok(InsertOutcome::Replayed(order))) => {
+                by_key.entry(pair).or_default().insert(order.main.id);
+            }
+            (_, outcome) => panic!("unexpected outcome {outcome:?}"),
+        }
+    }
+    assert_eq!(plain, 80);
+    assert_eq!(by_ref.len(), 10);
+    assert!(by_ref.values().all(|pair| *pair == (1, 1)), "{by_ref:?}");
+    assert_eq!(created_by_key, 10, "one create per idempotency key");
+    assert!(
+        by_key.values().all(|ids| ids.len() == 1),
+        "both submissions of a key answer the same order"
+    );
+    assert_eq!(count(&store, "orders").await, 100);
+    assert_eq!(count(&store, "idempotency").await, 10);
+    assert_eq!(count(&store, "outbox").await, 100);
+    assert_eq!(count(&store, "order_lines").await, 200);
+    let (_, orders) = store.group_commit_stats().expect("group commit is on");
+    assert_eq!(orders, 100, "every created order counted once");
 }
 
 async fn update_is_compare_and_set(store: &SqlOrderStore) {
@@ -536,6 +657,7 @@ conformance!(
     reads_are_tenant_scoped,
     idempotency_replays_and_conflicts,
     concurrent_identical_creates_make_one_order,
+    concurrent_creates_share_transactions_and_keep_their_answers,
     update_is_compare_and_set,
     outbox_is_ordered_and_marked,
     buyer_lists_page_newest_first,
