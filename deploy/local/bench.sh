@@ -7,7 +7,7 @@
 # It measures (a) the raw MariaDB ceiling for the order transaction, (b) a bare axum JSON
 # endpoint, (c) the order center in cluster and single-node mode, prints a table with the
 # ratios, and writes bench.json and bench.svg (latency by percentile) in the repository root.
-# One run takes about two minutes. Speed is measured here, never asserted in tests.
+# One run takes about four minutes. Speed is measured here, never asserted in tests.
 #
 # Environment (all optional):
 #   CARGO_TARGET_DIR          default ~/.cache/ordercenter/target
