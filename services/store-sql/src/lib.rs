@@ -241,8 +241,7 @@ impl SqlOrderStore {
 
     /// One create in its own transaction, with every outcome told apart: an idempotency
     /// replay or conflict, a duplicate external reference, an order id collision.
-    pub(crate) async fn insert_alone(&self, new_order: NewOrder) -> DomainResult<InsertOutcome> {
-        let create = new_order;
+    pub(crate) async fn insert_alone(&self, create: NewOrder) -> DomainResult<InsertOutcome> {
         let pool = self.pool_for_bucket(create.order.main.id.bucket());
         let mut tx = begin(pool).await?;
         match insert_idempotency(&mut tx, &[&create]).await {
