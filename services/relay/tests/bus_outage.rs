@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{STEP_TIMEOUT, Shards, create_orders, read_topic, tenant};
+use common::{RunningRelay, STEP_TIMEOUT, Shards, create_orders, read_topic, tenant};
 use oc_bus::{KafkaBusConfig, KafkaEventBus};
 use oc_model::ports::{EventBus, OrderStore};
 use oc_model::{OrderId, ShardId};
@@ -148,17 +148,7 @@ async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
             step_timeout: Duration::from_secs(10),
         },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let relay = relay.clone();
-        async move {
-            relay
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let running = RunningRelay::spawn(&relay);
 
     // up: the first orders go through
     let before = create_orders(&shards.store, &tenants, 10, 1).await;
@@ -206,12 +196,7 @@ async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
     })
     .await;
     assert_eq!(breaker.state(), BreakerState::Closed);
-    stop.send(()).unwrap();
-    tokio::time::timeout(STEP_TIMEOUT, running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 
     // every event on the topic exactly once, by (order, version)
     let client = kafka.client().await.unwrap();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{STEP_TIMEOUT, Shards, create_orders, read_topic, tenant, versions_by_order};
+use common::{RunningRelay, STEP_TIMEOUT, Shards, create_orders, read_topic, tenant, versions_by_order};
 use oc_bus::{ConsumedEvent, KafkaBusConfig, KafkaEventBus};
 use oc_model::ports::EventBus;
 use oc_model::{OrderId, TenantId};
@@ -67,17 +67,7 @@ async fn relays_every_event_in_version_order_from_mariadb_shards_to_kafka() {
         Arc::clone(&bus) as Arc<dyn EventBus>,
         relay_config(16),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let relay = relay.clone();
-        async move {
-            relay
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let running = RunningRelay::spawn(&relay);
     tokio::time::timeout(STEP_TIMEOUT, async {
         while relay.stats().published_total < expected as u64 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -85,12 +75,7 @@ async fn relays_every_event_in_version_order_from_mariadb_shards_to_kafka() {
     })
     .await
     .expect("the relay moves every event");
-    stop.send(()).unwrap();
-    tokio::time::timeout(STEP_TIMEOUT, running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 
     assert_eq!(shards.pending().await, 0, "outbox empty");
     let stats = relay.stats();
@@ -142,10 +127,7 @@ async fn a_relay_killed_at_random_points_loses_nothing() {
                 kafka_bus(&prefix) as Arc<dyn EventBus>,
                 relay_config(BATCH),
             );
-            let running = tokio::spawn({
-                let relay = relay.clone();
-                async move { relay.run(std::future::pending()).await }
-            });
+            let running = RunningRelay::spawn(&relay);
             let (threshold, extra_micros) = {
                 let mut rng = rand::thread_rng();
                 (rng.gen_range(1..=3 * BATCH as u64), rng.gen_range(0..3_000))
@@ -154,9 +136,7 @@ async fn a_relay_killed_at_random_points_loses_nothing() {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
             tokio::time::sleep(Duration::from_micros(extra_micros)).await;
-            running.abort();
-            let aborted = running.await.unwrap_err();
-            assert!(aborted.is_cancelled());
+            running.kill().await;
             if shards.pending().await > 0 {
                 killed_mid_stream += 1;
             }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{STEP_TIMEOUT, Shards, create_orders, tenant};
+use common::{RunningRelay, STEP_TIMEOUT, Shards, create_orders, tenant};
 use oc_bus::{LocalBusConfig, LocalEventBus, LocalSubscription};
 use oc_model::ports::{EventBus, OrderStore as _};
 use oc_model::{ErrorCode, OrderEvent, OrderId};
@@ -55,29 +55,14 @@ async fn relays_sqlite_shards_to_in_process_subscribers() {
             ..RelayConfig::default()
         },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let relay = relay.clone();
-        async move {
-            relay
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let running = RunningRelay::spawn(&relay);
 
     // orders are written while the relay runs
     let orders = create_orders(&shards.store, &[acme.clone(), globex.clone()], 15, 3).await;
     // both read at once: a subscriber that is not read stalls the bus (backpressure)
     let (all, acme_events) =
         tokio::join!(receive(&mut everything, 90), receive(&mut acme_only, 45));
-    stop.send(()).unwrap();
-    tokio::time::timeout(STEP_TIMEOUT, running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 
     assert!(everything.try_recv().is_none(), "nothing twice");
     assert!(acme_only.try_recv().is_none());
@@ -151,17 +136,7 @@ async fn a_refusing_bus_leaves_rows_pending_and_the_relay_backs_off() {
     assert!(stats.last_claim_size > 0);
 
     // the loop keeps failing and backing off while the subscriber is stuck…
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let relay = relay.clone();
-        async move {
-            relay
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        }
-    });
+    let running = RunningRelay::spawn(&relay);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let failures = relay.stats().shards[&shard_with_rows].failures_total;
     assert!(failures >= 2, "retried: {failures}");
@@ -185,12 +160,7 @@ async fn a_refusing_bus_leaves_rows_pending_and_the_relay_backs_off() {
     })
     .await
     .unwrap();
-    stop.send(()).unwrap();
-    tokio::time::timeout(STEP_TIMEOUT, running)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     let by_order = versions(&received);
     assert_eq!(by_order.len(), 10);
     for (order_id, order_versions) in by_order {

@@ -26,6 +26,43 @@ pub const SHARDS: usize = 2;
 /// Upper bound of one waiting step of a test.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A relay running on its own task until [`RunningRelay::stop`].
+pub struct RunningRelay {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<oc_model::DomainResult<()>>,
+}
+
+impl RunningRelay {
+    pub fn spawn(relay: &oc_relay::Relay) -> RunningRelay {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let relay = relay.clone();
+        let task = tokio::spawn(async move {
+            relay
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        RunningRelay { stop, task }
+    }
+
+    /// Asks the relay to stop; it must, cleanly, within [`STEP_TIMEOUT`].
+    pub async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(STEP_TIMEOUT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Kills the relay's task where it stands (a crash).
+    pub async fn kill(self) {
+        self.task.abort();
+        assert!(self.task.await.unwrap_err().is_cancelled());
+    }
+}
+
 static IDS: LazyLock<OrderIdGenerator> = LazyLock::new(|| OrderIdGenerator::new(5).unwrap());
 
 pub fn tenant(name: &str) -> TenantId {
