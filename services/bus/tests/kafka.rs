@@ -32,6 +32,21 @@ fn two_batches(tenant: &TenantId, orders: usize) -> (Vec<OrderId>, Vec<Vec<Order
     (ids.clone(), vec![batch(1..=2), batch(3..=VERSIONS)])
 }
 
+/// Publishes `events`, which must succeed within the step timeout.
+async fn publish(bus: &KafkaEventBus, events: &[OrderEvent]) {
+    tokio::time::timeout(STEP_TIMEOUT, bus.publish(events))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// `count` orders of `owner` and the event of each one's first version.
+fn first_versions(owner: &TenantId, count: usize) -> (Vec<OrderId>, Vec<OrderEvent>) {
+    let ids: Vec<OrderId> = (0..count).map(|n| order_id(owner, n)).collect();
+    let events = ids.iter().map(|id| event(owner, *id, 1)).collect();
+    (ids, events)
+}
+
 #[tokio::test]
 async fn publishes_cloudevents_keyed_by_order_to_a_topic_per_tenant() {
     let config = kafka_config("bus_tenants");
@@ -43,10 +58,7 @@ async fn publishes_cloudevents_keyed_by_order_to_a_topic_per_tenant() {
     for (acme_batch, globex_batch) in acme_batches.iter().zip(&globex_batches) {
         // one publish carries both tenants: the adapter splits it by topic
         let mixed: Vec<OrderEvent> = acme_batch.iter().chain(globex_batch).cloned().collect();
-        tokio::time::timeout(STEP_TIMEOUT, bus.publish(&mixed))
-            .await
-            .unwrap()
-            .unwrap();
+        publish(&bus, &mixed).await;
     }
 
     let client = bus.client().await.unwrap();
@@ -153,10 +165,7 @@ async fn a_tenant_can_have_a_topic_per_business_identity() {
         event_in(&plain, "cold-chain", other, 1),
         event_in(&split, "cold-chain", cold, 2),
     ];
-    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&events))
-        .await
-        .unwrap()
-        .unwrap();
+    publish(&bus, &events).await;
 
     let naming = bus.naming();
     let client = bus.client().await.unwrap();
@@ -225,12 +234,8 @@ async fn an_existing_topic_keeps_its_partition_count() {
         .create_topic(topic.clone(), 3, 1, 10_000)
         .await
         .unwrap();
-    let ids: Vec<OrderId> = (0..12).map(|n| order_id(&owner, n)).collect();
-    let batch: Vec<OrderEvent> = ids.iter().map(|id| event(&owner, *id, 1)).collect();
-    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&batch))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, batch) = first_versions(&owner, 12);
+    publish(&bus, &batch).await;
     let events = read_events(&client, &topic, 12).await;
     assert_eq!(events.len(), 12);
     for consumed in events {
@@ -245,12 +250,8 @@ async fn an_existing_topic_keeps_its_partition_count() {
 async fn the_source_resumes_from_committed_offsets() {
     let bus = KafkaEventBus::new(kafka_config("bus_offsets")).unwrap();
     let owner = tenant("acme");
-    let ids: Vec<OrderId> = (0..10).map(|n| order_id(&owner, n)).collect();
-    let first: Vec<OrderEvent> = ids.iter().map(|id| event(&owner, *id, 1)).collect();
-    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&first))
-        .await
-        .unwrap()
-        .unwrap();
+    let (ids, first) = first_versions(&owner, 10);
+    publish(&bus, &first).await;
 
     let client = bus.client().await.unwrap();
     let topic = bus.naming().tenant_topic(&owner);
@@ -288,10 +289,7 @@ async fn the_source_resumes_from_committed_offsets() {
     );
 
     let second: Vec<OrderEvent> = ids[..5].iter().map(|id| event(&owner, *id, 2)).collect();
-    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&second))
-        .await
-        .unwrap()
-        .unwrap();
+    publish(&bus, &second).await;
     let mut resumed = KafkaEventSource::open_committed(
         &client,
         &topic,
@@ -365,12 +363,8 @@ async fn an_unreachable_broker_is_unavailable_not_a_hang() {
 async fn a_group_of_three_splits_the_partitions_and_commits_only_its_own() {
     let bus = KafkaEventBus::new(kafka_config("bus_group")).unwrap();
     let owner = tenant("acme");
-    let ids: Vec<OrderId> = (0..30).map(|n| order_id(&owner, n)).collect();
-    let batch: Vec<OrderEvent> = ids.iter().map(|id| event(&owner, *id, 1)).collect();
-    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&batch))
-        .await
-        .unwrap()
-        .unwrap();
+    let (ids, batch) = first_versions(&owner, 30);
+    publish(&bus, &batch).await;
     let client = bus.client().await.unwrap();
     let topic = bus.naming().tenant_topic(&owner);
     let store = InMemoryOffsetStore::new();

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{RunningRelay, STEP_TIMEOUT, Shards, create_orders, read_topic, tenant, versions_by_order};
+use common::{
+    RunningRelay, STEP_TIMEOUT, Shards, create_orders, read_topic, tenant, versions_by_order,
+};
 use oc_bus::{ConsumedEvent, KafkaBusConfig, KafkaEventBus};
 use oc_model::ports::EventBus;
 use oc_model::{OrderId, TenantId};
