@@ -213,11 +213,7 @@ async fn write_group(
 ) {
     if group.len() == 1 {
         let job = group.remove(0);
-        let outcome = store.insert_alone(job.create).await;
-        if matches!(outcome, Ok(InsertOutcome::Created(_))) {
-            stats.committed(1);
-        }
-        let _ = job.reply.send(outcome);
+        write_alone(store, job.create, job.reply, stats).await;
         return;
     }
     let (creates, replies): (Vec<NewOrder>, Vec<_>) =
@@ -229,19 +225,9 @@ async fn write_group(
                 let _ = reply.send(Ok(InsertOutcome::Created(create.order)));
             }
         }
-        Err(GroupError::AtCommit(error)) => {
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
-        Err(GroupError::BeforeCommit(error)) if error.code == ErrorCode::Unavailable => {
-            // the shard is down or its pool exhausted: one by one would fail the same way,
-            // slower
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
-        Err(GroupError::BeforeCommit(error)) => {
+        // refused before COMMIT for a reason of its own creates (a duplicate key, a deadlock):
+        // nothing was written, each is written again alone and gets its own answer
+        Err(GroupError::BeforeCommit(error)) if error.code != ErrorCode::Unavailable => {
             tracing::debug!(
                 shard = shard.0,
                 orders = creates.len(),
@@ -249,12 +235,28 @@ async fn write_group(
                 "create group refused; writing its creates one by one"
             );
             for (create, reply) in creates.into_iter().zip(replies) {
-                let outcome = store.insert_alone(create).await;
-                if matches!(outcome, Ok(InsertOutcome::Created(_))) {
-                    stats.committed(1);
-                }
-                let _ = reply.send(outcome);
+                write_alone(store, create, reply, stats).await;
+            }
+        }
+        // the COMMIT failed (unknown outcome), or the shard is down or its pool exhausted (one
+        // by one would fail the same way, slower): every caller gets the error
+        Err(GroupError::AtCommit(error) | GroupError::BeforeCommit(error)) => {
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }
+}
+
+async fn write_alone(
+    store: &SqlOrderStore,
+    create: NewOrder,
+    reply: oneshot::Sender<DomainResult<InsertOutcome>>,
+    stats: &GroupCommitStats,
+) {
+    let outcome = store.insert_alone(create).await;
+    if matches!(outcome, Ok(InsertOutcome::Created(_))) {
+        stats.committed(1);
+    }
+    let _ = reply.send(outcome);
 }
