@@ -10,14 +10,7 @@ use common::*;
 use oc_test_support::TcpProxy;
 
 fn create(port: u16, n: usize) -> serde_json::Value {
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-b{n}",
-        "lines":[{{"sku":"SKU-{n}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
-        "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
-    );
-    let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
-    assert_eq!(status, 201, "{body}");
-    serde_json::from_str(&body).unwrap()
+    create_retail_order(port, &format!("buyer-b{n}"), &format!("SKU-{n}"))
 }
 
 fn metric(port: u16, line_start: &str) -> Option<f64> {

@@ -108,14 +108,7 @@ fn metric_value(text: &str, name: &str) -> f64 {
 }
 
 fn create(port: u16, n: usize) -> String {
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-c{n}",
-        "lines":[{{"sku":"SKU-{n}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
-        "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
-    );
-    let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
-    assert_eq!(status, 201, "{body}");
-    serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+    create_retail_order(port, &format!("buyer-c{n}"), &format!("SKU-{n}"))["id"]
         .as_str()
         .unwrap()
         .to_owned()

@@ -77,6 +77,19 @@ impl Drop for Server {
 }
 
 /// A free loopback port.
+/// Creates a one-line retail order for `buyer` as the example business-line key; it must be
+/// created (201). Returns the order as answered.
+pub fn create_retail_order(port: u16, buyer: &str, sku: &str) -> serde_json::Value {
+    let order = format!(
+        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"{buyer}",
+        "lines":[{{"sku":"{sku}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
+        "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
+    );
+    let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
