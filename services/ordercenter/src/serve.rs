@@ -142,9 +142,19 @@ fn warn_unknown_env() {
 impl ServiceConfig {
     pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
         warn_unknown_env();
+        ServiceConfig::load_with(file, &env)
+    }
+
+    /// [`ServiceConfig::load`] with the `OC_*` variables looked up by `var` instead of in the
+    /// process environment (the circuit-breaker settings are still read from the process):
+    /// tests give each case its own environment.
+    pub(crate) fn load_with(
+        file: Option<&Path>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<ServiceConfig> {
         let file_path = file
             .map(Path::to_path_buf)
-            .or_else(|| env("OC_CONFIG").map(PathBuf::from));
+            .or_else(|| var("OC_CONFIG").map(PathBuf::from));
         let from_file: ServiceConfigFile = match &file_path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -154,7 +164,7 @@ impl ServiceConfig {
             }
             None => ServiceConfigFile::default(),
         };
-        let listen = match env("OC_LISTEN") {
+        let listen = match var("OC_LISTEN") {
             Some(text) => Some(
                 text.parse()
                     .with_context(|| format!("OC_LISTEN={text} is not an address"))?,
@@ -163,20 +173,20 @@ impl ServiceConfig {
         };
         let listen_set = listen.is_some();
         let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let projector_member = match env("OC_PROJECTOR_MEMBER").or(from_file.projector_member) {
+        let projector_member = match var("OC_PROJECTOR_MEMBER").or(from_file.projector_member) {
             Some(text) => oc_bus::Assignment::parse(&text)
                 .map_err(|e| anyhow::anyhow!("OC_PROJECTOR_MEMBER: {}", e.message))?,
             None => oc_bus::Assignment::all(),
         };
-        let data_dir = env("OC_DATA_DIR")
+        let data_dir = var("OC_DATA_DIR")
             .map(PathBuf::from)
             .or(from_file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
-        let tenant_config_dir = env("OC_TENANT_CONFIG_DIR")
+        let tenant_config_dir = var("OC_TENANT_CONFIG_DIR")
             .map(PathBuf::from)
             .or(from_file.tenant_config_dir)
             .unwrap_or_else(|| PathBuf::from("tenant-config/examples"));
-        let shards = env("OC_SHARDS")
+        let shards = var("OC_SHARDS")
             .map(|text| {
                 text.split(',')
                     .map(|s| s.trim().to_owned())
@@ -193,24 +203,24 @@ impl ServiceConfig {
         } else {
             shards
         };
-        let node_id = match env("OC_NODE_ID") {
+        let node_id = match var("OC_NODE_ID") {
             Some(text) => text
                 .parse()
                 .with_context(|| format!("OC_NODE_ID={text} is not 0..=31"))?,
             None => from_file.node_id.unwrap_or(0),
         };
-        let max_connections_per_shard = match env("OC_MAX_CONNECTIONS_PER_SHARD") {
+        let max_connections_per_shard = match var("OC_MAX_CONNECTIONS_PER_SHARD") {
             Some(text) => text.parse().context("OC_MAX_CONNECTIONS_PER_SHARD")?,
             None => from_file.max_connections_per_shard.unwrap_or(16),
         };
         let defaults = oc_api::edge::EdgeConfig::default();
-        let request_timeout_ms = match env("OC_REQUEST_TIMEOUT_MS") {
+        let request_timeout_ms = match var("OC_REQUEST_TIMEOUT_MS") {
             Some(text) => text.parse().context("OC_REQUEST_TIMEOUT_MS")?,
             None => from_file
                 .request_timeout_ms
                 .unwrap_or(defaults.request_timeout.as_millis() as u64),
         };
-        let max_in_flight = match env("OC_MAX_IN_FLIGHT") {
+        let max_in_flight = match var("OC_MAX_IN_FLIGHT") {
             Some(text) => text.parse().context("OC_MAX_IN_FLIGHT")?,
             None => from_file.max_in_flight.unwrap_or(defaults.max_in_flight),
         };
@@ -219,28 +229,28 @@ impl ServiceConfig {
         }
         Ok(ServiceConfig {
             breaker: crate::breakers::config(from_file.breaker)?,
-            redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
-            kafka_url: env("OC_KAFKA_URL").or(from_file.kafka_url),
-            search_url: env("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
+            redis_url: var("OC_REDIS_URL").or(from_file.redis_url),
+            kafka_url: var("OC_KAFKA_URL").or(from_file.kafka_url),
+            search_url: var("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
                 single_node.then(|| format!("tantivy://{}", data_dir.join("search").display()))
             }),
-            cold_url: env("OC_COLD_URL").or(from_file.cold_url).or_else(|| {
+            cold_url: var("OC_COLD_URL").or(from_file.cold_url).or_else(|| {
                 single_node.then(|| format!("redb://{}", data_dir.join("cold.redb").display()))
             }),
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 max_in_flight,
                 // benchmarks only (`loadtest bench` measures the cost of the edge layers)
-                layers: env("OC_EDGE_LAYERS").as_deref() != Some("off"),
+                layers: var("OC_EDGE_LAYERS").as_deref() != Some("off"),
             },
             listen,
             listen_set,
             projector_member,
-            keyring_file: env("OC_KEYRING_FILE")
+            keyring_file: var("OC_KEYRING_FILE")
                 .map(PathBuf::from)
                 .or(from_file.keyring_file)
                 .unwrap_or_else(|| data_dir.join("keyring.json")),
-            master_key_file: env("OC_MASTER_KEY_FILE")
+            master_key_file: var("OC_MASTER_KEY_FILE")
                 .map(PathBuf::from)
                 .or(from_file.master_key_file),
             data_dir,
@@ -786,24 +796,114 @@ mod tests {
     #[test]
     fn every_variable_read_is_listed() {
         let source = include_str!("serve.rs");
-        for chunk in source.split("env(\"").skip(1) {
-            let name: String = chunk.chars().take_while(|c| *c != '"').collect();
-            if name.starts_with("OC_") {
-                assert!(
-                    ENV_VARS.contains(&name.as_str()),
-                    "{name} is read but not listed in ENV_VARS"
+        for reader in ["env(\"", "var(\""] {
+            for chunk in source.split(reader).skip(1) {
+                let name: String = chunk.chars().take_while(|c| *c != '"').collect();
+                if name.starts_with("OC_") {
+                    assert!(
+                        ENV_VARS.contains(&name.as_str()),
+                        "{name} is read but not listed in ENV_VARS"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A config loaded from `vars` only (no file, nothing of the process environment).
+    fn config_of(vars: &[(&str, String)]) -> ServiceConfig {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        ServiceConfig::load_with(None, &move |name: &str| {
+            vars.iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_single_node() {
+        let config = config_of(&[]);
+        assert!(config.single_node);
+        assert_eq!(config.shards.len(), 2);
+        assert!(config.shards[0].starts_with("sqlite://"));
+        let cluster = config_of(&[("OC_SHARDS", "mysql://a/b, mysql://c/d".into())]);
+        assert!(!cluster.single_node);
+        assert_eq!(cluster.shards, vec!["mysql://a/b", "mysql://c/d"]);
+    }
+
+    fn example_tenants() -> ConfigSet {
+        ConfigSet::load_dir(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tenant-config/examples"
+        )))
+        .unwrap()
+    }
+
+    fn file_ring(path: &Path) -> WrappedKeyRing {
+        WrappedKeyRing::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn servers_starting_together_agree_on_every_data_key() {
+        let tenants = example_tenants();
+        let master = MasterKey::from_bytes([7; 32]);
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config_of(&[("OC_DATA_DIR", dir.path().display().to_string())]);
+            let starting = std::sync::Barrier::new(8);
+            let rings: Vec<anyhow::Result<Arc<KeyRing>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            starting.wait();
+                            key_ring(&config, &master, &tenants)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap())
+                    .collect()
+            });
+            let on_file = file_ring(&config.keyring_file);
+            assert_eq!(on_file.keys.len(), tenants.tenants().count());
+            for ring in rings {
+                let ring = ring.unwrap_or_else(|error| panic!("round {round}: {error:#}"));
+                assert_eq!(
+                    ring.export(),
+                    on_file,
+                    "round {round}: a server holds a data key the file does not"
                 );
             }
         }
     }
 
     #[test]
-    fn defaults_are_single_node() {
-        let config = ServiceConfig::load(None).unwrap();
-        assert!(config.single_node || std::env::var("OC_SHARDS").is_ok());
-        if config.single_node {
-            assert_eq!(config.shards.len(), 2);
-            assert!(config.shards[0].starts_with("sqlite://"));
-        }
+    fn cluster_processes_never_create_data_keys() {
+        let tenants = example_tenants();
+        let master = MasterKey::from_bytes([7; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let config = config_of(&[
+            ("OC_SHARDS", "mysql://a/b".into()),
+            ("OC_KEYRING_FILE", path.display().to_string()),
+        ]);
+        let missing = format!("{:#}", key_ring(&config, &master, &tenants).unwrap_err());
+        assert!(missing.contains("keys init"), "{missing}");
+        assert!(!path.exists(), "no key ring was written");
+
+        // a key ring that lacks a configured tenant: refused, naming it, the file unchanged
+        let partial = KeyRing::new(&master);
+        partial.create_tenant("retail").unwrap();
+        std::fs::write(&path, partial.export().to_json().unwrap()).unwrap();
+        let lacking = format!("{:#}", key_ring(&config, &master, &tenants).unwrap_err());
+        assert!(
+            lacking.contains("express") && lacking.contains("keys init"),
+            "{lacking}"
+        );
+        assert_eq!(file_ring(&path), partial.export());
     }
 }
