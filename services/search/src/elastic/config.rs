@@ -41,10 +41,15 @@ impl EsConfig {
         format!("{}orders-{tenant}", self.index_prefix)
     }
 
-    /// The physical index behind the alias, generation `n`: `{alias}-v{n}`. A reindex builds
+    /// The physical index behind the alias, generation `n`: `{alias}.v{n}`. A reindex builds
     /// generation n+1 and moves the alias.
+    ///
+    /// The generation is set off by `.`, which a tenant id cannot contain (`[a-z0-9_-]`):
+    /// with `-`, tenant `x-v1`'s alias `oc-orders-x-v1` was tenant `x`'s index. Now no alias
+    /// contains a `.` (unless the prefix does) and every index name ends in `.v{n}` after its
+    /// tenant's alias, so no name of one tenant is a name of another's.
     pub fn physical_index(&self, tenant: &TenantId, generation: u32) -> String {
-        format!("{}-v{generation}", self.alias(tenant))
+        format!("{}.v{generation}", self.alias(tenant))
     }
 
     /// Every order index of this deployment (for refresh).
