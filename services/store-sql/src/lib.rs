@@ -3,6 +3,7 @@
 mod codec;
 mod error;
 mod group_commit;
+mod key_reports;
 mod migrate;
 pub mod router;
 mod statements;
@@ -25,6 +26,7 @@ use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, unix_ms};
 use crate::error::{convert, is_connection_lost, is_unique_violation};
 pub use crate::group_commit::GroupCommit;
 use crate::group_commit::{GroupError, Writers};
+pub use crate::key_reports::KeyRingReport;
 pub use crate::router::{BucketMap, BucketRange};
 
 /// The SQL dialect of a shard, chosen by URL scheme.

@@ -1,7 +1,7 @@
 //! The order-store conformance suite: the same cases run against SQLite files and against
 //! real MariaDB databases (two shards each). Every test gets fresh shards.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use oc_model::{
     BusinessDomain, ColumnIndex, ErrorCode, ExtValue, KvIdentifier, Order, OrderEvent,
     OrderEventKind, PartyId, Protected, ShardId, TenantId,
 };
-use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_store_sql::{KeyRingReport, SqlOrderStore, StoreConfig};
 use sqlx::Row;
 
 const SHARDS: usize = 2;
@@ -550,6 +550,44 @@ async fn reads_never_mix_versions_of_an_order(store: &SqlOrderStore) {
     );
 }
 
+async fn key_ring_reports_are_kept_per_process(store: &SqlOrderStore) {
+    assert!(store.key_ring_reports().await.unwrap().is_empty());
+    let first = KeyRingReport {
+        process_id: "host-a:41:1790000000000".into(),
+        description: "serve on 127.0.0.1:8080 (host host-a, pid 41)".into(),
+        active_versions: [("acme".to_owned(), 2), ("globex".to_owned(), 1)].into(),
+        active_since_ms: 1_790_000_000_000,
+        settle_ms: 12_000,
+        reported_at_ms: 1_790_000_001_000,
+    };
+    store.put_key_ring_report(&first).await.unwrap();
+    assert_eq!(store.key_ring_reports().await.unwrap(), vec![first.clone()]);
+    // a later report of the same process replaces its earlier one
+    let first = KeyRingReport {
+        active_versions: [("acme".to_owned(), 3), ("globex".to_owned(), 1)].into(),
+        active_since_ms: 1_790_000_002_000,
+        reported_at_ms: 1_790_000_002_000,
+        ..first
+    };
+    store.put_key_ring_report(&first).await.unwrap();
+    let second = KeyRingReport {
+        process_id: "host-b:7:1790000000500".into(),
+        description: "serve on 127.0.0.1:8081 (host host-b, pid 7)".into(),
+        active_versions: BTreeMap::new(),
+        ..first.clone()
+    };
+    store.put_key_ring_report(&second).await.unwrap();
+    assert_eq!(
+        store.key_ring_reports().await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    store
+        .remove_key_ring_report(&first.process_id)
+        .await
+        .unwrap();
+    assert_eq!(store.key_ring_reports().await.unwrap(), vec![second]);
+}
+
 async fn outbox_is_ordered_and_marked(store: &SqlOrderStore) {
     let mut expected = Vec::new();
     for n in 0..6 {
@@ -714,8 +752,8 @@ async fn reconnecting_applies_nothing_and_keeps_the_data(harness: &Harness) {
                 .unwrap();
             assert_eq!(
                 row.try_get::<i64, _>(0).unwrap(),
-                2,
-                "both migrations, once"
+                3,
+                "every migration (init, consumer offsets, key ring reports), once"
             );
         }
     }
@@ -777,6 +815,7 @@ conformance!(
     concurrent_creates_share_transactions_and_keep_their_answers,
     update_is_compare_and_set,
     reads_never_mix_versions_of_an_order,
+    key_ring_reports_are_kept_per_process,
     outbox_is_ordered_and_marked,
     buyer_lists_page_newest_first,
     plaintext_pii_is_refused,
