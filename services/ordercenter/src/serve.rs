@@ -18,7 +18,7 @@ use oc_bus::{
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, KeyRingFile, MasterKey};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
@@ -30,7 +30,7 @@ use oc_search::{
     EsConfig, EsSearchIndex, FieldSource, MappedEsIndex, TantivyConfig, TantivySearchIndex,
 };
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
-use oc_tenant_config::{ConfigHandle, ConfigSet};
+use oc_tenant_config::{ConfigHandle, ConfigSet, ReloadGate};
 
 /// The service config file (all members optional).
 #[derive(Debug, Default, Deserialize)]
@@ -283,13 +283,19 @@ pub(crate) fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
         return MasterKey::from_file(&path).with_context(|| format!("reading {}", path.display()));
     }
     let key = MasterKey::generate().context("generating a master key")?;
-    write_private(&path, key.to_base64().as_bytes())?;
+    if !write_private_new(&path, key.to_base64().as_bytes())? {
+        // another process starting on the same data dir wrote its key first: use that one
+        return MasterKey::from_file(&path).with_context(|| format!("reading {}", path.display()));
+    }
     tracing::warn!(path = %path.display(), "generated a master key for single-node mode; keep this file safe and out of backups of the data");
     Ok(key)
 }
 
-/// Write a file readable only by its owner, atomically (temp file + rename).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Create `path` readable only by its owner, holding `bytes`, unless it exists: `Ok(false)`
+/// then, and the file is left as it is. Written to a temporary file of this process first and
+/// linked into place, so the file appears whole or not at all and a concurrent creator's file
+/// is never replaced.
+fn write_private_new(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -297,51 +303,157 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let temp = path.with_extension("tmp");
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options
-        .open(&temp)
-        .with_context(|| format!("writing {}", temp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    let written = (|| {
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        match std::fs::hard_link(&temp, path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(error),
+        }
+    })();
+    let _ = std::fs::remove_file(&temp);
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Load the wrapped key ring (or start one), make sure every configured tenant has a data
-/// key, and persist what changed.
+/// How long a process waits for another one's change of the key ring file (its lock).
+pub(crate) const KEY_RING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The tenant ids of a tenant config.
+fn tenant_names(tenants: &ConfigSet) -> Vec<String> {
+    tenants
+        .tenants()
+        .map(|tenant| tenant.id().as_str().to_owned())
+        .collect()
+}
+
+/// Tenants of `tenants` without a data key in `ring`.
+fn lacking_keys(ring: &KeyRing, tenants: &[String]) -> Vec<String> {
+    tenants
+        .iter()
+        .filter(|tenant| !ring.has_tenant(tenant))
+        .cloned()
+        .collect()
+}
+
+/// Why a cluster process does not start (or reload) without every tenant's key, and the fix.
+fn keys_init_remedy(path: &Path, lacking: &[String]) -> String {
+    format!(
+        "tenant(s) {} have no data key in the key ring {}: run `ordercenter keys init` with this          tenant config (the same OC_KEYRING_FILE and master key) first. Cluster processes never          create data keys: replicas starting together would each create a different one",
+        lacking.join(", "),
+        path.display()
+    )
+}
+
+/// The key ring of this process, holding a data key for every configured tenant.
+///
+/// Single node: tenants without a key get one, created in the key ring file under its lock
+/// after reading it again ([`KeyRingFile::add_missing_tenants`]), so processes starting
+/// together agree on every key. Cluster: the file must exist and hold them all (`keys init`);
+/// a process never creates keys, because the replicas on a shared volume that would race for
+/// it are the normal case there, and a Kubernetes Secret mount is read-only anyway.
 fn key_ring(
     config: &ServiceConfig,
     master: &MasterKey,
     tenants: &ConfigSet,
 ) -> anyhow::Result<Arc<KeyRing>> {
-    let ring = if config.keyring_file.exists() {
-        let text = std::fs::read_to_string(&config.keyring_file)
-            .with_context(|| format!("reading {}", config.keyring_file.display()))?;
-        let wrapped = WrappedKeyRing::from_json(&text).context("parsing the key ring")?;
-        KeyRing::import(master, &wrapped).context("opening the key ring with this master key")?
-    } else {
-        KeyRing::new(master)
-    };
-    let mut created = 0;
-    for tenant in tenants.tenants() {
-        if !ring.has_tenant(tenant.id().as_str()) {
-            ring.create_tenant(tenant.id().as_str())
-                .context("creating a tenant data key")?;
-            created += 1;
+    let file = KeyRingFile::new(&config.keyring_file);
+    let names = tenant_names(tenants);
+    let template = KeyRing::new(master);
+    let ring = if config.single_node {
+        let added = file
+            .add_missing_tenants(&template, &names, KEY_RING_LOCK_WAIT)
+            .with_context(|| {
+                format!(
+                    "creating tenant data keys in {}",
+                    config.keyring_file.display()
+                )
+            })?;
+        if !added.created.is_empty() {
+            tracing::info!(created = ?added.created, path = %config.keyring_file.display(), "created tenant data keys (wrapped) in the key ring file");
         }
-    }
-    if created > 0 || !config.keyring_file.exists() {
-        let json = ring.export().to_json().context("encoding the key ring")?;
-        write_private(&config.keyring_file, json.as_bytes())?;
-        tracing::info!(created, path = %config.keyring_file.display(), "persisted tenant data keys (wrapped)");
-    }
+        added.ring
+    } else {
+        let ring = file
+            .read(&template)
+            .with_context(|| {
+                format!(
+                    "opening the key ring {} with this master key",
+                    config.keyring_file.display()
+                )
+            })?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no key ring file at {}: run `ordercenter keys init` with the tenant config                      and master key of this cluster first (cluster processes never create data keys)",
+                    config.keyring_file.display()
+                )
+            })?;
+        let lacking = lacking_keys(&ring, &names);
+        if !lacking.is_empty() {
+            bail!(keys_init_remedy(&config.keyring_file, &lacking));
+        }
+        ring
+    };
     // a value under a version rotated in by `keys rotate` reloads the file (rate-limited)
     ring.watch_file(&config.keyring_file, crate::cli::keys::RELOAD_INTERVAL);
     Ok(Arc::new(ring))
+}
+
+/// The check a reloaded tenant config passes before it goes live: every tenant has a data key
+/// (else a new tenant would answer 500 to every create with personal data until a restart).
+/// Single node: missing keys are created in the key ring file as at start and added to the
+/// running ring. Cluster: the file is read again (`keys init` may have added them since); a
+/// tenant still without a key refuses the reload, loudly, naming `keys init`.
+pub(crate) fn key_gate(config: &ServiceConfig, ring: Arc<KeyRing>) -> ReloadGate {
+    let file = KeyRingFile::new(&config.keyring_file);
+    let single_node = config.single_node;
+    Box::new(move |tenants: &ConfigSet| {
+        let names = tenant_names(tenants);
+        if lacking_keys(&ring, &names).is_empty() {
+            return Ok(());
+        }
+        if single_node {
+            let added = file
+                .add_missing_tenants(&ring, &names, KEY_RING_LOCK_WAIT)
+                .map_err(|error| format!("creating the new tenants' data keys: {error}"))?;
+            ring.merge(&added.ring.export()).map_err(|error| {
+                format!("adding the new tenants' data keys to the running key ring: {error}")
+            })?;
+            tracing::info!(created = ?added.created, path = %file.path().display(), "created data keys of tenants added by a reload");
+        } else if let Err(error) = ring.reload() {
+            return Err(format!("reloading the key ring file: {error}"));
+        }
+        let lacking = lacking_keys(&ring, &names);
+        if lacking.is_empty() {
+            Ok(())
+        } else {
+            Err(keys_init_remedy(file.path(), &lacking))
+        }
+    })
+}
+
+/// The key ring every sealer of this process uses.
+pub(crate) fn key_ring_of(wiring: &Wiring) -> Arc<KeyRing> {
+    Arc::clone(wiring.state.service.sealer.cipher.keyring())
+}
+
+/// Install the tenant config's SIGHUP reload, behind the data-key gate.
+fn reload_tenant_config_on_sighup(config: &ServiceConfig, wiring: &Wiring) -> anyhow::Result<()> {
+    wiring
+        .config
+        .set_gate(key_gate(config, key_ring_of(wiring)));
+    wiring
+        .config
+        .clone()
+        .spawn_sighup_reloader(config.tenant_config_dir.clone())
+        .context("installing the SIGHUP handler")?;
+    Ok(())
 }
 
 /// Everything `build` wires: the API state and what the workers and tools need.
@@ -624,14 +736,8 @@ fn spawn_single_node_workers(
 /// Run the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
     let wiring = build(&config).await?;
-    wiring
-        .config
-        .clone()
-        .spawn_sighup_reloader(config.tenant_config_dir.clone())
-        .context("installing the SIGHUP handler")?;
-    crate::cli::keys::spawn_sighup_reloader(Arc::clone(
-        wiring.state.service.sealer.cipher.keyring(),
-    ))?;
+    reload_tenant_config_on_sighup(&config, &wiring)?;
+    crate::cli::keys::spawn_sighup_reloader(key_ring_of(&wiring))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if config.single_node {
         spawn_single_node_workers(&wiring, stopped)
@@ -642,6 +748,20 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    // reported before the first request: `keys retire` must see every server that can seal
+    let key_report = crate::key_reports::Reporter::new(
+        Arc::clone(&wiring.store),
+        key_ring_of(&wiring),
+        &format!("serve on {address}"),
+        config.edge.request_timeout,
+    )
+    .start({
+        let mut stopped = stop.subscribe();
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    })
+    .await?;
     tracing::info!(%address, shards = config.shards.len(), single_node = config.single_node, "order center listening");
     println!(
         "order center listening on http://{address} ({} shards{})",
@@ -666,6 +786,7 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
     for worker in workers {
         let _ = worker.await;
     }
+    let _ = key_report.await;
     Ok(())
 }
 
@@ -684,6 +805,9 @@ fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<KafkaEventBus>> {
 /// `ordercenter relay`: the cluster relay, outbox of every shard → Kafka, until SIGTERM.
 pub async fn run_relay(config: ServiceConfig) -> anyhow::Result<()> {
     let wiring = build(&config).await?;
+    // the relay reads no tenant config (topics come from the events), but a SIGHUP sent to
+    // every process after a config change must not end it
+    reload_tenant_config_on_sighup(&config, &wiring)?;
     let bus = kafka_bus(&config)?;
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
@@ -718,19 +842,28 @@ fn stop_pair() -> (
     })
 }
 
-/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
-/// the configured read models, positions kept in the shard database, until SIGTERM.
-pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
-    let wiring = build(&config).await?;
-    let bus = kafka_bus(&config)?;
-    let tenants = wiring.config.current();
-    let topics: Vec<String> = tenants
+/// The topics of every tenant of `tenants`.
+fn topics_of(bus: &KafkaEventBus, tenants: &ConfigSet) -> Vec<String> {
+    tenants
         .tenants()
         .flat_map(|tenant| {
             bus.naming()
                 .topics_of_tenant(tenant.id(), tenant.business_identities().keys())
         })
-        .collect();
+        .collect()
+}
+
+/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
+/// the configured read models, positions kept in the shard database, until SIGTERM. The
+/// tenant config reloads on SIGHUP; the topics of tenants (or business identities) it adds
+/// are read from then on.
+pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let bus = kafka_bus(&config)?;
+    let mut config_changes = wiring.config.subscribe();
+    let topics = topics_of(&bus, &wiring.config.current());
+    let (follow, followed) = tokio::sync::watch::channel(topics.clone());
+    reload_tenant_config_on_sighup(&config, &wiring)?;
     let client = bus
         .client()
         .await
@@ -746,7 +879,15 @@ pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
             assignment: config.projector_member,
             ..SourceConfig::default()
         },
-    );
+    )
+    .follow_topics(followed);
+    let topic_bus = Arc::clone(&bus);
+    tokio::spawn(async move {
+        while config_changes.changed().await.is_ok() {
+            let tenants = config_changes.borrow_and_update().clone();
+            follow.send_replace(topics_of(&topic_bus, &tenants));
+        }
+    });
     let projector = projector(&wiring);
     register_projector_metrics(&wiring.state.metrics, projector.clone());
     let (stop, http_stop) = stop_pair();
@@ -842,8 +983,8 @@ mod tests {
         .unwrap()
     }
 
-    fn file_ring(path: &Path) -> WrappedKeyRing {
-        WrappedKeyRing::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fn file_ring(path: &Path) -> oc_crypto::WrappedKeyRing {
+        oc_crypto::WrappedKeyRing::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     #[test]

@@ -259,6 +259,7 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
         shards: databases.urls().join(","),
         data: tempfile::tempdir().unwrap(),
     };
+    keys.run_json(&["keys", "init"]);
     let (port_a, port_b) = (free_port(), free_port());
     let mut server_a = keys.serve(port_a, 1, &[]);
     let mut server_b = keys.serve(port_b, 2, &[]);
@@ -519,7 +520,8 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     assert_eq!(status["orders"], all.len() as u64, "{status}");
     assert_eq!(counted["2"], all.len() as u64 * 5, "{status}");
     assert_eq!(status["unreadable"], 0);
-    let retired = keys.run_json(&["keys", "retire", "1"]);
+    // --wait: the servers moved to version 2 moments ago, as far as their request timeout
+    let retired = keys.run_json(&["keys", "retire", "1", "--wait", "60"]);
     assert_eq!(
         retired["keys"]["retail"]["versions"],
         serde_json::json!([2]),

@@ -120,34 +120,26 @@ async fn cluster_a_tenant_added_by_reload_is_served_and_projected() {
     let tenants = copy_of_examples();
     let shards = databases.urls().join(",");
     let kafka = format!("kafka://{brokers}?prefix={prefix}&partitions=2");
-    let process = |subcommand: &str, port: u16| -> Command {
+    let environment = || -> Command {
         let mut command = command(data.path());
         command
-            .arg(subcommand)
             .env("OC_TENANT_CONFIG_DIR", tenants.path())
             .env("OC_SHARDS", &shards)
             .env("OC_KAFKA_URL", &kafka)
-            .env("OC_MASTER_KEY", "42".repeat(32))
+            .env("OC_MASTER_KEY", "42".repeat(32));
+        command
+    };
+    let process = |subcommand: &str, port: u16| -> Command {
+        let mut command = environment();
+        command
+            .arg(subcommand)
             .env("OC_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         command
     };
-    let keys_init = || {
-        let output = process("keys", 0)
-            .arg("init")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
-    let initialised = keys_init();
+    let init_keys = || keys_init(environment());
+    let initialised = init_keys();
     assert_eq!(
         initialised["created"],
         serde_json::json!(["express", "retail"]),
@@ -187,7 +179,7 @@ async fn cluster_a_tenant_added_by_reload_is_served_and_projected() {
     );
 
     // `keys init` adds its key; the next reload takes it, in the API and in the projector
-    let initialised = keys_init();
+    let initialised = init_keys();
     assert_eq!(
         initialised["created"],
         serde_json::json!(["outlet"]),

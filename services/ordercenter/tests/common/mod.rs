@@ -214,3 +214,20 @@ pub fn wait_key_accepted(port: u16, key: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Runs `ordercenter keys init` in `command`'s environment (cluster processes never create
+/// data keys: this is the step before their first start). Returns its JSON report.
+pub fn keys_init(mut command: Command) -> serde_json::Value {
+    let output = command
+        .args(["keys", "init"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "keys init: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
