@@ -235,20 +235,12 @@ async fn stored(pools: &[sqlx::MySqlPool], id: &str) -> Option<(u32, String, Str
     None
 }
 
-fn signal(server: &Server, name: &str) {
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_reencryption_and_retirement_under_live_traffic() {
-    let databases = oc_test_support::TestDatabases::create("keys", 2)
+/// Two fresh MariaDB shard databases, a connection to each, and a key ring (`keys init`) for
+/// the example tenants in a fresh data directory.
+async fn fresh_cluster(
+    label: &str,
+) -> (oc_test_support::TestDatabases, Vec<sqlx::MySqlPool>, Keys) {
+    let databases = oc_test_support::TestDatabases::create(label, 2)
         .await
         .unwrap();
     let pools = vec![
@@ -260,6 +252,12 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
         data: tempfile::tempdir().unwrap(),
     };
     keys.run_json(&["keys", "init"]);
+    (databases, pools, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_reencryption_and_retirement_under_live_traffic() {
+    let (databases, pools, keys) = fresh_cluster("keys").await;
     let (port_a, port_b) = (free_port(), free_port());
     let mut server_a = keys.serve(port_a, 1, &[]);
     let mut server_b = keys.serve(port_b, 2, &[]);
@@ -596,18 +594,7 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
 /// running server reports the new version, and `--wait` re-checks until they do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retire_waits_until_every_server_seals_under_the_new_version() {
-    let databases = oc_test_support::TestDatabases::create("retire", 2)
-        .await
-        .unwrap();
-    let pools = vec![
-        databases.connect(0).await.unwrap(),
-        databases.connect(1).await.unwrap(),
-    ];
-    let keys = Keys {
-        shards: databases.urls().join(","),
-        data: tempfile::tempdir().unwrap(),
-    };
-    keys.run_json(&["keys", "init"]);
+    let (databases, pools, keys) = fresh_cluster("retire").await;
     // a short request timeout: a server's switch to a new version counts once every request
     // begun before it has ended
     let timeout = [("OC_REQUEST_TIMEOUT_MS", "2000".to_owned())];
