@@ -99,6 +99,11 @@ pub enum CryptoError {
         tenant: String,
     },
 
+    /// The key ring file cannot be read, locked or replaced (I/O, permissions, another
+    /// process holding the lock for too long). The message names the file.
+    #[error("key ring file: {0}")]
+    KeyRingFile(String),
+
     /// The operating system random number generator failed.
     #[error("operating system random number generator failed")]
     Rng,

@@ -222,6 +222,17 @@ impl KeyRing {
         }
     }
 
+    /// An empty ring that wraps under the same key-encryption key as this one (same master
+    /// key): to open a key ring file without the master key at hand.
+    pub fn empty_like(&self) -> Self {
+        Self {
+            master_key_id: self.master_key_id.clone(),
+            kek: self.kek.clone(),
+            tenants: RwLock::new(BTreeMap::new()),
+            source: Mutex::new(None),
+        }
+    }
+
     /// Reads a key ring file written by [`WrappedKeyRing::to_json`] and [`KeyRing::merge`]s it:
     /// keys this ring does not hold yet are added, the newest version of each tenant becomes
     /// current. Keys missing from the file (retired) stay in memory until the process restarts:

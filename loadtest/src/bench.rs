@@ -401,6 +401,31 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// `ordercenter keys init` in `env`: a cluster's data keys, created before its first server
+/// starts (cluster processes never create keys).
+fn keys_init(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut command = Command::new(binary);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OC_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .args(["keys", "init"])
+        .env("OC_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} keys init", binary.display()))?;
+    if !output.status.success() {
+        bail!(
+            "keys init failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
 impl Server {
     async fn start(binary: &Path, env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Server> {
         let port = free_port()?;
@@ -638,6 +663,7 @@ impl Bench {
 
         // capture real rows: 64 creates through the cluster server
         eprintln!("bench: starting the cluster server, capturing 64 real orders");
+        keys_init(&self.args.ordercenter, &cluster_env("on"))?;
         let cluster = Server::start(
             &self.args.ordercenter,
             &cluster_env("on"),

@@ -15,23 +15,66 @@ pub enum ReloadError {
     Invalid(ConfigErrors),
     #[error("new config is unsafe to apply:\n{0}")]
     Unsafe(Plan),
+    /// The gate of the running process (see [`ConfigHandle::set_gate`]) refused it.
+    #[error("new config cannot go live here: {0}")]
+    Refused(String),
 }
+
+/// What a valid and safe new config must pass before it goes live in this process: what the
+/// process needs beyond the config itself (e.g. a data key for every tenant). It may prepare
+/// that (create the keys) or refuse the config with the reason and the remedy.
+pub type ReloadGate = Box<dyn Fn(&ConfigSet) -> Result<(), String> + Send + Sync>;
 
 /// The live config, shared by every request. Readers take a cheap `Arc` snapshot and keep
 /// using it for the whole request, even if a reload swaps the config meanwhile.
-#[derive(Debug)]
 pub struct ConfigHandle {
     current: RwLock<Arc<ConfigSet>>,
     /// Serialises reloads so two of them never plan against the same old config.
     reloading: Mutex<()>,
+    gate: RwLock<Option<ReloadGate>>,
+    /// Every config that went live, for the parts of a process that act on a change
+    /// (the projector's topic subscriptions).
+    changes: tokio::sync::watch::Sender<Arc<ConfigSet>>,
+}
+
+impl std::fmt::Debug for ConfigHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ConfigHandle")
+            .field("current", &self.current)
+            .field("gate", &self.read_gate().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigHandle {
     pub fn new(config: ConfigSet) -> Self {
+        let config = Arc::new(config);
         ConfigHandle {
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(Arc::clone(&config)),
             reloading: Mutex::new(()),
+            gate: RwLock::new(None),
+            changes: tokio::sync::watch::Sender::new(config),
         }
+    }
+
+    /// Every later reload passes `gate` after validation and planning, before it goes live.
+    pub fn set_gate(&self, gate: ReloadGate) {
+        *self
+            .gate
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(gate);
+    }
+
+    fn read_gate(&self) -> std::sync::RwLockReadGuard<'_, Option<ReloadGate>> {
+        self.gate
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The configs that go live from now on (the current one is marked seen).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<ConfigSet>> {
+        self.changes.subscribe()
     }
 
     /// The live config. The lock is held only to clone the `Arc`.
@@ -75,13 +118,25 @@ impl ConfigHandle {
             );
             return Err(ReloadError::Unsafe(plan));
         }
+        if let Some(gate) = self.read_gate().as_ref()
+            && let Err(reason) = gate(&new)
+        {
+            tracing::error!(
+                dir = %dir.display(),
+                %reason,
+                "tenant config reload refused: the new config cannot go live in this process, the live config stays"
+            );
+            return Err(ReloadError::Refused(reason));
+        }
+        let new = Arc::new(new);
         {
             let mut guard = self
                 .current
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            *guard = Arc::new(new);
+            *guard = Arc::clone(&new);
         }
+        self.changes.send_replace(new);
         tracing::info!(
             dir = %dir.display(),
             change_count = plan.changes.len(),

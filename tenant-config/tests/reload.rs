@@ -130,3 +130,41 @@ async fn sighup_reloads() {
     task.abort();
     assert!(reloaded, "SIGHUP did not reload the config within 5 s");
 }
+
+#[test]
+fn the_gate_refuses_or_admits_a_new_config_and_subscribers_see_what_went_live() {
+    let dir = temp_copy_of_examples();
+    let handle = ConfigHandle::new(ConfigSet::load_dir(dir.path()).unwrap());
+    let mut changes = handle.subscribe();
+    assert!(
+        !changes.has_changed().unwrap(),
+        "the current config counts as seen"
+    );
+    let admit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate_admits = Arc::clone(&admit);
+    handle.set_gate(Box::new(move |new: &ConfigSet| {
+        if gate_admits.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(format!("{} tenants, no keys", new.tenants().count()))
+        }
+    }));
+    let before = handle.current();
+    rewrite(dir.path(), "express.yaml", ADD_FIELD.0, ADD_FIELD.1);
+    match handle.reload_from(dir.path()) {
+        Err(ReloadError::Refused(reason)) => assert_eq!(reason, "2 tenants, no keys"),
+        other => panic!("expected the gate's refusal, got {other:?}"),
+    }
+    assert!(
+        Arc::ptr_eq(&before, &handle.current()),
+        "the live config stays"
+    );
+    assert!(!changes.has_changed().unwrap(), "nothing went live");
+
+    admit.store(true, std::sync::atomic::Ordering::SeqCst);
+    handle.reload_from(dir.path()).unwrap();
+    assert!(has_ice_pack_brand(&handle.current()));
+    assert!(changes.has_changed().unwrap());
+    let live = changes.borrow_and_update().clone();
+    assert!(Arc::ptr_eq(&live, &handle.current()));
+}

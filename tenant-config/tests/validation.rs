@@ -237,7 +237,7 @@ fn tenant_level_checks_have_paths_too() {
             format!("sha256: {HASH_A} }}"),
             format!("sha256: {HASH_A}, merchant: \"m 1\" }}"),
             "/api_keys/0/merchant",
-            "",
+            "without spaces",
         ),
         ("unknown endpoint", "[orders.create]".into(), "[orders.create, orders.delete]".into(), "/roles/writer/endpoints/1", "is not one of"),
         ("unknown pii level", "pii: full".into(), "pii: some".into(), "/roles/writer/pii", "is not one of"),

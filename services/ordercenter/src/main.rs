@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod breakers;
 mod cli;
+mod key_reports;
 mod serve;
 
 /// mimalloc instead of glibc's malloc: a create allocates a few hundred small objects (JSON,
@@ -53,7 +54,8 @@ enum Command {
     /// Tenant config tooling: validate, plan, schema.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
-    /// Data-key rotation: rotate, status, reencrypt, retire (see `ordercenter keys --help`).
+    /// Data keys: init (before a cluster's first start and after adding a tenant), rotate,
+    /// status, reencrypt, retire (see `ordercenter keys --help`).
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
 }

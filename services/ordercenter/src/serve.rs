@@ -18,7 +18,7 @@ use oc_bus::{
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, KeyRingFile, MasterKey};
 use oc_model::OrderIdGenerator;
 use oc_model::ports::SystemClock;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
@@ -30,7 +30,7 @@ use oc_search::{
     EsConfig, EsSearchIndex, FieldSource, MappedEsIndex, TantivyConfig, TantivySearchIndex,
 };
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
-use oc_tenant_config::{ConfigHandle, ConfigSet};
+use oc_tenant_config::{ConfigHandle, ConfigSet, ReloadGate};
 
 /// The service config file (all members optional).
 #[derive(Debug, Default, Deserialize)]
@@ -142,9 +142,19 @@ fn warn_unknown_env() {
 impl ServiceConfig {
     pub fn load(file: Option<&Path>) -> anyhow::Result<ServiceConfig> {
         warn_unknown_env();
+        ServiceConfig::load_with(file, &env)
+    }
+
+    /// [`ServiceConfig::load`] with the `OC_*` variables looked up by `var` instead of in the
+    /// process environment (the circuit-breaker settings are still read from the process):
+    /// tests give each case its own environment.
+    pub(crate) fn load_with(
+        file: Option<&Path>,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<ServiceConfig> {
         let file_path = file
             .map(Path::to_path_buf)
-            .or_else(|| env("OC_CONFIG").map(PathBuf::from));
+            .or_else(|| var("OC_CONFIG").map(PathBuf::from));
         let from_file: ServiceConfigFile = match &file_path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -154,7 +164,7 @@ impl ServiceConfig {
             }
             None => ServiceConfigFile::default(),
         };
-        let listen = match env("OC_LISTEN") {
+        let listen = match var("OC_LISTEN") {
             Some(text) => Some(
                 text.parse()
                     .with_context(|| format!("OC_LISTEN={text} is not an address"))?,
@@ -163,20 +173,20 @@ impl ServiceConfig {
         };
         let listen_set = listen.is_some();
         let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let projector_member = match env("OC_PROJECTOR_MEMBER").or(from_file.projector_member) {
+        let projector_member = match var("OC_PROJECTOR_MEMBER").or(from_file.projector_member) {
             Some(text) => oc_bus::Assignment::parse(&text)
                 .map_err(|e| anyhow::anyhow!("OC_PROJECTOR_MEMBER: {}", e.message))?,
             None => oc_bus::Assignment::all(),
         };
-        let data_dir = env("OC_DATA_DIR")
+        let data_dir = var("OC_DATA_DIR")
             .map(PathBuf::from)
             .or(from_file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
-        let tenant_config_dir = env("OC_TENANT_CONFIG_DIR")
+        let tenant_config_dir = var("OC_TENANT_CONFIG_DIR")
             .map(PathBuf::from)
             .or(from_file.tenant_config_dir)
             .unwrap_or_else(|| PathBuf::from("tenant-config/examples"));
-        let shards = env("OC_SHARDS")
+        let shards = var("OC_SHARDS")
             .map(|text| {
                 text.split(',')
                     .map(|s| s.trim().to_owned())
@@ -193,24 +203,24 @@ impl ServiceConfig {
         } else {
             shards
         };
-        let node_id = match env("OC_NODE_ID") {
+        let node_id = match var("OC_NODE_ID") {
             Some(text) => text
                 .parse()
                 .with_context(|| format!("OC_NODE_ID={text} is not 0..=31"))?,
             None => from_file.node_id.unwrap_or(0),
         };
-        let max_connections_per_shard = match env("OC_MAX_CONNECTIONS_PER_SHARD") {
+        let max_connections_per_shard = match var("OC_MAX_CONNECTIONS_PER_SHARD") {
             Some(text) => text.parse().context("OC_MAX_CONNECTIONS_PER_SHARD")?,
             None => from_file.max_connections_per_shard.unwrap_or(16),
         };
         let defaults = oc_api::edge::EdgeConfig::default();
-        let request_timeout_ms = match env("OC_REQUEST_TIMEOUT_MS") {
+        let request_timeout_ms = match var("OC_REQUEST_TIMEOUT_MS") {
             Some(text) => text.parse().context("OC_REQUEST_TIMEOUT_MS")?,
             None => from_file
                 .request_timeout_ms
                 .unwrap_or(defaults.request_timeout.as_millis() as u64),
         };
-        let max_in_flight = match env("OC_MAX_IN_FLIGHT") {
+        let max_in_flight = match var("OC_MAX_IN_FLIGHT") {
             Some(text) => text.parse().context("OC_MAX_IN_FLIGHT")?,
             None => from_file.max_in_flight.unwrap_or(defaults.max_in_flight),
         };
@@ -219,28 +229,28 @@ impl ServiceConfig {
         }
         Ok(ServiceConfig {
             breaker: crate::breakers::config(from_file.breaker)?,
-            redis_url: env("OC_REDIS_URL").or(from_file.redis_url),
-            kafka_url: env("OC_KAFKA_URL").or(from_file.kafka_url),
-            search_url: env("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
+            redis_url: var("OC_REDIS_URL").or(from_file.redis_url),
+            kafka_url: var("OC_KAFKA_URL").or(from_file.kafka_url),
+            search_url: var("OC_SEARCH_URL").or(from_file.search_url).or_else(|| {
                 single_node.then(|| format!("tantivy://{}", data_dir.join("search").display()))
             }),
-            cold_url: env("OC_COLD_URL").or(from_file.cold_url).or_else(|| {
+            cold_url: var("OC_COLD_URL").or(from_file.cold_url).or_else(|| {
                 single_node.then(|| format!("redb://{}", data_dir.join("cold.redb").display()))
             }),
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(request_timeout_ms),
                 max_in_flight,
                 // benchmarks only (`loadtest bench` measures the cost of the edge layers)
-                layers: env("OC_EDGE_LAYERS").as_deref() != Some("off"),
+                layers: var("OC_EDGE_LAYERS").as_deref() != Some("off"),
             },
             listen,
             listen_set,
             projector_member,
-            keyring_file: env("OC_KEYRING_FILE")
+            keyring_file: var("OC_KEYRING_FILE")
                 .map(PathBuf::from)
                 .or(from_file.keyring_file)
                 .unwrap_or_else(|| data_dir.join("keyring.json")),
-            master_key_file: env("OC_MASTER_KEY_FILE")
+            master_key_file: var("OC_MASTER_KEY_FILE")
                 .map(PathBuf::from)
                 .or(from_file.master_key_file),
             data_dir,
@@ -273,13 +283,19 @@ pub(crate) fn master_key(config: &ServiceConfig) -> anyhow::Result<MasterKey> {
         return MasterKey::from_file(&path).with_context(|| format!("reading {}", path.display()));
     }
     let key = MasterKey::generate().context("generating a master key")?;
-    write_private(&path, key.to_base64().as_bytes())?;
+    if !write_private_new(&path, key.to_base64().as_bytes())? {
+        // another process starting on the same data dir wrote its key first: use that one
+        return MasterKey::from_file(&path).with_context(|| format!("reading {}", path.display()));
+    }
     tracing::warn!(path = %path.display(), "generated a master key for single-node mode; keep this file safe and out of backups of the data");
     Ok(key)
 }
 
-/// Write a file readable only by its owner, atomically (temp file + rename).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Create `path` readable only by its owner, holding `bytes`, unless it exists: `Ok(false)`
+/// then, and the file is left as it is. Written to a temporary file of this process first and
+/// linked into place, so the file appears whole or not at all and a concurrent creator's file
+/// is never replaced.
+fn write_private_new(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -287,51 +303,157 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let temp = path.with_extension("tmp");
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options
-        .open(&temp)
-        .with_context(|| format!("writing {}", temp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    let written = (|| {
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        match std::fs::hard_link(&temp, path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => Err(error),
+        }
+    })();
+    let _ = std::fs::remove_file(&temp);
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Load the wrapped key ring (or start one), make sure every configured tenant has a data
-/// key, and persist what changed.
+/// How long a process waits for another one's change of the key ring file (its lock).
+pub(crate) const KEY_RING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The tenant ids of a tenant config.
+fn tenant_names(tenants: &ConfigSet) -> Vec<String> {
+    tenants
+        .tenants()
+        .map(|tenant| tenant.id().as_str().to_owned())
+        .collect()
+}
+
+/// Tenants of `tenants` without a data key in `ring`.
+fn lacking_keys(ring: &KeyRing, tenants: &[String]) -> Vec<String> {
+    tenants
+        .iter()
+        .filter(|tenant| !ring.has_tenant(tenant))
+        .cloned()
+        .collect()
+}
+
+/// Why a cluster process does not start (or reload) without every tenant's key, and the fix.
+fn keys_init_remedy(path: &Path, lacking: &[String]) -> String {
+    format!(
+        "tenant(s) {} have no data key in the key ring {}: run `ordercenter keys init` with this          tenant config (the same OC_KEYRING_FILE and master key) first. Cluster processes never          create data keys: replicas starting together would each create a different one",
+        lacking.join(", "),
+        path.display()
+    )
+}
+
+/// The key ring of this process, holding a data key for every configured tenant.
+///
+/// Single node: tenants without a key get one, created in the key ring file under its lock
+/// after reading it again ([`KeyRingFile::add_missing_tenants`]), so processes starting
+/// together agree on every key. Cluster: the file must exist and hold them all (`keys init`);
+/// a process never creates keys, because the replicas on a shared volume that would race for
+/// it are the normal case there, and a Kubernetes Secret mount is read-only anyway.
 fn key_ring(
     config: &ServiceConfig,
     master: &MasterKey,
     tenants: &ConfigSet,
 ) -> anyhow::Result<Arc<KeyRing>> {
-    let ring = if config.keyring_file.exists() {
-        let text = std::fs::read_to_string(&config.keyring_file)
-            .with_context(|| format!("reading {}", config.keyring_file.display()))?;
-        let wrapped = WrappedKeyRing::from_json(&text).context("parsing the key ring")?;
-        KeyRing::import(master, &wrapped).context("opening the key ring with this master key")?
-    } else {
-        KeyRing::new(master)
-    };
-    let mut created = 0;
-    for tenant in tenants.tenants() {
-        if !ring.has_tenant(tenant.id().as_str()) {
-            ring.create_tenant(tenant.id().as_str())
-                .context("creating a tenant data key")?;
-            created += 1;
+    let file = KeyRingFile::new(&config.keyring_file);
+    let names = tenant_names(tenants);
+    let template = KeyRing::new(master);
+    let ring = if config.single_node {
+        let added = file
+            .add_missing_tenants(&template, &names, KEY_RING_LOCK_WAIT)
+            .with_context(|| {
+                format!(
+                    "creating tenant data keys in {}",
+                    config.keyring_file.display()
+                )
+            })?;
+        if !added.created.is_empty() {
+            tracing::info!(created = ?added.created, path = %config.keyring_file.display(), "created tenant data keys (wrapped) in the key ring file");
         }
-    }
-    if created > 0 || !config.keyring_file.exists() {
-        let json = ring.export().to_json().context("encoding the key ring")?;
-        write_private(&config.keyring_file, json.as_bytes())?;
-        tracing::info!(created, path = %config.keyring_file.display(), "persisted tenant data keys (wrapped)");
-    }
+        added.ring
+    } else {
+        let ring = file
+            .read(&template)
+            .with_context(|| {
+                format!(
+                    "opening the key ring {} with this master key",
+                    config.keyring_file.display()
+                )
+            })?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no key ring file at {}: run `ordercenter keys init` with the tenant config                      and master key of this cluster first (cluster processes never create data keys)",
+                    config.keyring_file.display()
+                )
+            })?;
+        let lacking = lacking_keys(&ring, &names);
+        if !lacking.is_empty() {
+            bail!(keys_init_remedy(&config.keyring_file, &lacking));
+        }
+        ring
+    };
     // a value under a version rotated in by `keys rotate` reloads the file (rate-limited)
     ring.watch_file(&config.keyring_file, crate::cli::keys::RELOAD_INTERVAL);
     Ok(Arc::new(ring))
+}
+
+/// The check a reloaded tenant config passes before it goes live: every tenant has a data key
+/// (else a new tenant would answer 500 to every create with personal data until a restart).
+/// Single node: missing keys are created in the key ring file as at start and added to the
+/// running ring. Cluster: the file is read again (`keys init` may have added them since); a
+/// tenant still without a key refuses the reload, loudly, naming `keys init`.
+pub(crate) fn key_gate(config: &ServiceConfig, ring: Arc<KeyRing>) -> ReloadGate {
+    let file = KeyRingFile::new(&config.keyring_file);
+    let single_node = config.single_node;
+    Box::new(move |tenants: &ConfigSet| {
+        let names = tenant_names(tenants);
+        if lacking_keys(&ring, &names).is_empty() {
+            return Ok(());
+        }
+        if single_node {
+            let added = file
+                .add_missing_tenants(&ring, &names, KEY_RING_LOCK_WAIT)
+                .map_err(|error| format!("creating the new tenants' data keys: {error}"))?;
+            ring.merge(&added.ring.export()).map_err(|error| {
+                format!("adding the new tenants' data keys to the running key ring: {error}")
+            })?;
+            tracing::info!(created = ?added.created, path = %file.path().display(), "created data keys of tenants added by a reload");
+        } else if let Err(error) = ring.reload() {
+            return Err(format!("reloading the key ring file: {error}"));
+        }
+        let lacking = lacking_keys(&ring, &names);
+        if lacking.is_empty() {
+            Ok(())
+        } else {
+            Err(keys_init_remedy(file.path(), &lacking))
+        }
+    })
+}
+
+/// The key ring every sealer of this process uses.
+pub(crate) fn key_ring_of(wiring: &Wiring) -> Arc<KeyRing> {
+    Arc::clone(wiring.state.service.sealer.cipher.keyring())
+}
+
+/// Install the tenant config's SIGHUP reload, behind the data-key gate.
+fn reload_tenant_config_on_sighup(config: &ServiceConfig, wiring: &Wiring) -> anyhow::Result<()> {
+    wiring
+        .config
+        .set_gate(key_gate(config, key_ring_of(wiring)));
+    wiring
+        .config
+        .clone()
+        .spawn_sighup_reloader(config.tenant_config_dir.clone())
+        .context("installing the SIGHUP handler")?;
+    Ok(())
 }
 
 /// Everything `build` wires: the API state and what the workers and tools need.
@@ -614,14 +736,8 @@ fn spawn_single_node_workers(
 /// Run the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
     let wiring = build(&config).await?;
-    wiring
-        .config
-        .clone()
-        .spawn_sighup_reloader(config.tenant_config_dir.clone())
-        .context("installing the SIGHUP handler")?;
-    crate::cli::keys::spawn_sighup_reloader(Arc::clone(
-        wiring.state.service.sealer.cipher.keyring(),
-    ))?;
+    reload_tenant_config_on_sighup(&config, &wiring)?;
+    crate::cli::keys::spawn_sighup_reloader(key_ring_of(&wiring))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if config.single_node {
         spawn_single_node_workers(&wiring, stopped)
@@ -632,6 +748,20 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    // reported before the first request: `keys retire` must see every server that can seal
+    let key_report = crate::key_reports::Reporter::new(
+        Arc::clone(&wiring.store),
+        key_ring_of(&wiring),
+        &format!("serve on {address}"),
+        config.edge.request_timeout,
+    )
+    .start({
+        let mut stopped = stop.subscribe();
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    })
+    .await?;
     tracing::info!(%address, shards = config.shards.len(), single_node = config.single_node, "order center listening");
     println!(
         "order center listening on http://{address} ({} shards{})",
@@ -656,6 +786,7 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
     for worker in workers {
         let _ = worker.await;
     }
+    let _ = key_report.await;
     Ok(())
 }
 
@@ -674,6 +805,9 @@ fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<KafkaEventBus>> {
 /// `ordercenter relay`: the cluster relay, outbox of every shard → Kafka, until SIGTERM.
 pub async fn run_relay(config: ServiceConfig) -> anyhow::Result<()> {
     let wiring = build(&config).await?;
+    // the relay reads no tenant config (topics come from the events), but a SIGHUP sent to
+    // every process after a config change must not end it
+    reload_tenant_config_on_sighup(&config, &wiring)?;
     let bus = kafka_bus(&config)?;
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
@@ -708,19 +842,28 @@ fn stop_pair() -> (
     })
 }
 
-/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
-/// the configured read models, positions kept in the shard database, until SIGTERM.
-pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
-    let wiring = build(&config).await?;
-    let bus = kafka_bus(&config)?;
-    let tenants = wiring.config.current();
-    let topics: Vec<String> = tenants
+/// The topics of every tenant of `tenants`.
+fn topics_of(bus: &KafkaEventBus, tenants: &ConfigSet) -> Vec<String> {
+    tenants
         .tenants()
         .flat_map(|tenant| {
             bus.naming()
                 .topics_of_tenant(tenant.id(), tenant.business_identities().keys())
         })
-        .collect();
+        .collect()
+}
+
+/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
+/// the configured read models, positions kept in the shard database, until SIGTERM. The
+/// tenant config reloads on SIGHUP; the topics of tenants (or business identities) it adds
+/// are read from then on.
+pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let bus = kafka_bus(&config)?;
+    let mut config_changes = wiring.config.subscribe();
+    let topics = topics_of(&bus, &wiring.config.current());
+    let (follow, followed) = tokio::sync::watch::channel(topics.clone());
+    reload_tenant_config_on_sighup(&config, &wiring)?;
     let client = bus
         .client()
         .await
@@ -736,7 +879,15 @@ pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
             assignment: config.projector_member,
             ..SourceConfig::default()
         },
-    );
+    )
+    .follow_topics(followed);
+    let topic_bus = Arc::clone(&bus);
+    tokio::spawn(async move {
+        while config_changes.changed().await.is_ok() {
+            let tenants = config_changes.borrow_and_update().clone();
+            follow.send_replace(topics_of(&topic_bus, &tenants));
+        }
+    });
     let projector = projector(&wiring);
     register_projector_metrics(&wiring.state.metrics, projector.clone());
     let (stop, http_stop) = stop_pair();
@@ -786,24 +937,114 @@ mod tests {
     #[test]
     fn every_variable_read_is_listed() {
         let source = include_str!("serve.rs");
-        for chunk in source.split("env(\"").skip(1) {
-            let name: String = chunk.chars().take_while(|c| *c != '"').collect();
-            if name.starts_with("OC_") {
-                assert!(
-                    ENV_VARS.contains(&name.as_str()),
-                    "{name} is read but not listed in ENV_VARS"
+        for reader in ["env(\"", "var(\""] {
+            for chunk in source.split(reader).skip(1) {
+                let name: String = chunk.chars().take_while(|c| *c != '"').collect();
+                if name.starts_with("OC_") {
+                    assert!(
+                        ENV_VARS.contains(&name.as_str()),
+                        "{name} is read but not listed in ENV_VARS"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A config loaded from `vars` only (no file, nothing of the process environment).
+    fn config_of(vars: &[(&str, String)]) -> ServiceConfig {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        ServiceConfig::load_with(None, &move |name: &str| {
+            vars.iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_single_node() {
+        let config = config_of(&[]);
+        assert!(config.single_node);
+        assert_eq!(config.shards.len(), 2);
+        assert!(config.shards[0].starts_with("sqlite://"));
+        let cluster = config_of(&[("OC_SHARDS", "mysql://a/b, mysql://c/d".into())]);
+        assert!(!cluster.single_node);
+        assert_eq!(cluster.shards, vec!["mysql://a/b", "mysql://c/d"]);
+    }
+
+    fn example_tenants() -> ConfigSet {
+        ConfigSet::load_dir(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tenant-config/examples"
+        )))
+        .unwrap()
+    }
+
+    fn file_ring(path: &Path) -> oc_crypto::WrappedKeyRing {
+        oc_crypto::WrappedKeyRing::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn servers_starting_together_agree_on_every_data_key() {
+        let tenants = example_tenants();
+        let master = MasterKey::from_bytes([7; 32]);
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config_of(&[("OC_DATA_DIR", dir.path().display().to_string())]);
+            let starting = std::sync::Barrier::new(8);
+            let rings: Vec<anyhow::Result<Arc<KeyRing>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            starting.wait();
+                            key_ring(&config, &master, &tenants)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap())
+                    .collect()
+            });
+            let on_file = file_ring(&config.keyring_file);
+            assert_eq!(on_file.keys.len(), tenants.tenants().count());
+            for ring in rings {
+                let ring = ring.unwrap_or_else(|error| panic!("round {round}: {error:#}"));
+                assert_eq!(
+                    ring.export(),
+                    on_file,
+                    "round {round}: a server holds a data key the file does not"
                 );
             }
         }
     }
 
     #[test]
-    fn defaults_are_single_node() {
-        let config = ServiceConfig::load(None).unwrap();
-        assert!(config.single_node || std::env::var("OC_SHARDS").is_ok());
-        if config.single_node {
-            assert_eq!(config.shards.len(), 2);
-            assert!(config.shards[0].starts_with("sqlite://"));
-        }
+    fn cluster_processes_never_create_data_keys() {
+        let tenants = example_tenants();
+        let master = MasterKey::from_bytes([7; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let config = config_of(&[
+            ("OC_SHARDS", "mysql://a/b".into()),
+            ("OC_KEYRING_FILE", path.display().to_string()),
+        ]);
+        let missing = format!("{:#}", key_ring(&config, &master, &tenants).unwrap_err());
+        assert!(missing.contains("keys init"), "{missing}");
+        assert!(!path.exists(), "no key ring was written");
+
+        // a key ring that lacks a configured tenant: refused, naming it, the file unchanged
+        let partial = KeyRing::new(&master);
+        partial.create_tenant("retail").unwrap();
+        std::fs::write(&path, partial.export().to_json().unwrap()).unwrap();
+        let lacking = format!("{:#}", key_ring(&config, &master, &tenants).unwrap_err());
+        assert!(
+            lacking.contains("express") && lacking.contains("keys init"),
+            "{lacking}"
+        );
+        assert_eq!(file_ring(&path), partial.export());
     }
 }

@@ -60,6 +60,10 @@ async fn serve_opens_the_cache_breaker_when_redis_is_cut_off_and_closes_it_after
         .env("OC_BREAKER_HALF_OPEN_PROBES", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    let mut init = common::command(data.path());
+    init.env("OC_SHARDS", databases.urls().join(","))
+        .env("OC_MASTER_KEY", "42".repeat(32));
+    keys_init(init);
     let mut server = Server(command.arg("serve").spawn().unwrap());
     let port_copy = port;
     tokio::task::spawn_blocking(move || wait_healthy(port_copy))

@@ -128,6 +128,7 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
         data: tempfile::tempdir().unwrap(),
         read_models: tempfile::tempdir().unwrap(),
     };
+    keys_init(cluster.command(false));
     let port = free_port();
     let mut api = cluster.spawn(
         "serve",

@@ -477,6 +477,16 @@ fn command_of(service: &Value) -> Option<String> {
     }
 }
 
+/// A one-shot service running `ordercenter keys init`.
+fn is_keys_init(service: &Value) -> bool {
+    let command: Vec<String> = match service.get("command") {
+        Some(Value::Sequence(items)) => items.iter().filter_map(text).collect(),
+        Some(Value::String(line)) => line.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    command == ["keys", "init"]
+}
+
 fn check_compose(root: &Path, known: &BTreeSet<String>) -> Problems {
     let mut problems = Problems::default();
     let deploy = root.join("deploy");
@@ -506,14 +516,24 @@ fn check_compose(root: &Path, known: &BTreeSet<String>) -> Problems {
     let mut processes = Vec::new();
     let mut mounted_dirs = BTreeSet::new();
     let mut keyring_volumes = BTreeSet::new();
+    let mut keys_init_services = Vec::new();
     for (name, service) in &services {
         let origin = format!("compose service {name}");
         problems.check(service.get("env_file").is_none(), || {
             format!("{origin}: env_file is not checked here; set environment: inline")
         });
-        problems.check(at(service, &["healthcheck", "test"]).is_some(), || {
-            format!("{origin}: no healthcheck")
-        });
+        let one_shot = is_keys_init(service);
+        if one_shot {
+            keys_init_services.push(name.clone());
+            problems.check(
+                text_at(service, &["restart"]).as_deref() == Some("no"),
+                || format!("{origin}: a one-shot `keys init` must not restart"),
+            );
+        }
+        problems.check(
+            at(service, &["healthcheck", "test"]).is_some() || one_shot,
+            || format!("{origin}: no healthcheck"),
+        );
         for port in seq(service.get("ports")) {
             let published = text(&port)
                 .or_else(|| text_at(&port, &["host_ip"]))
@@ -546,6 +566,24 @@ fn check_compose(root: &Path, known: &BTreeSet<String>) -> Problems {
                     ),
                     || format!("{origin}: depends on {target} with condition {condition:?}; use service_healthy"),
                 );
+            }
+        }
+        if one_shot {
+            // it writes the key ring every process reads: the same volume
+            let volumes = string_list(service.get("volumes"));
+            if let Some(file) = compose_environment(service).get("OC_KEYRING_FILE") {
+                let dir = Path::new(file).parent().unwrap().display().to_string();
+                match volumes.iter().find_map(|volume| {
+                    let parts: Vec<&str> = volume.split(':').collect();
+                    (parts.get(1) == Some(&dir.as_str())).then(|| parts[0].to_owned())
+                }) {
+                    Some(source) => {
+                        keyring_volumes.insert(source);
+                    }
+                    None => problems.push(format!(
+                        "{origin}: the key ring {file} is not on a volume: the processes would not read what it writes"
+                    )),
+                }
             }
         }
         let Some(role) = command_of(service).as_deref().and_then(Role::of) else {
@@ -611,17 +649,21 @@ fn check_compose(root: &Path, known: &BTreeSet<String>) -> Problems {
                 }
             }
         }
-        // The workers read the key ring the API writes on first start.
-        if role != Role::Serve {
-            let api = services
-                .iter()
-                .find(|(_, s)| command_of(s).as_deref() == Some("serve"))
-                .map(|(n, _)| n.clone())
-                .unwrap_or_default();
-            problems.check(waits_for(&api), || {
-                format!("{origin}: must wait for the API ({api}) to be healthy: it creates the key ring the workers read")
+        // Cluster processes never create data keys: they start after `keys init` wrote them.
+        let waits_for_keys = services
+            .iter()
+            .filter(|(_, other)| is_keys_init(other))
+            .any(|(other, _)| {
+                service
+                    .get("depends_on")
+                    .and_then(|depends| depends.get(other.as_str()))
+                    .and_then(|spec| text_at(spec, &["condition"]))
+                    .as_deref()
+                    == Some("service_completed_successfully")
             });
-        }
+        problems.check(waits_for_keys, || {
+            format!("{origin}: must wait for a `keys init` service to complete successfully: cluster processes never create the data keys they need")
+        });
         let volumes = string_list(service.get("volumes"));
         let mount_of = |target: &str| {
             volumes.iter().find_map(|volume| {
@@ -1615,12 +1657,14 @@ fn compose_breakages_are_reported() {
             "OC_COLD_URL: hbase://hbase:9090?salt=4",
             "unknown hbase:// parameter",
         ),
-        // a worker not waiting for the API that writes the key ring (relay: the first such block)
+        // a process starting before `keys init` wrote the key ring (the API: the first such line)
         (
-            "    depends_on:\n      api: {condition: service_healthy}\n",
-            "    depends_on:\n",
-            "must wait for the API",
+            "      keys-init: {condition: service_completed_successfully}\n      mysql-0",
+            "      mysql-0",
+            "must wait for a `keys init` service",
         ),
+        // the one-shot `keys init` restarting
+        ("    restart: \"no\"\n", "", "must not restart"),
         // a dependency named in a URL but not waited for
         (
             "      mysql-1: {condition: service_healthy}\n",

@@ -235,20 +235,12 @@ async fn stored(pools: &[sqlx::MySqlPool], id: &str) -> Option<(u32, String, Str
     None
 }
 
-fn signal(server: &Server, name: &str) {
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_reencryption_and_retirement_under_live_traffic() {
-    let databases = oc_test_support::TestDatabases::create("keys", 2)
+/// Two fresh MariaDB shard databases, a connection to each, and a key ring (`keys init`) for
+/// the example tenants in a fresh data directory.
+async fn fresh_cluster(
+    label: &str,
+) -> (oc_test_support::TestDatabases, Vec<sqlx::MySqlPool>, Keys) {
+    let databases = oc_test_support::TestDatabases::create(label, 2)
         .await
         .unwrap();
     let pools = vec![
@@ -259,6 +251,13 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
         shards: databases.urls().join(","),
         data: tempfile::tempdir().unwrap(),
     };
+    keys.run_json(&["keys", "init"]);
+    (databases, pools, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_reencryption_and_retirement_under_live_traffic() {
+    let (databases, pools, keys) = fresh_cluster("keys").await;
     let (port_a, port_b) = (free_port(), free_port());
     let mut server_a = keys.serve(port_a, 1, &[]);
     let mut server_b = keys.serve(port_b, 2, &[]);
@@ -519,7 +518,8 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     assert_eq!(status["orders"], all.len() as u64, "{status}");
     assert_eq!(counted["2"], all.len() as u64 * 5, "{status}");
     assert_eq!(status["unreadable"], 0);
-    let retired = keys.run_json(&["keys", "retire", "1"]);
+    // --wait: the servers moved to version 2 moments ago, as far as their request timeout
+    let retired = keys.run_json(&["keys", "retire", "1", "--wait", "60"]);
     assert_eq!(
         retired["keys"]["retail"]["versions"],
         serde_json::json!([2]),
@@ -583,6 +583,70 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
             assert!(ids.contains(&order.id.as_str()), "{query}: {body}");
         }
     }
+    stop_server(&mut server_c);
+    drop(pools);
+    databases.cleanup().await.unwrap();
+}
+
+/// A server that loaded the key ring before a rotation and never heard of it (no SIGHUP, no
+/// value under the new version read) still seals under the old version: retiring that
+/// version would make what it writes next unreadable. `keys retire` refuses until every
+/// running server reports the new version, and `--wait` re-checks until they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_waits_until_every_server_seals_under_the_new_version() {
+    let (databases, pools, keys) = fresh_cluster("retire").await;
+    // a short request timeout: a server's switch to a new version counts once every request
+    // begun before it has ended
+    let timeout = [("OC_REQUEST_TIMEOUT_MS", "2000".to_owned())];
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut server_a = keys.serve(port_a, 1, &timeout);
+    let mut server_b = keys.serve(port_b, 2, &timeout);
+    for n in 0..4u64 {
+        let order = create(if n % 2 == 0 { port_a } else { port_b }, n).unwrap();
+        assert_eq!(stored(&pools, &order.id).await.unwrap().0, 1);
+    }
+
+    keys.run_json(&["keys", "rotate"]);
+    signal(&server_a, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut n = 100;
+    loop {
+        n += 1;
+        let order = create(port_a, n).unwrap();
+        if stored(&pools, &order.id).await.unwrap().0 == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server A did not reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = keys.run_json(&["keys", "reencrypt"]);
+    assert_eq!(report["remaining_old"], serde_json::json!({}), "{report}");
+
+    // server B still seals under version 1: retiring it is refused, the file keeps it
+    let output = keys.run(&["keys", "retire", "1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("still seals under version 1"), "{stderr}");
+    let ring = std::fs::read_to_string(keys.data.path().join("keyring.json")).unwrap();
+    assert!(ring.contains("\"version\": 1"), "{ring}");
+
+    // B hears SIGHUP; retire waits until B reports version 2 and its older requests are over
+    signal(&server_b, "HUP");
+    let retired = keys.run_json(&["keys", "retire", "1", "--wait", "60"]);
+    assert_eq!(
+        retired["keys"]["retail"]["versions"],
+        serde_json::json!([2]),
+        "{retired}"
+    );
+    let sealed_by_b = create(port_b, 200).unwrap();
+    assert_eq!(stored(&pools, &sealed_by_b.id).await.unwrap().0, 2);
+
+    // a server started now never had version 1 and reads everything B wrote
+    stop_server(&mut server_a);
+    stop_server(&mut server_b);
+    let port_c = free_port();
+    let mut server_c = keys.serve(port_c, 3, &[]);
+    check(&sealed_by_b, &read(port_c, &sealed_by_b).unwrap()).unwrap();
     stop_server(&mut server_c);
     drop(pools);
     databases.cleanup().await.unwrap();

@@ -43,6 +43,8 @@ pub struct KafkaStream {
     start: StartOffset,
     config: SourceConfig,
     topics: Vec<Topic>,
+    /// Names to read from now on as well (see [`KafkaStream::follow_topics`]).
+    follow: Option<tokio::sync::watch::Receiver<Vec<String>>>,
     uncommitted: bool,
     undecodable: u64,
 }
@@ -63,8 +65,41 @@ impl KafkaStream {
             start,
             config,
             topics: topics.into_iter().map(Topic::Pending).collect(),
+            follow: None,
             uncommitted: false,
             undecodable: 0,
+        }
+    }
+
+    /// Also reads every topic `topics` names from now on: a name new to the stream is opened
+    /// as the ones given at the start are (from its committed positions, else from `start`),
+    /// before the next poll. A name that leaves the list is still read (its tenant's old
+    /// events; harmless to a projector, which applies by version). For a tenant added to the
+    /// config of a running process.
+    pub fn follow_topics(mut self, topics: tokio::sync::watch::Receiver<Vec<String>>) -> Self {
+        self.follow = Some(topics);
+        self.take_new_topics();
+        self
+    }
+
+    /// Names of the followed list this stream does not read yet, added as pending.
+    fn take_new_topics(&mut self) {
+        let Some(follow) = &mut self.follow else {
+            return;
+        };
+        if !follow.has_changed().unwrap_or(false) && !self.topics.is_empty() {
+            return;
+        }
+        let names = follow.borrow_and_update().clone();
+        for name in names {
+            let known = self.topics.iter().any(|topic| match topic {
+                Topic::Pending(pending) => *pending == name,
+                Topic::Open(source) => source.topic() == name,
+            });
+            if !known {
+                tracing::info!(topic = %name, "following a new topic");
+                self.topics.push(Topic::Pending(name));
+            }
         }
     }
 
@@ -100,6 +135,7 @@ impl KafkaStream {
 #[async_trait]
 impl EventStream for KafkaStream {
     async fn next_batch(&mut self) -> DomainResult<Vec<OrderEvent>> {
+        self.take_new_topics();
         self.open_pending().await?;
         let mut open: Vec<&mut KafkaEventSource> = self
             .topics

@@ -730,6 +730,57 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(acme_page.next_cursor, None);
+        // acme gets a second order, so its page of one has a cursor; that cursor, handed to
+        // globex's search, must page through globex's orders only
+        put(index, vec![doc("acme", 3, 1)]).await;
+        let acme_first = index
+            .search(
+                &tenant("acme"),
+                &SearchQuery {
+                    limit: 1,
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        let acme_cursor = acme_first
+            .next_cursor
+            .clone()
+            .expect("acme has a second page");
+        let acme_second = index
+            .search(
+                &tenant("acme"),
+                &SearchQuery {
+                    limit: 1,
+                    cursor: Some(acme_cursor.clone()),
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        let mut acme_ids = acme_first.order_ids();
+        acme_ids.extend(acme_second.order_ids());
+        acme_ids.sort();
+        assert_eq!(acme_ids, vec![id(1), id(3)], "the cursor pages acme itself");
+        let globex_with_acme_cursor = index
+            .search(
+                &tenant("globex"),
+                &SearchQuery {
+                    limit: 100,
+                    cursor: Some(acme_cursor),
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            globex_with_acme_cursor
+                .order_ids()
+                .iter()
+                .all(|order| *order == id(2)),
+            "acme's cursor showed globex {:?}",
+            globex_with_acme_cursor.order_ids()
+        );
         let buyer_everywhere = SearchQuery {
             buyer_id: Some(PartyId::parse("buyer-1").unwrap()),
             ..query()

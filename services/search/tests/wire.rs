@@ -291,13 +291,13 @@ async fn ensure_index_creates_or_extends_the_mapping() {
     let exists = json!({
         "error": {
             "type": "resource_already_exists_exception",
-            "reason": "index [oc-orders-acme-v1/abc] already exists",
-            "index": "oc-orders-acme-v1"
+            "reason": "index [oc-orders-acme.v1/abc] already exists",
+            "index": "oc-orders-acme.v1"
         },
         "status": 400
     });
     let server = FakeElasticsearch::start(vec![
-        (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme-v1"})),
+        (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme.v1"})),
         (400, exists),
         (200, json!({"acknowledged": true})),
     ])
@@ -313,7 +313,7 @@ async fn ensure_index_creates_or_extends_the_mapping() {
     assert_eq!(sent.len(), 3);
     assert_eq!(
         (sent[0].method.as_str(), sent[0].path.as_str()),
-        ("PUT", "/oc-orders-acme-v1")
+        ("PUT", "/oc-orders-acme.v1")
     );
     assert_eq!(
         sent[0].body,
@@ -332,7 +332,7 @@ async fn ensure_index_creates_or_extends_the_mapping() {
 #[tokio::test]
 async fn the_mapped_index_ensures_each_tenants_mapping_before_its_first_write_and_after_a_change() {
     let created =
-        json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme-v1"});
+        json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme.v1"});
     let exists = json!({
         "error": {"type": "resource_already_exists_exception", "reason": "exists"},
         "status": 400
@@ -375,10 +375,10 @@ async fn the_mapped_index_ensures_each_tenants_mapping_before_its_first_write_an
     assert_eq!(
         sent,
         vec![
-            ("PUT".to_owned(), "/oc-orders-acme-v1".to_owned()),
+            ("PUT".to_owned(), "/oc-orders-acme.v1".to_owned()),
             ("POST".to_owned(), doc_path.clone()),
             ("POST".to_owned(), doc_path.clone()),
-            ("PUT".to_owned(), "/oc-orders-acme-v1".to_owned()),
+            ("PUT".to_owned(), "/oc-orders-acme.v1".to_owned()),
             ("PUT".to_owned(), "/oc-orders-acme/_mapping".to_owned()),
             ("POST".to_owned(), doc_path),
         ],

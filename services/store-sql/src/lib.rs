@@ -3,18 +3,17 @@
 mod codec;
 mod error;
 mod group_commit;
+mod key_reports;
 mod migrate;
 pub mod router;
 mod statements;
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, Page, PageRequest};
@@ -27,6 +26,7 @@ use crate::codec::{assert_sealed, body_json, decode_order, encode_ext, unix_ms};
 use crate::error::{convert, is_connection_lost, is_unique_violation};
 pub use crate::group_commit::GroupCommit;
 use crate::group_commit::{GroupError, Writers};
+pub use crate::key_reports::KeyRingReport;
 pub use crate::router::{BucketMap, BucketRange};
 
 /// The SQL dialect of a shard, chosen by URL scheme.
@@ -66,7 +66,7 @@ pub struct StoreConfig {
     /// (and replaced if the ping fails). Connections reused sooner are not: under load that
     /// saves a round trip per unit of work, and a connection the server dropped in between
     /// fails its first statement, which the store answers by taking another connection
-    /// (a transaction's `BEGIN` and a read's first `SELECT` change nothing, so this is safe).
+    /// (every write and every read begins with `BEGIN`, which changes nothing, so this is safe).
     pub ping_idle_after: Duration,
     /// Creates of one shard that arrive while its writers are busy are written together, in
     /// one transaction (see [`GroupCommit`]); `None` writes every create in its own.
@@ -418,9 +418,6 @@ fn sqlite_create_mode(url: &str) -> String {
 
 type AnyTx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
-/// A statement running on a borrowed connection.
-type Statement<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
-
 /// How many connections to try before a lost connection is the caller's error: every pooled
 /// one may be dead (the server restarted), then one fresh.
 fn connection_attempts(pool: &AnyPool) -> u32 {
@@ -445,22 +442,28 @@ async fn begin(pool: &AnyPool) -> DomainResult<AnyTx<'static>> {
     }
 }
 
-/// The first statement of a read, on a pooled connection, which is returned for the statements
-/// that follow (an order and its lines and identifiers are read on one connection). A connection
-/// found dead by that statement is closed and another taken, as [`begin`] does.
-async fn first_read<T>(
-    pool: &AnyPool,
-    mut statement: impl for<'c> FnMut(&'c mut AnyConnection) -> Statement<'c, T>,
-) -> DomainResult<(PoolConnection<Any>, T)> {
+/// A read-only transaction on `pool`, retried on a lost connection as [`begin`] is. An order
+/// is three statements (main row, lines, identifiers); read outside a transaction, an update
+/// committed between them would pair one version's main row with another's lines. In here
+/// they all read one snapshot:
+/// - MySQL/MariaDB: REPEATABLE READ (set for this transaction, whatever the server's default)
+///   with a consistent snapshot taken at `START TRANSACTION`, read-only;
+/// - SQLite: a deferred `BEGIN`; in WAL mode the first `SELECT` fixes the snapshot every later
+///   one reads, and a reader never blocks the writer.
+async fn begin_read(pool: &AnyPool, dialect: Dialect) -> DomainResult<AnyTx<'static>> {
+    let statement = match dialect {
+        Dialect::MySql => {
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+        }
+        Dialect::Sqlite => "BEGIN",
+    };
     let mut attempts = connection_attempts(pool);
     loop {
-        let mut connection = pool.acquire().await.map_err(convert)?;
-        match statement(&mut connection).await {
-            Ok(value) => return Ok((connection, value)),
+        match pool.begin_with(statement).await {
+            Ok(tx) => return Ok(tx),
             Err(e) if is_connection_lost(&e) && attempts > 1 => {
                 attempts -= 1;
                 tracing::debug!(error = %e, "pooled order store connection lost, taking another");
-                connection.close_on_drop();
             }
             Err(e) => return Err(convert(e)),
         }
@@ -711,22 +714,19 @@ impl OrderStore for SqlOrderStore {
 
     async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
         let pool = self.pool_for_bucket(id.bucket());
-        let (mut connection, row) = first_read(pool, |connection| {
-            Box::pin(
-                sqlx::query(&statements::SELECT_ORDER)
-                    .bind(tenant.as_str().to_owned())
-                    .bind(id.as_i64())
-                    .fetch_optional(connection),
-            )
-        })
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(self
-                .read_orders(&mut connection, tenant, vec![row])
-                .await?
-                .pop()),
-        }
+        let mut tx = begin_read(pool, self.dialect).await?;
+        let row = sqlx::query(&statements::SELECT_ORDER)
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(convert)?;
+        let order = match row {
+            None => None,
+            Some(row) => self.read_orders(&mut tx, tenant, vec![row]).await?.pop(),
+        };
+        tx.commit().await.map_err(convert)?;
+        Ok(order)
     }
 
     async fn update(
@@ -799,18 +799,17 @@ impl OrderStore for SqlOrderStore {
             None => i64::MAX,
         };
         let pool = self.pool_for_bucket(Bucket::of(tenant, buyer));
-        let (mut connection, rows) = first_read(pool, |connection| {
-            Box::pin(
-                sqlx::query(&statements::SELECT_BUYER_PAGE)
-                    .bind(tenant.as_str().to_owned())
-                    .bind(buyer.as_str().to_owned())
-                    .bind(before)
-                    .bind(i64::from(limit) + 1)
-                    .fetch_all(connection),
-            )
-        })
-        .await?;
-        let mut orders = self.read_orders(&mut connection, tenant, rows).await?;
+        let mut tx = begin_read(pool, self.dialect).await?;
+        let rows = sqlx::query(&statements::SELECT_BUYER_PAGE)
+            .bind(tenant.as_str())
+            .bind(buyer.as_str())
+            .bind(before)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(convert)?;
+        let mut orders = self.read_orders(&mut tx, tenant, rows).await?;
+        tx.commit().await.map_err(convert)?;
         let next_cursor = if orders.len() > limit as usize {
             orders.truncate(limit as usize);
             orders.last().map(|o| encode_cursor(o.main.id))

@@ -26,6 +26,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0002_consumer_offsets.sql"),
         sqlite: include_str!("../migrations/sqlite/0002_consumer_offsets.sql"),
     },
+    Migration {
+        version: 3,
+        name: "key_ring_reports",
+        mysql: include_str!("../migrations/mysql/0003_key_ring_reports.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_key_ring_reports.sql"),
+    },
 ];
 
 /// Split a migration file into statements: comment lines dropped first (they may contain

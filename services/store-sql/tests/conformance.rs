@@ -1,16 +1,16 @@
 //! The order-store conformance suite: the same cases run against SQLite files and against
 //! real MariaDB databases (two shards each). Every test gets fresh shards.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
 use oc_model::{
-    ColumnIndex, ErrorCode, ExtValue, Order, OrderEvent, OrderEventKind, PartyId, Protected,
-    ShardId, TenantId,
+    BusinessDomain, ColumnIndex, ErrorCode, ExtValue, KvIdentifier, Order, OrderEvent,
+    OrderEventKind, PartyId, Protected, ShardId, TenantId,
 };
-use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_store_sql::{KeyRingReport, SqlOrderStore, StoreConfig};
 use sqlx::Row;
 
 const SHARDS: usize = 2;
@@ -433,6 +433,161 @@ async fn update_is_compare_and_set(store: &SqlOrderStore) {
     assert_eq!(refused.code, ErrorCode::NotFound);
 }
 
+/// `order` at `version`, with the version written into every line (`ext_05`) and into the
+/// `stamp` identifier: a read that mixes a main row with another version's children shows it.
+fn stamped(mut order: Order, version: u64) -> Order {
+    order.main.version = version;
+    for line in &mut order.lines {
+        line.ext.insert(
+            ColumnIndex::new(5).unwrap(),
+            Protected::Plain(ExtValue::Int(version as i64)),
+        );
+    }
+    order.extension.identifiers.retain(|i| i.key != "stamp");
+    order
+        .extension
+        .identifiers
+        .push(KvIdentifier::new(BusinessDomain::Order, "stamp", version.to_string()).unwrap());
+    order.extension.identifiers.sort();
+    order
+}
+
+/// Where `order`'s children disagree with its main row's version, if they do.
+fn mixed_versions(order: &Order) -> Option<String> {
+    let version = order.main.version;
+    let lines: Vec<Option<&Protected<ExtValue>>> = order
+        .lines
+        .iter()
+        .map(|line| line.ext.get(&ColumnIndex::new(5).unwrap()))
+        .collect();
+    let stamps: Vec<&str> = order
+        .extension
+        .identifiers
+        .iter()
+        .filter(|i| i.key == "stamp")
+        .map(|i| i.value.as_str())
+        .collect();
+    let lines_agree = lines
+        .iter()
+        .all(|value| *value == Some(&Protected::Plain(ExtValue::Int(version as i64))));
+    let version_text = version.to_string();
+    if lines_agree && stamps == [version_text.as_str()] {
+        None
+    } else {
+        Some(format!(
+            "main row at version {version}, lines {lines:?}, stamp identifiers {stamps:?}"
+        ))
+    }
+}
+
+async fn reads_never_mix_versions_of_an_order(store: &SqlOrderStore) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const UPDATES: u64 = 300;
+    let express = tenant("express");
+    let mut current = create(store, stamped(order(&express, "buyer-snapshot"), 1)).await;
+    let id = current.main.id;
+    let buyer = current.main.buyer_id.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for reader in 0..4 {
+        let (store, express, buyer) = (store.clone(), express.clone(), buyer.clone());
+        let (done, reads) = (done.clone(), reads.clone());
+        readers.push(tokio::spawn(async move {
+            let mut mixed = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                // three readers by id, one by the buyer's list: both read an order's rows
+                let read = if reader == 0 {
+                    let page = PageRequest {
+                        limit: 10,
+                        cursor: None,
+                    };
+                    let page = store.list_by_buyer(&express, &buyer, page).await.unwrap();
+                    page.items.into_iter().next().unwrap()
+                } else {
+                    store.get(&express, id).await.unwrap().unwrap()
+                };
+                if let Some(problem) = mixed_versions(&read) {
+                    mixed.push(problem);
+                }
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+            mixed
+        }));
+    }
+    for version in 2..=UPDATES {
+        // every update is raced by at least one read
+        let seen = reads.load(Ordering::Relaxed);
+        while reads.load(Ordering::Relaxed) == seen {
+            tokio::task::yield_now().await;
+        }
+        let next = stamped(current.clone(), version);
+        current = store
+            .update(
+                version - 1,
+                next.clone(),
+                event(&next, OrderEventKind::Updated),
+            )
+            .await
+            .unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let mut mixed = Vec::new();
+    for reader in readers {
+        mixed.extend(reader.await.unwrap());
+    }
+    assert!(
+        mixed.is_empty(),
+        "{} of {} reads mixed versions, e.g. {:?}",
+        mixed.len(),
+        reads.load(Ordering::Relaxed),
+        mixed.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.get(&express, id).await.unwrap().unwrap(),
+        current,
+        "the last version is read whole"
+    );
+}
+
+async fn key_ring_reports_are_kept_per_process(store: &SqlOrderStore) {
+    assert!(store.key_ring_reports().await.unwrap().is_empty());
+    let first = KeyRingReport {
+        process_id: "host-a:41:1790000000000".into(),
+        description: "serve on 127.0.0.1:8080 (host host-a, pid 41)".into(),
+        active_versions: [("acme".to_owned(), 2), ("globex".to_owned(), 1)].into(),
+        active_since_ms: 1_790_000_000_000,
+        settle_ms: 12_000,
+        reported_at_ms: 1_790_000_001_000,
+    };
+    store.put_key_ring_report(&first).await.unwrap();
+    assert_eq!(store.key_ring_reports().await.unwrap(), vec![first.clone()]);
+    // a later report of the same process replaces its earlier one
+    let first = KeyRingReport {
+        active_versions: [("acme".to_owned(), 3), ("globex".to_owned(), 1)].into(),
+        active_since_ms: 1_790_000_002_000,
+        reported_at_ms: 1_790_000_002_000,
+        ..first
+    };
+    store.put_key_ring_report(&first).await.unwrap();
+    let second = KeyRingReport {
+        process_id: "host-b:7:1790000000500".into(),
+        description: "serve on 127.0.0.1:8081 (host host-b, pid 7)".into(),
+        active_versions: BTreeMap::new(),
+        ..first.clone()
+    };
+    store.put_key_ring_report(&second).await.unwrap();
+    assert_eq!(
+        store.key_ring_reports().await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    store
+        .remove_key_ring_report(&first.process_id)
+        .await
+        .unwrap();
+    assert_eq!(store.key_ring_reports().await.unwrap(), vec![second]);
+}
+
 async fn outbox_is_ordered_and_marked(store: &SqlOrderStore) {
     let mut expected = Vec::new();
     for n in 0..6 {
@@ -597,8 +752,8 @@ async fn reconnecting_applies_nothing_and_keeps_the_data(harness: &Harness) {
                 .unwrap();
             assert_eq!(
                 row.try_get::<i64, _>(0).unwrap(),
-                2,
-                "both migrations, once"
+                3,
+                "every migration (init, consumer offsets, key ring reports), once"
             );
         }
     }
@@ -659,6 +814,8 @@ conformance!(
     concurrent_identical_creates_make_one_order,
     concurrent_creates_share_transactions_and_keep_their_answers,
     update_is_compare_and_set,
+    reads_never_mix_versions_of_an_order,
+    key_ring_reports_are_kept_per_process,
     outbox_is_ordered_and_marked,
     buyer_lists_page_newest_first,
     plaintext_pii_is_refused,

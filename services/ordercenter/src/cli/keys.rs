@@ -3,7 +3,16 @@
 //! The key ring file (`OC_KEYRING_FILE`, default `<data dir>/keyring.json`) holds every
 //! tenant's data keys, wrapped under the key-encryption key derived from the master key. The
 //! newest version of a tenant is the active one: new values are sealed under it; older
-//! versions stay for reading. The rotation procedure:
+//! versions stay for reading.
+//!
+//! `keys init` creates the file and a first key (version 1) for every tenant of the tenant
+//! config that has none. A cluster runs it once before its first start and again after a
+//! tenant is added (before the reload): cluster processes never create keys (replicas starting
+//! together would each create a different one). Single-node `serve` does it by itself. Every
+//! command that changes the file does so under its lock, after reading it again
+//! (`oc_crypto::KeyRingFile`).
+//!
+//! The rotation procedure:
 //!
 //! 1. `keys rotate`: adds a version per tenant to the file (atomic replace);
 //! 2. SIGHUP every `serve` process (each also reloads the file by itself, rate-limited, the
@@ -11,10 +20,11 @@
 //! 3. `keys reencrypt`: re-seals every stored value under an older version, row by row,
 //!    compare-and-set on the row version (a concurrent write wins and the row is retried);
 //! 4. `keys status`: counts per tenant and version; `keys retire <v>` drops a version from
-//!    the file once no stored value uses it.
+//!    the file once every running server seals under a newer one (they report it in shard 0,
+//!    see `key_reports`) and no stored value uses it.
 //!
-//! Exit codes: `0` done; `1` error; `2` (retire) refused, the version is still in use or
-//! active; `3` (reencrypt) values were left under old versions (see the report).
+//! Exit codes: `0` done; `1` error; `2` (retire) refused, the version is active, a server
+//! still seals under it or a stored value uses it; `3` (reencrypt) values were left under old versions (see the report).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +37,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use oc_api::pii::{Sealer, sealed_key_versions};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
 use oc_model::ports::{Cache, OrderStore as _};
 use oc_model::{OrderId, ShardId, TenantId};
 use oc_projector::{BackfillCheckpoint, ShardCheckpoint};
@@ -53,6 +63,14 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    /// Create the key ring file if there is none and a data key (version 1) for every tenant
+    /// of the tenant config that has none; existing keys are kept. Run it before a cluster's
+    /// first start and after adding a tenant (before the reload): cluster processes never
+    /// create keys. JSON on stdout.
+    Init {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Add a new data-key version for each tenant (or the given ones) and make it active for
     /// new writes; older versions stay for reading. Then SIGHUP the servers and run
     /// `keys reencrypt`.
@@ -96,8 +114,9 @@ pub enum KeysCommand {
         #[arg(long, default_value_t = 3)]
         max_passes: u32,
     },
-    /// Remove an old key version from the key ring file. Refused while any stored value
-    /// still uses it, and for an active version.
+    /// Remove an old key version from the key ring file. Refused for an active version,
+    /// while a running server still seals under it (or switched away from it so recently that
+    /// a request it began before may still be writing), and while any stored value uses it.
     Retire {
         #[command(flatten)]
         common: Common,
@@ -106,6 +125,10 @@ pub enum KeysCommand {
         /// Only these tenants (repeatable); default every tenant holding the version.
         #[arg(long)]
         tenant: Vec<String>,
+        /// Re-check the servers for up to this many seconds until all of them seal under a
+        /// newer version (default: check once).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
     },
 }
 
@@ -114,6 +137,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match command {
+        KeysCommand::Init { common } => init(&common),
         KeysCommand::Rotate { common, tenant } => rotate(&common, &tenant),
         KeysCommand::Status { common, tenant } => runtime.block_on(status(&common, tenant)),
         KeysCommand::Reencrypt {
@@ -137,7 +161,8 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             common,
             version,
             tenant,
-        } => runtime.block_on(retire(&common, version, &tenant)),
+            wait,
+        } => runtime.block_on(retire(&common, version, &tenant, Duration::from_secs(wait))),
     }
 }
 
@@ -196,21 +221,20 @@ fn open_keys(common: &Common) -> anyhow::Result<Keys> {
     if !path.exists() {
         bail!(
             "no key ring file at {}: set OC_KEYRING_FILE (or keyring_file in the config; default <data dir>/keyring.json) \
-             to the file the servers use (a server creates it on its first start)",
+             to the file the servers use (`ordercenter keys init` creates it)",
             path.display()
         );
     }
     let master = serve::master_key(&config)?;
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let wrapped = WrappedKeyRing::from_json(&text)
-        .with_context(|| format!("parsing the key ring {}", path.display()))?;
-    let ring = KeyRing::import(&master, &wrapped).with_context(|| {
-        format!(
-            "opening the key ring {} with this master key",
-            path.display()
-        )
-    })?;
+    let ring = KeyRingFile::new(&path)
+        .read(&KeyRing::new(&master))
+        .with_context(|| {
+            format!(
+                "opening the key ring {} with this master key",
+                path.display()
+            )
+        })?
+        .with_context(|| format!("the key ring file {} is gone", path.display()))?;
     Ok(Keys {
         config,
         path,
@@ -219,42 +243,52 @@ fn open_keys(common: &Common) -> anyhow::Result<Keys> {
     })
 }
 
-/// An exclusive lock beside the key ring file for the commands that rewrite it, so two
-/// operators cannot lose each other's change. Removed on drop.
-struct FileLock(PathBuf);
-
-impl FileLock {
-    fn acquire(keyring: &Path) -> anyhow::Result<FileLock> {
-        let path = keyring.with_extension("lock");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot take the key ring lock {}: {error} (another `keys` command is running, \
-                     or one died: remove the file if none runs)",
-                    path.display()
-                )
-            })?;
-        Ok(FileLock(path))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// The lock of the key ring file, for the commands that rewrite it: two operators (or an
+/// operator and a starting single-node server) cannot lose each other's change.
+fn lock(path: &Path) -> anyhow::Result<KeyRingFileLock> {
+    KeyRingFile::new(path)
+        .lock(serve::KEY_RING_LOCK_WAIT)
+        .map_err(anyhow::Error::from)
 }
 
 /// Write the ring back: temporary file (owner-only), fsync, rename over the old one.
-fn save(keys: &Keys) -> anyhow::Result<()> {
-    let json = keys
-        .ring
-        .export()
-        .to_json()
-        .context("encoding the key ring")?;
-    serve::write_private(&keys.path, json.as_bytes())
+fn save(keys: &Keys, lock: &KeyRingFileLock) -> anyhow::Result<()> {
+    KeyRingFile::new(&keys.path)
+        .write(&keys.ring, lock)
+        .context("writing the key ring")
+}
+
+/// `keys init`: a first data key for every tenant of the tenant config that has none.
+fn init(common: &Common) -> anyhow::Result<ExitCode> {
+    let config = ServiceConfig::load(common.config.as_deref())?;
+    let tenants =
+        oc_tenant_config::ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
+            anyhow::anyhow!(
+                "tenant config {} is invalid:\n{errors}",
+                config.tenant_config_dir.display()
+            )
+        })?;
+    let names: Vec<String> = tenants
+        .tenants()
+        .map(|tenant| tenant.id().as_str().to_owned())
+        .collect();
+    let master = serve::master_key(&config)?;
+    let file = KeyRingFile::new(&config.keyring_file);
+    let added = file
+        .add_missing_tenants(&KeyRing::new(&master), &names, serve::KEY_RING_LOCK_WAIT)
+        .with_context(|| format!("initialising the key ring {}", file.path().display()))?;
+    let report = serde_json::json!({
+        "key_ring": file.path().display().to_string(),
+        "created": added.created,
+        "keys": key_summary(&added.ring, &names)?,
+        "next": if added.created.is_empty() {
+            "nothing to do: every tenant has a data key"
+        } else {
+            "start the processes, or SIGHUP the running ones to reload the tenant config (Kubernetes: put this file into the Secret first)"
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Serialize)]
@@ -293,7 +327,7 @@ fn selected_tenants(ring: &KeyRing, requested: &[String]) -> anyhow::Result<Vec<
 
 fn rotate(common: &Common, requested: &[String]) -> anyhow::Result<ExitCode> {
     let keys = open_keys(common)?;
-    let _lock = FileLock::acquire(&keys.path)?;
+    let lock = lock(&keys.path)?;
     // re-read under the lock: the file may have changed since it was opened
     let keys = open_keys(common)?;
     let tenants = selected_tenants(&keys.ring, requested)?;
@@ -305,7 +339,7 @@ fn rotate(common: &Common, requested: &[String]) -> anyhow::Result<ExitCode> {
             .rotate(tenant)
             .with_context(|| format!("rotating tenant {tenant:?}"))?;
     }
-    save(&keys)?;
+    save(&keys, &lock)?;
     let report = serde_json::json!({
         "key_ring": keys.path.display().to_string(),
         "rotated": key_summary(&keys.ring, &tenants)?,
@@ -668,9 +702,39 @@ async fn reencrypt_order(
 
 // ------------------------------------------------------------------ retiring
 
-async fn retire(common: &Common, version: u32, requested: &[String]) -> anyhow::Result<ExitCode> {
-    let keys = open_keys(common)?;
-    let _lock = FileLock::acquire(&keys.path)?;
+/// Re-check the servers' key reports until none is in the way of retiring `version` of
+/// `tenants` or `wait` is over; what is still in the way then.
+async fn wait_for_servers(
+    store: &SqlOrderStore,
+    tenants: &[String],
+    version: u32,
+    wait: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let reports = store
+            .key_ring_reports()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the servers' key reports: {}", e.message))?;
+        let blockers = crate::key_reports::retire_blockers(
+            &reports,
+            tenants,
+            version,
+            crate::key_reports::now_ms(),
+        );
+        if blockers.is_empty() || Instant::now() >= deadline {
+            return Ok(blockers);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn retire(
+    common: &Common,
+    version: u32,
+    requested: &[String],
+    wait: Duration,
+) -> anyhow::Result<ExitCode> {
     let keys = open_keys(common)?;
     let tenants: Vec<String> = selected_tenants(&keys.ring, requested)?
         .into_iter()
@@ -692,6 +756,20 @@ async fn retire(common: &Common, version: u32, requested: &[String]) -> anyhow::
         }
     }
     let store = connect_store(&keys.config).await?;
+    // first the servers: one still sealing under the version would add values the census
+    // below cannot have seen
+    let servers = wait_for_servers(
+        &store,
+        &tenants,
+        version,
+        if refusals.is_empty() {
+            wait
+        } else {
+            Duration::ZERO
+        },
+    )
+    .await?;
+    refusals.extend(servers);
     for tenant in &tenants {
         let tenant_id = TenantId::parse(tenant.clone()).map_err(|e| anyhow::anyhow!(e.message))?;
         let census = census(&store, Some(&tenant_id), 500).await?;
@@ -720,10 +798,13 @@ async fn retire(common: &Common, version: u32, requested: &[String]) -> anyhow::
         }
         return Ok(ExitCode::from(EXIT_REFUSED));
     }
+    // the change itself under the lock, on the file as it is now
+    let lock = lock(&keys.path)?;
+    let keys = open_keys(common)?;
     for tenant in &tenants {
         keys.ring.retire(tenant, version)?;
     }
-    save(&keys)?;
+    save(&keys, &lock)?;
     let report = serde_json::json!({
         "key_ring": keys.path.display().to_string(),
         "retired": version,

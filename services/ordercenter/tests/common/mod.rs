@@ -41,6 +41,18 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    request_as(RETAIL_KEY, port, method, path, headers, body)
+}
+
+/// [`request`] with the API key `key` instead of the example retail key.
+pub fn request_as(
+    key: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let body = body.unwrap_or("");
@@ -50,7 +62,7 @@ pub fn request(
         .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RETAIL_KEY}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = String::new();
@@ -119,4 +131,103 @@ pub fn stop(server: &mut Server) {
     );
     let exit = server.0.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// The business-line key of tenant `outlet` (see [`add_outlet_tenant`]).
+pub const OUTLET_KEY: &str = "oc_test_outlet_bl_0001_9d2e6b1c04f7a385e1b2";
+
+/// A tenant config directory holding copies of the example tenants (`retail`, `express`).
+pub fn copy_of_examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+/// Adds tenant `outlet` to the config directory `dir`: retail's config under another tenant
+/// id, with keys of its own (its business-line key is [`OUTLET_KEY`]).
+pub fn add_outlet_tenant(dir: &Path) {
+    let retail = std::fs::read_to_string(examples_dir().join("retail.yaml")).unwrap();
+    let mut outlet = retail.replace("\ntenant: retail\n", "\ntenant: outlet\n");
+    assert_ne!(outlet, retail);
+    let mut replaced = 0;
+    outlet = outlet
+        .lines()
+        .map(|line| match line.split_once("sha256: \"") {
+            Some((indent, _)) => {
+                replaced += 1;
+                let key = if replaced == 1 {
+                    OUTLET_KEY.to_owned()
+                } else {
+                    format!("oc_test_outlet_other_{replaced}")
+                };
+                format!(
+                    "{indent}sha256: \"{}\"",
+                    oc_tenant_config::hash_api_key(&key)
+                )
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(replaced > 1);
+    std::fs::write(dir.join("outlet.yaml"), outlet + "\n").unwrap();
+}
+
+/// Sends `signal` (`HUP`, `TERM`, …) to a process.
+pub fn signal(server: &Server, signal: &str) {
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Waits until `key` is accepted by the server on `port` (a reload made its tenant live).
+pub fn wait_key_accepted(port: u16, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = request_as(
+            key,
+            port,
+            "GET",
+            "/v1/orders?buyer_id=buyer-probe",
+            &[],
+            None,
+        )
+        .unwrap();
+        if status != 401 {
+            assert_eq!(status, 200, "{body}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never accepted the key: its tenant did not become live"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `ordercenter keys init` in `command`'s environment (cluster processes never create
+/// data keys: this is the step before their first start). Returns its JSON report.
+pub fn keys_init(mut command: Command) -> serde_json::Value {
+    let output = command
+        .args(["keys", "init"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "keys init: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }

@@ -41,10 +41,15 @@ impl EsConfig {
         format!("{}orders-{tenant}", self.index_prefix)
     }
 
-    /// The physical index behind the alias, generation `n`: `{alias}-v{n}`. A reindex builds
+    /// The physical index behind the alias, generation `n`: `{alias}.v{n}`. A reindex builds
     /// generation n+1 and moves the alias.
+    ///
+    /// The generation is set off by `.`, which a tenant id cannot contain (`[a-z0-9_-]`):
+    /// with `-`, tenant `x-v1`'s alias `oc-orders-x-v1` was tenant `x`'s index. Now no alias
+    /// contains a `.` (unless the prefix does) and every index name ends in `.v{n}` after its
+    /// tenant's alias, so no name of one tenant is a name of another's.
     pub fn physical_index(&self, tenant: &TenantId, generation: u32) -> String {
-        format!("{}-v{generation}", self.alias(tenant))
+        format!("{}.v{generation}", self.alias(tenant))
     }
 
     /// Every order index of this deployment (for refresh).
@@ -67,5 +72,74 @@ impl fmt::Debug for EsConfig {
                 &self.basic_auth.as_ref().map(|(user, _)| (user, "***")),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn tenant(name: &str) -> TenantId {
+        TenantId::parse(name).unwrap()
+    }
+
+    /// Tenant ids chosen so that one's name continues another's: `x` and `x-v1`, `x-v1` and
+    /// `x-v1-v2`, separators `-` and `_` (both allowed in a tenant id).
+    const TRICKY: &[&str] = &[
+        "x", "x-v1", "x-v2", "x-v1-v2", "x_v1", "x-", "x--v1", "orders", "0", "a-b", "a", "b",
+        "a-b-v1",
+    ];
+
+    #[test]
+    fn no_tenant_alias_or_index_is_another_tenants_name() {
+        let config = EsConfig::new("http://127.0.0.1:9200");
+        assert_ne!(
+            config.alias(&tenant("x-v1")),
+            config.physical_index(&tenant("x"), 1),
+            "tenant x-v1's alias is tenant x's index"
+        );
+        let mut owners: BTreeMap<String, (String, &str)> = BTreeMap::new();
+        for name in TRICKY.iter().copied() {
+            let tenant = tenant(name);
+            let names = [
+                (config.alias(&tenant), "alias".to_owned()),
+                (config.physical_index(&tenant, 1), "v1".to_owned()),
+                (config.physical_index(&tenant, 2), "v2".to_owned()),
+                (config.physical_index(&tenant, 12), "v12".to_owned()),
+            ];
+            for (index, what) in names {
+                if let Some((other_what, other_tenant)) =
+                    owners.insert(index.clone(), (what.clone(), name))
+                {
+                    panic!("{index:?} is {name}'s {what} and {other_tenant}'s {other_what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_valid_index_names() {
+        let config = EsConfig::new("http://127.0.0.1:9200");
+        let longest = "t".repeat(32);
+        for name in TRICKY.iter().copied().chain([longest.as_str()]) {
+            let tenant = tenant(name);
+            for index in [
+                config.alias(&tenant),
+                config.physical_index(&tenant, 1),
+                config.physical_index(&tenant, u32::MAX),
+            ] {
+                // Elasticsearch and OpenSearch: lowercase, none of \ / * ? " < > | space , # :,
+                // not starting with - _ +, not . or .., at most 255 bytes
+                assert_eq!(index, index.to_lowercase(), "{index}");
+                assert!(
+                    !index.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']),
+                    "{index}"
+                );
+                assert!(!index.starts_with(['-', '_', '+', '.']), "{index}");
+                assert!(index.len() <= 255, "{index}");
+            }
+        }
     }
 }

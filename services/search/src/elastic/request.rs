@@ -2,7 +2,8 @@
 //! adapter sends. Golden-tested in `tests/golden/`.
 //!
 //! ## Index design
-//! One index per tenant behind an alias, `{prefix}orders-{tenant}` → `{prefix}orders-{tenant}-v1`:
+//! One index per tenant behind an alias, `{prefix}orders-{tenant}` → `{prefix}orders-{tenant}.v1`
+//! (`.` because no tenant id contains it, see [`EsConfig::physical_index`]):
 //! - each tenant has its own extension fields and types, so its own mapping (one shared
 //!   index would merge every tenant's `ext.*` fields into one mapping and let one tenant's
 //!   type choice block another's);
