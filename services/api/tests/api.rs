@@ -1388,6 +1388,51 @@ async fn buyer_list_pages(app: &TestApp) {
         );
 }
 
+/// Issue #13 item 5: a clear KV field whose text looks sealed is a clear value like any
+/// other. It is stored verbatim, shown as sent, and every later update and cancel of the
+/// order works (they used to re-seal it as if it were a ciphertext and fail with 500).
+async fn a_clear_kv_value_that_looks_sealed_stays_clear(app: &TestApp) {
+    let look_alike = r#"{"sealed":{"c":"AQIDBA"}}"#;
+    let mut order = retail_order("buyer-look-alike");
+    order["extension"] = json!({ "campaign_id": look_alike });
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["extension"]["campaign_id"], look_alike);
+    let id = created.id();
+    assert!(
+        app.dump("order_identifiers").await.contains(look_alike),
+        "stored verbatim"
+    );
+    let updated = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[("if-match", &created.etag())],
+            Some(json!({ "remark": "leave at the door" })),
+        )
+        .await;
+    updated.expect(StatusCode::OK);
+    assert_eq!(updated.body["extension"]["campaign_id"], look_alike);
+    let cancelled = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(RETAIL_BL),
+            &[("if-match", &updated.etag())],
+            None,
+        )
+        .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["extension"]["campaign_id"], look_alike);
+    let read = app
+        .call("GET", &format!("/v1/orders/{id}"), Some(RETAIL_BL), &[], None)
+        .await;
+    read.expect(StatusCode::OK);
+    assert_eq!(read.body["extension"]["campaign_id"], look_alike);
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1426,6 +1471,7 @@ api_tests!(
     buyer_list_pages,
     reads_come_from_the_cache_and_follow_writes,
     search_filters_by_core_extension_and_encrypted_fields,
+    a_clear_kv_value_that_looks_sealed_stays_clear,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1676,4 +1722,123 @@ async fn over_long_search_parameters_are_refused_with_their_field() {
             );
     }
     app.finish().await;
+}
+
+/// Writes `services/core/tests/fixtures/sealed-v1.json` with TODAY's sealing code (the write
+/// path of `OrderService::create` and the locations of `pii::visit_sealed`), when
+/// `OC_WRITE_SEALED_FIXTURE=1`. Run once to freeze the fixture; the core crate's test opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_the_frozen_sealed_fixture() {
+    use oc_crypto::FieldContext;
+    if std::env::var("OC_WRITE_SEALED_FIXTURE").as_deref() != Ok("1") {
+        return;
+    }
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures");
+    let yaml = std::fs::read_to_string(fixtures.join("sealed-v1.tenant.yaml")).unwrap();
+    let tenant = ConfigSet::from_yaml_str("sealed-v1.tenant.yaml", &yaml).unwrap();
+    let tenants = ConfigSet::from_tenants([tenant]).unwrap();
+    let master_bytes = [0x5e_u8; 32];
+    let master = MasterKey::from_bytes(master_bytes);
+    let ring = Arc::new(KeyRing::new(&master));
+    ring.create_tenant("sealfix").unwrap();
+    ring.rotate("sealfix").unwrap();
+    let dir = std::env::temp_dir().join(oc_test_support::unique_prefix("sealfix"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(
+        SqlOrderStore::connect(StoreConfig::new(vec![format!(
+            "sqlite://{}/shard-0.db",
+            dir.display()
+        )]))
+        .await
+        .unwrap(),
+    );
+    let sealer = Sealer {
+        cipher: FieldCipher::new(Arc::clone(&ring)),
+        blind: Arc::new(BlindIndexer::new(&master)),
+    };
+    let service = OrderService {
+        store: store.clone() as Arc<dyn OrderStore>,
+        read: ReadModels::default(),
+        config: Arc::new(ConfigHandle::new(tenants)),
+        sealer: sealer.clone(),
+        ids: Arc::new(OrderIdGenerator::new(5).unwrap()),
+        clock: Arc::new(SystemClock),
+    };
+    let router = oc_api::router(AppState::new(service));
+    let body = json!({
+        "business_identity": "shop",
+        "order_type": "standard",
+        "buyer_id": "buyer-frozen",
+        "lines": [
+            {"sku": "RING-1", "product_name": "Ring", "quantity": 1, "unit_price_minor": 50000,
+             "extension": {"engraving": "für immer"}},
+            {"sku": "BOX-2", "product_name": "Box", "quantity": 1, "unit_price_minor": 1000}
+        ],
+        "shipper": {"name": "Jewel Depot", "phone": "021-55501234", "address": "Warehouse 3, Jiading"},
+        "receiver": {"name": "王小明", "phone": "+86 138 1234 5678", "address": "上海市浦东新区世纪大道100号"},
+        "extension": {
+            "secret_note": "open after dinner",
+            "phone_tail": "5678",
+            "passport": "E12345678",
+            "campaign_id": "{\"sealed\":{\"c\":\"AQIDBA\"}}"
+        }
+    });
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/orders")
+        .header(
+            header::AUTHORIZATION,
+            "Bearer oc_test_sealfix_0001_2f6a9c1e7b3d5048a1c6",
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let view: Value = serde_json::from_slice(&bytes).unwrap();
+    let id: OrderId = view["id"].as_str().unwrap().parse().unwrap();
+    let tenant_id = TenantId::parse("sealfix").unwrap();
+    let order = store.get(&tenant_id, id).await.unwrap().unwrap();
+    // every sealed value where today's code finds it, opened at today's location
+    let mut sites = Vec::new();
+    let mut walked = order.clone();
+    oc_api::pii::visit_sealed(&mut walked, |at, sealed| {
+        let plain = sealer
+            .cipher
+            .decrypt_str(
+                &FieldContext::new(at.tenant.as_str(), at.table, at.record_id, at.field),
+                &sealed.ciphertext,
+            )
+            .unwrap();
+        sites.push(json!({
+            "table": at.table,
+            "record_id": at.record_id,
+            "field": at.field,
+            "ciphertext": sealed.ciphertext,
+            "blind_index": sealed.blind_index,
+            "plaintext": plain.as_str(),
+        }));
+        Ok(())
+    })
+    .unwrap();
+    let hex: String = master_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let fixture = json!({
+        "about": "Frozen sealed values: written once by the sealing code of services/api (OrderService::create, pii::visit_sealed) before the sealing contract moved to oc-core. Never regenerate: tests/sealed_v1.rs opens every value through today's sealing module.",
+        "tenant_config": "sealed-v1.tenant.yaml",
+        "master_key_hex": hex,
+        "key_ring": serde_json::from_str::<Value>(&ring.export().to_json().unwrap()).unwrap(),
+        "tenant": "sealfix",
+        "order_id": id.to_string(),
+        "view": view,
+        "sites": sites,
+        "order": serde_json::to_value(&order).unwrap(),
+    });
+    std::fs::write(
+        fixtures.join("sealed-v1.json"),
+        serde_json::to_string_pretty(&fixture).unwrap() + "\n",
+    )
+    .unwrap();
+    store.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
 }
