@@ -1804,13 +1804,15 @@ async fn write_the_frozen_sealed_fixture() {
     let mut sites = Vec::new();
     let mut walked = order.clone();
     oc_api::pii::visit_sealed(&mut walked, |at, sealed| {
-        let plain = sealer
-            .cipher
-            .decrypt_str(
-                &FieldContext::new(at.tenant.as_str(), at.table, at.record_id, at.field),
-                &sealed.ciphertext,
-            )
-            .unwrap();
+        // today's walk also offers the clear campaign_id that looks sealed (issue #13 item
+        // 5): it does not open, and it is no sealed value of the fixture
+        let Ok(plain) = sealer.cipher.decrypt_str(
+            &FieldContext::new(at.tenant.as_str(), at.table, at.record_id, at.field),
+            &sealed.ciphertext,
+        ) else {
+            assert_eq!(at.field, "kv.marketing.campaign_id");
+            return Ok(());
+        };
         sites.push(json!({
             "table": at.table,
             "record_id": at.record_id,
