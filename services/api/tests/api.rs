@@ -13,12 +13,11 @@ use sqlx::Row;
 use tower::ServiceExt;
 
 use oc_api::edge::EdgeConfig;
-use oc_api::pii::Sealer;
-use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_api::{AppState, router_with};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_core::{Core, Sealer};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
-use oc_model::OrderIdGenerator;
-use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -87,25 +86,25 @@ impl TestApp {
             .unwrap(),
         );
         let tenants = Arc::new(ConfigHandle::new(tenants));
-        let service = OrderService {
-            store: store.clone() as Arc<dyn OrderStore>,
-            read: ReadModels {
-                cache: Some(shape.cache as Arc<dyn Cache>),
-                cold: None,
-                search: shape
-                    .with_search
-                    .then(|| search.clone() as Arc<dyn SearchIndex>),
-            },
-            config: tenants.clone(),
-            sealer: Sealer {
-                cipher: FieldCipher::new(Arc::new(ring)),
-                blind: Arc::new(BlindIndexer::new(&master)),
-            },
-            ids: Arc::new(OrderIdGenerator::new(2).unwrap()),
-            clock: Arc::new(SystemClock),
-        };
+        let core = Core::builder(
+            store.clone() as Arc<dyn OrderStore>,
+            tenants.clone(),
+            Sealer::new(
+                FieldCipher::new(Arc::new(ring)),
+                Arc::new(BlindIndexer::new(&master)),
+            ),
+        )
+        .cache(Some(shape.cache as Arc<dyn Cache>))
+        .search(
+            shape
+                .with_search
+                .then(|| search.clone() as Arc<dyn SearchIndex>),
+        )
+        .node_id(2)
+        .build()
+        .unwrap();
         (
-            router_with(AppState::new(service), shape.edge),
+            router_with(AppState::new(core), shape.edge),
             store,
             search,
             tenants,
@@ -1427,7 +1426,13 @@ async fn a_clear_kv_value_that_looks_sealed_stays_clear(app: &TestApp) {
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(cancelled.body["extension"]["campaign_id"], look_alike);
     let read = app
-        .call("GET", &format!("/v1/orders/{id}"), Some(RETAIL_BL), &[], None)
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
         .await;
     read.expect(StatusCode::OK);
     assert_eq!(read.body["extension"]["campaign_id"], look_alike);
@@ -1722,125 +1727,4 @@ async fn over_long_search_parameters_are_refused_with_their_field() {
             );
     }
     app.finish().await;
-}
-
-/// Writes `services/core/tests/fixtures/sealed-v1.json` with TODAY's sealing code (the write
-/// path of `OrderService::create` and the locations of `pii::visit_sealed`), when
-/// `OC_WRITE_SEALED_FIXTURE=1`. Run once to freeze the fixture; the core crate's test opens it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn write_the_frozen_sealed_fixture() {
-    use oc_crypto::FieldContext;
-    if std::env::var("OC_WRITE_SEALED_FIXTURE").as_deref() != Ok("1") {
-        return;
-    }
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures");
-    let yaml = std::fs::read_to_string(fixtures.join("sealed-v1.tenant.yaml")).unwrap();
-    let tenant = ConfigSet::from_yaml_str("sealed-v1.tenant.yaml", &yaml).unwrap();
-    let tenants = ConfigSet::from_tenants([tenant]).unwrap();
-    let master_bytes = [0x5e_u8; 32];
-    let master = MasterKey::from_bytes(master_bytes);
-    let ring = Arc::new(KeyRing::new(&master));
-    ring.create_tenant("sealfix").unwrap();
-    ring.rotate("sealfix").unwrap();
-    let dir = std::env::temp_dir().join(oc_test_support::unique_prefix("sealfix"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(
-        SqlOrderStore::connect(StoreConfig::new(vec![format!(
-            "sqlite://{}/shard-0.db",
-            dir.display()
-        )]))
-        .await
-        .unwrap(),
-    );
-    let sealer = Sealer {
-        cipher: FieldCipher::new(Arc::clone(&ring)),
-        blind: Arc::new(BlindIndexer::new(&master)),
-    };
-    let service = OrderService {
-        store: store.clone() as Arc<dyn OrderStore>,
-        read: ReadModels::default(),
-        config: Arc::new(ConfigHandle::new(tenants)),
-        sealer: sealer.clone(),
-        ids: Arc::new(OrderIdGenerator::new(5).unwrap()),
-        clock: Arc::new(SystemClock),
-    };
-    let router = oc_api::router(AppState::new(service));
-    let body = json!({
-        "business_identity": "shop",
-        "order_type": "standard",
-        "buyer_id": "buyer-frozen",
-        "lines": [
-            {"sku": "RING-1", "product_name": "Ring", "quantity": 1, "unit_price_minor": 50000,
-             "extension": {"engraving": "für immer"}},
-            {"sku": "BOX-2", "product_name": "Box", "quantity": 1, "unit_price_minor": 1000}
-        ],
-        "shipper": {"name": "Jewel Depot", "phone": "021-55501234", "address": "Warehouse 3, Jiading"},
-        "receiver": {"name": "王小明", "phone": "+86 138 1234 5678", "address": "上海市浦东新区世纪大道100号"},
-        "extension": {
-            "secret_note": "open after dinner",
-            "phone_tail": "5678",
-            "passport": "E12345678",
-            "campaign_id": "{\"sealed\":{\"c\":\"AQIDBA\"}}"
-        }
-    });
-    let request = Request::builder()
-        .method("POST")
-        .uri("/v1/orders")
-        .header(
-            header::AUTHORIZATION,
-            "Bearer oc_test_sealfix_0001_2f6a9c1e7b3d5048a1c6",
-        )
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = router.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let view: Value = serde_json::from_slice(&bytes).unwrap();
-    let id: OrderId = view["id"].as_str().unwrap().parse().unwrap();
-    let tenant_id = TenantId::parse("sealfix").unwrap();
-    let order = store.get(&tenant_id, id).await.unwrap().unwrap();
-    // every sealed value where today's code finds it, opened at today's location
-    let mut sites = Vec::new();
-    let mut walked = order.clone();
-    oc_api::pii::visit_sealed(&mut walked, |at, sealed| {
-        // today's walk also offers the clear campaign_id that looks sealed (issue #13 item
-        // 5): it does not open, and it is no sealed value of the fixture
-        let Ok(plain) = sealer.cipher.decrypt_str(
-            &FieldContext::new(at.tenant.as_str(), at.table, at.record_id, at.field),
-            &sealed.ciphertext,
-        ) else {
-            assert_eq!(at.field, "kv.marketing.campaign_id");
-            return Ok(());
-        };
-        sites.push(json!({
-            "table": at.table,
-            "record_id": at.record_id,
-            "field": at.field,
-            "ciphertext": sealed.ciphertext,
-            "blind_index": sealed.blind_index,
-            "plaintext": plain.as_str(),
-        }));
-        Ok(())
-    })
-    .unwrap();
-    let hex: String = master_bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let fixture = json!({
-        "about": "Frozen sealed values: written once by the sealing code of services/api (OrderService::create, pii::visit_sealed) before the sealing contract moved to oc-core. Never regenerate: tests/sealed_v1.rs opens every value through today's sealing module.",
-        "tenant_config": "sealed-v1.tenant.yaml",
-        "master_key_hex": hex,
-        "key_ring": serde_json::from_str::<Value>(&ring.export().to_json().unwrap()).unwrap(),
-        "tenant": "sealfix",
-        "order_id": id.to_string(),
-        "view": view,
-        "sites": sites,
-        "order": serde_json::to_value(&order).unwrap(),
-    });
-    std::fs::write(
-        fixtures.join("sealed-v1.json"),
-        serde_json::to_string_pretty(&fixture).unwrap() + "\n",
-    )
-    .unwrap();
-    store.close().await;
-    std::fs::remove_dir_all(dir).unwrap();
 }

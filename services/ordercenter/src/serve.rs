@@ -12,15 +12,14 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use oc_api::metrics::Metrics;
-use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_api::{AppState, router_with};
 use oc_bus::{
     KafkaBusConfig, KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset,
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
+use oc_core::{Core, Sealer};
 use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
-use oc_model::OrderIdGenerator;
-use oc_model::ports::SystemClock;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
@@ -343,6 +342,8 @@ pub struct Wiring {
     pub sinks: Sinks,
     /// The circuit breakers around the cache, search index, cold store and bus.
     pub guards: crate::breakers::Guards,
+    /// The tenants' data keys (reloaded on SIGHUP).
+    pub keyring: Arc<KeyRing>,
 }
 
 /// Open the search index named by `url`: `tantivy://<dir>` (embedded) or
@@ -435,24 +436,18 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         cold: cold.clone(),
         cache: Some(Arc::clone(&cache)),
     };
-    let service = OrderService {
-        store: store.clone() as Arc<dyn OrderStore>,
-        read: ReadModels {
-            cache: Some(cache),
-            cold,
-            search,
-        },
-        config: Arc::clone(&handle),
-        sealer: oc_api::pii::Sealer {
-            cipher: FieldCipher::new(ring),
-            blind,
-        },
-        ids: Arc::new(
-            OrderIdGenerator::new(config.node_id).map_err(|e| anyhow::anyhow!(e.message))?,
-        ),
-        clock: Arc::new(SystemClock),
-    };
-    let state = AppState::new(service);
+    let core = Core::builder(
+        store.clone() as Arc<dyn OrderStore>,
+        Arc::clone(&handle),
+        Sealer::new(FieldCipher::new(Arc::clone(&ring)), blind),
+    )
+    .cache(Some(cache))
+    .cold(cold)
+    .search(search)
+    .node_id(config.node_id)
+    .build()
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    let state = AppState::new(core);
     guards.expose(&state, tiered.l2().cloned(), unguarded_search);
     state.metrics.register(Box::new(move |out: &mut String| {
         let stats = tiered.stats();
@@ -477,6 +472,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         store,
         sinks,
         guards,
+        keyring: ring,
     })
 }
 
@@ -619,9 +615,7 @@ pub async fn run(config: ServiceConfig) -> anyhow::Result<()> {
         .clone()
         .spawn_sighup_reloader(config.tenant_config_dir.clone())
         .context("installing the SIGHUP handler")?;
-    crate::cli::keys::spawn_sighup_reloader(Arc::clone(
-        wiring.state.service.sealer.cipher.keyring(),
-    ))?;
+    crate::cli::keys::spawn_sighup_reloader(Arc::clone(&wiring.keyring))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if config.single_node {
         spawn_single_node_workers(&wiring, stopped)
