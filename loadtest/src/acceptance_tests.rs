@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use oc_api::{AppState, router};
 use oc_cache::{L1Config, TieredCache};
 use oc_core::{Core, Sealer};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
+use oc_crypto::{KeyRing, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -43,10 +43,7 @@ async fn app(dir: &std::path::Path) -> Router {
     let core = Core::builder(
         Arc::new(store) as Arc<dyn OrderStore>,
         Arc::new(ConfigHandle::new(tenants)),
-        Sealer::new(
-            FieldCipher::new(Arc::new(ring)),
-            Arc::new(BlindIndexer::new(&master)),
-        ),
+        Sealer::from_keys(Arc::new(ring), &master),
     )
     .cache(Some(
         Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>,

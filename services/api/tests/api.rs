@@ -16,7 +16,7 @@ use oc_api::edge::EdgeConfig;
 use oc_api::{AppState, router_with};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
+use oc_crypto::{KeyRing, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
@@ -89,10 +89,7 @@ impl TestApp {
         let core = Core::builder(
             store.clone() as Arc<dyn OrderStore>,
             tenants.clone(),
-            Sealer::new(
-                FieldCipher::new(Arc::new(ring)),
-                Arc::new(BlindIndexer::new(&master)),
-            ),
+            Sealer::from_keys(Arc::new(ring), &master),
         )
         .cache(Some(shape.cache as Arc<dyn Cache>))
         .search(

@@ -29,7 +29,7 @@ use oc_api::ready::{Dependency, Probe};
 use oc_api::{AppState, router};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
+use oc_crypto::{KeyRing, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
 use oc_model::{BusinessIdentity, DomainError, DomainResult, OrderId, OrderType, Slot, TenantId};
@@ -180,10 +180,7 @@ impl App {
         let core = Core::builder(
             store.clone() as Arc<dyn OrderStore>,
             tenants.clone(),
-            Sealer::new(
-                FieldCipher::new(Arc::new(ring)),
-                Arc::new(BlindIndexer::new(&master)),
-            ),
+            Sealer::from_keys(Arc::new(ring), &master),
         )
         .cache(Some(cache.clone() as Arc<dyn Cache>))
         .search(Some(guarded_index))

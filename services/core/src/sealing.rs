@@ -17,7 +17,9 @@
 
 use std::sync::Arc;
 
-use oc_crypto::{BlindIndexer, CryptoError, FieldCipher, FieldContext, Normalizer};
+use oc_crypto::{
+    BlindIndexer, CryptoError, FieldCipher, FieldContext, KeyRing, MasterKey, Normalizer,
+};
 use oc_model::sealing::{KvSealing, PartyField, SealedSite, visit_sealed};
 use oc_model::{
     BusinessDomain, DomainError, DomainResult, ExtValue, Order, OrderId, Protected, Sealed, Slot,
@@ -107,6 +109,11 @@ pub struct Resealed {
 impl Sealer {
     pub fn new(cipher: FieldCipher, blind: Arc<BlindIndexer>) -> Sealer {
         Sealer { cipher, blind }
+    }
+
+    /// The sealer of a key ring (data keys) and the master key (blind-index keys).
+    pub fn from_keys(ring: Arc<KeyRing>, master: &MasterKey) -> Sealer {
+        Sealer::new(FieldCipher::new(ring), Arc::new(BlindIndexer::new(master)))
     }
 
     pub fn cipher(&self) -> &FieldCipher {

@@ -19,7 +19,7 @@ use oc_bus::{
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
 use oc_core::{Core, Sealer};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_crypto::{KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
@@ -387,7 +387,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     })?;
     let master = master_key(config)?;
     let ring = key_ring(config, &master, &tenants)?;
-    let blind = Arc::new(BlindIndexer::new(&master));
+    let sealer = Sealer::from_keys(Arc::clone(&ring), &master);
     drop(master);
     if config.single_node {
         std::fs::create_dir_all(&config.data_dir)
@@ -439,7 +439,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     let core = Core::builder(
         store.clone() as Arc<dyn OrderStore>,
         Arc::clone(&handle),
-        Sealer::new(FieldCipher::new(Arc::clone(&ring)), blind),
+        sealer,
     )
     .cache(Some(cache))
     .cold(cold)

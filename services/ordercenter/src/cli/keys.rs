@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use oc_core::Sealer;
 use oc_core::sealing::{kv_sealing, sealed_key_versions};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey, WrappedKeyRing};
+use oc_crypto::{KeyRing, MasterKey, WrappedKeyRing};
 use oc_model::ports::{Cache, OrderStore as _};
 use oc_model::{OrderId, ShardId, TenantId};
 use oc_projector::{BackfillCheckpoint, ShardCheckpoint};
@@ -500,10 +500,7 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
     // the file is read again before every pass: a rotation meanwhile is followed
     keys.ring.watch_file(&keys.path, Duration::from_secs(1));
     let ring = Arc::new(keys.ring);
-    let sealer = Sealer::new(
-        FieldCipher::new(Arc::clone(&ring)),
-        Arc::new(BlindIndexer::new(&keys.master)),
-    );
+    let sealer = Sealer::from_keys(Arc::clone(&ring), &keys.master);
     let config = keys.config;
     let tenants = tenant_config(&config)?;
     let store = connect_store(&config).await?;
