@@ -7,7 +7,7 @@
 //! record and field ([`oc_model::sealing`]), so a ciphertext copied to another order, line,
 //! field or tenant fails to open.
 //!
-//! **KV identifiers.** A KV row holds text ([`KvValue`]): the canonical text of a clear
+//! **KV identifiers.** A KV row holds text ([`oc_model::KvValue`]): the canonical text of a clear
 //! value or the JSON of a sealed one. Which of the two it is comes from the tenant config:
 //! the field configured at the identifier's slot is `encrypted` or not ([`kv_sealing`]).
 //! The text is never inspected to decide, so a clear value that happens to look like a
