@@ -11,12 +11,11 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use oc_api::pii::Sealer;
-use oc_api::{AppState, OrderService, ReadModels, router};
+use oc_api::{AppState, router};
 use oc_cache::{L1Config, TieredCache};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
-use oc_model::OrderIdGenerator;
-use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_core::{Core, Sealer};
+use oc_crypto::{KeyRing, MasterKey};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -41,22 +40,19 @@ async fn app(dir: &std::path::Path) -> Router {
     let search =
         TantivySearchIndex::open(TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite))
             .unwrap();
-    let service = OrderService {
-        store: Arc::new(store) as Arc<dyn OrderStore>,
-        read: ReadModels {
-            cache: Some(Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>),
-            cold: None,
-            search: Some(Arc::new(search) as Arc<dyn SearchIndex>),
-        },
-        config: Arc::new(ConfigHandle::new(tenants)),
-        sealer: Sealer {
-            cipher: FieldCipher::new(Arc::new(ring)),
-            blind: Arc::new(BlindIndexer::new(&master)),
-        },
-        ids: Arc::new(OrderIdGenerator::new(3).unwrap()),
-        clock: Arc::new(SystemClock),
-    };
-    router(AppState::new(service))
+    let core = Core::builder(
+        Arc::new(store) as Arc<dyn OrderStore>,
+        Arc::new(ConfigHandle::new(tenants)),
+        Sealer::from_keys(Arc::new(ring), &master),
+    )
+    .cache(Some(
+        Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>,
+    ))
+    .search(Some(Arc::new(search) as Arc<dyn SearchIndex>))
+    .node_id(3)
+    .build()
+    .unwrap();
+    router(AppState::new(core))
 }
 
 async fn call(

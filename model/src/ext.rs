@@ -482,14 +482,73 @@ impl<T> Protected<T> {
     }
 }
 
+/// The value of a KV identifier, in the form its row stores: the canonical text of a clear
+/// value ([`ExtValue::canonical_text`], so the identifier index can look it up), or the JSON
+/// of a sealed one (`{"sealed":{"c":"…","b":"…"}}`).
+///
+/// Which of the two a value is, is not in its text: a clear field may hold any text,
+/// including one that looks sealed. The field configured at the identifier's slot decides
+/// (its `encrypted` flag, in the tenant config), so a value is read as clear text
+/// ([`KvValue::clear_text`]) or as sealed ([`KvValue::sealed`]) by a caller who holds the
+/// config, never by inspecting it. Serialised as the bare text (`#[serde(transparent)]`), as
+/// rows, cache entries, events and cold copies have always held it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KvValue(String);
+
+/// The stored form of a sealed KV value: the JSON of `Protected::Sealed`.
+#[derive(Serialize, Deserialize)]
+struct SealedKv {
+    sealed: Sealed,
+}
+
+impl KvValue {
+    /// The value of a clear field: its canonical text.
+    pub fn clear(text: impl Into<String>) -> KvValue {
+        KvValue(text.into())
+    }
+
+    /// The value of an encrypted field: its sealed form.
+    pub fn from_sealed(sealed: &Sealed) -> KvValue {
+        let json = serde_json::to_string(&SealedKv {
+            sealed: sealed.clone(),
+        })
+        .unwrap_or_default();
+        KvValue(json)
+    }
+
+    /// A value as a store row holds it (adapters decoding rows).
+    pub fn from_stored(text: impl Into<String>) -> KvValue {
+        KvValue(text.into())
+    }
+
+    /// The text a store row holds (adapters encoding rows).
+    pub fn stored(&self) -> &str {
+        &self.0
+    }
+
+    /// The canonical text, for a field that is not encrypted.
+    pub fn clear_text(&self) -> &str {
+        &self.0
+    }
+
+    /// The sealed value, for a field that is encrypted; an error when the stored text is not
+    /// a sealed value.
+    pub fn sealed(&self) -> Result<Sealed, DomainError> {
+        serde_json::from_str::<SealedKv>(&self.0)
+            .map(|stored| stored.sealed)
+            .map_err(|e| DomainError::internal(format!("not a sealed value: {e}")))
+    }
+}
+
 /// A KV identifier: a flag or identifier kept as a row in its business domain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KvIdentifier {
     pub domain: BusinessDomain,
     /// `[a-z0-9_.-]{1,64}`
     pub key: String,
-    /// Up to 512 characters.
-    pub value: String,
+    /// Up to 512 characters as stored.
+    pub value: KvValue,
     /// For product-domain identifiers: the line they belong to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_no: Option<u32>,
@@ -502,10 +561,9 @@ impl KvIdentifier {
     pub fn new(
         domain: BusinessDomain,
         key: impl Into<String>,
-        value: impl Into<String>,
+        value: KvValue,
     ) -> Result<Self, DomainError> {
         let key = key.into();
-        let value = value.into();
         let key_ok = !key.is_empty()
             && key.len() <= 64
             && key
@@ -517,7 +575,7 @@ impl KvIdentifier {
                 format!("identifier key {key:?} must be 1 to 64 of a-z 0-9 _ . -"),
             ));
         }
-        if value.chars().count() > MAX_KV_VALUE_LEN {
+        if value.stored().chars().count() > MAX_KV_VALUE_LEN {
             return Err(DomainError::invalid(
                 "/value",
                 format!("identifier value longer than {MAX_KV_VALUE_LEN} characters"),
@@ -603,6 +661,27 @@ mod tests {
             let back: Protected<ExtValue> = serde_json::from_str(text).unwrap();
             assert_eq!(&back, value);
         }
+    }
+
+    #[test]
+    fn kv_values_keep_their_stored_text_and_read_as_the_config_says() {
+        let sealed = Sealed {
+            ciphertext: "AQID".into(),
+            blind_index: Some("ab".into()),
+        };
+        let stored = KvValue::from_sealed(&sealed);
+        // the text rows written before KvValue existed hold
+        assert_eq!(stored.stored(), r#"{"sealed":{"c":"AQID","b":"ab"}}"#);
+        assert_eq!(stored.sealed().unwrap(), sealed);
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            serde_json::to_string(stored.stored()).unwrap(),
+            "serialised as the bare text"
+        );
+        // a clear value that looks sealed is clear text all the same
+        let look_alike = KvValue::clear(r#"{"sealed":{"c":"AQID"}}"#);
+        assert_eq!(look_alike.clear_text(), r#"{"sealed":{"c":"AQID"}}"#);
+        assert!(KvValue::clear("BOX-1").sealed().is_err());
     }
 
     #[test]

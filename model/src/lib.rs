@@ -8,13 +8,14 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod pricing;
+pub mod sealing;
 pub mod search;
 pub mod state;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
 pub use event::{OrderEvent, OrderEventKind, OutboxEntry, ShardId};
 pub use ext::{
-    BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier,
+    BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,
     Protected, RESERVED_COLUMNS, Sealed, Slot,
 };
 pub use ids::{

@@ -2,6 +2,7 @@
 //! marketing, finance, channel, parties, operation and extension.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -177,6 +178,56 @@ pub struct Parties {
     pub receiver: Option<Party>,
 }
 
+/// Shipper or receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PartyRole {
+    Shipper,
+    Receiver,
+}
+
+impl PartyRole {
+    pub const ALL: [PartyRole; 2] = [PartyRole::Shipper, PartyRole::Receiver];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyRole::Shipper => "shipper",
+            PartyRole::Receiver => "receiver",
+        }
+    }
+}
+
+impl fmt::Display for PartyRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A party's personal-data field: always sealed at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PartyField {
+    Name,
+    Phone,
+    Address,
+}
+
+impl PartyField {
+    pub const ALL: [PartyField; 3] = [PartyField::Name, PartyField::Phone, PartyField::Address];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyField::Name => "name",
+            PartyField::Phone => "phone",
+            PartyField::Address => "address",
+        }
+    }
+}
+
+impl fmt::Display for PartyField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A shipper or receiver. Name, phone and address are personal data: always sealed at rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Party {
@@ -189,21 +240,30 @@ pub struct Party {
 }
 
 impl Party {
-    /// The PII fields with their stable names, for sealing and opening in one place.
-    pub fn pii_fields_mut(&mut self) -> [(&'static str, &mut Protected<String>); 3] {
+    /// The PII fields, for sealing and opening in one place ([`crate::sealing`]).
+    pub fn pii_fields_mut(&mut self) -> [(PartyField, &mut Protected<String>); 3] {
         [
-            ("name", &mut self.name),
-            ("phone", &mut self.phone),
-            ("address", &mut self.address),
+            (PartyField::Name, &mut self.name),
+            (PartyField::Phone, &mut self.phone),
+            (PartyField::Address, &mut self.address),
         ]
     }
 
-    pub fn pii_fields(&self) -> [(&'static str, &Protected<String>); 3] {
+    pub fn pii_fields(&self) -> [(PartyField, &Protected<String>); 3] {
         [
-            ("name", &self.name),
-            ("phone", &self.phone),
-            ("address", &self.address),
+            (PartyField::Name, &self.name),
+            (PartyField::Phone, &self.phone),
+            (PartyField::Address, &self.address),
         ]
+    }
+
+    /// One personal-data field.
+    pub fn pii_field(&self, field: PartyField) -> &Protected<String> {
+        match field {
+            PartyField::Name => &self.name,
+            PartyField::Phone => &self.phone,
+            PartyField::Address => &self.address,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ext::{Decimal, ExtFieldType, ExtValue, MAX_DECIMAL_SCALE};
 use crate::ids::{BusinessIdentity, OrderId, OrderType, PartyId, StatusCode, TenantId};
 use crate::money::{Currency, Money};
+use crate::order::{PartyField, PartyRole};
 
 /// Most hits one search page returns.
 pub const MAX_SEARCH_LIMIT: u32 = 500;
@@ -326,15 +327,17 @@ impl PiiField {
         }
     }
 
-    /// `(role, field)` as in the order's parties (`("receiver", "phone")`).
-    pub fn party_and_field(self) -> (&'static str, &'static str) {
+    /// The party and field it indexes (its [`SealedSite::Party`](crate::sealing::SealedSite)).
+    pub fn party_site(self) -> (PartyRole, PartyField) {
+        use PartyField as F;
+        use PartyRole as R;
         match self {
-            PiiField::ShipperName => ("shipper", "name"),
-            PiiField::ShipperPhone => ("shipper", "phone"),
-            PiiField::ShipperAddress => ("shipper", "address"),
-            PiiField::ReceiverName => ("receiver", "name"),
-            PiiField::ReceiverPhone => ("receiver", "phone"),
-            PiiField::ReceiverAddress => ("receiver", "address"),
+            PiiField::ShipperName => (R::Shipper, F::Name),
+            PiiField::ShipperPhone => (R::Shipper, F::Phone),
+            PiiField::ShipperAddress => (R::Shipper, F::Address),
+            PiiField::ReceiverName => (R::Receiver, F::Name),
+            PiiField::ReceiverPhone => (R::Receiver, F::Phone),
+            PiiField::ReceiverAddress => (R::Receiver, F::Address),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The text form of a slot in config files: `order.ext_07`, `line.ext_03`,
 //! `kv:logistics/cold_box_id`. The inverse of `Slot`'s `Display`.
 
-use oc_model::{BusinessDomain, ColumnIndex, ExtTable, KvIdentifier, Slot};
+use oc_model::{BusinessDomain, ColumnIndex, ExtTable, KvIdentifier, KvValue, Slot};
 
 /// Parse a slot as written in a config file. The message says what is wrong.
 pub fn parse_slot(text: &str) -> Result<Slot, String> {
@@ -21,7 +21,7 @@ pub fn parse_slot(text: &str) -> Result<Slot, String> {
                 known.join(", ")
             ));
         };
-        KvIdentifier::new(domain, key, "").map_err(|error| error.message)?;
+        KvIdentifier::new(domain, key, KvValue::clear("")).map_err(|error| error.message)?;
         return Ok(Slot::Kv {
             domain,
             key: key.to_owned(),

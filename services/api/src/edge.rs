@@ -33,8 +33,9 @@ use oc_model::{DomainError, ErrorCode, TenantId};
 use oc_tenant_config::RateLimit;
 
 use crate::AppState;
-use crate::access::{Caller, authenticate};
+use crate::access::authenticate;
 use crate::problem::ApiError;
+use oc_core::Caller;
 
 /// Limits of the edge layers.
 #[derive(Debug, Clone, Copy)]
@@ -128,15 +129,10 @@ pub async fn authenticate_and_limit(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    let config = state.service.config.current();
-    let Some(tenant) = config.tenant(&caller.tenant) else {
-        return ApiError::from(DomainError::new(
-            ErrorCode::Unauthenticated,
-            "unknown API key",
-        ))
-        .into_response();
-    };
-    if let Err(wait) = state.limiters.check(&caller, tenant.rate_limits()) {
+    if let Err(wait) = state
+        .limiters
+        .check(&caller, caller.tenant_config().rate_limits())
+    {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut response = ApiError::from(DomainError::new(
             ErrorCode::RateLimited,

@@ -6,12 +6,9 @@ pub mod edge;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
-pub mod pii;
 pub mod problem;
 pub mod ready;
 pub mod routes;
-pub mod search;
-pub mod service;
 #[cfg(test)]
 mod tests_support;
 
@@ -21,12 +18,13 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 
-pub use crate::service::{OrderService, ReadModels};
+pub use oc_core::Core;
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub service: OrderService,
+    /// The application core: every use case.
+    pub core: Core,
     /// Per-tenant and per-key token buckets of the edge.
     pub limiters: Arc<edge::RateLimiters>,
     /// Prometheus registry behind `/metrics`.
@@ -36,9 +34,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(service: OrderService) -> AppState {
+    pub fn new(core: Core) -> AppState {
         AppState {
-            service,
+            core,
             limiters: Arc::default(),
             metrics: metrics::Metrics::new(),
             readiness: Arc::default(),

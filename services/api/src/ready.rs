@@ -122,7 +122,7 @@ async fn check(dependency: &Dependency) -> DependencyStatus {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let shards = match tokio::time::timeout(PROBE_TIMEOUT, state.service.store.health()).await {
+    let shards = match tokio::time::timeout(PROBE_TIMEOUT, state.core.store.health()).await {
         Ok(result) => result,
         Err(_) => Err(oc_model::DomainError::unavailable(format!(
             "no answer within {} ms",
@@ -151,7 +151,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "dependencies": dependencies,
-        "tenant_config": format!("{} tenants", state.service.config.current().tenants().count()),
+        "tenant_config": format!("{} tenants", state.core.config.current().tenants().count()),
     });
     let status = if ready {
         StatusCode::OK

@@ -1,4 +1,4 @@
-//! Handlers: thin wrappers that authenticate, check the role, parse, and call the service.
+//! Handlers: thin wrappers that authenticate, check the role, parse, and call the core.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use oc_model::{DomainError, ErrorCode};
 
 use crate::AppState;
-use crate::access::{Caller, Endpoint};
+use crate::access::{Authenticated, Endpoint};
 use crate::dto::{CancelRequest, CreateOrderRequest, ListQuery, OrderView, UpdateOrderRequest};
 use crate::extract::{ValidJson, ValidQuery, parse_json};
 use crate::problem::{ApiError, ApiResult};
@@ -63,14 +63,15 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 pub async fn create_order(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: ValidJson<CreateOrderRequest>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersCreate)?;
     let key = idempotency_key(&headers)?;
     let created = state
-        .service
+        .core
+        .orders
         .create(&caller, body.value, &body.raw, key)
         .await?;
     let location = format!("/v1/orders/{}", created.view.id);
@@ -89,17 +90,17 @@ pub async fn create_order(
 
 pub async fn get_order(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersGet)?;
-    let view = state.service.get(&caller, &id).await?;
+    let view = state.core.orders.get(&caller, &id).await?;
     Ok(order_response(StatusCode::OK, view))
 }
 
 pub async fn update_order(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: ValidJson<UpdateOrderRequest>,
@@ -113,7 +114,8 @@ pub async fn update_order(
         .with_status(StatusCode::PRECONDITION_REQUIRED));
     };
     let view = state
-        .service
+        .core
+        .orders
         .update(&caller, &id, version, body.value)
         .await?;
     Ok(order_response(StatusCode::OK, view))
@@ -121,7 +123,7 @@ pub async fn update_order(
 
 pub async fn cancel_order(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -133,18 +135,23 @@ pub async fn cancel_order(
     } else {
         parse_json(&body)?.0
     };
-    let view = state.service.cancel(&caller, &id, version, request).await?;
+    let view = state
+        .core
+        .orders
+        .cancel(&caller, &id, version, request)
+        .await?;
     Ok(order_response(StatusCode::OK, view))
 }
 
 pub async fn list_orders(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ValidQuery(query): ValidQuery<ListQuery>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersList)?;
     let list = state
-        .service
+        .core
+        .orders
         .list_by_buyer(&caller, &query.buyer_id, query.cursor, query.limit)
         .await?;
     Ok(Json(list).into_response())
@@ -152,11 +159,11 @@ pub async fn list_orders(
 
 pub async fn search_orders(
     State(state): State<AppState>,
-    caller: Caller,
+    Authenticated(caller): Authenticated,
     ValidQuery(params): ValidQuery<std::collections::BTreeMap<String, String>>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersSearch)?;
-    let result = state.service.search(&caller, &params).await?;
+    let result = state.core.orders.search(&caller, &params).await?;
     Ok(Json(result).into_response())
 }
 

@@ -13,12 +13,11 @@ use sqlx::Row;
 use tower::ServiceExt;
 
 use oc_api::edge::EdgeConfig;
-use oc_api::pii::Sealer;
-use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_api::{AppState, router_with};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
-use oc_model::OrderIdGenerator;
-use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_core::{Core, Sealer};
+use oc_crypto::{KeyRing, MasterKey};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -87,25 +86,22 @@ impl TestApp {
             .unwrap(),
         );
         let tenants = Arc::new(ConfigHandle::new(tenants));
-        let service = OrderService {
-            store: store.clone() as Arc<dyn OrderStore>,
-            read: ReadModels {
-                cache: Some(shape.cache as Arc<dyn Cache>),
-                cold: None,
-                search: shape
-                    .with_search
-                    .then(|| search.clone() as Arc<dyn SearchIndex>),
-            },
-            config: tenants.clone(),
-            sealer: Sealer {
-                cipher: FieldCipher::new(Arc::new(ring)),
-                blind: Arc::new(BlindIndexer::new(&master)),
-            },
-            ids: Arc::new(OrderIdGenerator::new(2).unwrap()),
-            clock: Arc::new(SystemClock),
-        };
+        let core = Core::builder(
+            store.clone() as Arc<dyn OrderStore>,
+            tenants.clone(),
+            Sealer::from_keys(Arc::new(ring), &master),
+        )
+        .cache(Some(shape.cache as Arc<dyn Cache>))
+        .search(
+            shape
+                .with_search
+                .then(|| search.clone() as Arc<dyn SearchIndex>),
+        )
+        .node_id(2)
+        .build()
+        .unwrap();
         (
-            router_with(AppState::new(service), shape.edge),
+            router_with(AppState::new(core), shape.edge),
             store,
             search,
             tenants,
@@ -1388,6 +1384,57 @@ async fn buyer_list_pages(app: &TestApp) {
         );
 }
 
+/// Issue #13 item 5: a clear KV field whose text looks sealed is a clear value like any
+/// other. It is stored verbatim, shown as sent, and every later update and cancel of the
+/// order works (they used to re-seal it as if it were a ciphertext and fail with 500).
+async fn a_clear_kv_value_that_looks_sealed_stays_clear(app: &TestApp) {
+    let look_alike = r#"{"sealed":{"c":"AQIDBA"}}"#;
+    let mut order = retail_order("buyer-look-alike");
+    order["extension"] = json!({ "campaign_id": look_alike });
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["extension"]["campaign_id"], look_alike);
+    let id = created.id();
+    assert!(
+        app.dump("order_identifiers").await.contains(look_alike),
+        "stored verbatim"
+    );
+    let updated = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[("if-match", &created.etag())],
+            Some(json!({ "remark": "leave at the door" })),
+        )
+        .await;
+    updated.expect(StatusCode::OK);
+    assert_eq!(updated.body["extension"]["campaign_id"], look_alike);
+    let cancelled = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(RETAIL_BL),
+            &[("if-match", &updated.etag())],
+            None,
+        )
+        .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["extension"]["campaign_id"], look_alike);
+    let read = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    read.expect(StatusCode::OK);
+    assert_eq!(read.body["extension"]["campaign_id"], look_alike);
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1426,6 +1473,7 @@ api_tests!(
     buyer_list_pages,
     reads_come_from_the_cache_and_follow_writes,
     search_filters_by_core_extension_and_encrypted_fields,
+    a_clear_kv_value_that_looks_sealed_stays_clear,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,17 +25,14 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use oc_api::pii::Sealer;
 use oc_api::ready::{Dependency, Probe};
-use oc_api::{AppState, OrderService, ReadModels, router};
+use oc_api::{AppState, router};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, MasterKey};
-use oc_model::ports::{Cache, OrderStore, SearchIndex, SystemClock};
+use oc_core::{Core, Sealer};
+use oc_crypto::{KeyRing, MasterKey};
+use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
-use oc_model::{
-    BusinessIdentity, DomainError, DomainResult, OrderId, OrderIdGenerator, OrderType, Slot,
-    TenantId,
-};
+use oc_model::{BusinessIdentity, DomainError, DomainResult, OrderId, OrderType, Slot, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -180,22 +177,17 @@ impl App {
             ring.create_tenant(tenant.id().as_str()).unwrap();
         }
         let tenants = Arc::new(ConfigHandle::new(config));
-        let service = OrderService {
-            store: store.clone() as Arc<dyn OrderStore>,
-            read: ReadModels {
-                cache: Some(cache.clone() as Arc<dyn Cache>),
-                cold: None,
-                search: Some(guarded_index),
-            },
-            config: tenants.clone(),
-            sealer: Sealer {
-                cipher: FieldCipher::new(Arc::new(ring)),
-                blind: Arc::new(BlindIndexer::new(&master)),
-            },
-            ids: Arc::new(OrderIdGenerator::new(3).unwrap()),
-            clock: Arc::new(SystemClock),
-        };
-        let state = AppState::new(service);
+        let core = Core::builder(
+            store.clone() as Arc<dyn OrderStore>,
+            tenants.clone(),
+            Sealer::from_keys(Arc::new(ring), &master),
+        )
+        .cache(Some(cache.clone() as Arc<dyn Cache>))
+        .search(Some(guarded_index))
+        .node_id(3)
+        .build()
+        .unwrap();
+        let state = AppState::new(core);
         let probe_redis = redis.clone();
         let redis_probe: Probe = Arc::new(move || {
             let redis = probe_redis.clone();

@@ -12,15 +12,14 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use oc_api::metrics::Metrics;
-use oc_api::{AppState, OrderService, ReadModels, router_with};
+use oc_api::{AppState, router_with};
 use oc_bus::{
     KafkaBusConfig, KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset,
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, KeyRingFile, MasterKey};
-use oc_model::OrderIdGenerator;
-use oc_model::ports::SystemClock;
+use oc_core::{Core, Sealer};
+use oc_crypto::{KeyRing, KeyRingFile, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
@@ -440,7 +439,7 @@ pub(crate) fn key_gate(config: &ServiceConfig, ring: Arc<KeyRing>) -> ReloadGate
 
 /// The key ring every sealer of this process uses.
 pub(crate) fn key_ring_of(wiring: &Wiring) -> Arc<KeyRing> {
-    Arc::clone(wiring.state.service.sealer.cipher.keyring())
+    Arc::clone(&wiring.keyring)
 }
 
 /// Install the tenant config's SIGHUP reload, behind the data-key gate.
@@ -465,6 +464,8 @@ pub struct Wiring {
     pub sinks: Sinks,
     /// The circuit breakers around the cache, search index, cold store and bus.
     pub guards: crate::breakers::Guards,
+    /// The tenants' data keys (reloaded on SIGHUP).
+    pub keyring: Arc<KeyRing>,
 }
 
 /// Open the search index named by `url`: `tantivy://<dir>` (embedded) or
@@ -508,7 +509,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     })?;
     let master = master_key(config)?;
     let ring = key_ring(config, &master, &tenants)?;
-    let blind = Arc::new(BlindIndexer::new(&master));
+    let sealer = Sealer::from_keys(Arc::clone(&ring), &master);
     drop(master);
     if config.single_node {
         std::fs::create_dir_all(&config.data_dir)
@@ -557,24 +558,18 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         cold: cold.clone(),
         cache: Some(Arc::clone(&cache)),
     };
-    let service = OrderService {
-        store: store.clone() as Arc<dyn OrderStore>,
-        read: ReadModels {
-            cache: Some(cache),
-            cold,
-            search,
-        },
-        config: Arc::clone(&handle),
-        sealer: oc_api::pii::Sealer {
-            cipher: FieldCipher::new(ring),
-            blind,
-        },
-        ids: Arc::new(
-            OrderIdGenerator::new(config.node_id).map_err(|e| anyhow::anyhow!(e.message))?,
-        ),
-        clock: Arc::new(SystemClock),
-    };
-    let state = AppState::new(service);
+    let core = Core::builder(
+        store.clone() as Arc<dyn OrderStore>,
+        Arc::clone(&handle),
+        sealer,
+    )
+    .cache(Some(cache))
+    .cold(cold)
+    .search(search)
+    .node_id(config.node_id)
+    .build()
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    let state = AppState::new(core);
     guards.expose(&state, tiered.l2().cloned(), unguarded_search);
     state.metrics.register(Box::new(move |out: &mut String| {
         let stats = tiered.stats();
@@ -599,6 +594,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         store,
         sinks,
         guards,
+        keyring: ring,
     })
 }
 

@@ -518,6 +518,21 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     assert_eq!(status["orders"], all.len() as u64, "{status}");
     assert_eq!(counted["2"], all.len() as u64 * 5, "{status}");
     assert_eq!(status["unreadable"], 0);
+    // issue #13 item 5: a clear KV value whose text looks sealed is a clear value; it is not
+    // counted as an unreadable ciphertext, so it does not keep a version from retiring
+    let look_alike = r#"{"sealed":{"c":"AQIDBA"}}"#;
+    let order = serde_json::json!({
+        "business_identity": "retail",
+        "order_type": "standard",
+        "buyer_id": "buyer-look-alike",
+        "lines": [{"sku": "SKU-1", "product_name": "Tea set", "quantity": 1, "unit_price_minor": 8800}],
+        "extension": {"campaign_id": look_alike},
+    })
+    .to_string();
+    let (status, created) = request(port_a, "POST", "/v1/orders", &[], Some(&order)).unwrap();
+    assert_eq!(status, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let look_alike_id = created["id"].as_str().unwrap().to_owned();
     // --wait: the servers moved to version 2 moments ago, as far as their request timeout
     let retired = keys.run_json(&["keys", "retire", "1", "--wait", "60"]);
     assert_eq!(
@@ -535,6 +550,18 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
             .all(|key| key["tenant"] != "retail" || key["version"] == 2),
         "{ring}"
     );
+    // and every later change of that order works
+    let (status, updated) = request(
+        port_a,
+        "PATCH",
+        &format!("/v1/orders/{look_alike_id}"),
+        &[("if-match", "\"1\"")],
+        Some(r#"{"remark": "gift wrap"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{updated}");
+    let updated: serde_json::Value = serde_json::from_str(&updated).unwrap();
+    assert_eq!(updated["extension"]["campaign_id"], look_alike);
 
     // a server started now never had version 1: it reads every order, and equality search
     // on encrypted fields finds orders indexed before the rotation

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use oc_model::ext::{ExtTable, Protected, Slot};
-use oc_model::order::ExtColumns;
+use oc_model::order::{ExtColumns, PartyRole};
 use oc_model::search::{
     BlindIndex, PiiField, SearchDocument, SearchFieldKind, SearchFieldName, SearchFieldSpec,
     SearchValue,
@@ -89,35 +89,33 @@ pub fn document_from_order(order: &Order, namer: &impl FieldNamer) -> DomainResu
         };
         let path = format!("/extension/identifiers/{index}/value");
         if spec.kind == SearchFieldKind::BlindIndex {
-            // an encrypted identifier holds its sealed form: only the blind index is searchable
-            let sealed: Protected<ExtValue> =
-                serde_json::from_str(&identifier.value).map_err(|_| {
-                    DomainError::internal(format!(
-                        "plaintext value of encrypted identifier {path} offered to the search index"
-                    ))
-                })?;
+            // the field is encrypted (the config says so through the namer): the identifier
+            // holds its sealed form, and only the blind index is searchable
+            let sealed = identifier.value.sealed().map_err(|_| {
+                DomainError::internal(format!(
+                    "plaintext value of encrypted identifier {path} offered to the search index"
+                ))
+            })?;
+            let sealed: Protected<ExtValue> = Protected::Sealed { sealed };
             if let Some(value) = column_value(&spec, &sealed).map_err(|e| e.under(&path))? {
                 ext.entry(spec.name).or_default().push(value);
             }
             continue;
         }
-        let value =
-            SearchValue::from_text(spec.kind, &identifier.value).map_err(|e| e.under(&path))?;
+        let value = SearchValue::from_text(spec.kind, identifier.value.clear_text())
+            .map_err(|e| e.under(&path))?;
         ext.entry(spec.name).or_default().push(value);
     }
 
     let mut pii_blind = BTreeMap::new();
     for field in PiiField::ALL {
-        let (role, name) = field.party_and_field();
+        let (role, name) = field.party_site();
         let party = match role {
-            "shipper" => order.parties.shipper.as_ref(),
-            _ => order.parties.receiver.as_ref(),
+            PartyRole::Shipper => order.parties.shipper.as_ref(),
+            PartyRole::Receiver => order.parties.receiver.as_ref(),
         };
         let Some(party) = party else { continue };
-        let Some((_, value)) = party.pii_fields().into_iter().find(|(n, _)| *n == name) else {
-            continue;
-        };
-        match value {
+        match party.pii_field(name) {
             Protected::Sealed { sealed } => {
                 if let Some(blind) = &sealed.blind_index {
                     pii_blind.insert(field, BlindIndex::parse(blind.clone())?);

@@ -18,7 +18,8 @@ use oc_model::order::{
 };
 use oc_model::{
     BusinessDomain, BusinessIdentity, ColumnIndex, Currency, DomainError, ExtValue, KvIdentifier,
-    Money, Order, OrderId, OrderType, PartyId, Protected, RESERVED_COLUMNS, StatusCode, TenantId,
+    KvValue, Money, Order, OrderId, OrderType, PartyId, Protected, RESERVED_COLUMNS, StatusCode,
+    TenantId,
 };
 
 /// The JSON body column.
@@ -176,7 +177,7 @@ pub(crate) fn decode_order(
         decoded_identifiers.push(KvIdentifier {
             domain,
             key: text(identifier, "id_key")?,
-            value: text(identifier, "id_value")?,
+            value: KvValue::from_stored(text(identifier, "id_value")?),
             line_no: if line_no == 0 {
                 None
             } else {

@@ -574,7 +574,7 @@ async fn insert_identifiers(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResu
                 .bind(identifier.domain.as_str())
                 .bind(identifier.line_no.map(i64::from).unwrap_or(0))
                 .bind(identifier.key.as_str())
-                .bind(identifier.value.as_str());
+                .bind(identifier.value.stored());
         }
     }
     query.execute(&mut **tx).await.map_err(|e| {

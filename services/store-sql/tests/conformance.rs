@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
 use oc_model::{
-    BusinessDomain, ColumnIndex, ErrorCode, ExtValue, KvIdentifier, Order, OrderEvent,
+    BusinessDomain, ColumnIndex, ErrorCode, ExtValue, KvIdentifier, KvValue, Order, OrderEvent,
     OrderEventKind, PartyId, Protected, ShardId, TenantId,
 };
 use oc_store_sql::{KeyRingReport, SqlOrderStore, StoreConfig};
@@ -444,10 +444,14 @@ fn stamped(mut order: Order, version: u64) -> Order {
         );
     }
     order.extension.identifiers.retain(|i| i.key != "stamp");
-    order
-        .extension
-        .identifiers
-        .push(KvIdentifier::new(BusinessDomain::Order, "stamp", version.to_string()).unwrap());
+    order.extension.identifiers.push(
+        KvIdentifier::new(
+            BusinessDomain::Order,
+            "stamp",
+            KvValue::clear(version.to_string()),
+        )
+        .unwrap(),
+    );
     order.extension.identifiers.sort();
     order
 }
@@ -465,7 +469,7 @@ fn mixed_versions(order: &Order) -> Option<String> {
         .identifiers
         .iter()
         .filter(|i| i.key == "stamp")
-        .map(|i| i.value.as_str())
+        .map(|i| i.value.stored())
         .collect();
     let lines_agree = lines
         .iter()

@@ -12,8 +12,8 @@ use oc_model::order::{
 };
 use oc_model::{
     Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, Decimal, ExtValue,
-    KvIdentifier, Money, Order, OrderIdGenerator, OrderType, PartyId, Protected, StatusCode,
-    TenantId,
+    KvIdentifier, KvValue, Money, Order, OrderIdGenerator, OrderType, PartyId, Protected,
+    StatusCode, TenantId,
 };
 use time::OffsetDateTime;
 
@@ -94,10 +94,16 @@ pub fn order(tenant_id: &TenantId, buyer: &str) -> Order {
         },
     ];
     let mut identifiers = vec![
-        KvIdentifier::new(BusinessDomain::Logistics, "cold_box_id", "BOX-1").unwrap(),
-        KvIdentifier::new(BusinessDomain::Order, "vip", "true").unwrap(),
+        KvIdentifier::new(
+            BusinessDomain::Logistics,
+            "cold_box_id",
+            KvValue::clear("BOX-1"),
+        )
+        .unwrap(),
+        KvIdentifier::new(BusinessDomain::Order, "vip", KvValue::clear("true")).unwrap(),
     ];
-    let mut per_line = KvIdentifier::new(BusinessDomain::Product, "batch", "B-7").unwrap();
+    let mut per_line =
+        KvIdentifier::new(BusinessDomain::Product, "batch", KvValue::clear("B-7")).unwrap();
     per_line.line_no = Some(1);
     identifiers.push(per_line);
     identifiers.sort();

@@ -36,12 +36,14 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
 
-use oc_api::pii::{Sealer, sealed_key_versions};
-use oc_crypto::{BlindIndexer, FieldCipher, KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
+use oc_core::Sealer;
+use oc_core::sealing::{kv_sealing, sealed_key_versions};
+use oc_crypto::{KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
 use oc_model::ports::{Cache, OrderStore as _};
 use oc_model::{OrderId, ShardId, TenantId};
 use oc_projector::{BackfillCheckpoint, ShardCheckpoint};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_tenant_config::ConfigSet;
 
 use crate::serve::{self, ServiceConfig};
 
@@ -392,8 +394,19 @@ struct Census {
     unreadable: u64,
 }
 
+/// The tenant config the servers use: it says which KV identifiers hold sealed values.
+fn tenant_config(config: &ServiceConfig) -> anyhow::Result<ConfigSet> {
+    ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
+        anyhow::anyhow!(
+            "tenant config {} is invalid:\n{errors}",
+            config.tenant_config_dir.display()
+        )
+    })
+}
+
 async fn census(
     store: &SqlOrderStore,
+    tenants: &ConfigSet,
     tenant: Option<&TenantId>,
     batch: u32,
 ) -> anyhow::Result<Census> {
@@ -417,7 +430,8 @@ async fn census(
                 };
                 census.orders += 1;
                 let per_version = census.values.entry(tenant.as_str().to_owned()).or_default();
-                for version in sealed_key_versions(&order) {
+                let kv = kv_sealing(tenants.tenant(tenant).map(|t| t.as_ref()), &order);
+                for version in sealed_key_versions(&order, &kv) {
                     match version {
                         Ok(version) => *per_version.entry(version).or_default() += 1,
                         Err(_) => census.unreadable += 1,
@@ -436,8 +450,9 @@ async fn status(common: &Common, tenant: Option<String>) -> anyhow::Result<ExitC
         Some(tenant) => selected_tenants(&keys.ring, &[tenant.as_str().to_owned()])?,
         None => keys.ring.tenants(),
     };
+    let tenants_config = tenant_config(&keys.config)?;
     let store = connect_store(&keys.config).await?;
-    let census = census(&store, tenant.as_ref(), 500).await?;
+    let census = census(&store, &tenants_config, tenant.as_ref(), 500).await?;
     store.close().await;
     // versions some stored value names but the key ring does not hold: unreadable data
     let mut missing: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
@@ -519,11 +534,9 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
     // the file is read again before every pass: a rotation meanwhile is followed
     keys.ring.watch_file(&keys.path, Duration::from_secs(1));
     let ring = Arc::new(keys.ring);
-    let sealer = Sealer {
-        cipher: FieldCipher::new(Arc::clone(&ring)),
-        blind: Arc::new(BlindIndexer::new(&keys.master)),
-    };
+    let sealer = Sealer::from_keys(Arc::clone(&ring), &keys.master);
     let config = keys.config;
+    let tenants = tenant_config(&config)?;
     let store = connect_store(&config).await?;
     let cache = match &config.redis_url {
         Some(url) => Some(
@@ -581,8 +594,16 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
                 };
                 for (tenant, id) in &keys {
                     pacer.tick().await;
-                    reencrypt_order(&store, &sealer, cache.as_ref(), tenant, *id, &mut report)
-                        .await?;
+                    reencrypt_order(
+                        &store,
+                        &sealer,
+                        &tenants,
+                        cache.as_ref(),
+                        tenant,
+                        *id,
+                        &mut report,
+                    )
+                    .await?;
                 }
                 let entry = checkpoint.shards.entry(shard.0).or_default();
                 entry.last_tenant = Some(last_tenant.as_str().to_owned());
@@ -592,8 +613,10 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
             }
         }
         let _ = ring.reload();
-        report.remaining_old =
-            old_values(&census(&store, options.tenant.as_ref(), 500).await?, &ring);
+        report.remaining_old = old_values(
+            &census(&store, &tenants, options.tenant.as_ref(), 500).await?,
+            &ring,
+        );
         if report.remaining_old.is_empty() {
             break;
         }
@@ -650,6 +673,7 @@ fn old_values(census: &Census, ring: &KeyRing) -> BTreeMap<String, BTreeMap<u32,
 async fn reencrypt_order(
     store: &SqlOrderStore,
     sealer: &Sealer,
+    tenants: &ConfigSet,
     cache: Option<&oc_cache::RedisCache>,
     tenant: &TenantId,
     id: OrderId,
@@ -665,7 +689,8 @@ async fn reencrypt_order(
             report.missing += 1;
             return Ok(());
         };
-        let resealed = match sealer.reseal(&mut order) {
+        let kv = kv_sealing(tenants.tenant(tenant).map(|t| t.as_ref()), &order);
+        let resealed = match sealer.reseal(&mut order, &kv) {
             Ok(resealed) => resealed,
             Err(error) => {
                 // never the value itself: only where it is and what failed
@@ -755,6 +780,7 @@ async fn retire(
             ));
         }
     }
+    let tenants_config = tenant_config(&keys.config)?;
     let store = connect_store(&keys.config).await?;
     // first the servers: one still sealing under the version would add values the census
     // below cannot have seen
@@ -772,7 +798,7 @@ async fn retire(
     refusals.extend(servers);
     for tenant in &tenants {
         let tenant_id = TenantId::parse(tenant.clone()).map_err(|e| anyhow::anyhow!(e.message))?;
-        let census = census(&store, Some(&tenant_id), 500).await?;
+        let census = census(&store, &tenants_config, Some(&tenant_id), 500).await?;
         let used = census
             .values
             .get(tenant)

@@ -17,9 +17,9 @@ use oc_model::order::{
 };
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
 use oc_model::{
-    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ExtValue, KvIdentifier, Money,
-    Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId, Protected, StatusCode,
-    TenantId,
+    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ExtValue, KvIdentifier,
+    KvValue, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId,
+    Protected, StatusCode, TenantId,
 };
 use oc_projector::{Projector, ProjectorConfig, Sinks, TenantFieldNamer};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
@@ -153,8 +153,14 @@ pub fn order(tenant_id: &TenantId, n: usize) -> Order {
         ColumnIndex::new(2).unwrap(),
         Protected::Plain(ExtValue::Int(12)),
     );
-    let identifiers =
-        vec![KvIdentifier::new(BusinessDomain::Marketing, "campaign_id", "c-7").unwrap()];
+    let identifiers = vec![
+        KvIdentifier::new(
+            BusinessDomain::Marketing,
+            "campaign_id",
+            KvValue::clear("c-7"),
+        )
+        .unwrap(),
+    ];
     Order {
         main: OrderMain {
             id,

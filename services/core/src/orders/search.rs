@@ -1,4 +1,4 @@
-//! `GET /v1/orders/search`: filters, sort and cursor pagination over the search index, with
+//! Search (`orders.search`): filters, sort and cursor pagination over the search index, with
 //! orders rendered from the cache / shard (the index holds only what it filters on; the seed
 //! rule: lists from the index, details from the system of record).
 //!
@@ -17,15 +17,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use oc_model::ports::PageRequest;
+use oc_model::sealing::{SealedSite, slot_field};
 use oc_model::search::{
     AmountRange, BlindIndex, ExtCondition, ExtFilter, ExtRange, PiiField, ScaledDecimal,
     SearchFieldKind, SearchQuery, SearchSort, SearchValue, SortDirection, SortField, TimeRange,
-    TotalHits,
 };
 use oc_model::{
     BusinessIdentity, DomainError, DomainResult, ErrorCode, ExtValue, Order, OrderType, PartyId,
@@ -33,22 +32,12 @@ use oc_model::{
 };
 use oc_tenant_config::{ResolvedField, TenantConfig};
 
-use crate::access::Caller;
-use crate::dto::OrderView;
-use crate::pii::{EXT_NORMALIZER, Location, party_normalizer};
-use crate::service::{OrderService, slot_field};
-
-/// The answer of a search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SearchResult {
-    pub items: Vec<OrderView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<TotalHits>,
-    /// True when the index was unavailable and the buyer's shard answered instead.
-    pub degraded: bool,
-}
+use crate::caller::Caller;
+use crate::orders::output::SearchResult;
+use crate::orders::read::cursor_error;
+use crate::orders::service::OrderService;
+use crate::orders::view::Renderer;
+use crate::sealing::{EXT_NORMALIZER, party_normalizer};
 
 const PLAIN_PARAMETERS: &[&str] = &[
     "status",
@@ -145,10 +134,10 @@ fn resolve_field<'a>(
 impl OrderService {
     fn build_search_query(
         &self,
-        tenant: &TenantConfig,
         caller: &Caller,
         params: &BTreeMap<String, String>,
     ) -> DomainResult<SearchQuery> {
+        let tenant = caller.tenant_config();
         let mut query = SearchQuery::default();
         let get = |name: &str| params.get(name).map(String::as_str);
         for (name, max) in MAX_LENGTHS {
@@ -243,17 +232,16 @@ impl OrderService {
         }
         for (name, field) in PII_PARAMETERS {
             if let Some(value) = get(name) {
-                let (role, part) = field.party_and_field();
+                let (role, part) = field.party_site();
                 let normalizer = party_normalizer(part)
                     .ok_or_else(|| DomainError::internal("party field without blind index"))?;
-                let field_name = format!("{role}.{part}");
-                let at = Location {
-                    tenant: &caller.tenant,
-                    table: "orders",
-                    record_id: "",
-                    field: &field_name,
-                };
-                let blind = BlindIndex::parse(self.sealer.blind_index(at, &normalizer, value))?;
+                let site = SealedSite::Party { role, field: part };
+                let blind = BlindIndex::parse(self.sealer.blind_index(
+                    &caller.tenant,
+                    &site.field(),
+                    &normalizer,
+                    value,
+                ))?;
                 query.pii.push((*field, blind));
             }
         }
@@ -290,15 +278,10 @@ impl OrderService {
                 let typed = ExtValue::from_canonical_text(field.field_type, value)
                     .map_err(|e| DomainError::invalid(&path, e.message))?;
                 let search_value = if spec.kind == SearchFieldKind::BlindIndex {
-                    let slot = slot_field(&field.slot);
-                    let at = Location {
-                        tenant: &caller.tenant,
-                        table: "orders",
-                        record_id: "",
-                        field: &slot,
-                    };
+                    // the blind index every value sealed in this slot carries
                     SearchValue::BlindIndex(BlindIndex::parse(self.sealer.blind_index(
-                        at,
+                        &caller.tenant,
+                        &slot_field(&field.slot),
                         &EXT_NORMALIZER,
                         &typed.canonical_text(),
                     ))?)
@@ -391,8 +374,7 @@ impl OrderService {
         caller: &Caller,
         params: &BTreeMap<String, String>,
     ) -> DomainResult<SearchResult> {
-        let tenant = self.tenant_config(caller)?;
-        let query = self.build_search_query(&tenant, caller, params)?;
+        let query = self.build_search_query(caller, params)?;
         let outcome = match &self.read.search {
             Some(index) => index.search(&caller.tenant, &query).await,
             None => Err(DomainError::unavailable("no search index is configured")),
@@ -401,14 +383,18 @@ impl OrderService {
             Ok(page) => page,
             Err(error) if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Retryable) => {
                 tracing::warn!(error = %error.message, "search index unavailable; trying the shard fallback");
-                return self.search_on_the_shard(&tenant, caller, &query).await;
+                return self.search_on_the_shard(caller, &query).await;
             }
             Err(error) => return Err(error),
         };
+        let renderer = Renderer {
+            sealer: &self.sealer,
+            caller,
+        };
         let mut items = Vec::with_capacity(page.hits.len());
         for hit in &page.hits {
-            match self.load_for_read_id(caller, hit.order_id).await {
-                Ok(order) => items.push(self.view(&tenant, caller, &order)?),
+            match self.load_for_read(caller, hit.order_id).await {
+                Ok(order) => items.push(renderer.view(&order)?),
                 // the index can trail a deletion or archiving: skip what is gone
                 Err(error) if error.code == ErrorCode::NotFound => {}
                 Err(error) => return Err(error),
@@ -426,7 +412,6 @@ impl OrderService {
     /// answer.
     async fn search_on_the_shard(
         &self,
-        tenant: &TenantConfig,
         caller: &Caller,
         query: &SearchQuery,
     ) -> DomainResult<SearchResult> {
@@ -457,13 +442,7 @@ impl OrderService {
                 },
             )
             .await
-            .map_err(|e| {
-                if e.field.as_deref() == Some("/cursor") {
-                    DomainError::invalid("/query/cursor", e.message)
-                } else {
-                    e
-                }
-            })?;
+            .map_err(cursor_error)?;
         let keep = |order: &Order| {
             (query.statuses.is_empty() || query.statuses.contains(&order.main.status))
                 && query
@@ -483,11 +462,15 @@ impl OrderService {
                     .to
                     .is_none_or(|to| order.main.created_at < to)
         };
+        let renderer = Renderer {
+            sealer: &self.sealer,
+            caller,
+        };
         let items = page
             .items
             .iter()
             .filter(|o| keep(o))
-            .map(|o| self.view(tenant, caller, o))
+            .map(|o| renderer.view(o))
             .collect::<DomainResult<_>>()?;
         Ok(SearchResult {
             items,

@@ -1,0 +1,102 @@
+//! The one way to build the application core, used by the binary (`serve`), the API tests
+//! and the load test alike: the ports every domain needs, then the optional read models.
+
+use std::sync::Arc;
+
+use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
+use oc_model::{DomainResult, OrderIdGenerator};
+use oc_tenant_config::ConfigHandle;
+
+use crate::orders::{OrderService, ReadModels};
+use crate::sealing::Sealer;
+
+/// The application core: one service per domain, and the tenant config and store the edge
+/// needs (authentication, readiness). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Core {
+    /// Orders: create, update, cancel, get, list, search.
+    pub orders: OrderService,
+    /// The live tenant config (hot-reloaded): callers are authenticated against it.
+    pub config: Arc<ConfigHandle>,
+    /// The order store, for health checks.
+    pub store: Arc<dyn OrderStore>,
+}
+
+impl Core {
+    /// Start building a core over `store`, the live tenant `config` and the `sealer`.
+    pub fn builder(
+        store: Arc<dyn OrderStore>,
+        config: Arc<ConfigHandle>,
+        sealer: Sealer,
+    ) -> CoreBuilder {
+        CoreBuilder {
+            store,
+            config,
+            sealer,
+            read: ReadModels::default(),
+            clock: Arc::new(SystemClock),
+            node_id: 0,
+        }
+    }
+}
+
+/// Builder of [`Core`]; see [`Core::builder`].
+#[derive(Debug)]
+pub struct CoreBuilder {
+    store: Arc<dyn OrderStore>,
+    config: Arc<ConfigHandle>,
+    sealer: Sealer,
+    read: ReadModels,
+    clock: Arc<dyn Clock>,
+    node_id: u8,
+}
+
+impl CoreBuilder {
+    /// The hot cache consulted first on reads and written through after every change.
+    pub fn cache(mut self, cache: Option<Arc<dyn Cache>>) -> Self {
+        self.read.cache = cache;
+        self
+    }
+
+    /// The cold store archived orders are read from.
+    pub fn cold(mut self, cold: Option<Arc<dyn ColdStore>>) -> Self {
+        self.read.cold = cold;
+        self
+    }
+
+    /// The search index of lists and searches (without one, buyer searches are served
+    /// degraded from the shard).
+    pub fn search(mut self, search: Option<Arc<dyn SearchIndex>>) -> Self {
+        self.read.search = search;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This instance's node id in generated order ids (unique per running instance).
+    pub fn node_id(mut self, node_id: u8) -> Self {
+        self.node_id = node_id;
+        self
+    }
+
+    /// The core; refuses a node id the id generator cannot use.
+    pub fn build(self) -> DomainResult<Core> {
+        let ids = Arc::new(OrderIdGenerator::new(self.node_id)?);
+        let orders = OrderService {
+            store: Arc::clone(&self.store),
+            read: self.read,
+            sealer: self.sealer,
+            ids,
+            clock: self.clock,
+        };
+        Ok(Core {
+            orders,
+            config: self.config,
+            store: self.store,
+        })
+    }
+}

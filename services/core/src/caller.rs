@@ -1,0 +1,127 @@
+//! The caller of a use case: who it is (tenant, key, role, merchant scope), what it may do
+//! (endpoints, PII view) and the tenant config it is served under.
+//!
+//! The tenant config is snapshotted once, when the key is authenticated, and every use case
+//! of the request reads that snapshot: one lookup per request instead of one per layer, and
+//! a config reload in the middle of a request cannot serve half of it under the old config
+//! and half under the new.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use oc_model::{DomainError, DomainResult, ErrorCode, Order, PartyId, RoleName, TenantId};
+use oc_tenant_config::{ConfigSet, Endpoint, PiiAccess, TenantConfig};
+
+/// How a role sees personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiView {
+    Full,
+    Masked,
+    None,
+}
+
+impl PiiView {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PiiView::Full => "full",
+            PiiView::Masked => "masked",
+            PiiView::None => "none",
+        }
+    }
+}
+
+impl From<PiiAccess> for PiiView {
+    fn from(access: PiiAccess) -> PiiView {
+        match access {
+            PiiAccess::Full => PiiView::Full,
+            PiiAccess::Masked => PiiView::Masked,
+            PiiAccess::None => PiiView::None,
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub key_id: String,
+    pub role: RoleName,
+    /// Set for a merchant-scoped key: only this merchant's orders exist for the caller.
+    pub merchant: Option<PartyId>,
+    pub pii: PiiView,
+    endpoints: BTreeSet<Endpoint>,
+    /// The caller's tenant config as it was when the key was authenticated.
+    config: Arc<TenantConfig>,
+}
+
+/// Authenticate an API key (the bearer token) against the tenant config: tenant, key id,
+/// role, merchant scope and a snapshot of the tenant's config. Every refusal is
+/// `Unauthenticated`.
+pub fn authenticate(config: &ConfigSet, token: &str) -> DomainResult<Caller> {
+    let unauthenticated = |message: &str| DomainError::new(ErrorCode::Unauthenticated, message);
+    let principal = config
+        .authenticate(token)
+        .ok_or_else(|| unauthenticated("unknown API key"))?;
+    let tenant = config
+        .tenant(&principal.tenant)
+        .ok_or_else(|| unauthenticated("unknown API key"))?;
+    let role = tenant
+        .role(&principal.role)
+        .ok_or_else(|| unauthenticated("the key's role is not configured"))?;
+    Ok(Caller {
+        pii: role.pii.into(),
+        endpoints: role.endpoints.clone(),
+        tenant: principal.tenant.clone(),
+        key_id: principal.key_id.clone(),
+        role: principal.role.clone(),
+        merchant: principal.merchant.clone(),
+        config: Arc::clone(tenant),
+    })
+}
+
+impl Caller {
+    /// The caller's tenant config (the snapshot taken at authentication).
+    pub fn tenant_config(&self) -> &TenantConfig {
+        &self.config
+    }
+
+    /// Whether the caller may see `order` at all (a merchant-scoped key sees only its
+    /// merchant's orders; every other order answers 404, like another tenant's).
+    pub fn sees(&self, order: &Order) -> bool {
+        match &self.merchant {
+            None => true,
+            Some(merchant) => order.main.merchant_id.as_ref() == Some(merchant),
+        }
+    }
+
+    /// The merchant an order written by this caller must belong to: the key's own for a
+    /// merchant-scoped key (naming another merchant is refused at `field`), else `requested`.
+    pub fn merchant_for_write(
+        &self,
+        requested: Option<PartyId>,
+        field: &str,
+    ) -> DomainResult<Option<PartyId>> {
+        match (&self.merchant, requested) {
+            (None, requested) => Ok(requested),
+            (Some(own), None) => Ok(Some(own.clone())),
+            (Some(own), Some(requested)) if &requested == own => Ok(Some(requested)),
+            (Some(own), Some(requested)) => Err(DomainError::new(
+                ErrorCode::Forbidden,
+                format!("this key is scoped to merchant {own} and may not write orders of merchant {requested}"),
+            )
+            .under(field)),
+        }
+    }
+
+    /// `Forbidden` unless the caller's role is granted `endpoint`.
+    pub fn require(&self, endpoint: Endpoint) -> DomainResult<()> {
+        if self.endpoints.contains(&endpoint) {
+            Ok(())
+        } else {
+            Err(DomainError::new(
+                ErrorCode::Forbidden,
+                format!("role {} may not call {}", self.role, endpoint.as_str()),
+            ))
+        }
+    }
+}

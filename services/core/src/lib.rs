@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod builder;
+pub mod caller;
+pub mod orders;
+pub mod sealing;
+
+pub use builder::{Core, CoreBuilder};
+pub use caller::{Caller, PiiView, authenticate};
+pub use sealing::Sealer;

@@ -1,0 +1,191 @@
+//! Changes to an existing order: `update` (merge-patch of the changeable groups) and
+//! `cancel` (the state machine's `cancel` event), both through [`OrderService::commit_change`]:
+//! compare-and-set on the version, carried-over sealed values re-sealed under the active
+//! key, one transaction with the outbox event.
+
+use oc_model::order::Extension;
+use oc_model::sealing::PartyRole;
+use oc_model::{
+    DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderEventKind, PartyId,
+    TransitionEvent,
+};
+
+use crate::caller::Caller;
+use crate::orders::extension::ExtensionWriter;
+use crate::orders::input::{CancelRequest, UpdateOrderRequest};
+use crate::orders::output::OrderView;
+use crate::orders::parties::seal_party;
+use crate::orders::service::OrderService;
+use crate::orders::validate::{MAX_TEXT, logistics_of, optional_text, text_field};
+use crate::orders::view::Renderer;
+use crate::sealing::kv_sealing;
+
+fn stale(current: &Order, expected: u64) -> DomainError {
+    DomainError::new(
+        ErrorCode::PreconditionFailed,
+        format!(
+            "order is at version {}, not {expected}",
+            current.main.version
+        ),
+    )
+}
+
+impl OrderService {
+    /// Update an order at version `if_match`: present members of the request replace.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        if_match: u64,
+        request: UpdateOrderRequest,
+    ) -> DomainResult<OrderView> {
+        let tenant = caller.tenant_config();
+        let current = self.load(caller, id).await?;
+        if current.main.version != if_match {
+            return Err(stale(&current, if_match));
+        }
+        let machine = tenant
+            .state_machine(&current.main.business_identity)
+            .ok_or_else(|| {
+                DomainError::internal("order's business identity is no longer configured")
+            })?;
+        if machine.is_terminal(&current.main.status) {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                format!("order is {}: it can no longer change", current.main.status),
+            ));
+        }
+        let type_config = tenant
+            .order_type(&current.main.business_identity, &current.main.order_type)
+            .ok_or_else(|| DomainError::internal("order's type is no longer configured"))?;
+        let mut next = current.clone();
+        let order_id = current.main.id;
+        if let Some(merchant) = &request.merchant_id {
+            let merchant = PartyId::parse(merchant).map_err(|e| e.under("/merchant_id"))?;
+            next.main.merchant_id = caller.merchant_for_write(Some(merchant), "/merchant_id")?;
+        }
+        if let Some(remark) = &request.remark {
+            text_field("/remark", remark, MAX_TEXT)?;
+            next.operation.remark = Some(remark.clone());
+        }
+        if let Some(logistics) = &request.logistics {
+            next.logistics = logistics_of(Some(logistics))?;
+        }
+        if let Some(shipper) = &request.shipper {
+            next.parties.shipper = Some(seal_party(
+                &self.sealer,
+                &caller.tenant,
+                order_id,
+                PartyRole::Shipper,
+                shipper,
+            )?);
+        }
+        if let Some(receiver) = &request.receiver {
+            next.parties.receiver = Some(seal_party(
+                &self.sealer,
+                &caller.tenant,
+                order_id,
+                PartyRole::Receiver,
+                receiver,
+            )?);
+        }
+        let writer = ExtensionWriter {
+            sealer: &self.sealer,
+            tenant: &caller.tenant,
+            order: order_id,
+            fields: type_config,
+        };
+        if let Some(extension) = &request.extension {
+            let (columns, identifiers) =
+                writer.order_extension(extension, Some(&current.extension))?;
+            next.extension = Extension {
+                columns,
+                identifiers,
+            };
+        }
+        if let Some(lines) = &request.lines {
+            for (index, update) in lines.iter().enumerate() {
+                let position = next
+                    .lines
+                    .iter()
+                    .position(|l| l.line_no == update.line_no)
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            format!("/lines/{index}/line_no"),
+                            format!("line {} does not exist", update.line_no),
+                        )
+                    })?;
+                let ext = writer
+                    .line_extension(
+                        update.line_no,
+                        &update.extension,
+                        Some(&next.lines[position].ext),
+                    )
+                    .map_err(|e| e.under(&format!("/lines/{index}")))?;
+                next.lines[position].ext = ext;
+            }
+        }
+        next.operation.updated_by = Some(caller.key_id.clone());
+        self.commit_change(caller, current, next, OrderEventKind::Updated)
+            .await
+    }
+
+    /// Cancel an order (at version `if_match` when given) through its state machine.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        if_match: Option<u64>,
+        request: CancelRequest,
+    ) -> DomainResult<OrderView> {
+        let tenant = caller.tenant_config();
+        optional_text("/reason", &request.reason, MAX_TEXT)?;
+        let current = self.load(caller, id).await?;
+        if let Some(expected) = if_match
+            && expected != current.main.version
+        {
+            return Err(stale(&current, expected));
+        }
+        let machine = tenant
+            .state_machine(&current.main.business_identity)
+            .ok_or_else(|| {
+                DomainError::internal("order's business identity is no longer configured")
+            })?;
+        let cancel = TransitionEvent::parse("cancel")?;
+        let to = machine.next(&current.main.status, &cancel)?.clone();
+        let mut next = current.clone();
+        next.main.status = to;
+        next.operation.cancel_reason = request.reason.clone();
+        next.operation.updated_by = Some(caller.key_id.clone());
+        self.commit_change(caller, current, next, OrderEventKind::Cancelled)
+            .await
+    }
+
+    /// Store `next` as the version after `current` (compare-and-set), with its event.
+    pub(crate) async fn commit_change(
+        &self,
+        caller: &Caller,
+        current: Order,
+        mut next: Order,
+        kind: OrderEventKind,
+    ) -> DomainResult<OrderView> {
+        next.main.version = current.main.version + 1;
+        next.main.updated_at = self.now_ms().max(current.main.updated_at);
+        // Values carried over from the stored order may be under an older data key: a write
+        // stores them under the active one, so a write racing `keys reencrypt` (which does
+        // not bump the version) never puts an old version back.
+        let kv = kv_sealing(Some(caller.tenant_config()), &next);
+        self.sealer.reseal(&mut next, &kv).map_err(|error| {
+            tracing::error!(%error, "re-sealing carried-over values failed");
+            DomainError::internal("field encryption failed")
+        })?;
+        let event = OrderEvent::of(&next, kind);
+        let stored = self.store.update(current.main.version, next, event).await?;
+        self.remember(&stored).await;
+        Renderer {
+            sealer: &self.sealer,
+            caller,
+        }
+        .view(&stored)
+    }
+}

@@ -1,0 +1,306 @@
+//! `create`: a new order from a request, validated against the caller's tenant config,
+//! priced in minor units, sealed, and written in one local transaction with its outbox
+//! event and idempotency record.
+
+use sha2::{Digest, Sha256};
+
+use oc_model::order::{
+    Channel, Coupon, Extension, Finance, Marketing, Operation, OrderLine, OrderMain, Parties,
+    Promotion,
+};
+use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder};
+use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
+use oc_model::sealing::PartyRole;
+use oc_model::{
+    Bucket, BusinessIdentity, Currency, DomainError, DomainResult, Money, Order, OrderEvent,
+    OrderEventKind, OrderType, PartyId,
+};
+
+use crate::caller::Caller;
+use crate::orders::extension::ExtensionWriter;
+use crate::orders::input::{CreateOrderRequest, PartyInput};
+use crate::orders::output::Created;
+use crate::orders::parties::seal_party;
+use crate::orders::service::OrderService;
+use crate::orders::validate::{MAX_TEXT, logistics_of, optional_text, text_field};
+use crate::orders::view::Renderer;
+
+/// Lines per order.
+const MAX_LINES: usize = 500;
+
+/// Hex SHA-256 of the canonical JSON of a request (object keys sorted).
+pub fn request_hash(raw: &serde_json::Value) -> String {
+    let canonical = serde_json::to_vec(raw).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pricing speaks of `/marketing/...`, `/freight` and `/unit_price`; the request calls them
+/// `/promotions`, `/coupons`, `/freight_minor` and `/unit_price_minor`.
+fn pricing_error_path(e: DomainError) -> DomainError {
+    match e.field.as_deref() {
+        Some(field) if field.starts_with("/marketing/") => DomainError::invalid(
+            field
+                .replacen("/marketing", "", 1)
+                .replacen("/discount", "/discount_minor", 1),
+            e.message,
+        ),
+        Some("/freight") => DomainError::invalid("/freight_minor", e.message),
+        Some(field) if field.ends_with("/unit_price") => {
+            DomainError::invalid(format!("{field}_minor"), e.message)
+        }
+        _ => e,
+    }
+}
+
+impl OrderService {
+    /// Create an order. `raw` is the request as sent (its hash guards the idempotency key:
+    /// the same key with another body is refused); a retry with the same key and body
+    /// answers the first order (`replayed`).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateOrderRequest,
+        raw: &serde_json::Value,
+        idempotency_key: Option<String>,
+    ) -> DomainResult<Created> {
+        let order = self.build_order(caller, request)?;
+        let idempotency = idempotency_key.map(|key| IdempotencyRecord {
+            key,
+            request_hash: request_hash(raw),
+        });
+        let event = OrderEvent::of(&order, OrderEventKind::Created);
+        let outcome = self
+            .with_retries(|| {
+                self.store.insert(NewOrder {
+                    order: order.clone(),
+                    idempotency: idempotency.clone(),
+                    event: event.clone(),
+                })
+            })
+            .await?;
+        let (stored, replayed) = match outcome {
+            InsertOutcome::Created(order) => (order, false),
+            InsertOutcome::Replayed(order) => (order, true),
+        };
+        self.remember(&stored).await;
+        let renderer = Renderer {
+            sealer: &self.sealer,
+            caller,
+        };
+        Ok(Created {
+            view: renderer.view(&stored)?,
+            replayed,
+        })
+    }
+
+    fn build_order(&self, caller: &Caller, request: CreateOrderRequest) -> DomainResult<Order> {
+        let tenant = caller.tenant_config();
+        let identity = BusinessIdentity::parse(&request.business_identity)
+            .map_err(|e| e.under("/business_identity"))?;
+        let order_type =
+            OrderType::parse(&request.order_type).map_err(|e| e.under("/order_type"))?;
+        let type_config = tenant.order_type(&identity, &order_type).ok_or_else(|| {
+            DomainError::invalid(
+                "/order_type",
+                format!("order type {order_type} of business identity {identity} is not configured for this tenant"),
+            )
+        })?;
+        let machine = tenant.state_machine(&identity).ok_or_else(|| {
+            DomainError::invalid(
+                "/business_identity",
+                format!("business identity {identity} is not configured"),
+            )
+        })?;
+        let buyer = PartyId::parse(&request.buyer_id).map_err(|e| e.under("/buyer_id"))?;
+        let merchant = request
+            .merchant_id
+            .as_deref()
+            .map(PartyId::parse)
+            .transpose()
+            .map_err(|e| e.under("/merchant_id"))?;
+        let merchant = caller.merchant_for_write(merchant, "/merchant_id")?;
+        optional_text("/external_ref", &request.external_ref, 128)?;
+        optional_text("/remark", &request.remark, MAX_TEXT)?;
+        let currency = match &request.currency {
+            Some(code) => Currency::parse(code).map_err(|e| e.under("/currency"))?,
+            None => tenant.currency(),
+        };
+        if request.lines.is_empty() {
+            return Err(DomainError::invalid(
+                "/lines",
+                "an order needs at least one line",
+            ));
+        }
+        if request.lines.len() > MAX_LINES {
+            return Err(DomainError::invalid(
+                "/lines",
+                format!("at most {MAX_LINES} lines"),
+            ));
+        }
+        for (index, line) in request.lines.iter().enumerate() {
+            text_field(&format!("/lines/{index}/sku"), &line.sku, 128)?;
+            text_field(
+                &format!("/lines/{index}/product_name"),
+                &line.product_name,
+                MAX_TEXT,
+            )?;
+            optional_text(
+                &format!("/lines/{index}/promotion_type"),
+                &line.promotion_type,
+                64,
+            )?;
+        }
+        let priced_lines: Vec<PricedLine> = request
+            .lines
+            .iter()
+            .map(|l| PricedLine {
+                unit_price: Money::new(l.unit_price_minor, currency),
+                quantity: l.quantity,
+            })
+            .collect();
+        let mut promotions = Vec::with_capacity(request.promotions.len());
+        let mut discounts = Vec::with_capacity(request.promotions.len());
+        for (index, promotion) in request.promotions.iter().enumerate() {
+            text_field(&format!("/promotions/{index}/code"), &promotion.code, 64)?;
+            text_field(
+                &format!("/promotions/{index}/promotion_type"),
+                &promotion.promotion_type,
+                64,
+            )?;
+            let mut targets = Vec::with_capacity(promotion.line_nos.len());
+            for (position, line_no) in promotion.line_nos.iter().enumerate() {
+                if *line_no == 0 || *line_no as usize > request.lines.len() {
+                    return Err(DomainError::invalid(
+                        format!("/promotions/{index}/line_nos/{position}"),
+                        format!("line {line_no} does not exist"),
+                    ));
+                }
+                targets.push(*line_no as usize - 1);
+            }
+            let discount = Money::new(promotion.discount_minor, currency);
+            discounts.push(DiscountInput {
+                amount: discount,
+                lines: targets,
+            });
+            promotions.push(Promotion {
+                code: promotion.code.clone(),
+                promotion_type: promotion.promotion_type.clone(),
+                discount,
+                line_nos: promotion.line_nos.clone(),
+            });
+        }
+        let mut coupons = Vec::with_capacity(request.coupons.len());
+        for (index, coupon) in request.coupons.iter().enumerate() {
+            text_field(&format!("/coupons/{index}/code"), &coupon.code, 64)?;
+            coupons.push(Coupon {
+                code: coupon.code.clone(),
+                discount: Money::new(coupon.discount_minor, currency),
+            });
+        }
+        let coupon_amounts: Vec<Money> = coupons.iter().map(|c| c.discount).collect();
+        let priced = pricing::price(
+            currency,
+            &priced_lines,
+            &discounts,
+            &coupon_amounts,
+            Money::new(request.freight_minor, currency),
+        )
+        .map_err(pricing_error_path)?;
+
+        let now = self.now_ms();
+        let id = self.ids.next(
+            Bucket::of(&caller.tenant, &buyer),
+            (now.unix_timestamp_nanos() / 1_000_000) as u64,
+        );
+
+        // extension fields: order-level columns and KV identifiers, then line columns
+        let writer = ExtensionWriter {
+            sealer: &self.sealer,
+            tenant: &caller.tenant,
+            order: id,
+            fields: type_config,
+        };
+        let (columns, identifiers) = writer.order_extension(&request.extension, None)?;
+        let mut lines = Vec::with_capacity(request.lines.len());
+        for (index, line) in request.lines.iter().enumerate() {
+            let line_no = index as u32 + 1;
+            let ext = writer
+                .line_extension(line_no, &line.extension, None)
+                .map_err(|e| e.under(&format!("/lines/{index}")))?;
+            lines.push(OrderLine {
+                line_no,
+                sku: line.sku.clone(),
+                product_name: line.product_name.clone(),
+                quantity: line.quantity,
+                unit_price: Money::new(line.unit_price_minor, currency),
+                unit_weight_grams: line.unit_weight_grams,
+                promotion_type: line.promotion_type.clone(),
+                payable: priced.line_payable[index],
+                ext,
+            });
+        }
+        let party = |role: PartyRole, input: &Option<PartyInput>| {
+            input
+                .as_ref()
+                .map(|p| seal_party(&self.sealer, &caller.tenant, id, role, p))
+                .transpose()
+        };
+        let parties = Parties {
+            shipper: party(PartyRole::Shipper, &request.shipper)?,
+            receiver: party(PartyRole::Receiver, &request.receiver)?,
+        };
+        let order = Order {
+            main: OrderMain {
+                id,
+                tenant: caller.tenant.clone(),
+                business_identity: identity,
+                order_type,
+                status: machine.initial().clone(),
+                version: 1,
+                buyer_id: buyer,
+                merchant_id: merchant,
+                external_ref: request.external_ref.clone(),
+                created_at: now,
+                updated_at: now,
+                pay_deadline: None,
+            },
+            lines,
+            logistics: logistics_of(request.logistics.as_ref())?,
+            marketing: Marketing {
+                promotions,
+                coupons,
+                points_used: request.points_used,
+            },
+            finance: Finance {
+                currency,
+                goods_total: priced.goods_total,
+                discount_total: priced.discount_total,
+                freight: Money::new(request.freight_minor, currency),
+                payable: priced.payable,
+                payments: Vec::new(),
+            },
+            channel: Channel {
+                source: request.channel.as_ref().and_then(|c| c.source.clone()),
+                customer_channel: request
+                    .channel
+                    .as_ref()
+                    .and_then(|c| c.customer_channel.clone()),
+            },
+            parties,
+            operation: Operation {
+                created_by: Some(caller.key_id.clone()),
+                updated_by: Some(caller.key_id.clone()),
+                source_system: request.channel.as_ref().and_then(|c| c.source.clone()),
+                remark: request.remark.clone(),
+                cancel_reason: None,
+            },
+            extension: Extension {
+                columns,
+                identifiers,
+            },
+        };
+        order.check_invariants()?;
+        Ok(order)
+    }
+}
