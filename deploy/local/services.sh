@@ -6,6 +6,7 @@
 #   deploy/local/services.sh up       install what is missing, start what is not answering, wait
 #   deploy/local/services.sh status   say what answers and what this script started
 #   deploy/local/services.sh down     stop only what this script started (pid files)
+#   deploy/local/services.sh classpath kafka|opensearch|hbase   an engine's jars (for its tools)
 #
 # Idempotent: services that already answer (started by the machine, by hand or by an earlier
 # run) are used as they are and never stopped by this script.
@@ -358,7 +359,9 @@ main() {
     up) cmd_up ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    -h | --help | help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' ;;
+    # the resolved classpath of one engine (kafka, opensearch, hbase), for its own tools
+    classpath) engine_classpath "${2:?usage: services.sh classpath ENGINE}" ;;
+    -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (use up, status or down)" ;;
     esac
 }

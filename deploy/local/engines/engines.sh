@@ -28,6 +28,12 @@ readonly ENGINES_JAVA="${OC_ENGINES_JAVA:-java}"
 readonly MAVEN_BUILD_CLASSPATH=org.apache.maven.plugins:maven-dependency-plugin:2.8:build-classpath
 
 readonly KAFKA_CONTROLLER_PORT="${OC_KAFKA_CONTROLLER_PORT:-9093}"
+# A second listener for fault tests: it advertises 127.0.0.1:$KAFKA_FAULT_PROXY_PORT, where
+# such a test puts a proxy it can cut (tests/support's TcpProxy::start_on) in front of
+# 127.0.0.1:$KAFKA_FAULT_PORT, so every connection its client makes (bootstrap and partition
+# leader) crosses the proxy. Nothing listens on the proxy port otherwise.
+readonly KAFKA_FAULT_PORT="${OC_KAFKA_FAULT_PORT:-9094}"
+readonly KAFKA_FAULT_PROXY_PORT="${OC_KAFKA_FAULT_PROXY_PORT:-9095}"
 readonly OPENSEARCH_PORT="${OC_OPENSEARCH_PORT:-9200}"
 readonly OPENSEARCH_TRANSPORT_PORT="${OC_OPENSEARCH_TRANSPORT_PORT:-9300}"
 readonly HBASE_THRIFT_PORT="${OC_HBASE_THRIFT_PORT:-9090}"
@@ -270,10 +276,10 @@ start_kafka() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$LOOPBACK:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$LOOPBACK:$KAFKA_PORT,CONTROLLER://$LOOPBACK:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$LOOPBACK:$KAFKA_PORT
+listeners=PLAINTEXT://$LOOPBACK:$KAFKA_PORT,CONTROLLER://$LOOPBACK:$KAFKA_CONTROLLER_PORT,FAULT://$LOOPBACK:$KAFKA_FAULT_PORT
+advertised.listeners=PLAINTEXT://$LOOPBACK:$KAFKA_PORT,FAULT://$LOOPBACK:$KAFKA_FAULT_PROXY_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,FAULT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
@@ -389,6 +395,7 @@ engines_up() {
     else
         refuse_busy_port Kafka "$KAFKA_PORT"
         refuse_busy_port "Kafka's controller" "$KAFKA_CONTROLLER_PORT"
+        refuse_busy_port "Kafka's fault-test listener" "$KAFKA_FAULT_PORT"
         start_kafka "$kafka_classpath"
         waiting+=(kafka)
     fi
