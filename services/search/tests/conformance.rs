@@ -26,7 +26,8 @@ use common::*;
 /// What a test's index leaves behind: a temporary directory, or indices on the engine.
 enum Guard {
     Nothing,
-    Dir(tempfile::TempDir),
+    /// Kept only to delete the directory when the test ends.
+    Dir(#[allow(dead_code)] tempfile::TempDir),
     Engine(SearchPrefix),
 }
 
