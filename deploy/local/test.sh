@@ -24,6 +24,8 @@ cd "$REPO_ROOT"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ordercenter/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+# One-shot builds gain nothing from incremental caches, which cost gigabytes of a shared disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export PIP_ROOT_USER_ACTION=ignore
 export OC_TEST_MYSQL_URL="${OC_TEST_MYSQL_URL:-mysql://oc_test:oc_test@127.0.0.1:3306}"
 export OC_TEST_REDIS_URL="${OC_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
