@@ -1435,6 +1435,85 @@ async fn a_clear_kv_value_that_looks_sealed_stays_clear(app: &TestApp) {
     assert_eq!(read.body["extension"]["campaign_id"], look_alike);
 }
 
+/// Issue #13 item 14: If-Match is compared strongly (RFC 9110 §13.1.1): a weak tag never
+/// matches, so `W/"1"` is 412 and changes nothing; an unquoted `1` is not an entity tag at all
+/// (400, naming the header), nor is any other malformed value.
+async fn if_match_compares_strong_entity_tags_only(app: &TestApp) {
+    let id = app
+        .create(RETAIL_BL, retail_order("buyer-if-match"))
+        .await
+        .id();
+    let path = format!("/v1/orders/{id}");
+    let patch = || Some(json!({"remark": "weakly matched"}));
+    app.call(
+        "PATCH",
+        &path,
+        Some(RETAIL_BL),
+        &[("if-match", "W/\"1\"")],
+        patch(),
+    )
+    .await
+    .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    app.call(
+        "POST",
+        &format!("{path}/cancel"),
+        Some(RETAIL_BL),
+        &[("if-match", "W/\"1\"")],
+        None,
+    )
+    .await
+    .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    // well-formed tags that cannot match: weak ones, and strong ones that are not the
+    // version's own text (compared character by character: "01" is not "1")
+    for never in [
+        "\"x\"",
+        "\"\"",
+        "\"01\"",
+        "W/\"1\", W/\"2\"",
+        "\"7\", W/\"1\"",
+    ] {
+        app.call(
+            "PATCH",
+            &path,
+            Some(RETAIL_BL),
+            &[("if-match", never)],
+            patch(),
+        )
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    }
+    for malformed in ["1", "\"1", "W/1", "w/\"1\"", "\"1\" junk", "*, \"1\""] {
+        app.call(
+            "PATCH",
+            &path,
+            Some(RETAIL_BL),
+            &[("if-match", malformed)],
+            patch(),
+        )
+        .await
+        .problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            Some("/header/if-match"),
+        );
+    }
+    let current = app.call("GET", &path, Some(RETAIL_BL), &[], None).await;
+    current.expect(StatusCode::OK);
+    assert_eq!(current.body["version"], 1, "nothing was applied");
+    assert!(current.body["operation"].get("remark").is_none());
+    assert_eq!(current.body["status"], "pending_payment");
+    // the strong tag of the current version applies
+    app.call(
+        "PATCH",
+        &path,
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        patch(),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1474,6 +1553,7 @@ api_tests!(
     reads_come_from_the_cache_and_follow_writes,
     search_filters_by_core_extension_and_encrypted_fields,
     a_clear_kv_value_that_looks_sealed_stays_clear,
+    if_match_compares_strong_entity_tags_only,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
