@@ -137,7 +137,7 @@ doc = {
               "responses": {"200": {"description": "A page of orders.", "content": {"application/json": {"schema": ref("OrderList")}}}, **errors}}},
     "/v1/orders/search": {
       "get": {"operationId": "searchOrders", "summary": "Search the tenant's orders (search index; buyer-scoped searches fall back to the shard when it is down)",
-              "description": "Also accepts, for searchable extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` / `ext.<name>.max` (ranges on int, decimal and date fields). Encrypted fields match by equality only, through a keyed blind index. Unknown parameters are refused.",
+              "description": "Also accepts, for searchable extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` / `ext.<name>.max` (ranges on int, decimal and date fields). Encrypted fields match by equality only, through a keyed blind index. A filter on personal data (the party name and phone parameters, an encrypted extension field) confirms a guessed value: only a role whose PII view is `full`, or one the tenant config grants `pii_filters`, may use one; any other is 403 at the parameter. Unknown parameters are refused.",
               "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": S(maxLength=512), "description": "Comma-separated statuses."},
                 {"name": "business_identity", "in": "query", "required": False, "schema": code},

@@ -38,6 +38,36 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
 }
 
+/// Keys of the test-only tenant `market` (`tests/tenants/market.yaml`).
+const MARKET_BL: &str = "oc_test_market_bl_0001_383779c243608c33e8ab";
+/// Masked PII, granted `pii_filters`.
+const MARKET_SUPPORT: &str = "oc_test_market_cs_0001_265d5666dd1d1bc1c181";
+const MARKET_ANALYTICS: &str = "oc_test_market_an_0001_be7202a930f748905a16";
+
+/// The example tenants and the API tests' own (`tests/tenants`: knobs the examples leave at
+/// their defaults).
+fn tenant_configs() -> ConfigSet {
+    let mut tenants = Vec::new();
+    let test_tenants = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tenants");
+    for dir in [examples_dir(), test_tenants] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let name = file.display().to_string();
+            tenants.push(
+                ConfigSet::from_yaml_str(&name, &text)
+                    .unwrap_or_else(|errors| panic!("{name} loads: {errors}")),
+            );
+        }
+    }
+    ConfigSet::from_tenants(tenants).unwrap()
+}
+
 struct TestApp {
     router: Router,
     store: Arc<SqlOrderStore>,
@@ -68,7 +98,7 @@ impl TestApp {
         Arc<TantivySearchIndex>,
         Arc<ConfigHandle>,
     ) {
-        let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
+        let tenants = tenant_configs();
         let master = MasterKey::from_bytes([7u8; 32]);
         let ring = KeyRing::new(&master);
         for tenant in tenants.tenants() {
@@ -1514,6 +1544,75 @@ async fn if_match_compares_strong_entity_tags_only(app: &TestApp) {
     .expect(StatusCode::OK);
 }
 
+/// Issue #13 item 2: a filter on personal data (a party's name or phone, an encrypted
+/// extension field) confirms a guessed value, so only a role that sees that data in full may
+/// use one: a masked role could recover a masked phone in 10⁴ searches, a role that sees no
+/// PII could confirm any guess (and `total` would count the matches). Refused with 403 at the
+/// parameter, before the index is asked; clear filters stay open to every searching role.
+async fn only_roles_seeing_pii_in_full_filter_by_it(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-pii-filter"))
+        .await
+        .id();
+    app.index_all().await;
+    let search = |key: &'static str, query: &str| {
+        let path = format!("/v1/orders/search?{query}");
+        async move { app.call("GET", &path, Some(key), &[], None).await }
+    };
+    let by_phone = format!("receiver_phone={PHONE}");
+    let full = search(EXPRESS_BL, &by_phone).await;
+    full.expect(StatusCode::OK);
+    assert_eq!(full.body["items"][0]["id"], id.as_str());
+    for key in [EXPRESS_CS, EXPRESS_ANALYTICS] {
+        for (query, parameter) in [
+            (by_phone.as_str(), "receiver_phone"),
+            ("receiver_name=%E5%BC%A0%E4%B8%89", "receiver_name"),
+            ("shipper_phone=021-55501234", "shipper_phone"),
+            ("shipper_name=Pharma%20Depot", "shipper_name"),
+            (
+                "ext.consignee_id_number=11010519491231002X",
+                "ext.consignee_id_number",
+            ),
+        ] {
+            let refused = search(key, query).await;
+            refused.problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Some(&format!("/query/{parameter}")),
+            );
+            assert!(refused.body.get("total").is_none());
+        }
+        // what is not personal data stays searchable
+        let clear = search(key, "ext.cargo_category=vaccine").await;
+        clear.expect(StatusCode::OK);
+        assert_eq!(clear.body["items"][0]["id"], id.as_str());
+    }
+    // a masked role the tenant config grants `pii_filters` may filter, and still sees masks
+    let mut order = retail_order("buyer-pii-grant");
+    order["business_identity"] = json!("market");
+    order["order_type"] = json!("goods");
+    order["extension"] = json!({"buyer_id_number": "11010519491231002X"});
+    let market_id = app.create(MARKET_BL, order).await.id();
+    app.index_all().await;
+    for query in [
+        "receiver_phone=13900001111",
+        "ext.buyer_id_number=11010519491231002X",
+    ] {
+        let granted = search(MARKET_SUPPORT, query).await;
+        granted.expect(StatusCode::OK);
+        assert_eq!(granted.body["items"][0]["id"], market_id.as_str());
+        assert_eq!(
+            granted.body["items"][0]["parties"]["receiver"]["phone"],
+            "139****1111"
+        );
+        search(MARKET_ANALYTICS, query).await.problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some(&format!("/query/{}", query.split('=').next().unwrap())),
+        );
+    }
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1554,6 +1653,7 @@ api_tests!(
     search_filters_by_core_extension_and_encrypted_fields,
     a_clear_kv_value_that_looks_sealed_stays_clear,
     if_match_compares_strong_entity_tags_only,
+    only_roles_seeing_pii_in_full_filter_by_it,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,11 @@
 //! extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` /
 //! `ext.<name>.max` (ranges on int, decimal and date fields). Unknown parameters are refused.
 //!
+//! A filter on personal data (the party parameters, an encrypted extension field) confirms a
+//! guessed value, and `total` counts the matches: only a role that sees PII in full, or one
+//! the tenant config grants `pii_filters`, may use one; any other answers 403 at the
+//! parameter before the index is asked.
+//!
 //! When no index is configured or it is down, a search with `buyer_id` is served from the
 //! buyer's shard, newest first, filtering status, business identity, order type and creation
 //! time; the answer says `"degraded": true`. Any other search answers 503.
@@ -232,6 +237,7 @@ impl OrderService {
         }
         for (name, field) in PII_PARAMETERS {
             if let Some(value) = get(name) {
+                caller.require_pii_filters(&query_path(name))?;
                 let (role, part) = field.party_site();
                 let normalizer = party_normalizer(part)
                     .ok_or_else(|| DomainError::internal("party field without blind index"))?;
@@ -275,6 +281,9 @@ impl OrderService {
                 let spec = field
                     .search_spec()
                     .ok_or_else(|| DomainError::invalid(&path, "not searchable"))?;
+                if spec.kind == SearchFieldKind::BlindIndex {
+                    caller.require_pii_filters(&path)?;
+                }
                 let typed = ExtValue::from_canonical_text(field.field_type, value)
                     .map_err(|e| DomainError::invalid(&path, e.message))?;
                 let search_value = if spec.kind == SearchFieldKind::BlindIndex {
