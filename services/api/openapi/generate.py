@@ -123,7 +123,7 @@ doc = {
       "post": {"operationId": "createOrder", "summary": "Create an order",
                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                "schema": S(minLength=1, maxLength=128, pattern="^[!-~]+$"),
-                               "description": "Retries with the same key and body return the first order; the same key with another body is 409. Scoped to (tenant, buyer)."}],
+                               "description": "Retries with the same key and body return the first order; the same key with another body is 409. Scoped to (tenant, buyer); for a merchant-scoped API key also to its merchant (another caller's key and body is 409, not a replay), and a replay of an order the caller can no longer see is 404, as a GET of it is."}],
                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("CreateOrderRequest")}}},
                "responses": {"201": {**order_ok("Created (or the first result of an idempotent retry, with `Idempotent-Replayed: true`)."),
                                      "headers": {"ETag": {"schema": S()}, "Location": {"schema": S()},

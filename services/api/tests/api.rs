@@ -1613,6 +1613,99 @@ async fn only_roles_seeing_pii_in_full_filter_by_it(app: &TestApp) {
     }
 }
 
+/// Issue #13 item 4: an idempotent retry answers the first order only to a caller who may see
+/// it. The request fingerprint includes the caller's merchant scope, so a merchant key reusing
+/// another caller's key and body does not replay that caller's order; and a replay of an order
+/// that has since left the caller's view answers 404, as a GET of it does.
+async fn idempotent_replays_respect_the_callers_scope(app: &TestApp) {
+    let body = retail_order("buyer-idem-scope");
+    let key = [("idempotency-key", "shared-key-1")];
+    let first = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_BL),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    first.expect(StatusCode::CREATED);
+    let first_id = first.id();
+    // the business line's own retry replays
+    let retry = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_BL),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    retry.expect(StatusCode::CREATED);
+    assert_eq!(retry.id(), first_id);
+    // the merchant key cannot read that order (it has no merchant) ...
+    app.call(
+        "GET",
+        &format!("/v1/orders/{first_id}"),
+        Some(RETAIL_MERCHANT),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found", None);
+    // ... so the same key and body from it replay nothing
+    let foreign = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    foreign.problem(StatusCode::CONFLICT, "conflict", None);
+    assert!(
+        !foreign.body.to_string().contains(&first_id),
+        "{}",
+        foreign.body
+    );
+    // an order the merchant created, moved to another merchant, is no longer replayed to it
+    let own_key = [("idempotency-key", "merchant-key-1")];
+    let own = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &own_key,
+            Some(body.clone()),
+        )
+        .await;
+    own.expect(StatusCode::CREATED);
+    assert_eq!(own.body["merchant_id"], "acme");
+    let own_id = own.id();
+    app.call(
+        "PATCH",
+        &format!("/v1/orders/{own_id}"),
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"merchant_id": "globex"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let moved = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &own_key,
+            Some(body),
+        )
+        .await;
+    moved.problem(StatusCode::NOT_FOUND, "not_found", None);
+    assert!(!moved.body.to_string().contains(&own_id), "{}", moved.body);
+    assert_eq!(app.count("orders").await, 2, "no retry wrote an order");
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1654,6 +1747,7 @@ api_tests!(
     a_clear_kv_value_that_looks_sealed_stays_clear,
     if_match_compares_strong_entity_tags_only,
     only_roles_seeing_pii_in_full_filter_by_it,
+    idempotent_replays_respect_the_callers_scope,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
