@@ -46,11 +46,11 @@ schemas = {
   "CreateOrderRequest": obj({
       "business_identity": code, "order_type": code, "buyer_id": party_id,
       "merchant_id": opt(party_id), "external_ref": opt(S(minLength=1, maxLength=128)),
-      "currency": opt(S(pattern="^[A-Z]{3}$")),
+      "currency": opt(S(pattern="^[A-Z]{3}$", description="The tenant's currency (the default); any other is 422.")),
       "lines": {"type": "array", "minItems": 1, "maxItems": 500, "items": ref("LineInput")},
       "promotions": {"type": "array", "items": ref("PromotionInput")},
       "coupons": {"type": "array", "items": ref("CouponInput")},
-      "points_used": I(minimum=0), "freight_minor": I(format="int64", minimum=0),
+      "points_used": I(minimum=0, maximum=9223372036854775807), "freight_minor": I(format="int64", minimum=0),
       "logistics": opt(ref("LogisticsInput")), "channel": opt(ref("ChannelInput")),
       "shipper": opt(ref("PartyInput")), "receiver": opt(ref("PartyInput")),
       "remark": opt(S(maxLength=512)), "extension": ext_input},
@@ -137,7 +137,7 @@ doc = {
               "responses": {"200": {"description": "A page of orders.", "content": {"application/json": {"schema": ref("OrderList")}}}, **errors}}},
     "/v1/orders/search": {
       "get": {"operationId": "searchOrders", "summary": "Search the tenant's orders (search index; buyer-scoped searches fall back to the shard when it is down)",
-              "description": "Also accepts, for searchable extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` / `ext.<name>.max` (ranges on int, decimal and date fields). Encrypted fields match by equality only, through a keyed blind index. A filter on personal data (the party name and phone parameters, an encrypted extension field) confirms a guessed value: only a role whose PII view is `full`, or one the tenant config grants `pii_filters`, may use one; any other is 403 at the parameter. Unknown parameters are refused.",
+              "description": "Also accepts, for searchable extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` / `ext.<name>.max` (ranges on int, decimal and date fields). Encrypted fields match by equality only, through a keyed blind index. A filter on personal data (the party name and phone parameters, an encrypted extension field) confirms a guessed value: only a role whose PII view is `full`, or one the tenant config grants `pii_filters`, may use one; any other is 403 at the parameter. Values no order of the tenant can have (a status of none of its state machines, an unconfigured business identity or order type, a value an enum field does not allow) are 422 at the parameter. Unknown parameters are refused.",
               "parameters": [
                 {"name": "status", "in": "query", "required": False, "schema": S(maxLength=512), "description": "Comma-separated statuses."},
                 {"name": "business_identity", "in": "query", "required": False, "schema": code},

@@ -1706,6 +1706,109 @@ async fn idempotent_replays_respect_the_callers_scope(app: &TestApp) {
     assert_eq!(app.count("orders").await, 2, "no retry wrote an order");
 }
 
+/// Issue #13 item 16: an order's currency must be one the tenant takes (retail: CNY only);
+/// `USD` was accepted.
+async fn a_currency_the_tenant_does_not_take_is_refused(app: &TestApp) {
+    let mut dollars = retail_order("buyer-new");
+    dollars["currency"] = json!("USD");
+    app.create(RETAIL_BL, dollars).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/currency"),
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: `points_used: 18446744073709551615` was accepted, payable unchanged.
+async fn points_no_order_can_be_worth_are_refused(app: &TestApp) {
+    let mut points = retail_order("buyer-new");
+    points["points_used"] = json!(u64::MAX);
+    app.create(RETAIL_BL, points).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/points_used"),
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: an unknown business identity was reported at `/order_type`.
+async fn an_unknown_business_identity_is_named_at_its_field(app: &TestApp) {
+    let mut identity = retail_order("buyer-new");
+    identity["business_identity"] = json!("wholesale");
+    app.create(RETAIL_BL, identity).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/business_identity"),
+    );
+}
+
+/// Issue #13 item 16: a JSON array body was answered with the parser's internal wording
+/// ("expected struct CreateOrderRequest with 17 elements"): say what was expected, at `""`.
+async fn a_json_array_body_is_refused_in_plain_words(app: &TestApp) {
+    let array = app
+        .create(RETAIL_BL, json!([retail_order("buyer-new")]))
+        .await;
+    array.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", None);
+    let detail = array.body["detail"].as_str().unwrap();
+    assert!(detail.contains("JSON object"), "{detail}");
+    assert!(
+        !detail.contains("struct") && !detail.contains("CreateOrderRequest"),
+        "{detail}"
+    );
+    // the same for a nested member that must be an object
+    let mut nested = retail_order("buyer-new");
+    nested["lines"] = json!([[1, 2]]);
+    let reply = app.create(RETAIL_BL, nested).await;
+    reply.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/lines/0"),
+    );
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("JSON object") && !detail.contains("struct"),
+        "{detail}"
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: search values that cannot exist (a status no state machine has, a
+/// value an enum field does not allow, an identity or order type the tenant does not
+/// configure) answered 200 with nothing; they are refused at their parameter.
+async fn search_values_that_cannot_exist_are_refused(app: &TestApp) {
+    for (query, parameter) in [
+        ("status=pendng", "status"),
+        ("status=paid,shiped", "status"),
+        ("ext.member_level=diamond", "ext.member_level"),
+        ("business_identity=wholesale", "business_identity"),
+        ("order_type=auction", "order_type"),
+    ] {
+        app.call(
+            "GET",
+            &format!("/v1/orders/search?{query}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some(&format!("/query/{parameter}")),
+        );
+    }
+    // values that can exist are searched
+    app.call(
+        "GET",
+        "/v1/orders/search?status=pending_payment,paid&ext.member_level=gold&business_identity=retail&order_type=standard",
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1748,6 +1851,11 @@ api_tests!(
     if_match_compares_strong_entity_tags_only,
     only_roles_seeing_pii_in_full_filter_by_it,
     idempotent_replays_respect_the_callers_scope,
+    a_currency_the_tenant_does_not_take_is_refused,
+    points_no_order_can_be_worth_are_refused,
+    an_unknown_business_identity_is_named_at_its_field,
+    a_json_array_body_is_refused_in_plain_words,
+    search_values_that_cannot_exist_are_refused,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1996,6 +2104,66 @@ async fn over_long_search_parameters_are_refused_with_their_field() {
                 "invalid_input",
                 Some(&format!("/query/{name}")),
             );
+    }
+    app.finish().await;
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Issue #13 item 16: a request's log line names its tenant once (the edge and the metrics
+/// layer both recorded it on the request span, and the text format printed `tenant=` twice),
+/// in both log formats the binary writes.
+#[tokio::test]
+async fn request_log_lines_name_the_tenant_once() {
+    let app = TestApp::sqlite("log-tenant").await;
+    for json in [false, true] {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone());
+        let _scope = if json {
+            tracing::subscriber::set_default(builder.json().finish())
+        } else {
+            tracing::subscriber::set_default(builder.finish())
+        };
+        for key in [Some(RETAIL_BL), None] {
+            app.call("GET", "/v1/orders/12345", key, &[], None).await;
+        }
+        let text = logs.text();
+        let finished: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("request finished"))
+            .collect();
+        assert_eq!(finished.len(), 2, "{text}");
+        for line in finished {
+            let named = if json {
+                line.matches("\"tenant\":").count()
+            } else {
+                line.matches("tenant=").count()
+            };
+            assert_eq!(named, 1, "json {json}: {line}");
+        }
+        assert!(text.contains("retail"), "{text}");
     }
     app.finish().await;
 }

@@ -120,6 +120,12 @@ impl OrderService {
             .map_err(|e| e.under("/business_identity"))?;
         let order_type =
             OrderType::parse(&request.order_type).map_err(|e| e.under("/order_type"))?;
+        if tenant.business_identity(&identity).is_none() {
+            return Err(DomainError::invalid(
+                "/business_identity",
+                format!("business identity {identity} is not configured for this tenant"),
+            ));
+        }
         let type_config = tenant.order_type(&identity, &order_type).ok_or_else(|| {
             DomainError::invalid(
                 "/order_type",
@@ -146,6 +152,24 @@ impl OrderService {
             Some(code) => Currency::parse(code).map_err(|e| e.under("/currency"))?,
             None => tenant.currency(),
         };
+        // the tenant's amounts, limits and searches are in its one currency
+        if currency != tenant.currency() {
+            return Err(DomainError::invalid(
+                "/currency",
+                format!(
+                    "this tenant takes orders in {} only",
+                    tenant.currency()
+                ),
+            ));
+        }
+        // points are redeemed for money: a count no amount in minor units can hold is no
+        // order's
+        if i64::try_from(request.points_used).is_err() {
+            return Err(DomainError::invalid(
+                "/points_used",
+                format!("at most {} points", i64::MAX),
+            ));
+        }
         if request.lines.is_empty() {
             return Err(DomainError::invalid(
                 "/lines",

@@ -155,20 +155,67 @@ impl OrderService {
                 ));
             }
         }
-        if let Some(statuses) = get("status") {
-            query.statuses = statuses
-                .split(',')
-                .map(|s| StatusCode::parse(s.trim()).map_err(|e| e.under(&query_path("status"))))
-                .collect::<DomainResult<_>>()?;
-        }
+        // values no order of this tenant can have are refused at their parameter: a typo
+        // (`status=pendng`) must not look like "no such orders"
         query.business_identity = get("business_identity")
             .map(|v| {
-                BusinessIdentity::parse(v).map_err(|e| e.under(&query_path("business_identity")))
+                let path = query_path("business_identity");
+                let identity = BusinessIdentity::parse(v).map_err(|e| e.under(&path))?;
+                match tenant.business_identity(&identity) {
+                    Some(_) => Ok(identity),
+                    None => Err(DomainError::invalid(
+                        &path,
+                        format!("business identity {identity} is not configured for this tenant"),
+                    )),
+                }
             })
             .transpose()?;
         query.order_type = get("order_type")
-            .map(|v| OrderType::parse(v).map_err(|e| e.under(&query_path("order_type"))))
+            .map(|v| {
+                let path = query_path("order_type");
+                let order_type = OrderType::parse(v).map_err(|e| e.under(&path))?;
+                let configured = tenant.order_types().any(|t| {
+                    t.order_type() == &order_type
+                        && query
+                            .business_identity
+                            .as_ref()
+                            .is_none_or(|i| t.identity() == i)
+                });
+                if configured {
+                    Ok(order_type)
+                } else {
+                    Err(DomainError::invalid(
+                        &path,
+                        format!("order type {order_type} is not configured for this tenant{}",
+                            query.business_identity.as_ref().map(|i| format!(" under business identity {i}")).unwrap_or_default()),
+                    ))
+                }
+            })
             .transpose()?;
+        if let Some(statuses) = get("status") {
+            let path = query_path("status");
+            query.statuses = statuses
+                .split(',')
+                .map(|s| {
+                    let status = StatusCode::parse(s.trim()).map_err(|e| e.under(&path))?;
+                    let known = tenant
+                        .business_identities()
+                        .iter()
+                        .filter(|(identity, _)| {
+                            query.business_identity.as_ref().is_none_or(|i| i == *identity)
+                        })
+                        .any(|(_, config)| config.state_machine().contains(&status));
+                    if known {
+                        Ok(status)
+                    } else {
+                        Err(DomainError::invalid(
+                            &path,
+                            format!("{status} is not a state of this tenant's state machines"),
+                        ))
+                    }
+                })
+                .collect::<DomainResult<_>>()?;
+        }
         query.buyer_id = get("buyer_id")
             .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("buyer_id"))))
             .transpose()?;
@@ -286,6 +333,17 @@ impl OrderService {
                 }
                 let typed = ExtValue::from_canonical_text(field.field_type, value)
                     .map_err(|e| DomainError::invalid(&path, e.message))?;
+                if let ExtValue::Enum(chosen) = &typed
+                    && !field.enum_values.iter().any(|allowed| allowed == chosen)
+                {
+                    return Err(DomainError::invalid(
+                        &path,
+                        format!(
+                            "{chosen:?} is not one of the allowed values [{}]",
+                            field.enum_values.join(", ")
+                        ),
+                    ));
+                }
                 let search_value = if spec.kind == SearchFieldKind::BlindIndex {
                     // the blind index every value sealed in this slot carries
                     SearchValue::BlindIndex(BlindIndex::parse(self.sealer.blind_index(
