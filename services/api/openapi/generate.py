@@ -128,7 +128,7 @@ doc = {
                "responses": {"201": {**order_ok("Created (or the first result of an idempotent retry, with `Idempotent-Replayed: true`)."),
                                      "headers": {"ETag": {"schema": S()}, "Location": {"schema": S()},
                                                  "Idempotent-Replayed": {"schema": S(enum=["true"])}}},
-                             "409": problem("Idempotency key reused with another body, or external_ref exists."),
+                             "409": problem("Idempotency key reused with another body, or external_ref exists for the order's merchant (references are unique per merchant; orders of no merchant share one namespace)."),
                              "415": problem("Content-Type is not JSON."), **errors}},
       "get": {"operationId": "listOrdersByBuyer", "summary": "A buyer's orders, newest first (served from the buyer's shard)",
               "parameters": [{"name": "buyer_id", "in": "query", "required": True, "schema": party_id},

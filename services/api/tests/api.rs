@@ -1706,6 +1706,40 @@ async fn idempotent_replays_respect_the_callers_scope(app: &TestApp) {
     assert_eq!(app.count("orders").await, 2, "no retry wrote an order");
 }
 
+/// Issue #13 item 15: external references are unique per merchant, so a merchant key never
+/// learns from a 409 that another merchant used a reference; a merchant's own duplicate is
+/// still refused.
+async fn external_refs_are_unique_per_merchant(app: &TestApp) {
+    let mut theirs = retail_order("buyer-ext-ref");
+    theirs["merchant_id"] = json!("globex");
+    theirs["external_ref"] = json!("ERP-77");
+    app.create(RETAIL_BL, theirs)
+        .await
+        .expect(StatusCode::CREATED);
+    let mut ours = retail_order("buyer-ext-ref");
+    ours["external_ref"] = json!("ERP-77");
+    let created = app.create(RETAIL_MERCHANT, ours.clone()).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["external_ref"], "ERP-77");
+    app.create(RETAIL_MERCHANT, ours).await.problem(
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("/external_ref"),
+    );
+    // orders of no merchant keep one namespace of their own
+    let mut plain = retail_order("buyer-ext-ref");
+    plain["external_ref"] = json!("ERP-77");
+    app.create(RETAIL_BL, plain.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    app.create(RETAIL_BL, plain).await.problem(
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("/external_ref"),
+    );
+    assert_eq!(app.count("orders").await, 3);
+}
+
 /// Issue #13 item 16: an order's currency must be one the tenant takes (retail: CNY only);
 /// `USD` was accepted.
 async fn a_currency_the_tenant_does_not_take_is_refused(app: &TestApp) {
@@ -1851,6 +1885,7 @@ api_tests!(
     if_match_compares_strong_entity_tags_only,
     only_roles_seeing_pii_in_full_filter_by_it,
     idempotent_replays_respect_the_callers_scope,
+    external_refs_are_unique_per_merchant,
     a_currency_the_tenant_does_not_take_is_refused,
     points_no_order_can_be_worth_are_refused,
     an_unknown_business_identity_is_named_at_its_field,

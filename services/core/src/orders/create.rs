@@ -156,10 +156,7 @@ impl OrderService {
         if currency != tenant.currency() {
             return Err(DomainError::invalid(
                 "/currency",
-                format!(
-                    "this tenant takes orders in {} only",
-                    tenant.currency()
-                ),
+                format!("this tenant takes orders in {} only", tenant.currency()),
             ));
         }
         // points are redeemed for money: a count no amount in minor units can hold is no

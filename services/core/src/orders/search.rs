@@ -186,8 +186,14 @@ impl OrderService {
                 } else {
                     Err(DomainError::invalid(
                         &path,
-                        format!("order type {order_type} is not configured for this tenant{}",
-                            query.business_identity.as_ref().map(|i| format!(" under business identity {i}")).unwrap_or_default()),
+                        format!(
+                            "order type {order_type} is not configured for this tenant{}",
+                            query
+                                .business_identity
+                                .as_ref()
+                                .map(|i| format!(" under business identity {i}"))
+                                .unwrap_or_default()
+                        ),
                     ))
                 }
             })
@@ -202,7 +208,10 @@ impl OrderService {
                         .business_identities()
                         .iter()
                         .filter(|(identity, _)| {
-                            query.business_identity.as_ref().is_none_or(|i| i == *identity)
+                            query
+                                .business_identity
+                                .as_ref()
+                                .is_none_or(|i| i == *identity)
                         })
                         .any(|(_, config)| config.state_machine().contains(&status));
                     if known {
