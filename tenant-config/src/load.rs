@@ -219,6 +219,7 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
                 RoleConfig {
                     endpoints: role.endpoints.into_iter().collect(),
                     pii: role.pii,
+                    pii_filters: role.pii_filters,
                 },
             );
         }

@@ -324,7 +324,8 @@ fn plan_keys_and_roles(plan: &mut Plan, scope: &str, old: &TenantConfig, new: &T
         match new.role(name) {
             None => plan.change(Severity::Warning, scope, format!("role `{name}` removed")),
             Some(new_role) if new_role != old_role => {
-                let widened_pii = new_role.pii < old_role.pii;
+                let widened_pii =
+                    new_role.pii < old_role.pii || (new_role.pii_filters && !old_role.pii_filters);
                 plan.change(
                     if widened_pii {
                         Severity::Warning
@@ -333,11 +334,13 @@ fn plan_keys_and_roles(plan: &mut Plan, scope: &str, old: &TenantConfig, new: &T
                     },
                     scope,
                     format!(
-                        "role `{name}` changed (endpoints {} → {}, pii {} → {})",
+                        "role `{name}` changed (endpoints {} → {}, pii {} → {}, pii_filters {} → {})",
                         old_role.endpoints.len(),
                         new_role.endpoints.len(),
                         old_role.pii,
-                        new_role.pii
+                        new_role.pii,
+                        old_role.pii_filters,
+                        new_role.pii_filters
                     ),
                 );
             }

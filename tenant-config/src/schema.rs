@@ -84,7 +84,8 @@ pub fn json_schema_v1() -> Value {
                 "required": ["endpoints", "pii"],
                 "properties": {
                     "endpoints": { "type": "array", "items": { "enum": endpoints }, "uniqueItems": true },
-                    "pii": { "enum": ["full", "masked", "none"], "description": "What the role sees of personal data." }
+                    "pii": { "enum": ["full", "masked", "none"], "description": "What the role sees of personal data." },
+                    "pii_filters": { "type": "boolean", "default": false, "description": "Let a role whose pii is masked or none filter searches by personal data (party names and phones, encrypted extension fields). Such a filter confirms a guessed value; without this grant only pii: full roles may use one (403)." }
                 }
             },
             "rate_limit": {

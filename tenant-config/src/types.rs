@@ -142,11 +142,22 @@ impl fmt::Display for PiiAccess {
 pub struct RoleConfig {
     pub endpoints: BTreeSet<Endpoint>,
     pub pii: PiiAccess,
+    /// Granted explicitly (`pii_filters: true`): the role may filter searches by personal
+    /// data (a party's name or phone, an encrypted extension field) although it does not see
+    /// PII in full. Such a filter confirms a guessed value, so without this grant only a
+    /// `pii: full` role may use one.
+    pub pii_filters: bool,
 }
 
 impl RoleConfig {
     pub fn allows(&self, endpoint: Endpoint) -> bool {
         self.endpoints.contains(&endpoint)
+    }
+
+    /// Whether the role may filter searches by personal data: it sees PII in full, or the
+    /// tenant config grants it `pii_filters`.
+    pub fn may_filter_by_pii(&self) -> bool {
+        self.pii == PiiAccess::Full || self.pii_filters
     }
 }
 

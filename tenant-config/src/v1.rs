@@ -46,6 +46,8 @@ pub(crate) struct RawApiKey {
 pub(crate) struct RawRole {
     pub endpoints: Vec<Endpoint>,
     pub pii: PiiAccess,
+    #[serde(default)]
+    pub pii_filters: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -129,6 +129,9 @@ pub async fn authenticate_and_limit(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    // the request span names the tenant from here on (the metrics layer names it only when
+    // no caller was authenticated: recording twice prints `tenant=` twice)
+    tracing::Span::current().record("tenant", caller.tenant.as_str());
     if let Err(wait) = state
         .limiters
         .check(&caller, caller.tenant_config().rate_limits())
@@ -151,7 +154,6 @@ pub async fn authenticate_and_limit(
         return response;
     }
     let tenant = caller.tenant.clone();
-    tracing::Span::current().record("tenant", tenant.as_str());
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
     response

@@ -38,6 +38,54 @@ pub fn pointer_from_path(path: &serde_path_to_error::Path) -> String {
     pointer
 }
 
+/// Serde's wording for a struct ("expected struct CreateOrderRequest with 17 elements") names
+/// our types; a client was sent a JSON object's shape, so say that.
+fn plain_wording(message: &str) -> String {
+    match message.find("expected struct ") {
+        Some(at) => format!("{}expected a JSON object", &message[..at]),
+        None => message.to_owned(),
+    }
+}
+
+/// Where a JSON array stands for an object. Serde reads a struct from an array too (its
+/// members by position), so an array body fails at `/0` with a complaint about its first
+/// element. Each array on the failing path is probed by emptying it: a struct then says
+/// "expected struct …" at the array itself, a list does not.
+fn array_given_for_object<T: DeserializeOwned>(
+    raw: &serde_json::Value,
+    path: &serde_path_to_error::Path,
+) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut prefixes = vec![String::new()];
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                pointer.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+            }
+            Segment::Enum { .. } | Segment::Unknown => break,
+        }
+        prefixes.push(pointer.clone());
+    }
+    prefixes.into_iter().find(|prefix| {
+        if !raw.pointer(prefix).is_some_and(serde_json::Value::is_array) {
+            return false;
+        }
+        let mut probe = raw.clone();
+        if let Some(node) = probe.pointer_mut(prefix) {
+            *node = serde_json::Value::Array(Vec::new());
+        }
+        match serde_path_to_error::deserialize::<_, T>(&probe) {
+            Ok(_) => false,
+            Err(e) => {
+                &pointer_from_path(e.path()) == prefix
+                    && e.inner().to_string().contains("expected struct ")
+            }
+        }
+    })
+}
+
 /// Parse JSON bytes into `T`, naming the field that failed.
 pub fn parse_json<T: DeserializeOwned>(
     bytes: &[u8],
@@ -45,6 +93,9 @@ pub fn parse_json<T: DeserializeOwned>(
     let raw: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| DomainError::invalid("", format!("request body is not valid JSON: {e}")))?;
     let value = serde_path_to_error::deserialize(&raw).map_err(|e| {
+        if let Some(pointer) = array_given_for_object::<T>(&raw, e.path()) {
+            return DomainError::invalid(pointer, "invalid type: array, expected a JSON object");
+        }
         let pointer = pointer_from_path(e.path());
         // "unknown field `x`" errors point at the parent: name the field itself
         let message = e.inner().to_string();
@@ -55,7 +106,7 @@ pub fn parse_json<T: DeserializeOwned>(
             Some(field) if !pointer.ends_with(&format!("/{field}")) => format!("{pointer}/{field}"),
             _ => pointer,
         };
-        DomainError::invalid(pointer, message)
+        DomainError::invalid(pointer, plain_wording(&message))
     })?;
     Ok((value, raw))
 }

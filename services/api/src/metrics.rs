@@ -191,14 +191,17 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         tenant = tracing::field::Empty,
     );
     let mut response = next.run(request).instrument(span.clone()).await;
-    let tenant = response
-        .extensions()
-        .get::<ServedTenant>()
+    let served = response.extensions().get::<ServedTenant>();
+    if served.is_none() {
+        // the edge records the tenant of an authenticated caller; the text log format
+        // appends every record, so only an unauthenticated request is named here
+        span.record("tenant", "-");
+    }
+    let tenant = served
         .map(|t| t.0.to_string())
         .unwrap_or_else(|| "-".to_owned());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    span.record("tenant", tenant.as_str());
     tracing::info!(parent: &span, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
     state
         .metrics

@@ -28,21 +28,126 @@ fn order_response(status: StatusCode, view: OrderView) -> Response {
     response
 }
 
-/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3.
-fn parse_version_header(headers: &HeaderMap, name: header::HeaderName) -> ApiResult<Option<u64>> {
-    let Some(value) = headers.get(&name) else {
-        return Ok(None);
+/// What an `If-Match` header asks of an order, whose ETag is its version as a strong tag
+/// (`"3"`). RFC 9110 §13.1.1: If-Match compares strongly, so a weak tag (`W/"3"`) never
+/// matches, and an opaque tag matches only character by character (`"03"` is not `"3"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfMatch {
+    /// No header.
+    Absent,
+    /// `*`: whatever the current version is.
+    Any,
+    /// The one version the header's strong tags name.
+    Version(u64),
+    /// Well-formed, but none of its tags can match any version: answered 412 as it stands.
+    Never,
+}
+
+fn malformed_if_match(message: &str) -> ApiError {
+    ApiError::from(DomainError::invalid("/header/if-match", message))
+        .with_status(StatusCode::BAD_REQUEST)
+}
+
+/// One entity-tag (`"xyzzy"` or `W/"xyzzy"`): whether it is weak, and its opaque text.
+fn entity_tag(text: &str) -> Option<(bool, &str)> {
+    let (weak, quoted) = match text.strip_prefix("W/") {
+        Some(rest) => (true, rest),
+        None => (false, text),
     };
-    let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text);
-    let text = text.trim_matches('"');
-    text.parse::<u64>().map(Some).map_err(|_| {
-        DomainError::invalid(
-            format!("/header/{name}"),
-            "expected the order's ETag, e.g. \"3\"",
-        )
-        .into()
-    })
+    let opaque = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    // etagc: %x21 / %x23-7E / obs-text; header values arrive as visible ASCII here
+    let valid = opaque
+        .bytes()
+        .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b));
+    valid.then_some((weak, opaque))
+}
+
+/// `If-Match` (RFC 9110 §13.1.1): absent, `*`, or a list of entity tags. A malformed value is
+/// 400 at `/header/if-match`; a list naming several of our versions is refused too, since an
+/// order has one current version and the change is a compare-and-set on it.
+fn if_match(headers: &HeaderMap) -> ApiResult<IfMatch> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return Ok(IfMatch::Absent);
+    }
+    let mut elements = Vec::new();
+    for value in values {
+        let text = value
+            .to_str()
+            .map_err(|_| malformed_if_match("If-Match must be visible ASCII"))?;
+        // list elements: commas outside quoted tags separate them; empty ones are ignored
+        let mut rest = text;
+        loop {
+            let trimmed = rest.trim_start_matches([' ', '\t']);
+            if trimmed.is_empty() {
+                break;
+            }
+            if let Some(after) = trimmed.strip_prefix(',') {
+                rest = after;
+                continue;
+            }
+            let opening = if trimmed.starts_with('"') {
+                Some(0)
+            } else if trimmed.starts_with("W/\"") {
+                Some(2)
+            } else {
+                None
+            };
+            let end = match opening {
+                Some(open) => trimmed[open + 1..]
+                    .find('"')
+                    .map(|close| open + 1 + close + 1)
+                    .unwrap_or(trimmed.len()),
+                None => trimmed.find(',').unwrap_or(trimmed.len()),
+            };
+            let (element, after) = trimmed.split_at(end);
+            elements.push(element.trim_end_matches([' ', '\t']));
+            let after = after.trim_start_matches([' ', '\t']);
+            if !(after.is_empty() || after.starts_with(',')) {
+                return Err(malformed_if_match(
+                    "expected entity tags separated by commas, e.g. \"3\"",
+                ));
+            }
+            rest = after;
+        }
+    }
+    if elements == ["*"] {
+        return Ok(IfMatch::Any);
+    }
+    let mut versions = std::collections::BTreeSet::new();
+    for element in &elements {
+        let Some((weak, opaque)) = entity_tag(element) else {
+            return Err(malformed_if_match(
+                "expected the order's ETag as sent, quoted: \"3\" (or *)",
+            ));
+        };
+        // only a strong tag equal to a version's own decimal text can match
+        let canonical = opaque
+            .parse::<u64>()
+            .ok()
+            .filter(|v| v.to_string() == opaque);
+        if let (false, Some(version)) = (weak, canonical) {
+            versions.insert(version);
+        }
+    }
+    match versions.len() {
+        0 => Ok(IfMatch::Never),
+        1 => Ok(versions
+            .into_iter()
+            .next()
+            .map_or(IfMatch::Never, IfMatch::Version)),
+        _ => Err(malformed_if_match(
+            "an order has one current version: send its one ETag",
+        )),
+    }
+}
+
+fn precondition_never_matches() -> ApiError {
+    DomainError::new(
+        ErrorCode::PreconditionFailed,
+        "If-Match names no current version of the order: ETags compare strongly (a weak W/ tag never matches); send the ETag as the order was answered",
+    )
+    .into()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
@@ -106,12 +211,16 @@ pub async fn update_order(
     body: ValidJson<UpdateOrderRequest>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersUpdate)?;
-    let Some(version) = parse_version_header(&headers, header::IF_MATCH)? else {
-        return Err(ApiError::from(DomainError::new(
-            ErrorCode::PreconditionFailed,
-            "If-Match with the order's current ETag is required to change it",
-        ))
-        .with_status(StatusCode::PRECONDITION_REQUIRED));
+    let version = match if_match(&headers)? {
+        IfMatch::Version(version) => version,
+        IfMatch::Never => return Err(precondition_never_matches()),
+        IfMatch::Absent | IfMatch::Any => {
+            return Err(ApiError::from(DomainError::new(
+                ErrorCode::PreconditionFailed,
+                "If-Match with the order's current ETag is required to change it (* names no version)",
+            ))
+            .with_status(StatusCode::PRECONDITION_REQUIRED));
+        }
     };
     let view = state
         .core
@@ -129,7 +238,12 @@ pub async fn cancel_order(
     body: Bytes,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersCancel)?;
-    let version = parse_version_header(&headers, header::IF_MATCH)?;
+    let version = match if_match(&headers)? {
+        IfMatch::Version(version) => Some(version),
+        IfMatch::Never => return Err(precondition_never_matches()),
+        // `*` asks only that the order exists, which the cancel finds out anyway
+        IfMatch::Absent | IfMatch::Any => None,
+    };
     let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {
@@ -189,4 +303,53 @@ pub async fn method_not_allowed() -> ApiError {
         "method not allowed on this resource",
     ))
     .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parsed(values: &[&str]) -> Result<IfMatch, u16> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::IF_MATCH, HeaderValue::from_str(value).unwrap());
+        }
+        if_match(&headers).map_err(|e| e.problem().status)
+    }
+
+    #[test]
+    fn if_match_is_compared_strongly() {
+        assert_eq!(parsed(&[]), Ok(IfMatch::Absent));
+        assert_eq!(parsed(&["\"3\""]), Ok(IfMatch::Version(3)));
+        assert_eq!(parsed(&[" \"3\" "]), Ok(IfMatch::Version(3)));
+        assert_eq!(parsed(&["*"]), Ok(IfMatch::Any));
+        // empty list elements are ignored (RFC 9110 §5.6.1.2)
+        assert_eq!(parsed(&["\"3\",, "]), Ok(IfMatch::Version(3)));
+        assert_eq!(parsed(&["W/\"3\", \"3\""]), Ok(IfMatch::Version(3)));
+        assert_eq!(parsed(&["W/\"1\"", "\"1\""]), Ok(IfMatch::Version(1)));
+        for never in ["W/\"3\"", "\"03\"", "\"+3\"", "\"x\"", "\"\"", "\"a,b\""] {
+            assert_eq!(parsed(&[never]), Ok(IfMatch::Never), "{never}");
+        }
+        for malformed in [
+            "3",
+            "W/3",
+            "w/\"3\"",
+            "\"3",
+            "\"3\" x",
+            "*, \"3\"",
+            "\"3\" \"4\"",
+        ] {
+            assert_eq!(parsed(&[malformed]), Err(400), "{malformed}");
+        }
+        assert_eq!(parsed(&["\"3\", \"4\""]), Err(400), "one current version");
+    }
+
+    proptest! {
+        #[test]
+        fn any_if_match_value_is_answered(value in "[ -~]{0,40}") {
+            let _ = parsed(&[&value]);
+        }
+    }
 }

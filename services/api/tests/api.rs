@@ -38,6 +38,36 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
 }
 
+/// Keys of the test-only tenant `market` (`tests/tenants/market.yaml`).
+const MARKET_BL: &str = "oc_test_market_bl_0001_383779c243608c33e8ab";
+/// Masked PII, granted `pii_filters`.
+const MARKET_SUPPORT: &str = "oc_test_market_cs_0001_265d5666dd1d1bc1c181";
+const MARKET_ANALYTICS: &str = "oc_test_market_an_0001_be7202a930f748905a16";
+
+/// The example tenants and the API tests' own (`tests/tenants`: knobs the examples leave at
+/// their defaults).
+fn tenant_configs() -> ConfigSet {
+    let mut tenants = Vec::new();
+    let test_tenants = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tenants");
+    for dir in [examples_dir(), test_tenants] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let name = file.display().to_string();
+            tenants.push(
+                ConfigSet::from_yaml_str(&name, &text)
+                    .unwrap_or_else(|errors| panic!("{name} loads: {errors}")),
+            );
+        }
+    }
+    ConfigSet::from_tenants(tenants).unwrap()
+}
+
 struct TestApp {
     router: Router,
     store: Arc<SqlOrderStore>,
@@ -68,7 +98,7 @@ impl TestApp {
         Arc<TantivySearchIndex>,
         Arc<ConfigHandle>,
     ) {
-        let tenants = ConfigSet::load_dir(&examples_dir()).expect("example tenant config loads");
+        let tenants = tenant_configs();
         let master = MasterKey::from_bytes([7u8; 32]);
         let ring = KeyRing::new(&master);
         for tenant in tenants.tenants() {
@@ -1435,6 +1465,384 @@ async fn a_clear_kv_value_that_looks_sealed_stays_clear(app: &TestApp) {
     assert_eq!(read.body["extension"]["campaign_id"], look_alike);
 }
 
+/// Issue #13 item 14: If-Match is compared strongly (RFC 9110 §13.1.1): a weak tag never
+/// matches, so `W/"1"` is 412 and changes nothing; an unquoted `1` is not an entity tag at all
+/// (400, naming the header), nor is any other malformed value.
+async fn if_match_compares_strong_entity_tags_only(app: &TestApp) {
+    let id = app
+        .create(RETAIL_BL, retail_order("buyer-if-match"))
+        .await
+        .id();
+    let path = format!("/v1/orders/{id}");
+    let patch = || Some(json!({"remark": "weakly matched"}));
+    app.call(
+        "PATCH",
+        &path,
+        Some(RETAIL_BL),
+        &[("if-match", "W/\"1\"")],
+        patch(),
+    )
+    .await
+    .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    app.call(
+        "POST",
+        &format!("{path}/cancel"),
+        Some(RETAIL_BL),
+        &[("if-match", "W/\"1\"")],
+        None,
+    )
+    .await
+    .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    // well-formed tags that cannot match: weak ones, and strong ones that are not the
+    // version's own text (compared character by character: "01" is not "1")
+    for never in [
+        "\"x\"",
+        "\"\"",
+        "\"01\"",
+        "W/\"1\", W/\"2\"",
+        "\"7\", W/\"1\"",
+    ] {
+        app.call(
+            "PATCH",
+            &path,
+            Some(RETAIL_BL),
+            &[("if-match", never)],
+            patch(),
+        )
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    }
+    for malformed in ["1", "\"1", "W/1", "w/\"1\"", "\"1\" junk", "*, \"1\""] {
+        app.call(
+            "PATCH",
+            &path,
+            Some(RETAIL_BL),
+            &[("if-match", malformed)],
+            patch(),
+        )
+        .await
+        .problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            Some("/header/if-match"),
+        );
+    }
+    let current = app.call("GET", &path, Some(RETAIL_BL), &[], None).await;
+    current.expect(StatusCode::OK);
+    assert_eq!(current.body["version"], 1, "nothing was applied");
+    assert!(current.body["operation"].get("remark").is_none());
+    assert_eq!(current.body["status"], "pending_payment");
+    // the strong tag of the current version applies
+    app.call(
+        "PATCH",
+        &path,
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        patch(),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+/// Issue #13 item 2: a filter on personal data (a party's name or phone, an encrypted
+/// extension field) confirms a guessed value, so only a role that sees that data in full may
+/// use one: a masked role could recover a masked phone in 10⁴ searches, a role that sees no
+/// PII could confirm any guess (and `total` would count the matches). Refused with 403 at the
+/// parameter, before the index is asked; clear filters stay open to every searching role.
+async fn only_roles_seeing_pii_in_full_filter_by_it(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("buyer-pii-filter"))
+        .await
+        .id();
+    app.index_all().await;
+    let search = |key: &'static str, query: &str| {
+        let path = format!("/v1/orders/search?{query}");
+        async move { app.call("GET", &path, Some(key), &[], None).await }
+    };
+    let by_phone = format!("receiver_phone={PHONE}");
+    let full = search(EXPRESS_BL, &by_phone).await;
+    full.expect(StatusCode::OK);
+    assert_eq!(full.body["items"][0]["id"], id.as_str());
+    for key in [EXPRESS_CS, EXPRESS_ANALYTICS] {
+        for (query, parameter) in [
+            (by_phone.as_str(), "receiver_phone"),
+            ("receiver_name=%E5%BC%A0%E4%B8%89", "receiver_name"),
+            ("shipper_phone=021-55501234", "shipper_phone"),
+            ("shipper_name=Pharma%20Depot", "shipper_name"),
+            (
+                "ext.consignee_id_number=11010519491231002X",
+                "ext.consignee_id_number",
+            ),
+        ] {
+            let refused = search(key, query).await;
+            refused.problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                Some(&format!("/query/{parameter}")),
+            );
+            assert!(refused.body.get("total").is_none());
+        }
+        // what is not personal data stays searchable
+        let clear = search(key, "ext.cargo_category=vaccine").await;
+        clear.expect(StatusCode::OK);
+        assert_eq!(clear.body["items"][0]["id"], id.as_str());
+    }
+    // a masked role the tenant config grants `pii_filters` may filter, and still sees masks
+    let mut order = retail_order("buyer-pii-grant");
+    order["business_identity"] = json!("market");
+    order["order_type"] = json!("goods");
+    order["extension"] = json!({"buyer_id_number": "11010519491231002X"});
+    let market_id = app.create(MARKET_BL, order).await.id();
+    app.index_all().await;
+    for query in [
+        "receiver_phone=13900001111",
+        "ext.buyer_id_number=11010519491231002X",
+    ] {
+        let granted = search(MARKET_SUPPORT, query).await;
+        granted.expect(StatusCode::OK);
+        assert_eq!(granted.body["items"][0]["id"], market_id.as_str());
+        assert_eq!(
+            granted.body["items"][0]["parties"]["receiver"]["phone"],
+            "139****1111"
+        );
+        search(MARKET_ANALYTICS, query).await.problem(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some(&format!("/query/{}", query.split('=').next().unwrap())),
+        );
+    }
+}
+
+/// Issue #13 item 4: an idempotent retry answers the first order only to a caller who may see
+/// it. The request fingerprint includes the caller's merchant scope, so a merchant key reusing
+/// another caller's key and body does not replay that caller's order; and a replay of an order
+/// that has since left the caller's view answers 404, as a GET of it does.
+async fn idempotent_replays_respect_the_callers_scope(app: &TestApp) {
+    let body = retail_order("buyer-idem-scope");
+    let key = [("idempotency-key", "shared-key-1")];
+    let first = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_BL),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    first.expect(StatusCode::CREATED);
+    let first_id = first.id();
+    // the business line's own retry replays
+    let retry = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_BL),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    retry.expect(StatusCode::CREATED);
+    assert_eq!(retry.id(), first_id);
+    // the merchant key cannot read that order (it has no merchant) ...
+    app.call(
+        "GET",
+        &format!("/v1/orders/{first_id}"),
+        Some(RETAIL_MERCHANT),
+        &[],
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found", None);
+    // ... so the same key and body from it replay nothing
+    let foreign = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    foreign.problem(StatusCode::CONFLICT, "conflict", None);
+    assert!(
+        !foreign.body.to_string().contains(&first_id),
+        "{}",
+        foreign.body
+    );
+    // an order the merchant created, moved to another merchant, is no longer replayed to it
+    let own_key = [("idempotency-key", "merchant-key-1")];
+    let own = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &own_key,
+            Some(body.clone()),
+        )
+        .await;
+    own.expect(StatusCode::CREATED);
+    assert_eq!(own.body["merchant_id"], "acme");
+    let own_id = own.id();
+    app.call(
+        "PATCH",
+        &format!("/v1/orders/{own_id}"),
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({"merchant_id": "globex"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let moved = app
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(RETAIL_MERCHANT),
+            &own_key,
+            Some(body),
+        )
+        .await;
+    moved.problem(StatusCode::NOT_FOUND, "not_found", None);
+    assert!(!moved.body.to_string().contains(&own_id), "{}", moved.body);
+    assert_eq!(app.count("orders").await, 2, "no retry wrote an order");
+}
+
+/// Issue #13 item 15: external references are unique per merchant, so a merchant key never
+/// learns from a 409 that another merchant used a reference; a merchant's own duplicate is
+/// still refused.
+async fn external_refs_are_unique_per_merchant(app: &TestApp) {
+    let mut theirs = retail_order("buyer-ext-ref");
+    theirs["merchant_id"] = json!("globex");
+    theirs["external_ref"] = json!("ERP-77");
+    app.create(RETAIL_BL, theirs)
+        .await
+        .expect(StatusCode::CREATED);
+    let mut ours = retail_order("buyer-ext-ref");
+    ours["external_ref"] = json!("ERP-77");
+    let created = app.create(RETAIL_MERCHANT, ours.clone()).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["external_ref"], "ERP-77");
+    app.create(RETAIL_MERCHANT, ours).await.problem(
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("/external_ref"),
+    );
+    // orders of no merchant keep one namespace of their own
+    let mut plain = retail_order("buyer-ext-ref");
+    plain["external_ref"] = json!("ERP-77");
+    app.create(RETAIL_BL, plain.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    app.create(RETAIL_BL, plain).await.problem(
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("/external_ref"),
+    );
+    assert_eq!(app.count("orders").await, 3);
+}
+
+/// Issue #13 item 16: an order's currency must be one the tenant takes (retail: CNY only);
+/// `USD` was accepted.
+async fn a_currency_the_tenant_does_not_take_is_refused(app: &TestApp) {
+    let mut dollars = retail_order("buyer-new");
+    dollars["currency"] = json!("USD");
+    app.create(RETAIL_BL, dollars).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/currency"),
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: `points_used: 18446744073709551615` was accepted, payable unchanged.
+async fn points_no_order_can_be_worth_are_refused(app: &TestApp) {
+    let mut points = retail_order("buyer-new");
+    points["points_used"] = json!(u64::MAX);
+    app.create(RETAIL_BL, points).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/points_used"),
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: an unknown business identity was reported at `/order_type`.
+async fn an_unknown_business_identity_is_named_at_its_field(app: &TestApp) {
+    let mut identity = retail_order("buyer-new");
+    identity["business_identity"] = json!("wholesale");
+    app.create(RETAIL_BL, identity).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/business_identity"),
+    );
+}
+
+/// Issue #13 item 16: a JSON array body was answered with the parser's internal wording
+/// ("expected struct CreateOrderRequest with 17 elements"): say what was expected, at `""`.
+async fn a_json_array_body_is_refused_in_plain_words(app: &TestApp) {
+    let array = app
+        .create(RETAIL_BL, json!([retail_order("buyer-new")]))
+        .await;
+    array.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", None);
+    let detail = array.body["detail"].as_str().unwrap();
+    assert!(detail.contains("JSON object"), "{detail}");
+    assert!(
+        !detail.contains("struct") && !detail.contains("CreateOrderRequest"),
+        "{detail}"
+    );
+    // the same for a nested member that must be an object
+    let mut nested = retail_order("buyer-new");
+    nested["lines"] = json!([[1, 2]]);
+    let reply = app.create(RETAIL_BL, nested).await;
+    reply.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/lines/0"),
+    );
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("JSON object") && !detail.contains("struct"),
+        "{detail}"
+    );
+    assert_eq!(app.count("orders").await, 0);
+}
+
+/// Issue #13 item 16: search values that cannot exist (a status no state machine has, a
+/// value an enum field does not allow, an identity or order type the tenant does not
+/// configure) answered 200 with nothing; they are refused at their parameter.
+async fn search_values_that_cannot_exist_are_refused(app: &TestApp) {
+    for (query, parameter) in [
+        ("status=pendng", "status"),
+        ("status=paid,shiped", "status"),
+        ("ext.member_level=diamond", "ext.member_level"),
+        ("business_identity=wholesale", "business_identity"),
+        ("order_type=auction", "order_type"),
+    ] {
+        app.call(
+            "GET",
+            &format!("/v1/orders/search?{query}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some(&format!("/query/{parameter}")),
+        );
+    }
+    // values that can exist are searched
+    app.call(
+        "GET",
+        "/v1/orders/search?status=pending_payment,paid&ext.member_level=gold&business_identity=retail&order_type=standard",
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 macro_rules! api_tests {
     ($($case:ident),* $(,)?) => {
         mod mariadb {
@@ -1474,6 +1882,15 @@ api_tests!(
     reads_come_from_the_cache_and_follow_writes,
     search_filters_by_core_extension_and_encrypted_fields,
     a_clear_kv_value_that_looks_sealed_stays_clear,
+    if_match_compares_strong_entity_tags_only,
+    only_roles_seeing_pii_in_full_filter_by_it,
+    idempotent_replays_respect_the_callers_scope,
+    external_refs_are_unique_per_merchant,
+    a_currency_the_tenant_does_not_take_is_refused,
+    points_no_order_can_be_worth_are_refused,
+    an_unknown_business_identity_is_named_at_its_field,
+    a_json_array_body_is_refused_in_plain_words,
+    search_values_that_cannot_exist_are_refused,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1722,6 +2139,66 @@ async fn over_long_search_parameters_are_refused_with_their_field() {
                 "invalid_input",
                 Some(&format!("/query/{name}")),
             );
+    }
+    app.finish().await;
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Issue #13 item 16: a request's log line names its tenant once (the edge and the metrics
+/// layer both recorded it on the request span, and the text format printed `tenant=` twice),
+/// in both log formats the binary writes.
+#[tokio::test]
+async fn request_log_lines_name_the_tenant_once() {
+    let app = TestApp::sqlite("log-tenant").await;
+    for json in [false, true] {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone());
+        let _scope = if json {
+            tracing::subscriber::set_default(builder.json().finish())
+        } else {
+            tracing::subscriber::set_default(builder.finish())
+        };
+        for key in [Some(RETAIL_BL), None] {
+            app.call("GET", "/v1/orders/12345", key, &[], None).await;
+        }
+        let text = logs.text();
+        let finished: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("request finished"))
+            .collect();
+        assert_eq!(finished.len(), 2, "{text}");
+        for line in finished {
+            let named = if json {
+                line.matches("\"tenant\":").count()
+            } else {
+                line.matches("tenant=").count()
+            };
+            assert_eq!(named, 1, "json {json}: {line}");
+        }
+        assert!(text.contains("retail"), "{text}");
     }
     app.finish().await;
 }

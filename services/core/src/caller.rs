@@ -49,6 +49,9 @@ pub struct Caller {
     /// Set for a merchant-scoped key: only this merchant's orders exist for the caller.
     pub merchant: Option<PartyId>,
     pub pii: PiiView,
+    /// Whether the caller may filter searches by personal data (its role sees PII in full,
+    /// or the tenant config grants it `pii_filters`).
+    pub pii_filters: bool,
     endpoints: BTreeSet<Endpoint>,
     /// The caller's tenant config as it was when the key was authenticated.
     config: Arc<TenantConfig>,
@@ -70,6 +73,7 @@ pub fn authenticate(config: &ConfigSet, token: &str) -> DomainResult<Caller> {
         .ok_or_else(|| unauthenticated("the key's role is not configured"))?;
     Ok(Caller {
         pii: role.pii.into(),
+        pii_filters: role.may_filter_by_pii(),
         endpoints: role.endpoints.clone(),
         tenant: principal.tenant.clone(),
         key_id: principal.key_id.clone(),
@@ -111,6 +115,30 @@ impl Caller {
             )
             .under(field)),
         }
+    }
+
+    /// `Forbidden` (at `field`) unless the caller may filter searches by personal data: a
+    /// filter on a party's name or phone or on an encrypted field confirms a guessed value,
+    /// so a role that sees such data masked (or not at all) could otherwise learn it, one
+    /// search at a time.
+    pub fn require_pii_filters(&self, field: &str) -> DomainResult<()> {
+        if self.pii_filters {
+            return Ok(());
+        }
+        let name = field.rsplit('/').next().unwrap_or(field);
+        Err(DomainError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "role {} sees personal data {}: it may not filter by {name}, which would confirm a guessed value; a role with pii: full (or one granted pii_filters in the tenant config) may",
+                self.role,
+                match self.pii {
+                    PiiView::Full => "in full",
+                    PiiView::Masked => "masked",
+                    PiiView::None => "not at all",
+                }
+            ),
+        )
+        .under(field))
     }
 
     /// `Forbidden` unless the caller's role is granted `endpoint`.

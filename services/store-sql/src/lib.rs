@@ -261,14 +261,15 @@ impl SqlOrderStore {
         insert_orders(&mut tx, &[order])
             .await
             .map_err(|e| match e {
-                // the external_ref index names its columns (SQLite) or itself (MySQL); the other
-                // unique key is the primary key, (tenant, id): not the caller's doing
+                // the external_ref index (unique per tenant and merchant, migration 0004) names
+                // itself in both dialects; the other unique key is the primary key, (tenant,
+                // id): not the caller's doing
                 InsertError::Sql(e)
                     if is_unique_violation(&e) && e.to_string().contains("external_ref") =>
                 {
                     DomainError::new(
                         ErrorCode::AlreadyExists,
-                        "an order with this external_ref exists already",
+                        "an order with this external_ref exists already (references are unique per merchant)",
                     )
                     .under("/external_ref")
                 }

@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0003_key_ring_reports.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_key_ring_reports.sql"),
     },
+    Migration {
+        version: 4,
+        name: "external_ref_per_merchant",
+        mysql: include_str!("../migrations/mysql/0004_external_ref_per_merchant.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_external_ref_per_merchant.sql"),
+    },
 ];
 
 /// Split a migration file into statements: comment lines dropped first (they may contain
@@ -96,13 +102,22 @@ mod tests {
     #[test]
     fn both_dialects_declare_the_same_tables_and_columns() {
         // "table.column" for every column definition: a lowercase name followed by an
-        // uppercase type, inside a CREATE TABLE statement
+        // uppercase type, inside a CREATE TABLE statement or an ALTER TABLE … ADD COLUMN
         let names = |sql: &str| {
             let mut found = Vec::new();
-            for statement in statements(sql)
-                .iter()
-                .filter(|s| s.starts_with("CREATE TABLE"))
-            {
+            for statement in statements(sql).iter() {
+                if let Some(rest) = statement.strip_prefix("ALTER TABLE ") {
+                    let mut words = rest.split_whitespace();
+                    if let (Some(table), Some("ADD"), Some("COLUMN"), Some(name)) =
+                        (words.next(), words.next(), words.next(), words.next())
+                    {
+                        found.push(format!("{table}.{name}"));
+                    }
+                    continue;
+                }
+                if !statement.starts_with("CREATE TABLE") {
+                    continue;
+                }
                 let table = statement.split_whitespace().nth(2).unwrap_or_default();
                 for line in statement.lines().skip(1) {
                     let mut words = line.split_whitespace();

@@ -35,6 +35,20 @@ pub fn request_hash(raw: &serde_json::Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The idempotency fingerprint: the request's hash, and for a merchant-scoped key its
+/// merchant too, so a merchant key reusing another caller's key and body is a conflict, not
+/// a replay of an order it may not see. Callers without a merchant scope keep the plain
+/// hash (records written before the scope was part of it still replay).
+fn scoped_request_hash(caller: &Caller, raw: &serde_json::Value) -> String {
+    match &caller.merchant {
+        None => request_hash(raw),
+        Some(merchant) => request_hash(&serde_json::json!({
+            "merchant_scope": merchant.as_str(),
+            "request": raw,
+        })),
+    }
+}
+
 /// Pricing speaks of `/marketing/...`, `/freight` and `/unit_price`; the request calls them
 /// `/promotions`, `/coupons`, `/freight_minor` and `/unit_price_minor`.
 fn pricing_error_path(e: DomainError) -> DomainError {
@@ -54,9 +68,10 @@ fn pricing_error_path(e: DomainError) -> DomainError {
 }
 
 impl OrderService {
-    /// Create an order. `raw` is the request as sent (its hash guards the idempotency key:
-    /// the same key with another body is refused); a retry with the same key and body
-    /// answers the first order (`replayed`).
+    /// Create an order. `raw` is the request as sent (its hash, with the caller's merchant
+    /// scope, guards the idempotency key: the same key with another body, or from a caller
+    /// of another scope, is refused); a retry with the same key and body answers the first
+    /// order (`replayed`), but only if the caller may see it, as a GET would (else 404).
     pub async fn create(
         &self,
         caller: &Caller,
@@ -67,7 +82,7 @@ impl OrderService {
         let order = self.build_order(caller, request)?;
         let idempotency = idempotency_key.map(|key| IdempotencyRecord {
             key,
-            request_hash: request_hash(raw),
+            request_hash: scoped_request_hash(caller, raw),
         });
         let event = OrderEvent::of(&order, OrderEventKind::Created);
         let outcome = self
@@ -81,6 +96,11 @@ impl OrderService {
             .await?;
         let (stored, replayed) = match outcome {
             InsertOutcome::Created(order) => (order, false),
+            // the order may have left the caller's view since (another merchant now): a
+            // replay tells no more than a GET of it would
+            InsertOutcome::Replayed(order) if !caller.sees(&order) => {
+                return Err(DomainError::not_found("order not found"));
+            }
             InsertOutcome::Replayed(order) => (order, true),
         };
         self.remember(&stored).await;
@@ -100,6 +120,12 @@ impl OrderService {
             .map_err(|e| e.under("/business_identity"))?;
         let order_type =
             OrderType::parse(&request.order_type).map_err(|e| e.under("/order_type"))?;
+        if tenant.business_identity(&identity).is_none() {
+            return Err(DomainError::invalid(
+                "/business_identity",
+                format!("business identity {identity} is not configured for this tenant"),
+            ));
+        }
         let type_config = tenant.order_type(&identity, &order_type).ok_or_else(|| {
             DomainError::invalid(
                 "/order_type",
@@ -126,6 +152,21 @@ impl OrderService {
             Some(code) => Currency::parse(code).map_err(|e| e.under("/currency"))?,
             None => tenant.currency(),
         };
+        // the tenant's amounts, limits and searches are in its one currency
+        if currency != tenant.currency() {
+            return Err(DomainError::invalid(
+                "/currency",
+                format!("this tenant takes orders in {} only", tenant.currency()),
+            ));
+        }
+        // points are redeemed for money: a count no amount in minor units can hold is no
+        // order's
+        if i64::try_from(request.points_used).is_err() {
+            return Err(DomainError::invalid(
+                "/points_used",
+                format!("at most {} points", i64::MAX),
+            ));
+        }
         if request.lines.is_empty() {
             return Err(DomainError::invalid(
                 "/lines",

@@ -11,6 +11,11 @@
 //! extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` /
 //! `ext.<name>.max` (ranges on int, decimal and date fields). Unknown parameters are refused.
 //!
+//! A filter on personal data (the party parameters, an encrypted extension field) confirms a
+//! guessed value, and `total` counts the matches: only a role that sees PII in full, or one
+//! the tenant config grants `pii_filters`, may use one; any other answers 403 at the
+//! parameter before the index is asked.
+//!
 //! When no index is configured or it is down, a search with `buyer_id` is served from the
 //! buyer's shard, newest first, filtering status, business identity, order type and creation
 //! time; the answer says `"degraded": true`. Any other search answers 503.
@@ -150,20 +155,76 @@ impl OrderService {
                 ));
             }
         }
-        if let Some(statuses) = get("status") {
-            query.statuses = statuses
-                .split(',')
-                .map(|s| StatusCode::parse(s.trim()).map_err(|e| e.under(&query_path("status"))))
-                .collect::<DomainResult<_>>()?;
-        }
+        // values no order of this tenant can have are refused at their parameter: a typo
+        // (`status=pendng`) must not look like "no such orders"
         query.business_identity = get("business_identity")
             .map(|v| {
-                BusinessIdentity::parse(v).map_err(|e| e.under(&query_path("business_identity")))
+                let path = query_path("business_identity");
+                let identity = BusinessIdentity::parse(v).map_err(|e| e.under(&path))?;
+                match tenant.business_identity(&identity) {
+                    Some(_) => Ok(identity),
+                    None => Err(DomainError::invalid(
+                        &path,
+                        format!("business identity {identity} is not configured for this tenant"),
+                    )),
+                }
             })
             .transpose()?;
         query.order_type = get("order_type")
-            .map(|v| OrderType::parse(v).map_err(|e| e.under(&query_path("order_type"))))
+            .map(|v| {
+                let path = query_path("order_type");
+                let order_type = OrderType::parse(v).map_err(|e| e.under(&path))?;
+                let configured = tenant.order_types().any(|t| {
+                    t.order_type() == &order_type
+                        && query
+                            .business_identity
+                            .as_ref()
+                            .is_none_or(|i| t.identity() == i)
+                });
+                if configured {
+                    Ok(order_type)
+                } else {
+                    Err(DomainError::invalid(
+                        &path,
+                        format!(
+                            "order type {order_type} is not configured for this tenant{}",
+                            query
+                                .business_identity
+                                .as_ref()
+                                .map(|i| format!(" under business identity {i}"))
+                                .unwrap_or_default()
+                        ),
+                    ))
+                }
+            })
             .transpose()?;
+        if let Some(statuses) = get("status") {
+            let path = query_path("status");
+            query.statuses = statuses
+                .split(',')
+                .map(|s| {
+                    let status = StatusCode::parse(s.trim()).map_err(|e| e.under(&path))?;
+                    let known = tenant
+                        .business_identities()
+                        .iter()
+                        .filter(|(identity, _)| {
+                            query
+                                .business_identity
+                                .as_ref()
+                                .is_none_or(|i| i == *identity)
+                        })
+                        .any(|(_, config)| config.state_machine().contains(&status));
+                    if known {
+                        Ok(status)
+                    } else {
+                        Err(DomainError::invalid(
+                            &path,
+                            format!("{status} is not a state of this tenant's state machines"),
+                        ))
+                    }
+                })
+                .collect::<DomainResult<_>>()?;
+        }
         query.buyer_id = get("buyer_id")
             .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("buyer_id"))))
             .transpose()?;
@@ -232,6 +293,7 @@ impl OrderService {
         }
         for (name, field) in PII_PARAMETERS {
             if let Some(value) = get(name) {
+                caller.require_pii_filters(&query_path(name))?;
                 let (role, part) = field.party_site();
                 let normalizer = party_normalizer(part)
                     .ok_or_else(|| DomainError::internal("party field without blind index"))?;
@@ -275,8 +337,22 @@ impl OrderService {
                 let spec = field
                     .search_spec()
                     .ok_or_else(|| DomainError::invalid(&path, "not searchable"))?;
+                if spec.kind == SearchFieldKind::BlindIndex {
+                    caller.require_pii_filters(&path)?;
+                }
                 let typed = ExtValue::from_canonical_text(field.field_type, value)
                     .map_err(|e| DomainError::invalid(&path, e.message))?;
+                if let ExtValue::Enum(chosen) = &typed
+                    && !field.enum_values.iter().any(|allowed| allowed == chosen)
+                {
+                    return Err(DomainError::invalid(
+                        &path,
+                        format!(
+                            "{chosen:?} is not one of the allowed values [{}]",
+                            field.enum_values.join(", ")
+                        ),
+                    ));
+                }
                 let search_value = if spec.kind == SearchFieldKind::BlindIndex {
                     // the blind index every value sealed in this slot carries
                     SearchValue::BlindIndex(BlindIndex::parse(self.sealer.blind_index(
