@@ -5,6 +5,7 @@ mod error;
 mod group_commit;
 mod key_reports;
 mod migrate;
+mod open;
 pub mod router;
 mod statements;
 
@@ -27,6 +28,7 @@ use crate::error::{convert, is_connection_lost, is_unique_violation};
 pub use crate::group_commit::GroupCommit;
 use crate::group_commit::{GroupError, Writers};
 pub use crate::key_reports::KeyRingReport;
+pub use crate::open::open;
 pub use crate::router::{BucketMap, BucketRange};
 
 /// The SQL dialect of a shard, chosen by URL scheme.
