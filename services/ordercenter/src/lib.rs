@@ -4,6 +4,7 @@
 //! - [`config`]: the service config, from file and `OC_*` environment through one table of
 //!   settings ([`config::settings`]), secrets wrapped;
 //! - [`keyring`]: the master key and the tenants' data keys of a process;
+//! - [`ledger`]: the slot ledger, recorded on every write and checked at start and reload;
 //! - [`wiring`]: the composition root, the one place that names concrete adapters;
 //! - [`breakers`]: the circuit breakers around the adapters, on `/metrics` and `/readyz`;
 //! - [`workers`]: `serve`, `relay` and `project`, the long-running processes;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod key_reports;
 pub mod keyring;
+pub mod ledger;
 pub mod wiring;
 pub mod workers;
 

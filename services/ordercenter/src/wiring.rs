@@ -19,6 +19,7 @@ use oc_tenant_config::{ConfigHandle, ConfigSet};
 use crate::breakers::Guards;
 use crate::config::ServiceConfig;
 use crate::keyring::{key_gate, key_ring, master_key};
+use crate::ledger::LedgeredStore;
 
 /// Everything `build` wires: the API state and what the workers and tools need.
 pub struct Wiring {
@@ -50,9 +51,19 @@ impl Wiring {
         Arc::clone(&self.keyring)
     }
 
-    /// Install the tenant config's SIGHUP reload, behind the data-key gate.
+    /// Install the tenant config's SIGHUP reload, behind the slot-ledger and data-key gates.
     pub fn reload_tenant_config_on_sighup(&self, config: &ServiceConfig) -> anyhow::Result<()> {
-        self.config.set_gate(key_gate(config, self.key_ring()));
+        // both must pass, the ledger first (the key gate may write the key ring): no slot
+        // holding data changes its meaning (the live config was planned against already;
+        // the ledger also knows what earlier configs wrote), and new tenants have data keys
+        let keys = key_gate(config, self.key_ring());
+        let slots = crate::ledger::gate(
+            Arc::clone(&self.store),
+            tokio::runtime::Handle::try_current()
+                .context("the tenant config reload needs the runtime")?,
+        );
+        self.config
+            .set_gate(Box::new(move |new: &ConfigSet| slots(new).and_then(|()| keys(new))));
         self.config
             .clone()
             .spawn_sighup_reloader(config.tenant_config_dir.clone())
@@ -108,6 +119,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
     }
     let store = Arc::new(open_store(config, config.max_connections_per_shard).await?);
+    crate::ledger::check(&store, &tenants, &config.tenant_config_dir).await?;
     let handle = Arc::new(ConfigHandle::new(tenants));
     let guards = Guards::new(config.breaker);
     let mut tiered = oc_cache::open(config.redis_url.as_ref().map(|url| url.expose()))
@@ -151,8 +163,9 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         cold: cold.clone(),
         cache: Some(Arc::clone(&cache)),
     };
+    let ledgered = LedgeredStore::new(Arc::clone(&store), Arc::clone(&handle));
     let core = Core::builder(
-        store.clone() as Arc<dyn OrderStore>,
+        Arc::new(ledgered) as Arc<dyn OrderStore>,
         Arc::clone(&handle),
         sealer,
     )

@@ -7,6 +7,7 @@ mod key_reports;
 mod migrate;
 mod open;
 pub mod router;
+mod slot_ledger;
 mod statements;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::group_commit::{GroupError, Writers};
 pub use crate::key_reports::KeyRingReport;
 pub use crate::open::open;
 pub use crate::router::{BucketMap, BucketRange};
+pub use crate::slot_ledger::SlotLedgerEntry;
 
 /// The SQL dialect of a shard, chosen by URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0003_key_ring_reports.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_key_ring_reports.sql"),
     },
+    Migration {
+        version: 4,
+        name: "slot_ledger",
+        mysql: include_str!("../migrations/mysql/0004_slot_ledger.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_slot_ledger.sql"),
+    },
 ];
 
 /// Split a migration file into statements: comment lines dropped first (they may contain
