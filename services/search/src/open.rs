@@ -13,7 +13,8 @@ use crate::embedded::{TantivyConfig, TantivySearchIndex};
 ///
 /// - `tantivy://<dir>` (relative) or `tantivy:///var/lib/oc/search` (absolute): the embedded
 ///   index in that directory, committing every second;
-/// - `http://host:9200`: Elasticsearch (`https://` needs this crate's `rustls-tls` feature);
+/// - `http://host:9200[?prefix=…&replicas=…&shards=…&analyzer=…]`: Elasticsearch or
+///   OpenSearch ([`EsConfig::from_url`]; `https://` needs this crate's `rustls-tls` feature);
 ///   each tenant's index and mapping follow its searchable fields ([`MappedEsIndex`]).
 #[derive(Debug, Clone)]
 pub enum SearchConfig {
@@ -46,7 +47,7 @@ impl SearchConfig {
             if host.trim_end_matches('/').is_empty() {
                 return Err(invalid("an Elasticsearch URL needs host:port"));
             }
-            return Ok(SearchConfig::Elasticsearch(EsConfig::new(url)));
+            return Ok(SearchConfig::Elasticsearch(EsConfig::from_url(url)?));
         }
         let scheme = url.split(':').next().unwrap_or_default();
         Err(invalid(format!(
@@ -86,7 +87,14 @@ mod tests {
             panic!("not elasticsearch");
         };
         assert_eq!(es.url, "http://es:9200");
-        for bad in ["tantivy://", "http://", "s3://bucket", "es:9200"] {
+        // the query parameters of `EsConfig::from_url` are the binary's too
+        let SearchConfig::Elasticsearch(tuned) =
+            SearchConfig::parse("http://es:9200?prefix=t-&replicas=0").unwrap()
+        else {
+            panic!("not elasticsearch");
+        };
+        assert_eq!((tuned.index_prefix.as_str(), tuned.number_of_replicas), ("t-", 0));
+        for bad in ["tantivy://", "http://", "s3://bucket", "es:9200", "http://es:9200?colour=red"] {
             let error = SearchConfig::parse(bad).unwrap_err();
             assert_eq!(error.code, oc_model::ErrorCode::InvalidInput, "{bad}");
         }

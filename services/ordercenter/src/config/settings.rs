@@ -391,7 +391,7 @@ pub const SEARCH_URL: Setting<SecretUrl> = Setting {
             Some("search_url"),
             Fallback::Derived("single node: `tantivy://<data dir>/search`; cluster: none"),
             "API, projector",
-            "`tantivy://<dir>` (single node) or `http://host:9200` (Elasticsearch: each tenant's index and mapping are created from its live config before its first write)",
+            "`tantivy://<dir>` (single node) or `http://host:9200` (Elasticsearch/OpenSearch; query parameters `prefix`, `replicas`, `shards`, `analyzer`: `EsConfig::from_url`; each tenant's index and mapping are created from its live config before its first write)",
         ),
         Secrecy::Urls,
     ),
