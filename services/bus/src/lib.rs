@@ -11,7 +11,7 @@ pub use kafka::{
     Assignment, ConsumedEvent, KafkaBusConfig, KafkaEventBus, KafkaEventSource, Polled,
     SourceConfig, StartOffset, UndecodableRecord, connect_client,
 };
-pub use open::{BusConfig, open};
 pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
 pub use offsets::{InMemoryOffsetStore, OffsetStore};
+pub use open::{BusConfig, open};
 pub use topic::{TopicNaming, TopicPolicy, TopicRouting, partition_for, record_key};

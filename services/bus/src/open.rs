@@ -51,9 +51,16 @@ mod tests {
     fn urls_choose_the_adapter() {
         assert_eq!(
             BusConfig::parse("kafka://k1:9092,k2:9092?prefix=t&partitions=3").unwrap(),
-            BusConfig::Kafka(KafkaBusConfig::from_url("kafka://k1:9092,k2:9092?prefix=t&partitions=3").unwrap())
+            BusConfig::Kafka(
+                KafkaBusConfig::from_url("kafka://k1:9092,k2:9092?prefix=t&partitions=3").unwrap()
+            )
         );
-        for bad in ["kafka://", "kafka://k:9092?partitions=0", "amqp://mq:5672", "k:9092"] {
+        for bad in [
+            "kafka://",
+            "kafka://k:9092?partitions=0",
+            "amqp://mq:5672",
+            "k:9092",
+        ] {
             let error = BusConfig::parse(bad).unwrap_err();
             assert_eq!(error.code, oc_model::ErrorCode::InvalidInput, "{bad}");
         }

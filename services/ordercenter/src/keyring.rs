@@ -190,7 +190,6 @@ pub fn key_gate(config: &ServiceConfig, ring: Arc<KeyRing>) -> ReloadGate {
     })
 }
 
-
 /// How often a server reloads its key ring file at most when reads meet a key version it
 /// does not hold (an explicit SIGHUP always reloads).
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -299,4 +298,3 @@ mod tests {
         assert_eq!(file_ring(&path), partial.export());
     }
 }
-

@@ -62,8 +62,9 @@ impl Wiring {
             tokio::runtime::Handle::try_current()
                 .context("the tenant config reload needs the runtime")?,
         );
-        self.config
-            .set_gate(Box::new(move |new: &ConfigSet| slots(new).and_then(|()| keys(new))));
+        self.config.set_gate(Box::new(move |new: &ConfigSet| {
+            slots(new).and_then(|()| keys(new))
+        }));
         self.config
             .clone()
             .spawn_sighup_reloader(config.tenant_config_dir.clone())
@@ -151,11 +152,13 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     };
     let search = unguarded_search.clone().map(|index| guards.search(index));
     let cold = match &config.cold_url {
-        Some(url) => Some(guards.cold(
-            oc_cold_store::open(url.expose())
-                .await
-                .map_err(|e| anyhow::anyhow!("cold store {url}: {}", e.message))?,
-        )),
+        Some(url) => Some(
+            guards.cold(
+                oc_cold_store::open(url.expose())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cold store {url}: {}", e.message))?,
+            ),
+        ),
         None => None,
     };
     let sinks = Sinks {
@@ -196,7 +199,7 @@ pub async fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<oc_bus::Kaf
         .kafka_url
         .as_ref()
         .context("OC_KAFKA_URL (kafka://host:9092) is required")?;
-    Ok(Arc::new(oc_bus::open(url.expose()).await.map_err(
-        |e| anyhow::anyhow!("OC_KAFKA_URL: {}", e.message),
-    )?))
+    Ok(Arc::new(oc_bus::open(url.expose()).await.map_err(|e| {
+        anyhow::anyhow!("OC_KAFKA_URL: {}", e.message)
+    })?))
 }

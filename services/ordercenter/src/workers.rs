@@ -26,7 +26,9 @@ fn register_relay_metrics(metrics: &Metrics, relay: Relay) {
 
 /// Projector counters per read model and its lag behind the stream at `/metrics`.
 fn register_projector_metrics(metrics: &Metrics, projector: Projector) {
-    metrics.register(Box::new(move |out: &mut String| projector.stats().render(out)));
+    metrics.register(Box::new(move |out: &mut String| {
+        projector.stats().render(out)
+    }));
 }
 
 /// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
@@ -185,7 +187,11 @@ pub async fn relay(config: ServiceConfig) -> anyhow::Result<()> {
     println!(
         "relay running: {} shards → {}",
         config.shards.len(),
-        config.kafka_url.as_ref().map(|url| url.redacted()).unwrap_or_default()
+        config
+            .kafka_url
+            .as_ref()
+            .map(|url| url.redacted())
+            .unwrap_or_default()
     );
     let outcome = relay
         .run(shutdown_signal())
@@ -261,8 +267,14 @@ pub async fn project(config: ServiceConfig) -> anyhow::Result<()> {
         "projector {} running: {} → search {}, cold {}",
         config.projector_member,
         topics.join(","),
-        config.search_url.as_ref().map_or("-".to_owned(), |url| url.redacted()),
-        config.cold_url.as_ref().map_or("-".to_owned(), |url| url.redacted())
+        config
+            .search_url
+            .as_ref()
+            .map_or("-".to_owned(), |url| url.redacted()),
+        config
+            .cold_url
+            .as_ref()
+            .map_or("-".to_owned(), |url| url.redacted())
     );
     let outcome = projector
         .run(&mut stream, shutdown_signal())

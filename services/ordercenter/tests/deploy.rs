@@ -252,7 +252,9 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
         for name in process.env.keys() {
             if name.starts_with("OC_") {
                 problems.check(known.contains(name), || {
-                    format!("{origin}: sets {name}, which the binary does not read (settings table)")
+                    format!(
+                        "{origin}: sets {name}, which the binary does not read (settings table)"
+                    )
                 });
             }
         }

@@ -160,8 +160,15 @@ fn extension_of(body: &str) -> String {
 }
 
 fn create(port: u16, key: &str, order: serde_json::Value) -> String {
-    let (status, body) =
-        request_as(key, port, "POST", "/v1/orders", &[], Some(&order.to_string())).unwrap();
+    let (status, body) = request_as(
+        key,
+        port,
+        "POST",
+        "/v1/orders",
+        &[],
+        Some(&order.to_string()),
+    )
+    .unwrap();
     assert_eq!(status, 201, "{body}");
     serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
         .as_str()
@@ -170,8 +177,8 @@ fn create(port: u16, key: &str, order: serde_json::Value) -> String {
 }
 
 fn get(port: u16, key: &str, id: &str) -> serde_json::Value {
-    let (status, body) = request_as(key, port, "GET", &format!("/v1/orders/{id}"), &[], None)
-        .unwrap();
+    let (status, body) =
+        request_as(key, port, "GET", &format!("/v1/orders/{id}"), &[], None).unwrap();
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -211,7 +218,11 @@ fn retail_order(buyer: &str) -> serde_json::Value {
 fn renamed_and_moved_fields_are_refused_at_start(deployment: &Deployment) {
     let port = free_port();
     let mut server = deployment.serve(port);
-    let cold = create(port, EXPRESS_KEY, cold_chain_order("buyer-c1", serde_json::json!({})));
+    let cold = create(
+        port,
+        EXPRESS_KEY,
+        cold_chain_order("buyer-c1", serde_json::json!({})),
+    );
     let retail = create(port, RETAIL_KEY, retail_order("buyer-r1"));
     stop(&mut server);
     let orders = [(EXPRESS_KEY, cold.as_str()), (RETAIL_KEY, retail.as_str())];
@@ -274,7 +285,10 @@ fn a_retired_slot_holding_data_is_not_reused_at_start(deployment: &Deployment) {
     let cold = create(
         port,
         EXPRESS_KEY,
-        cold_chain_order("buyer-c2", serde_json::json!({"courier_note": "gate code 4711"})),
+        cold_chain_order(
+            "buyer-c2",
+            serde_json::json!({"courier_note": "gate code 4711"}),
+        ),
     );
     stop(&mut server);
     let orders = [(EXPRESS_KEY, cold.as_str())];

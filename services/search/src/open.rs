@@ -82,7 +82,10 @@ mod tests {
         else {
             panic!("not tantivy");
         };
-        assert_eq!(tantivy.path.as_deref(), Some(std::path::Path::new("data/search")));
+        assert_eq!(
+            tantivy.path.as_deref(),
+            Some(std::path::Path::new("data/search"))
+        );
         let SearchConfig::Elasticsearch(es) = SearchConfig::parse("http://es:9200").unwrap() else {
             panic!("not elasticsearch");
         };
@@ -93,8 +96,17 @@ mod tests {
         else {
             panic!("not elasticsearch");
         };
-        assert_eq!((tuned.index_prefix.as_str(), tuned.number_of_replicas), ("t-", 0));
-        for bad in ["tantivy://", "http://", "s3://bucket", "es:9200", "http://es:9200?colour=red"] {
+        assert_eq!(
+            (tuned.index_prefix.as_str(), tuned.number_of_replicas),
+            ("t-", 0)
+        );
+        for bad in [
+            "tantivy://",
+            "http://",
+            "s3://bucket",
+            "es:9200",
+            "http://es:9200?colour=red",
+        ] {
             let error = SearchConfig::parse(bad).unwrap_err();
             assert_eq!(error.code, oc_model::ErrorCode::InvalidInput, "{bad}");
         }

@@ -25,7 +25,10 @@ impl StoreConfig {
             }
         }
         Ok(StoreConfig::new(
-            shard_urls.iter().map(|url| url.as_ref().to_owned()).collect(),
+            shard_urls
+                .iter()
+                .map(|url| url.as_ref().to_owned())
+                .collect(),
         ))
     }
 
@@ -47,7 +50,10 @@ mod tests {
     #[test]
     fn urls_choose_the_dialect() {
         let config = StoreConfig::parse(&["mysql://u:p@h/a", "mariadb://u:p@h/b"]).unwrap();
-        assert_eq!(config.shard_urls, vec!["mysql://u:p@h/a", "mariadb://u:p@h/b"]);
+        assert_eq!(
+            config.shard_urls,
+            vec!["mysql://u:p@h/a", "mariadb://u:p@h/b"]
+        );
         StoreConfig::parse(&["sqlite://data/shard-0.db"]).unwrap();
         let none: [&str; 0] = [];
         for bad in [

@@ -106,7 +106,10 @@ fn text_form(value: &serde_norway::Value) -> anyhow::Result<String> {
 }
 
 impl<'a> Source<'a> {
-    fn new(file: Option<PathBuf>, var: &'a dyn Fn(&str) -> Option<String>) -> anyhow::Result<Source<'a>> {
+    fn new(
+        file: Option<PathBuf>,
+        var: &'a dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Source<'a>> {
         let mut file_values = BTreeMap::new();
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path)
@@ -133,7 +136,9 @@ impl<'a> Source<'a> {
                     continue;
                 }
                 // a section (`breaker:`) holds the keys `section.key`
-                let is_section = known.iter().any(|known| known.starts_with(&format!("{key}.")));
+                let is_section = known
+                    .iter()
+                    .any(|known| known.starts_with(&format!("{key}.")));
                 match value {
                     serde_norway::Value::Mapping(section) if is_section => {
                         for (inner, value) in section {
@@ -180,7 +185,10 @@ impl<'a> Source<'a> {
             Some(value) => Ok(value),
             None => match setting.meta.fallback {
                 Fallback::Value(text) => (setting.parse)(text).map_err(|why| {
-                    anyhow!("the default of {} does not parse: {why}", setting.meta.name())
+                    anyhow!(
+                        "the default of {} does not parse: {why}",
+                        setting.meta.name()
+                    )
                 }),
                 Fallback::Derived(_) => {
                     bail!("{} has no default value", setting.meta.name())
@@ -199,8 +207,12 @@ pub fn from_process<T>(setting: &Setting<T>) -> anyhow::Result<T> {
 /// The [`Fallback::Value`] of a setting that has one (every default parses: a test checks).
 pub fn default_of<T>(setting: &Setting<T>) -> T {
     match setting.meta.fallback {
-        Fallback::Value(text) => (setting.parse)(text)
-            .unwrap_or_else(|why| panic!("the default of {} does not parse: {why}", setting.meta.name())),
+        Fallback::Value(text) => (setting.parse)(text).unwrap_or_else(|why| {
+            panic!(
+                "the default of {} does not parse: {why}",
+                setting.meta.name()
+            )
+        }),
         Fallback::Derived(how) => panic!("{} has no default value ({how})", setting.meta.name()),
     }
 }
@@ -250,14 +262,12 @@ impl ServiceConfig {
             bail!("circuit breaker settings: {message}");
         }
         let search_url = source.get(&SEARCH_URL)?.or_else(|| {
-            single_node.then(|| {
-                SecretUrl::new(format!("tantivy://{}", data_dir.join("search").display()))
-            })
+            single_node
+                .then(|| SecretUrl::new(format!("tantivy://{}", data_dir.join("search").display())))
         });
         let cold_url = source.get(&COLD_URL)?.or_else(|| {
-            single_node.then(|| {
-                SecretUrl::new(format!("redb://{}", data_dir.join("cold.redb").display()))
-            })
+            single_node
+                .then(|| SecretUrl::new(format!("redb://{}", data_dir.join("cold.redb").display())))
         });
         Ok(ServiceConfig {
             listen,
@@ -341,7 +351,11 @@ pub(crate) mod tests {
         assert_eq!(config.breaker, BreakerConfig::default());
         let edge = oc_api::edge::EdgeConfig::default();
         assert_eq!(
-            (config.edge.request_timeout, config.edge.max_in_flight, config.edge.layers),
+            (
+                config.edge.request_timeout,
+                config.edge.max_in_flight,
+                config.edge.layers
+            ),
             (edge.request_timeout, edge.max_in_flight, edge.layers)
         );
         assert_eq!(config.projector_member, oc_bus::Assignment::all());
@@ -352,8 +366,11 @@ pub(crate) mod tests {
 
     #[test]
     fn the_file_section_sets_the_thresholds() {
-        let config =
-            loaded(Some("breaker:\n  open_ms: 2000\n  half_open_probes: 2\n"), &[]).unwrap();
+        let config = loaded(
+            Some("breaker:\n  open_ms: 2000\n  half_open_probes: 2\n"),
+            &[],
+        )
+        .unwrap();
         let from_file = config.breaker;
         assert_eq!(from_file.open_ms, 2000);
         assert_eq!(from_file.half_open_probes, 2);
@@ -374,11 +391,17 @@ pub(crate) mod tests {
         let config = loaded(Some(file), &[("OC_NODE_ID", "7".into())]).unwrap();
         assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], 9000)));
         assert!(config.listen_set);
-        assert_eq!(config.shard_urls(), vec!["mysql://oc:pw@db-0/oc", "mysql://oc:pw@db-1/oc"]);
+        assert_eq!(
+            config.shard_urls(),
+            vec!["mysql://oc:pw@db-0/oc", "mysql://oc:pw@db-1/oc"]
+        );
         assert_eq!(config.node_id, 7, "the variable wins");
         assert_eq!(config.bucket_map.as_ref().map(Vec::len), Some(2));
         let error = format!("{:#}", loaded(Some("node_id: 40\n"), &[]).unwrap_err());
-        assert!(error.contains("`node_id`") && error.contains("not 0..=31"), "{error}");
+        assert!(
+            error.contains("`node_id`") && error.contains("not 0..=31"),
+            "{error}"
+        );
         let error = format!(
             "{:#}",
             loaded(None, &[("OC_REDIS_URL", "memcached://h:1".into())]).unwrap_err()
@@ -396,7 +419,10 @@ pub(crate) mod tests {
             ("OC_SHARDS", "mysql://oc:hunter2@db-0/oc".into()),
             ("OC_REDIS_URL", "redis://:hunter3@redis:6379".into()),
         ]);
-        assert_eq!(config.master_key.as_ref().map(|k| k.expose().as_str()), Some(key.as_str()));
+        assert_eq!(
+            config.master_key.as_ref().map(|k| k.expose().as_str()),
+            Some(key.as_str())
+        );
         let shown = format!("{config:?}");
         for secret in [key.as_str(), "hunter2", "hunter3"] {
             assert!(!shown.contains(secret), "{secret} printed: {shown}");
@@ -406,12 +432,18 @@ pub(crate) mod tests {
             "{:#}",
             loaded(None, &[("OC_MASTER_KEY", "not-a-key-hunter4".into())]).unwrap_err()
         );
-        assert!(error.contains("OC_MASTER_KEY") && !error.contains("hunter4"), "{error}");
+        assert!(
+            error.contains("OC_MASTER_KEY") && !error.contains("hunter4"),
+            "{error}"
+        );
         let error = format!(
             "{:#}",
             loaded(None, &[("OC_SHARDS", "postgres://oc:hunter5@db/oc".into())]).unwrap_err()
         );
-        assert!(error.contains("OC_SHARDS") && !error.contains("hunter5"), "{error}");
+        assert!(
+            error.contains("OC_SHARDS") && !error.contains("hunter5"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -440,7 +472,10 @@ pub(crate) mod tests {
             }
         }
         let mut files = Vec::new();
-        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         assert!(files.len() > 5, "{files:?}");
         let mut seen = 0;
         for file in files {
@@ -448,7 +483,11 @@ pub(crate) mod tests {
             for chunk in source.split("\"OC_").skip(1) {
                 let name: String = "OC_"
                     .chars()
-                    .chain(chunk.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_'))
+                    .chain(
+                        chunk
+                            .chars()
+                            .take_while(|c| c.is_ascii_uppercase() || *c == '_'),
+                    )
                     .collect();
                 // `"OC_"` alone is the prefix (this test, the unknown-variable warning)
                 if name == "OC_"

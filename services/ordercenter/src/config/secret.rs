@@ -76,7 +76,10 @@ pub fn redact_url(url: &str) -> String {
 
 /// [`redact_url`] of every URL of a comma-separated list.
 pub fn redact_urls(list: &str) -> String {
-    list.split(',').map(redact_url).collect::<Vec<_>>().join(",")
+    list.split(',')
+        .map(redact_url)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -91,10 +94,20 @@ mod tests {
         let url = SecretUrl::new("mysql://oc:hunter2@db-0:3306/ordercenter?ssl=true");
         for shown in [format!("{url:?}"), format!("{url}")] {
             assert!(!shown.contains("hunter2"), "{shown}");
-            assert!(shown.contains("mysql://oc:***@db-0:3306/ordercenter?ssl=true"), "{shown}");
+            assert!(
+                shown.contains("mysql://oc:***@db-0:3306/ordercenter?ssl=true"),
+                "{shown}"
+            );
         }
-        assert_eq!(url.expose(), "mysql://oc:hunter2@db-0:3306/ordercenter?ssl=true");
-        for plain in ["redis://redis:6379", "kafka://k1:9092,k2:9092", "redb://data/cold.redb"] {
+        assert_eq!(
+            url.expose(),
+            "mysql://oc:hunter2@db-0:3306/ordercenter?ssl=true"
+        );
+        for plain in [
+            "redis://redis:6379",
+            "kafka://k1:9092,k2:9092",
+            "redb://data/cold.redb",
+        ] {
             assert_eq!(redact_url(plain), plain);
         }
         assert_eq!(redact_url("redis://:pw@r:6379/0"), "redis://:***@r:6379/0");

@@ -115,9 +115,7 @@ fn address(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| "not a number".to_owned())
+    text.trim().parse().map_err(|_| "not a number".to_owned())
 }
 
 fn positive<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Result<T, String> {
@@ -190,8 +188,7 @@ fn on_off(text: &str) -> Result<bool, String> {
 }
 
 fn log_filter(text: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(text)
-        .map_err(|e| format!("not a log filter: {e}"))?;
+    tracing_subscriber::EnvFilter::try_new(text).map_err(|e| format!("not a log filter: {e}"))?;
     Ok(text.to_owned())
 }
 
@@ -341,7 +338,9 @@ pub const MASTER_KEY_FILE: Setting<PathBuf> = Setting {
     meta: meta(
         Some("OC_MASTER_KEY_FILE"),
         Some("master_key_file"),
-        Fallback::Derived("single node: `<data dir>/master.key`, generated once; a cluster needs it or `OC_MASTER_KEY`"),
+        Fallback::Derived(
+            "single node: `<data dir>/master.key`, generated once; a cluster needs it or `OC_MASTER_KEY`",
+        ),
         "all",
         "file with the master key (compose secret, Kubernetes Secret)",
     ),
@@ -616,9 +615,8 @@ pub fn env_vars() -> impl Iterator<Item = &'static str> {
 
 /// The table as Markdown, for the READMEs.
 pub fn markdown() -> String {
-    let mut out = String::from(
-        "| variable | file key | default | used by | what |\n|---|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| variable | file key | default | used by | what |\n|---|---|---|---|---|\n");
     let code = |text: Option<&str>| text.map_or("–".to_owned(), |text| format!("`{text}`"));
     for setting in SETTINGS {
         let meta = setting.meta();
