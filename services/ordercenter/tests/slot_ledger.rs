@@ -349,3 +349,83 @@ async fn cluster_restart_refuses_reusing_a_retired_slot() {
     a_retired_slot_holding_data_is_not_reused_at_start(&deployment);
     deployment.cleanup().await;
 }
+
+/// Two replicas whose configs differ for a moment (a rollout): one fills a slot that the
+/// other's config leaves free. The other's reload then maps a new field onto that slot: a
+/// plan against its own live config sees a free slot, the ledger sees the data, and the
+/// reload is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_reload_refuses_a_slot_another_replica_filled() {
+    let deployment = Deployment::cluster("ledger_reload").await;
+    let first_port = free_port();
+    let mut first = deployment.serve(first_port);
+
+    // the second replica's config has invoice_title on order.ext_05: ext_02 is free there
+    let second_tenants = copy_of_examples();
+    let at_02 = "name: invoice_title\n            type: string\n            slot: order.ext_02";
+    let at_05 = "name: invoice_title\n            type: string\n            slot: order.ext_05";
+    edit(&second_tenants.path().join("retail.yaml"), at_02, at_05);
+    let second_port = free_port();
+    let log = deployment.data.path().join("second.log");
+    let mut second = Server(
+        deployment
+            .serve_command(second_port)
+            .env("OC_TENANT_CONFIG_DIR", second_tenants.path())
+            .env("OC_NODE_ID", "1")
+            // an accepted reload is logged at info
+            .env("OC_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(second_port);
+
+    // the first replica writes invoice_title into order.ext_02
+    create(first_port, RETAIL_KEY, retail_order("buyer-r3"));
+
+    // the second replica's reload puts a new field on order.ext_02
+    edit(
+        &second_tenants.path().join("retail.yaml"),
+        "          - name: member_level",
+        "          - name: po_number\n            type: string\n            slot: order.ext_02\n          - name: member_level",
+    );
+    signal(&second, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("tenant config reload refused") || text.contains("tenant config reloaded")
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reload outcome logged:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        outcome.contains("tenant config reload refused")
+            && outcome.contains(
+                "slot order.ext_02 of retail/retail/standard holds field `invoice_title`; \
+                 the new config maps it to `po_number`"
+            ),
+        "{outcome}"
+    );
+    // and the old config stays live: po_number is not a field
+    let mut order = retail_order("buyer-r4");
+    order["extension"] = serde_json::json!({"po_number": "PO-1"});
+    let (status, body) = request_as(
+        RETAIL_KEY,
+        second_port,
+        "POST",
+        "/v1/orders",
+        &[],
+        Some(&order.to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 422, "{body}");
+    stop(&mut second);
+    stop(&mut first);
+    deployment.cleanup().await;
+}
