@@ -350,9 +350,19 @@ fn parse_member(text: &str) -> Result<(u32, u32), String> {
     Ok((i, n))
 }
 
-/// Whether a value is one the binary accepts, with the adapters' own parsers where they are
-/// public; cluster mode additionally needs shared (not per-process) read models.
+/// Whether a value is one the binary accepts: what a deployment needs (cluster mode needs
+/// shared, not per-process, read models; containers listen on 0.0.0.0; …), then the parser
+/// of its setting in the binary's settings table (the very one `ordercenter` runs at start).
 fn check_value(name: &str, value: &str) -> Result<(), String> {
+    deployment_rule(name, value)?;
+    match ordercenter::config::settings::by_env(name) {
+        Some(setting) => setting.check(value),
+        None => Ok(()),
+    }
+}
+
+/// What a deployment needs of a value beyond the binary's parser.
+fn deployment_rule(name: &str, value: &str) -> Result<(), String> {
     match name {
         "OC_SHARDS" => {
             let shards: Vec<&str> = value.split(',').map(str::trim).collect();
@@ -1668,6 +1678,12 @@ fn compose_breakages_are_reported() {
             "    file: ./secrets/master.key",
             "    external: true",
             "not defined from a file",
+        ),
+        // a value the binary's own parser refuses (the settings table's, not a rule here)
+        (
+            "OC_SEARCH_URL: http://opensearch:9200",
+            "OC_SEARCH_URL: http://opensearch:9200?replica=0",
+            "unknown parameter \"replica\"",
         ),
     ];
     for (from, to, expected) in cases {

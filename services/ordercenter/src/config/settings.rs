@@ -4,9 +4,8 @@
 //!
 //! [`ServiceConfig::load`](super::ServiceConfig::load) reads nothing that is not here (a test
 //! checks that the crate names no other `OC_*` variable); the deployment checks
-//! (`tests/deploy.rs`) know the variables and check the values of the deployment files with
-//! these parsers; the configuration tables of `README.md` and `deploy/README.md` are
-//! [`markdown`]'s output (`ordercenter config settings` prints it, a test compares them).
+//! (`tests/deploy.rs`) know the variables from here and check the values of the deployment
+//! files with these parsers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -611,31 +610,4 @@ pub fn by_env(name: &str) -> Option<&'static dyn AnySetting> {
 /// Every environment variable the binary reads.
 pub fn env_vars() -> impl Iterator<Item = &'static str> {
     SETTINGS.iter().filter_map(|setting| setting.meta().env)
-}
-
-/// The table as Markdown, for the READMEs.
-pub fn markdown() -> String {
-    let mut out =
-        String::from("| variable | file key | default | used by | what |\n|---|---|---|---|---|\n");
-    let code = |text: Option<&str>| text.map_or("–".to_owned(), |text| format!("`{text}`"));
-    for setting in SETTINGS {
-        let meta = setting.meta();
-        let fallback = match meta.fallback {
-            Fallback::Value(value) => format!("`{value}`"),
-            Fallback::Derived(text) => text.to_owned(),
-        };
-        let secret = match meta.secrecy {
-            Secrecy::Secret => " (secret: never printed)",
-            Secrecy::Urls => " (passwords in it are never printed)",
-            Secrecy::Public => "",
-        };
-        out.push_str(&format!(
-            "| {} | {} | {fallback} | {} | {}{secret} |\n",
-            code(meta.env),
-            code(meta.file),
-            meta.used_by,
-            meta.doc
-        ));
-    }
-    out
 }
