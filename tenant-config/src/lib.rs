@@ -14,7 +14,9 @@ mod v1;
 pub use auth::{Principal, hash_api_key};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::CURRENT_VERSION;
-pub use plan::{Change, Plan, Refusal, RefusalKind, Severity, plan};
+pub use plan::{
+    Change, Plan, Refusal, RefusalKind, Severity, WrittenSlot, plan, plan_against_written,
+};
 pub use reload::{ConfigHandle, ReloadError, ReloadGate};
 pub use schema::{SCHEMA_ID_V1, json_schema, json_schema_v1};
 pub use set::ConfigSet;

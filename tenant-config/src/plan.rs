@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use oc_model::{StateMachine, StatusCode, TransitionEvent};
+use oc_model::{
+    BusinessIdentity, ExtFieldType, OrderType, Slot, StateMachine, StatusCode, TenantId,
+    TransitionEvent,
+};
 
 use crate::set::ConfigSet;
 use crate::types::{OrderTypeConfig, ResolvedField, TenantConfig};
@@ -165,6 +168,79 @@ pub fn plan(live: &ConfigSet, new: &ConfigSet) -> Plan {
                 new_tenant.id().as_str(),
                 format!("tenant `{}` added", new_tenant.id()),
             );
+        }
+    }
+    plan
+}
+
+/// An entry of the store's slot ledger: the field whose values a slot holds, as the config
+/// that first wrote it had it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSlot {
+    pub tenant: TenantId,
+    pub business_identity: BusinessIdentity,
+    pub order_type: OrderType,
+    pub slot: Slot,
+    pub field: String,
+    pub field_type: ExtFieldType,
+    pub encrypted: bool,
+}
+
+/// Check a config against the slots that hold data (the store's slot ledger), with the
+/// refusals and messages of [`plan`]: what a reload plans against the live config, a start
+/// plans against what was written, so a restart cannot bypass the plan. A slot no order
+/// wrote may be re-mapped freely.
+pub fn plan_against_written(written: &[WrittenSlot], new: &ConfigSet) -> Plan {
+    let mut plan = Plan::default();
+    let mut reported = BTreeSet::new();
+    for entry in written {
+        let tenant = entry.tenant.as_str();
+        let Some(new_tenant) = new.tenant(&entry.tenant) else {
+            if reported.insert(tenant.to_owned()) {
+                plan.refuse(
+                    RefusalKind::TenantRemoved,
+                    tenant,
+                    format!("tenant `{tenant}` is removed; its orders would lose their config"),
+                );
+            }
+            continue;
+        };
+        let identity = &entry.business_identity;
+        let identity_scope = format!("{tenant}/{identity}");
+        let Some(new_identity) = new_tenant.business_identity(identity) else {
+            if reported.insert(identity_scope.clone()) {
+                plan.refuse(
+                    RefusalKind::BusinessIdentityRemoved,
+                    &identity_scope,
+                    format!(
+                        "business identity `{identity}` is removed; its orders would lose their config"
+                    ),
+                );
+            }
+            continue;
+        };
+        let order_type = &entry.order_type;
+        let scope = format!("{identity_scope}/{order_type}");
+        let Some(new_type) = new_identity.order_types().get(order_type) else {
+            if reported.insert(scope.clone()) {
+                plan.refuse(
+                    RefusalKind::OrderTypeRemoved,
+                    &scope,
+                    format!(
+                        "order type `{order_type}` of `{identity}` is removed; its orders would lose their config"
+                    ),
+                );
+            }
+            continue;
+        };
+        let held = Held {
+            name: &entry.field,
+            slot: &entry.slot,
+            field_type: entry.field_type,
+            encrypted: entry.encrypted,
+        };
+        if let Some(new_field) = plan_held_slot(&mut plan, &scope, &held, new_type) {
+            plan_held_values(&mut plan, &scope, &held, new_field);
         }
     }
     plan
@@ -451,46 +527,8 @@ fn plan_order_type(plan: &mut Plan, scope: &str, old: &OrderTypeConfig, new: &Or
         }
     }
     for old_field in old.fields() {
-        let slot = &old_field.slot;
-        match new.field_at(slot) {
-            Some(new_field) if new_field.name != old_field.name => plan.refuse(
-                RefusalKind::SlotReused,
-                scope,
-                format!(
-                    "slot {slot} of {scope} holds field `{}`; the new config maps it to `{}`",
-                    old_field.name, new_field.name
-                ),
-            ),
-            Some(new_field) => plan_field(plan, scope, old_field, new_field),
-            None => match new.field(&old_field.name) {
-                Some(moved) => plan.refuse(
-                    RefusalKind::FieldMoved,
-                    scope,
-                    format!(
-                        "field `{}` of {scope} moves from slot {slot} to {}; its stored values stay \
-                         in {slot} (moving a field needs a data migration)",
-                        old_field.name, moved.slot
-                    ),
-                ),
-                None if new.retired_slots().contains(slot) => plan.change(
-                    Severity::Warning,
-                    scope,
-                    format!(
-                        "field `{}` removed; slot {slot} is retired: reserved forever, never reusable",
-                        old_field.name
-                    ),
-                ),
-                None => plan.refuse(
-                    RefusalKind::FieldRemoved,
-                    scope,
-                    format!(
-                        "field `{}` is removed from {scope} but still owns slot {slot}; list {slot} \
-                         under retired_slots of this order type to retire it (it then stays \
-                         reserved forever and can never be reused)",
-                        old_field.name
-                    ),
-                ),
-            },
+        if let Some(new_field) = plan_held_slot(plan, scope, &Held::of(old_field), new) {
+            plan_field(plan, scope, old_field, new_field);
         }
     }
     for new_field in new.fields() {
@@ -530,32 +568,99 @@ fn plan_order_type(plan: &mut Plan, scope: &str, old: &OrderTypeConfig, new: &Or
     }
 }
 
-fn plan_field(plan: &mut Plan, scope: &str, old: &ResolvedField, new: &ResolvedField) {
-    let name = &old.name;
-    let slot = &old.slot;
-    if old.field_type != new.field_type {
-        if old.field_type.widens_to(new.field_type) {
-            plan.change(
-                Severity::Safe,
-                scope,
-                format!(
-                    "field `{name}` ({slot}) widens {} → {}",
-                    old.field_type, new.field_type
-                ),
-            );
-        } else {
-            plan.refuse(
-                RefusalKind::TypeNarrowed,
-                scope,
-                format!(
-                    "field `{name}` ({slot}) of {scope} changes type {} → {}: stored {} values \
-                     would not be valid {} values",
-                    old.field_type, new.field_type, old.field_type, new.field_type
-                ),
-            );
+/// A slot that holds a field's values: a field of the live config, or an entry of the
+/// store's slot ledger ([`WrittenSlot`]).
+struct Held<'a> {
+    name: &'a str,
+    slot: &'a Slot,
+    field_type: ExtFieldType,
+    encrypted: bool,
+}
+
+impl<'a> Held<'a> {
+    fn of(field: &'a ResolvedField) -> Held<'a> {
+        Held {
+            name: &field.name,
+            slot: &field.slot,
+            field_type: field.field_type,
+            encrypted: field.encrypted,
         }
     }
-    if old.encrypted != new.encrypted {
+}
+
+/// What becomes of a held slot under the new order type: refused when another field takes
+/// it, its field moves, or its field goes without retiring it. The new field when the same
+/// field keeps the slot (the caller compares the two).
+fn plan_held_slot<'n>(
+    plan: &mut Plan,
+    scope: &str,
+    held: &Held<'_>,
+    new: &'n OrderTypeConfig,
+) -> Option<&'n ResolvedField> {
+    let slot = held.slot;
+    let name = held.name;
+    match new.field_at(slot) {
+        Some(new_field) if new_field.name != name => {
+            plan.refuse(
+                RefusalKind::SlotReused,
+                scope,
+                format!(
+                    "slot {slot} of {scope} holds field `{name}`; the new config maps it to `{}`",
+                    new_field.name
+                ),
+            );
+            None
+        }
+        Some(new_field) => Some(new_field),
+        None => {
+            match new.field(name) {
+                Some(moved) => plan.refuse(
+                    RefusalKind::FieldMoved,
+                    scope,
+                    format!(
+                        "field `{name}` of {scope} moves from slot {slot} to {}; its stored values stay \
+                         in {slot} (moving a field needs a data migration)",
+                        moved.slot
+                    ),
+                ),
+                None if new.retired_slots().contains(slot) => plan.change(
+                    Severity::Warning,
+                    scope,
+                    format!(
+                        "field `{name}` removed; slot {slot} is retired: reserved forever, never reusable"
+                    ),
+                ),
+                None => plan.refuse(
+                    RefusalKind::FieldRemoved,
+                    scope,
+                    format!(
+                        "field `{name}` is removed from {scope} but still owns slot {slot}; list {slot} \
+                         under retired_slots of this order type to retire it (it then stays \
+                         reserved forever and can never be reused)"
+                    ),
+                ),
+            }
+            None
+        }
+    }
+}
+
+/// A kept field's type and encryption against what its slot holds.
+fn plan_held_values(plan: &mut Plan, scope: &str, held: &Held<'_>, new: &ResolvedField) {
+    let name = held.name;
+    let slot = held.slot;
+    if held.field_type != new.field_type && !held.field_type.widens_to(new.field_type) {
+        plan.refuse(
+            RefusalKind::TypeNarrowed,
+            scope,
+            format!(
+                "field `{name}` ({slot}) of {scope} changes type {} → {}: stored {} values \
+                 would not be valid {} values",
+                held.field_type, new.field_type, held.field_type, new.field_type
+            ),
+        );
+    }
+    if held.encrypted != new.encrypted {
         let consequence = if new.encrypted {
             "stored plaintext values would be read as ciphertext"
         } else {
@@ -567,10 +672,26 @@ fn plan_field(plan: &mut Plan, scope: &str, old: &ResolvedField, new: &ResolvedF
             format!(
                 "field `{name}` ({slot}) of {scope} changes encrypted {} → {}: {consequence}; \
                  use a new field on a free slot and migrate",
-                old.encrypted, new.encrypted
+                held.encrypted, new.encrypted
             ),
         );
     }
+}
+
+fn plan_field(plan: &mut Plan, scope: &str, old: &ResolvedField, new: &ResolvedField) {
+    let name = &old.name;
+    let slot = &old.slot;
+    if old.field_type != new.field_type && old.field_type.widens_to(new.field_type) {
+        plan.change(
+            Severity::Safe,
+            scope,
+            format!(
+                "field `{name}` ({slot}) widens {} → {}",
+                old.field_type, new.field_type
+            ),
+        );
+    }
+    plan_held_values(plan, scope, &Held::of(old), new);
     if !old.required && new.required {
         plan.change(
             Severity::Warning,

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use oc_tenant_config::{ConfigSet, Plan, RefusalKind, Severity, plan};
+use oc_tenant_config::{
+    ConfigSet, Plan, RefusalKind, Severity, WrittenSlot, plan, plan_against_written,
+};
 
 fn live() -> ConfigSet {
     examples()
@@ -360,4 +362,66 @@ fn every_refusal_is_listed_at_once() {
         ]
     );
     assert!(plan.to_string().starts_with("plan: "));
+}
+
+/// Every field of `config` as the store's slot ledger would hold it once each was written.
+fn all_written(config: &ConfigSet) -> Vec<WrittenSlot> {
+    let mut written = Vec::new();
+    for tenant in config.tenants() {
+        for (identity, identity_config) in tenant.business_identities() {
+            for (order_type, type_config) in identity_config.order_types() {
+                for field in type_config.fields() {
+                    written.push(WrittenSlot {
+                        tenant: tenant.id().clone(),
+                        business_identity: identity.clone(),
+                        order_type: order_type.clone(),
+                        slot: field.slot.clone(),
+                        field: field.name.clone(),
+                        field_type: field.field_type,
+                        encrypted: field.encrypted,
+                    });
+                }
+            }
+        }
+    }
+    written
+}
+
+#[test]
+fn a_start_planned_against_the_written_slots_refuses_what_a_reload_refuses() {
+    let moved = LOG_REQUIRED.replace("order.ext_05", "order.ext_07");
+    let edits: [(&str, &str); 5] = [
+        ("name: temperature_max", "name: box_count"),
+        (
+            "name: pickup_date\n            type: date",
+            "name: pickup_date\n            type: bool",
+        ),
+        (
+            "slot: order.ext_04\n            encrypted: true           # PII, not searchable",
+            "slot: order.ext_04",
+        ),
+        (LOG_REQUIRED, ""),
+        (LOG_REQUIRED, &moved),
+    ];
+    let written = all_written(&live());
+    for (from, to) in edits {
+        let new = set_of(
+            &edit(&example("express.yaml"), from, to),
+            &example("retail.yaml"),
+        );
+        let reload = plan(&live(), &new);
+        let start = plan_against_written(&written, &new);
+        assert!(!reload.is_safe(), "{from:?}: {reload}");
+        assert_eq!(start.refusals, reload.refusals, "{from:?}");
+        // nothing written: the start has nothing to refuse
+        assert!(plan_against_written(&[], &new).is_safe(), "{from:?}");
+    }
+    // a removed order type that holds data is refused, as by plan
+    let retail_only =
+        ConfigSet::from_tenants([
+            ConfigSet::from_yaml_str("retail.yaml", &example("retail.yaml")).unwrap(),
+        ])
+        .unwrap();
+    let start = plan_against_written(&written, &retail_only);
+    assert_eq!(refusal_kinds(&start), [RefusalKind::TenantRemoved]);
 }

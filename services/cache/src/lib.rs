@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+mod open;
 mod redis_cache;
 mod stats;
 mod tiered;
 
+pub use open::{CacheConfig, open};
 pub use redis_cache::{RedisCache, RedisCacheConfig};
 pub use stats::CacheStats;
 pub use tiered::{L1Config, TieredCache};

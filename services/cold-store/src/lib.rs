@@ -72,6 +72,12 @@ impl ColdStoreConfig {
     }
 }
 
+/// [`ColdStoreConfig::parse`] then [`ColdStoreConfig::open`]: the one way the binary opens a
+/// cold store.
+pub async fn open(url: &str) -> DomainResult<Arc<dyn ColdStore>> {
+    ColdStoreConfig::parse(url)?.open().await
+}
+
 fn invalid(message: impl Into<String>) -> DomainError {
     DomainError::invalid("/cold_store/url", message)
 }

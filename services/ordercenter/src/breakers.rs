@@ -1,47 +1,14 @@
-//! Circuit breakers around the downstream adapters (`oc-resilience`), their thresholds from
-//! the service config (`breaker:` in the file, `OC_BREAKER_*` overrides), their metrics and
-//! their `/readyz` entries.
+//! Circuit breakers around the downstream adapters (`oc-resilience`), with the thresholds of
+//! the service config (`breaker:` in the file, `OC_BREAKER_*` overrides; see
+//! `config::settings`), their metrics and their `/readyz` entries.
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use oc_api::AppState;
 use oc_api::ready::{Dependency, Probe};
 use oc_cache::RedisCache;
 use oc_model::ports::{ColdStore, EventBus, SearchIndex};
 use oc_resilience::{BreakerConfig, Breakers, CircuitBreaker, Guarded};
-
-use crate::serve::env;
-
-fn parsed<T: std::str::FromStr>(name: &str, current: T) -> anyhow::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    match env(name) {
-        Some(text) => text
-            .parse()
-            .with_context(|| format!("{name}={text} is not a number")),
-        None => Ok(current),
-    }
-}
-
-/// The breaker thresholds: the file's `breaker:` section, then `OC_BREAKER_*`, then defaults.
-pub fn config(from_file: Option<BreakerConfig>) -> anyhow::Result<BreakerConfig> {
-    let file = from_file.unwrap_or_default();
-    let config = BreakerConfig {
-        consecutive_failures: parsed("OC_BREAKER_CONSECUTIVE_FAILURES", file.consecutive_failures)?,
-        failure_rate: parsed("OC_BREAKER_FAILURE_RATE", file.failure_rate)?,
-        minimum_calls: parsed("OC_BREAKER_MINIMUM_CALLS", file.minimum_calls)?,
-        window_ms: parsed("OC_BREAKER_WINDOW_MS", file.window_ms)?,
-        open_ms: parsed("OC_BREAKER_OPEN_MS", file.open_ms)?,
-        half_open_probes: parsed("OC_BREAKER_HALF_OPEN_PROBES", file.half_open_probes)?,
-        call_timeout_ms: parsed("OC_BREAKER_CALL_TIMEOUT_MS", file.call_timeout_ms)?,
-    };
-    if let Err(message) = config.validate() {
-        bail!("{message}");
-    }
-    Ok(config)
-}
 
 /// The breakers of this process: one per dependency, created on first use.
 #[derive(Debug, Clone)]
@@ -134,50 +101,6 @@ impl Guards {
                 breaker: Some(breaker),
                 probe: None,
             });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_section_sets_the_thresholds() {
-        let file: crate::serve::ServiceConfigFile =
-            serde_norway::from_str("breaker:\n  open_ms: 2000\n  half_open_probes: 2\n").unwrap();
-        let from_file = file.breaker.unwrap();
-        assert_eq!(from_file.open_ms, 2000);
-        assert_eq!(from_file.half_open_probes, 2);
-        assert_eq!(
-            from_file.consecutive_failures,
-            BreakerConfig::default().consecutive_failures
-        );
-        if env("OC_BREAKER_OPEN_MS").is_none() {
-            assert_eq!(config(Some(from_file)).unwrap().open_ms, 2000);
-        }
-        let unknown = serde_norway::from_str::<crate::serve::ServiceConfigFile>(
-            "breaker:\n  open_after: 3\n",
-        );
-        assert!(unknown.is_err(), "unknown keys are refused");
-        let never_probes = BreakerConfig {
-            half_open_probes: 0,
-            ..BreakerConfig::default()
-        };
-        if env("OC_BREAKER_HALF_OPEN_PROBES").is_none() {
-            assert!(config(Some(never_probes)).is_err());
-        }
-    }
-
-    #[test]
-    fn every_variable_read_is_listed() {
-        let source = include_str!("breakers.rs");
-        for chunk in source.split("parsed(\"").skip(1) {
-            let name: String = chunk.chars().take_while(|c| *c != '"').collect();
-            assert!(
-                crate::serve::ENV_VARS.contains(&name.as_str()),
-                "{name} is read but not listed in ENV_VARS"
-            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The deployment files under `deploy/` (compose stack, Kubernetes manifests, Dockerfile) are
 //! checked against the binary: every `OC_*` variable they set is one the binary reads
-//! (`ENV_VARS` in `src/serve.rs`), every process has what its role needs and agrees with the
+//! (the settings table, `ordercenter::config::settings`), every process has what its role needs and agrees with the
 //! others on shared settings, the tenant config they mount passes `ordercenter config
 //! validate`, the Kubernetes copy of it is in sync with `tenant-config/examples`, and the
 //! Dockerfile copies paths that exist.
@@ -60,25 +60,15 @@ impl Problems {
 // ---------------------------------------------------------------------------------------------
 // Reading the files
 
-/// The `OC_*` variables the binary reads, from `pub const ENV_VARS` in `src/serve.rs` (the
-/// binary crate has no library target to import it from).
-fn env_vars(root: &Path) -> BTreeSet<String> {
-    let source =
-        std::fs::read_to_string(root.join("services/ordercenter/src/serve.rs")).expect("serve.rs");
-    let start = source
-        .find("pub const ENV_VARS: &[&str] = &[")
-        .expect("ENV_VARS in serve.rs");
-    let body = &source[start..];
-    let body = &body[body.find("= &[").unwrap() + 4..body.find("];").unwrap()];
-    let names: BTreeSet<String> = body
-        .split('"')
-        .skip(1)
-        .step_by(2)
+/// The `OC_*` variables the binary reads: the settings table of its service config
+/// (`ordercenter::config::settings`), the one place that names them.
+fn env_vars(_root: &Path) -> BTreeSet<String> {
+    let names: BTreeSet<String> = ordercenter::config::settings::env_vars()
         .map(str::to_owned)
         .collect();
     assert!(
         names.len() > 10 && names.iter().all(|name| name.starts_with("OC_")),
-        "ENV_VARS parsed oddly: {names:?}"
+        "the settings table names odd variables: {names:?}"
     );
     names
 }
@@ -262,7 +252,9 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
         for name in process.env.keys() {
             if name.starts_with("OC_") {
                 problems.check(known.contains(name), || {
-                    format!("{origin}: sets {name}, which the binary does not read (ENV_VARS)")
+                    format!(
+                        "{origin}: sets {name}, which the binary does not read (settings table)"
+                    )
                 });
             }
         }
@@ -358,9 +350,19 @@ fn parse_member(text: &str) -> Result<(u32, u32), String> {
     Ok((i, n))
 }
 
-/// Whether a value is one the binary accepts, with the adapters' own parsers where they are
-/// public; cluster mode additionally needs shared (not per-process) read models.
+/// Whether a value is one the binary accepts: what a deployment needs (cluster mode needs
+/// shared, not per-process, read models; containers listen on 0.0.0.0; …), then the parser
+/// of its setting in the binary's settings table (the very one `ordercenter` runs at start).
 fn check_value(name: &str, value: &str) -> Result<(), String> {
+    deployment_rule(name, value)?;
+    match ordercenter::config::settings::by_env(name) {
+        Some(setting) => setting.check(value),
+        None => Ok(()),
+    }
+}
+
+/// What a deployment needs of a value beyond the binary's parser.
+fn deployment_rule(name: &str, value: &str) -> Result<(), String> {
     match name {
         "OC_SHARDS" => {
             let shards: Vec<&str> = value.split(',').map(str::trim).collect();
@@ -1676,6 +1678,12 @@ fn compose_breakages_are_reported() {
             "    file: ./secrets/master.key",
             "    external: true",
             "not defined from a file",
+        ),
+        // a value the binary's own parser refuses (the settings table's, not a rule here)
+        (
+            "OC_SEARCH_URL: http://opensearch:9200",
+            "OC_SEARCH_URL: http://opensearch:9200?replica=0",
+            "unknown parameter \"replica\"",
         ),
     ];
     for (from, to, expected) in cases {

@@ -1,5 +1,6 @@
 //! Counters of a projector, per sink, readable while it runs.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -75,6 +76,35 @@ impl ProjectorStats {
             SinkKind::Search => self.search.as_ref(),
             SinkKind::Cold => self.cold.as_ref(),
             SinkKind::Cache => self.cache.as_ref(),
+        }
+    }
+
+    /// The counters in the Prometheus text format, for `/metrics`: events taken
+    /// (`oc_projector_events_total`), the lag behind the stream (`oc_projector_lag_records`,
+    /// when the stream tells) and the writes per read model and outcome
+    /// (`oc_projector_writes_total{sink,outcome}`).
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP oc_projector_events_total Events taken from the stream.\n# TYPE oc_projector_events_total counter\n");
+        let _ = writeln!(out, "oc_projector_events_total {}", self.events);
+        out.push_str("# HELP oc_projector_lag_records Records behind the end of the stream, as of the last poll.\n# TYPE oc_projector_lag_records gauge\n");
+        if let Some(lag) = self.lag {
+            let _ = writeln!(out, "oc_projector_lag_records {lag}");
+        }
+        out.push_str("# HELP oc_projector_writes_total Read-model writes by sink and outcome.\n# TYPE oc_projector_writes_total counter\n");
+        for kind in SinkKind::ALL {
+            if let Some(sink) = self.sink(kind) {
+                for (outcome, count) in [
+                    ("applied", sink.applied),
+                    ("stale", sink.skipped_stale),
+                    ("failed", sink.failures),
+                    ("rejected", sink.rejected),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "oc_projector_writes_total{{sink=\"{kind}\",outcome=\"{outcome}\"}} {count}"
+                    );
+                }
+            }
         }
     }
 }
@@ -182,5 +212,42 @@ impl Counters {
             cold: sink(1, &self.cold),
             cache: sink(2, &self.cache),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_writes_events_lag_and_the_writes_of_each_configured_sink() {
+        let stats = ProjectorStats {
+            events: 9,
+            lag: Some(4),
+            search: Some(SinkStats {
+                applied: 5,
+                skipped_stale: 2,
+                failures: 1,
+                ..SinkStats::default()
+            }),
+            ..ProjectorStats::default()
+        };
+        let mut out = String::new();
+        stats.render(&mut out);
+        for line in [
+            "# TYPE oc_projector_events_total counter",
+            "oc_projector_events_total 9",
+            "oc_projector_lag_records 4",
+            "oc_projector_writes_total{sink=\"search\",outcome=\"applied\"} 5",
+            "oc_projector_writes_total{sink=\"search\",outcome=\"stale\"} 2",
+            "oc_projector_writes_total{sink=\"search\",outcome=\"failed\"} 1",
+            "oc_projector_writes_total{sink=\"search\",outcome=\"rejected\"} 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
+        assert!(
+            !out.contains("sink=\"cold\""),
+            "a sink that is not configured has no lines:\n{out}"
+        );
     }
 }

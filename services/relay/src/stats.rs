@@ -1,7 +1,8 @@
-//! What the relay reports about itself: throughput and lag, per shard. The Prometheus
-//! endpoint will read these.
+//! What the relay reports about itself: throughput and lag, per shard, and how `/metrics`
+//! shows it ([`RelayStats::render`]).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use oc_model::ShardId;
 use time::OffsetDateTime;
@@ -45,5 +46,55 @@ impl RelayStats {
             .map(|shard| shard.oldest_pending_age_ms)
             .max()
             .unwrap_or(0)
+    }
+
+    /// The counters in the Prometheus text format, for `/metrics`: events published
+    /// (`oc_relay_published_total`) and the lag of each shard
+    /// (`oc_relay_oldest_pending_age_ms{shard}`).
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP oc_relay_published_total Outbox events published to the bus.\n# TYPE oc_relay_published_total counter\n");
+        let _ = writeln!(out, "oc_relay_published_total {}", self.published_total);
+        out.push_str("# HELP oc_relay_oldest_pending_age_ms Age of the oldest unpublished outbox event, per shard (relay lag).\n# TYPE oc_relay_oldest_pending_age_ms gauge\n");
+        for (shard, shard_stats) in &self.shards {
+            let _ = writeln!(
+                out,
+                "oc_relay_oldest_pending_age_ms{{shard=\"{}\"}} {}",
+                shard.0, shard_stats.oldest_pending_age_ms
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_writes_the_total_and_every_shards_lag() {
+        let stats = RelayStats {
+            published_total: 42,
+            shards: [
+                (
+                    ShardId(0),
+                    ShardStats {
+                        oldest_pending_age_ms: 1500,
+                        ..ShardStats::default()
+                    },
+                ),
+                (ShardId(1), ShardStats::default()),
+            ]
+            .into(),
+        };
+        let mut out = String::new();
+        stats.render(&mut out);
+        for line in [
+            "# TYPE oc_relay_published_total counter",
+            "oc_relay_published_total 42",
+            "# TYPE oc_relay_oldest_pending_age_ms gauge",
+            "oc_relay_oldest_pending_age_ms{shard=\"0\"} 1500",
+            "oc_relay_oldest_pending_age_ms{shard=\"1\"} 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
     }
 }

@@ -5,7 +5,9 @@ mod error;
 mod group_commit;
 mod key_reports;
 mod migrate;
+mod open;
 pub mod router;
+mod slot_ledger;
 mod statements;
 
 use std::collections::HashMap;
@@ -27,7 +29,9 @@ use crate::error::{convert, is_connection_lost, is_unique_violation};
 pub use crate::group_commit::GroupCommit;
 use crate::group_commit::{GroupError, Writers};
 pub use crate::key_reports::KeyRingReport;
+pub use crate::open::open;
 pub use crate::router::{BucketMap, BucketRange};
+pub use crate::slot_ledger::SlotLedgerEntry;
 
 /// The SQL dialect of a shard, chosen by URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,6 +38,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0004_external_ref_per_merchant.sql"),
         sqlite: include_str!("../migrations/sqlite/0004_external_ref_per_merchant.sql"),
     },
+    Migration {
+        version: 5,
+        name: "slot_ledger",
+        mysql: include_str!("../migrations/mysql/0005_slot_ledger.sql"),
+        sqlite: include_str!("../migrations/sqlite/0005_slot_ledger.sql"),
+    },
 ];
 
 /// Split a migration file into statements: comment lines dropped first (they may contain

@@ -42,10 +42,12 @@ use oc_crypto::{KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
 use oc_model::ports::{Cache, OrderStore as _};
 use oc_model::{OrderId, ShardId, TenantId};
 use oc_projector::{BackfillCheckpoint, ShardCheckpoint};
-use oc_store_sql::{SqlOrderStore, StoreConfig};
+use oc_store_sql::SqlOrderStore;
 use oc_tenant_config::ConfigSet;
 
-use crate::serve::{self, ServiceConfig};
+use crate::config::ServiceConfig;
+use crate::keyring::{KEY_RING_LOCK_WAIT, master_key, tenant_names};
+use crate::wiring::{load_tenants, open_store};
 
 /// Exit code of `keys retire` when the version is still needed.
 pub const EXIT_REFUSED: u8 = 2;
@@ -175,38 +177,6 @@ fn parse_tenant(tenant: Option<String>) -> anyhow::Result<Option<TenantId>> {
         .map_err(|e| anyhow::anyhow!("--tenant: {}", e.message))
 }
 
-// ------------------------------------------------------------------ the running server
-
-/// How often a server reloads its key ring file at most when reads meet a key version it
-/// does not hold (an explicit SIGHUP always reloads).
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// `serve`: reload the key ring file on every SIGHUP (added versions become readable, the
-/// newest becomes active for new writes). A file that cannot be merged is logged and the
-/// keys in memory stay as they are.
-pub fn spawn_sighup_reloader(ring: Arc<KeyRing>) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                let ring = Arc::clone(&ring);
-                match tokio::task::spawn_blocking(move || ring.reload()).await {
-                    Ok(Ok(added)) => tracing::info!(added, "key ring reloaded"),
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "key ring reload failed; keeping the keys in memory")
-                    }
-                    Err(error) => tracing::error!(%error, "key ring reload task failed"),
-                }
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = ring;
-    Ok(())
-}
-
 // ------------------------------------------------------------------ the key ring file
 
 /// The key ring file of the config, its master key and the ring it holds.
@@ -227,7 +197,7 @@ fn open_keys(common: &Common) -> anyhow::Result<Keys> {
             path.display()
         );
     }
-    let master = serve::master_key(&config)?;
+    let master = master_key(&config)?;
     let ring = KeyRingFile::new(&path)
         .read(&KeyRing::new(&master))
         .with_context(|| {
@@ -249,7 +219,7 @@ fn open_keys(common: &Common) -> anyhow::Result<Keys> {
 /// operator and a starting single-node server) cannot lose each other's change.
 fn lock(path: &Path) -> anyhow::Result<KeyRingFileLock> {
     KeyRingFile::new(path)
-        .lock(serve::KEY_RING_LOCK_WAIT)
+        .lock(KEY_RING_LOCK_WAIT)
         .map_err(anyhow::Error::from)
 }
 
@@ -263,21 +233,12 @@ fn save(keys: &Keys, lock: &KeyRingFileLock) -> anyhow::Result<()> {
 /// `keys init`: a first data key for every tenant of the tenant config that has none.
 fn init(common: &Common) -> anyhow::Result<ExitCode> {
     let config = ServiceConfig::load(common.config.as_deref())?;
-    let tenants =
-        oc_tenant_config::ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
-            anyhow::anyhow!(
-                "tenant config {} is invalid:\n{errors}",
-                config.tenant_config_dir.display()
-            )
-        })?;
-    let names: Vec<String> = tenants
-        .tenants()
-        .map(|tenant| tenant.id().as_str().to_owned())
-        .collect();
-    let master = serve::master_key(&config)?;
+    let tenants = load_tenants(&config)?;
+    let names = tenant_names(&tenants);
+    let master = master_key(&config)?;
     let file = KeyRingFile::new(&config.keyring_file);
     let added = file
-        .add_missing_tenants(&KeyRing::new(&master), &names, serve::KEY_RING_LOCK_WAIT)
+        .add_missing_tenants(&KeyRing::new(&master), &names, KEY_RING_LOCK_WAIT)
         .with_context(|| format!("initialising the key ring {}", file.path().display()))?;
     let report = serde_json::json!({
         "key_ring": file.path().display().to_string(),
@@ -354,12 +315,7 @@ fn rotate(common: &Common, requested: &[String]) -> anyhow::Result<ExitCode> {
 // ------------------------------------------------------------------ walking the shards
 
 async fn connect_store(config: &ServiceConfig) -> anyhow::Result<SqlOrderStore> {
-    let mut store_config = StoreConfig::new(config.shards.clone());
-    store_config.bucket_map = config.bucket_map.clone();
-    store_config.max_connections = config.max_connections_per_shard.min(4);
-    SqlOrderStore::connect(store_config)
-        .await
-        .map_err(|e| anyhow::anyhow!("order store: {}", e.message))
+    open_store(config, config.max_connections_per_shard.min(4)).await
 }
 
 /// One range of `(tenant, id)` keys of a shard after `after`, ascending (the primary key):
@@ -396,12 +352,7 @@ struct Census {
 
 /// The tenant config the servers use: it says which KV identifiers hold sealed values.
 fn tenant_config(config: &ServiceConfig) -> anyhow::Result<ConfigSet> {
-    ConfigSet::load_dir(&config.tenant_config_dir).map_err(|errors| {
-        anyhow::anyhow!(
-            "tenant config {} is invalid:\n{errors}",
-            config.tenant_config_dir.display()
-        )
-    })
+    load_tenants(config)
 }
 
 async fn census(
@@ -538,12 +489,13 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
     let config = keys.config;
     let tenants = tenant_config(&config)?;
     let store = connect_store(&config).await?;
+    // the shared (Redis) tier, whose entries of rewritten orders are invalidated
     let cache = match &config.redis_url {
-        Some(url) => Some(
-            oc_cache::RedisCache::connect(oc_cache::RedisCacheConfig::new(url.clone()))
-                .await
-                .map_err(|e| anyhow::anyhow!("redis cache: {}", e.message))?,
-        ),
+        Some(url) => oc_cache::open(Some(url.expose()))
+            .await
+            .map_err(|e| anyhow::anyhow!("redis cache: {}", e.message))?
+            .l2()
+            .cloned(),
         None => None,
     };
     let started = Instant::now();

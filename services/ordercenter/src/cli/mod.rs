@@ -1,5 +1,75 @@
-//! One module per command group. Each exposes a clap `Subcommand` enum and a `run` function
-//! returning the process exit code (`anyhow::Error` for failures that are not a verdict).
+//! The command line: one module per command group. Each exposes its clap arguments and a
+//! `run` function returning the process exit code (`anyhow::Error` for failures that are not
+//! a verdict).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 pub mod config;
 pub mod keys;
+pub mod process;
+pub mod read_models;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ordercenter",
+    version,
+    about = "Order Center: multi-tenant order service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server (the default). Single-node mode needs no services: SQLite shards
+    /// under ./data and the example tenants, on 127.0.0.1:8080.
+    Serve(process::ServeArgs),
+    /// Cluster relay: outbox rows of every shard → Kafka (OC_KAFKA_URL), until SIGTERM.
+    Relay(process::WorkerArgs),
+    /// Cluster projector: Kafka → search index, cold store, cache (OC_SEARCH_URL, OC_COLD_URL,
+    /// OC_REDIS_URL), with positions kept in the shard database, until SIGTERM.
+    Project(process::WorkerArgs),
+    /// Rebuild the read models (search index, cold store, cache) from the shards by
+    /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
+    /// first (the embedded index has one writer).
+    Backfill(read_models::BackfillArgs),
+    /// Compare the shards with the read models for a tenant and time window (counts and
+    /// version checksums); prints a JSON report; exit 3 when they differ. --repair re-applies
+    /// what differs and checks again.
+    Reconcile(read_models::ReconcileArgs),
+    /// Tenant config tooling: validate, plan, schema.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Data keys: init (before a cluster's first start and after adding a tenant), rotate,
+    /// status, reencrypt, retire (see `ordercenter keys --help`).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Parse the command line, run the command, and turn its outcome into the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Config(command)) => config::run(command),
+        Some(Command::Keys(command)) => {
+            crate::init_logging();
+            keys::run(command)
+        }
+        Some(Command::Serve(args)) => process::serve(args),
+        Some(Command::Relay(args)) => process::worker(args, true),
+        Some(Command::Project(args)) => process::worker(args, false),
+        Some(Command::Backfill(args)) => read_models::backfill(args),
+        Some(Command::Reconcile(args)) => read_models::reconcile(args),
+        None => process::serve(process::ServeArgs::default()),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

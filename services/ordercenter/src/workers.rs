@@ -1,0 +1,308 @@
+//! The long-running processes: `serve` (the API, and on a single node the relay and the
+//! projector beside it), the cluster `relay` and `project` workers with their `/metrics` and
+//! `/healthz` listener, and the shutdown signal they all stop on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use oc_api::metrics::Metrics;
+use oc_api::router_with;
+use oc_bus::{KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset};
+use oc_model::ports::OrderStore;
+use oc_projector::{KafkaStream, LocalStream, Projector, SqlOffsetStore};
+use oc_relay::{Relay, RelayConfig};
+use oc_tenant_config::ConfigSet;
+
+use crate::config::ServiceConfig;
+use crate::keyring::spawn_sighup_reloader;
+use crate::wiring::{Wiring, build, kafka_bus};
+
+/// Relay counters and lag per shard at `/metrics`.
+fn register_relay_metrics(metrics: &Metrics, relay: Relay) {
+    metrics.register(Box::new(move |out: &mut String| relay.stats().render(out)));
+}
+
+/// Projector counters per read model and its lag behind the stream at `/metrics`.
+fn register_projector_metrics(metrics: &Metrics, projector: Projector) {
+    metrics.register(Box::new(move |out: &mut String| {
+        projector.stats().render(out)
+    }));
+}
+
+/// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
+/// 127.0.0.1:9100), until `stop` resolves.
+async fn serve_worker_http(
+    config: &ServiceConfig,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::routing::get;
+    let address = if config.listen_set {
+        config.listen
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], 9100))
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address} for /metrics (set OC_LISTEN)"))?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "{\"status\":\"ok\"}" }));
+    tracing::info!(address = %listener.local_addr()?, "worker metrics listening");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(%error, "worker metrics listener stopped");
+        }
+    }))
+}
+
+/// Single-node workers: the relay moves outbox rows to the in-process bus, the projector
+/// applies them to the search index, the cold store and the cache.
+fn spawn_single_node_workers(
+    wiring: &Wiring,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let bus = Arc::new(LocalEventBus::new(LocalBusConfig::default()));
+    let mut stream = LocalStream::new(bus.subscribe());
+    let relay = Relay::new(
+        wiring.store.clone() as Arc<dyn OrderStore>,
+        wiring.guards.bus(bus),
+        RelayConfig::default(),
+    );
+    wiring.guards.expose_late(&wiring.state, "bus");
+    let projector = wiring.projector();
+    register_relay_metrics(&wiring.state.metrics, relay.clone());
+    register_projector_metrics(&wiring.state.metrics, projector.clone());
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let relay_stop = stopped(stop.clone());
+    let projector_stop = stopped(stop);
+    vec![
+        tokio::spawn(async move {
+            if let Err(error) = relay.run(relay_stop).await {
+                tracing::error!(error = %error.message, "relay stopped");
+            }
+        }),
+        tokio::spawn(async move {
+            if let Err(error) = projector.run(&mut stream, projector_stop).await {
+                tracing::error!(error = %error.message, "projector stopped");
+            }
+        }),
+    ]
+}
+
+/// `ordercenter serve`: the API (and, on a single node, the relay and the projector) until
+/// Ctrl-C or SIGTERM.
+pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    spawn_sighup_reloader(wiring.key_ring())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = if config.single_node {
+        spawn_single_node_workers(&wiring, stopped)
+    } else {
+        Vec::new()
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // reported before the first request: `keys retire` must see every server that can seal
+    let key_report = crate::key_reports::Reporter::new(
+        Arc::clone(&wiring.store),
+        wiring.key_ring(),
+        &format!("serve on {address}"),
+        config.edge.request_timeout,
+    )
+    .start({
+        let mut stopped = stop.subscribe();
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        }
+    })
+    .await?;
+    tracing::info!(%address, shards = config.shards.len(), single_node = config.single_node, "order center listening");
+    println!(
+        "order center listening on http://{address} ({} shards{})",
+        config.shards.len(),
+        if config.single_node {
+            ", single-node: SQLite, relay, search index and cold store under the data dir"
+        } else {
+            ""
+        }
+    );
+    if config.single_node {
+        println!(
+            "try: curl -s -H 'Authorization: Bearer {key}' 'http://{address}/v1/orders?buyer_id=buyer-1'   (example key of tenant `retail`, see README)",
+            key = crate::EXAMPLE_RETAIL_KEY
+        );
+    }
+    axum::serve(listener, router_with(wiring.state.clone(), config.edge))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let _ = key_report.await;
+    Ok(())
+}
+
+/// `ordercenter relay`: the cluster relay, outbox of every shard → Kafka, until SIGTERM.
+pub async fn relay(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    // the relay reads no tenant config (topics come from the events), but a SIGHUP sent to
+    // every process after a config change must not end it
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    let bus = kafka_bus(&config).await?;
+    let relay = Relay::new(
+        wiring.store.clone() as Arc<dyn OrderStore>,
+        wiring.guards.bus(bus),
+        RelayConfig::default(),
+    );
+    register_relay_metrics(&wiring.state.metrics, relay.clone());
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    println!(
+        "relay running: {} shards → {}",
+        config.shards.len(),
+        config
+            .kafka_url
+            .as_ref()
+            .map(|url| url.redacted())
+            .unwrap_or_default()
+    );
+    let outcome = relay
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("relay: {}", e.message));
+    let _ = stop.send(true);
+    let _ = http.await;
+    outcome
+}
+
+/// A stop flag for a worker's HTTP listener: send `true` to stop it.
+fn stop_pair() -> (
+    tokio::sync::watch::Sender<bool>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    (stop, async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    })
+}
+
+/// The topics of every tenant of `tenants`.
+fn topics_of(bus: &KafkaEventBus, tenants: &ConfigSet) -> Vec<String> {
+    tenants
+        .tenants()
+        .flat_map(|tenant| {
+            bus.naming()
+                .topics_of_tenant(tenant.id(), tenant.business_identities().keys())
+        })
+        .collect()
+}
+
+/// `ordercenter project`: the cluster projector, Kafka (every configured tenant's topics) →
+/// the configured read models, positions kept in the shard database, until SIGTERM. The
+/// tenant config reloads on SIGHUP; the topics of tenants (or business identities) it adds
+/// are read from then on.
+pub async fn project(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let bus = kafka_bus(&config).await?;
+    let mut config_changes = wiring.config.subscribe();
+    let topics = topics_of(&bus, &wiring.config.current());
+    let (follow, followed) = tokio::sync::watch::channel(topics.clone());
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    let client = bus
+        .client()
+        .await
+        .map_err(|e| anyhow::anyhow!("kafka: {}", e.message))?;
+    let offsets = Arc::new(SqlOffsetStore::new(wiring.store.as_ref().clone()));
+    let mut stream = KafkaStream::new(
+        client,
+        topics.clone(),
+        offsets,
+        "ordercenter-projector",
+        StartOffset::Earliest,
+        SourceConfig {
+            assignment: config.projector_member,
+            ..SourceConfig::default()
+        },
+    )
+    .follow_topics(followed);
+    let topic_bus = Arc::clone(&bus);
+    tokio::spawn(async move {
+        while config_changes.changed().await.is_ok() {
+            let tenants = config_changes.borrow_and_update().clone();
+            follow.send_replace(topics_of(&topic_bus, &tenants));
+        }
+    });
+    let projector = wiring.projector();
+    register_projector_metrics(&wiring.state.metrics, projector.clone());
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    println!(
+        "projector {} running: {} → search {}, cold {}",
+        config.projector_member,
+        topics.join(","),
+        config
+            .search_url
+            .as_ref()
+            .map_or("-".to_owned(), |url| url.redacted()),
+        config
+            .cold_url
+            .as_ref()
+            .map_or("-".to_owned(), |url| url.redacted())
+    );
+    let outcome = projector
+        .run(&mut stream, shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("projector: {}", e.message));
+    let _ = stop.send(true);
+    let _ = http.await;
+    outcome
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

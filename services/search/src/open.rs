@@ -1,0 +1,129 @@
+//! Opening the search index named by a URL of the service config: the one way the binary
+//! gets a [`SearchIndex`], so no other crate matches these schemes.
+
+use std::sync::Arc;
+
+use oc_model::ports::SearchIndex;
+use oc_model::{DomainError, DomainResult};
+
+use crate::elastic::{EsConfig, EsSearchIndex, FieldSource, MappedEsIndex};
+use crate::embedded::{TantivyConfig, TantivySearchIndex};
+
+/// Which search index to open, from a URL:
+///
+/// - `tantivy://<dir>` (relative) or `tantivy:///var/lib/oc/search` (absolute): the embedded
+///   index in that directory, committing every second;
+/// - `http://host:9200[?prefix=…&replicas=…&shards=…&analyzer=…]`: Elasticsearch or
+///   OpenSearch ([`EsConfig::from_url`]; `https://` needs this crate's `rustls-tls` feature);
+///   each tenant's index and mapping follow its searchable fields ([`MappedEsIndex`]).
+#[derive(Debug, Clone)]
+pub enum SearchConfig {
+    Tantivy(TantivyConfig),
+    Elasticsearch(EsConfig),
+}
+
+fn invalid(message: impl Into<String>) -> DomainError {
+    DomainError::invalid("/search/url", message)
+}
+
+impl SearchConfig {
+    /// Parse a URL (no I/O).
+    pub fn parse(url: &str) -> DomainResult<SearchConfig> {
+        if let Some(path) = url.strip_prefix("tantivy://") {
+            if path.is_empty() {
+                return Err(invalid("tantivy:// needs a directory"));
+            }
+            return Ok(SearchConfig::Tantivy(TantivyConfig::on_disk(path)));
+        }
+        if url.starts_with("https://") && !cfg!(feature = "rustls-tls") {
+            return Err(invalid(format!(
+                "{url:?}: this build has no TLS for Elasticsearch (oc-search's `rustls-tls` feature); use http:// inside the cluster network or a TLS-terminating sidecar"
+            )));
+        }
+        if let Some(host) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        {
+            if host.trim_end_matches('/').is_empty() {
+                return Err(invalid("an Elasticsearch URL needs host:port"));
+            }
+            return Ok(SearchConfig::Elasticsearch(EsConfig::from_url(url)?));
+        }
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(invalid(format!(
+            "unsupported search index scheme {scheme:?}: use tantivy://<dir> or http://<elasticsearch host>:9200"
+        )))
+    }
+
+    /// Open the index behind the port. `fields` names each tenant's searchable fields as
+    /// configured now (Elasticsearch puts them into the tenant's mapping; tantivy needs none).
+    pub async fn open(self, fields: FieldSource) -> DomainResult<Arc<dyn SearchIndex>> {
+        Ok(match self {
+            SearchConfig::Tantivy(config) => Arc::new(TantivySearchIndex::open(config)?),
+            SearchConfig::Elasticsearch(config) => {
+                Arc::new(MappedEsIndex::new(EsSearchIndex::connect(config)?, fields))
+            }
+        })
+    }
+}
+
+/// [`SearchConfig::parse`] then [`SearchConfig::open`].
+pub async fn open(url: &str, fields: FieldSource) -> DomainResult<Arc<dyn SearchIndex>> {
+    SearchConfig::parse(url)?.open(fields).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_adapter() {
+        let SearchConfig::Tantivy(tantivy) = SearchConfig::parse("tantivy://data/search").unwrap()
+        else {
+            panic!("not tantivy");
+        };
+        assert_eq!(
+            tantivy.path.as_deref(),
+            Some(std::path::Path::new("data/search"))
+        );
+        let SearchConfig::Elasticsearch(es) = SearchConfig::parse("http://es:9200").unwrap() else {
+            panic!("not elasticsearch");
+        };
+        assert_eq!(es.url, "http://es:9200");
+        // the query parameters of `EsConfig::from_url` are the binary's too
+        let SearchConfig::Elasticsearch(tuned) =
+            SearchConfig::parse("http://es:9200?prefix=t-&replicas=0").unwrap()
+        else {
+            panic!("not elasticsearch");
+        };
+        assert_eq!(
+            (tuned.index_prefix.as_str(), tuned.number_of_replicas),
+            ("t-", 0)
+        );
+        for bad in [
+            "tantivy://",
+            "http://",
+            "s3://bucket",
+            "es:9200",
+            "http://es:9200?colour=red",
+        ] {
+            let error = SearchConfig::parse(bad).unwrap_err();
+            assert_eq!(error.code, oc_model::ErrorCode::InvalidInput, "{bad}");
+        }
+        if !cfg!(feature = "rustls-tls") {
+            let error = SearchConfig::parse("https://es:9200").unwrap_err();
+            assert!(error.message.contains("rustls-tls"), "{}", error.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn open_gives_the_embedded_index_behind_the_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("tantivy://{}", dir.path().join("index").display());
+        let index = open(&url, Arc::new(|_: &oc_model::TenantId| Vec::new()))
+            .await
+            .unwrap();
+        index.health().await.unwrap();
+        assert!(dir.path().join("index").exists());
+    }
+}
