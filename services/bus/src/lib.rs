@@ -4,6 +4,7 @@ pub mod cloudevents;
 pub mod kafka;
 pub mod local;
 pub mod offsets;
+pub mod stream;
 pub mod topic;
 
 pub use kafka::{
@@ -12,4 +13,5 @@ pub use kafka::{
 };
 pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
 pub use offsets::{InMemoryOffsetStore, OffsetStore};
+pub use stream::{KafkaStream, LocalStream};
 pub use topic::{TopicNaming, TopicPolicy, TopicRouting, partition_for, record_key};

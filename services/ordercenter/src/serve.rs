@@ -14,20 +14,17 @@ use serde::Deserialize;
 use oc_api::metrics::Metrics;
 use oc_api::{AppState, router_with};
 use oc_bus::{
-    KafkaBusConfig, KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset,
+    KafkaBusConfig, KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, LocalStream,
+    SourceConfig, StartOffset,
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, KeyRingFile, MasterKey};
-use oc_model::ports::{Cache, OrderStore, SearchIndex};
-use oc_projector::{
-    KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
-};
+use oc_model::ports::{Cache, OffsetStore, OrderStore, SearchFields, SearchIndex};
+use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_relay::{Relay, RelayConfig};
-use oc_search::{
-    EsConfig, EsSearchIndex, FieldSource, MappedEsIndex, TantivyConfig, TantivySearchIndex,
-};
+use oc_search::{EsConfig, EsSearchIndex, MappedEsIndex, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{BucketRange, SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet, ReloadGate};
 
@@ -479,14 +476,7 @@ fn open_search(url: &str, tenants: &Arc<ConfigHandle>) -> anyhow::Result<Arc<dyn
     if url.starts_with("http://") {
         let es = EsSearchIndex::connect(EsConfig::new(url))
             .map_err(|e| anyhow::anyhow!("elasticsearch {url}: {}", e.message))?;
-        let tenants = Arc::clone(tenants);
-        let fields: FieldSource = Arc::new(move |tenant| {
-            tenants
-                .current()
-                .tenant(tenant)
-                .map(|config| config.search_fields())
-                .unwrap_or_default()
-        });
+        let fields = Arc::clone(tenants) as Arc<dyn SearchFields>;
         return Ok(Arc::new(MappedEsIndex::new(es, fields)));
     }
     let Some(path) = url.strip_prefix("tantivy://") else {
@@ -603,7 +593,7 @@ pub fn projector(wiring: &Wiring) -> Projector {
     Projector::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
         wiring.sinks.clone(),
-        wiring.config.clone() as Arc<dyn TenantFieldNamer>,
+        wiring.config.clone() as Arc<dyn SearchFields>,
         ProjectorConfig::default(),
     )
 }
@@ -864,7 +854,7 @@ pub async fn run_projector(config: ServiceConfig) -> anyhow::Result<()> {
         .client()
         .await
         .map_err(|e| anyhow::anyhow!("kafka: {}", e.message))?;
-    let offsets = Arc::new(SqlOffsetStore::new(wiring.store.as_ref().clone()));
+    let offsets = wiring.store.clone() as Arc<dyn OffsetStore>;
     let mut stream = KafkaStream::new(
         client,
         topics.clone(),

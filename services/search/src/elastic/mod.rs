@@ -9,4 +9,4 @@ pub mod response;
 
 pub use client::EsSearchIndex;
 pub use config::EsConfig;
-pub use mapped::{FieldSource, MappedEsIndex};
+pub use mapped::MappedEsIndex;

@@ -1,30 +1,18 @@
-//! Where events come from: any [`EventStream`]; adapters for Kafka topics
-//! ([`KafkaStream`], over `oc_bus::KafkaEventSource` and an `OffsetStore`) and for the
-//! in-process bus ([`LocalStream`], over `oc_bus::LocalSubscription`).
+//! The bus adapters' side of the [`EventStream`] port the projector consumes: Kafka topics
+//! ([`KafkaStream`], over [`KafkaEventSource`] and an [`OffsetStore`]) and the in-process bus
+//! ([`LocalStream`], over [`LocalSubscription`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
-use oc_bus::{KafkaEventSource, LocalSubscription, OffsetStore, SourceConfig, StartOffset};
+use oc_model::ports::{EventStream, OffsetStore};
 use oc_model::{DomainResult, ErrorCode, OrderEvent};
 use rskafka::client::Client;
 
-/// A source of order events with a position that can be committed.
-#[async_trait]
-pub trait EventStream: Send {
-    /// The next events; may be empty after waiting a short while for new ones.
-    async fn next_batch(&mut self) -> DomainResult<Vec<OrderEvent>>;
-
-    /// Everything returned so far has been applied: make the position durable.
-    async fn commit(&mut self) -> DomainResult<()>;
-
-    /// Events behind the end of the stream as of the last poll, when known.
-    fn lag(&self) -> Option<u64> {
-        None
-    }
-}
+use crate::kafka::{KafkaEventSource, SourceConfig, StartOffset};
+use crate::local::LocalSubscription;
 
 #[derive(Debug)]
 enum Topic {

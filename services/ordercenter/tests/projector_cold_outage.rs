@@ -5,6 +5,7 @@
 //! of `oc-cold-store`'s tests (HBase itself cannot run here) through a [`TcpProxy`] the test
 //! cuts and restores. Shards are real MariaDB databases.
 
+#[path = "projector_common/mod.rs"]
 mod common;
 #[path = "../../cold-store/tests/hbase_double/mod.rs"]
 mod hbase_double;
@@ -12,7 +13,7 @@ mod hbase_double;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Shards, create_orders, event_of, namer, tenant};
+use common::{Shards, create_orders, event_of, fields, tenant};
 use hbase_double::HbaseDouble;
 use oc_cold_store::{HbaseColdStore, HbaseConfig};
 use oc_model::ports::ColdStore;
@@ -64,7 +65,7 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
     let projector = Projector::new(
         shards.store(),
         Sinks::none().with_cold(guarded),
-        namer(),
+        fields(),
         ProjectorConfig {
             concurrency: 8,
             retry: RetryPolicy {
