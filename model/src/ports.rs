@@ -218,7 +218,7 @@ impl Clock for ManualClock {
 }
 
 /// Every port is object-safe: the binary holds them as `Arc<dyn Port>`.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn _object_safety(
     _: &dyn OrderStore,
     _: &dyn EventBus,

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use oc_model::retry::{Backoff, BackoffConfig};
 use crate::stats::{RelayStats, ShardStats};
+use oc_model::retry::{Backoff, BackoffConfig};
 
 /// Batch size, pacing and patience of the relay.
 #[derive(Debug, Clone, Copy, PartialEq)]

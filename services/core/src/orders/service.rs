@@ -19,7 +19,8 @@ use crate::sealing::Sealer;
 const RETRIES: u32 = 5;
 
 /// The wait before each retry of a transient store conflict: 10 ms doubling, jittered.
-const RETRY_BACKOFF: BackoffConfig = BackoffConfig::doubling(Duration::from_millis(10), Duration::from_millis(160));
+const RETRY_BACKOFF: BackoffConfig =
+    BackoffConfig::doubling(Duration::from_millis(10), Duration::from_millis(160));
 
 /// The read side the order queries consult before and after the shards.
 #[derive(Debug, Clone, Default)]
