@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainResult;
-use crate::event::ShardId;
+use crate::event::{OutboxEntry, ShardId};
 use crate::ids::{OrderId, TenantId};
 use crate::millis::UnixMillis;
 use crate::ports::OrderStore;
@@ -50,4 +50,15 @@ pub trait ShardScan: OrderStore {
         after: Option<OrderId>,
         limit: u32,
     ) -> DomainResult<Vec<(OrderId, u64)>>;
+
+    /// Up to `limit` outbox rows of `shard` after sequence `after` (exclusive; `None`: from
+    /// the first), published or not, ascending by sequence. Where a shard commits one writer
+    /// at a time (SQLite, single-node), sequence order is commit order, so a reader that
+    /// remembers the last sequence it applied misses nothing.
+    async fn outbox_after(
+        &self,
+        shard: ShardId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> DomainResult<Vec<OutboxEntry>>;
 }

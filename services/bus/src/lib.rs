@@ -13,5 +13,5 @@ pub use kafka::{
 };
 pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
 pub use offsets::{InMemoryOffsetStore, OffsetStore};
-pub use stream::{KafkaStream, LocalStream};
+pub use stream::{KafkaStream, LocalStream, OutboxStream};
 pub use topic::{TopicNaming, TopicPolicy, TopicRouting, partition_for, record_key};

@@ -14,14 +14,14 @@ use serde::Deserialize;
 use oc_api::metrics::Metrics;
 use oc_api::{AppState, router_with};
 use oc_bus::{
-    KafkaBusConfig, KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, LocalStream,
+    KafkaBusConfig, KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream,
     SourceConfig, StartOffset,
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, KeyRingFile, MasterKey};
-use oc_model::ports::{Cache, OffsetStore, OrderStore, SearchFields, SearchIndex};
+use oc_model::ports::{Cache, OffsetStore, OrderStore, SearchFields, SearchIndex, ShardScan};
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_relay::{Relay, RelayConfig};
 use oc_search::{EsConfig, EsSearchIndex, MappedEsIndex, TantivyConfig, TantivySearchIndex};
@@ -683,14 +683,28 @@ async fn serve_worker_http(
     }))
 }
 
+/// The consumer group of the single-node projector's outbox position.
+const SINGLE_NODE_PROJECTOR_GROUP: &str = "single-node-projector";
+
 /// Single-node workers: the relay moves outbox rows to the in-process bus, the projector
-/// applies them to the search index, the cold store and the cache.
+/// applies them to the search index, the cold store and the cache. The projector reads the
+/// outbox itself from a position kept in the store (the bus only wakes it), so events the
+/// bus held when the process died are applied after the restart.
 fn spawn_single_node_workers(
     wiring: &Wiring,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let bus = Arc::new(LocalEventBus::new(LocalBusConfig::default()));
-    let mut stream = LocalStream::new(bus.subscribe());
+    let mut stream = OutboxStream::new(
+        wiring.store.clone() as Arc<dyn ShardScan>,
+        wiring.store.clone() as Arc<dyn OffsetStore>,
+        SINGLE_NODE_PROJECTOR_GROUP,
+    )
+    .waking_on(bus.subscribe());
+    if let Some(search) = &wiring.sinks.search {
+        // the embedded index commits on an interval: store positions only behind its commits
+        stream = stream.flushing(Arc::clone(search), std::time::Duration::from_secs(1));
+    }
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
         wiring.guards.bus(bus),

@@ -192,6 +192,15 @@ impl ShardScan for SqlOrderStore {
     ) -> DomainResult<Vec<(OrderId, u64)>> {
         orders::versions_created(self.shards.pool(shard)?, window, after, limit).await
     }
+
+    async fn outbox_after(
+        &self,
+        shard: ShardId,
+        after: Option<u64>,
+        limit: u32,
+    ) -> DomainResult<Vec<OutboxEntry>> {
+        outbox::after(self.shards.pool(shard)?, shard, after, limit).await
+    }
 }
 
 /// Consumer positions in shard 0.

@@ -68,6 +68,25 @@ pub(crate) async fn pending(
     rows.iter().map(|row| decode(row, shard)).collect()
 }
 
+/// Rows of `shard` after sequence `after` (exclusive; `None`: from the first), published or
+/// not, in sequence order: the single-node projector's durable read of the outbox.
+pub(crate) async fn after(
+    pool: &AnyPool,
+    shard: ShardId,
+    after: Option<u64>,
+    limit: u32,
+) -> DomainResult<Vec<OutboxEntry>> {
+    // sequences start at 1; one past i64 is past every row
+    let after = after.map_or(0, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+    let rows = sqlx::query("SELECT seq, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?")
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
+    rows.iter().map(|row| decode(row, shard)).collect()
+}
+
 /// Marks rows published now.
 pub(crate) async fn mark_published(pool: &AnyPool, sequences: &[u64]) -> DomainResult<()> {
     if sequences.is_empty() {
