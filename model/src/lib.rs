@@ -4,10 +4,13 @@ pub mod error;
 pub mod event;
 pub mod ext;
 pub mod ids;
+pub mod indexing;
+pub mod millis;
 pub mod money;
 pub mod order;
 pub mod ports;
 pub mod pricing;
+pub mod retry;
 pub mod sealing;
 pub mod search;
 pub mod state;
@@ -22,6 +25,7 @@ pub use ids::{
     BUCKET_COUNT, Bucket, BusinessIdentity, OrderId, OrderIdGenerator, OrderType, PartyId,
     RoleName, StatusCode, TenantId, TransitionEvent,
 };
+pub use millis::UnixMillis;
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
 pub use state::{StateMachine, StateMachineError, TransitionDef};

@@ -3,6 +3,18 @@
 //!
 //! Every method takes the tenant (or a value that carries it) so that no adapter can
 //! answer across tenants. A missing order and another tenant's order look the same: `None`.
+//!
+//! Beside the request path's ports (this file): the consumer side of the bus and its
+//! positions (`stream`), the shard walks of read-model maintenance (`scan`) and the
+//! searchable fields of the tenant config (`fields`), each in its own module.
+
+mod fields;
+mod scan;
+mod stream;
+
+pub use fields::{NoSearchFields, SearchFields};
+pub use scan::{CreatedWindow, OrderKey, ShardScan};
+pub use stream::{EventStream, OffsetStore};
 
 use std::fmt::Debug;
 
@@ -206,7 +218,7 @@ impl Clock for ManualClock {
 }
 
 /// Every port is object-safe: the binary holds them as `Arc<dyn Port>`.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn _object_safety(
     _: &dyn OrderStore,
     _: &dyn EventBus,
@@ -214,6 +226,10 @@ fn _object_safety(
     _: &dyn ColdStore,
     _: &dyn Cache,
     _: &dyn Clock,
+    _: &dyn OffsetStore,
+    _: &dyn EventStream,
+    _: &dyn ShardScan,
+    _: &dyn SearchFields,
     _: ShardId,
 ) {
 }

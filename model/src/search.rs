@@ -23,6 +23,12 @@ use crate::order::{PartyField, PartyRole};
 
 /// Most hits one search page returns.
 pub const MAX_SEARCH_LIMIT: u32 = 500;
+
+/// The longest keyword, in UTF-8 bytes, a search index holds: Lucene's limit on one indexed
+/// term (Elasticsearch and OpenSearch refuse the whole document beyond it; tantivy's limit
+/// is higher). A searchable value longer than this is refused when an order is validated,
+/// so no stored order can stall or fall out of the projection.
+pub const MAX_KEYWORD_BYTES: usize = 32_766;
 /// Most extension and blind-index filters in one query (keeps index queries bounded).
 pub const MAX_FIELD_FILTERS: usize = 16;
 /// Longest product-text query, in characters.
@@ -207,6 +213,36 @@ impl ScaledDecimal {
             units: self.0,
             scale: Self::SCALE,
         }
+    }
+}
+
+/// Whether the index can hold `value` as a field of `kind`: a keyword of at most
+/// [`MAX_KEYWORD_BYTES`], a decimal within the [`ScaledDecimal`] range. Other kinds hold any
+/// valid value. The error is `InvalidInput` at the value itself (`""`).
+pub fn check_indexable(kind: SearchFieldKind, value: &ExtValue) -> DomainResult<()> {
+    match (kind, value) {
+        (SearchFieldKind::Keyword, ExtValue::String(text) | ExtValue::Enum(text))
+            if text.len() > MAX_KEYWORD_BYTES =>
+        {
+            Err(DomainError::invalid(
+                "",
+                format!(
+                    "value is {} bytes long; a searchable text holds at most {MAX_KEYWORD_BYTES} bytes (UTF-8), the search index's term limit",
+                    text.len()
+                ),
+            ))
+        }
+        (SearchFieldKind::Decimal, ExtValue::Decimal(decimal)) => ScaledDecimal::from_decimal(*decimal)
+            .map(drop)
+            .map_err(|_| {
+                DomainError::invalid(
+                    "",
+                    format!(
+                        "{decimal} is outside what the search index holds for a searchable decimal (±9,223,372,036.854775807)"
+                    ),
+                )
+            }),
+        _ => Ok(()),
     }
 }
 

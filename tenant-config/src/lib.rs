@@ -6,6 +6,7 @@ mod load;
 mod plan;
 mod reload;
 mod schema;
+mod search_fields;
 mod set;
 mod slot;
 mod types;

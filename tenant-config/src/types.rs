@@ -361,6 +361,9 @@ impl ResolvedField {
         {
             return Err(DomainError::invalid(path, message));
         }
+        if let Some(spec) = self.search_spec() {
+            oc_model::search::check_indexable(spec.kind, &value)?;
+        }
         if matches!(self.slot, Slot::Kv { .. }) {
             let length = value.canonical_text().chars().count();
             if length > MAX_KV_VALUE_LEN {

@@ -340,3 +340,38 @@ fn search_specs_follow_the_search_mode() {
         .unwrap();
     assert_eq!(spec.name.as_str(), "cold_box_id");
 }
+
+/// Issue 13 item 1: a searchable value the index cannot hold (a keyword longer than the
+/// engine's term limit, a decimal outside the index's 64-bit scaled range) used to be stored
+/// and then stalled or silently skipped the projection. It is refused at validation.
+#[test]
+fn searchable_values_must_fit_the_index() {
+    let set = examples();
+    let cold = order_type(tenant(&set, "express"), "cold-chain", "standard");
+    let batch_no = cold.field("batch_no").unwrap();
+    assert!(batch_no.searchable);
+    assert!(batch_no.validate(&json!("B".repeat(100))).is_ok());
+    let error = batch_no.validate(&json!("B".repeat(40_000))).unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidInput);
+    assert!(error.message.contains("32766"), "{}", error.message);
+    // the limit counts UTF-8 bytes, as the engine does: 11,000 three-byte characters exceed it
+    assert!(batch_no.validate(&json!("批".repeat(11_000))).is_err());
+    assert!(batch_no.validate(&json!("批".repeat(10_000))).is_ok());
+
+    // a searchable decimal with no configured range
+    let express = edit(
+        &example("express.yaml"),
+        "            constraints: { type: string, pattern: '^[0-9]{1,9}(\\.[0-9]{1,2})?$' }\n",
+        "",
+    );
+    let set = set_of(&express, &example("retail.yaml"));
+    let parcel = order_type(tenant(&set, "express"), "express", "standard");
+    let insured = parcel.field("insured_value").unwrap();
+    assert!(insured.searchable && insured.constraints.is_none());
+    assert!(insured.validate(&json!("9000000000.5")).is_ok());
+    for too_big in ["99999999999", "-9300000000"] {
+        let error = insured.validate(&json!(too_big)).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidInput, "{too_big}");
+        assert!(error.message.contains("search index"), "{}", error.message);
+    }
+}

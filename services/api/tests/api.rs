@@ -18,7 +18,7 @@ use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
-use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
+use oc_model::{OrderId, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -210,12 +210,7 @@ impl TestApp {
                 let id = OrderId::from_raw(row.try_get::<i64, _>(1).unwrap() as u64).unwrap();
                 let tenant = TenantId::parse(tenant).unwrap();
                 let order = self.store.get(&tenant, id).await.unwrap().unwrap();
-                let namer = |identity: &BusinessIdentity, order_type: &OrderType, slot: &Slot| {
-                    config
-                        .field_at(&tenant, identity, order_type, slot)
-                        .and_then(|field| field.search_spec())
-                };
-                let document = document_from_order(&order, &namer).unwrap();
+                let document = document_from_order(&order, &*config).unwrap();
                 self.search.upsert(&document).await.unwrap();
             }
         }

@@ -32,7 +32,7 @@ use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
-use oc_model::{BusinessIdentity, DomainError, DomainResult, OrderId, OrderType, Slot, TenantId};
+use oc_model::{DomainError, DomainResult, OrderId, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -279,12 +279,7 @@ impl App {
     async fn index(&self, tenant: &TenantId, id: OrderId) {
         let config = self.tenants.current();
         let order = self.store.get(tenant, id).await.unwrap().unwrap();
-        let namer = |identity: &BusinessIdentity, order_type: &OrderType, slot: &Slot| {
-            config
-                .field_at(tenant, identity, order_type, slot)
-                .and_then(|field| field.search_spec())
-        };
-        let document = document_from_order(&order, &namer).unwrap();
+        let document = document_from_order(&order, &*config).unwrap();
         self.index.inner.upsert(&document).await.unwrap();
     }
 

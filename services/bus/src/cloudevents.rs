@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use oc_model::{OrderEvent, OrderId};
+use oc_model::{OrderEvent, OrderId, UnixMillis};
 use rskafka::record::Record;
 use time::format_description::well_known::Rfc3339;
 
@@ -59,7 +59,7 @@ pub fn encode(event: &OrderEvent) -> Record {
         HEADER_CONTENT_TYPE.to_owned(),
         CONTENT_TYPE_JSON.as_bytes().to_vec(),
     );
-    let timestamp_ms = (event.occurred_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let timestamp_ms = UnixMillis::floor(event.occurred_at).get();
     Record {
         key: Some(record_key(event.order_id)),
         value: Some(value),

@@ -5,6 +5,7 @@ pub mod kafka;
 pub mod local;
 pub mod offsets;
 mod open;
+pub mod stream;
 pub mod topic;
 
 pub use kafka::{
@@ -14,4 +15,5 @@ pub use kafka::{
 pub use local::{LocalBusConfig, LocalBusStats, LocalEventBus, LocalSubscription};
 pub use offsets::{InMemoryOffsetStore, OffsetStore};
 pub use open::{BusConfig, open};
+pub use stream::{KafkaStream, LocalStream, OutboxStream};
 pub use topic::{TopicNaming, TopicPolicy, TopicRouting, partition_for, record_key};

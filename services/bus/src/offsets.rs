@@ -1,10 +1,8 @@
-//! Consumer offsets: where each consumer group is in each topic partition.
-//!
-//! rskafka has no consumer-group protocol, so consumers keep their own offsets through this
-//! port. Single-node mode and tests use [`InMemoryOffsetStore`]; the cluster deployment will
-//! keep them durably (a table in a shard database, or Kafka's `__consumer_offsets` through
-//! OffsetCommit once a client supports it). Offsets follow Kafka's convention: the stored
-//! value is the *next* offset to read.
+//! Consumer offsets: where each consumer group is in each topic partition, kept through the
+//! [`OffsetStore`] port of `oc-model` (rskafka has no consumer-group protocol). The cluster
+//! keeps them in the order store's shard 0 (`oc-store-sql` implements the port); tests use
+//! [`InMemoryOffsetStore`]. Offsets follow Kafka's convention: the stored value is the *next*
+//! offset to read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -12,22 +10,7 @@ use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 use oc_model::DomainResult;
-
-/// Durable (or not) consumer positions, per group and topic.
-#[async_trait]
-pub trait OffsetStore: Send + Sync + Debug + 'static {
-    /// The committed next-offset per partition; partitions never committed are absent.
-    async fn load(&self, group: &str, topic: &str) -> DomainResult<BTreeMap<i32, i64>>;
-
-    /// Stores the given partitions' next offsets (others keep theirs). Later commits win,
-    /// also when they move backwards (a deliberate replay).
-    async fn commit(
-        &self,
-        group: &str,
-        topic: &str,
-        offsets: &BTreeMap<i32, i64>,
-    ) -> DomainResult<()>;
-}
+pub use oc_model::ports::OffsetStore;
 
 /// Offsets in process memory: lost on restart, so a restarted consumer re-reads from its
 /// start offset (harmless: consumers apply events by version). For single-node mode and tests.

@@ -8,7 +8,7 @@
 
 use oc_model::ids::ID_EPOCH_UNIX_MS;
 use oc_model::ports::PageRequest;
-use oc_model::{DomainError, DomainResult, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, OrderId, TenantId, UnixMillis};
 use time::OffsetDateTime;
 
 /// Bits below the timestamp in an order id (bucket 10 + node 5 + sequence 7).
@@ -50,8 +50,7 @@ pub(crate) fn id_after_prefix(key: &[u8], prefix: &[u8]) -> Option<u64> {
 /// `[from, to)` exactly when `ceil_ms(from) <= m < ceil_ms(to)`. Instants before the id epoch
 /// map to 0 and instants past the id range to `2^63` (above every id).
 pub(crate) fn id_floor(instant: OffsetDateTime) -> u64 {
-    let nanos = instant.unix_timestamp_nanos();
-    let ceil_ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
+    let ceil_ms = i128::from(UnixMillis::ceil(instant).get());
     let since_epoch =
         (ceil_ms - i128::from(ID_EPOCH_UNIX_MS)).clamp(0, i128::from(ID_TIMESTAMP_LIMIT));
     // clamp keeps the value within 0..=2^41, so it fits in u64 and the shift stays below 2^64

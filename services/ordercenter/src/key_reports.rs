@@ -34,7 +34,7 @@ const SETTLE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Milliseconds since the epoch, this process's clock.
 pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    oc_model::UnixMillis::now().get()
 }
 
 fn host_name() -> String {

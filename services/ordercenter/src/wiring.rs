@@ -10,9 +10,8 @@ use anyhow::Context;
 use oc_api::AppState;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
-use oc_model::ports::{Cache, OrderStore};
-use oc_projector::{Projector, ProjectorConfig, Sinks, TenantFieldNamer};
-use oc_search::FieldSource;
+use oc_model::ports::{Cache, OrderStore, SearchFields};
+use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
 
@@ -77,7 +76,7 @@ impl Wiring {
         Projector::new(
             self.store.clone() as Arc<dyn OrderStore>,
             self.sinks.clone(),
-            self.config.clone() as Arc<dyn TenantFieldNamer>,
+            self.config.clone() as Arc<dyn SearchFields>,
             ProjectorConfig::default(),
         )
     }
@@ -134,14 +133,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     let unguarded_search = match &config.search_url {
         Some(url) => {
             // Elasticsearch keeps each tenant's mapping in step with its live config
-            let tenants = Arc::clone(&handle);
-            let fields: FieldSource = Arc::new(move |tenant| {
-                tenants
-                    .current()
-                    .tenant(tenant)
-                    .map(|config| config.search_fields())
-                    .unwrap_or_default()
-            });
+            let fields = Arc::clone(&handle) as Arc<dyn SearchFields>;
             Some(
                 oc_search::open(url.expose(), fields)
                     .await

@@ -9,9 +9,12 @@ use anyhow::Context;
 
 use oc_api::metrics::Metrics;
 use oc_api::router_with;
-use oc_bus::{KafkaEventBus, LocalBusConfig, LocalEventBus, SourceConfig, StartOffset};
-use oc_model::ports::OrderStore;
-use oc_projector::{KafkaStream, LocalStream, Projector, SqlOffsetStore};
+use oc_bus::{
+    KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream, SourceConfig,
+    StartOffset,
+};
+use oc_model::ports::{OffsetStore, OrderStore, ShardScan};
+use oc_projector::Projector;
 use oc_relay::{Relay, RelayConfig};
 use oc_tenant_config::ConfigSet;
 
@@ -75,14 +78,28 @@ async fn serve_worker_http(
     }))
 }
 
+/// The consumer group of the single-node projector's outbox position.
+const SINGLE_NODE_PROJECTOR_GROUP: &str = "single-node-projector";
+
 /// Single-node workers: the relay moves outbox rows to the in-process bus, the projector
-/// applies them to the search index, the cold store and the cache.
+/// applies them to the search index, the cold store and the cache. The projector reads the
+/// outbox itself from a position kept in the store (the bus only wakes it), so events the
+/// bus held when the process died are applied after the restart.
 fn spawn_single_node_workers(
     wiring: &Wiring,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let bus = Arc::new(LocalEventBus::new(LocalBusConfig::default()));
-    let mut stream = LocalStream::new(bus.subscribe());
+    let mut stream = OutboxStream::new(
+        wiring.store.clone() as Arc<dyn ShardScan>,
+        wiring.store.clone() as Arc<dyn OffsetStore>,
+        SINGLE_NODE_PROJECTOR_GROUP,
+    )
+    .waking_on(bus.subscribe());
+    if let Some(search) = &wiring.sinks.search {
+        // the embedded index commits on an interval: store positions only behind its commits
+        stream = stream.flushing(Arc::clone(search), std::time::Duration::from_secs(1));
+    }
     let relay = Relay::new(
         wiring.store.clone() as Arc<dyn OrderStore>,
         wiring.guards.bus(bus),
@@ -239,7 +256,7 @@ pub async fn project(config: ServiceConfig) -> anyhow::Result<()> {
         .client()
         .await
         .map_err(|e| anyhow::anyhow!("kafka: {}", e.message))?;
-    let offsets = Arc::new(SqlOffsetStore::new(wiring.store.as_ref().clone()));
+    let offsets = wiring.store.clone() as Arc<dyn OffsetStore>;
     let mut stream = KafkaStream::new(
         client,
         topics.clone(),

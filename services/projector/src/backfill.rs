@@ -3,11 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oc_model::ports::OrderStore as _;
-use oc_model::{DomainError, DomainResult, OrderId, ShardId, TenantId};
-use oc_store_sql::SqlOrderStore;
+use oc_model::ports::{OrderKey, ShardScan};
+use oc_model::{DomainError, DomainResult, OrderId, TenantId};
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 
 use crate::projector::Projector;
 
@@ -39,6 +37,26 @@ pub struct ShardCheckpoint {
     pub last_id: Option<i64>,
     pub done: bool,
     pub orders: u64,
+}
+
+impl ShardCheckpoint {
+    /// The key the walk goes on after (`None`: from the shard's first key).
+    pub fn after(&self) -> DomainResult<Option<OrderKey>> {
+        match (&self.last_tenant, self.last_id) {
+            (Some(tenant), Some(id)) => Ok(Some(OrderKey {
+                tenant: TenantId::parse(tenant.clone())?,
+                id: OrderId::from_raw(u64::try_from(id).unwrap_or(0))?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// A batch up to `last` was applied.
+    pub fn advance(&mut self, last: &OrderKey, batch: usize) {
+        self.last_tenant = Some(last.tenant.as_str().to_owned());
+        self.last_id = Some(last.id.as_i64());
+        self.orders += batch as u64;
+    }
 }
 
 /// The checkpoint file: `{"tenant": null | "acme", "shards": {"0": {...}, "1": {...}}}`.
@@ -94,65 +112,6 @@ pub struct BackfillReport {
     pub shards: usize,
 }
 
-fn sql_error(shard: ShardId, error: &sqlx::Error) -> DomainError {
-    tracing::error!(shard = shard.0, error = %error, "backfill range scan failed");
-    DomainError::unavailable(format!("backfill range scan of shard {} failed", shard.0))
-}
-
-/// One range of a shard's `(tenant, id)` order keys after `after`, ascending (the primary
-/// key), optionally of one tenant only: the walk of `backfill` and of `keys reencrypt`.
-pub async fn next_keys(
-    store: &SqlOrderStore,
-    shard: ShardId,
-    tenant_filter: Option<&TenantId>,
-    after: &ShardCheckpoint,
-    limit: u32,
-) -> DomainResult<Vec<(String, i64)>> {
-    let pool = store.shard_pool(shard)?;
-    let rows = match tenant_filter {
-        Some(tenant) => {
-            sqlx::query(
-                "SELECT tenant, id FROM orders WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(tenant.as_str().to_owned())
-            .bind(after.last_id.unwrap_or(i64::MIN))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        }
-        None => {
-            let last_tenant = after.last_tenant.clone().unwrap_or_default();
-            sqlx::query(
-                "SELECT tenant, id FROM orders WHERE tenant > ? OR (tenant = ? AND id > ?) \
-                 ORDER BY tenant, id LIMIT ?",
-            )
-            .bind(last_tenant.clone())
-            .bind(last_tenant)
-            .bind(after.last_id.unwrap_or(i64::MIN))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-        }
-    }
-    .map_err(|error| sql_error(shard, &error))?;
-    rows.iter()
-        .map(|row| {
-            // MySQL reports binary-collation text as bytes
-            let tenant: String = match row.try_get::<String, _>("tenant") {
-                Ok(tenant) => tenant,
-                Err(_) => row
-                    .try_get::<Vec<u8>, _>("tenant")
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .map_err(|error| sql_error(shard, &error))?,
-            };
-            let id: i64 = row
-                .try_get("id")
-                .map_err(|error| sql_error(shard, &error))?;
-            Ok((tenant, id))
-        })
-        .collect()
-}
-
 /// Rebuilds the projector's sinks from every shard: each shard's `orders` keys are walked by
 /// `(tenant, id)` ascending, `batch_size` at a time; each batch goes through
 /// [`Projector::apply_orders`] (re-read by primary key, version-checked writes), then the
@@ -162,7 +121,7 @@ pub async fn next_keys(
 /// To rebuild only some read models, give it a projector built with just those sinks
 /// ([`crate::Sinks::only`]).
 pub async fn backfill(
-    store: &SqlOrderStore,
+    scan: &dyn ShardScan,
     projector: &Projector,
     options: &BackfillOptions,
 ) -> DomainResult<BackfillReport> {
@@ -185,7 +144,7 @@ pub async fn backfill(
             ),
         ));
     }
-    let shards = store.shards();
+    let shards = scan.shards();
     let mut report = BackfillReport {
         shards: shards.len(),
         shards_resumed_done: shards
@@ -206,22 +165,25 @@ pub async fn backfill(
             if position.done {
                 break;
             }
-            let keys = next_keys(store, shard, options.tenant.as_ref(), &position, limit).await?;
-            let mut batch = Vec::with_capacity(keys.len());
-            for (tenant, id) in &keys {
-                let tenant = TenantId::parse(tenant.clone())?;
-                let id = OrderId::from_raw(u64::try_from(*id).unwrap_or(0))?;
-                batch.push((tenant, id));
-            }
+            let keys = scan
+                .order_keys(
+                    shard,
+                    options.tenant.as_ref(),
+                    position.after()?.as_ref(),
+                    limit,
+                )
+                .await?;
+            let batch: Vec<(TenantId, OrderId)> = keys
+                .iter()
+                .map(|key| (key.tenant.clone(), key.id))
+                .collect();
             let outcome = projector.apply_orders(&batch).await?;
             report.orders += (outcome.orders - outcome.missing) as u64;
             report.missing += outcome.missing as u64;
             report.batches += 1;
             let entry = checkpoint.shards.entry(shard.0).or_default();
-            if let Some((tenant, id)) = keys.last() {
-                entry.last_tenant = Some(tenant.clone());
-                entry.last_id = Some(*id);
-                entry.orders += keys.len() as u64;
+            if let Some(last) = keys.last() {
+                entry.advance(last, keys.len());
             }
             entry.done = keys.len() < limit as usize;
             if let Some(path) = &options.checkpoint {

@@ -7,13 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use oc_model::ports::{Cache, ColdStore, OrderStore, SearchIndex};
+use oc_model::indexing::document_from_order;
+use oc_model::ports::{Cache, ColdStore, EventStream, OrderStore, SearchFields, SearchIndex};
+use oc_model::retry::{Backoff, BackoffConfig};
 use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderId, TenantId};
-use oc_search::document_from_order;
 
-use crate::namer::{ForTenant, TenantFieldNamer};
 use crate::stats::{Counters, ProjectorStats, SinkCounters, SinkKind, set_error};
-use crate::stream::EventStream;
 
 /// The read models one projector writes; any of them may be absent.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +78,7 @@ impl Sinks {
     }
 }
 
-/// Capped exponential backoff of failed reads and writes.
+/// Capped exponential backoff of failed reads and writes (`oc_model::retry`, doubling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub initial: Duration,
@@ -101,8 +100,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn next(&self, current: Duration) -> Duration {
-        (current * 2).min(self.max)
+    fn backoff(&self) -> Backoff {
+        Backoff::new(BackoffConfig::doubling(self.initial, self.max))
     }
 }
 
@@ -147,7 +146,7 @@ pub struct Projector {
 struct Inner {
     store: Arc<dyn OrderStore>,
     sinks: Sinks,
-    namer: Arc<dyn TenantFieldNamer>,
+    fields: Arc<dyn SearchFields>,
     config: ProjectorConfig,
     counters: Counters,
 }
@@ -166,14 +165,14 @@ impl Projector {
     pub fn new(
         store: Arc<dyn OrderStore>,
         sinks: Sinks,
-        namer: Arc<dyn TenantFieldNamer>,
+        fields: Arc<dyn SearchFields>,
         config: ProjectorConfig,
     ) -> Projector {
         Projector {
             inner: Arc::new(Inner {
                 store,
                 sinks,
-                namer,
+                fields,
                 config,
                 counters: Counters::default(),
             }),
@@ -271,11 +270,7 @@ impl Projector {
                 return Ok(());
             };
             let sink = &self.inner.counters.search;
-            let namer = ForTenant {
-                namer: &self.inner.namer,
-                tenant: &order.main.tenant,
-            };
-            let document = match document_from_order(order, &namer) {
+            let document = match document_from_order(order, self.inner.fields.as_ref()) {
                 Ok(document) => document,
                 Err(error) => {
                     // deterministic: retrying the same order cannot help
@@ -343,7 +338,7 @@ impl Projector {
         Fut: Future<Output = DomainResult<T>>,
     {
         let policy = self.inner.config.retry;
-        let mut delay = policy.initial;
+        let mut backoff = policy.backoff();
         let mut attempts = 0u32;
         loop {
             match call().await {
@@ -359,8 +354,7 @@ impl Projector {
                         return Err(error);
                     }
                     tracing::warn!(error = %error, attempts, "read model write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = policy.next(delay);
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -383,11 +377,14 @@ impl Projector {
         }
     }
 
-    fn stream_failed(&self, what: &str, error: &DomainError, delay: Duration) {
+    /// Counts and logs a failed step of the consumer loop, then waits out its backoff.
+    async fn stream_failed(&self, what: &str, error: &DomainError, backoff: &mut Backoff) {
         let counters = &self.inner.counters;
         counters.stream_failures.fetch_add(1, Ordering::Relaxed);
         set_error(&counters.last_error, format!("{what}: {error}"));
+        let delay = backoff.next_delay();
         tracing::warn!(error = %error, delay_ms = delay.as_millis() as u64, "{what} failed; retrying");
+        tokio::time::sleep(delay).await;
     }
 
     async fn run_forever<S>(&self, stream: &mut S)
@@ -395,15 +392,13 @@ impl Projector {
         S: EventStream + ?Sized,
     {
         let counters = &self.inner.counters;
-        let policy = self.inner.config.retry;
-        let mut delay = policy.initial;
+        let mut backoff = self.inner.config.retry.backoff();
         loop {
             let events = match stream.next_batch().await {
                 Ok(events) => events,
                 Err(error) => {
-                    self.stream_failed("stream poll", &error, delay);
-                    tokio::time::sleep(delay).await;
-                    delay = policy.next(delay);
+                    self.stream_failed("stream poll", &error, &mut backoff)
+                        .await;
                     continue;
                 }
             };
@@ -413,9 +408,8 @@ impl Projector {
                     Ok(_) => break,
                     Err(error) => {
                         // only with a bounded retry policy: keep the batch, try it again
-                        self.stream_failed("applying a batch", &error, delay);
-                        tokio::time::sleep(delay).await;
-                        delay = policy.next(delay);
+                        self.stream_failed("applying a batch", &error, &mut backoff)
+                            .await;
                     }
                 }
             }
@@ -423,13 +417,12 @@ impl Projector {
                 match stream.commit().await {
                     Ok(()) => break,
                     Err(error) => {
-                        self.stream_failed("offset commit", &error, delay);
-                        tokio::time::sleep(delay).await;
-                        delay = policy.next(delay);
+                        self.stream_failed("offset commit", &error, &mut backoff)
+                            .await;
                     }
                 }
             }
-            delay = policy.initial;
+            backoff.reset();
             if !events.is_empty() {
                 counters.batches.fetch_add(1, Ordering::Relaxed);
             }

@@ -4,12 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt as _;
-use oc_model::ports::{OrderStore as _, PageRequest};
+use oc_model::ports::{CreatedWindow, PageRequest, ShardScan};
 use oc_model::search::{SearchQuery, SearchSort, SortDirection, SortField, TimeRange};
-use oc_model::{DomainError, DomainResult, OrderId, TenantId};
-use oc_store_sql::SqlOrderStore;
+use oc_model::{DomainResult, OrderId, TenantId, UnixMillis};
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::projector::{Projector, Sinks};
@@ -167,49 +165,31 @@ impl<'de> Deserialize<'de> for SinkKind {
     }
 }
 
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 /// `(order id → version)` of the window, over every shard.
 async fn shard_versions(
-    store: &SqlOrderStore,
+    scan: &dyn ShardScan,
     options: &ReconcileOptions,
 ) -> DomainResult<BTreeMap<OrderId, u64>> {
+    // the shards keep whole milliseconds: `[from, to)` is `[ceil(from), ceil(to))` in them
+    let window = CreatedWindow {
+        tenant: options.tenant.clone(),
+        from: UnixMillis::ceil(options.from),
+        to: UnixMillis::ceil(options.to),
+    };
+    let page_size = options.page_size.max(1);
     let mut versions = BTreeMap::new();
-    for shard in store.shards() {
-        let pool = store.shard_pool(shard)?;
-        let mut after = i64::MIN;
+    for shard in scan.shards() {
+        let mut after = None;
         loop {
-            let rows = sqlx::query(
-                "SELECT id, version FROM orders WHERE tenant = ? AND created_at_ms >= ? \
-                 AND created_at_ms < ? AND id > ? ORDER BY id LIMIT ?",
-            )
-            .bind(options.tenant.as_str().to_owned())
-            .bind(unix_ms(options.from))
-            .bind(unix_ms(options.to))
-            .bind(after)
-            .bind(i64::from(options.page_size.max(1)))
-            .fetch_all(pool)
-            .await
-            .map_err(|error| {
-                tracing::error!(shard = shard.0, error = %error, "reconciliation scan failed");
-                DomainError::unavailable(format!("reconciliation scan of shard {} failed", shard.0))
-            })?;
-            let count = rows.len();
-            for row in &rows {
-                let decode = |error: sqlx::Error| {
-                    DomainError::internal(format!("reconciliation row: {error}"))
-                };
-                let id: i64 = row.try_get("id").map_err(decode)?;
-                let version: i64 = row.try_get("version").map_err(decode)?;
-                after = id;
-                versions.insert(
-                    OrderId::from_raw(u64::try_from(id).unwrap_or(0))?,
-                    u64::try_from(version).unwrap_or(0),
-                );
+            let page = scan
+                .versions_created(shard, &window, after, page_size)
+                .await?;
+            let count = page.len();
+            for (id, version) in page {
+                after = Some(id);
+                versions.insert(id, version);
             }
-            if count < options.page_size.max(1) as usize {
+            if count < page_size as usize {
                 break;
             }
         }
@@ -364,11 +344,11 @@ fn checksum_of(versions: &BTreeMap<OrderId, u64>) -> Checksum {
 /// Compares the shards with every read model in `sinks` for `tenant`'s orders created in
 /// `[from, to)`. Read-only.
 pub async fn reconcile(
-    store: &SqlOrderStore,
+    scan: &dyn ShardScan,
     sinks: &Sinks,
     options: &ReconcileOptions,
 ) -> DomainResult<ReconcileReport> {
-    let shard = shard_versions(store, options).await?;
+    let shard = shard_versions(scan, options).await?;
     let search = search_versions(sinks, options).await?;
     let cold = cold_versions(sinks, options).await?;
     let tenant = &options.tenant;
@@ -440,12 +420,13 @@ pub struct RepairReport {
 /// [`Projector::apply_orders`], the consumer's own code path), removes search documents of
 /// orders gone from the shards, then reconciles again.
 pub async fn repair(
-    store: &SqlOrderStore,
+    scan: &dyn ShardScan,
     projector: &Projector,
     options: &ReconcileOptions,
 ) -> DomainResult<RepairReport> {
     let sinks = projector.sinks();
-    let before = reconcile(store, sinks, options).await?;
+    let store = projector.store();
+    let before = reconcile(scan, sinks, options).await?;
     let tenant = &options.tenant;
     let mut to_apply = BTreeSet::new();
     let mut deleted_from_search = 0;
@@ -485,7 +466,7 @@ pub async fn repair(
     if let Some(index) = &sinks.search {
         index.refresh().await?;
     }
-    let after = reconcile(store, sinks, options).await?;
+    let after = reconcile(scan, sinks, options).await?;
     Ok(RepairReport {
         before,
         reapplied: keys.len(),

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-mod backoff;
 mod relay;
 mod stats;
 
-pub use backoff::BackoffConfig;
+/// The relay's retry schedule after a failed round (`oc_model::retry`).
+pub use oc_model::retry::BackoffConfig;
 pub use relay::{Relay, RelayConfig};
 pub use stats::{RelayStats, ShardStats};

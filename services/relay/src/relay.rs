@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oc_model::ports::{EventBus, OrderStore};
-use oc_model::{DomainError, DomainResult, OrderEvent, ShardId};
+use oc_model::{DomainError, DomainResult, OrderEvent, ShardId, UnixMillis};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backoff::{Backoff, BackoffConfig};
 use crate::stats::{RelayStats, ShardStats};
+use oc_model::retry::{Backoff, BackoffConfig};
 
 /// Batch size, pacing and patience of the relay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -323,8 +323,7 @@ async fn bounded<T>(
 }
 
 fn age_ms(now: OffsetDateTime, then: OffsetDateTime) -> u64 {
-    let age = now - then;
-    u64::try_from(age.whole_milliseconds()).unwrap_or(0)
+    UnixMillis::floor(now).since(UnixMillis::floor(then))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

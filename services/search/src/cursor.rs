@@ -60,7 +60,7 @@ pub(crate) fn direction_name(direction: SortDirection) -> &'static str {
 
 /// Epoch milliseconds, rounded down (both adapters index times at millisecond precision).
 pub(crate) fn epoch_millis(at: time::OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos().div_euclid(1_000_000)) as i64
+    oc_model::UnixMillis::floor(at).get()
 }
 
 #[cfg(test)]

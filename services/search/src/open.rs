@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::{DomainError, DomainResult};
 
-use crate::elastic::{EsConfig, EsSearchIndex, FieldSource, MappedEsIndex};
+use crate::elastic::{EsConfig, EsSearchIndex, MappedEsIndex};
 use crate::embedded::{TantivyConfig, TantivySearchIndex};
 
 /// Which search index to open, from a URL:
@@ -57,7 +57,7 @@ impl SearchConfig {
 
     /// Open the index behind the port. `fields` names each tenant's searchable fields as
     /// configured now (Elasticsearch puts them into the tenant's mapping; tantivy needs none).
-    pub async fn open(self, fields: FieldSource) -> DomainResult<Arc<dyn SearchIndex>> {
+    pub async fn open(self, fields: Arc<dyn SearchFields>) -> DomainResult<Arc<dyn SearchIndex>> {
         Ok(match self {
             SearchConfig::Tantivy(config) => Arc::new(TantivySearchIndex::open(config)?),
             SearchConfig::Elasticsearch(config) => {
@@ -68,7 +68,7 @@ impl SearchConfig {
 }
 
 /// [`SearchConfig::parse`] then [`SearchConfig::open`].
-pub async fn open(url: &str, fields: FieldSource) -> DomainResult<Arc<dyn SearchIndex>> {
+pub async fn open(url: &str, fields: Arc<dyn SearchFields>) -> DomainResult<Arc<dyn SearchIndex>> {
     SearchConfig::parse(url)?.open(fields).await
 }
 
@@ -120,7 +120,7 @@ mod tests {
     async fn open_gives_the_embedded_index_behind_the_port() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("tantivy://{}", dir.path().join("index").display());
-        let index = open(&url, Arc::new(|_: &oc_model::TenantId| Vec::new()))
+        let index = open(&url, Arc::new(oc_model::ports::NoSearchFields))
             .await
             .unwrap();
         index.health().await.unwrap();

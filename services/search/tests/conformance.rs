@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::search::{
     AmountRange, ExtCondition, ExtFilter, ExtRange, PiiField, SearchQuery, SearchSort, SearchValue,
     SortDirection, SortField, TimeRange,
@@ -105,9 +105,30 @@ async fn elasticsearch() -> (Box<dyn SearchIndex>, Guard) {
     };
     let index = MappedEsIndex::new(
         EsSearchIndex::connect(config).unwrap(),
-        Arc::new(|_tenant: &oc_model::TenantId| conformance_fields()),
+        Arc::new(ConformanceFields),
     );
     (Box::new(index), Guard::Engine(prefix))
+}
+
+/// [`conformance_fields`] as every tenant's searchable fields (the documents of the cases
+/// are built with their names already, so no slot is asked for).
+#[derive(Debug)]
+struct ConformanceFields;
+
+impl SearchFields for ConformanceFields {
+    fn at_slot(
+        &self,
+        _: &oc_model::TenantId,
+        _: &BusinessIdentity,
+        _: &OrderType,
+        _: &oc_model::Slot,
+    ) -> Option<SearchFieldSpec> {
+        None
+    }
+
+    fn of_tenant(&self, _: &oc_model::TenantId) -> Vec<SearchFieldSpec> {
+        conformance_fields()
+    }
 }
 
 macro_rules! search_index_suite {

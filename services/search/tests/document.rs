@@ -8,7 +8,7 @@ use oc_model::order::{
     Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
     Parties, Party,
 };
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::search::{
     BlindIndex, ExtCondition, ExtFilter, ExtRange, PiiField, ScaledDecimal, SearchFieldKind,
     SearchFieldName, SearchFieldSpec, SearchQuery, SearchValue,
@@ -160,6 +160,26 @@ fn namer(_: &BusinessIdentity, _: &OrderType, slot: &Slot) -> Option<SearchField
     }
 }
 
+/// A slot → field function as the tenant config's [`SearchFields`].
+#[derive(Debug)]
+struct Fields(fn(&BusinessIdentity, &OrderType, &Slot) -> Option<SearchFieldSpec>);
+
+impl SearchFields for Fields {
+    fn at_slot(
+        &self,
+        _: &TenantId,
+        identity: &BusinessIdentity,
+        order_type: &OrderType,
+        slot: &Slot,
+    ) -> Option<SearchFieldSpec> {
+        (self.0)(identity, order_type, slot)
+    }
+
+    fn of_tenant(&self, _: &TenantId) -> Vec<SearchFieldSpec> {
+        Vec::new()
+    }
+}
+
 fn name(text: &str) -> SearchFieldName {
     SearchFieldName::parse(text).unwrap()
 }
@@ -168,7 +188,7 @@ fn name(text: &str) -> SearchFieldName {
 fn document_has_configured_names_typed_values_and_only_blind_indexes() {
     let order = order();
     order.check_invariants().unwrap();
-    let document = document_from_order(&order, &namer).unwrap();
+    let document = document_from_order(&order, &Fields(namer)).unwrap();
     assert_eq!(document.version, 2);
     assert_eq!(document.payable, cny(750));
     assert_eq!(document.product_names, ["冻品 A", "Frozen Shrimp"]);
@@ -218,7 +238,7 @@ fn document_has_configured_names_typed_values_and_only_blind_indexes() {
 fn plaintext_where_ciphertext_belongs_is_refused() {
     let mut leaked = order();
     leaked.parties.receiver.as_mut().unwrap().phone = Protected::Plain("13800000000".into());
-    let error = document_from_order(&leaked, &namer).unwrap_err();
+    let error = document_from_order(&leaked, &Fields(namer)).unwrap_err();
     assert_eq!(error.code, ErrorCode::Internal);
     assert!(
         !error.message.contains("13800000000"),
@@ -230,7 +250,7 @@ fn plaintext_where_ciphertext_belongs_is_refused() {
         ColumnIndex::new(3).unwrap(),
         Protected::Plain(ExtValue::String("110101199001011234".into())),
     );
-    let error = document_from_order(&plain_encrypted_ext, &namer).unwrap_err();
+    let error = document_from_order(&plain_encrypted_ext, &Fields(namer)).unwrap_err();
     assert_eq!(error.code, ErrorCode::Internal);
     assert!(!error.message.contains("110101"));
 }
@@ -252,7 +272,7 @@ fn an_encrypted_identifier_contributes_only_its_blind_index() {
         )
         .unwrap(),
     );
-    let document = document_from_order(&order, &namer).unwrap();
+    let document = document_from_order(&order, &Fields(namer)).unwrap();
     assert_eq!(
         document.ext[&name("passport")],
         vec![SearchValue::BlindIndex(
@@ -274,7 +294,7 @@ fn an_encrypted_identifier_contributes_only_its_blind_index() {
         )
         .unwrap(),
     );
-    let error = document_from_order(&leaked, &namer).unwrap_err();
+    let error = document_from_order(&leaked, &Fields(namer)).unwrap_err();
     assert_eq!(error.code, ErrorCode::Internal);
     assert!(!error.message.contains("E12345678"));
 }
@@ -285,7 +305,7 @@ fn a_value_that_does_not_fit_its_kind_names_the_field() {
         Slot::Kv { key, .. } if key == "vip" => spec("vip", SearchFieldKind::Int),
         _ => None,
     };
-    let error = document_from_order(&order(), &as_int).unwrap_err();
+    let error = document_from_order(&order(), &Fields(as_int)).unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidInput);
     assert!(
         error
@@ -308,7 +328,7 @@ async fn an_order_is_found_by_its_fields_in_the_embedded_index() {
     )
     .unwrap();
     let order = order();
-    let document = document_from_order(&order, &namer).unwrap();
+    let document = document_from_order(&order, &Fields(namer)).unwrap();
     assert!(index.upsert(&document).await.unwrap());
     let tenant = order.main.tenant.clone();
     let queries = [

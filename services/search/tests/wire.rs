@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use oc_model::ErrorCode;
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::search::SearchQuery;
 use oc_search::elastic::request;
 use oc_search::{EsConfig, EsSearchIndex, MappedEsIndex};
@@ -352,10 +352,7 @@ async fn the_mapped_index_ensures_each_tenants_mapping_before_its_first_write_an
     };
     let configured = Arc::new(Mutex::new(vec![pallets.clone()]));
     let source = Arc::clone(&configured);
-    let index = MappedEsIndex::new(
-        server.client(),
-        Arc::new(move |_tenant: &oc_model::TenantId| source.lock().unwrap().clone()),
-    );
+    let index = MappedEsIndex::new(server.client(), Arc::new(Configured(source)));
     assert!(index.upsert(&document()).await.unwrap());
     assert!(index.upsert(&document()).await.unwrap());
     // a tenant config reload adds a searchable field
@@ -446,4 +443,24 @@ async fn an_unreachable_cluster_is_unavailable() {
         client.health().await.unwrap_err().code,
         ErrorCode::Unavailable
     );
+}
+
+/// A tenant config whose searchable fields a test changes (a reload).
+#[derive(Debug)]
+struct Configured(Arc<Mutex<Vec<oc_model::search::SearchFieldSpec>>>);
+
+impl SearchFields for Configured {
+    fn at_slot(
+        &self,
+        _: &oc_model::TenantId,
+        _: &oc_model::BusinessIdentity,
+        _: &oc_model::OrderType,
+        _: &oc_model::Slot,
+    ) -> Option<oc_model::search::SearchFieldSpec> {
+        None
+    }
+
+    fn of_tenant(&self, _: &oc_model::TenantId) -> Vec<oc_model::search::SearchFieldSpec> {
+        self.0.lock().unwrap().clone()
+    }
 }

@@ -60,3 +60,31 @@ pub(crate) fn convert(error: sqlx::Error) -> DomainError {
         }
     }
 }
+
+/// A failed write statement: the database's own error (for the caller to classify a unique
+/// violation) or one already converted.
+pub(crate) enum WriteError {
+    Sql(sqlx::Error),
+    Domain(DomainError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(error: sqlx::Error) -> Self {
+        WriteError::Sql(error)
+    }
+}
+
+impl From<DomainError> for WriteError {
+    fn from(error: DomainError) -> Self {
+        WriteError::Domain(error)
+    }
+}
+
+impl WriteError {
+    pub(crate) fn into_domain(self) -> DomainError {
+        match self {
+            WriteError::Sql(e) => convert(e),
+            WriteError::Domain(e) => e,
+        }
+    }
+}

@@ -29,25 +29,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use oc_model::ports::{InsertOutcome, NewOrder};
 use oc_model::{DomainError, DomainResult, ErrorCode, ShardId};
 
-use crate::SqlOrderStore;
-
-/// How creates share transactions (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupCommit {
-    /// Writer tasks per shard: create transactions in flight on one shard at most.
-    pub writers: usize,
-    /// Most creates written in one transaction.
-    pub max_orders: usize,
-}
-
-impl Default for GroupCommit {
-    fn default() -> Self {
-        GroupCommit {
-            writers: 4,
-            max_orders: 32,
-        }
-    }
-}
+use crate::config::GroupCommit;
+use crate::create::{GroupError, insert_alone, insert_together};
+use crate::shards::Shards;
 
 /// Most lines and identifiers in one group: one multi-row statement binds 30 values per line
 /// and 6 per identifier, and SQLite takes at most 32,766 per statement. A create larger than
@@ -56,14 +40,6 @@ const MAX_GROUP_LINES: usize = 1_000;
 const MAX_GROUP_IDENTIFIERS: usize = 5_000;
 /// Creates queued per shard before a caller waits to enqueue.
 const QUEUE_DEPTH: usize = 1_024;
-
-/// Why a group was not written.
-pub(crate) enum GroupError {
-    /// Nothing was committed.
-    BeforeCommit(DomainError),
-    /// The `COMMIT` failed: the outcome is unknown.
-    AtCommit(DomainError),
-}
 
 struct Job {
     create: NewOrder,
@@ -110,28 +86,24 @@ pub(crate) struct Writers {
 }
 
 impl Writers {
-    /// Spawns `settings.writers` writer tasks per shard of `store` on the current runtime. They
-    /// stop when the last copy of the store is dropped.
-    pub(crate) fn spawn(store: &SqlOrderStore, settings: GroupCommit) -> DomainResult<Writers> {
+    /// Spawns `settings.writers` writer tasks per shard on the current runtime. They write
+    /// directly to the shards and stop when the last copy of the store (which holds the queues)
+    /// is dropped.
+    pub(crate) fn spawn(shards: &Shards, settings: GroupCommit) -> DomainResult<Writers> {
         if settings.writers == 0 || settings.max_orders == 0 {
             return Err(DomainError::invalid(
                 "/store/group_commit",
                 "writers and max_orders must be at least 1",
             ));
         }
-        // the writers' own copy writes directly and holds no queue, so it keeps none alive
-        let direct = SqlOrderStore {
-            group_commit: None,
-            ..store.clone()
-        };
         let stats = Arc::new(GroupCommitStats::default());
         let mut queues = Vec::new();
-        for shard in (0..store.shards.len()).map(|i| ShardId(i as u16)) {
+        for shard in shards.ids() {
             let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
             let receiver = Arc::new(Mutex::new(receiver));
             for _ in 0..settings.writers {
                 tokio::spawn(write(
-                    direct.clone(),
+                    shards.clone(),
                     shard,
                     Arc::clone(&receiver),
                     settings.max_orders,
@@ -168,7 +140,7 @@ impl Writers {
 
 /// One writer of one shard: takes a group off the queue, writes it, answers, again.
 async fn write(
-    store: SqlOrderStore,
+    store: Shards,
     shard: ShardId,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_orders: usize,
@@ -206,7 +178,7 @@ async fn write(
 }
 
 async fn write_group(
-    store: &SqlOrderStore,
+    store: &Shards,
     shard: ShardId,
     mut group: Vec<Job>,
     stats: &GroupCommitStats,
@@ -218,7 +190,7 @@ async fn write_group(
     }
     let (creates, replies): (Vec<NewOrder>, Vec<_>) =
         group.into_iter().map(|job| (job.create, job.reply)).unzip();
-    match store.insert_together(shard, &creates).await {
+    match insert_together(store, shard, &creates).await {
         Ok(()) => {
             stats.committed(creates.len());
             for (create, reply) in creates.into_iter().zip(replies) {
@@ -249,12 +221,12 @@ async fn write_group(
 }
 
 async fn write_alone(
-    store: &SqlOrderStore,
+    store: &Shards,
     create: NewOrder,
     reply: oneshot::Sender<DomainResult<InsertOutcome>>,
     stats: &GroupCommitStats,
 ) {
-    let outcome = store.insert_alone(create).await;
+    let outcome = insert_alone(store, create).await;
     if matches!(outcome, Ok(InsertOutcome::Created(_))) {
         stats.committed(1);
     }

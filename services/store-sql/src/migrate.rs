@@ -4,7 +4,7 @@
 
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::Dialect;
+use crate::config::Dialect;
 
 struct Migration {
     version: i64,
@@ -83,7 +83,7 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<(), sqlx::Er
         for statement in statements(sql) {
             pool.execute(statement.as_str()).await?;
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let now = oc_model::UnixMillis::now().get();
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
         )

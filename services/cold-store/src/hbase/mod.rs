@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hbase_thrift::hbase::{ColumnDescriptor, Mutation, ScannerID, THbaseSyncClient, TRowResult};
 use oc_model::ports::{ColdStore, Page, PageRequest};
-use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, TenantId, UnixMillis};
 use time::OffsetDateTime;
 
 use crate::codec;
@@ -95,8 +95,7 @@ impl ColdStore for HbaseColdStore {
         let version = order.main.version;
         let timestamp = i64::try_from(version)
             .map_err(|_| DomainError::invalid("/main/version", "version out of range"))?;
-        let created_ms = i64::try_from(order.main.created_at.unix_timestamp_nanos() / 1_000_000)
-            .map_err(|_| DomainError::invalid("/main/created_at", "created_at out of range"))?;
+        let created_ms = UnixMillis::floor(order.main.created_at).get();
         let row = row_key(
             self.config().salt_buckets,
             &order.main.tenant,

@@ -13,7 +13,7 @@ use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
 use oc_model::sealing::PartyRole;
 use oc_model::{
     Bucket, BusinessIdentity, Currency, DomainError, DomainResult, Money, Order, OrderEvent,
-    OrderEventKind, OrderType, PartyId,
+    OrderEventKind, OrderType, PartyId, UnixMillis,
 };
 
 use crate::caller::Caller;
@@ -252,7 +252,7 @@ impl OrderService {
         let now = self.now_ms();
         let id = self.ids.next(
             Bucket::of(&caller.tenant, &buyer),
-            (now.unix_timestamp_nanos() / 1_000_000) as u64,
+            UnixMillis::floor(now).as_u64(),
         );
 
         // extension fields: order-level columns and KV identifiers, then line columns

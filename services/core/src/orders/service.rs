@@ -2,17 +2,25 @@
 //! transient store conflicts, the write path's read of the truth, the cache write-through).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex};
-use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, OrderIdGenerator};
+use oc_model::retry::{Backoff, BackoffConfig};
+use oc_model::{
+    DomainError, DomainResult, ErrorCode, Order, OrderId, OrderIdGenerator, UnixMillis,
+};
 
 use crate::caller::Caller;
 use crate::sealing::Sealer;
 
 /// How often a transient store conflict is retried inside one request.
-const RETRIES: usize = 5;
+const RETRIES: u32 = 5;
+
+/// The wait before each retry of a transient store conflict: 10 ms doubling, jittered.
+const RETRY_BACKOFF: BackoffConfig =
+    BackoffConfig::doubling(Duration::from_millis(10), Duration::from_millis(160));
 
 /// The read side the order queries consult before and after the shards.
 #[derive(Debug, Clone, Default)]
@@ -41,10 +49,7 @@ pub struct OrderService {
 impl OrderService {
     /// Time with millisecond precision: what every store keeps.
     pub(crate) fn now_ms(&self) -> OffsetDateTime {
-        let now = self.clock.now();
-        let nanos = now.unix_timestamp_nanos();
-        OffsetDateTime::from_unix_timestamp_nanos(nanos - nanos.rem_euclid(1_000_000))
-            .unwrap_or(now)
+        UnixMillis::truncate(self.clock.now())
     }
 
     pub(crate) async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> DomainResult<T>
@@ -52,12 +57,11 @@ impl OrderService {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = DomainResult<T>>,
     {
-        let mut tries = 0;
+        let mut backoff = Backoff::new(RETRY_BACKOFF);
         loop {
             match attempt().await {
-                Err(e) if e.code == ErrorCode::Retryable && tries < RETRIES => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
+                Err(e) if e.code == ErrorCode::Retryable && backoff.failures() < RETRIES => {
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 other => return other,
             }

@@ -39,7 +39,7 @@ use serde::Serialize;
 use oc_core::Sealer;
 use oc_core::sealing::{kv_sealing, sealed_key_versions};
 use oc_crypto::{KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
-use oc_model::ports::{Cache, OrderStore as _};
+use oc_model::ports::{Cache, OrderStore as _, ShardScan as _};
 use oc_model::{OrderId, ShardId, TenantId};
 use oc_projector::{BackfillCheckpoint, ShardCheckpoint};
 use oc_store_sql::SqlOrderStore;
@@ -319,7 +319,7 @@ async fn connect_store(config: &ServiceConfig) -> anyhow::Result<SqlOrderStore> 
 }
 
 /// One range of `(tenant, id)` keys of a shard after `after`, ascending (the primary key):
-/// the backfill's walk, typed.
+/// the store's key-range walk ([`ShardScan::order_keys`]), which the backfill walks too.
 async fn next_keys(
     store: &SqlOrderStore,
     shard: ShardId,
@@ -327,17 +327,14 @@ async fn next_keys(
     after: &ShardCheckpoint,
     limit: u32,
 ) -> anyhow::Result<Vec<(TenantId, OrderId)>> {
-    oc_projector::next_keys(store, shard, tenant, after, limit)
+    let after = after.after().map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(store
+        .order_keys(shard, tenant, after.as_ref(), limit)
         .await
         .map_err(|e| anyhow::anyhow!("range scan of shard {}: {}", shard.0, e.message))?
         .into_iter()
-        .map(|(tenant, id)| {
-            Ok((
-                TenantId::parse(tenant).map_err(|e| anyhow::anyhow!(e.message))?,
-                OrderId::from_raw(id as u64).map_err(|e| anyhow::anyhow!(e.message))?,
-            ))
-        })
-        .collect()
+        .map(|key| (key.tenant, key.id))
+        .collect())
 }
 
 /// Stored values per tenant and key version, over every shard.

@@ -51,7 +51,7 @@ pub fn backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e.message))?,
             checkpoint: args.checkpoint,
         };
-        let report = oc_projector::backfill(&wiring.store, &wiring.projector(), &options)
+        let report = oc_projector::backfill(wiring.store.as_ref(), &wiring.projector(), &options)
             .await
             .map_err(|e| anyhow::anyhow!("backfill: {}", e.message))?;
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -73,13 +73,13 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
         let wiring = build(&config).await?;
         let options = oc_projector::ReconcileOptions::new(tenant, from, to);
         let clean = if args.repair {
-            let report = oc_projector::repair(&wiring.store, &wiring.projector(), &options)
+            let report = oc_projector::repair(wiring.store.as_ref(), &wiring.projector(), &options)
                 .await
                 .map_err(|e| anyhow::anyhow!("repair: {}", e.message))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             report.after.clean
         } else {
-            let report = oc_projector::reconcile(&wiring.store, &wiring.sinks, &options)
+            let report = oc_projector::reconcile(wiring.store.as_ref(), &wiring.sinks, &options)
                 .await
                 .map_err(|e| anyhow::anyhow!("reconcile: {}", e.message))?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -14,20 +14,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::search::{SearchDocument, SearchFieldSpec, SearchPage, SearchQuery};
 use oc_model::{DomainResult, OrderId, TenantId};
 
 use super::client::EsSearchIndex;
 
-/// The searchable fields of a tenant as configured now (empty for an unknown tenant).
-pub type FieldSource = Arc<dyn Fn(&TenantId) -> Vec<SearchFieldSpec> + Send + Sync>;
-
-/// [`EsSearchIndex`] plus a per-tenant mapping kept in step with [`FieldSource`].
+/// [`EsSearchIndex`] plus a per-tenant mapping kept in step with the tenant config's
+/// [`SearchFields`].
 #[derive(Clone)]
 pub struct MappedEsIndex {
     inner: EsSearchIndex,
-    fields: FieldSource,
+    fields: Arc<dyn SearchFields>,
     /// Per tenant, the sorted fields last ensured.
     ensured: Arc<Mutex<HashMap<TenantId, Vec<SearchFieldSpec>>>>,
 }
@@ -47,7 +45,7 @@ fn sorted(mut fields: Vec<SearchFieldSpec>) -> Vec<SearchFieldSpec> {
 }
 
 impl MappedEsIndex {
-    pub fn new(inner: EsSearchIndex, fields: FieldSource) -> MappedEsIndex {
+    pub fn new(inner: EsSearchIndex, fields: Arc<dyn SearchFields>) -> MappedEsIndex {
         MappedEsIndex {
             inner,
             fields,
@@ -61,7 +59,7 @@ impl MappedEsIndex {
 
     /// Ensure `tenant`'s index holds its configured fields (no request when it already did).
     pub async fn ensure(&self, tenant: &TenantId) -> DomainResult<()> {
-        let wanted = sorted((self.fields)(tenant));
+        let wanted = sorted(self.fields.of_tenant(tenant));
         let current = self
             .ensured
             .lock()

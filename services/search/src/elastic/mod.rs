@@ -9,4 +9,4 @@ pub mod response;
 
 pub use client::EsSearchIndex;
 pub use config::{EsConfig, ORDERCENTER_CJK_ANALYZER, ORDERCENTER_CJK_SEARCH_ANALYZER};
-pub use mapped::{FieldSource, MappedEsIndex};
+pub use mapped::MappedEsIndex;

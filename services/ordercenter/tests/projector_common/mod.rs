@@ -15,13 +15,14 @@ use oc_model::order::{
     Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
     Parties, Party,
 };
+use oc_model::ports::SearchFields;
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
 use oc_model::{
     Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ExtValue, KvIdentifier,
     KvValue, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId,
     Protected, StatusCode, TenantId,
 };
-use oc_projector::{Projector, ProjectorConfig, Sinks, TenantFieldNamer};
+use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::ConfigSet;
@@ -49,7 +50,7 @@ pub fn tenant(name: &str) -> TenantId {
 /// The example tenant configs (`retail`, `express`): `retail/standard` has searchable
 /// `member_level` (order.ext_03, enum), `buyer_phone_tail` (order.ext_04, encrypted) and
 /// `campaign_id` (kv).
-pub fn namer() -> Arc<dyn TenantFieldNamer> {
+pub fn fields() -> Arc<dyn SearchFields> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples");
     Arc::new(ConfigSet::load_dir(&dir).unwrap())
 }
@@ -113,7 +114,7 @@ impl ReadModels {
 }
 
 pub fn projector(store: Arc<dyn OrderStore>, sinks: Sinks) -> Projector {
-    Projector::new(store, sinks, namer(), ProjectorConfig::default())
+    Projector::new(store, sinks, fields(), ProjectorConfig::default())
 }
 
 fn sealed<T>(tag: &str) -> Protected<T> {
@@ -136,11 +137,12 @@ pub fn order(tenant_id: &TenantId, n: usize) -> Order {
     LazyLock::force(&STARTED);
     let id = IDS.next(
         Bucket::of(tenant_id, &buyer),
-        (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64,
+        oc_model::UnixMillis::now().as_u64(),
     );
     // created when its id says (ids embed the creation millisecond)
-    let created =
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(id.unix_ms()) * 1_000_000).unwrap();
+    let created = oc_model::UnixMillis::new(id.unix_ms() as i64)
+        .to_datetime()
+        .unwrap();
     let mut order_ext = BTreeMap::new();
     order_ext.insert(ColumnIndex::new(1).unwrap(), sealed("gift"));
     order_ext.insert(

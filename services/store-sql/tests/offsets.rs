@@ -1,17 +1,16 @@
-//! Durable consumer positions on both dialects: round trip, overwrite, isolation by group
+//! Durable consumer positions (the store's `OffsetStore`) on both dialects: round trip, overwrite, isolation by group
 //! and topic, and survival across a reconnect.
 
 use std::collections::BTreeMap;
 
-use oc_bus::OffsetStore;
-use oc_projector::SqlOffsetStore;
+use oc_model::ports::OffsetStore;
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 
 async fn exercise(urls: Vec<String>) {
     let store = SqlOrderStore::connect(StoreConfig::new(urls.clone()))
         .await
         .unwrap();
-    let offsets = SqlOffsetStore::new(store.clone());
+    let offsets = store.clone();
     assert!(
         offsets
             .load("projector", "oc.retail.orders")
@@ -57,7 +56,7 @@ async fn exercise(urls: Vec<String>) {
     let reopened = SqlOrderStore::connect(StoreConfig::new(urls))
         .await
         .unwrap();
-    let offsets = SqlOffsetStore::new(reopened.clone());
+    let offsets = reopened.clone();
     assert_eq!(
         offsets.load("projector", "oc.retail.orders").await.unwrap(),
         expected

@@ -1,12 +1,16 @@
-//! Exponential, capped, jittered backoff between failed relay rounds.
+//! The retry schedule every retrying loop of Order Center uses (the relay's rounds, the
+//! projector's reads and writes, the core's retries of transient store conflicts): capped
+//! exponential backoff with "equal jitter".
+//!
+//! After the `n`th failure in a row the ceiling is `initial × multiplier^(n-1)`, capped at
+//! `max`, and the delay is a random value in `[ceiling/2, ceiling]`: workers that failed
+//! together (relays of many shards, projector members) do not retry in lock-step, yet never
+//! retry at once.
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::time::Duration;
 
-use rand::Rng as _;
-
-/// The retry schedule after an error: `initial × multiplier^n`, capped at `max`, with
-/// "equal jitter" (a delay `d` becomes a random value in `[d/2, d]`), so that relays of many
-/// shards that failed together do not retry in lock-step, yet never retry at once.
+/// How a retry schedule grows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffConfig {
     pub initial: Duration,
@@ -14,29 +18,41 @@ pub struct BackoffConfig {
     pub multiplier: f64,
 }
 
-impl Default for BackoffConfig {
-    fn default() -> Self {
+impl BackoffConfig {
+    /// Doubling from `initial` up to `max`.
+    pub const fn doubling(initial: Duration, max: Duration) -> BackoffConfig {
         BackoffConfig {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(10),
+            initial,
+            max,
             multiplier: 2.0,
         }
     }
 }
 
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig::doubling(Duration::from_millis(100), Duration::from_secs(10))
+    }
+}
+
 /// Consecutive failures so far, and the next delay.
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     config: BackoffConfig,
     failures: u32,
 }
 
 impl Backoff {
-    pub(crate) fn new(config: BackoffConfig) -> Backoff {
+    pub fn new(config: BackoffConfig) -> Backoff {
         Backoff {
             config,
             failures: 0,
         }
+    }
+
+    /// Failures counted since the last [`reset`](Self::reset).
+    pub fn failures(&self) -> u32 {
+        self.failures
     }
 
     /// The un-jittered delay after the current number of failures.
@@ -49,17 +65,28 @@ impl Backoff {
     }
 
     /// Counts a failure and returns how long to wait before the next attempt.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let ceiling = self.ceiling();
         let half = ceiling / 2;
-        let jitter = rand::thread_rng().gen_range(0..=half.as_micros() as u64);
-        half + Duration::from_micros(jitter)
+        let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+        half + Duration::from_micros(random_up_to(span))
     }
 
-    pub(crate) fn reset(&mut self) {
+    /// A success: the next failure starts the schedule again.
+    pub fn reset(&mut self) {
         self.failures = 0;
     }
+}
+
+/// A random value in `0..=bound`. Jitter needs no cryptographic randomness; the standard
+/// library's randomly keyed hasher (new keys per `RandomState`) is enough and adds no crate.
+fn random_up_to(bound: u64) -> u64 {
+    if bound == 0 {
+        return 0;
+    }
+    let random = RandomState::new().hash_one(std::time::Instant::now());
+    random % bound.saturating_add(1).max(1)
 }
 
 #[cfg(test)]
@@ -84,6 +111,7 @@ mod tests {
                 ceiling / 2
             );
         }
+        assert_eq!(backoff.failures(), 7);
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(100));
     }

@@ -1,30 +1,20 @@
-//! Where events come from: any [`EventStream`]; adapters for Kafka topics
-//! ([`KafkaStream`], over `oc_bus::KafkaEventSource` and an `OffsetStore`) and for the
-//! in-process bus ([`LocalStream`], over `oc_bus::LocalSubscription`).
+//! The bus adapters' side of the [`EventStream`] port the projector consumes: Kafka topics
+//! ([`KafkaStream`], over [`KafkaEventSource`] and an [`OffsetStore`]) and the in-process bus
+//! ([`LocalStream`], over [`LocalSubscription`]), and the store's outbox read by sequence
+//! ([`OutboxStream`], the single-node projector's durable position).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
-use oc_bus::{KafkaEventSource, LocalSubscription, OffsetStore, SourceConfig, StartOffset};
-use oc_model::{DomainResult, ErrorCode, OrderEvent};
+use oc_model::ports::{EventStream, OffsetStore, SearchIndex, ShardScan};
+use oc_model::{DomainResult, ErrorCode, OrderEvent, ShardId};
 use rskafka::client::Client;
 
-/// A source of order events with a position that can be committed.
-#[async_trait]
-pub trait EventStream: Send {
-    /// The next events; may be empty after waiting a short while for new ones.
-    async fn next_batch(&mut self) -> DomainResult<Vec<OrderEvent>>;
-
-    /// Everything returned so far has been applied: make the position durable.
-    async fn commit(&mut self) -> DomainResult<()>;
-
-    /// Events behind the end of the stream as of the last poll, when known.
-    fn lag(&self) -> Option<u64> {
-        None
-    }
-}
+use crate::kafka::{KafkaEventSource, SourceConfig, StartOffset};
+use crate::local::LocalSubscription;
 
 #[derive(Debug)]
 enum Topic {
@@ -251,5 +241,168 @@ impl EventStream for LocalStream {
 
     fn lag(&self) -> Option<u64> {
         Some(self.subscription.queued() as u64)
+    }
+}
+
+/// The outbox of every shard, read by sequence, with the position kept in an
+/// [`OffsetStore`]: the single-node projector's stream.
+///
+/// The in-process bus holds events in memory only, and the relay marks a row published once
+/// the bus holds it; a process that dies between the two loses what the queue held. This
+/// stream reads the outbox itself (published or not) from the position committed under its
+/// consumer group (topic [`OutboxStream::TOPIC`], partition = shard, value = the next
+/// sequence to read, as Kafka positions are), so a restart resumes where the last applied
+/// batch ended. The in-process subscription, when given, only wakes it early; its events are
+/// discarded. Sequence order is commit order only where a shard commits one writer at a time
+/// (SQLite): use it in single-node mode.
+///
+/// A read model that makes writes durable on an interval (the embedded search index commits
+/// every second) must not fall behind the stored position: with [`OutboxStream::flushing`],
+/// a position is stored at most once per `every`, right after that index's `refresh` (its
+/// commit). A crash then replays at most `every` of batches, which the projector's version
+/// checks make harmless.
+#[derive(Debug)]
+pub struct OutboxStream {
+    store: Arc<dyn ShardScan>,
+    offsets: Arc<dyn OffsetStore>,
+    group: String,
+    /// Last sequence returned per shard (`None`: nothing yet); `None` until loaded.
+    read: Option<BTreeMap<ShardId, Option<u64>>>,
+    uncommitted: bool,
+    wake: Option<LocalSubscription>,
+    /// Made durable before a position is stored, at most once per interval.
+    flush: Option<(Arc<dyn SearchIndex>, Duration)>,
+    last_stored: Option<std::time::Instant>,
+    max_batch: u32,
+    idle_wait: Duration,
+}
+
+impl OutboxStream {
+    /// The topic name the positions are stored under.
+    pub const TOPIC: &'static str = "outbox";
+
+    /// The outbox of `store`'s shards from the positions `group` committed in `offsets`
+    /// (read on the first poll, so a failure there is retried like any poll).
+    pub fn new(
+        store: Arc<dyn ShardScan>,
+        offsets: Arc<dyn OffsetStore>,
+        group: impl Into<String>,
+    ) -> OutboxStream {
+        OutboxStream {
+            store,
+            offsets,
+            group: group.into(),
+            read: None,
+            uncommitted: false,
+            wake: None,
+            flush: None,
+            last_stored: None,
+            max_batch: 512,
+            idle_wait: Duration::from_millis(200),
+        }
+    }
+
+    /// Stores positions at most once per `every`, each time after `index.refresh()`.
+    pub fn flushing(mut self, index: Arc<dyn SearchIndex>, every: Duration) -> OutboxStream {
+        self.flush = Some((index, every));
+        self
+    }
+
+    /// The last sequence read per shard: the committed positions, loaded once.
+    async fn positions(&mut self) -> DomainResult<&mut BTreeMap<ShardId, Option<u64>>> {
+        if self.read.is_none() {
+            let committed = self.offsets.load(&self.group, Self::TOPIC).await?;
+            let read = self
+                .store
+                .shards()
+                .into_iter()
+                .map(|shard| {
+                    // stored: the next sequence to read (Kafka's convention); kept: the last read
+                    let next = committed.get(&i32::from(shard.0)).copied().unwrap_or(0);
+                    (
+                        shard,
+                        u64::try_from(next).ok().and_then(|n| n.checked_sub(1)),
+                    )
+                })
+                .collect();
+            self.read = Some(read);
+        }
+        Ok(self.read.get_or_insert_with(BTreeMap::new))
+    }
+
+    /// Wakes on events of the in-process bus instead of waiting out the idle poll.
+    pub fn waking_on(mut self, subscription: LocalSubscription) -> OutboxStream {
+        self.wake = Some(subscription);
+        self
+    }
+
+    /// The wake-up's events carry nothing the outbox does not: drop them.
+    fn drain_wake(&mut self) {
+        if let Some(wake) = &mut self.wake {
+            while wake.try_recv().is_some() {}
+        }
+    }
+}
+
+#[async_trait]
+impl EventStream for OutboxStream {
+    async fn next_batch(&mut self) -> DomainResult<Vec<OrderEvent>> {
+        self.drain_wake();
+        let store = Arc::clone(&self.store);
+        let max_batch = self.max_batch;
+        let mut events = Vec::new();
+        let mut advanced = false;
+        for (shard, last) in self.positions().await?.iter_mut() {
+            let entries = store.outbox_after(*shard, *last, max_batch).await?;
+            if let Some(entry) = entries.last() {
+                *last = Some(entry.sequence);
+                advanced = true;
+            }
+            events.extend(entries.into_iter().map(|entry| entry.event));
+        }
+        self.uncommitted |= advanced;
+        if events.is_empty() {
+            // woken by the bus, or waited out the idle poll; a closed bus wakes nobody
+            let waited = match &mut self.wake {
+                Some(wake) => matches!(
+                    tokio::time::timeout(self.idle_wait, wake.recv()).await,
+                    Ok(Some(_)) | Err(_)
+                ),
+                None => false,
+            };
+            if !waited {
+                tokio::time::sleep(self.idle_wait).await;
+            }
+        }
+        Ok(events)
+    }
+
+    async fn commit(&mut self) -> DomainResult<()> {
+        if !self.uncommitted {
+            return Ok(());
+        }
+        let Some(read) = &self.read else {
+            return Ok(());
+        };
+        if let Some((index, every)) = &self.flush {
+            if self
+                .last_stored
+                .is_some_and(|stored| stored.elapsed() < *every)
+            {
+                return Ok(()); // stored with a later batch
+            }
+            index.refresh().await?;
+        }
+        let next: BTreeMap<i32, i64> = read
+            .iter()
+            .filter_map(|(shard, last)| {
+                let next = i64::try_from(last.as_ref()? + 1).ok()?;
+                Some((i32::from(shard.0), next))
+            })
+            .collect();
+        self.offsets.commit(&self.group, Self::TOPIC, &next).await?;
+        self.uncommitted = false;
+        self.last_stored = Some(std::time::Instant::now());
+        Ok(())
     }
 }

@@ -14,8 +14,8 @@ use sqlx::Row;
 
 use oc_model::{DomainResult, OrderId};
 
-use crate::codec::{corrupt, text};
 use crate::error::convert;
+use crate::tables::{corrupt, text};
 use crate::{Dialect, SqlOrderStore};
 
 /// One slot that holds data and the field that wrote it first.
@@ -63,7 +63,7 @@ impl SqlOrderStore {
         let sql = format!(
             "{insert} INTO slot_ledger (tenant_id, business_identity, order_type, slot, field, field_type, encrypted, first_written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        let pool = self.pool_for_bucket(order.bucket());
+        let pool = self.shards.for_bucket(order.bucket());
         let mut tx = pool.begin().await.map_err(convert)?;
         for entry in entries {
             sqlx::query(&sql)
@@ -90,7 +90,7 @@ impl SqlOrderStore {
             let rows = sqlx::query(
                 "SELECT tenant_id, business_identity, order_type, slot, field, field_type, encrypted, first_written_ms FROM slot_ledger",
             )
-            .fetch_all(self.pool(shard)?)
+            .fetch_all(self.shards.pool(shard)?)
             .await
             .map_err(convert)?;
             for row in &rows {

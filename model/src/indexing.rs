@@ -1,54 +1,32 @@
-//! Building a [`SearchDocument`] from an [`Order`] and the tenant's field config.
+//! Building a [`SearchDocument`] from an [`Order`] and the tenant's field config: what every
+//! search index adapter is given to hold of an order (the projector builds it, the adapters
+//! store it).
 //!
-//! The mapping from extension slots to configured names stays in the caller's hands (it
-//! lives in tenant config, per business identity and order type): the caller passes a
-//! [`FieldNamer`]. Sealed values contribute only their blind index; a plaintext value of a
-//! field configured as encrypted is refused, so no personal data reaches an index.
+//! The mapping from extension slots to configured names lives in tenant config (per business
+//! identity and order type); the caller passes it as the [`SearchFields`] port. Sealed values
+//! contribute only their blind index; a plaintext value of a field configured as encrypted is
+//! refused, so no personal data reaches an index.
 
 use std::collections::BTreeMap;
 
-use oc_model::ext::{ExtTable, Protected, Slot};
-use oc_model::order::{ExtColumns, PartyRole};
-use oc_model::search::{
+use crate::error::{DomainError, DomainResult};
+use crate::ext::{ExtTable, ExtValue, Protected, Slot};
+use crate::order::{ExtColumns, Order, PartyRole};
+use crate::ports::SearchFields;
+use crate::search::{
     BlindIndex, PiiField, SearchDocument, SearchFieldKind, SearchFieldName, SearchFieldSpec,
     SearchValue,
 };
-use oc_model::{BusinessIdentity, DomainError, DomainResult, ExtValue, Order, OrderType};
-
-/// Tells which extension slots are searchable, under which name and kind, for a business
-/// identity and order type. Any `Fn(&BusinessIdentity, &OrderType, &Slot) ->
-/// Option<SearchFieldSpec>` is one.
-pub trait FieldNamer {
-    /// The searchable field configured at `slot`; `None` when the slot holds no searchable
-    /// field in this context.
-    fn searchable_field(
-        &self,
-        identity: &BusinessIdentity,
-        order_type: &OrderType,
-        slot: &Slot,
-    ) -> Option<SearchFieldSpec>;
-}
-
-impl<F> FieldNamer for F
-where
-    F: Fn(&BusinessIdentity, &OrderType, &Slot) -> Option<SearchFieldSpec>,
-{
-    fn searchable_field(
-        &self,
-        identity: &BusinessIdentity,
-        order_type: &OrderType,
-        slot: &Slot,
-    ) -> Option<SearchFieldSpec> {
-        self(identity, order_type, slot)
-    }
-}
 
 /// The search document of `order`'s current state.
 ///
 /// Errors: a plaintext value where the field is configured as encrypted or where personal
 /// data belongs (`Internal`: a bug upstream), a value that does not fit its configured kind
 /// (`InvalidInput`, with the field path).
-pub fn document_from_order(order: &Order, namer: &impl FieldNamer) -> DomainResult<SearchDocument> {
+pub fn document_from_order(
+    order: &Order,
+    fields: &dyn SearchFields,
+) -> DomainResult<SearchDocument> {
     let main = &order.main;
     let identity = &main.business_identity;
     let order_type = &main.order_type;
@@ -60,7 +38,7 @@ pub fn document_from_order(order: &Order, namer: &impl FieldNamer) -> DomainResu
                 table,
                 column: *column,
             };
-            let Some(spec) = namer.searchable_field(identity, order_type, &slot) else {
+            let Some(spec) = fields.at_slot(&main.tenant, identity, order_type, &slot) else {
                 continue;
             };
             let field_path = format!("{path}/{column}");
@@ -84,7 +62,7 @@ pub fn document_from_order(order: &Order, namer: &impl FieldNamer) -> DomainResu
             domain: identifier.domain,
             key: identifier.key.clone(),
         };
-        let Some(spec) = namer.searchable_field(identity, order_type, &slot) else {
+        let Some(spec) = fields.at_slot(&main.tenant, identity, order_type, &slot) else {
             continue;
         };
         let path = format!("/extension/identifiers/{index}/value");
@@ -160,10 +138,8 @@ fn column_value(
             .as_ref()
             .map(|blind| BlindIndex::parse(blind.clone()).map(SearchValue::BlindIndex))
             .transpose(),
-        (_, Protected::Sealed { .. }) => {
-            tracing::debug!(field = %spec.name, "sealed value of a clear search field skipped");
-            Ok(None)
-        }
+        // a value sealed while the field was encrypted: nothing of it is searchable in clear
+        (_, Protected::Sealed { .. }) => Ok(None),
         (kind, Protected::Plain(plain)) => SearchValue::from_ext(kind, plain).map(Some),
     }
 }

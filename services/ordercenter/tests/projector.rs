@@ -1,6 +1,7 @@
 //! The projector on real services: MariaDB shards (two), the relay, Kafka (tansu), Redis,
 //! and the embedded tantivy and redb read models on temporary directories. No mocks.
 
+#[path = "projector_common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{ReadModels, Shards, create_orders, projector, tenant, window};
 use oc_bus::{
-    InMemoryOffsetStore, KafkaBusConfig, KafkaEventBus, OffsetStore, SourceConfig, StartOffset,
+    InMemoryOffsetStore, KafkaBusConfig, KafkaEventBus, KafkaStream, OffsetStore, SourceConfig,
+    StartOffset,
 };
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::RedbColdStore;
@@ -19,8 +21,8 @@ use oc_model::search::{
 };
 use oc_model::{Order, OrderId, TenantId};
 use oc_projector::{
-    BackfillCheckpoint, BackfillOptions, KafkaStream, ProjectorStats, ReconcileOptions,
-    ReconcileReport, SinkKind, SinkStats, Sinks, VersionDiff, backfill, reconcile, repair,
+    BackfillCheckpoint, BackfillOptions, ProjectorStats, ReconcileOptions, ReconcileReport,
+    SinkKind, SinkStats, Sinks, VersionDiff, backfill, reconcile, repair,
 };
 use oc_relay::{Relay, RelayConfig};
 use oc_store_sql::SqlOrderStore;
@@ -627,7 +629,7 @@ async fn reconciliation_reports_exactly_the_corruptions_and_repair_fixes_them() 
     models.search.delete(&retail, id_of(a)).await.unwrap();
     let ghost = common::order(&retail, 999);
     let ghost_document =
-        oc_search::document_from_order(&ghost, &|_: &_, _: &_, _: &_| None).unwrap();
+        oc_search::document_from_order(&ghost, &oc_model::ports::NoSearchFields).unwrap();
     assert!(models.search.upsert(&ghost_document).await.unwrap());
 
     let sinks = Sinks::none()

@@ -5,13 +5,14 @@
 //! Thrift1 server, a table of this test's own), reached through a [`TcpProxy`] the test cuts
 //! and restores; HBase itself is never stopped. Shards are real MariaDB databases.
 
+#[path = "projector_common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Shards, create_orders, event_of, namer, tenant};
+use common::{Shards, create_orders, event_of, fields, tenant};
 use hbase_thrift::hbase::THbaseSyncClient;
 use oc_cold_store::{HbaseColdStore, HbaseConfig};
 use oc_model::ports::ColdStore;
@@ -83,7 +84,7 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
     let projector = Projector::new(
         shards.store(),
         Sinks::none().with_cold(guarded),
-        namer(),
+        fields(),
         ProjectorConfig {
             concurrency: 8,
             retry: RetryPolicy {

@@ -1,0 +1,91 @@
+//! `idempotency`: a create's idempotency key (scoped to tenant and buyer), the hash of its
+//! request and the order it made, written first in the create's transaction so concurrent
+//! duplicates queue on its primary key.
+
+use std::sync::LazyLock;
+
+use sqlx::AnyPool;
+
+use oc_model::ports::{IdempotencyRecord, NewOrder};
+use oc_model::{DomainResult, Order, OrderId, UnixMillis};
+
+use super::{AnyTx, Binder, Columns, Table, corrupt, int, text};
+use crate::error::{WriteError, convert};
+
+pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "idempotency",
+        Columns::of(&[
+            "tenant",
+            "buyer_id",
+            "idem_key",
+            "request_hash",
+            "order_id",
+            "created_at_ms",
+        ]),
+    )
+});
+
+fn bind<'q>(row: Binder<'q>, order: &'q Order, record: &'q IdempotencyRecord) -> Binder<'q> {
+    row.bind("tenant", order.main.tenant.as_str())
+        .bind("buyer_id", order.main.buyer_id.as_str())
+        .bind("idem_key", record.key.as_str())
+        .bind("request_hash", record.request_hash.as_str())
+        .bind("order_id", order.main.id.as_i64())
+        .bind(
+            "created_at_ms",
+            UnixMillis::floor(order.main.created_at).get(),
+        )
+}
+
+/// The idempotency claims of `creates` that carry a key, in one statement. The database's own
+/// error is kept: a unique violation means someone committed the key first.
+pub(crate) async fn insert(tx: &mut AnyTx<'_>, creates: &[&NewOrder]) -> Result<(), WriteError> {
+    let keyed: Vec<(&Order, &IdempotencyRecord)> = creates
+        .iter()
+        .filter_map(|c| c.idempotency.as_ref().map(|r| (&c.order, r)))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let sql = TABLE.insert(keyed.len());
+    let mut query = sqlx::query(&sql);
+    for (order, record) in keyed {
+        query = bind(TABLE.binder(query), order, record).done();
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The stored request hash and order of a key, if it was committed.
+pub(crate) async fn find(
+    pool: &AnyPool,
+    order: &Order,
+    key: &str,
+) -> DomainResult<Option<(String, OrderId)>> {
+    let row = sqlx::query(
+        "SELECT request_hash, order_id FROM idempotency WHERE tenant = ? AND buyer_id = ? AND idem_key = ?",
+    )
+    .bind(order.main.tenant.as_str())
+    .bind(order.main.buyer_id.as_str())
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+    .map_err(convert)?;
+    row.map(|row| {
+        let hash = text(&row, "request_hash")?;
+        let order_id = OrderId::from_raw(int(&row, "order_id")? as u64).map_err(corrupt)?;
+        Ok((hash, order_id))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_one_marker() {
+        assert_eq!(TABLE.insert(2).matches('?').count(), 2 * 6);
+    }
+}
