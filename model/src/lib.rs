@@ -4,6 +4,7 @@ pub mod error;
 pub mod event;
 pub mod ext;
 pub mod ids;
+pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod ports;
@@ -11,9 +12,10 @@ pub mod pricing;
 pub mod sealing;
 pub mod search;
 pub mod state;
+pub mod stock;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
-pub use event::{OrderEvent, OrderEventKind, OutboxEntry, ShardId};
+pub use event::{CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, ShardId};
 pub use ext::{
     BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,
     Protected, RESERVED_COLUMNS, Sealed, Slot,
@@ -24,4 +26,6 @@ pub use ids::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
+pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use state::{StateMachine, StateMachineError, TransitionDef};
+pub use stock::{ReservationState, Sku, StockLevel};

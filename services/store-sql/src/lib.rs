@@ -3,10 +3,13 @@
 mod codec;
 mod error;
 mod group_commit;
+mod history;
 mod key_reports;
 mod migrate;
 pub mod router;
 mod statements;
+mod stock_levels;
+mod transitions;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +31,11 @@ pub use crate::group_commit::GroupCommit;
 use crate::group_commit::{GroupError, Writers};
 pub use crate::key_reports::KeyRingReport;
 pub use crate::router::{BucketMap, BucketRange};
+
+/// How many schema migrations this build applies to every shard.
+pub fn migration_count() -> usize {
+    migrate::count()
+}
 
 /// The SQL dialect of a shard, chosen by URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

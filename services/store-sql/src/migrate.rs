@@ -32,7 +32,18 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0003_key_ring_reports.sql"),
         sqlite: include_str!("../migrations/sqlite/0003_key_ring_reports.sql"),
     },
+    Migration {
+        version: 4,
+        name: "lifecycle",
+        mysql: include_str!("../migrations/mysql/0004_lifecycle.sql"),
+        sqlite: include_str!("../migrations/sqlite/0004_lifecycle.sql"),
+    },
 ];
+
+/// How many migrations this build applies to a shard.
+pub fn count() -> usize {
+    MIGRATIONS.len()
+}
 
 /// Split a migration file into statements: comment lines dropped first (they may contain
 /// `;`), then split on `;` (our files have none inside literals).
