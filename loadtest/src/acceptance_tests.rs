@@ -15,6 +15,7 @@ use oc_api::{AppState, router};
 use oc_cache::{L1Config, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -40,8 +41,9 @@ async fn app(dir: &std::path::Path) -> Router {
     let search =
         TantivySearchIndex::open(TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite))
             .unwrap();
+    let store = Arc::new(store);
     let core = Core::builder(
-        Arc::new(store) as Arc<dyn OrderStore>,
+        store.clone() as Arc<dyn OrderStore>,
         Arc::new(ConfigHandle::new(tenants)),
         Sealer::from_keys(Arc::new(ring), &master),
     )
@@ -49,6 +51,7 @@ async fn app(dir: &std::path::Path) -> Router {
         Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>,
     ))
     .search(Some(Arc::new(search) as Arc<dyn SearchIndex>))
+    .transitions(store as Arc<dyn TransitionStore>)
     .node_id(3)
     .build()
     .unwrap();

@@ -24,8 +24,8 @@ pub use ids::{
     BUCKET_COUNT, Bucket, BusinessIdentity, OrderId, OrderIdGenerator, OrderType, PartyId,
     RoleName, StatusCode, TenantId, TransitionEvent,
 };
+pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
-pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use state::{StateMachine, StateMachineError, TransitionDef};
 pub use stock::{ReservationState, Sku, StockLevel};

@@ -35,7 +35,11 @@ pub enum StockEffect {
 }
 
 impl StockEffect {
-    pub const ALL: [StockEffect; 3] = [StockEffect::None, StockEffect::Confirm, StockEffect::Release];
+    pub const ALL: [StockEffect; 3] = [
+        StockEffect::None,
+        StockEffect::Confirm,
+        StockEffect::Release,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

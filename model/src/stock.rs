@@ -42,8 +42,7 @@ impl Sku {
     pub fn parse(value: impl Into<String>) -> Result<Sku, DomainError> {
         let value = value.into();
         let length = value.chars().count();
-        if value.trim().is_empty() || length > MAX_SKU_LEN || value.chars().any(char::is_control)
-        {
+        if value.trim().is_empty() || length > MAX_SKU_LEN || value.chars().any(char::is_control) {
             return Err(DomainError::invalid(
                 "",
                 format!(
@@ -159,7 +158,9 @@ impl ReservationState {
     }
 
     pub fn parse(text: &str) -> Option<ReservationState> {
-        ReservationState::ALL.into_iter().find(|s| s.as_str() == text)
+        ReservationState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

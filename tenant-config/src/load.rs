@@ -424,8 +424,13 @@ fn resolve_identity(
         if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
             (identity, parsed, resolved)
         {
-            let mut config =
-                OrderTypeConfig::new(identity.clone(), parsed.clone(), description, fields, retired);
+            let mut config = OrderTypeConfig::new(
+                identity.clone(),
+                parsed.clone(),
+                description,
+                fields,
+                retired,
+            );
             config.payment_window = payment_window;
             order_types.insert(parsed, config);
         }

@@ -479,10 +479,7 @@ impl DataField {
             if text.chars().count() > target.max_len() {
                 return Err(DomainError::invalid(
                     "",
-                    format!(
-                        "{target} holds at most {} characters",
-                        target.max_len()
-                    ),
+                    format!("{target} holds at most {} characters", target.max_len()),
                 ));
             }
         }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use oc_model::ExtFieldType;
 use serde::Deserialize;
 
-use crate::types::{AcceleratorKind, Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus};
+use crate::types::{
+    AcceleratorKind, Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,9 @@ use oc_model::{DomainError, ErrorCode};
 
 use crate::AppState;
 use crate::access::{Authenticated, Endpoint};
-use crate::dto::{CancelRequest, CreateOrderRequest, ListQuery, OrderView, UpdateOrderRequest};
+use crate::dto::{
+    CancelRequest, CreateOrderRequest, ListQuery, OrderView, TransitionRequest, UpdateOrderRequest,
+};
 use crate::extract::{ValidJson, ValidQuery, parse_json};
 use crate::problem::{ApiError, ApiResult};
 
@@ -137,10 +139,46 @@ pub async fn cancel_order(
     };
     let view = state
         .core
-        .orders
+        .transitions
         .cancel(&caller, &id, version, request)
         .await?;
     Ok(order_response(StatusCode::OK, view))
+}
+
+/// `POST /v1/orders/{id}/transitions`: an event of the order's state machine, at the
+/// version `If-Match` names (required, as for every change).
+pub async fn transition_order(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: ValidJson<TransitionRequest>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::OrdersTransition)?;
+    let Some(version) = parse_version_header(&headers, header::IF_MATCH)? else {
+        return Err(ApiError::from(DomainError::new(
+            ErrorCode::PreconditionFailed,
+            "If-Match with the order's current ETag is required to change it",
+        ))
+        .with_status(StatusCode::PRECONDITION_REQUIRED));
+    };
+    let view = state
+        .core
+        .transitions
+        .fire(&caller, &id, Some(version), body.value)
+        .await?;
+    Ok(order_response(StatusCode::OK, view))
+}
+
+/// `GET /v1/orders/{id}/history`: the order's status history, oldest first.
+pub async fn order_history(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::OrdersGet)?;
+    let history = state.core.transitions.history(&caller, &id).await?;
+    Ok(Json(history).into_response())
 }
 
 pub async fn list_orders(

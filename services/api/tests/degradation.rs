@@ -30,6 +30,7 @@ use oc_api::{AppState, router};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
 use oc_model::{BusinessIdentity, DomainError, DomainResult, OrderId, OrderType, Slot, TenantId};
@@ -184,6 +185,7 @@ impl App {
         )
         .cache(Some(cache.clone() as Arc<dyn Cache>))
         .search(Some(guarded_index))
+        .transitions(store.clone() as Arc<dyn TransitionStore>)
         .node_id(3)
         .build()
         .unwrap();

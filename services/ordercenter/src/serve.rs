@@ -20,6 +20,7 @@ use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_cold_store::ColdStoreConfig;
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, KeyRingFile, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
@@ -566,6 +567,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     .cache(Some(cache))
     .cold(cold)
     .search(search)
+    .transitions(store.clone() as Arc<dyn TransitionStore>)
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;

@@ -18,9 +18,8 @@ const COLUMNS: &str =
     "tenant, sku, bucket, available, reserved, sold, allotted, allotment, updated_at_ms";
 
 /// Binds: tenant, sku.
-pub(crate) static SELECT: LazyLock<String> = LazyLock::new(|| {
-    format!("SELECT {COLUMNS} FROM stock_levels WHERE tenant = ? AND sku = ?")
-});
+pub(crate) static SELECT: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM stock_levels WHERE tenant = ? AND sku = ?"));
 
 /// A new level with `available` units and nothing else; binds: [`bind_new`].
 pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {

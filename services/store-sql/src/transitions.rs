@@ -7,10 +7,10 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use oc_model::lifecycle::{OverduePayment, TransitionStore, TransitionWrite};
+use oc_model::ports::OrderStore;
 use oc_model::{
     DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderId, ShardId, TenantId,
 };
-use oc_model::ports::OrderStore;
 
 use crate::codec::{assert_sealed, body_json, corrupt, from_unix_ms, unix_ms};
 use crate::error::convert;
