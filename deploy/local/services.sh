@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Local services for Order Center's tests: MariaDB, Redis and a Kafka-protocol broker (tansu),
-# all on loopback only.
+# Local services for Order Center's tests, all on loopback only: MariaDB and Redis from Debian's
+# packages; Apache Kafka (KRaft), OpenSearch and HBase with its Thrift1 server from Maven
+# Central (deploy/local/engines/, see its README).
 #
 #   deploy/local/services.sh up       install what is missing, start what is not answering, wait
 #   deploy/local/services.sh status   say what answers and what this script started
 #   deploy/local/services.sh down     stop only what this script started (pid files)
+#   deploy/local/services.sh classpath kafka|opensearch|hbase   an engine's jars (for its tools)
 #
 # Idempotent: services that already answer (started by the machine, by hand or by an earlier
 # run) are used as they are and never stopped by this script.
 #
 # Environment (all optional):
 #   OC_SERVICES_DIR           state dir: pid files and logs (default ~/.cache/ordercenter/services)
-#   OC_SERVICES_WAIT_SECONDS  how long `up` waits for each service to answer (default 60)
-#   OC_TANSU_LOG              tansu's RUST_LOG filter (default warn)
+#   OC_SERVICES_WAIT_SECONDS  how long `up` waits for MariaDB and Redis to answer (default 60)
+#   OC_ENGINES_WAIT_SECONDS   how long `up` waits for each JVM engine to answer (default 240)
+#   OC_KAFKA_PORT, OC_OPENSEARCH_PORT, OC_HBASE_THRIFT_PORT   engine ports (9092, 9200, 9090)
+#   OC_KAFKA_HEAP, OC_OPENSEARCH_HEAP, OC_HBASE_HEAP          JVM heaps (512m, 1g, 1g)
+#   OC_ENGINES_CACHE          resolved classpaths (default ~/.cache/ordercenter/engines)
 set -euo pipefail
 
 readonly STATE_DIR="${OC_SERVICES_DIR:-$HOME/.cache/ordercenter/services}"
@@ -21,7 +26,7 @@ readonly WAIT_SECONDS="${OC_SERVICES_WAIT_SECONDS:-60}"
 readonly LOOPBACK=127.0.0.1
 readonly MARIADB_PORT=3306
 readonly REDIS_PORT=6379
-readonly KAFKA_PORT=9092
+readonly KAFKA_PORT="${OC_KAFKA_PORT:-9092}"
 
 readonly MARIADB_TEST_USER=oc_test
 readonly MARIADB_TEST_PASSWORD=oc_test
@@ -30,9 +35,6 @@ readonly MARIADB_RUN_DIR=/run/mysqld
 readonly MARIADB_LOG_DIR=/var/log/mysql
 readonly MARIADB_ERROR_LOG=$MARIADB_LOG_DIR/ordercenter-error.log
 
-readonly TANSU_VERSION=0.6.0
-# The default tansu build has no usable storage engine; dynostore gives memory://.
-readonly TANSU_FEATURES=dynostore,libsql
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
@@ -91,15 +93,6 @@ redis_server_binary() {
     command -v redis-server 2>/dev/null || { [[ -x /usr/bin/redis-server ]] && echo /usr/bin/redis-server; }
 }
 
-tansu_binary() {
-    if command -v tansu >/dev/null 2>&1; then
-        command -v tansu
-    elif [[ -x $HOME/.cargo/bin/tansu ]]; then
-        echo "$HOME/.cargo/bin/tansu"
-    else
-        return 1
-    fi
-}
 
 install_missing_packages() {
     local packages=()
@@ -114,27 +107,6 @@ install_missing_packages() {
     fi
 }
 
-install_tansu() {
-    local tansu
-    if tansu=$(tansu_binary); then
-        # A default-feature build starts but cannot store anything: rebuild it with storage.
-        if "$tansu" --help 2>/dev/null | grep -q 'Storage engines:.*dynostore'; then
-            return 0
-        fi
-        log "$tansu has no dynostore (memory) storage engine: reinstalling"
-    fi
-    command -v cargo >/dev/null 2>&1 || die "cargo not found: needed to install tansu"
-    log "cargo install tansu $TANSU_VERSION --features $TANSU_FEATURES (slow: a large build)"
-    # Its own target dir: the project's target dir is not locked for the whole build, and
-    # an interrupted build resumes where it stopped. Removed once the binary is installed.
-    local tansu_target_dir="${OC_TANSU_TARGET_DIR:-$HOME/.cache/ordercenter/tansu-target}"
-    CARGO_TARGET_DIR="$tansu_target_dir" \
-        cargo install tansu --version "$TANSU_VERSION" --locked --force \
-        --features "$TANSU_FEATURES" >&2 ||
-        die "cargo install tansu failed"
-    rm -rf "$tansu_target_dir"
-    tansu_binary >/dev/null || die "tansu installed but not found on PATH nor in ~/.cargo/bin"
-}
 
 # --- probes ------------------------------------------------------------------------------
 
@@ -172,62 +144,27 @@ redis_answers() {
     ' "$LOOPBACK" "$REDIS_PORT" 2>/dev/null
 }
 
-# A real Kafka round trip: a Metadata v0 request, checking that the broker advertises
-# 127.0.0.1:9092 (a wrong advertised listener is the classic way clients connect once and
-# then fail). Prints the advertised host:port on success.
-kafka_metadata_check() {
-    timeout 5 bash -c '
-        set -euo pipefail
-        exec 3<>"/dev/tcp/$0/$1"
-        # size=22, api_key=3 (Metadata), api_version=0, correlation_id=42,
-        # client_id="services" (8 bytes), topics=[] (all topics)
-        printf "\x00\x00\x00\x16\x00\x03\x00\x00\x00\x00\x00\x2a\x00\x08services\x00\x00\x00\x00" >&3
-        read_bytes() { dd bs=1 count="$1" <&3 2>/dev/null | od -An -v -tu1 | tr -s " \n" " "; }
-        read -r -a size_bytes <<<"$(read_bytes 4)"
-        [[ ${#size_bytes[@]} -eq 4 ]] || exit 1
-        size=$(( (size_bytes[0] << 24) | (size_bytes[1] << 16) | (size_bytes[2] << 8) | size_bytes[3] ))
-        (( size >= 14 && size < 1048576 )) || exit 1
-        read -r -a body <<<"$(read_bytes "$size")"
-        [[ ${#body[@]} -eq $size ]] || exit 1
-        correlation=$(( (body[0] << 24) | (body[1] << 16) | (body[2] << 8) | body[3] ))
-        [[ $correlation -eq 42 ]] || exit 1
-        brokers=$(( (body[4] << 24) | (body[5] << 16) | (body[6] << 8) | body[7] ))
-        (( brokers >= 1 )) || exit 1
-        # first broker: node_id int32, host string (int16 length), port int32
-        host_length=$(( (body[12] << 8) | body[13] ))
-        host=""
-        for (( i = 14; i < 14 + host_length; i++ )); do
-            host+=$(printf "\\$(printf "%03o" "${body[i]}")")
-        done
-        p=$(( 14 + host_length ))
-        port=$(( (body[p] << 24) | (body[p + 1] << 16) | (body[p + 2] << 8) | body[p + 3] ))
-        echo "$host:$port"
-    ' "$LOOPBACK" "$KAFKA_PORT" 2>/dev/null
-}
-
-kafka_answers() {
-    local advertised
-    advertised=$(kafka_metadata_check) || return 1
-    [[ $advertised == "$LOOPBACK:$KAFKA_PORT" ]]
-}
 
 # --- pid files ---------------------------------------------------------------------------
 
 pid_file() { echo "$STATE_DIR/$1.pid"; }
 
 # Prints the pid of service $1 if this script started it and that process is still the
-# expected program ($2 = part of its command name); pid reuse never makes us kill something
-# else. Both the command line and the executable are looked at: Debian's redis-server is a
-# link to redis-check-rdb and rewrites its title, a reinstalled tansu shows "(deleted)".
+# expected program ($2 = part of its command name, or a JVM's main class); pid reuse never
+# makes us kill something else. The command name, the executable and (for a JVM, whose
+# command is `java`) the whole command line are looked at: Debian's redis-server is a link to
+# redis-check-rdb and rewrites its title.
 started_pid() {
-    local name=$1 program=$2 file pid argv0 exe
+    local name=$1 program=$2 file pid argv0 exe command_line
     file=$(pid_file "$name")
     [[ -s $file ]] || return 1
     pid=$(tr -dc '0-9' <"$file")
     [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
     argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || true
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || true
-    [[ $argv0 == *"$program"* || $exe == *"$program"* ]] || return 1
+    command_line=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || true
+    [[ $argv0 == *"$program"* || $exe == *"$program"* ||
+        ($argv0 == *java && $command_line == *" $program "*) ]] || return 1
     echo "$pid"
 }
 
@@ -336,49 +273,11 @@ ensure_redis() {
     log "Redis ready: redis://$LOOPBACK:$REDIS_PORT"
 }
 
-# --- tansu -------------------------------------------------------------------------------
 
-start_tansu() {
-    local tansu
-    tansu=$(tansu_binary) || die "tansu not found after install"
-    log "starting tansu on $LOOPBACK:$KAFKA_PORT (memory storage)"
-    # Run from the state dir: tansu reads a .env file from its working directory, and the
-    # environment must not override the flags below (CLUSTER_ID, STORAGE_ENGINE, ... are its
-    # env names). setsid + nohup + no inherited fds: it outlives this script and never keeps
-    # a caller's pipe open.
-    (
-        cd "$STATE_DIR"
-        env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE \
-            -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT \
-            RUST_LOG="${OC_TANSU_LOG:-warn}" \
-            setsid nohup "$tansu" broker \
-            --cluster-id ordercenter-local \
-            --listener-url "tcp://$LOOPBACK:$KAFKA_PORT" \
-            --advertised-listener-url "tcp://$LOOPBACK:$KAFKA_PORT" \
-            --storage-engine memory://tansu/ \
-            </dev/null >>"$STATE_DIR/tansu.log" 2>&1 &
-        echo $! >"$(pid_file tansu)"
-    )
-}
+# --- Kafka, OpenSearch, HBase ------------------------------------------------------------
 
-ensure_tansu() {
-    install_tansu
-    if ! kafka_answers; then
-        if tcp_answers "$LOOPBACK" "$KAFKA_PORT"; then
-            local advertised
-            advertised=$(kafka_metadata_check || true)
-            if [[ -n $advertised ]]; then
-                die "a Kafka broker on $LOOPBACK:$KAFKA_PORT advertises '$advertised', not $LOOPBACK:$KAFKA_PORT; stop it (not started by this script)"
-            fi
-            log "something listens on $LOOPBACK:$KAFKA_PORT; waiting for a Kafka metadata answer"
-        else
-            start_tansu
-        fi
-        wait_until "tansu (Kafka metadata) on $LOOPBACK:$KAFKA_PORT" "$STATE_DIR/tansu.log" \
-            kafka_answers
-    fi
-    log "tansu ready: $LOOPBACK:$KAFKA_PORT"
-}
+# shellcheck source=engines/engines.sh
+source "$(dirname "${BASH_SOURCE[0]}")/engines/engines.sh"
 
 # --- commands ----------------------------------------------------------------------------
 
@@ -387,7 +286,7 @@ cmd_up() {
     install_missing_packages
     ensure_mariadb
     ensure_redis
-    ensure_tansu
+    engines_up
     log "all services up in $((SECONDS - started))s (state: $STATE_DIR)"
 }
 
@@ -398,7 +297,7 @@ describe() {
     else
         owner="not started by this script"
     fi
-    printf '%-8s %-14s %s\n' "$name" "$answering" "$owner"
+    printf '%-13s %-14s %s\n' "$name" "$answering" "$owner"
 }
 
 cmd_status() {
@@ -415,12 +314,7 @@ cmd_status() {
         describe redis redis-server "DOWN:$REDIS_PORT"
         all_up=1
     fi
-    if kafka_answers; then
-        describe tansu tansu "up:$KAFKA_PORT"
-    else
-        describe tansu tansu "DOWN:$KAFKA_PORT"
-        all_up=1
-    fi
+    engines_status || all_up=1
     echo "state: $STATE_DIR"
     return "$all_up"
 }
@@ -454,7 +348,7 @@ stop_started() {
 }
 
 cmd_down() {
-    stop_started tansu tansu
+    engines_down
     stop_started redis redis-server
     stop_started mariadb mariadbd
 }
@@ -465,7 +359,9 @@ main() {
     up) cmd_up ;;
     status) cmd_status ;;
     down) cmd_down ;;
-    -h | --help | help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+    # the resolved classpath of one engine (kafka, opensearch, hbase), for its own tools
+    classpath) engine_classpath "${2:?usage: services.sh classpath ENGINE}" ;;
+    -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$1' (use up, status or down)" ;;
     esac
 }

@@ -13,7 +13,8 @@
 # Environment (all optional):
 #   CARGO_TARGET_DIR          default ~/.cache/ordercenter/target
 #   OC_NEXTEST_PROFILE        nextest profile (default: ci when CI=true, else default)
-#   OC_TEST_MYSQL_URL, OC_TEST_REDIS_URL, OC_TEST_KAFKA_BROKERS   where the services are
+#   OC_TEST_MYSQL_URL, OC_TEST_REDIS_URL, OC_TEST_KAFKA_BROKERS,
+#   OC_TEST_SEARCH_URL, OC_TEST_HBASE_ADDRESS                      where the services are
 #   OC_TEST_SKIP_SERVICES=1   do not run services.sh up (services managed by hand)
 set -euo pipefail
 exec </dev/null
@@ -23,10 +24,16 @@ cd "$REPO_ROOT"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ordercenter/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+# One-shot builds gain nothing from incremental caches, which cost gigabytes of a shared disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export PIP_ROOT_USER_ACTION=ignore
 export OC_TEST_MYSQL_URL="${OC_TEST_MYSQL_URL:-mysql://oc_test:oc_test@127.0.0.1:3306}"
 export OC_TEST_REDIS_URL="${OC_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export OC_TEST_KAFKA_BROKERS="${OC_TEST_KAFKA_BROKERS:-127.0.0.1:9092}"
+export OC_TEST_SEARCH_URL="${OC_TEST_SEARCH_URL:-http://127.0.0.1:9200}"
+export OC_TEST_HBASE_ADDRESS="${OC_TEST_HBASE_ADDRESS:-127.0.0.1:9090}"
+export OC_TEST_KAFKA_FAULT_BROKER="${OC_TEST_KAFKA_FAULT_BROKER:-127.0.0.1:9094}"
+export OC_TEST_KAFKA_FAULT_PROXY="${OC_TEST_KAFKA_FAULT_PROXY:-127.0.0.1:9095}"
 
 if [[ ${CI:-} == true || ${CI:-} == 1 ]]; then
     NEXTEST_PROFILE="${OC_NEXTEST_PROFILE:-ci}"
@@ -224,6 +231,8 @@ main() {
     echo "OC_TEST_MYSQL_URL=$OC_TEST_MYSQL_URL"
     echo "OC_TEST_REDIS_URL=$OC_TEST_REDIS_URL"
     echo "OC_TEST_KAFKA_BROKERS=$OC_TEST_KAFKA_BROKERS"
+    echo "OC_TEST_SEARCH_URL=$OC_TEST_SEARCH_URL"
+    echo "OC_TEST_HBASE_ADDRESS=$OC_TEST_HBASE_ADDRESS"
     echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR, nextest profile $NEXTEST_PROFILE"
 
     run_step fmt cargo fmt --all -- --check

@@ -1,8 +1,10 @@
-//! What the Kafka adapter writes is readable outside our code: a Python consumer
-//! (`kafka-python`, see `read_topic.py`) reads the topic and the test compares every record
-//! it prints with what was published.
+//! What the Kafka adapter writes is readable outside our code, by two clients that share
+//! nothing with rskafka: a Python consumer (`kafka-python`, see `read_topic.py`) and Apache
+//! Kafka's own `kafka-console-consumer` (Java, from the broker's jars). Each test compares
+//! every record the client prints with what was published, CloudEvents headers included.
 //!
-//! Needs `python3` with `kafka-python` (`deploy/local/test.sh` installs it).
+//! Needs `python3` with `kafka-python` and the broker's classpath (`deploy/local/test.sh`
+//! installs the first, `deploy/local/services.sh up` resolves the second).
 
 mod common;
 
@@ -117,5 +119,92 @@ async fn kafka_python_reads_what_we_publish() {
         );
         let versions: Vec<u64> = seen.iter().map(|(_, _, version)| *version).collect();
         assert_eq!(versions, vec![1, 2, 3], "{order}: in version order");
+    }
+}
+
+/// Runs Kafka's `kafka-console-consumer` (through `deploy/local/engines/kafka-tool.sh`) on
+/// one partition of `topic` from its start, printing partition, offset, headers, key and
+/// value per record, tab separated; headers as `name:value` joined by `|`.
+async fn read_with_console_consumer(topic: &str, partition: i32, count: usize) -> Vec<String> {
+    let tool = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/local/engines/kafka-tool.sh"
+    );
+    let brokers = oc_test_support::kafka_brokers().join(",");
+    let output = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(tool)
+            .args(["console-consumer", "--bootstrap-server", &brokers])
+            .args(["--topic", topic, "--partition", &partition.to_string()])
+            .args(["--offset", "earliest", "--max-messages", &count.to_string()])
+            .args(["--timeout-ms", "30000"])
+            .args(["--formatter-property", "print.partition=true"])
+            .args(["--formatter-property", "print.offset=true"])
+            .args(["--formatter-property", "print.headers=true"])
+            .args(["--formatter-property", "print.key=true"])
+            .args(["--formatter-property", "headers.separator=|"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("kafka-console-consumer finishes within 90 s")
+    .expect("kafka-tool.sh runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "kafka-console-consumer failed ({}): {stderr}\n(the broker's classpath comes from `deploy/local/services.sh up`)",
+        output.status
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn kafka_console_consumer_reads_what_we_publish_with_cloudevents_headers() {
+    let bus = KafkaEventBus::connect(kafka_config("bus_console"))
+        .await
+        .unwrap();
+    let acme = tenant("acme");
+    let id = order_id(&acme, 1);
+    let published: Vec<OrderEvent> = (1..=3).map(|version| event(&acme, id, version)).collect();
+    tokio::time::timeout(STEP_TIMEOUT, bus.publish(&published))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let topic = bus.naming().tenant_topic(&acme);
+    let partition = partition_for(id, 6);
+    let lines = read_with_console_consumer(&topic, partition, 3).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (offset, (line, sent)) in lines.iter().zip(&published).enumerate() {
+        // Partition:P  Offset:O  headers  key  value
+        let fields: Vec<&str> = line.splitn(5, '\t').collect();
+        assert_eq!(fields.len(), 5, "{line}");
+        assert_eq!(fields[0], format!("Partition:{partition}"));
+        assert_eq!(
+            fields[1],
+            format!("Offset:{offset}"),
+            "one order's events in order"
+        );
+        let headers: BTreeMap<&str, &str> = fields[2]
+            .split('|')
+            .map(|header| header.split_once(':').unwrap())
+            .collect();
+        assert_eq!(headers["ce_id"], sent.event_id());
+        assert_eq!(headers["ce_specversion"], "1.0");
+        assert_eq!(headers["ce_source"], "/ordercenter/acme");
+        assert_eq!(headers["ce_type"], sent.kind.cloud_event_type());
+        assert_eq!(headers["ce_subject"], id.to_string());
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(
+            headers["ce_time"],
+            sent.occurred_at.format(&Rfc3339).unwrap()
+        );
+        assert_eq!(fields[3], id.to_string());
+        let value: OrderEvent = serde_json::from_str(fields[4]).unwrap();
+        assert_eq!(&value, sent);
     }
 }

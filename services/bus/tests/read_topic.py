@@ -21,7 +21,7 @@ def main():
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 20.0
     deadline = time.monotonic() + timeout
     # No group: partitions are assigned by hand and nothing is committed. The API version is
-    # negotiated (ApiVersions); tansu 0.6 answers it, so no api_version pin is needed.
+    # negotiated (ApiVersions) with the broker, so no api_version pin is needed.
     consumer = KafkaConsumer(
         bootstrap_servers=brokers.split(","),
         group_id=None,

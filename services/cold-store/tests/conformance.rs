@@ -1,6 +1,14 @@
 //! The cold-store conformance suite: the same cases run against the embedded redb adapter
-//! (a fresh file per test) and the HBase adapter (a fresh Thrift test double per test, see
-//! `hbase_double`). HBase-only wire checks follow the suite.
+//! (a fresh file per test) and the HBase adapter on the live HBase of
+//! `deploy/local/services.sh` (its Thrift1 server, `OC_TEST_HBASE_ADDRESS`; a fresh table
+//! per test, dropped afterwards). HBase-only checks follow the suite, on the live server too:
+//! the row layout and cell timestamps, the repair of a writer that died after its claim, a
+//! late stale write, the salt-count guard, a cut connection.
+//!
+//! The Thrift test double (`hbase_double`) stays only for what a live server cannot show:
+//! which calls the adapter makes and how many, that every scanner is closed, an `IOError`
+//! answer, and the framed + compact wire (the test server speaks the default buffered
+//! binary wire).
 
 mod hbase_double;
 
@@ -9,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hbase_double::{Cell, HbaseDouble, Wire};
+use hbase_double::{HbaseDouble, Wire};
 use oc_cold_store::hbase::{
     self as hb, COLUMN_CREATED, COLUMN_ORDER, COLUMN_STATUS, COLUMN_VERSION,
 };
@@ -24,6 +32,7 @@ use oc_model::{
     Bucket, BusinessIdentity, ColumnIndex, Currency, ErrorCode, ExtValue, Money, Order, OrderId,
     OrderIdGenerator, OrderType, PartyId, Protected, StatusCode, TenantId,
 };
+use oc_test_support::{HbaseTable, TcpProxy, hbase_address, with_hbase_client};
 use rand::seq::SliceRandom;
 use time::OffsetDateTime;
 
@@ -31,7 +40,8 @@ use time::OffsetDateTime;
 
 enum Backend {
     Redb { path: PathBuf },
-    Hbase { double: HbaseDouble, table: String },
+    Hbase { table: HbaseTable },
+    HbaseDouble { address: String, table: String },
 }
 
 struct Harness {
@@ -49,11 +59,11 @@ fn unique_dir(label: &str) -> PathBuf {
     ))
 }
 
-fn hbase_config(double: &HbaseDouble, table: &str) -> HbaseConfig {
+fn hbase_config(address: &str, table: &str) -> HbaseConfig {
     HbaseConfig {
         table: table.to_owned(),
         max_connections: 6,
-        ..HbaseConfig::new(double.address())
+        ..HbaseConfig::new(address)
     }
 }
 
@@ -68,14 +78,26 @@ impl Harness {
     }
 
     async fn hbase(label: &str) -> Harness {
-        let double = HbaseDouble::start();
-        let table = format!("oc_cold_{}", label.replace('-', "_"));
-        let store = HbaseColdStore::connect(hbase_config(&double, &table))
+        let table = HbaseTable::new(label).await.unwrap();
+        let store = HbaseColdStore::connect(hbase_config(&hbase_address(), table.name()))
             .await
             .unwrap();
         Harness {
             store: Arc::new(store),
-            backend: Backend::Hbase { double, table },
+            backend: Backend::Hbase { table },
+        }
+    }
+
+    /// The HBase adapter on a Thrift double, for what only the double can tell.
+    async fn hbase_double(label: &str, double: &HbaseDouble) -> Harness {
+        let address = double.address();
+        let table = format!("oc_cold_{label}");
+        let store = HbaseColdStore::connect(hbase_config(&address, &table))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            backend: Backend::HbaseDouble { address, table },
         }
     }
 
@@ -89,18 +111,25 @@ impl Harness {
         self.store = Arc::new(Unopened);
         self.store = match &self.backend {
             Backend::Redb { path } => Arc::new(RedbColdStore::open(path).await.unwrap()),
-            Backend::Hbase { double, table } => Arc::new(
-                HbaseColdStore::connect(hbase_config(double, table))
+            Backend::Hbase { table } => Arc::new(
+                HbaseColdStore::connect(hbase_config(&hbase_address(), table.name()))
+                    .await
+                    .unwrap(),
+            ),
+            Backend::HbaseDouble { address, table } => Arc::new(
+                HbaseColdStore::connect(hbase_config(address, table))
                     .await
                     .unwrap(),
             ),
         };
     }
 
-    fn finish(self) {
+    async fn finish(self) {
         drop(self.store);
-        if let Backend::Redb { path } = self.backend {
-            std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        match self.backend {
+            Backend::Redb { path } => std::fs::remove_dir_all(path.parent().unwrap()).unwrap(),
+            Backend::Hbase { table } => table.cleanup().await.unwrap(),
+            Backend::HbaseDouble { .. } => {}
         }
     }
 }
@@ -515,7 +544,7 @@ macro_rules! conformance {
                 async fn $case() {
                     let mut harness = super::Harness::redb(stringify!($case)).await;
                     super::$case(&mut harness).await;
-                    harness.finish();
+                    harness.finish().await;
                 }
             )*
         }
@@ -525,10 +554,7 @@ macro_rules! conformance {
                 async fn $case() {
                     let mut harness = super::Harness::hbase(stringify!($case)).await;
                     super::$case(&mut harness).await;
-                    if let super::Backend::Hbase { double, .. } = &harness.backend {
-                        assert_eq!(double.open_scanners(), 0, "every scanner closed");
-                    }
-                    harness.finish();
+                    harness.finish().await;
                 }
             )*
         }
@@ -547,27 +573,62 @@ conformance!(
     concurrent_versions_end_with_the_newest,
 );
 
-// ---- HBase only: the wire layout and failure handling ----
+// ---- HBase only, on the live server: the row layout, races and failures ----
 
-async fn hbase_store(double: &HbaseDouble, table: &str) -> HbaseColdStore {
-    HbaseColdStore::connect(hbase_config(double, table))
+/// A store on a fresh table of the live server (default salt count, 16).
+async fn live_store(label: &str) -> (HbaseColdStore, HbaseTable) {
+    let table = HbaseTable::new(label).await.unwrap();
+    let store = HbaseColdStore::connect(hbase_config(&hbase_address(), table.name()))
         .await
-        .unwrap()
+        .unwrap();
+    (store, table)
+}
+
+/// The cells of one row, read over Thrift: column → (value, timestamp).
+async fn live_row(table: &HbaseTable, row: &[u8]) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
+    let (table, row) = (table.name().as_bytes().to_vec(), row.to_vec());
+    let rows = with_hbase_client("getRow", move |client| {
+        use hbase_thrift::hbase::THbaseSyncClient;
+        client.get_row(table, row, BTreeMap::new())
+    })
+    .await
+    .unwrap();
+    rows.into_iter()
+        .flat_map(|result| result.columns.unwrap_or_default())
+        .map(|(column, cell)| {
+            (
+                column,
+                (
+                    cell.value.unwrap_or_default(),
+                    cell.timestamp.unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn hbase_rows_follow_the_documented_layout() {
-    let double = HbaseDouble::start();
-    let store = hbase_store(&double, "layout").await;
+    let (store, table) = live_store("layout").await;
     let acme = tenant("acme");
     let id = id_at(37, BASE_MS);
     let stored = order(&acme, id, 5);
     assert!(store.put(&stored).await.unwrap());
 
-    let families = double.families("layout");
+    let name = table.name().as_bytes().to_vec();
+    let families = with_hbase_client("getColumnDescriptors", move |client| {
+        use hbase_thrift::hbase::THbaseSyncClient;
+        client.get_column_descriptors(name)
+    })
+    .await
+    .unwrap();
+    let families: BTreeMap<Vec<u8>, i32> = families
+        .into_iter()
+        .map(|(family, descriptor)| (family, descriptor.max_versions.unwrap_or_default()))
+        .collect();
     assert_eq!(
-        families.get(b"d".as_slice()),
-        Some(&1),
+        families,
+        BTreeMap::from([(b"d:".to_vec(), 1)]),
         "family d, one version"
     );
     let row = hb::row_key(16, &acme, id);
@@ -576,52 +637,50 @@ async fn hbase_rows_follow_the_documented_layout() {
         &row[1..],
         [b"acme\0".as_slice(), &id.get().to_be_bytes()].concat()
     );
-    assert!(double.row_keys("layout").contains(&row));
+    let cells = live_row(&table, &row).await;
+    assert!(!cells.is_empty(), "the row is stored under that key");
 
-    let json = double.cell("layout", &row, COLUMN_ORDER).unwrap();
+    let (json, json_timestamp) = &cells[COLUMN_ORDER];
     assert_eq!(
-        json.timestamp, 5,
+        *json_timestamp, 5,
         "data cells carry the version as timestamp"
     );
+    assert_eq!(serde_json::from_slice::<Order>(json).unwrap(), stored);
+    let (version, _server_time) = &cells[COLUMN_VERSION];
+    assert_eq!(version.as_slice(), 5u64.to_be_bytes());
+    let (status, status_timestamp) = &cells[COLUMN_STATUS];
     assert_eq!(
-        serde_json::from_slice::<Order>(&json.value).unwrap(),
-        stored
-    );
-    let version = double.cell("layout", &row, COLUMN_VERSION).unwrap();
-    assert_eq!(version.value, 5u64.to_be_bytes());
-    let status = double.cell("layout", &row, COLUMN_STATUS).unwrap();
-    assert_eq!(
-        (status.timestamp, status.value.as_slice()),
+        (*status_timestamp, status.as_slice()),
         (5, b"status-v5".as_slice())
     );
-    let created = double.cell("layout", &row, COLUMN_CREATED).unwrap();
-    assert_eq!(created.value, (BASE_MS as i64).to_be_bytes());
-    assert_eq!(
-        double.calls("checkAndPut"),
-        2,
-        "salt meta row + the version claim"
-    );
-    assert_eq!(double.calls("mutateRowTs"), 1);
+    let (created, _) = &cells[COLUMN_CREATED];
+    assert_eq!(created.as_slice(), (BASE_MS as i64).to_be_bytes());
+    drop(store);
+    table.cleanup().await.unwrap();
 }
 
 #[tokio::test]
 async fn hbase_same_version_repairs_a_writer_that_died_after_its_claim() {
-    let double = HbaseDouble::start();
-    let store = hbase_store(&double, "repair").await;
+    let (store, table) = live_store("repair").await;
     let acme = tenant("acme");
     let id = id_at(2, BASE_MS);
     store.put(&order(&acme, id, 1)).await.unwrap();
-    // a writer of version 2 claimed d:v and died before its data cells
+    // a writer of version 2 claimed d:v (a put at server time, as its checkAndPut does) and
+    // died before its data cells
     let row = hb::row_key(16, &acme, id);
-    double.put_cell(
-        "repair",
-        &row,
-        COLUMN_VERSION,
-        Cell {
-            timestamp: 1,
-            value: 2u64.to_be_bytes().to_vec(),
-        },
-    );
+    let (name, claimed_row) = (table.name().as_bytes().to_vec(), row.clone());
+    with_hbase_client("mutateRow", move |client| {
+        use hbase_thrift::hbase::{Mutation, THbaseSyncClient};
+        let claim = Mutation::new(
+            false,
+            COLUMN_VERSION.to_vec(),
+            2u64.to_be_bytes().to_vec(),
+            true,
+        );
+        client.mutate_row(name, claimed_row, vec![claim], BTreeMap::new())
+    })
+    .await
+    .unwrap();
     assert_eq!(store.get(&acme, id).await.unwrap().unwrap().main.version, 1);
     // redelivery of version 2 writes nothing new but repairs the data
     assert!(!store.put(&order(&acme, id, 2)).await.unwrap());
@@ -629,12 +688,13 @@ async fn hbase_same_version_repairs_a_writer_that_died_after_its_claim() {
         store.get(&acme, id).await.unwrap().unwrap(),
         order(&acme, id, 2)
     );
+    drop(store);
+    table.cleanup().await.unwrap();
 }
 
 #[tokio::test]
 async fn hbase_a_late_stale_data_write_stays_hidden() {
-    let double = HbaseDouble::start();
-    let store = hbase_store(&double, "late").await;
+    let (store, table) = live_store("late").await;
     let acme = tenant("acme");
     let id = id_at(2, BASE_MS);
     store.put(&order(&acme, id, 3)).await.unwrap();
@@ -642,24 +702,11 @@ async fn hbase_a_late_stale_data_write_stays_hidden() {
     // did, and its data write arrives last, over the wire, with timestamp 2
     let row = hb::row_key(16, &acme, id);
     let stale = serde_json::to_vec(&order(&acme, id, 2)).unwrap();
-    let address = double.address();
-    tokio::task::spawn_blocking(move || {
-        use hbase_thrift::hbase::{HbaseSyncClient, Mutation, THbaseSyncClient};
-        use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
-        use thrift::transport::{
-            TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel,
-        };
-        let mut channel = TTcpChannel::new();
-        channel.open(address.as_str()).unwrap();
-        let (read, write) = channel.split().unwrap();
-        let mut client = HbaseSyncClient::new(
-            TBinaryInputProtocol::new(TBufferedReadTransport::new(read), true),
-            TBinaryOutputProtocol::new(TBufferedWriteTransport::new(write), true),
-        );
+    let name = table.name().as_bytes().to_vec();
+    with_hbase_client("mutateRowTs", move |client| {
+        use hbase_thrift::hbase::{Mutation, THbaseSyncClient};
         let mutation = Mutation::new(false, COLUMN_ORDER.to_vec(), stale, true);
-        client
-            .mutate_row_ts(b"late".to_vec(), row, vec![mutation], 2, BTreeMap::new())
-            .unwrap();
+        client.mutate_row_ts(name, row, vec![mutation], 2, BTreeMap::new())
     })
     .await
     .unwrap();
@@ -668,35 +715,150 @@ async fn hbase_a_late_stale_data_write_stays_hidden() {
         order(&acme, id, 3)
     );
     assert!(!store.put(&order(&acme, id, 2)).await.unwrap());
+    drop(store);
+    table.cleanup().await.unwrap();
 }
 
 #[tokio::test]
 async fn hbase_salt_count_cannot_change_for_a_table() {
-    let double = HbaseDouble::start();
-    hbase_store(&double, "salted").await;
+    let (store, table) = live_store("salted").await;
+    drop(store);
     let error = HbaseColdStore::connect(HbaseConfig {
         salt_buckets: 8,
-        ..hbase_config(&double, "salted")
+        ..hbase_config(&hbase_address(), table.name())
     })
     .await
     .unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidInput);
     assert_eq!(error.field.as_deref(), Some("/cold_store/salt_buckets"));
-    // same count: fine, and the table is not created twice
-    hbase_store(&double, "salted").await;
-    assert_eq!(double.calls("createTable"), 1);
+    // same count: fine (how often createTable is called is counted on the double, below)
+    HbaseColdStore::connect(hbase_config(&hbase_address(), table.name()))
+        .await
+        .unwrap();
+    table.cleanup().await.unwrap();
 }
 
 #[tokio::test]
 async fn hbase_missing_table_is_refused_when_creation_is_off() {
-    let double = HbaseDouble::start();
+    let table = HbaseTable::new("absent").await.unwrap();
     let error = HbaseColdStore::connect(HbaseConfig {
         create_table: false,
-        ..hbase_config(&double, "absent")
+        ..hbase_config(&hbase_address(), table.name())
     })
     .await
     .unwrap_err();
     assert_eq!(error.field.as_deref(), Some("/cold_store/table"));
+    table.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn hbase_a_cut_connection_is_unavailable_and_the_store_recovers() {
+    let table = HbaseTable::new("cut").await.unwrap();
+    let proxy = TcpProxy::start(hbase_address()).await.unwrap();
+    let store = HbaseColdStore::connect(HbaseConfig {
+        io_timeout: std::time::Duration::from_secs(2),
+        connect_timeout: std::time::Duration::from_secs(1),
+        ..hbase_config(&proxy.host_port(), table.name())
+    })
+    .await
+    .unwrap();
+    let acme = tenant("acme");
+    let first = order(&acme, id_at(1, BASE_MS), 1);
+    assert!(store.put(&first).await.unwrap());
+
+    proxy.block();
+    let second = order(&acme, id_at(2, BASE_MS + 1), 1);
+    let error = store.put(&second).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    let error = store.get(&acme, first.main.id).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+
+    proxy.restore();
+    assert!(
+        store.put(&second).await.unwrap(),
+        "a new connection works once the server is reachable again"
+    );
+    assert_eq!(store.get(&acme, first.main.id).await.unwrap(), Some(first));
+    drop(store);
+    table.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn cold_store_urls_open_both_adapters() {
+    let table = HbaseTable::new("by_url").await.unwrap();
+    let store = oc_cold_store::ColdStoreConfig::parse(&format!(
+        "hbase://{}?table={}&salt_buckets=4",
+        hbase_address(),
+        table.name()
+    ))
+    .unwrap()
+    .open()
+    .await
+    .unwrap();
+    let acme = tenant("acme");
+    let stored = order(&acme, id_at(6, BASE_MS), 1);
+    assert!(store.put(&stored).await.unwrap());
+    let row = hb::row_key(4, &acme, stored.main.id);
+    assert_eq!(row[0], 6 % 4);
+    assert!(
+        !live_row(&table, &row).await.is_empty(),
+        "stored under the 4-salt key"
+    );
+    drop(store);
+    table.cleanup().await.unwrap();
+
+    let dir = unique_dir("url");
+    let url = format!("redb://{}", dir.join("cold.redb").display());
+    let store = oc_cold_store::ColdStoreConfig::parse(&url)
+        .unwrap()
+        .open()
+        .await
+        .unwrap();
+    assert!(store.put(&stored).await.unwrap());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+// ---- HBase only, on the Thrift double: what a live server cannot show ----
+
+async fn hbase_store(double: &HbaseDouble, table: &str) -> HbaseColdStore {
+    HbaseColdStore::connect(hbase_config(&double.address(), table))
+        .await
+        .unwrap()
+}
+
+/// Which calls a put makes, and that a second connect does not create the table again.
+#[tokio::test]
+async fn hbase_double_counts_the_calls_of_a_put_and_of_a_reconnect() {
+    let double = HbaseDouble::start();
+    let store = hbase_store(&double, "layout").await;
+    let acme = tenant("acme");
+    let stored = order(&acme, id_at(37, BASE_MS), 5);
+    assert!(store.put(&stored).await.unwrap());
+    assert_eq!(
+        double.calls("checkAndPut"),
+        2,
+        "salt meta row + the version claim"
+    );
+    assert_eq!(double.calls("mutateRowTs"), 1);
+    hbase_store(&double, "layout").await;
+    assert_eq!(double.calls("createTable"), 1);
+}
+
+/// Every scanner a scan opens is closed, also after a bad cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hbase_double_sees_every_scanner_closed() {
+    let double = HbaseDouble::start();
+    for (label, case) in [("scan", 0), ("tenants", 1), ("cursor", 2)] {
+        let mut harness = Harness::hbase_double(label, &double).await;
+        match case {
+            0 => scan_pages_a_time_window_in_id_order(&mut harness).await,
+            1 => reads_are_tenant_scoped(&mut harness).await,
+            _ => bad_cursor_is_invalid_input(&mut harness).await,
+        }
+        assert_eq!(double.open_scanners(), 0, "every scanner closed ({label})");
+        harness.finish().await;
+    }
 }
 
 #[tokio::test]
@@ -709,7 +871,7 @@ async fn hbase_framed_compact_wire_and_unsalted_keys_work() {
         framed: true,
         compact: true,
         salt_buckets: 1,
-        ..hbase_config(&double, "framed")
+        ..hbase_config(&double.address(), "framed")
     })
     .await
     .unwrap();
@@ -756,32 +918,4 @@ async fn hbase_failures_are_unavailable() {
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Unavailable);
-}
-
-#[tokio::test]
-async fn cold_store_urls_open_both_adapters() {
-    let double = HbaseDouble::start();
-    let store = oc_cold_store::ColdStoreConfig::parse(&format!(
-        "hbase://{}?table=by_url&salt_buckets=4",
-        double.address()
-    ))
-    .unwrap()
-    .open()
-    .await
-    .unwrap();
-    let acme = tenant("acme");
-    let stored = order(&acme, id_at(6, BASE_MS), 1);
-    assert!(store.put(&stored).await.unwrap());
-    assert_eq!(double.row_keys("by_url")[0][0], 6 % 4);
-
-    let dir = unique_dir("url");
-    let url = format!("redb://{}", dir.join("cold.redb").display());
-    let store = oc_cold_store::ColdStoreConfig::parse(&url)
-        .unwrap()
-        .open()
-        .await
-        .unwrap();
-    assert!(store.put(&stored).await.unwrap());
-    drop(store);
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -74,7 +74,8 @@ pub struct ServiceConfig {
     pub max_connections_per_shard: u32,
     /// The event bus in cluster mode: `kafka://host:9092[,host2…][?prefix=…&partitions=…]`.
     pub kafka_url: Option<String>,
-    /// The search index: `tantivy://<dir>` or Elasticsearch `http://host:9200`;
+    /// The search index: `tantivy://<dir>` or Elasticsearch `http://host:9200` (query
+    /// parameters `prefix`, `replicas`, `shards`, `analyzer`: `EsConfig::from_url`);
     /// single-node default `tantivy://<data>/search`.
     pub search_url: Option<String>,
     /// The cold store: `redb://<file>` or `hbase://host:port`; single-node default
@@ -478,7 +479,8 @@ fn open_search(url: &str, tenants: &Arc<ConfigHandle>) -> anyhow::Result<Arc<dyn
         );
     }
     if url.starts_with("http://") {
-        let es = EsSearchIndex::connect(EsConfig::new(url))
+        let es = EsConfig::from_url(url)
+            .and_then(EsSearchIndex::connect)
             .map_err(|e| anyhow::anyhow!("elasticsearch {url}: {}", e.message))?;
         let tenants = Arc::clone(tenants);
         let fields: FieldSource = Arc::new(move |tenant| {

@@ -1,7 +1,10 @@
-//! The real binaries in cluster mode, on real services: `serve` writes to two MariaDB shard
-//! databases, `relay` moves the outbox to the Kafka-protocol broker, `project` applies the
-//! events to a search index and a cold store and keeps its positions in the shard database.
-//! A stopped and restarted projector resumes; `reconcile` finds everything in step.
+//! The real binaries in cluster mode, on the real engines of `deploy/local/services.sh`:
+//! `serve` writes to two MariaDB shard databases (cache in Redis), `relay` moves the outbox
+//! to Apache Kafka, `project` applies the events to OpenSearch (the Elasticsearch adapter)
+//! and HBase (through its Thrift server) and keeps its positions in the shard database; the
+//! API's search reads OpenSearch. A stopped and restarted projector resumes; `reconcile`
+//! finds everything in step. Each run has its own databases, topic prefix, index prefix and
+//! HBase table.
 
 mod common;
 
@@ -15,7 +18,10 @@ struct Cluster {
     shards: String,
     kafka: String,
     data: tempfile::TempDir,
-    read_models: tempfile::TempDir,
+    /// `http://…:9200?prefix=…&replicas=0`: OpenSearch, this run's indices only.
+    search: String,
+    /// `hbase://…:9090?table=…`: this run's table.
+    cold: String,
 }
 
 impl Cluster {
@@ -25,19 +31,13 @@ impl Cluster {
             .env("OC_SHARDS", &self.shards)
             .env("OC_KAFKA_URL", &self.kafka)
             .env("OC_MASTER_KEY", "42".repeat(32))
+            .env("OC_REDIS_URL", oc_test_support::redis_url())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if with_read_models {
-            let dir = self.read_models.path();
             command
-                .env(
-                    "OC_SEARCH_URL",
-                    format!("tantivy://{}", dir.join("search").display()),
-                )
-                .env(
-                    "OC_COLD_URL",
-                    format!("redb://{}", dir.join("cold.redb").display()),
-                );
+                .env("OC_SEARCH_URL", &self.search)
+                .env("OC_COLD_URL", &self.cold);
         }
         command
     }
@@ -122,19 +122,22 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
     let shard_zero = databases.connect(0).await.unwrap();
     let prefix = oc_test_support::unique_prefix("cluster");
     let brokers = oc_test_support::kafka_brokers().join(",");
+    let search = oc_test_support::SearchPrefix::new("cluster").await.unwrap();
+    let table = oc_test_support::HbaseTable::new("cluster").await.unwrap();
     let cluster = Cluster {
         shards: databases.urls().join(","),
         kafka: format!("kafka://{brokers}?prefix={prefix}&partitions=2"),
         data: tempfile::tempdir().unwrap(),
-        read_models: tempfile::tempdir().unwrap(),
+        search: format!("{}?prefix={}&replicas=0", search.url(), search.prefix()),
+        cold: format!(
+            "hbase://{}?table={}&salt_buckets=4",
+            oc_test_support::hbase_address(),
+            table.name()
+        ),
     };
     keys_init(cluster.command(false));
     let port = free_port();
-    let mut api = cluster.spawn(
-        "serve",
-        false,
-        &[("OC_LISTEN", format!("127.0.0.1:{port}"))],
-    );
+    let mut api = cluster.spawn("serve", true, &[("OC_LISTEN", format!("127.0.0.1:{port}"))]);
     wait_healthy(port);
     let relay_port = free_port();
     let mut relay = cluster.spawn(
@@ -142,28 +145,17 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
         false,
         &[("OC_LISTEN", format!("127.0.0.1:{relay_port}"))],
     );
-    // two projectors split the two partitions of the topic between them. Embedded read
-    // models have one writer each, so every member gets its own (in a real cluster they
-    // share Elasticsearch and HBase); an event applied by both would count twice below.
+    // two projectors split the two partitions of the topic between them, writing to the
+    // same OpenSearch and HBase; an event applied by both would count twice below.
     let member_ports = [free_port(), free_port()];
-    let member_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut members: Vec<Server> = (0..2)
         .map(|member| {
-            let dir = member_dirs[member].path();
             cluster.spawn(
                 "project",
                 true,
                 &[
                     ("OC_PROJECTOR_MEMBER", format!("{member}/2")),
                     ("OC_LISTEN", format!("127.0.0.1:{}", member_ports[member])),
-                    (
-                        "OC_SEARCH_URL",
-                        format!("tantivy://{}", dir.join("search").display()),
-                    ),
-                    (
-                        "OC_COLD_URL",
-                        format!("redb://{}", dir.join("cold.redb").display()),
-                    ),
                 ],
             )
         })
@@ -202,6 +194,9 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
     for member in &mut members {
         stop(member);
     }
+    // the API's search answers from OpenSearch: every order, not degraded
+    let found = search_until(port, ORDERS);
+    assert_eq!(found["degraded"], false, "{found}");
 
     // replay from the start (positions dropped) into the shared read models with one
     // projector that owns every partition: a rebuild, then everything reconciles
@@ -239,4 +234,25 @@ async fn relay_and_projector_processes_keep_the_read_models_in_step() {
     stop(&mut api);
     drop(shard_zero);
     databases.cleanup().await.unwrap();
+    search.cleanup().await.unwrap();
+    table.cleanup().await.unwrap();
+}
+
+/// `GET /v1/orders/search` (the tenant's whole list) until it holds `count` orders;
+/// OpenSearch makes writes searchable after its refresh interval (1 s).
+fn search_until(port: u16, count: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http(port, "GET", "/v1/orders/search?limit=100", None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let result: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if result["items"].as_array().map_or(0, Vec::len) == count {
+            return result;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "search did not list {count} orders: {result}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

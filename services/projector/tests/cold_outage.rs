@@ -1,25 +1,24 @@
 //! Cold store down: the projector keeps retrying (with backoff, through the cold-store circuit
 //! breaker) and after the store is back every order is in it at its latest version.
 //!
-//! The cold store is the HBase adapter over Thrift, talking to the `hbase-thrift` test double
-//! of `oc-cold-store`'s tests (HBase itself cannot run here) through a [`TcpProxy`] the test
-//! cuts and restores. Shards are real MariaDB databases.
+//! The cold store is the HBase adapter on the live HBase of `deploy/local/services.sh` (its
+//! Thrift1 server, a table of this test's own), reached through a [`TcpProxy`] the test cuts
+//! and restores; HBase itself is never stopped. Shards are real MariaDB databases.
 
 mod common;
-#[path = "../../cold-store/tests/hbase_double/mod.rs"]
-mod hbase_double;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Shards, create_orders, event_of, namer, tenant};
-use hbase_double::HbaseDouble;
+use hbase_thrift::hbase::THbaseSyncClient;
 use oc_cold_store::{HbaseColdStore, HbaseConfig};
 use oc_model::ports::ColdStore;
 use oc_model::{Order, OrderEventKind};
 use oc_projector::{Projector, ProjectorConfig, RetryPolicy, Sinks};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
-use oc_test_support::TcpProxy;
+use oc_test_support::{HbaseTable, TcpProxy, hbase_address, with_hbase_client};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -30,12 +29,32 @@ fn latest(orders: &[Vec<Order>]) -> Vec<Order> {
         .collect()
 }
 
+/// How many rows the table holds, counted by a scan straight on the server.
+async fn row_count(table: &HbaseTable) -> usize {
+    let name = table.name().as_bytes().to_vec();
+    with_hbase_client("counting rows", move |client| {
+        let scanner = client.scanner_open(name, Vec::new(), Vec::new(), BTreeMap::new())?;
+        let mut rows = 0;
+        loop {
+            let batch = client.scanner_get_list(scanner, 1_000)?;
+            if batch.is_empty() {
+                break;
+            }
+            rows += batch.len();
+        }
+        client.scanner_close(scanner)?;
+        Ok(rows)
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
-    let double = HbaseDouble::start();
-    let proxy = TcpProxy::start(double.address()).await.unwrap();
+    let table = HbaseTable::new("cold_outage").await.unwrap();
+    let proxy = TcpProxy::start(hbase_address()).await.unwrap();
     let config = HbaseConfig {
-        table: "oc_cold_outage".to_owned(),
+        table: table.name().to_owned(),
         max_connections: 4,
         connect_timeout: Duration::from_millis(500),
         io_timeout: Duration::from_secs(2),
@@ -96,7 +115,7 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
         .flatten()
         .map(|o| event_of(o, OrderEventKind::StatusChanged))
         .collect();
-    let rows_at_block = double.row_keys("oc_cold_outage").len();
+    let rows_at_block = row_count(&table).await;
     let applying = tokio::spawn({
         let projector = projector.clone();
         async move { projector.apply_events(&events).await }
@@ -113,7 +132,7 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
     );
     assert!(snapshot.rejected > 0, "{snapshot:?}");
     assert_eq!(
-        double.row_keys("oc_cold_outage").len(),
+        row_count(&table).await,
         rows_at_block,
         "nothing of the outage got through"
     );
@@ -142,4 +161,6 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
         assert_eq!(stored.main.version, order.main.version);
     }
     shards.finish().await;
+    drop(cold);
+    table.cleanup().await.unwrap();
 }

@@ -73,7 +73,7 @@ async fn main() {
     running.await.unwrap().unwrap();
     println!(
         "relayed {expected} events in {elapsed:.2?} with batch {batch_size}: {:.0} events/s \
-         (2 MariaDB shards → tansu, acks=all, topics created on first use)",
+         (2 MariaDB shards → Kafka, acks=all, topics created on first use)",
         expected as f64 / elapsed.as_secs_f64()
     );
     shards.finish().await;

@@ -1,15 +1,15 @@
 //! Bus down: creates still commit, the outbox grows, and once the broker is back the relay
 //! drains it; every event reaches the topic exactly once.
 //!
-//! The broker is a tansu this test starts on its own loopback port (memory storage), reached
-//! only through a [`TcpProxy`]: tansu advertises the proxy's address, so every connection the
-//! Kafka client makes (bootstrap and partition leaders) goes through the proxy the test cuts.
-//! The shared tansu on 9092 is never touched.
+//! The broker is the shared Apache Kafka, reached only through a [`TcpProxy`] on its
+//! fault-test listener: that listener advertises the proxy's fixed address
+//! (`deploy/local/engines/engines.sh`), so every connection the Kafka client makes
+//! (bootstrap and partition leaders) goes through the proxy the test cuts. The broker itself
+//! and the other tests on its main listener are never touched.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,67 +19,18 @@ use oc_model::ports::{EventBus, OrderStore};
 use oc_model::{OrderId, ShardId};
 use oc_relay::{BackoffConfig, Relay, RelayConfig};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
-use oc_test_support::TcpProxy;
+use oc_test_support::{TcpProxy, kafka_fault_listener};
 
-/// A tansu broker owned by this test, killed (by its pid) on drop.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tansu_binary() -> String {
-    if let Ok(path) = std::env::var("OC_TEST_TANSU") {
-        return path;
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let installed = format!("{home}/.cargo/bin/tansu");
-    if std::path::Path::new(&installed).exists() {
-        installed
-    } else {
-        "tansu".to_owned()
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// tansu on `port`, advertising `advertised` (the proxy) to clients.
-fn start_broker(port: u16, advertised: &str, label: &str) -> Broker {
-    let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new(tansu_binary())
-        .current_dir(&dir)
-        .env_remove("CLUSTER_ID")
-        .env_remove("LISTENER_URL")
-        .env_remove("ADVERTISED_LISTENER_URL")
-        .env_remove("STORAGE_ENGINE")
-        .env("RUST_LOG", "warn")
-        .args([
-            "broker",
-            "--cluster-id",
-            label,
-            "--listener-url",
-            &format!("tcp://127.0.0.1:{port}"),
-            "--advertised-listener-url",
-            &format!("tcp://{advertised}"),
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tansu is installed (deploy/local/services.sh up)");
-    Broker(child)
+/// A proxy on the address the broker's fault-test listener advertises, forwarding to it.
+async fn proxy_to_the_fault_listener() -> TcpProxy {
+    let (listener, advertised) = kafka_fault_listener();
+    let port = advertised
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("{advertised}: no port"));
+    TcpProxy::start_on(port, listener).await.unwrap_or_else(|error| {
+        panic!("{error:#} (is another bus outage test running? the port is fixed by the broker's config)")
+    })
 }
 
 async fn pending_by_shard(shards: &Shards) -> BTreeMap<ShardId, usize> {
@@ -103,11 +54,7 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
-    let broker_port = free_port();
-    let proxy = TcpProxy::start(format!("127.0.0.1:{broker_port}"))
-        .await
-        .unwrap();
-    let _broker = start_broker(broker_port, &proxy.host_port(), "bus_outage");
+    let proxy = proxy_to_the_fault_listener().await;
 
     let shards = Shards::mariadb("relay_outage").await;
     let tenants = [tenant("acme")];
@@ -117,7 +64,6 @@ async fn bus_down_the_outbox_grows_and_drains_exactly_once_after_restore() {
     // a cut-off broker surfaces as an error within a second (the relay retries)
     kafka_config.operation_deadline = Duration::from_secs(1);
     let kafka = Arc::new(KafkaEventBus::new(kafka_config).unwrap());
-    // the broker needs a moment to listen: the first rounds of the relay retry until then
     let breaker = CircuitBreaker::new(
         "bus",
         BreakerConfig {

@@ -1,31 +1,56 @@
-//! The `SearchIndex` conformance suite. The same cases run against every adapter with a
-//! live engine here: the embedded tantivy index in memory, on disk, and committing after
-//! every write. (The Elasticsearch adapter has no server here; it gets the golden and wire
-//! tests instead.)
+//! The `SearchIndex` conformance suite. The same cases run against every adapter, each with
+//! a live engine: the embedded tantivy index in memory, on disk, and committing after every
+//! write; and the Elasticsearch adapter (through `MappedEsIndex`, as the binary wires it)
+//! against the OpenSearch node of `deploy/local/services.sh` (`OC_TEST_SEARCH_URL`), with an
+//! index prefix of its own per test. When that engine does not answer, the Elasticsearch
+//! cases fail with a message that names it.
 
 mod common;
+
+use std::sync::Arc;
 
 use oc_model::ports::SearchIndex;
 use oc_model::search::{
     AmountRange, ExtCondition, ExtFilter, ExtRange, PiiField, SearchQuery, SearchSort, SearchValue,
     SortDirection, SortField, TimeRange,
 };
+use oc_model::search::{SearchFieldKind, SearchFieldSpec};
 use oc_model::{BusinessIdentity, Currency, ErrorCode, OrderType, PartyId, StatusCode};
-use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
+use oc_search::{
+    CommitPolicy, EsConfig, EsSearchIndex, MappedEsIndex, TantivyConfig, TantivySearchIndex,
+};
+use oc_test_support::SearchPrefix;
 
 use common::*;
 
-type Guard = Option<tempfile::TempDir>;
+/// What a test's index leaves behind: a temporary directory, or indices on the engine.
+enum Guard {
+    Nothing,
+    /// Kept only to delete the directory when the test ends.
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Engine(SearchPrefix),
+}
 
-fn tantivy_in_memory() -> (Box<dyn SearchIndex>, Guard) {
+impl Guard {
+    async fn finish(self) {
+        if let Guard::Engine(prefix) = self {
+            prefix.cleanup().await.unwrap();
+        }
+    }
+}
+
+async fn tantivy_in_memory() -> (Box<dyn SearchIndex>, Guard) {
     let config = TantivyConfig {
         writer_memory_bytes: 15_000_000,
         ..TantivyConfig::in_memory().with_commit(CommitPolicy::Manual)
     };
-    (Box::new(TantivySearchIndex::open(config).unwrap()), None)
+    (
+        Box::new(TantivySearchIndex::open(config).unwrap()),
+        Guard::Nothing,
+    )
 }
 
-fn tantivy_on_disk() -> (Box<dyn SearchIndex>, Guard) {
+async fn tantivy_on_disk() -> (Box<dyn SearchIndex>, Guard) {
     let dir = tempfile::tempdir().unwrap();
     let config = TantivyConfig {
         writer_memory_bytes: 15_000_000,
@@ -33,16 +58,56 @@ fn tantivy_on_disk() -> (Box<dyn SearchIndex>, Guard) {
     };
     (
         Box::new(TantivySearchIndex::open(config).unwrap()),
-        Some(dir),
+        Guard::Dir(dir),
     )
 }
 
-fn tantivy_every_write() -> (Box<dyn SearchIndex>, Guard) {
+async fn tantivy_every_write() -> (Box<dyn SearchIndex>, Guard) {
     let config = TantivyConfig {
         writer_memory_bytes: 15_000_000,
         ..TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite)
     };
-    (Box::new(TantivySearchIndex::open(config).unwrap()), None)
+    (
+        Box::new(TantivySearchIndex::open(config).unwrap()),
+        Guard::Nothing,
+    )
+}
+
+/// The extension fields the cases use, as a tenant config would declare them searchable.
+fn conformance_fields() -> Vec<SearchFieldSpec> {
+    use SearchFieldKind as K;
+    [
+        ("cold_box", K::Keyword),
+        ("batch", K::Keyword),
+        ("pallets", K::Int),
+        ("pallets_text", K::Keyword),
+        ("temperature_max", K::Decimal),
+        ("vip", K::Bool),
+        ("delivery_day", K::Date),
+        ("id_card", K::BlindIndex),
+    ]
+    .into_iter()
+    .map(|(field, kind)| SearchFieldSpec {
+        name: name(field),
+        kind,
+    })
+    .collect()
+}
+
+/// The Elasticsearch adapter on the test engine, default settings but for the index prefix
+/// (one per test, removed afterwards) and no replicas (one node).
+async fn elasticsearch() -> (Box<dyn SearchIndex>, Guard) {
+    let prefix = SearchPrefix::new("search_conformance").await.unwrap();
+    let config = EsConfig {
+        index_prefix: prefix.prefix().to_owned(),
+        number_of_replicas: 0,
+        ..EsConfig::new(prefix.url())
+    };
+    let index = MappedEsIndex::new(
+        EsSearchIndex::connect(config).unwrap(),
+        Arc::new(|_tenant: &oc_model::TenantId| conformance_fields()),
+    );
+    (Box::new(index), Guard::Engine(prefix))
 }
 
 macro_rules! search_index_suite {
@@ -67,8 +132,9 @@ macro_rules! search_index_suite {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let (index, _guard) = $open();
+                    let (index, guard) = $open().await;
                     super::cases::$case(&*index).await;
+                    guard.finish().await;
                 }
             )*
         }
@@ -78,6 +144,7 @@ macro_rules! search_index_suite {
 search_index_suite!(tantivy_memory, super::tantivy_in_memory);
 search_index_suite!(tantivy_disk, super::tantivy_on_disk);
 search_index_suite!(tantivy_commit_every_write, super::tantivy_every_write);
+search_index_suite!(elasticsearch, super::elasticsearch);
 
 fn query() -> SearchQuery {
     SearchQuery {

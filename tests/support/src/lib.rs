@@ -2,21 +2,28 @@
 
 mod env;
 pub mod fixtures;
+mod hbase;
 mod kafka;
 mod mysql;
 mod prefix;
 mod proxy;
 mod redis_prefix;
+mod search;
 
 pub use env::{
-    DEFAULT_KAFKA_BROKERS, DEFAULT_MYSQL_URL, DEFAULT_REDIS_URL, KAFKA_BROKERS_VAR, MYSQL_URL_VAR,
-    REDIS_URL_VAR, TestEnv, kafka_brokers, mysql_url, redis_url,
+    DEFAULT_HBASE_ADDRESS, DEFAULT_KAFKA_BROKERS, DEFAULT_KAFKA_FAULT_BROKER,
+    DEFAULT_KAFKA_FAULT_PROXY, DEFAULT_MYSQL_URL, DEFAULT_REDIS_URL, DEFAULT_SEARCH_URL,
+    HBASE_ADDRESS_VAR, KAFKA_BROKERS_VAR, KAFKA_FAULT_BROKER_VAR, KAFKA_FAULT_PROXY_VAR,
+    MYSQL_URL_VAR, REDIS_URL_VAR, SEARCH_URL_VAR, TestEnv, hbase_address, kafka_brokers,
+    kafka_fault_listener, mysql_url, redis_url, search_url,
 };
+pub use hbase::{HbaseClient, HbaseTable, STALE_TABLE_AGE, hbase_client, with_hbase_client};
 pub use kafka::{KafkaTopic, kafka_client};
 pub use mysql::{STALE_DATABASE_AGE, TestDatabases, database_url, sweep_stale_databases};
 pub use prefix::unique_prefix;
 pub use proxy::TcpProxy;
 pub use redis_prefix::RedisPrefix;
+pub use search::{STALE_INDEX_AGE, SearchPrefix, search_request};
 
 /// How long one helper operation against a service may take before it fails the test.
 ///

@@ -29,8 +29,19 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// A proxy to `target` (`host:port`), forwarding.
     pub async fn start(target: impl Into<String>) -> anyhow::Result<TcpProxy> {
+        Self::start_on(0, target).await
+    }
+
+    /// A proxy on the fixed port `127.0.0.1:<port>` (0: any free port). For a service
+    /// that tells its clients where to connect (a Kafka listener advertising the proxy's
+    /// address), the port must be known before the service starts.
+    pub async fn start_on(port: u16, target: impl Into<String>) -> anyhow::Result<TcpProxy> {
         let target = target.into();
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("binding the test proxy to 127.0.0.1:{port}: {error}")
+            })?;
         let address = listener.local_addr()?;
         let blocked = Arc::new(AtomicBool::new(false));
         let (cut, _) = watch::channel(0u64);

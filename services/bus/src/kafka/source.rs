@@ -178,10 +178,10 @@ pub struct KafkaEventSource {
 
 /// The offset `start` names in one partition.
 ///
-/// `Latest` is read as the high watermark of an empty fetch, not with ListOffsets(latest):
-/// tansu 0.6 answers ListOffsets(latest) with the last *batch*'s base offset + 1 rather
-/// than the log end offset, which would replay part of the last batch. The high watermark
-/// is right on tansu and is the same value on Apache Kafka.
+/// `Latest` is read as the high watermark of an empty fetch, not with ListOffsets(latest).
+/// On Apache Kafka the two are the same value; the fetch also holds on brokers that answer
+/// ListOffsets(latest) with the last *batch*'s base offset + 1 (tansu 0.6 did, which would
+/// replay part of the last batch), at the cost of one small request per partition at open.
 async fn start_offset(partition: &PartitionClient, start: StartOffset) -> DomainResult<i64> {
     let earliest = partition
         .get_offset(OffsetAt::Earliest)

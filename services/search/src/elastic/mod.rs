@@ -8,5 +8,5 @@ pub mod request;
 pub mod response;
 
 pub use client::EsSearchIndex;
-pub use config::EsConfig;
+pub use config::{EsConfig, ORDERCENTER_CJK_ANALYZER, ORDERCENTER_CJK_SEARCH_ANALYZER};
 pub use mapped::{FieldSource, MappedEsIndex};

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::macros::format_description;
 
-use super::config::EsConfig;
+use super::config::{EsConfig, ORDERCENTER_CJK_ANALYZER, ORDERCENTER_CJK_SEARCH_ANALYZER};
 use crate::cursor::{Cursor, direction_name, epoch_millis, sort_field_name};
 
 /// An index (write) request: the URL parts, query parameters and body.
@@ -187,7 +187,8 @@ pub fn build_create_index_body(
             "index": {
                 "number_of_shards": config.number_of_shards,
                 "number_of_replicas": config.number_of_replicas,
-            }
+            },
+            "analysis": ordercenter_analysis(),
         },
         "aliases": {
             config.alias(tenant): {"is_write_index": true}
@@ -207,7 +208,7 @@ pub fn build_create_index_body(
                 "updated_at": millis,
                 "payable_minor": {"type": "long"},
                 "currency": keyword,
-                "product_names": {"type": "text", "analyzer": config.product_analyzer},
+                "product_names": product_names_mapping(config),
                 "skus": keyword,
                 "ext": {
                     "type": "object",
@@ -222,6 +223,41 @@ pub fn build_create_index_body(
             }
         }
     }))
+}
+
+/// The analyzers every index defines (used when `product_analyzer` names them).
+fn ordercenter_analysis() -> Value {
+    let chain = |bigram_filter: &str| {
+        json!({
+            "type": "custom",
+            "tokenizer": "standard",
+            "filter": ["cjk_width", "lowercase", bigram_filter],
+        })
+    };
+    json!({
+        "filter": {
+            "ordercenter_cjk_bigram_and_unigram": {
+                "type": "cjk_bigram",
+                "output_unigrams": true,
+            }
+        },
+        "analyzer": {
+            ORDERCENTER_CJK_ANALYZER: chain("ordercenter_cjk_bigram_and_unigram"),
+            ORDERCENTER_CJK_SEARCH_ANALYZER: chain("cjk_bigram"),
+        }
+    })
+}
+
+fn product_names_mapping(config: &EsConfig) -> Value {
+    if config.product_analyzer == ORDERCENTER_CJK_ANALYZER {
+        json!({
+            "type": "text",
+            "analyzer": ORDERCENTER_CJK_ANALYZER,
+            "search_analyzer": ORDERCENTER_CJK_SEARCH_ANALYZER,
+        })
+    } else {
+        json!({"type": "text", "analyzer": config.product_analyzer})
+    }
 }
 
 /// The put-mapping body that adds new searchable fields to an existing tenant index.
