@@ -17,6 +17,7 @@ use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
+use oc_model::stock::StockStore;
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -51,7 +52,8 @@ async fn app(dir: &std::path::Path) -> Router {
         Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>,
     ))
     .search(Some(Arc::new(search) as Arc<dyn SearchIndex>))
-    .transitions(store as Arc<dyn TransitionStore>)
+    .transitions(store.clone() as Arc<dyn TransitionStore>)
+    .stock(store as Arc<dyn StockStore>)
     .node_id(3)
     .build()
     .unwrap();

@@ -5,9 +5,9 @@
 //! A transition is one local transaction on the order's shard: the order row
 //! (compare-and-set on its version), one history row and one outbox event. Everything a
 //! transition decides about stock (confirm or release the order's reservations) is recorded
-//! in its history row as a [`StockEffect`], so whoever settles a reservation later (the
-//! reservation sweeper, after a crash between the order's commit and the stock update) reads
-//! the decision from the order's own shard instead of guessing it.
+//! in its history row as a [`StockEffect`], so whoever settles a reservation later (after a
+//! crash between the order's commit and the stock update) reads the decision from the
+//! order's own shard instead of guessing it.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{DomainError, DomainResult};
-use crate::event::{OrderEvent, ShardId};
+use crate::event::OrderEvent;
 use crate::ids::{OrderId, StatusCode, TenantId, TransitionEvent};
 use crate::order::Order;
 
@@ -200,15 +200,7 @@ impl TransitionWrite {
     }
 }
 
-/// An order waiting for payment past its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverduePayment {
-    pub id: OrderId,
-    pub deadline: OffsetDateTime,
-}
-
-/// The transition side of the order store: transitions, the history, and the index of
-/// pay deadlines the timeout worker scans.
+/// The transition side of the order store: transitions and the history.
 #[async_trait]
 pub trait TransitionStore: Send + Sync + Debug + 'static {
     /// Compare-and-set on the version: the order's main row (status, version, update time,
@@ -219,15 +211,4 @@ pub trait TransitionStore: Send + Sync + Debug + 'static {
 
     /// The order's history, oldest first (another tenant's order: empty).
     async fn history(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Vec<HistoryEntry>>;
-
-    /// Orders of `tenant` on `shard` whose pay deadline is before `now`, earliest first, at
-    /// most `limit`: from an index on `(tenant, pay_deadline_ms)`. A deadline is set only while
-    /// an order waits for payment.
-    async fn overdue_payments(
-        &self,
-        shard: ShardId,
-        tenant: &TenantId,
-        now: OffsetDateTime,
-        limit: u32,
-    ) -> DomainResult<Vec<OverduePayment>>;
 }

@@ -1,23 +1,12 @@
 //! Stock: a level per SKU, the reservations orders hold against it, and the two ports that
-//! keep them — the SQL store (the truth) and an optional accelerator (Redis) for hot SKUs.
+//! keeps them: the SQL store.
 //!
 //! # Counting
 //!
-//! A SKU's units are always in exactly one bucket: `available` (for sale in SQL), `allotted`
-//! (handed to the accelerator's current allotment, still for sale), `reserved` (held by an
-//! order waiting for payment) or `sold`. Every change moves units between buckets in one
-//! conditional statement, so `available + allotted + reserved + sold` only changes when a
-//! tenant admin sets the stock. Shown to clients, `available` is `available + allotted`.
-//!
-//! # The accelerator
-//!
-//! SQL stays the truth. The accelerator holds a counter per SKU taken from SQL as an
-//! *allotment* with a generation number (`reallot`: every earlier allotment goes back to
-//! `available` and a new one starts, in one conditional statement). A reservation taken from
-//! the counter is then written to SQL against that generation (`allotted >= n` and the same
-//! generation), and falls back to `available` when the generation moved on. So Redis
-//! restarting empty (or any counter it loses) never sells a unit twice and never loses one:
-//! SQL still counts the allotment, and the next `reallot` returns it.
+//! A SKU's units are always in exactly one bucket: `available` (for sale), `reserved` (held
+//! by an order waiting for payment) or `sold`. Every change moves units between buckets in
+//! one conditional statement (never read-then-write), so `available + reserved + sold` only
+//! changes when a tenant admin sets the stock.
 
 use std::fmt::{self, Debug};
 
@@ -26,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{DomainError, DomainResult};
-use crate::event::ShardId;
 use crate::ids::{OrderId, TenantId};
 
 /// Longest SKU, in characters (the width of the `sku` columns).
@@ -81,32 +69,14 @@ pub struct StockLevel {
     /// Held by reservations of orders not yet paid.
     pub reserved: u64,
     pub sold: u64,
-    /// Handed to the accelerator's current allotment and not reserved yet: still for sale.
-    pub allotted: u64,
-    /// The generation of the current allotment (bumped by every `reallot`).
-    pub allotment: u64,
     pub updated_at: OffsetDateTime,
 }
 
 impl StockLevel {
-    /// Units for sale: in SQL and in the accelerator's allotment.
-    pub fn for_sale(&self) -> u64 {
-        self.available + self.allotted
-    }
-
     /// Every unit of the SKU, whatever bucket it is in.
     pub fn total(&self) -> u64 {
-        self.available + self.allotted + self.reserved + self.sold
+        self.available + self.reserved + self.sold
     }
-}
-
-/// Where a reservation takes its units from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StockSource {
-    /// `available` (the SQL path).
-    Available,
-    /// The accelerator's allotment of this generation.
-    Allotment(u64),
 }
 
 /// A reservation to write: `quantity` units of `sku` for `order_id` until `expires_at`.
@@ -125,8 +95,8 @@ pub struct Hold {
 pub enum ReserveOutcome {
     /// The units moved to `reserved` and the reservation row was written.
     Reserved,
-    /// Not enough units in the source (or, for an allotment, the generation moved on):
-    /// nothing changed. The level as read after the refusal, `None` when the SKU has no stock row.
+    /// Not enough units available: nothing changed. The level as read after the refusal,
+    /// `None` when the SKU has no stock row.
     Short(Option<StockLevel>),
 }
 
@@ -194,12 +164,12 @@ pub enum Settle {
     Missing,
 }
 
-/// The SQL side of stock, the truth: levels sharded by `(tenant, sku)` through the order
+/// Stock levels and reservations: levels sharded by `(tenant, sku)` through the order
 /// store's bucket map, reservation rows beside their SKU's level.
 #[async_trait]
 pub trait StockStore: Send + Sync + Debug + 'static {
     /// Set the units for sale to `available` (creating the SKU's level if needed); reserved
-    /// and sold units stay as they are, and the accelerator's allotment comes back first.
+    /// and sold units stay as they are.
     async fn set_available(
         &self,
         tenant: &TenantId,
@@ -211,9 +181,9 @@ pub trait StockStore: Send + Sync + Debug + 'static {
     /// The level of a SKU, `None` when no stock was ever set for it.
     async fn stock_level(&self, tenant: &TenantId, sku: &Sku) -> DomainResult<Option<StockLevel>>;
 
-    /// Move `hold.quantity` units from `source` to `reserved` with a conditional decrement
-    /// (never read-then-write) and write the reservation row, in one transaction.
-    async fn reserve(&self, hold: &Hold, source: StockSource) -> DomainResult<ReserveOutcome>;
+    /// Move `hold.quantity` units from `available` to `reserved` with a conditional
+    /// decrement (never read-then-write) and write the reservation row, in one transaction.
+    async fn reserve(&self, hold: &Hold) -> DomainResult<ReserveOutcome>;
 
     /// Reserved → confirmed: the units are sold. Idempotent.
     async fn confirm(
@@ -240,72 +210,4 @@ pub trait StockStore: Send + Sync + Debug + 'static {
         order_id: OrderId,
         sku: &Sku,
     ) -> DomainResult<Option<Reservation>>;
-
-    /// Reservations of `tenant` on `shard` still `reserved` and expired before `now`,
-    /// earliest first, at most `limit`.
-    async fn expired_reservations(
-        &self,
-        shard: ShardId,
-        tenant: &TenantId,
-        now: OffsetDateTime,
-        limit: u32,
-    ) -> DomainResult<Vec<Reservation>>;
-
-    /// Move a still `reserved` reservation's expiry; `false` when it is no longer reserved.
-    async fn extend_reservation(
-        &self,
-        tenant: &TenantId,
-        order_id: OrderId,
-        sku: &Sku,
-        expires_at: OffsetDateTime,
-    ) -> DomainResult<bool>;
-
-    /// Start a new allotment of `units` for the accelerator if the current generation is
-    /// still `expected`: the whole current allotment goes back to `available` and `units` of
-    /// `available + allotted` become the new one (`units = 0` only takes it back). `None`
-    /// when the generation moved on or there are fewer than `units` for sale.
-    async fn reallot(
-        &self,
-        tenant: &TenantId,
-        sku: &Sku,
-        expected: u64,
-        units: u64,
-        now: OffsetDateTime,
-    ) -> DomainResult<Option<StockLevel>>;
-
-    /// The shards stock rows live on (the reservation sweeper walks them).
-    fn stock_shards(&self) -> Vec<ShardId>;
-}
-
-/// What the accelerator's atomic take did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Take {
-    /// Every item's units were taken: the allotment generation each came from, in order.
-    Taken(Vec<u64>),
-    /// Item `index` has no counter (never allotted, or the accelerator lost it): nothing taken.
-    Missing(usize),
-    /// Item `index` has fewer units left than asked: nothing taken.
-    Short { index: usize, remaining: u64 },
-}
-
-/// An in-memory counter in front of the SQL stock for hot SKUs (Redis): takes several SKUs'
-/// units atomically, all or nothing. It may lose its counters at any time (a restart with no
-/// persistence); the allotment protocol above makes that cost fallbacks, never units.
-#[async_trait]
-pub trait StockAccelerator: Send + Sync + Debug + 'static {
-    /// Take `quantity` of every `(sku, quantity)` at once, or nothing.
-    async fn take(&self, tenant: &TenantId, items: &[(Sku, u64)]) -> DomainResult<Take>;
-
-    /// Install allotment `generation` of `units` for `sku`, unless the accelerator holds the
-    /// same or a newer generation already. Returns whether it was installed.
-    async fn publish(
-        &self,
-        tenant: &TenantId,
-        sku: &Sku,
-        generation: u64,
-        units: u64,
-    ) -> DomainResult<bool>;
-
-    /// Whether the accelerator answers.
-    async fn health(&self) -> DomainResult<()>;
 }

@@ -14,9 +14,9 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    AcceleratorKind, ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget,
-    Endpoint, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits, ResolvedField,
-    Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
+    InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits, ResolvedField, Retention,
+    RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
 };
 use crate::v1::{
     RawDataField, RawField, RawIdentity, RawInventory, RawOrderType, RawStateMachine, RawTenant,
@@ -24,8 +24,6 @@ use crate::v1::{
 
 /// Longest payment window: 30 days.
 const MAX_PAYMENT_WINDOW_SECONDS: u32 = 30 * 24 * 3600;
-/// Most units one accelerator allotment may hold.
-const MAX_ALLOTMENT: u32 = 1_000_000;
 /// The event the timeout worker fires when an order's payment window elapses.
 const TIMEOUT_EVENT: &str = "timeout";
 
@@ -484,16 +482,10 @@ fn resolve_inventory(
     let defaults = InventoryConfig::default();
     let config = InventoryConfig {
         mode: raw.mode,
-        accelerator: raw.accelerator.unwrap_or(defaults.accelerator),
-        allotment: raw.allotment.unwrap_or(defaults.allotment),
         untracked_skus: raw.untracked_skus.unwrap_or(defaults.untracked_skus),
     };
     if raw.mode == InventoryMode::None {
-        for (key, set) in [
-            ("accelerator", raw.accelerator.is_some()),
-            ("allotment", raw.allotment.is_some()),
-            ("untracked_skus", raw.untracked_skus.is_some()),
-        ] {
+        for (key, set) in [("untracked_skus", raw.untracked_skus.is_some())] {
             if set {
                 c.push(
                     child(path, key),
@@ -501,18 +493,6 @@ fn resolve_inventory(
                 );
             }
         }
-    }
-    if config.allotment == 0 || config.allotment > MAX_ALLOTMENT {
-        c.push(
-            child(path, "allotment"),
-            format!("an allotment is 1 to {MAX_ALLOTMENT} units"),
-        );
-    }
-    if raw.allotment.is_some() && config.accelerator == AcceleratorKind::None {
-        c.push(
-            child(path, "allotment"),
-            "`allotment` sizes the accelerator's allotments: set `accelerator` too",
-        );
     }
     (c.errors.len() == before).then_some(config)
 }

@@ -468,7 +468,7 @@ fn plan_lifecycle(
         plan.change(
             Severity::Safe,
             scope,
-            "inventory settings changed (accelerator, allotment or untracked SKUs)".to_owned(),
+            "inventory settings changed (untracked SKUs)".to_owned(),
         );
     }
     for old_transition in old.transitions() {

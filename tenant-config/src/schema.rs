@@ -151,8 +151,6 @@ pub fn json_schema_v1() -> Value {
                 "description": "Stock of this identity's orders. Absent: mode none (orders hold no stock).",
                 "properties": {
                     "mode": { "enum": ["none", "builtin"], "description": "builtin: placement reserves every line's stock (all or nothing), pay sells it, cancel and timeout release it." },
-                    "accelerator": { "enum": ["none", "redis"], "default": "none", "description": "redis: reservations are taken from Redis allotments first (hot SKUs); SQL stays the truth. Used when the server has Redis." },
-                    "allotment": { "type": "integer", "minimum": 1, "maximum": 1000000, "default": 100, "description": "Units moved into the accelerator per allotment." },
                     "untracked_skus": { "enum": ["refuse", "allow"], "default": "refuse", "description": "A SKU nobody set stock for: refuse the order (out of stock), or sell it without a reservation." }
                 }
             },

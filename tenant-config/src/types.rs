@@ -538,16 +538,6 @@ impl InventoryMode {
     }
 }
 
-/// Which accelerator takes a business identity's reservations first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AcceleratorKind {
-    #[default]
-    None,
-    /// Redis allotments (used when the server has Redis, `OC_REDIS_URL`; otherwise SQL alone).
-    Redis,
-}
-
 /// What placement does with a SKU nobody ever set stock for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -563,15 +553,10 @@ pub enum UntrackedSkus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InventoryConfig {
     pub mode: InventoryMode,
-    pub accelerator: AcceleratorKind,
-    /// Units moved into the accelerator per allotment.
-    pub allotment: u32,
     pub untracked_skus: UntrackedSkus,
 }
 
 impl InventoryConfig {
-    pub const DEFAULT_ALLOTMENT: u32 = 100;
-
     pub fn is_builtin(&self) -> bool {
         self.mode == InventoryMode::Builtin
     }
@@ -581,8 +566,6 @@ impl Default for InventoryConfig {
     fn default() -> Self {
         InventoryConfig {
             mode: InventoryMode::None,
-            accelerator: AcceleratorKind::None,
-            allotment: InventoryConfig::DEFAULT_ALLOTMENT,
             untracked_skus: UntrackedSkus::Refuse,
         }
     }

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use oc_model::ExtFieldType;
 use serde::Deserialize;
 
-use crate::types::{
-    AcceleratorKind, Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus,
-};
+use crate::types::{Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,10 +85,6 @@ pub(crate) struct RawIdentity {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInventory {
     pub mode: InventoryMode,
-    #[serde(default)]
-    pub accelerator: Option<AcceleratorKind>,
-    #[serde(default)]
-    pub allotment: Option<u32>,
     #[serde(default)]
     pub untracked_skus: Option<UntrackedSkus>,
 }

@@ -11,7 +11,8 @@ use oc_model::{DomainError, ErrorCode};
 use crate::AppState;
 use crate::access::{Authenticated, Endpoint};
 use crate::dto::{
-    CancelRequest, CreateOrderRequest, ListQuery, OrderView, TransitionRequest, UpdateOrderRequest,
+    CancelRequest, CreateOrderRequest, ListQuery, OrderView, SetStockRequest, TransitionRequest,
+    UpdateOrderRequest,
 };
 use crate::extract::{ValidJson, ValidQuery, parse_json};
 use crate::problem::{ApiError, ApiResult};
@@ -227,4 +228,27 @@ pub async fn method_not_allowed() -> ApiError {
         "method not allowed on this resource",
     ))
     .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// `PUT /v1/stock/{sku}`: set the units of a SKU for sale (role endpoint `admin.stock`).
+pub async fn set_stock(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(sku): Path<String>,
+    body: ValidJson<SetStockRequest>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::AdminStock)?;
+    let level = state.core.stock.set(&caller, &sku, body.value).await?;
+    Ok(Json(level).into_response())
+}
+
+/// `GET /v1/stock/{sku}`: available, reserved and sold units of a SKU.
+pub async fn get_stock(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(sku): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::AdminStock)?;
+    let level = state.core.stock.get(&caller, &sku).await?;
+    Ok(Json(level).into_response())
 }

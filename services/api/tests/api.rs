@@ -19,6 +19,7 @@ use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
+use oc_model::stock::StockStore;
 use oc_model::{BusinessIdentity, OrderId, OrderType, Slot, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -99,6 +100,7 @@ impl TestApp {
                 .then(|| search.clone() as Arc<dyn SearchIndex>),
         )
         .transitions(store.clone() as Arc<dyn TransitionStore>)
+        .stock(store.clone() as Arc<dyn StockStore>)
         .node_id(2)
         .build()
         .unwrap();
@@ -1593,6 +1595,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/{id}/cancel",
         "/v1/orders/{id}/transitions",
         "/v1/orders/{id}/history",
+        "/v1/stock/{sku}",
         "/healthz",
         "/readyz",
         "/openapi.json",
@@ -1602,7 +1605,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        10,
+        11,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)

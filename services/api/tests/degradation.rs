@@ -33,6 +33,7 @@ use oc_crypto::{KeyRing, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
+use oc_model::stock::StockStore;
 use oc_model::{BusinessIdentity, DomainError, DomainResult, OrderId, OrderType, Slot, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
@@ -186,6 +187,7 @@ impl App {
         .cache(Some(cache.clone() as Arc<dyn Cache>))
         .search(Some(guarded_index))
         .transitions(store.clone() as Arc<dyn TransitionStore>)
+        .stock(store.clone() as Arc<dyn StockStore>)
         .node_id(3)
         .build()
         .unwrap();

@@ -22,6 +22,7 @@ use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, KeyRingFile, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
+use oc_model::stock::StockStore;
 use oc_projector::{
     KafkaStream, LocalStream, Projector, ProjectorConfig, Sinks, SqlOffsetStore, TenantFieldNamer,
 };
@@ -570,6 +571,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     .cold(cold)
     .search(search)
     .transitions(store.clone() as Arc<dyn TransitionStore>)
+    .stock(store.clone() as Arc<dyn StockStore>)
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;

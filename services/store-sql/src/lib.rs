@@ -8,6 +8,7 @@ mod key_reports;
 mod migrate;
 pub mod router;
 mod statements;
+mod stock;
 mod stock_levels;
 mod transitions;
 

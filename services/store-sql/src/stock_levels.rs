@@ -1,6 +1,6 @@
 //! The `stock_levels` table: one row per (tenant, SKU) on the shard of the bucket of
 //! `(tenant, sku)`. Units move between its counters only through the conditional statements
-//! here, each of which keeps `available + allotted + reserved + sold` (see `oc_model::stock`).
+//! here, each of which keeps `available + reserved + sold` (see `oc_model::stock`).
 //! Its columns, their binding and the row decoder are here and nowhere else.
 
 use std::sync::LazyLock;
@@ -14,28 +14,22 @@ use crate::AnyQuery;
 use crate::codec::{corrupt, from_unix_ms, text, unix_ms};
 
 /// The columns, in bind order.
-const COLUMNS: &str =
-    "tenant, sku, bucket, available, reserved, sold, allotted, allotment, updated_at_ms";
+const COLUMNS: &str = "tenant, sku, bucket, available, reserved, sold, updated_at_ms";
 
 /// Binds: tenant, sku.
 pub(crate) static SELECT: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {COLUMNS} FROM stock_levels WHERE tenant = ? AND sku = ?"));
 
 /// A new level with `available` units and nothing else; binds: [`bind_new`].
-pub(crate) static INSERT: LazyLock<String> = LazyLock::new(|| {
-    format!("INSERT INTO stock_levels ({COLUMNS}) VALUES (?, ?, ?, ?, 0, 0, 0, 0, ?)")
-});
+pub(crate) static INSERT: LazyLock<String> =
+    LazyLock::new(|| format!("INSERT INTO stock_levels ({COLUMNS}) VALUES (?, ?, ?, ?, 0, 0, ?)"));
 
-/// Set the units for sale; the allotment comes back (and its generation ends).
-/// Binds: available, updated at, tenant, sku.
-pub(crate) const SET_AVAILABLE: &str = "UPDATE stock_levels SET available = ?, allotted = 0, allotment = allotment + 1, updated_at_ms = ? WHERE tenant = ? AND sku = ?";
+/// Set the units for sale. Binds: available, updated at, tenant, sku.
+pub(crate) const SET_AVAILABLE: &str =
+    "UPDATE stock_levels SET available = ?, updated_at_ms = ? WHERE tenant = ? AND sku = ?";
 
 /// available → reserved, only if enough. Binds: n, n, updated at, tenant, sku, n.
 pub(crate) const RESERVE_AVAILABLE: &str = "UPDATE stock_levels SET available = available - ?, reserved = reserved + ?, updated_at_ms = ? WHERE tenant = ? AND sku = ? AND available >= ?";
-
-/// allotted → reserved, only if the allotment is still this generation and holds enough.
-/// Binds: n, n, updated at, tenant, sku, generation, n.
-pub(crate) const RESERVE_ALLOTTED: &str = "UPDATE stock_levels SET allotted = allotted - ?, reserved = reserved + ?, updated_at_ms = ? WHERE tenant = ? AND sku = ? AND allotment = ? AND allotted >= ?";
 
 /// reserved → sold. Binds: n, n, updated at, tenant, sku, n.
 pub(crate) const SELL_RESERVED: &str = "UPDATE stock_levels SET reserved = reserved - ?, sold = sold + ?, updated_at_ms = ? WHERE tenant = ? AND sku = ? AND reserved >= ?";
@@ -45,13 +39,6 @@ pub(crate) const RETURN_RESERVED: &str = "UPDATE stock_levels SET reserved = res
 
 /// sold → available. Binds: n, n, updated at, tenant, sku, n.
 pub(crate) const RETURN_SOLD: &str = "UPDATE stock_levels SET sold = sold - ?, available = available + ?, updated_at_ms = ? WHERE tenant = ? AND sku = ? AND sold >= ?";
-
-/// A new allotment of `units` in place of the current one, if its generation is still the
-/// expected one and there are enough units for sale. `available` is assigned before
-/// `allotted` so that it reads the old allotment on MySQL too (which evaluates assignments
-/// left to right, SQLite all against the old row).
-/// Binds: units, units, updated at, tenant, sku, expected generation, units.
-pub(crate) const REALLOT: &str = "UPDATE stock_levels SET available = available + allotted - ?, allotted = ?, allotment = allotment + 1, updated_at_ms = ? WHERE tenant = ? AND sku = ? AND allotment = ? AND available + allotted >= ?";
 
 /// Bind a new level's values for [`INSERT`].
 pub(crate) fn bind_new<'q>(
@@ -100,8 +87,6 @@ pub(crate) fn decode(row: &AnyRow) -> DomainResult<StockLevel> {
         available: count("available")?,
         reserved: count("reserved")?,
         sold: count("sold")?,
-        allotted: count("allotted")?,
-        allotment: count("allotment")?,
         updated_at: from_unix_ms(row.try_get("updated_at_ms").map_err(corrupt)?)?,
     })
 }

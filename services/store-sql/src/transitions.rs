@@ -1,18 +1,13 @@
 //! [`TransitionStore`] over the shards: a transition is one local transaction on the order's
-//! shard — the main row's compare-and-set, the history row, the outbox event — and the
-//! timeout worker's scan of overdue pay deadlines (index `idx_orders_pay_deadline`).
+//! shard — the main row's compare-and-set, the history row, the outbox event.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use time::OffsetDateTime;
 
-use oc_model::lifecycle::{OverduePayment, TransitionStore, TransitionWrite};
+use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::ports::OrderStore;
-use oc_model::{
-    DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderId, ShardId, TenantId,
-};
+use oc_model::{DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderId, TenantId};
 
-use crate::codec::{assert_sealed, body_json, corrupt, from_unix_ms, unix_ms};
+use crate::codec::{assert_sealed, body_json, unix_ms};
 use crate::error::convert;
 use crate::{SqlOrderStore, begin, begin_read, history, insert_outbox};
 
@@ -21,8 +16,6 @@ use crate::{SqlOrderStore, begin, begin_read, history, insert_outbox};
 /// does not change them (and writing the extension columns back could undo a concurrent
 /// re-encryption, which does not bump the version).
 const UPDATE_FOR_TRANSITION: &str = "UPDATE orders SET status = ?, version = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ? WHERE tenant = ? AND id = ? AND version = ?";
-
-const SELECT_OVERDUE: &str = "SELECT id, pay_deadline_ms FROM orders WHERE tenant = ? AND pay_deadline_ms IS NOT NULL AND pay_deadline_ms < ? ORDER BY pay_deadline_ms LIMIT ?";
 
 #[async_trait]
 impl TransitionStore for SqlOrderStore {
@@ -81,31 +74,5 @@ impl TransitionStore for SqlOrderStore {
             .map_err(convert)?;
         tx.commit().await.map_err(convert)?;
         rows.iter().map(history::decode).collect()
-    }
-
-    async fn overdue_payments(
-        &self,
-        shard: ShardId,
-        tenant: &TenantId,
-        now: OffsetDateTime,
-        limit: u32,
-    ) -> DomainResult<Vec<OverduePayment>> {
-        let rows = sqlx::query(SELECT_OVERDUE)
-            .bind(tenant.as_str())
-            .bind(unix_ms(now))
-            .bind(i64::from(limit.max(1)))
-            .fetch_all(self.pool(shard)?)
-            .await
-            .map_err(convert)?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id").map_err(corrupt)?;
-                let deadline: i64 = row.try_get("pay_deadline_ms").map_err(corrupt)?;
-                Ok(OverduePayment {
-                    id: OrderId::from_raw(id as u64).map_err(corrupt)?,
-                    deadline: from_unix_ms(deadline)?,
-                })
-            })
-            .collect()
     }
 }

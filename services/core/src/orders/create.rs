@@ -13,7 +13,7 @@ use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
 use oc_model::sealing::PartyRole;
 use oc_model::{
     Bucket, BusinessIdentity, Currency, DomainError, DomainResult, Money, Order, OrderEvent,
-    OrderEventKind, OrderType, PartyId,
+    OrderEventKind, OrderType, PartyId, Sku,
 };
 
 use crate::caller::Caller;
@@ -69,6 +69,8 @@ impl OrderService {
             key,
             request_hash: request_hash(raw),
         });
+        // stock first, all lines or none; given back below if the order is not written
+        let reserved = self.reserve_stock(caller, &order).await?;
         let event = OrderEvent::of(&order, OrderEventKind::Created);
         let outcome = self
             .with_retries(|| {
@@ -78,10 +80,22 @@ impl OrderService {
                     event: event.clone(),
                 })
             })
-            .await?;
+            .await;
         let (stored, replayed) = match outcome {
-            InsertOutcome::Created(order) => (order, false),
-            InsertOutcome::Replayed(order) => (order, true),
+            Ok(InsertOutcome::Created(order)) => (order, false),
+            Ok(InsertOutcome::Replayed(first)) => {
+                // the first attempt holds its own reservations; this one's go back
+                self.reserver
+                    .release(&order.main.tenant, order.main.id, &reserved, self.now_ms())
+                    .await;
+                (first, true)
+            }
+            Err(error) => {
+                self.reserver
+                    .release(&order.main.tenant, order.main.id, &reserved, self.now_ms())
+                    .await;
+                return Err(error);
+            }
         };
         self.remember(&stored).await;
         let renderer = Renderer {
@@ -92,6 +106,25 @@ impl OrderService {
             view: renderer.view(&stored)?,
             replayed,
         })
+    }
+
+    /// Reserve the order's stock when its business identity keeps stock; the SKUs reserved.
+    async fn reserve_stock(&self, caller: &Caller, order: &Order) -> DomainResult<Vec<Sku>> {
+        let tenant = caller.tenant_config();
+        let main = &order.main;
+        let Some(identity) = tenant.business_identity(&main.business_identity) else {
+            return Ok(Vec::new());
+        };
+        let inventory = identity.inventory();
+        if !inventory.is_builtin() {
+            return Ok(Vec::new());
+        }
+        let window = tenant
+            .order_type(&main.business_identity, &main.order_type)
+            .and_then(|config| config.payment_window());
+        self.reserver
+            .reserve_order(order, window, inventory.untracked_skus, self.now_ms())
+            .await
     }
 
     fn build_order(&self, caller: &Caller, request: CreateOrderRequest) -> DomainResult<Order> {

@@ -3,7 +3,9 @@
 //! and every move is one local transaction on the order's shard: the order row
 //! (compare-and-set on its version), a status-history row and an outbox event typed after the
 //! transition (`com.ordercenter.order.paid`), which inventory, logistics and finance systems
-//! follow on the bus.
+//! follow on the bus. A transition's stock decision (tenant config: `pay` confirms, `cancel`
+//! and `timeout` release) is recorded in the history row and then applied to the order's
+//! reservations.
 //!
 //! | use case | file |
 //! |---|---|
@@ -182,6 +184,16 @@ impl TransitionService {
             })
             .await?;
         self.orders.remember(&stored).await;
+        // The history row holds the decision; settling is idempotent, so a failure here
+        // (logged) leaves the reservations for a later settle, never a wrong count.
+        if let Err(error) = self
+            .orders
+            .reserver
+            .settle(&stored, stock, self.orders.now_ms())
+            .await
+        {
+            tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");
+        }
         self.orders.render(caller, &stored)
     }
 

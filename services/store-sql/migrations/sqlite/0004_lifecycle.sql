@@ -1,5 +1,5 @@
--- The forward flow (issue #14): the status history of every order, the index the timeout
--- worker scans for overdue payments, and stock (levels per SKU, reservations of orders).
+-- The forward flow (issue #14): the status history of every order, and stock (levels per
+-- SKU, reservations of orders).
 -- Stock rows live on the shard of the bucket of (tenant, sku), reservations beside them.
 
 CREATE TABLE order_history (
@@ -18,9 +18,6 @@ CREATE TABLE order_history (
     PRIMARY KEY (tenant, order_id, version)
 ) WITHOUT ROWID;
 
--- pay_deadline_ms is set only while an order waits for payment
-CREATE INDEX idx_orders_pay_deadline ON orders (tenant, pay_deadline_ms);
-
 CREATE TABLE stock_levels (
     tenant TEXT NOT NULL,
     sku TEXT NOT NULL,
@@ -28,8 +25,6 @@ CREATE TABLE stock_levels (
     available INTEGER NOT NULL,
     reserved INTEGER NOT NULL,
     sold INTEGER NOT NULL,
-    allotted INTEGER NOT NULL,
-    allotment INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, sku)
 ) WITHOUT ROWID;
