@@ -1481,6 +1481,7 @@ api_tests!(
     an_order_walks_its_state_machine_with_history_and_typed_events,
     refused_transitions_change_nothing,
     cancel_is_the_cancel_transition,
+    placement_reserves_stock_all_or_nothing_and_transitions_settle_it,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2074,4 +2075,104 @@ async fn cancel_is_the_cancel_transition(app: &TestApp) {
     assert_eq!(outbox[1]["kind"], "cancelled");
     assert_eq!(outbox[1]["transition"]["event_type"], "cancelled");
     assert_eq!(outbox[1]["transition"]["event"], "cancel");
+}
+
+async fn stock_of(app: &TestApp, sku: &str) -> (u64, u64, u64) {
+    let level = app
+        .call(
+            "GET",
+            &format!("/v1/stock/{sku}"),
+            Some(RETAIL_ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    level.expect(StatusCode::OK);
+    let count = |name: &str| level.body[name].as_u64().unwrap();
+    (count("available"), count("reserved"), count("sold"))
+}
+
+/// Retail keeps stock (`inventory: builtin`): placement reserves every line's units or none
+/// (409 out_of_stock naming the SKU and its line), `pay` sells them, `cancel` gives them
+/// back; SKUs nobody set stock for are sold without a reservation (`untracked_skus: allow`).
+async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: &TestApp) {
+    let put = |sku: &'static str, available: u64| async move {
+        app.call(
+            "PUT",
+            &format!("/v1/stock/{sku}"),
+            Some(RETAIL_ADMIN),
+            &[],
+            Some(json!({"available": available})),
+        )
+        .await
+    };
+    let set = put("TSHIRT-M", 2).await;
+    set.expect(StatusCode::OK);
+    assert_eq!(set.body["available"], 2);
+    put("MUG-1", 3).await.expect(StatusCode::OK);
+    app.call(
+        "PUT",
+        "/v1/stock/TSHIRT-M",
+        Some(RETAIL_BL),
+        &[],
+        Some(json!({"available": 100})),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    app.call("GET", "/v1/stock/NEVER-SET", Some(RETAIL_ADMIN), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+
+    let first = app.create(RETAIL_BL, retail_order("stock-1")).await;
+    first.expect(StatusCode::CREATED);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
+
+    // the mug line is short: nothing is reserved, not even the T-shirt
+    let mut two_lines = retail_order("stock-2");
+    two_lines["lines"] = json!([
+        {"sku": "TSHIRT-M", "product_name": "T-shirt", "quantity": 1, "unit_price_minor": 9900},
+        {"sku": "MUG-1", "product_name": "Mug", "quantity": 2, "unit_price_minor": 1500},
+        {"sku": "MUG-1", "product_name": "Mug", "quantity": 2, "unit_price_minor": 1500}
+    ]);
+    let orders_before = app.count("orders").await;
+    let refused = app.create(RETAIL_BL, two_lines).await;
+    refused.problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/1/sku"));
+    assert!(refused.body["detail"].as_str().unwrap().contains("MUG-1"));
+    assert_eq!(app.count("orders").await, orders_before);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
+    assert_eq!(stock_of(app, "MUG-1").await, (3, 0, 0));
+
+    // an untracked SKU is sold without a reservation
+    let mut untracked = retail_order("stock-3");
+    untracked["lines"][0]["sku"] = json!("GIFT-CARD");
+    app.create(RETAIL_BL, untracked)
+        .await
+        .expect(StatusCode::CREATED);
+
+    let id = first.id();
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 0, 1));
+    let rows = history(app, RETAIL_BL, &id).await;
+    assert_eq!(rows.body["items"][0]["event"], "pay");
+
+    let second = app.create(RETAIL_BL, retail_order("stock-4")).await;
+    second.expect(StatusCode::CREATED);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (0, 1, 1));
+    app.create(RETAIL_BL, retail_order("stock-5"))
+        .await
+        .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
+    app.call(
+        "POST",
+        &format!("/v1/orders/{}/cancel", second.id()),
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 0, 1));
+    let outbox = outbox_of(app, &second.id()).await;
+    assert_eq!(outbox[1]["transition"]["stock"], "release");
 }
