@@ -2109,7 +2109,7 @@ async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: 
     let set = put("TSHIRT-M", 2).await;
     set.expect(StatusCode::OK);
     assert_eq!(set.body["available"], 2);
-    put("MUG-1", 3).await.expect(StatusCode::OK);
+    put("VASE-1", 3).await.expect(StatusCode::OK);
     app.call(
         "PUT",
         "/v1/stock/TSHIRT-M",
@@ -2127,20 +2127,21 @@ async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: 
     first.expect(StatusCode::CREATED);
     assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
 
-    // the mug line is short: nothing is reserved, not even the T-shirt
+    // the vase lines are short (SKUs are reserved in order: the T-shirt first), so the
+    // T-shirt's reservation is given back: nothing is reserved
     let mut two_lines = retail_order("stock-2");
     two_lines["lines"] = json!([
         {"sku": "TSHIRT-M", "product_name": "T-shirt", "quantity": 1, "unit_price_minor": 9900},
-        {"sku": "MUG-1", "product_name": "Mug", "quantity": 2, "unit_price_minor": 1500},
-        {"sku": "MUG-1", "product_name": "Mug", "quantity": 2, "unit_price_minor": 1500}
+        {"sku": "VASE-1", "product_name": "Vase", "quantity": 2, "unit_price_minor": 1500},
+        {"sku": "VASE-1", "product_name": "Vase", "quantity": 2, "unit_price_minor": 1500}
     ]);
     let orders_before = app.count("orders").await;
     let refused = app.create(RETAIL_BL, two_lines).await;
     refused.problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/1/sku"));
-    assert!(refused.body["detail"].as_str().unwrap().contains("MUG-1"));
+    assert!(refused.body["detail"].as_str().unwrap().contains("VASE-1"));
     assert_eq!(app.count("orders").await, orders_before);
     assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
-    assert_eq!(stock_of(app, "MUG-1").await, (3, 0, 0));
+    assert_eq!(stock_of(app, "VASE-1").await, (3, 0, 0));
 
     // an untracked SKU is sold without a reservation
     let mut untracked = retail_order("stock-3");
