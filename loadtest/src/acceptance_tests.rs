@@ -15,7 +15,9 @@ use oc_api::{AppState, router};
 use oc_cache::{L1Config, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
+use oc_model::stock::StockStore;
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -40,8 +42,9 @@ async fn app(dir: &std::path::Path) -> Router {
     let search =
         TantivySearchIndex::open(TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite))
             .unwrap();
+    let store = Arc::new(store);
     let core = Core::builder(
-        Arc::new(store) as Arc<dyn OrderStore>,
+        store.clone() as Arc<dyn OrderStore>,
         Arc::new(ConfigHandle::new(tenants)),
         Sealer::from_keys(Arc::new(ring), &master),
     )
@@ -49,6 +52,8 @@ async fn app(dir: &std::path::Path) -> Router {
         Arc::new(TieredCache::moka_only(L1Config::single_node())) as Arc<dyn Cache>,
     ))
     .search(Some(Arc::new(search) as Arc<dyn SearchIndex>))
+    .transitions(store.clone() as Arc<dyn TransitionStore>)
+    .stock(store as Arc<dyn StockStore>)
     .node_id(3)
     .build()
     .unwrap();

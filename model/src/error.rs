@@ -24,6 +24,8 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// The order's state machine does not allow this transition from the current status.
     InvalidTransition,
+    /// Not enough stock of a SKU for the order; `field` names the line, the message the SKU.
+    OutOfStock,
     /// No or bad credentials.
     Unauthenticated,
     /// Authenticated, but the role may not do this.
@@ -40,13 +42,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidInput,
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::Conflict,
         ErrorCode::PreconditionFailed,
         ErrorCode::InvalidTransition,
+        ErrorCode::OutOfStock,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::RateLimited,
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::OutOfStock => "out_of_stock",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RateLimited => "rate_limited",

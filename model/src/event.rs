@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{BusinessIdentity, OrderId, OrderType, StatusCode, TenantId};
+use crate::lifecycle::TransitionNote;
+
+/// Every CloudEvents `type` of an order event starts with this.
+pub const CLOUD_EVENT_TYPE_PREFIX: &str = "com.ordercenter.order.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,9 +29,9 @@ impl OrderEventKind {
         }
     }
 
-    /// The CloudEvents `type` attribute.
+    /// The CloudEvents `type` attribute of an event of this kind without a transition.
     pub fn cloud_event_type(self) -> String {
-        format!("com.ordercenter.order.{}", self.as_str())
+        format!("{CLOUD_EVENT_TYPE_PREFIX}{}", self.as_str())
     }
 }
 
@@ -44,6 +48,10 @@ pub struct OrderEvent {
     pub order_type: OrderType,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
+    /// The state-machine transition this change was (absent on creates and plain updates):
+    /// event, from, to, operator, reason, event data, released marketing resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<TransitionNote>,
 }
 
 impl OrderEvent {
@@ -58,6 +66,18 @@ impl OrderEvent {
             business_identity: order.main.business_identity.clone(),
             order_type: order.main.order_type.clone(),
             occurred_at: order.main.updated_at,
+            transition: None,
+        }
+    }
+
+    /// The CloudEvents `type`: `com.ordercenter.order.<name>`, where the name is the
+    /// transition's event type (its target state unless the tenant config names another,
+    /// e.g. `order.paid`, `order.shipped`) or, for an event that is no transition, its kind
+    /// (`order.created`, `order.updated`).
+    pub fn cloud_event_type(&self) -> String {
+        match &self.transition {
+            Some(note) => format!("{CLOUD_EVENT_TYPE_PREFIX}{}", note.event_type),
+            None => self.kind.cloud_event_type(),
         }
     }
 

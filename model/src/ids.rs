@@ -190,12 +190,14 @@ impl Bucket {
     /// The bucket of a sharding key `(tenant, buyer)`. Stable across releases and platforms:
     /// FNV-1a over `tenant 0x00 buyer`, then a splitmix64 finaliser for an even spread.
     pub fn of(tenant: &TenantId, buyer: &PartyId) -> Bucket {
+        Bucket::of_key(tenant, buyer.as_str())
+    }
+
+    /// The bucket of any key of a tenant (a buyer id, a SKU): the same hash as [`Bucket::of`],
+    /// so stock rows spread over the shards through the same bucket map as orders.
+    pub fn of_key(tenant: &TenantId, key: &str) -> Bucket {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let bytes = tenant
-            .as_str()
-            .bytes()
-            .chain([0u8])
-            .chain(buyer.as_str().bytes());
+        let bytes = tenant.as_str().bytes().chain([0u8]).chain(key.bytes());
         for byte in bytes {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);

@@ -5,6 +5,7 @@ pub mod event;
 pub mod ext;
 pub mod ids;
 pub mod indexing;
+pub mod lifecycle;
 pub mod millis;
 pub mod money;
 pub mod order;
@@ -14,9 +15,10 @@ pub mod retry;
 pub mod sealing;
 pub mod search;
 pub mod state;
+pub mod stock;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
-pub use event::{OrderEvent, OrderEventKind, OutboxEntry, ShardId};
+pub use event::{CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, ShardId};
 pub use ext::{
     BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,
     Protected, RESERVED_COLUMNS, Sealed, Slot,
@@ -25,7 +27,9 @@ pub use ids::{
     BUCKET_COUNT, Bucket, BusinessIdentity, OrderId, OrderIdGenerator, OrderType, PartyId,
     RoleName, StatusCode, TenantId, TransitionEvent,
 };
+pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use millis::UnixMillis;
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
 pub use state::{StateMachine, StateMachineError, TransitionDef};
+pub use stock::{ReservationState, Sku, StockLevel};

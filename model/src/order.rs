@@ -106,6 +106,9 @@ pub struct LogisticsService {
     pub expected_delivery_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waybill_no: Option<String>,
+    /// The carrier that took the goods (e.g. set by a `ship` transition's data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

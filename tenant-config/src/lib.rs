@@ -23,7 +23,8 @@ pub use schema::{SCHEMA_ID_V1, json_schema, json_schema_v1};
 pub use set::ConfigSet;
 pub use slot::parse_slot;
 pub use types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, Endpoint, OrderTypeConfig, PiiAccess,
-    RateLimit, RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy,
-    TenantConfig,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
+    InventoryConfig, InventoryMode, OrderTypeConfig, PiiAccess, RateLimit, RateLimits,
+    ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy, TenantConfig,
+    TransitionConfig, UntrackedSkus,
 };

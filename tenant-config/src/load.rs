@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oc_model::{
     BusinessIdentity, Currency, ExtFieldType, OrderType, PartyId, RoleName, Slot, StateMachine,
-    StateMachineError, StatusCode, TenantId, TransitionDef, TransitionEvent,
+    StateMachineError, StatusCode, StockEffect, TenantId, TransitionDef, TransitionEvent,
 };
 use serde_json::Value;
 
@@ -14,10 +14,18 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, Endpoint, OrderTypeConfig, RateLimits,
-    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
+    InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits, ResolvedField, Retention,
+    RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
 };
-use crate::v1::{RawField, RawIdentity, RawOrderType, RawStateMachine, RawTenant};
+use crate::v1::{
+    RawDataField, RawField, RawIdentity, RawInventory, RawOrderType, RawStateMachine, RawTenant,
+};
+
+/// Longest payment window: 30 days.
+const MAX_PAYMENT_WINDOW_SECONDS: u32 = 30 * 24 * 3600;
+/// The event the timeout worker fires when an order's payment window elapses.
+const TIMEOUT_EVENT: &str = "timeout";
 
 /// The format version this build writes and reads.
 pub const CURRENT_VERSION: u64 = 1;
@@ -386,7 +394,15 @@ fn resolve_identity(
     raw: RawIdentity,
     c: &mut Collector<'_>,
 ) -> Option<BusinessIdentityConfig> {
-    let state_machine = resolve_state_machine(&child(path, "state_machine"), &raw.state_machine, c);
+    let machine_path = child(path, "state_machine");
+    let resolved_machine = resolve_state_machine(&machine_path, &raw.state_machine, c);
+    let inventory = resolve_inventory(&child(path, "inventory"), raw.inventory.as_ref(), c);
+    // the timeout worker fires `timeout` at orders in their first state: a payment window
+    // needs that transition to exist
+    let times_out = resolved_machine.as_ref().is_some_and(|(machine, _)| {
+        TransitionEvent::parse(TIMEOUT_EVENT)
+            .is_ok_and(|timeout| machine.next(machine.initial(), &timeout).is_ok())
+    });
     if raw.order_types.is_empty() {
         c.push(
             child(path, "order_types"),
@@ -397,28 +413,103 @@ fn resolve_identity(
     for (name, order_type) in raw.order_types {
         let type_path = child(&child(path, "order_types"), &name);
         let parsed = code(c, &type_path, &name, OrderType::parse);
+        let payment_window = resolve_payment_window(
+            &child(&type_path, "payment_window_seconds"),
+            order_type.payment_window_seconds,
+            times_out || resolved_machine.is_none(),
+            c,
+        );
         let resolved = resolve_order_type(&type_path, order_type, c);
         if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
             (identity, parsed, resolved)
         {
-            order_types.insert(
+            let mut config = OrderTypeConfig::new(
+                identity.clone(),
                 parsed.clone(),
-                OrderTypeConfig::new(identity.clone(), parsed, description, fields, retired),
+                description,
+                fields,
+                retired,
             );
+            config.payment_window = payment_window;
+            order_types.insert(parsed, config);
         }
     }
+    let (state_machine, transitions) = resolved_machine?;
     Some(BusinessIdentityConfig {
         description: raw.description,
-        state_machine: state_machine?,
+        state_machine,
+        transitions,
         order_types,
+        inventory: inventory?,
     })
+}
+
+fn resolve_payment_window(
+    path: &str,
+    seconds: Option<u32>,
+    machine_times_out: bool,
+    c: &mut Collector<'_>,
+) -> Option<time::Duration> {
+    let seconds = seconds?;
+    if seconds == 0 || seconds > MAX_PAYMENT_WINDOW_SECONDS {
+        c.push(
+            path,
+            format!("a payment window is 1 to {MAX_PAYMENT_WINDOW_SECONDS} seconds"),
+        );
+        return None;
+    }
+    if !machine_times_out {
+        c.push(
+            path,
+            format!(
+                "a payment window needs a `{TIMEOUT_EVENT}` transition from the state machine's initial state: \
+                 the timeout worker fires it when the window elapses"
+            ),
+        );
+        return None;
+    }
+    Some(time::Duration::seconds(i64::from(seconds)))
+}
+
+fn resolve_inventory(
+    path: &str,
+    raw: Option<&RawInventory>,
+    c: &mut Collector<'_>,
+) -> Option<InventoryConfig> {
+    let Some(raw) = raw else {
+        return Some(InventoryConfig::default());
+    };
+    let before = c.errors.len();
+    let defaults = InventoryConfig::default();
+    let config = InventoryConfig {
+        mode: raw.mode,
+        untracked_skus: raw.untracked_skus.unwrap_or(defaults.untracked_skus),
+    };
+    if raw.mode == InventoryMode::None {
+        for (key, set) in [("untracked_skus", raw.untracked_skus.is_some())] {
+            if set {
+                c.push(
+                    child(path, key),
+                    format!("`{key}` applies to `mode: builtin` only"),
+                );
+            }
+        }
+    }
+    (c.errors.len() == before).then_some(config)
+}
+
+type TransitionConfigs = BTreeMap<(StatusCode, TransitionEvent), TransitionConfig>;
+
+/// The event type's shape: a CloudEvents type segment of ours.
+fn is_event_type(text: &str) -> bool {
+    is_field_name(text)
 }
 
 fn resolve_state_machine(
     path: &str,
     raw: &RawStateMachine,
     c: &mut Collector<'_>,
-) -> Option<StateMachine> {
+) -> Option<(StateMachine, TransitionConfigs)> {
     let before = c.errors.len();
     let initial = code(c, &child(path, "initial"), &raw.initial, StatusCode::parse);
     let states: Vec<Option<StatusCode>> = raw
@@ -434,6 +525,7 @@ fn resolve_state_machine(
         .map(|(i, s)| code(c, &child(&child(path, "terminal"), i), s, StatusCode::parse))
         .collect();
     let mut transitions = Vec::new();
+    let mut configs = Vec::new();
     for (i, t) in raw.transitions.iter().enumerate() {
         let t_path = child(&child(path, "transitions"), i);
         let from = code(c, &child(&t_path, "from"), &t.from, StatusCode::parse);
@@ -444,8 +536,54 @@ fn resolve_state_machine(
             TransitionEvent::parse,
         );
         let to = code(c, &child(&t_path, "to"), &t.to, StatusCode::parse);
-        if let (Some(from), Some(event), Some(to)) = (from, event, to) {
-            transitions.push(TransitionDef { from, event, to });
+        if let Some(event_type) = &t.event_type
+            && !is_event_type(event_type)
+        {
+            c.push(
+                child(&t_path, "event_type"),
+                format!(
+                    "event type {event_type:?} must be 1 to 64 of a-z 0-9 _, starting with a letter \
+                     (it ends the CloudEvents type com.ordercenter.order.<event_type>)"
+                ),
+            );
+        }
+        let stock = match t.stock.as_deref() {
+            None => event.as_ref().map(TransitionConfig::default_stock),
+            Some(text) => match StockEffect::parse(text) {
+                Some(effect) => Some(effect),
+                None => {
+                    c.push(
+                        child(&t_path, "stock"),
+                        format!("stock is one of none, confirm, release; got {text:?}"),
+                    );
+                    None
+                }
+            },
+        };
+        let data = resolve_data_fields(&child(&t_path, "data"), &t.data, c);
+        if let Some(event) = &event
+            && event.as_str() == TIMEOUT_EVENT
+            && let Some(index) = t.data.iter().position(|field| field.required)
+        {
+            c.push(
+                child(&child(&child(&t_path, "data"), index), "required"),
+                "`timeout` is fired by the timeout worker, which sends no data: its data cannot be required",
+            );
+        }
+        if let (Some(from), Some(event), Some(to), Some(stock)) = (from, event, to, stock) {
+            transitions.push(TransitionDef {
+                from: from.clone(),
+                event: event.clone(),
+                to: to.clone(),
+            });
+            configs.push(TransitionConfig {
+                event_type: t.event_type.clone().unwrap_or_else(|| to.to_string()),
+                from,
+                event,
+                to,
+                stock,
+                data,
+            });
         }
     }
     if c.errors.len() > before {
@@ -460,7 +598,13 @@ fn resolve_state_machine(
         terminal.clone(),
         transitions.clone(),
     ) {
-        Ok(machine) => Some(machine),
+        Ok(machine) => Some((
+            machine,
+            configs
+                .into_iter()
+                .map(|config| ((config.from.clone(), config.event.clone()), config))
+                .collect(),
+        )),
         Err(error) => {
             let error_path =
                 state_machine_error_path(path, &error, &states, &terminal, &transitions);
@@ -609,15 +753,17 @@ fn json_types_of(field_type: ExtFieldType) -> &'static [&'static str] {
     }
 }
 
-fn resolve_field(
+/// The value rules of a field (extension or transition data): its enum values and its
+/// constraints, checked against each other and against the field's type.
+fn resolve_value_rules(
     path: &str,
-    raw: RawField,
-    slot: Option<Slot>,
+    field_type: ExtFieldType,
+    values: Option<Vec<String>>,
+    constraints: Option<Value>,
     c: &mut Collector<'_>,
-) -> Option<ResolvedField> {
-    let before = c.errors.len();
+) -> (Vec<String>, Option<Constraints>) {
     let mut enum_values = Vec::new();
-    match (raw.field_type, raw.values) {
+    match (field_type, values) {
         (ExtFieldType::Enum, None) => c.push(
             child(path, "values"),
             "an enum field needs `values`: the list of allowed values",
@@ -652,10 +798,10 @@ fn resolve_field(
         (_, None) => {}
     }
 
-    let constraints = match raw.constraints {
+    let constraints = match constraints {
         None => None,
         Some(schema) => {
-            let types = json_types_of(raw.field_type);
+            let types = json_types_of(field_type);
             let declared: Vec<&str> = match schema.get("type") {
                 Some(Value::String(t)) => vec![t.as_str()],
                 Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
@@ -668,7 +814,7 @@ fn resolve_field(
                         "constraints expect {} but values of a {} field are checked as JSON {} \
                          (decimals and dates in their string form, e.g. \"12.50\")",
                         declared.join(" or "),
-                        raw.field_type,
+                        field_type,
                         types[0]
                     ),
                 );
@@ -698,6 +844,96 @@ fn resolve_field(
             }
         }
     }
+    (enum_values, constraints)
+}
+
+/// The data fields a transition's event accepts.
+fn resolve_data_fields(path: &str, raw: &[RawDataField], c: &mut Collector<'_>) -> Vec<DataField> {
+    let mut fields = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut targets: HashMap<DataTarget, usize> = HashMap::new();
+    for (index, field) in raw.iter().enumerate() {
+        let field_path = child(path, index);
+        let before = c.errors.len();
+        if !is_field_name(&field.name) {
+            c.push(
+                child(&field_path, "name"),
+                format!(
+                    "data field name {:?} must be 1 to 64 of a-z 0-9 _, starting with a letter",
+                    field.name
+                ),
+            );
+        } else if let Some(first) = names.insert(&field.name, index) {
+            c.push(
+                child(&field_path, "name"),
+                format!(
+                    "duplicate data field `{}` (first at {path}/{first})",
+                    field.name
+                ),
+            );
+        }
+        let into = match field.into.as_deref() {
+            None => None,
+            Some(text) => match DataTarget::parse(text) {
+                None => {
+                    let known: Vec<&str> = DataTarget::ALL.iter().map(|t| t.as_str()).collect();
+                    c.push(
+                        child(&field_path, "into"),
+                        format!("unknown target {text:?}; one of {}", known.join(", ")),
+                    );
+                    None
+                }
+                Some(target) => {
+                    if !matches!(field.field_type, ExtFieldType::String | ExtFieldType::Enum) {
+                        c.push(
+                            child(&field_path, "into"),
+                            format!(
+                                "{target} holds text: only string and enum data can go there, this field is {}",
+                                field.field_type
+                            ),
+                        );
+                    }
+                    if let Some(first) = targets.insert(target, index) {
+                        c.push(
+                            child(&field_path, "into"),
+                            format!("{target} is already written by {path}/{first}"),
+                        );
+                    }
+                    Some(target)
+                }
+            },
+        };
+        let (enum_values, constraints) = resolve_value_rules(
+            &field_path,
+            field.field_type,
+            field.values.clone(),
+            field.constraints.clone(),
+            c,
+        );
+        if c.errors.len() == before {
+            fields.push(DataField {
+                name: field.name.clone(),
+                field_type: field.field_type,
+                required: field.required,
+                enum_values,
+                constraints,
+                into,
+                description: field.description.clone(),
+            });
+        }
+    }
+    fields
+}
+
+fn resolve_field(
+    path: &str,
+    raw: RawField,
+    slot: Option<Slot>,
+    c: &mut Collector<'_>,
+) -> Option<ResolvedField> {
+    let before = c.errors.len();
+    let (enum_values, constraints) =
+        resolve_value_rules(path, raw.field_type, raw.values, raw.constraints, c);
 
     if raw.encrypted && raw.searchable {
         let refused = match raw.field_type {

@@ -13,7 +13,9 @@ use oc_model::{
 };
 
 use crate::set::ConfigSet;
-use crate::types::{OrderTypeConfig, ResolvedField, TenantConfig};
+use crate::types::{
+    BusinessIdentityConfig, InventoryMode, OrderTypeConfig, ResolvedField, TenantConfig,
+};
 
 /// How much attention an accepted change deserves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -329,6 +331,7 @@ fn plan_tenant(plan: &mut Plan, old: &TenantConfig, new: &TenantConfig) {
             old_identity.state_machine(),
             new_identity.state_machine(),
         );
+        plan_lifecycle(plan, &identity_scope, old_identity, new_identity);
         for (order_type, old_type) in old_identity.order_types() {
             let type_scope = format!("{identity_scope}/{order_type}");
             match new_identity.order_types().get(order_type) {
@@ -513,7 +516,107 @@ fn plan_state_machine(plan: &mut Plan, scope: &str, old: &StateMachine, new: &St
     }
 }
 
+/// Inventory and what kept transitions do besides changing the status (event type, stock
+/// effect, data).
+fn plan_lifecycle(
+    plan: &mut Plan,
+    scope: &str,
+    old: &BusinessIdentityConfig,
+    new: &BusinessIdentityConfig,
+) {
+    let (old_inventory, new_inventory) = (old.inventory(), new.inventory());
+    if old_inventory.mode != new_inventory.mode {
+        let consequence = match new_inventory.mode {
+            InventoryMode::Builtin => {
+                "new orders reserve stock (set it first: PUT /v1/stock/{sku}); orders placed before hold no reservation"
+            }
+            InventoryMode::None => {
+                "new orders hold no stock; reservations of open orders are settled by the sweeper when they expire, as their orders' history says"
+            }
+        };
+        plan.change(
+            Severity::Warning,
+            scope,
+            format!(
+                "inventory {} → {}: {consequence}",
+                old_inventory.mode.as_str(),
+                new_inventory.mode.as_str()
+            ),
+        );
+    } else if old_inventory != new_inventory {
+        plan.change(
+            Severity::Safe,
+            scope,
+            "inventory settings changed (untracked SKUs)".to_owned(),
+        );
+    }
+    for old_transition in old.transitions() {
+        let (from, event) = (&old_transition.from, &old_transition.event);
+        let Some(new_transition) = new.transition(from, event) else {
+            continue; // reported by the state machine plan
+        };
+        if old_transition.event_type != new_transition.event_type {
+            plan.change(
+                Severity::Warning,
+                scope,
+                format!(
+                    "transition `{from}` --{event}--> is published as order.{} instead of order.{}: consumers of the old type stop seeing it",
+                    new_transition.event_type, old_transition.event_type
+                ),
+            );
+        }
+        if old_transition.stock != new_transition.stock {
+            plan.change(
+                Severity::Warning,
+                scope,
+                format!(
+                    "transition `{from}` --{event}--> stock effect {} → {}",
+                    old_transition.stock, new_transition.stock
+                ),
+            );
+        }
+        if old_transition.data != new_transition.data {
+            let newly_required = new_transition.data.iter().any(|field| {
+                field.required
+                    && !old_transition
+                        .data_field(&field.name)
+                        .is_some_and(|old_field| old_field.required)
+            });
+            plan.change(
+                if newly_required {
+                    Severity::Warning
+                } else {
+                    Severity::Safe
+                },
+                scope,
+                format!(
+                    "transition `{from}` --{event}--> data fields changed{}",
+                    if newly_required {
+                        ": a field became required, clients sending the event without it are refused"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+}
+
 fn plan_order_type(plan: &mut Plan, scope: &str, old: &OrderTypeConfig, new: &OrderTypeConfig) {
+    if old.payment_window() != new.payment_window() {
+        let seconds = |window: Option<time::Duration>| {
+            window.map_or("none".to_owned(), |w| format!("{} s", w.whole_seconds()))
+        };
+        plan.change(
+            Severity::Safe,
+            scope,
+            format!(
+                "payment window {} → {}: new orders get the new deadline, existing orders keep theirs",
+                seconds(old.payment_window()),
+                seconds(new.payment_window())
+            ),
+        );
+    }
     for retired in old.retired_slots() {
         if !new.retired_slots().contains(retired) {
             plan.refuse(

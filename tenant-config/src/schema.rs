@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::types::Endpoint;
+use crate::types::{DataTarget, Endpoint};
 
 /// The `$id` of the version 1 schema.
 pub const SCHEMA_ID_V1: &str = "https://ordercenter.dev/schema/tenant-config.v1.schema.json";
@@ -31,6 +31,7 @@ pub fn json_schema() -> Value {
 /// The JSON Schema (draft 2020-12) of format version 1.
 pub fn json_schema_v1() -> Value {
     let endpoints: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
+    let data_targets: Vec<&str> = DataTarget::ALL.iter().map(|t| t.as_str()).collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID_V1,
@@ -140,7 +141,18 @@ pub fn json_schema_v1() -> Value {
                         "minProperties": 1,
                         "propertyNames": { "pattern": CODE_PATTERN },
                         "additionalProperties": { "$ref": "#/$defs/order_type" }
-                    }
+                    },
+                    "inventory": { "$ref": "#/$defs/inventory" }
+                }
+            },
+            "inventory": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["mode"],
+                "description": "Stock of this identity's orders. Absent: mode none (orders hold no stock).",
+                "properties": {
+                    "mode": { "enum": ["none", "builtin"], "description": "builtin: placement reserves every line's stock (all or nothing), pay sells it, cancel and timeout release it." },
+                    "untracked_skus": { "enum": ["refuse", "allow"], "default": "refuse", "description": "A SKU nobody set stock for: refuse the order (out of stock), or sell it without a reservation." }
                 }
             },
             "state_machine": {
@@ -161,7 +173,24 @@ pub fn json_schema_v1() -> Value {
                 "properties": {
                     "from": { "$ref": "#/$defs/code" },
                     "event": { "$ref": "#/$defs/code" },
-                    "to": { "$ref": "#/$defs/code" }
+                    "to": { "$ref": "#/$defs/code" },
+                    "event_type": { "type": "string", "pattern": FIELD_NAME_PATTERN, "description": "The CloudEvents type of its outbox event is com.ordercenter.order.<event_type>; default: the target state." },
+                    "stock": { "enum": ["none", "confirm", "release"], "description": "What it does to the order's stock reservations. Default: pay confirms, cancel and timeout release, other events nothing." },
+                    "data": { "type": "array", "items": { "$ref": "#/$defs/data_field" }, "description": "The data its event accepts (POST /v1/orders/{id}/transitions `data`), kept in the history and the event." }
+                }
+            },
+            "data_field": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "type"],
+                "properties": {
+                    "name": { "type": "string", "pattern": FIELD_NAME_PATTERN },
+                    "type": { "enum": ["string", "int", "decimal", "bool", "date", "enum", "json"] },
+                    "required": { "type": "boolean", "default": false },
+                    "values": { "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 }, "description": "Allowed values; enum fields only." },
+                    "constraints": { "type": ["object", "boolean"], "description": "A JSON Schema applied to the value's JSON form." },
+                    "into": { "enum": data_targets, "description": "Also write the value into this order field (string and enum data only)." },
+                    "description": { "type": "string" }
                 }
             },
             "order_type": {
@@ -174,6 +203,12 @@ pub fn json_schema_v1() -> Value {
                         "type": "array",
                         "items": { "$ref": "#/$defs/slot" },
                         "description": "Slots that once held a removed field: reserved forever, never reusable."
+                    },
+                    "payment_window_seconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 2592000,
+                        "description": "How long a new order may wait for payment; then the timeout worker fires `timeout` (which the initial state must allow). Absent: no deadline."
                     }
                 }
             },

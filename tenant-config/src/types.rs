@@ -8,7 +8,7 @@ use std::sync::Arc;
 use oc_model::ext::MAX_KV_VALUE_LEN;
 use oc_model::{
     BusinessIdentity, Currency, DomainError, ExtFieldType, ExtValue, OrderType, PartyId, RoleName,
-    Slot, StateMachine, TenantId,
+    Slot, StateMachine, StatusCode, StockEffect, TenantId, TransitionEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,10 +51,13 @@ pub enum Endpoint {
     AdminReconcile,
     #[serde(rename = "admin.backfill")]
     AdminBackfill,
+    /// Set and read the stock of a SKU (`PUT`/`GET /v1/stock/{sku}`).
+    #[serde(rename = "admin.stock")]
+    AdminStock,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 16] = [
         Endpoint::OrdersCreate,
         Endpoint::OrdersGet,
         Endpoint::OrdersUpdate,
@@ -70,6 +73,7 @@ impl Endpoint {
         Endpoint::AdminConfig,
         Endpoint::AdminReconcile,
         Endpoint::AdminBackfill,
+        Endpoint::AdminStock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Endpoint {
             Endpoint::AdminConfig => "admin.config",
             Endpoint::AdminReconcile => "admin.reconcile",
             Endpoint::AdminBackfill => "admin.backfill",
+            Endpoint::AdminStock => "admin.stock",
         }
     }
 }
@@ -344,23 +349,12 @@ impl ResolvedField {
     /// Errors are `InvalidInput` whose `field` is the JSON Pointer inside the value (`""` for the
     /// value itself); the caller prefixes `/extension/<name>` with [`DomainError::under`].
     pub fn validate(&self, json: &serde_json::Value) -> Result<ExtValue, DomainError> {
-        let value = ExtValue::from_json(self.field_type, json)?;
-        if let ExtValue::Enum(chosen) = &value
-            && !self.enum_values.iter().any(|allowed| allowed == chosen)
-        {
-            return Err(DomainError::invalid(
-                "",
-                format!(
-                    "{chosen:?} is not one of the allowed values [{}]",
-                    self.enum_values.join(", ")
-                ),
-            ));
-        }
-        if let Some(constraints) = &self.constraints
-            && let Err((path, message)) = constraints.check(&value.to_json())
-        {
-            return Err(DomainError::invalid(path, message));
-        }
+        let value = check_value(
+            self.field_type,
+            &self.enum_values,
+            self.constraints.as_ref(),
+            json,
+        )?;
         if let Some(spec) = self.search_spec() {
             oc_model::search::check_indexable(spec.kind, &value)?;
         }
@@ -396,6 +390,201 @@ impl ResolvedField {
     }
 }
 
+/// JSON → typed value, checked against the type, the allowed enum values and the constraints;
+/// errors name the JSON Pointer inside the value (`""` for the value itself).
+fn check_value(
+    field_type: ExtFieldType,
+    enum_values: &[String],
+    constraints: Option<&Constraints>,
+    json: &serde_json::Value,
+) -> Result<ExtValue, DomainError> {
+    let value = ExtValue::from_json(field_type, json)?;
+    if let ExtValue::Enum(chosen) = &value
+        && !enum_values.iter().any(|allowed| allowed == chosen)
+    {
+        return Err(DomainError::invalid(
+            "",
+            format!(
+                "{chosen:?} is not one of the allowed values [{}]",
+                enum_values.join(", ")
+            ),
+        ));
+    }
+    if let Some(constraints) = constraints
+        && let Err((path, message)) = constraints.check(&value.to_json())
+    {
+        return Err(DomainError::invalid(path, message));
+    }
+    Ok(value)
+}
+
+/// Where a transition's data value is also written in the order (besides the history row
+/// and the event, where every accepted value goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DataTarget {
+    LogisticsCarrier,
+    LogisticsWaybillNo,
+    LogisticsServiceProduct,
+    OperationRemark,
+}
+
+impl DataTarget {
+    pub const ALL: [DataTarget; 4] = [
+        DataTarget::LogisticsCarrier,
+        DataTarget::LogisticsWaybillNo,
+        DataTarget::LogisticsServiceProduct,
+        DataTarget::OperationRemark,
+    ];
+
+    /// The name tenant admins write under `into:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataTarget::LogisticsCarrier => "logistics.carrier",
+            DataTarget::LogisticsWaybillNo => "logistics.waybill_no",
+            DataTarget::LogisticsServiceProduct => "logistics.service_product",
+            DataTarget::OperationRemark => "operation.remark",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DataTarget> {
+        DataTarget::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// The longest text the target holds.
+    pub fn max_len(self) -> usize {
+        match self {
+            DataTarget::OperationRemark => 512,
+            _ => 64,
+        }
+    }
+}
+
+impl fmt::Display for DataTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value a transition's event accepts in its `data` (e.g. `ship`'s `carrier`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataField {
+    pub name: String,
+    pub field_type: ExtFieldType,
+    pub required: bool,
+    /// Allowed values of an `enum` field; empty for other types.
+    pub enum_values: Vec<String>,
+    pub constraints: Option<Constraints>,
+    /// Also written into this order field (text fields only).
+    pub into: Option<DataTarget>,
+    pub description: Option<String>,
+}
+
+impl DataField {
+    /// JSON from a request → typed value; errors name the pointer inside the value.
+    pub fn validate(&self, json: &serde_json::Value) -> Result<ExtValue, DomainError> {
+        let value = check_value(
+            self.field_type,
+            &self.enum_values,
+            self.constraints.as_ref(),
+            json,
+        )?;
+        if let Some(target) = self.into {
+            let text = value.canonical_text();
+            if text.chars().count() > target.max_len() {
+                return Err(DomainError::invalid(
+                    "",
+                    format!("{target} holds at most {} characters", target.max_len()),
+                ));
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// One transition of a state machine with what the tenant config says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionConfig {
+    pub from: StatusCode,
+    pub event: TransitionEvent,
+    pub to: StatusCode,
+    /// The CloudEvents type's last part (`com.ordercenter.order.<event_type>`): the target
+    /// state unless the config names another.
+    pub event_type: String,
+    /// What the transition does to the order's stock: `pay` confirms, `cancel` and
+    /// `timeout` release, anything else nothing, unless the config says otherwise.
+    pub stock: StockEffect,
+    /// The data its event accepts.
+    pub data: Vec<DataField>,
+}
+
+impl TransitionConfig {
+    /// The stock effect of an event when the config names none.
+    pub fn default_stock(event: &TransitionEvent) -> StockEffect {
+        match event.as_str() {
+            "pay" => StockEffect::Confirm,
+            "cancel" | "timeout" => StockEffect::Release,
+            _ => StockEffect::None,
+        }
+    }
+
+    pub fn data_field(&self, name: &str) -> Option<&DataField> {
+        self.data.iter().find(|field| field.name == name)
+    }
+}
+
+/// Whether orders of a business identity hold stock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryMode {
+    /// No stock: orders are placed without reservations (the behaviour before stock existed).
+    #[default]
+    None,
+    /// Placement reserves every line's stock, `pay` sells it, `cancel`/`timeout` release it.
+    Builtin,
+}
+
+impl InventoryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InventoryMode::None => "none",
+            InventoryMode::Builtin => "builtin",
+        }
+    }
+}
+
+/// What placement does with a SKU nobody ever set stock for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UntrackedSkus {
+    /// Refuse the order (out of stock): every SKU sold must have stock.
+    #[default]
+    Refuse,
+    /// Sell it without a reservation (made-to-order or virtual goods).
+    Allow,
+}
+
+/// A business identity's inventory settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InventoryConfig {
+    pub mode: InventoryMode,
+    pub untracked_skus: UntrackedSkus,
+}
+
+impl InventoryConfig {
+    pub fn is_builtin(&self) -> bool {
+        self.mode == InventoryMode::Builtin
+    }
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            mode: InventoryMode::None,
+            untracked_skus: UntrackedSkus::Refuse,
+        }
+    }
+}
+
 /// The extension fields of one (business identity, order type), with lookups both ways.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderTypeConfig {
@@ -406,6 +595,7 @@ pub struct OrderTypeConfig {
     pub(crate) by_name: HashMap<String, usize>,
     pub(crate) by_slot: HashMap<Slot, usize>,
     pub(crate) retired_slots: BTreeSet<Slot>,
+    pub(crate) payment_window: Option<time::Duration>,
 }
 
 impl OrderTypeConfig {
@@ -434,7 +624,14 @@ impl OrderTypeConfig {
             by_name,
             by_slot,
             retired_slots,
+            payment_window: None,
         }
+    }
+
+    /// How long an order of this type may wait for payment before the timeout cancels it;
+    /// `None`: it waits until cancelled.
+    pub fn payment_window(&self) -> Option<time::Duration> {
+        self.payment_window
     }
 
     pub fn identity(&self) -> &BusinessIdentity {
@@ -479,10 +676,30 @@ impl OrderTypeConfig {
 pub struct BusinessIdentityConfig {
     pub(crate) description: Option<String>,
     pub(crate) state_machine: StateMachine,
+    pub(crate) transitions: BTreeMap<(StatusCode, TransitionEvent), TransitionConfig>,
     pub(crate) order_types: BTreeMap<OrderType, OrderTypeConfig>,
+    pub(crate) inventory: InventoryConfig,
 }
 
 impl BusinessIdentityConfig {
+    /// The transition `event` takes from `from`, with its settings.
+    pub fn transition(
+        &self,
+        from: &StatusCode,
+        event: &TransitionEvent,
+    ) -> Option<&TransitionConfig> {
+        self.transitions.get(&(from.clone(), event.clone()))
+    }
+
+    /// Every transition, by (from, event).
+    pub fn transitions(&self) -> impl Iterator<Item = &TransitionConfig> {
+        self.transitions.values()
+    }
+
+    pub fn inventory(&self) -> &InventoryConfig {
+        &self.inventory
+    }
+
     pub fn description(&self) -> Option<&str> {
         self.description.as_deref()
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use oc_model::ExtFieldType;
 use serde::Deserialize;
 
-use crate::types::{Endpoint, PiiAccess, RateLimit, ShardKey};
+use crate::types::{Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +79,16 @@ pub(crate) struct RawIdentity {
     pub description: Option<String>,
     pub state_machine: RawStateMachine,
     pub order_types: BTreeMap<String, RawOrderType>,
+    #[serde(default)]
+    pub inventory: Option<RawInventory>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInventory {
+    pub mode: InventoryMode,
+    #[serde(default)]
+    pub untracked_skus: Option<UntrackedSkus>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +106,30 @@ pub(crate) struct RawTransition {
     pub from: String,
     pub event: String,
     pub to: String,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub stock: Option<String>,
+    #[serde(default)]
+    pub data: Vec<RawDataField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDataField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: ExtFieldType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub constraints: Option<serde_json::Value>,
+    #[serde(default)]
+    pub into: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +141,8 @@ pub(crate) struct RawOrderType {
     pub fields: Vec<RawField>,
     #[serde(default)]
     pub retired_slots: Vec<String>,
+    #[serde(default)]
+    pub payment_window_seconds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! Wire types. The request bodies and responses are the core's own input and output types
-//! (`oc_core::orders::{input, output}`), re-exported here so the API names them in one
+//! (`oc_core::orders::{input, output}`, `oc_core::transitions`, `oc_core::stock`), re-exported here so the API names them in one
 //! place; only the query strings are the API's. Requests deny unknown fields; amounts in
 //! requests are integers of the order currency's minor unit (`*_minor`), amounts in
 //! responses are `Money` objects (`{"minor": 1234, "currency": "CNY"}`). Extension fields
@@ -14,6 +14,8 @@ pub use oc_core::orders::input::{
 pub use oc_core::orders::output::{
     Created, LineView, OrderList, OrderView, PartiesView, PartyView, SearchResult,
 };
+pub use oc_core::stock::{SetStockRequest, StockView};
+pub use oc_core::transitions::{HistoryList, HistoryView, TransitionRequest};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

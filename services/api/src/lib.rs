@@ -62,6 +62,15 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         )
         .route("/v1/orders/search", get(routes::search_orders))
         .route("/v1/orders/{id}/cancel", post(routes::cancel_order))
+        .route(
+            "/v1/orders/{id}/transitions",
+            post(routes::transition_order),
+        )
+        .route("/v1/orders/{id}/history", get(routes::order_history))
+        .route(
+            "/v1/stock/{sku}",
+            get(routes::get_stock).put(routes::set_stock),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             edge::authenticate_and_limit,

@@ -13,9 +13,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::InvalidTransition => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::AlreadyExists
+        | ErrorCode::Conflict
+        | ErrorCode::InvalidTransition
+        | ErrorCode::OutOfStock => StatusCode::CONFLICT,
         ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -33,6 +34,7 @@ fn title_of(code: ErrorCode) -> &'static str {
         ErrorCode::Conflict => "Conflict",
         ErrorCode::PreconditionFailed => "Precondition failed",
         ErrorCode::InvalidTransition => "Transition not allowed",
+        ErrorCode::OutOfStock => "Out of stock",
         ErrorCode::Unauthenticated => "Unauthenticated",
         ErrorCode::Forbidden => "Forbidden",
         ErrorCode::RateLimited => "Too many requests",

@@ -10,7 +10,10 @@ use oc_model::{DomainError, ErrorCode};
 
 use crate::AppState;
 use crate::access::{Authenticated, Endpoint};
-use crate::dto::{CancelRequest, CreateOrderRequest, ListQuery, OrderView, UpdateOrderRequest};
+use crate::dto::{
+    CancelRequest, CreateOrderRequest, ListQuery, OrderView, SetStockRequest, TransitionRequest,
+    UpdateOrderRequest,
+};
 use crate::extract::{ValidJson, ValidQuery, parse_json};
 use crate::problem::{ApiError, ApiResult};
 
@@ -203,6 +206,20 @@ pub async fn get_order(
     Ok(order_response(StatusCode::OK, view))
 }
 
+/// The one version a change names in `If-Match`: a change needs it (428 without, `*` names
+/// no version), and a tag no version can have is 412 as it stands.
+fn required_version(headers: &HeaderMap) -> ApiResult<u64> {
+    match if_match(headers)? {
+        IfMatch::Version(version) => Ok(version),
+        IfMatch::Never => Err(precondition_never_matches()),
+        IfMatch::Absent | IfMatch::Any => Err(ApiError::from(DomainError::new(
+            ErrorCode::PreconditionFailed,
+            "If-Match with the order's current ETag is required to change it (* names no version)",
+        ))
+        .with_status(StatusCode::PRECONDITION_REQUIRED)),
+    }
+}
+
 pub async fn update_order(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -211,17 +228,7 @@ pub async fn update_order(
     body: ValidJson<UpdateOrderRequest>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersUpdate)?;
-    let version = match if_match(&headers)? {
-        IfMatch::Version(version) => version,
-        IfMatch::Never => return Err(precondition_never_matches()),
-        IfMatch::Absent | IfMatch::Any => {
-            return Err(ApiError::from(DomainError::new(
-                ErrorCode::PreconditionFailed,
-                "If-Match with the order's current ETag is required to change it (* names no version)",
-            ))
-            .with_status(StatusCode::PRECONDITION_REQUIRED));
-        }
-    };
+    let version = required_version(&headers)?;
     let view = state
         .core
         .orders
@@ -251,10 +258,40 @@ pub async fn cancel_order(
     };
     let view = state
         .core
-        .orders
+        .transitions
         .cancel(&caller, &id, version, request)
         .await?;
     Ok(order_response(StatusCode::OK, view))
+}
+
+/// `POST /v1/orders/{id}/transitions`: an event of the order's state machine, at the
+/// version `If-Match` names (required, as for every change).
+pub async fn transition_order(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: ValidJson<TransitionRequest>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::OrdersTransition)?;
+    let version = required_version(&headers)?;
+    let view = state
+        .core
+        .transitions
+        .fire(&caller, &id, Some(version), body.value)
+        .await?;
+    Ok(order_response(StatusCode::OK, view))
+}
+
+/// `GET /v1/orders/{id}/history`: the order's status history, oldest first.
+pub async fn order_history(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::OrdersGet)?;
+    let history = state.core.transitions.history(&caller, &id).await?;
+    Ok(Json(history).into_response())
 }
 
 pub async fn list_orders(
@@ -303,6 +340,29 @@ pub async fn method_not_allowed() -> ApiError {
         "method not allowed on this resource",
     ))
     .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// `PUT /v1/stock/{sku}`: set the units of a SKU for sale (role endpoint `admin.stock`).
+pub async fn set_stock(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(sku): Path<String>,
+    body: ValidJson<SetStockRequest>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::AdminStock)?;
+    let level = state.core.stock.set(&caller, &sku, body.value).await?;
+    Ok(Json(level).into_response())
+}
+
+/// `GET /v1/stock/{sku}`: available, reserved and sold units of a SKU.
+pub async fn get_stock(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(sku): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Endpoint::AdminStock)?;
+    let level = state.core.stock.get(&caller, &sku).await?;
+    Ok(Json(level).into_response())
 }
 
 #[cfg(test)]

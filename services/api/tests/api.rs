@@ -17,7 +17,9 @@ use oc_api::{AppState, router_with};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
+use oc_model::stock::StockStore;
 use oc_model::{OrderId, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -127,6 +129,8 @@ impl TestApp {
                 .with_search
                 .then(|| search.clone() as Arc<dyn SearchIndex>),
         )
+        .transitions(store.clone() as Arc<dyn TransitionStore>)
+        .stock(store.clone() as Arc<dyn StockStore>)
         .node_id(2)
         .build()
         .unwrap();
@@ -1886,6 +1890,10 @@ api_tests!(
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
+    an_order_walks_its_state_machine_with_history_and_typed_events,
+    refused_transitions_change_nothing,
+    cancel_is_the_cancel_transition,
+    placement_reserves_stock_all_or_nothing_and_transitions_settle_it,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1998,6 +2006,9 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/search",
         "/v1/orders/{id}",
         "/v1/orders/{id}/cancel",
+        "/v1/orders/{id}/transitions",
+        "/v1/orders/{id}/history",
+        "/v1/stock/{sku}",
         "/healthz",
         "/readyz",
         "/openapi.json",
@@ -2007,7 +2018,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        8,
+        11,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -2196,4 +2207,445 @@ async fn request_log_lines_name_the_tenant_once() {
         assert!(text.contains("retail"), "{text}");
     }
     app.finish().await;
+}
+
+/// The outbox payloads of one order, oldest first (every shard).
+async fn outbox_of(app: &TestApp, id: &str) -> Vec<Value> {
+    let mut payloads = Vec::new();
+    for shard in app.store.shards() {
+        let pool = app.store.shard_pool(shard).unwrap();
+        let rows = sqlx::query("SELECT payload FROM outbox WHERE order_id = ? ORDER BY version")
+            .bind(id.parse::<i64>().unwrap())
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        for row in rows {
+            payloads.push(serde_json::from_str(&text_cell(&row, 0)).unwrap());
+        }
+    }
+    payloads
+}
+
+async fn fire(app: &TestApp, key: &str, id: &str, etag: Option<&str>, body: Value) -> Reply {
+    let headers: Vec<(&str, &str)> = etag.map(|tag| ("if-match", tag)).into_iter().collect();
+    app.call(
+        "POST",
+        &format!("/v1/orders/{id}/transitions"),
+        Some(key),
+        &headers,
+        Some(body),
+    )
+    .await
+}
+
+async fn history(app: &TestApp, key: &str, id: &str) -> Reply {
+    app.call(
+        "GET",
+        &format!("/v1/orders/{id}/history"),
+        Some(key),
+        &[],
+        None,
+    )
+    .await
+}
+
+/// pay → ship (with the carrier and waybill the config declares) → receive → complete: each
+/// step one history row and one outbox event typed after the transition.
+async fn an_order_walks_its_state_machine_with_history_and_typed_events(app: &TestApp) {
+    let created = app.create(RETAIL_BL, retail_order("walker")).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    let empty = history(app, RETAIL_BL, &id).await;
+    empty.expect(StatusCode::OK);
+    assert_eq!(empty.body["order_id"], id.as_str());
+    assert_eq!(empty.body["items"], json!([]));
+
+    let paid = fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"})).await;
+    paid.expect(StatusCode::OK);
+    assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.etag(), "\"2\"");
+    let shipped = fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"2\""),
+        json!({"event": "ship", "reason": "picked at dawn",
+               "data": {"carrier": "sf", "waybill_no": "SF12345678"}}),
+    )
+    .await;
+    shipped.expect(StatusCode::OK);
+    assert_eq!(shipped.body["status"], "shipped");
+    assert_eq!(shipped.body["logistics"]["carrier"], "sf");
+    assert_eq!(shipped.body["logistics"]["waybill_no"], "SF12345678");
+    for (version, event, status) in [(3, "receive", "received"), (4, "complete", "completed")] {
+        let tag = format!("\"{version}\"");
+        let moved = fire(app, RETAIL_BL, &id, Some(&tag), json!({"event": event})).await;
+        moved.expect(StatusCode::OK);
+        assert_eq!(moved.body["status"], status);
+        assert_eq!(moved.body["version"], version + 1);
+    }
+    let fetched = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(fetched.body["status"], "completed");
+    assert_eq!(fetched.body["logistics"]["carrier"], "sf");
+
+    // customer service may read the history (orders.get) but not fire events
+    let read = history(app, RETAIL_CS, &id).await;
+    read.expect(StatusCode::OK);
+    let items = read.body["items"].as_array().unwrap();
+    let steps: Vec<(u64, &str, &str, &str)> = items
+        .iter()
+        .map(|item| {
+            (
+                item["version"].as_u64().unwrap(),
+                item["from"].as_str().unwrap(),
+                item["event"].as_str().unwrap(),
+                item["to"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (2, "pending_payment", "pay", "paid"),
+            (3, "paid", "ship", "shipped"),
+            (4, "shipped", "receive", "received"),
+            (5, "received", "complete", "completed"),
+        ]
+    );
+    for item in items {
+        assert_eq!(item["operator"], "shop-api", "{item}");
+        assert_eq!(item["source_system"], "api");
+        assert!(item["occurred_at"].is_string());
+    }
+    assert_eq!(items[1]["reason"], "picked at dawn");
+    assert_eq!(
+        items[1]["data"],
+        json!({"carrier": "sf", "waybill_no": "SF12345678"})
+    );
+    fire(
+        app,
+        RETAIL_CS,
+        &id,
+        Some("\"5\""),
+        json!({"event": "complete"}),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+
+    // one outbox event per version, named after the transition
+    let outbox = outbox_of(app, &id).await;
+    let kinds: Vec<(&str, Option<&str>)> = outbox
+        .iter()
+        .map(|event| {
+            (
+                event["kind"].as_str().unwrap(),
+                event["transition"]["event_type"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("created", None),
+            ("status_changed", Some("paid")),
+            ("status_changed", Some("shipped")),
+            ("status_changed", Some("received")),
+            ("status_changed", Some("completed")),
+        ]
+    );
+    assert_eq!(outbox[2]["transition"]["data"]["waybill_no"], "SF12345678");
+    assert_eq!(outbox[2]["transition"]["from"], "paid");
+    assert_eq!(app.count("order_history").await, 4);
+
+    // another tenant's key: the order does not exist
+    history(app, EXPRESS_BL, &id)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+    fire(
+        app,
+        EXPRESS_BL,
+        &id,
+        Some("\"5\""),
+        json!({"event": "complete"}),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found", None);
+}
+
+/// Every refusal answers a problem and writes nothing: no If-Match, a stale one, an event the
+/// state machine does not allow here (409 naming the status and the allowed events), data the
+/// config does not declare or that fails its checks, an unknown event.
+async fn refused_transitions_change_nothing(app: &TestApp) {
+    let id = app.create(RETAIL_BL, retail_order("refused")).await.id();
+    let outbox_before = app.count("outbox").await;
+    fire(app, RETAIL_BL, &id, None, json!({"event": "pay"}))
+        .await
+        .problem(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition_failed",
+            None,
+        );
+    fire(app, RETAIL_BL, &id, Some("\"7\""), json!({"event": "pay"}))
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    let refused = fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "ship"})).await;
+    refused.problem(StatusCode::CONFLICT, "invalid_transition", None);
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("pending_payment"), "{detail}");
+    assert!(detail.contains("[cancel, pay, timeout]"), "{detail}");
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"1\""),
+        json!({"event": "Not An Event"}),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/event"),
+    );
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"1\""),
+        json!({"event": "pay", "data": {"note": "x"}}),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/data/note"),
+    );
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"1\""),
+        json!({"event": "pay", "extra": 1}),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/extra"),
+    );
+    assert_eq!(app.count("outbox").await, outbox_before);
+
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    let ship = |data: Value| json!({"event": "ship", "data": data});
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"2\""),
+        ship(json!({"carrier": "sf"})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/data/waybill_no"),
+    );
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"2\""),
+        ship(json!({"carrier": "pigeon", "waybill_no": "SF12345678"})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/data/carrier"),
+    );
+    fire(
+        app,
+        RETAIL_BL,
+        &id,
+        Some("\"2\""),
+        ship(json!({"carrier": "sf", "waybill_no": "lower-case"})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/data/waybill_no"),
+    );
+    // paid orders of retail cannot be cancelled: refused, and the order is still paid
+    let refused = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    refused.problem(StatusCode::CONFLICT, "invalid_transition", None);
+    assert!(refused.body["detail"].as_str().unwrap().contains("paid"));
+    let order = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(order.body["status"], "paid");
+    assert_eq!(order.body["version"], 2);
+    assert!(order.body["logistics"].get("carrier").is_none());
+    assert_eq!(app.count("outbox").await, outbox_before + 1);
+    let rows = history(app, RETAIL_BL, &id).await;
+    assert_eq!(rows.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// `POST /cancel` is the `cancel` event: a history row with the reason, an event typed
+/// `cancelled`, the reason on the order.
+async fn cancel_is_the_cancel_transition(app: &TestApp) {
+    let id = app
+        .create(EXPRESS_BL, cold_chain_order("canceller"))
+        .await
+        .id();
+    let cancelled = app
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/cancel"),
+            Some(EXPRESS_BL),
+            &[],
+            Some(json!({"reason": "changed my mind"})),
+        )
+        .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(
+        cancelled.body["operation"]["cancel_reason"],
+        "changed my mind"
+    );
+    let rows = history(app, EXPRESS_BL, &id).await;
+    let items = rows.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["event"], "cancel");
+    assert_eq!(items[0]["from"], "pending_payment");
+    assert_eq!(items[0]["to"], "cancelled");
+    assert_eq!(items[0]["reason"], "changed my mind");
+    let outbox = outbox_of(app, &id).await;
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox[1]["kind"], "cancelled");
+    assert_eq!(outbox[1]["transition"]["event_type"], "cancelled");
+    assert_eq!(outbox[1]["transition"]["event"], "cancel");
+}
+
+async fn stock_of(app: &TestApp, sku: &str) -> (u64, u64, u64) {
+    let level = app
+        .call(
+            "GET",
+            &format!("/v1/stock/{sku}"),
+            Some(RETAIL_ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    level.expect(StatusCode::OK);
+    let count = |name: &str| level.body[name].as_u64().unwrap();
+    (count("available"), count("reserved"), count("sold"))
+}
+
+/// Retail keeps stock (`inventory: builtin`): placement reserves every line's units or none
+/// (409 out_of_stock naming the SKU and its line), `pay` sells them, `cancel` gives them
+/// back; SKUs nobody set stock for are sold without a reservation (`untracked_skus: allow`).
+async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: &TestApp) {
+    let put = |sku: &'static str, available: u64| async move {
+        app.call(
+            "PUT",
+            &format!("/v1/stock/{sku}"),
+            Some(RETAIL_ADMIN),
+            &[],
+            Some(json!({"available": available})),
+        )
+        .await
+    };
+    let set = put("TSHIRT-M", 2).await;
+    set.expect(StatusCode::OK);
+    assert_eq!(set.body["available"], 2);
+    put("VASE-1", 3).await.expect(StatusCode::OK);
+    app.call(
+        "PUT",
+        "/v1/stock/TSHIRT-M",
+        Some(RETAIL_BL),
+        &[],
+        Some(json!({"available": 100})),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    app.call("GET", "/v1/stock/NEVER-SET", Some(RETAIL_ADMIN), &[], None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+
+    let first = app.create(RETAIL_BL, retail_order("stock-1")).await;
+    first.expect(StatusCode::CREATED);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
+
+    // the vase lines are short (SKUs are reserved in order: the T-shirt first), so the
+    // T-shirt's reservation is given back: nothing is reserved
+    let mut two_lines = retail_order("stock-2");
+    two_lines["lines"] = json!([
+        {"sku": "TSHIRT-M", "product_name": "T-shirt", "quantity": 1, "unit_price_minor": 9900},
+        {"sku": "VASE-1", "product_name": "Vase", "quantity": 2, "unit_price_minor": 1500},
+        {"sku": "VASE-1", "product_name": "Vase", "quantity": 2, "unit_price_minor": 1500}
+    ]);
+    let orders_before = app.count("orders").await;
+    let refused = app.create(RETAIL_BL, two_lines).await;
+    refused.problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/1/sku"));
+    assert!(refused.body["detail"].as_str().unwrap().contains("VASE-1"));
+    assert_eq!(app.count("orders").await, orders_before);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 1, 0));
+    assert_eq!(stock_of(app, "VASE-1").await, (3, 0, 0));
+
+    // an untracked SKU is sold without a reservation
+    let mut untracked = retail_order("stock-3");
+    untracked["lines"][0]["sku"] = json!("GIFT-CARD");
+    app.create(RETAIL_BL, untracked)
+        .await
+        .expect(StatusCode::CREATED);
+
+    let id = first.id();
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 0, 1));
+    let rows = history(app, RETAIL_BL, &id).await;
+    assert_eq!(rows.body["items"][0]["event"], "pay");
+
+    let second = app.create(RETAIL_BL, retail_order("stock-4")).await;
+    second.expect(StatusCode::CREATED);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (0, 1, 1));
+    app.create(RETAIL_BL, retail_order("stock-5"))
+        .await
+        .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
+    app.call(
+        "POST",
+        &format!("/v1/orders/{}/cancel", second.id()),
+        Some(RETAIL_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 0, 1));
+    let outbox = outbox_of(app, &second.id()).await;
+    assert_eq!(outbox[1]["transition"]["stock"], "release");
 }

@@ -30,8 +30,10 @@ use oc_api::{AppState, router};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
+use oc_model::stock::StockStore;
 use oc_model::{DomainError, DomainResult, OrderId, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
@@ -184,6 +186,8 @@ impl App {
         )
         .cache(Some(cache.clone() as Arc<dyn Cache>))
         .search(Some(guarded_index))
+        .transitions(store.clone() as Arc<dyn TransitionStore>)
+        .stock(store.clone() as Arc<dyn StockStore>)
         .node_id(3)
         .build()
         .unwrap();

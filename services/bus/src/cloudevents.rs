@@ -48,7 +48,7 @@ pub fn encode(event: &OrderEvent) -> Record {
     headers.insert(HEADER_SOURCE.to_owned(), source_of(event).into_bytes());
     headers.insert(
         HEADER_TYPE.to_owned(),
-        event.kind.cloud_event_type().into_bytes(),
+        event.cloud_event_type().into_bytes(),
     );
     headers.insert(HEADER_TIME.to_owned(), occurred_at.into_bytes());
     headers.insert(
@@ -129,7 +129,7 @@ pub fn decode(record: &Record) -> Result<OrderEvent, DecodeError> {
 
     expect(HEADER_ID, event.event_id())?;
     expect(HEADER_SOURCE, source_of(&event))?;
-    expect(HEADER_TYPE, event.kind.cloud_event_type())?;
+    expect(HEADER_TYPE, event.cloud_event_type())?;
     expect(HEADER_SUBJECT, event.order_id.to_string())?;
     let key = record.key.as_deref().unwrap_or_default();
     if key != record_key(event.order_id).as_slice() {
@@ -159,6 +159,7 @@ mod tests {
             order_type: OrderType::parse("standard").unwrap(),
             occurred_at: OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_123_000_000)
                 .unwrap(),
+            transition: None,
         }
     }
 
@@ -182,6 +183,27 @@ mod tests {
         assert_eq!(header(&record, "ce_subject"), "987654321");
         assert_eq!(header(&record, "content-type"), "application/json");
         assert_eq!(record.timestamp.timestamp_millis(), 1_790_000_000_123);
+        assert_eq!(decode(&record).unwrap(), event);
+    }
+
+    #[test]
+    fn a_transition_names_itself_in_the_type_and_round_trips_its_note() {
+        let mut event = event();
+        let status = |code: &str| StatusCode::parse(code).unwrap();
+        event.transition = Some(oc_model::TransitionNote {
+            event: oc_model::TransitionEvent::parse("ship").unwrap(),
+            from: status("paid"),
+            to: status("shipped"),
+            event_type: "shipped".into(),
+            operator: "shop-api".into(),
+            source_system: "api".into(),
+            reason: None,
+            data: [("carrier".to_owned(), serde_json::json!("SF"))].into(),
+            stock: oc_model::StockEffect::None,
+            released: None,
+        });
+        let record = encode(&event);
+        assert_eq!(header(&record, "ce_type"), "com.ordercenter.order.shipped");
         assert_eq!(decode(&record).unwrap(), event);
     }
 

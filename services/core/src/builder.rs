@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
-use oc_model::{DomainResult, OrderIdGenerator};
+use oc_model::stock::StockStore;
+use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
 use crate::orders::{OrderService, ReadModels};
 use crate::sealing::Sealer;
+use crate::stock::{Reserver, StockService};
+use crate::transitions::TransitionService;
 
 /// The application core: one service per domain, and the tenant config and store the edge
 /// needs (authentication, readiness). Cheap to clone.
@@ -16,6 +20,10 @@ use crate::sealing::Sealer;
 pub struct Core {
     /// Orders: create, update, cancel, get, list, search.
     pub orders: OrderService,
+    /// Transitions: state-machine events (cancel among them) and the status history.
+    pub transitions: TransitionService,
+    /// Stock: set and read a SKU's level (placement and transitions reserve and settle).
+    pub stock: StockService,
     /// The live tenant config (hot-reloaded): callers are authenticated against it.
     pub config: Arc<ConfigHandle>,
     /// The order store, for health checks.
@@ -33,6 +41,8 @@ impl Core {
             store,
             config,
             sealer,
+            transitions: None,
+            stock: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
             node_id: 0,
@@ -46,12 +56,28 @@ pub struct CoreBuilder {
     store: Arc<dyn OrderStore>,
     config: Arc<ConfigHandle>,
     sealer: Sealer,
+    transitions: Option<Arc<dyn TransitionStore>>,
+    stock: Option<Arc<dyn StockStore>>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
     node_id: u8,
 }
 
 impl CoreBuilder {
+    /// The store of transitions and status history (the SQL order store implements both
+    /// ports). Required: without it an order could not move through its state machine.
+    pub fn transitions(mut self, store: Arc<dyn TransitionStore>) -> Self {
+        self.transitions = Some(store);
+        self
+    }
+
+    /// The stock levels and reservations (the SQL order store implements this port too).
+    /// Required: placement of orders of identities that keep stock reserves through it.
+    pub fn stock(mut self, store: Arc<dyn StockStore>) -> Self {
+        self.stock = Some(store);
+        self
+    }
+
     /// The hot cache consulted first on reads and written through after every change.
     pub fn cache(mut self, cache: Option<Arc<dyn Cache>>) -> Self {
         self.read.cache = cache;
@@ -83,17 +109,35 @@ impl CoreBuilder {
         self
     }
 
-    /// The core; refuses a node id the id generator cannot use.
+    /// The core; refuses a node id the id generator cannot use and a missing transition
+    /// or stock store.
     pub fn build(self) -> DomainResult<Core> {
+        let transitions = self.transitions.ok_or_else(|| {
+            DomainError::internal("the core needs a transition store (CoreBuilder::transitions)")
+        })?;
+        let stock = self.stock.ok_or_else(|| {
+            DomainError::internal("the core needs a stock store (CoreBuilder::stock)")
+        })?;
         let ids = Arc::new(OrderIdGenerator::new(self.node_id)?);
         let orders = OrderService {
             store: Arc::clone(&self.store),
             read: self.read,
             sealer: self.sealer,
             ids,
-            clock: self.clock,
+            clock: Arc::clone(&self.clock),
+            reserver: Reserver {
+                store: Arc::clone(&stock),
+            },
         };
         Ok(Core {
+            transitions: TransitionService {
+                orders: orders.clone(),
+                store: transitions,
+            },
+            stock: StockService {
+                store: stock,
+                clock: self.clock,
+            },
             orders,
             config: self.config,
             store: self.store,

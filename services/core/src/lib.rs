@@ -4,6 +4,8 @@ pub mod builder;
 pub mod caller;
 pub mod orders;
 pub mod sealing;
+pub mod stock;
+pub mod transitions;
 
 pub use builder::{Core, CoreBuilder};
 pub use caller::{Caller, PiiView, authenticate};

@@ -10,7 +10,9 @@ use anyhow::Context;
 use oc_api::AppState;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
+use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchFields};
+use oc_model::stock::StockStore;
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -167,6 +169,8 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     .cache(Some(cache))
     .cold(cold)
     .search(search)
+    .transitions(store.clone() as Arc<dyn TransitionStore>)
+    .stock(store.clone() as Arc<dyn StockStore>)
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;

@@ -10,7 +10,9 @@ mod open;
 mod read;
 pub mod router;
 mod shards;
+mod stock;
 mod tables;
+mod transitions;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,11 @@ use crate::shards::Shards;
 pub use crate::tables::key_ring_reports::KeyRingReport;
 pub use crate::tables::slot_ledger::SlotLedgerEntry;
 use crate::tables::{consumer_offsets, key_ring_reports, orders, outbox};
+
+/// How many schema migrations this build applies to every shard.
+pub fn migration_count() -> usize {
+    migrate::count()
+}
 
 /// Shard 0 holds what is kept once per deployment rather than per order: consumer positions
 /// and key ring reports (every shard has the tables).

@@ -44,7 +44,18 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0005_slot_ledger.sql"),
         sqlite: include_str!("../migrations/sqlite/0005_slot_ledger.sql"),
     },
+    Migration {
+        version: 6,
+        name: "lifecycle",
+        mysql: include_str!("../migrations/mysql/0006_lifecycle.sql"),
+        sqlite: include_str!("../migrations/sqlite/0006_lifecycle.sql"),
+    },
 ];
+
+/// How many migrations this build applies to a shard.
+pub fn count() -> usize {
+    MIGRATIONS.len()
+}
 
 /// Split a migration file into statements: comment lines dropped first (they may contain
 /// `;`), then split on `;` (our files have none inside literals).

@@ -53,6 +53,7 @@ pub fn event_in(
         business_identity: BusinessIdentity::parse(business_identity).unwrap(),
         order_type: OrderType::parse("standard").unwrap(),
         occurred_at: OffsetDateTime::from_unix_timestamp(1_790_000_000 + version as i64).unwrap(),
+        transition: None,
     }
 }
 

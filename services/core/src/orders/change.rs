@@ -1,26 +1,24 @@
-//! Changes to an existing order: `update` (merge-patch of the changeable groups) and
-//! `cancel` (the state machine's `cancel` event), both through [`OrderService::commit_change`]:
-//! compare-and-set on the version, carried-over sealed values re-sealed under the active
-//! key, one transaction with the outbox event.
+//! Changes to an existing order that are no transition: `update` (merge-patch of the
+//! changeable groups) through [`OrderService::commit_change`]: compare-and-set on the
+//! version, carried-over sealed values re-sealed under the active key, one transaction with
+//! the outbox event. State-machine events (`cancel` among them) are the `transitions`
+//! domain's.
 
 use oc_model::order::Extension;
 use oc_model::sealing::PartyRole;
-use oc_model::{
-    DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderEventKind, PartyId,
-    TransitionEvent,
-};
+use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderEventKind, PartyId};
 
 use crate::caller::Caller;
 use crate::orders::extension::ExtensionWriter;
-use crate::orders::input::{CancelRequest, UpdateOrderRequest};
+use crate::orders::input::UpdateOrderRequest;
 use crate::orders::output::OrderView;
 use crate::orders::parties::seal_party;
 use crate::orders::service::OrderService;
-use crate::orders::validate::{MAX_TEXT, logistics_of, optional_text, text_field};
+use crate::orders::validate::{MAX_TEXT, logistics_of, text_field};
 use crate::orders::view::Renderer;
 use crate::sealing::kv_sealing;
 
-fn stale(current: &Order, expected: u64) -> DomainError {
+pub(crate) fn stale(current: &Order, expected: u64) -> DomainError {
     DomainError::new(
         ErrorCode::PreconditionFailed,
         format!(
@@ -130,37 +128,6 @@ impl OrderService {
             .await
     }
 
-    /// Cancel an order (at version `if_match` when given) through its state machine.
-    pub async fn cancel(
-        &self,
-        caller: &Caller,
-        id: &str,
-        if_match: Option<u64>,
-        request: CancelRequest,
-    ) -> DomainResult<OrderView> {
-        let tenant = caller.tenant_config();
-        optional_text("/reason", &request.reason, MAX_TEXT)?;
-        let current = self.load(caller, id).await?;
-        if let Some(expected) = if_match
-            && expected != current.main.version
-        {
-            return Err(stale(&current, expected));
-        }
-        let machine = tenant
-            .state_machine(&current.main.business_identity)
-            .ok_or_else(|| {
-                DomainError::internal("order's business identity is no longer configured")
-            })?;
-        let cancel = TransitionEvent::parse("cancel")?;
-        let to = machine.next(&current.main.status, &cancel)?.clone();
-        let mut next = current.clone();
-        next.main.status = to;
-        next.operation.cancel_reason = request.reason.clone();
-        next.operation.updated_by = Some(caller.key_id.clone());
-        self.commit_change(caller, current, next, OrderEventKind::Cancelled)
-            .await
-    }
-
     /// Store `next` as the version after `current` (compare-and-set), with its event.
     pub(crate) async fn commit_change(
         &self,
@@ -169,23 +136,38 @@ impl OrderService {
         mut next: Order,
         kind: OrderEventKind,
     ) -> DomainResult<OrderView> {
-        next.main.version = current.main.version + 1;
-        next.main.updated_at = self.now_ms().max(current.main.updated_at);
-        // Values carried over from the stored order may be under an older data key: a write
-        // stores them under the active one, so a write racing `keys reencrypt` (which does
-        // not bump the version) never puts an old version back.
-        let kv = kv_sealing(Some(caller.tenant_config()), &next);
-        self.sealer.reseal(&mut next, &kv).map_err(|error| {
-            tracing::error!(%error, "re-sealing carried-over values failed");
-            DomainError::internal("field encryption failed")
-        })?;
+        self.prepare_next(caller, &current, &mut next)?;
         let event = OrderEvent::of(&next, kind);
         let stored = self.store.update(current.main.version, next, event).await?;
         self.remember(&stored).await;
+        self.render(caller, &stored)
+    }
+
+    /// Make `next` the version after `current`: the version bumped, the update time set,
+    /// and values carried over from the stored order re-sealed under the active key (a write
+    /// racing `keys reencrypt`, which does not bump the version, never puts an old key back).
+    pub(crate) fn prepare_next(
+        &self,
+        caller: &Caller,
+        current: &Order,
+        next: &mut Order,
+    ) -> DomainResult<()> {
+        next.main.version = current.main.version + 1;
+        next.main.updated_at = self.now_ms().max(current.main.updated_at);
+        let kv = kv_sealing(Some(caller.tenant_config()), next);
+        self.sealer.reseal(next, &kv).map_err(|error| {
+            tracing::error!(%error, "re-sealing carried-over values failed");
+            DomainError::internal("field encryption failed")
+        })?;
+        Ok(())
+    }
+
+    /// The order as `caller` may see it.
+    pub(crate) fn render(&self, caller: &Caller, order: &Order) -> DomainResult<OrderView> {
         Renderer {
             sealer: &self.sealer,
             caller,
         }
-        .view(&stored)
+        .view(order)
     }
 }

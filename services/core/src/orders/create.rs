@@ -13,7 +13,7 @@ use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
 use oc_model::sealing::PartyRole;
 use oc_model::{
     Bucket, BusinessIdentity, Currency, DomainError, DomainResult, Money, Order, OrderEvent,
-    OrderEventKind, OrderType, PartyId, UnixMillis,
+    OrderEventKind, OrderType, PartyId, Sku, UnixMillis,
 };
 
 use crate::caller::Caller;
@@ -84,6 +84,8 @@ impl OrderService {
             key,
             request_hash: scoped_request_hash(caller, raw),
         });
+        // stock first, all lines or none; given back below if the order is not written
+        let reserved = self.reserve_stock(caller, &order).await?;
         let event = OrderEvent::of(&order, OrderEventKind::Created);
         let outcome = self
             .with_retries(|| {
@@ -93,15 +95,27 @@ impl OrderService {
                     event: event.clone(),
                 })
             })
-            .await?;
+            .await;
         let (stored, replayed) = match outcome {
-            InsertOutcome::Created(order) => (order, false),
-            // the order may have left the caller's view since (another merchant now): a
-            // replay tells no more than a GET of it would
-            InsertOutcome::Replayed(order) if !caller.sees(&order) => {
-                return Err(DomainError::not_found("order not found"));
+            Ok(InsertOutcome::Created(order)) => (order, false),
+            Ok(InsertOutcome::Replayed(first)) => {
+                // the first attempt holds its own reservations; this one's go back
+                self.reserver
+                    .release(&order.main.tenant, order.main.id, &reserved, self.now_ms())
+                    .await;
+                // the order may have left the caller's view since (another merchant now): a
+                // replay tells no more than a GET of it would
+                if !caller.sees(&first) {
+                    return Err(DomainError::not_found("order not found"));
+                }
+                (first, true)
             }
-            InsertOutcome::Replayed(order) => (order, true),
+            Err(error) => {
+                self.reserver
+                    .release(&order.main.tenant, order.main.id, &reserved, self.now_ms())
+                    .await;
+                return Err(error);
+            }
         };
         self.remember(&stored).await;
         let renderer = Renderer {
@@ -112,6 +126,25 @@ impl OrderService {
             view: renderer.view(&stored)?,
             replayed,
         })
+    }
+
+    /// Reserve the order's stock when its business identity keeps stock; the SKUs reserved.
+    async fn reserve_stock(&self, caller: &Caller, order: &Order) -> DomainResult<Vec<Sku>> {
+        let tenant = caller.tenant_config();
+        let main = &order.main;
+        let Some(identity) = tenant.business_identity(&main.business_identity) else {
+            return Ok(Vec::new());
+        };
+        let inventory = identity.inventory();
+        if !inventory.is_builtin() {
+            return Ok(Vec::new());
+        }
+        let window = tenant
+            .order_type(&main.business_identity, &main.order_type)
+            .and_then(|config| config.payment_window());
+        self.reserver
+            .reserve_order(order, window, inventory.untracked_skus, self.now_ms())
+            .await
     }
 
     fn build_order(&self, caller: &Caller, request: CreateOrderRequest) -> DomainResult<Order> {

@@ -91,6 +91,9 @@ pub struct LogisticsInput {
     pub expected_delivery_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub waybill_no: Option<String>,
+    /// Usually set by a `ship` transition's data; a PATCH of the group replaces it too.
+    #[serde(default)]
+    pub carrier: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

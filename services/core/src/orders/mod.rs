@@ -3,7 +3,7 @@
 //! | use case | file |
 //! |---|---|
 //! | create (validate, price, seal, insert with outbox + idempotency) | `create.rs` |
-//! | update, cancel (compare-and-set through `commit_change`) | `change.rs` |
+//! | update (compare-and-set through `commit_change`) | `change.rs` |
 //! | get (cache → shard → cold), list by buyer | `read.rs` |
 //! | search (query from parameters, index, shard fallback) | `search.rs` |
 //!
@@ -25,6 +25,8 @@ mod service;
 mod validate;
 mod view;
 
+pub(crate) use change::stale;
 pub use create::request_hash;
 pub use service::{OrderService, ReadModels};
+pub(crate) use validate::{MAX_TEXT, optional_text};
 pub use view::WITHHELD;

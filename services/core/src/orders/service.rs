@@ -14,6 +14,7 @@ use oc_model::{
 
 use crate::caller::Caller;
 use crate::sealing::Sealer;
+use crate::stock::Reserver;
 
 /// How often a transient store conflict is retried inside one request.
 const RETRIES: u32 = 5;
@@ -44,6 +45,8 @@ pub struct OrderService {
     pub(crate) sealer: Sealer,
     pub(crate) ids: Arc<OrderIdGenerator>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Reserves placed orders' stock (business identities with `inventory: builtin`).
+    pub(crate) reserver: Reserver,
 }
 
 impl OrderService {

@@ -39,10 +39,12 @@ pub(crate) fn logistics_of(input: Option<&LogisticsInput>) -> DomainResult<Logis
     };
     optional_text("/logistics/service_product", &input.service_product, 64)?;
     optional_text("/logistics/waybill_no", &input.waybill_no, 64)?;
+    optional_text("/logistics/carrier", &input.carrier, 64)?;
     Ok(LogisticsService {
         service_product: input.service_product.clone(),
         expected_pickup_at: input.expected_pickup_at,
         expected_delivery_at: input.expected_delivery_at,
         waybill_no: input.waybill_no.clone(),
+        carrier: input.carrier.clone(),
     })
 }

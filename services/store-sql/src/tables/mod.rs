@@ -16,11 +16,13 @@ pub(crate) mod consumer_offsets;
 pub(crate) mod ext;
 pub(crate) mod idempotency;
 pub(crate) mod key_ring_reports;
+pub(crate) mod order_history;
 pub(crate) mod order_identifiers;
 pub(crate) mod order_lines;
 pub(crate) mod orders;
 pub(crate) mod outbox;
 pub(crate) mod slot_ledger;
+pub(crate) mod stock_levels;
 
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row as _};
@@ -230,4 +232,14 @@ mod tests {
         let sql = PAIR.insert(1);
         let _ = PAIR.binder(sqlx::query(&sql)).bind("a", 1_i64).done();
     }
+}
+
+/// Milliseconds since the epoch, as every `*_ms` column holds them.
+pub(crate) fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    oc_model::UnixMillis::floor(at).get()
+}
+
+/// A `*_ms` column's value back into a time.
+pub(crate) fn from_unix_ms(millis: i64) -> Result<time::OffsetDateTime, DomainError> {
+    oc_model::UnixMillis::new(millis).to_datetime()
 }

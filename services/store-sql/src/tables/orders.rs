@@ -203,6 +203,34 @@ pub(crate) async fn update(
     Ok(updated.rows_affected() == 1)
 }
 
+/// A transition's compare-and-set: status, version, updated at, pay deadline and body only.
+/// Lines, identifiers, money and extension columns are not written: a transition does not
+/// change them (and writing the extension columns back could undo a concurrent
+/// re-encryption, which does not bump the version). `false` when the row is not at
+/// `expected_version` (or is gone).
+pub(crate) async fn update_for_transition(
+    tx: &mut AnyTx<'_>,
+    order: &Order,
+    expected_version: u64,
+) -> DomainResult<bool> {
+    let main = &order.main;
+    let updated = sqlx::query(
+        "UPDATE orders SET status = ?, version = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ? WHERE tenant = ? AND id = ? AND version = ?",
+    )
+    .bind(main.status.as_str())
+    .bind(main.version as i64)
+    .bind(ms(main.updated_at))
+    .bind(main.pay_deadline.map(ms))
+    .bind(body_json(order)?)
+    .bind(main.tenant.as_str())
+    .bind(main.id.as_i64())
+    .bind(expected_version as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(convert)?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Writes re-sealed values back if the row is still at `order.main.version`, without bumping
 /// it. `false` when a concurrent write moved it on.
 pub(crate) async fn rewrite_sealed(tx: &mut AnyTx<'_>, order: &Order) -> DomainResult<bool> {

@@ -1,0 +1,230 @@
+//! The transitions domain: an order moves through its business identity's state machine
+//! (tenant config) one event at a time — `pay`, `ship`, `receive`, `complete`, `cancel`, … —
+//! and every move is one local transaction on the order's shard: the order row
+//! (compare-and-set on its version), a status-history row and an outbox event typed after the
+//! transition (`com.ordercenter.order.paid`), which inventory, logistics and finance systems
+//! follow on the bus. A transition's stock decision (tenant config: `pay` confirms, `cancel`
+//! and `timeout` release) is recorded in the history row and then applied to the order's
+//! reservations.
+//!
+//! | use case | file |
+//! |---|---|
+//! | fire an event, cancel (the `cancel` event), read the history | `mod.rs` |
+//! | the event's data: checked against the config, written into the order | `data.rs` |
+
+mod data;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use oc_model::lifecycle::{TransitionStore, TransitionWrite};
+use oc_model::{
+    DomainError, DomainResult, HistoryEntry, OrderEvent, OrderEventKind, StockEffect,
+    TransitionEvent,
+};
+
+use crate::caller::Caller;
+use crate::orders::input::CancelRequest;
+use crate::orders::output::OrderView;
+use crate::orders::{MAX_TEXT, OrderService, optional_text, stale};
+
+/// The system a transition fired through the HTTP API is recorded under.
+pub const SOURCE_API: &str = "api";
+
+/// `POST /v1/orders/{id}/transitions`: an event of the order's state machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// The event, e.g. `pay`, `ship`.
+    pub event: String,
+    /// Why (kept in the history and the event; a cancel's reason is also the order's
+    /// `operation.cancel_reason`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The values the tenant config declares for this transition, by name (e.g. `ship`'s
+    /// `carrier` and `waybill_no`).
+    #[serde(default)]
+    pub data: BTreeMap<String, serde_json::Value>,
+}
+
+/// One row of an order's status history as answered by `GET /v1/orders/{id}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryView {
+    /// The order version the transition wrote.
+    pub version: u64,
+    pub from: String,
+    pub to: String,
+    pub event: String,
+    /// The API key (or system part) that fired it.
+    pub operator: String,
+    pub source_system: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+}
+
+impl From<HistoryEntry> for HistoryView {
+    fn from(entry: HistoryEntry) -> HistoryView {
+        HistoryView {
+            version: entry.version,
+            from: entry.from.to_string(),
+            to: entry.to.to_string(),
+            event: entry.event.to_string(),
+            operator: entry.operator,
+            source_system: entry.source_system,
+            reason: entry.reason,
+            data: entry.data,
+            occurred_at: entry.occurred_at,
+        }
+    }
+}
+
+/// An order's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryList {
+    pub order_id: String,
+    /// Oldest first.
+    pub items: Vec<HistoryView>,
+}
+
+/// The transitions domain. Built by [`crate::Core::builder`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TransitionService {
+    pub(crate) orders: OrderService,
+    pub(crate) store: Arc<dyn TransitionStore>,
+}
+
+impl TransitionService {
+    /// Fire `request.event` on the order at version `if_match` (any version when `None`).
+    /// An event the state machine does not allow from the order's status is
+    /// `InvalidTransition` naming the status and the events it allows; a stale version is
+    /// `PreconditionFailed`; bad data is `InvalidInput` naming `/data/<name>`. Nothing
+    /// changes on any refusal.
+    pub async fn fire(
+        &self,
+        caller: &Caller,
+        id: &str,
+        if_match: Option<u64>,
+        request: TransitionRequest,
+    ) -> DomainResult<OrderView> {
+        let event =
+            TransitionEvent::parse(request.event.as_str()).map_err(|e| e.under("/event"))?;
+        optional_text("/reason", &request.reason, MAX_TEXT)?;
+        let current = self.orders.load(caller, id).await?;
+        if let Some(expected) = if_match
+            && expected != current.main.version
+        {
+            return Err(stale(&current, expected));
+        }
+        let tenant = caller.tenant_config();
+        let identity = tenant
+            .business_identity(&current.main.business_identity)
+            .ok_or_else(|| {
+                DomainError::internal("order's business identity is no longer configured")
+            })?;
+        let from = current.main.status.clone();
+        let to = identity.state_machine().next(&from, &event)?.clone();
+        let config = identity
+            .transition(&from, &event)
+            .ok_or_else(|| DomainError::internal("state machine and transitions disagree"))?;
+        let accepted = data::accept(config, &request.data)?;
+
+        let mut next = current.clone();
+        data::apply(&accepted, &mut next);
+        next.main.status = to.clone();
+        // a pay deadline is kept only while the order waits in the status it was set for
+        if to != from {
+            next.main.pay_deadline = None;
+        }
+        if event.as_str() == "cancel" {
+            next.operation.cancel_reason = request.reason.clone();
+        }
+        next.operation.updated_by = Some(caller.key_id.clone());
+        self.orders.prepare_next(caller, &current, &mut next)?;
+
+        // the stock decision is recorded only where stock is kept
+        let stock = if identity.inventory().is_builtin() {
+            config.stock
+        } else {
+            StockEffect::None
+        };
+        let entry = HistoryEntry {
+            tenant: caller.tenant.clone(),
+            order_id: current.main.id,
+            version: next.main.version,
+            from,
+            to,
+            event: event.clone(),
+            operator: caller.key_id.clone(),
+            source_system: SOURCE_API.to_owned(),
+            reason: request.reason,
+            data: accepted.into_json(),
+            stock,
+            occurred_at: next.main.updated_at,
+        };
+        let kind = match event.as_str() {
+            "cancel" | "timeout" => OrderEventKind::Cancelled,
+            _ => OrderEventKind::StatusChanged,
+        };
+        let mut outbox = OrderEvent::of(&next, kind);
+        outbox.transition = Some(entry.note(config.event_type.clone(), None));
+        let stored = self
+            .store
+            .commit_transition(TransitionWrite {
+                expected_version: current.main.version,
+                order: next,
+                event: outbox,
+                history: Some(entry),
+            })
+            .await?;
+        self.orders.remember(&stored).await;
+        // The history row holds the decision; settling is idempotent, so a failure here
+        // (logged) leaves the reservations for a later settle, never a wrong count.
+        if let Err(error) = self
+            .orders
+            .reserver
+            .settle(&stored, stock, self.orders.now_ms())
+            .await
+        {
+            tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");
+        }
+        self.orders.render(caller, &stored)
+    }
+
+    /// Cancel an order: its state machine's `cancel` event, through [`Self::fire`].
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        if_match: Option<u64>,
+        request: CancelRequest,
+    ) -> DomainResult<OrderView> {
+        self.fire(
+            caller,
+            id,
+            if_match,
+            TransitionRequest {
+                event: "cancel".to_owned(),
+                reason: request.reason,
+                data: BTreeMap::new(),
+            },
+        )
+        .await
+    }
+
+    /// The order's status history, oldest first (an order the caller does not see: 404).
+    pub async fn history(&self, caller: &Caller, id: &str) -> DomainResult<HistoryList> {
+        let order = self.orders.load(caller, id).await?;
+        let entries = self.store.history(&caller.tenant, order.main.id).await?;
+        Ok(HistoryList {
+            order_id: order.main.id.to_string(),
+            items: entries.into_iter().map(HistoryView::from).collect(),
+        })
+    }
+}

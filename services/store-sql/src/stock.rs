@@ -1,0 +1,324 @@
+//! [`StockStore`] over the shards: a SKU's level and its reservations live on the shard of
+//! the bucket of `(tenant, sku)`. Every move of units is a conditional `UPDATE` of the level
+//! (`available >= n`, never read-then-write) in the same transaction as the reservation row's
+//! state change, so concurrent buyers can never take more than there is, and a confirm or
+//! release runs at most once per reservation (the row's state is the guard).
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use oc_model::stock::{Hold, Reservation, ReserveOutcome, Settle, StockStore};
+use oc_model::{
+    Bucket, DomainError, DomainResult, OrderId, ReservationState, Sku, StockLevel, TenantId,
+};
+
+use crate::SqlOrderStore;
+use crate::error::{convert, is_unique_violation};
+use crate::shards::begin;
+use crate::tables::{AnyTx, corrupt, from_unix_ms, stock_levels, text, unix_ms};
+
+const RESERVATION_COLUMNS: &str =
+    "tenant, order_id, sku, quantity, state, expires_at_ms, created_at_ms, updated_at_ms";
+
+/// Binds: tenant, order id, sku, quantity, expires at, created at, updated at.
+const INSERT_RESERVATION: &str = "INSERT INTO stock_reservations (tenant, order_id, sku, quantity, state, expires_at_ms, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?)";
+
+/// Move a reservation from one state to another, only from that state.
+/// Binds: new state, updated at, tenant, order id, sku, old state.
+const MOVE_RESERVATION: &str = "UPDATE stock_reservations SET state = ?, updated_at_ms = ? WHERE tenant = ? AND order_id = ? AND sku = ? AND state = ?";
+
+impl SqlOrderStore {
+    fn stock_pool(&self, tenant: &TenantId, sku: &Sku) -> &sqlx::AnyPool {
+        self.shards.for_bucket(Bucket::of_key(tenant, sku.as_str()))
+    }
+}
+
+async fn level_in(
+    tx: &mut AnyTx<'_>,
+    tenant: &TenantId,
+    sku: &Sku,
+) -> DomainResult<Option<StockLevel>> {
+    let row = sqlx::query(&stock_levels::SELECT)
+        .bind(tenant.as_str())
+        .bind(sku.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(convert)?;
+    row.as_ref().map(stock_levels::decode).transpose()
+}
+
+async fn reservation_in(
+    tx: &mut AnyTx<'_>,
+    tenant: &TenantId,
+    order_id: OrderId,
+    sku: &Sku,
+) -> DomainResult<Option<Reservation>> {
+    let row = sqlx::query(&format!(
+        "SELECT {RESERVATION_COLUMNS} FROM stock_reservations WHERE tenant = ? AND order_id = ? AND sku = ?"
+    ))
+    .bind(tenant.as_str())
+    .bind(order_id.as_i64())
+    .bind(sku.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(convert)?;
+    row.as_ref().map(decode_reservation).transpose()
+}
+
+fn decode_reservation(row: &AnyRow) -> DomainResult<Reservation> {
+    let int = |column: &str| row.try_get::<i64, _>(column).map_err(corrupt);
+    let state = text(row, "state")?;
+    Ok(Reservation {
+        tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
+        order_id: OrderId::from_raw(int("order_id")? as u64).map_err(corrupt)?,
+        sku: Sku::parse(text(row, "sku")?).map_err(corrupt)?,
+        quantity: u64::try_from(int("quantity")?).map_err(corrupt)?,
+        state: ReservationState::parse(&state)
+            .ok_or_else(|| corrupt(format!("unknown reservation state {state:?}")))?,
+        expires_at: from_unix_ms(int("expires_at_ms")?)?,
+        created_at: from_unix_ms(int("created_at_ms")?)?,
+        updated_at: from_unix_ms(int("updated_at_ms")?)?,
+    })
+}
+
+/// Move the reservation `from` → `to` and its units with `counter` (one of the level's
+/// conditional statements), in one transaction; `None` when it was not in `from`.
+#[allow(clippy::too_many_arguments)]
+async fn settle_in(
+    tx: &mut AnyTx<'_>,
+    tenant: &TenantId,
+    order_id: OrderId,
+    sku: &Sku,
+    from: ReservationState,
+    to: ReservationState,
+    counter: &'static str,
+    now: OffsetDateTime,
+) -> DomainResult<bool> {
+    let moved = sqlx::query(MOVE_RESERVATION)
+        .bind(to.as_str())
+        .bind(unix_ms(now))
+        .bind(tenant.as_str())
+        .bind(order_id.as_i64())
+        .bind(sku.as_str())
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
+    if moved.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let reservation = reservation_in(tx, tenant, order_id, sku)
+        .await?
+        .ok_or_else(|| DomainError::internal("reservation vanished inside its transaction"))?;
+    let units =
+        stock_levels::bind_move(sqlx::query(counter), reservation.quantity, tenant, sku, now)
+            .execute(&mut **tx)
+            .await
+            .map_err(convert)?;
+    if units.rows_affected() != 1 {
+        // the level no longer holds the reservation's units: the counts would go wrong
+        return Err(DomainError::internal(format!(
+            "stock level of {sku} does not hold the units of order {order_id}'s reservation"
+        )));
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl StockStore for SqlOrderStore {
+    async fn set_available(
+        &self,
+        tenant: &TenantId,
+        sku: &Sku,
+        available: u64,
+        now: OffsetDateTime,
+    ) -> DomainResult<StockLevel> {
+        let available = i64::try_from(available)
+            .map_err(|_| DomainError::invalid("/available", "too large"))?;
+        // a first set of a SKU races another one at most once: the loser updates
+        for _ in 0..2 {
+            let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+            let updated = sqlx::query(stock_levels::SET_AVAILABLE)
+                .bind(available)
+                .bind(unix_ms(now))
+                .bind(tenant.as_str())
+                .bind(sku.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(convert)?;
+            if updated.rows_affected() == 0 {
+                let inserted = stock_levels::bind_new(
+                    sqlx::query(&stock_levels::INSERT),
+                    tenant,
+                    sku,
+                    available as u64,
+                    now,
+                )
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(error) if is_unique_violation(&error) => continue,
+                    other => {
+                        other.map_err(convert)?;
+                    }
+                }
+            }
+            let level = level_in(&mut tx, tenant, sku)
+                .await?
+                .ok_or_else(|| DomainError::internal("stock level vanished after its write"))?;
+            tx.commit().await.map_err(convert)?;
+            return Ok(level);
+        }
+        Err(DomainError::new(
+            oc_model::ErrorCode::Retryable,
+            "stock level was created concurrently; retry",
+        ))
+    }
+
+    async fn stock_level(&self, tenant: &TenantId, sku: &Sku) -> DomainResult<Option<StockLevel>> {
+        let row = sqlx::query(&stock_levels::SELECT)
+            .bind(tenant.as_str())
+            .bind(sku.as_str())
+            .fetch_optional(self.stock_pool(tenant, sku))
+            .await
+            .map_err(convert)?;
+        row.as_ref().map(stock_levels::decode).transpose()
+    }
+
+    async fn reserve(&self, hold: &Hold) -> DomainResult<ReserveOutcome> {
+        let (tenant, sku) = (&hold.tenant, &hold.sku);
+        if hold.quantity == 0 {
+            return Err(DomainError::invalid(
+                "/quantity",
+                "a reservation holds at least 1 unit",
+            ));
+        }
+        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let taken = stock_levels::bind_move(
+            sqlx::query(stock_levels::RESERVE_AVAILABLE),
+            hold.quantity,
+            tenant,
+            sku,
+            hold.created_at,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(convert)?;
+        if taken.rows_affected() != 1 {
+            let level = level_in(&mut tx, tenant, sku).await?;
+            drop(tx);
+            return Ok(ReserveOutcome::Short(level));
+        }
+        sqlx::query(INSERT_RESERVATION)
+            .bind(tenant.as_str())
+            .bind(hold.order_id.as_i64())
+            .bind(sku.as_str())
+            .bind(hold.quantity as i64)
+            .bind(unix_ms(hold.expires_at))
+            .bind(unix_ms(hold.created_at))
+            .bind(unix_ms(hold.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    DomainError::new(
+                        oc_model::ErrorCode::Conflict,
+                        format!(
+                            "order {} already holds a reservation of {sku}",
+                            hold.order_id
+                        ),
+                    )
+                } else {
+                    convert(error)
+                }
+            })?;
+        tx.commit().await.map_err(convert)?;
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    async fn confirm(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        sku: &Sku,
+        now: OffsetDateTime,
+    ) -> DomainResult<Settle> {
+        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let done = settle_in(
+            &mut tx,
+            tenant,
+            order_id,
+            sku,
+            ReservationState::Reserved,
+            ReservationState::Confirmed,
+            stock_levels::SELL_RESERVED,
+            now,
+        )
+        .await?;
+        let outcome = if done {
+            Settle::Done
+        } else {
+            match reservation_in(&mut tx, tenant, order_id, sku).await? {
+                Some(reservation) => Settle::Already(reservation.state),
+                None => Settle::Missing,
+            }
+        };
+        tx.commit().await.map_err(convert)?;
+        Ok(outcome)
+    }
+
+    async fn release(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        sku: &Sku,
+        now: OffsetDateTime,
+    ) -> DomainResult<Settle> {
+        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let mut done = false;
+        for (from, counter) in [
+            (ReservationState::Reserved, stock_levels::RETURN_RESERVED),
+            (ReservationState::Confirmed, stock_levels::RETURN_SOLD),
+        ] {
+            if settle_in(
+                &mut tx,
+                tenant,
+                order_id,
+                sku,
+                from,
+                ReservationState::Released,
+                counter,
+                now,
+            )
+            .await?
+            {
+                done = true;
+                break;
+            }
+        }
+        let outcome = if done {
+            Settle::Done
+        } else {
+            match reservation_in(&mut tx, tenant, order_id, sku).await? {
+                Some(reservation) => Settle::Already(reservation.state),
+                None => Settle::Missing,
+            }
+        };
+        tx.commit().await.map_err(convert)?;
+        Ok(outcome)
+    }
+
+    async fn reservation(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        sku: &Sku,
+    ) -> DomainResult<Option<Reservation>> {
+        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let reservation = reservation_in(&mut tx, tenant, order_id, sku).await?;
+        tx.commit().await.map_err(convert)?;
+        Ok(reservation)
+    }
+}

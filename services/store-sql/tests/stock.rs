@@ -1,0 +1,374 @@
+//! The SQL stock and transition adapters on SQLite and real MariaDB: concurrent buyers never
+//! take more units than there are, confirms and releases move units once, and a stale
+//! transition writes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use oc_model::lifecycle::{TransitionStore, TransitionWrite};
+use oc_model::ports::{NewOrder, OrderStore};
+use oc_model::stock::{Hold, ReserveOutcome, Settle, StockStore};
+use oc_model::{
+    ErrorCode, HistoryEntry, OrderEvent, OrderEventKind, OrderId, ReservationState, Sku,
+    StatusCode, StockEffect, TenantId, TransitionEvent,
+};
+use oc_store_sql::{SqlOrderStore, StoreConfig};
+use sqlx::Row;
+use time::{Duration, OffsetDateTime};
+
+const SHARDS: usize = 2;
+
+struct Harness {
+    store: Arc<SqlOrderStore>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(std::path::PathBuf),
+    MariaDb(oc_test_support::TestDatabases),
+}
+
+impl Harness {
+    async fn sqlite(label: &str) -> Harness {
+        let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
+        std::fs::create_dir_all(&dir).unwrap();
+        let urls: Vec<String> = (0..SHARDS)
+            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
+            .collect();
+        let store = SqlOrderStore::connect(StoreConfig::new(urls))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    async fn mariadb(label: &str) -> Harness {
+        let databases = oc_test_support::TestDatabases::create(label, SHARDS)
+            .await
+            .unwrap();
+        let store = SqlOrderStore::connect(StoreConfig::new(databases.urls().to_vec()))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::MariaDb(databases),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).unwrap(),
+            Cleanup::MariaDb(databases) => databases.cleanup().await.unwrap(),
+        }
+    }
+
+    /// Rows of a table across every shard.
+    async fn count(&self, table: &str) -> i64 {
+        let mut total = 0;
+        for shard in self.store.shards() {
+            total += sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(self.store.shard_pool(shard).unwrap())
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap();
+        }
+        total
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap()
+}
+
+fn hold(tenant: &TenantId, order: u64, sku: &Sku, quantity: u64) -> Hold {
+    Hold {
+        tenant: tenant.clone(),
+        order_id: OrderId::from_raw(order).unwrap(),
+        sku: sku.clone(),
+        quantity,
+        expires_at: now() + Duration::minutes(15),
+        created_at: now(),
+    }
+}
+
+/// 200 buyers race for 50 units, one each: exactly 50 reservations, the rest refused, and
+/// `available + reserved + sold` is 50 at every observation.
+async fn concurrent_buyers_never_oversell(h: &Harness) {
+    let tenant = TenantId::parse("acme").unwrap();
+    let sku = Sku::parse("HOT-1").unwrap();
+    h.store
+        .set_available(&tenant, &sku, 50, now())
+        .await
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let observer = {
+        let (store, tenant, sku, done) =
+            (h.store.clone(), tenant.clone(), sku.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut observations = 0;
+            while !done.load(Ordering::SeqCst) {
+                let level = store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+                assert_eq!(level.total(), 50, "{level:?}");
+                observations += 1;
+                tokio::task::yield_now().await;
+            }
+            observations
+        })
+    };
+    let buyers: Vec<_> = (1..=200u64)
+        .map(|buyer| {
+            let (store, hold) = (h.store.clone(), hold(&tenant, buyer, &sku, 1));
+            tokio::spawn(async move {
+                loop {
+                    match store.reserve(&hold).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other.unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut reserved = 0;
+    let mut refused = 0;
+    for buyer in buyers {
+        match buyer.await.unwrap() {
+            ReserveOutcome::Reserved => reserved += 1,
+            ReserveOutcome::Short(level) => {
+                assert_eq!(level.unwrap().available, 0);
+                refused += 1;
+            }
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    assert!(observer.await.unwrap() > 0);
+    assert_eq!((reserved, refused), (50, 150));
+    let level = h.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved, level.sold), (0, 50, 0));
+    assert_eq!(h.count("stock_reservations").await, 50);
+}
+
+/// Confirm sells once, release gives back once (reserved or sold units), a SKU without
+/// stock is short, and another tenant sees no level.
+async fn confirm_and_release_move_units_once(h: &Harness) {
+    let tenant = TenantId::parse("acme").unwrap();
+    let sku = Sku::parse("MUG-2").unwrap();
+    let set = h
+        .store
+        .set_available(&tenant, &sku, 10, now())
+        .await
+        .unwrap();
+    assert_eq!((set.available, set.reserved, set.sold), (10, 0, 0));
+    let (first, second) = (OrderId::from_raw(7).unwrap(), OrderId::from_raw(8).unwrap());
+    assert_eq!(
+        h.store.reserve(&hold(&tenant, 7, &sku, 3)).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert_eq!(
+        h.store.reserve(&hold(&tenant, 8, &sku, 4)).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    // the same order cannot hold the SKU twice
+    let twice = h
+        .store
+        .reserve(&hold(&tenant, 7, &sku, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code, ErrorCode::Conflict);
+    let short = h.store.reserve(&hold(&tenant, 9, &sku, 4)).await.unwrap();
+    assert!(
+        matches!(short, ReserveOutcome::Short(Some(ref level)) if level.available == 3),
+        "{short:?}"
+    );
+
+    assert_eq!(
+        h.store.confirm(&tenant, first, &sku, now()).await.unwrap(),
+        Settle::Done
+    );
+    assert_eq!(
+        h.store.confirm(&tenant, first, &sku, now()).await.unwrap(),
+        Settle::Already(ReservationState::Confirmed)
+    );
+    assert_eq!(
+        h.store.release(&tenant, second, &sku, now()).await.unwrap(),
+        Settle::Done
+    );
+    assert_eq!(
+        h.store.release(&tenant, second, &sku, now()).await.unwrap(),
+        Settle::Already(ReservationState::Released)
+    );
+    assert_eq!(
+        h.store.confirm(&tenant, second, &sku, now()).await.unwrap(),
+        Settle::Already(ReservationState::Released)
+    );
+    let level = h.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved, level.sold), (7, 0, 3));
+    // a refund of a paid order: sold units go back on sale
+    assert_eq!(
+        h.store.release(&tenant, first, &sku, now()).await.unwrap(),
+        Settle::Done
+    );
+    let level = h.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved, level.sold), (10, 0, 0));
+    // setting stock keeps what is reserved
+    assert_eq!(
+        h.store.reserve(&hold(&tenant, 11, &sku, 2)).await.unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let reset = h
+        .store
+        .set_available(&tenant, &sku, 5, now())
+        .await
+        .unwrap();
+    assert_eq!((reset.available, reset.reserved, reset.sold), (5, 2, 0));
+    let row = h
+        .store
+        .reservation(&tenant, OrderId::from_raw(11).unwrap(), &sku)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.quantity, row.state), (2, ReservationState::Reserved));
+    assert_eq!(row.expires_at, now() + Duration::minutes(15));
+
+    let missing = OrderId::from_raw(99).unwrap();
+    assert_eq!(
+        h.store
+            .release(&tenant, missing, &sku, now())
+            .await
+            .unwrap(),
+        Settle::Missing
+    );
+    let unknown = Sku::parse("NEVER-SET").unwrap();
+    assert_eq!(
+        h.store
+            .reserve(&hold(&tenant, 12, &unknown, 1))
+            .await
+            .unwrap(),
+        ReserveOutcome::Short(None)
+    );
+    let other = TenantId::parse("globex").unwrap();
+    assert_eq!(h.store.stock_level(&other, &sku).await.unwrap(), None);
+    assert_eq!(
+        h.store.reserve(&hold(&other, 13, &sku, 1)).await.unwrap(),
+        ReserveOutcome::Short(None)
+    );
+}
+
+/// A transition is the order's CAS, its history row and its outbox event together: at a
+/// stale version none of them is written.
+async fn a_transition_is_one_transaction(h: &Harness) {
+    let tenant = TenantId::parse("acme").unwrap();
+    let order = oc_test_support::fixtures::order(&tenant, "buyer-t");
+    h.store
+        .insert(NewOrder {
+            order: order.clone(),
+            idempotency: None,
+            event: OrderEvent::of(&order, OrderEventKind::Created),
+        })
+        .await
+        .unwrap();
+    let write = |expected: u64| {
+        let mut next = order.clone();
+        next.main.version = expected + 1;
+        next.main.status = StatusCode::parse("paid").unwrap();
+        let entry = HistoryEntry {
+            tenant: tenant.clone(),
+            order_id: order.main.id,
+            version: expected + 1,
+            from: order.main.status.clone(),
+            to: next.main.status.clone(),
+            event: TransitionEvent::parse("pay").unwrap(),
+            operator: "shop-api".into(),
+            source_system: "api".into(),
+            reason: None,
+            data: BTreeMap::new(),
+            stock: StockEffect::Confirm,
+            occurred_at: now(),
+        };
+        let mut event = OrderEvent::of(&next, OrderEventKind::StatusChanged);
+        event.transition = Some(entry.note("paid".into(), None));
+        TransitionWrite {
+            expected_version: expected,
+            order: next,
+            event,
+            history: Some(entry),
+        }
+    };
+    let (history_before, outbox_before) = (h.count("order_history").await, h.count("outbox").await);
+    let stale = h.store.commit_transition(write(4)).await.unwrap_err();
+    assert_eq!(stale.code, ErrorCode::PreconditionFailed, "{stale}");
+    assert_eq!(h.count("order_history").await, history_before);
+    assert_eq!(h.count("outbox").await, outbox_before);
+    assert_eq!(
+        h.store
+            .get(&tenant, order.main.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .main
+            .version,
+        order.main.version
+    );
+
+    let stored = h
+        .store
+        .commit_transition(write(order.main.version))
+        .await
+        .unwrap();
+    assert_eq!(stored.main.status.as_str(), "paid");
+    let history = h.store.history(&tenant, order.main.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].stock, StockEffect::Confirm);
+    assert_eq!(history[0].event.as_str(), "pay");
+    assert_eq!(h.count("outbox").await, outbox_before + 1);
+    // the same transition again is stale now
+    let again = h
+        .store
+        .commit_transition(write(order.main.version))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::PreconditionFailed);
+    let other = TenantId::parse("globex").unwrap();
+    assert!(
+        h.store
+            .history(&other, order.main.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+macro_rules! stock_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::sqlite(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::mariadb(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+stock_tests!(
+    concurrent_buyers_never_oversell,
+    confirm_and_release_move_units_once,
+    a_transition_is_one_transaction,
+);
