@@ -205,6 +205,16 @@ pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>, DomainE
     row.try_get::<Option<i64>, _>(column).map_err(corrupt)
 }
 
+/// Milliseconds since the epoch, as every `*_ms` column holds them.
+pub(crate) fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    oc_model::UnixMillis::floor(at).get()
+}
+
+/// A `*_ms` column's value back into a time.
+pub(crate) fn from_unix_ms(millis: i64) -> Result<time::OffsetDateTime, DomainError> {
+    oc_model::UnixMillis::new(millis).to_datetime()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,14 +242,4 @@ mod tests {
         let sql = PAIR.insert(1);
         let _ = PAIR.binder(sqlx::query(&sql)).bind("a", 1_i64).done();
     }
-}
-
-/// Milliseconds since the epoch, as every `*_ms` column holds them.
-pub(crate) fn unix_ms(at: time::OffsetDateTime) -> i64 {
-    oc_model::UnixMillis::floor(at).get()
-}
-
-/// A `*_ms` column's value back into a time.
-pub(crate) fn from_unix_ms(millis: i64) -> Result<time::OffsetDateTime, DomainError> {
-    oc_model::UnixMillis::new(millis).to_datetime()
 }
