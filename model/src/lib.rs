@@ -12,6 +12,7 @@ pub mod order;
 pub mod ports;
 pub mod pricing;
 pub mod retry;
+pub mod schedule;
 pub mod sealing;
 pub mod search;
 pub mod state;

@@ -3,6 +3,7 @@
 pub mod builder;
 pub mod caller;
 pub mod orders;
+pub mod scheduler;
 pub mod sealing;
 pub mod stock;
 pub mod transitions;

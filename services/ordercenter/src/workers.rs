@@ -1,6 +1,7 @@
-//! The long-running processes: `serve` (the API, and on a single node the relay and the
-//! projector beside it), the cluster `relay` and `project` workers with their `/metrics` and
-//! `/healthz` listener, and the shutdown signal they all stop on.
+//! The long-running processes: `serve` (the API, and on a single node the relay, the
+//! projector and the scheduler beside it), the cluster `relay`, `project` and `scheduler`
+//! workers with their `/metrics` and `/healthz` listener, and the shutdown signal they all
+//! stop on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use oc_bus::{
     KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream, SourceConfig,
     StartOffset,
 };
+use oc_core::scheduler::Scheduler;
 use oc_model::ports::{OffsetStore, OrderStore, ShardScan};
+use oc_model::schedule::ScheduleStore;
 use oc_projector::Projector;
 use oc_relay::{Relay, RelayConfig};
 use oc_tenant_config::ConfigSet;
@@ -32,6 +35,20 @@ fn register_projector_metrics(metrics: &Metrics, projector: Projector) {
     metrics.register(Box::new(move |out: &mut String| {
         projector.stats().render(out)
     }));
+}
+
+/// Scheduler counters and lag per shard at `/metrics`.
+fn register_scheduler_metrics(metrics: &Metrics, scheduler: &Scheduler) {
+    let stats = scheduler.stats();
+    metrics.register(Box::new(move |out: &mut String| stats.render(out)));
+}
+
+/// The timeout worker and reservation sweeper over the wired store's shards.
+fn scheduler_of(wiring: &Wiring, config: &ServiceConfig) -> Scheduler {
+    wiring.state.core.scheduler(
+        wiring.store.clone() as Arc<dyn ScheduleStore>,
+        config.scheduler.clone(),
+    )
 }
 
 /// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
@@ -87,6 +104,7 @@ const SINGLE_NODE_PROJECTOR_GROUP: &str = "single-node-projector";
 /// bus held when the process died are applied after the restart.
 fn spawn_single_node_workers(
     wiring: &Wiring,
+    config: &ServiceConfig,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let bus = Arc::new(LocalEventBus::new(LocalBusConfig::default()));
@@ -113,8 +131,15 @@ fn spawn_single_node_workers(
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
     let relay_stop = stopped(stop.clone());
-    let projector_stop = stopped(stop);
+    let projector_stop = stopped(stop.clone());
+    // the scheduler of a single node: its timeouts and releases go through the same
+    // guarded writes as a cluster's, so a second server on the same files could not
+    // double-fire either
+    let scheduler = scheduler_of(wiring, config);
+    register_scheduler_metrics(&wiring.state.metrics, &scheduler);
+    let scheduler_stop = stopped(stop);
     vec![
+        tokio::spawn(async move { scheduler.run(scheduler_stop).await }),
         tokio::spawn(async move {
             if let Err(error) = relay.run(relay_stop).await {
                 tracing::error!(error = %error.message, "relay stopped");
@@ -136,7 +161,7 @@ pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     spawn_sighup_reloader(wiring.key_ring())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = if config.single_node {
-        spawn_single_node_workers(&wiring, stopped)
+        spawn_single_node_workers(&wiring, &config, stopped)
     } else {
         Vec::new()
     };
@@ -217,6 +242,29 @@ pub async fn relay(config: ServiceConfig) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = http.await;
     outcome
+}
+
+/// `ordercenter scheduler`: the cluster timeout worker and reservation sweeper over every
+/// shard, until SIGTERM. Run as many as wanted: they find the same work, and the order's
+/// compare-and-set and the reservation's conditional state change let exactly one of them
+/// (or a payment that lands first) change each order and reservation.
+pub async fn scheduler(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    // the timeout reads the tenant config (state machines): it follows reloads
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    let scheduler = scheduler_of(&wiring, &config);
+    register_scheduler_metrics(&wiring.state.metrics, &scheduler);
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    println!(
+        "scheduler running: {} shards, a pass every {} ms",
+        config.shards.len(),
+        config.scheduler.poll_interval.as_millis()
+    );
+    scheduler.run(shutdown_signal()).await;
+    let _ = stop.send(true);
+    let _ = http.await;
+    Ok(())
 }
 
 /// A stop flag for a worker's HTTP listener: send `true` to stop it.

@@ -9,6 +9,7 @@ mod migrate;
 mod open;
 mod read;
 pub mod router;
+mod schedule;
 mod shards;
 mod stock;
 mod tables;

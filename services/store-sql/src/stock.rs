@@ -5,8 +5,6 @@
 //! release runs at most once per reservation (the row's state is the guard).
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use oc_model::stock::{Hold, Reservation, ReserveOutcome, Settle, StockStore};
@@ -17,17 +15,7 @@ use oc_model::{
 use crate::SqlOrderStore;
 use crate::error::{convert, is_unique_violation};
 use crate::shards::begin;
-use crate::tables::{AnyTx, corrupt, from_unix_ms, stock_levels, text, unix_ms};
-
-const RESERVATION_COLUMNS: &str =
-    "tenant, order_id, sku, quantity, state, expires_at_ms, created_at_ms, updated_at_ms";
-
-/// Binds: tenant, order id, sku, quantity, expires at, created at, updated at.
-const INSERT_RESERVATION: &str = "INSERT INTO stock_reservations (tenant, order_id, sku, quantity, state, expires_at_ms, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?)";
-
-/// Move a reservation from one state to another, only from that state.
-/// Binds: new state, updated at, tenant, order id, sku, old state.
-const MOVE_RESERVATION: &str = "UPDATE stock_reservations SET state = ?, updated_at_ms = ? WHERE tenant = ? AND order_id = ? AND sku = ? AND state = ?";
+use crate::tables::{AnyTx, stock_levels, stock_reservations, unix_ms};
 
 impl SqlOrderStore {
     fn stock_pool(&self, tenant: &TenantId, sku: &Sku) -> &sqlx::AnyPool {
@@ -55,32 +43,14 @@ async fn reservation_in(
     order_id: OrderId,
     sku: &Sku,
 ) -> DomainResult<Option<Reservation>> {
-    let row = sqlx::query(&format!(
-        "SELECT {RESERVATION_COLUMNS} FROM stock_reservations WHERE tenant = ? AND order_id = ? AND sku = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(order_id.as_i64())
-    .bind(sku.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(convert)?;
-    row.as_ref().map(decode_reservation).transpose()
-}
-
-fn decode_reservation(row: &AnyRow) -> DomainResult<Reservation> {
-    let int = |column: &str| row.try_get::<i64, _>(column).map_err(corrupt);
-    let state = text(row, "state")?;
-    Ok(Reservation {
-        tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
-        order_id: OrderId::from_raw(int("order_id")? as u64).map_err(corrupt)?,
-        sku: Sku::parse(text(row, "sku")?).map_err(corrupt)?,
-        quantity: u64::try_from(int("quantity")?).map_err(corrupt)?,
-        state: ReservationState::parse(&state)
-            .ok_or_else(|| corrupt(format!("unknown reservation state {state:?}")))?,
-        expires_at: from_unix_ms(int("expires_at_ms")?)?,
-        created_at: from_unix_ms(int("created_at_ms")?)?,
-        updated_at: from_unix_ms(int("updated_at_ms")?)?,
-    })
+    let row = sqlx::query(&stock_reservations::SELECT_ONE)
+        .bind(tenant.as_str())
+        .bind(order_id.as_i64())
+        .bind(sku.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(convert)?;
+    row.as_ref().map(stock_reservations::decode).transpose()
 }
 
 /// Move the reservation `from` → `to` and its units with `counter` (one of the level's
@@ -96,7 +66,7 @@ async fn settle_in(
     counter: &'static str,
     now: OffsetDateTime,
 ) -> DomainResult<bool> {
-    let moved = sqlx::query(MOVE_RESERVATION)
+    let moved = sqlx::query(stock_reservations::MOVE)
         .bind(to.as_str())
         .bind(unix_ms(now))
         .bind(tenant.as_str())
@@ -211,7 +181,7 @@ impl StockStore for SqlOrderStore {
             drop(tx);
             return Ok(ReserveOutcome::Short(level));
         }
-        sqlx::query(INSERT_RESERVATION)
+        sqlx::query(&stock_reservations::INSERT)
             .bind(tenant.as_str())
             .bind(hold.order_id.as_i64())
             .bind(sku.as_str())

@@ -152,9 +152,20 @@ impl OrderService {
         current: &Order,
         next: &mut Order,
     ) -> DomainResult<()> {
+        self.prepare_next_in(caller.tenant_config(), current, next)
+    }
+
+    /// [`Self::prepare_next`] under `tenant`'s config, for a change no caller makes (the
+    /// timeout worker's).
+    pub(crate) fn prepare_next_in(
+        &self,
+        tenant: &oc_tenant_config::TenantConfig,
+        current: &Order,
+        next: &mut Order,
+    ) -> DomainResult<()> {
         next.main.version = current.main.version + 1;
         next.main.updated_at = self.now_ms().max(current.main.updated_at);
-        let kv = kv_sealing(Some(caller.tenant_config()), next);
+        let kv = kv_sealing(Some(tenant), next);
         self.sealer.reseal(next, &kv).map_err(|error| {
             tracing::error!(%error, "re-sealing carried-over values failed");
             DomainError::internal("field encryption failed")

@@ -142,8 +142,14 @@ impl OrderService {
         let window = tenant
             .order_type(&main.business_identity, &main.order_type)
             .and_then(|config| config.payment_window());
+        // from the order's own creation time: the hold ends exactly at its pay deadline
         self.reserver
-            .reserve_order(order, window, inventory.untracked_skus, self.now_ms())
+            .reserve_order(
+                order,
+                window,
+                inventory.untracked_skus,
+                order.main.created_at,
+            )
             .await
     }
 
@@ -337,7 +343,10 @@ impl OrderService {
                 external_ref: request.external_ref.clone(),
                 created_at: now,
                 updated_at: now,
-                pay_deadline: None,
+                // the timeout worker cancels the order when this passes unpaid; orders
+                // start in their state machine's first state, from which the config
+                // loader checked a `timeout` transition exists wherever a window is set
+                pay_deadline: type_config.payment_window().map(|window| now + window),
             },
             lines,
             logistics: logistics_of(request.logistics.as_ref())?,

@@ -22,9 +22,10 @@ use time::OffsetDateTime;
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::{
-    DomainError, DomainResult, HistoryEntry, OrderEvent, OrderEventKind, StockEffect,
-    TransitionEvent,
+    DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Released,
+    StockEffect, TransitionEvent,
 };
+use oc_tenant_config::TenantConfig;
 
 use crate::caller::Caller;
 use crate::orders::input::CancelRequest;
@@ -33,6 +34,30 @@ use crate::orders::{MAX_TEXT, OrderService, optional_text, stale};
 
 /// The system a transition fired through the HTTP API is recorded under.
 pub const SOURCE_API: &str = "api";
+
+/// One event to fire, and who fires it.
+#[derive(Debug, Clone)]
+pub(crate) struct Firing {
+    pub(crate) event: TransitionEvent,
+    pub(crate) reason: Option<String>,
+    pub(crate) data: BTreeMap<String, serde_json::Value>,
+    /// The API key id, or the system part that fired it (`scheduler`).
+    pub(crate) operator: String,
+    pub(crate) source_system: &'static str,
+}
+
+/// The coupons and points an order holds, to give back when it ends unpaid.
+fn released_of(order: &Order) -> Released {
+    Released {
+        coupons: order
+            .marketing
+            .coupons
+            .iter()
+            .map(|coupon| coupon.code.clone())
+            .collect(),
+        points: order.marketing.points_used,
+    }
+}
 
 /// `POST /v1/orders/{id}/transitions`: an event of the order's state machine.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,18 +147,52 @@ impl TransitionService {
         {
             return Err(stale(&current, expected));
         }
-        let tenant = caller.tenant_config();
+        let stored = self
+            .commit_event(
+                caller.tenant_config(),
+                current,
+                Firing {
+                    event,
+                    reason: request.reason,
+                    data: request.data,
+                    operator: caller.key_id.clone(),
+                    source_system: SOURCE_API,
+                },
+            )
+            .await?;
+        self.orders.render(caller, &stored)
+    }
+
+    /// Move `current` through `firing.event` under `tenant`'s config: the one path of every
+    /// transition, whoever fires it (the API, the timeout worker). The order row's
+    /// compare-and-set is on `current`'s version, so of two racing transitions exactly one
+    /// commits and the other is `PreconditionFailed` with nothing written. After the commit
+    /// the transition's stock decision is applied to the order's reservations.
+    pub(crate) async fn commit_event(
+        &self,
+        tenant: &TenantConfig,
+        current: Order,
+        firing: Firing,
+    ) -> DomainResult<Order> {
+        let Firing {
+            event,
+            reason,
+            data: raw_data,
+            operator,
+            source_system,
+        } = firing;
         let identity = tenant
             .business_identity(&current.main.business_identity)
             .ok_or_else(|| {
                 DomainError::internal("order's business identity is no longer configured")
             })?;
+        let machine = identity.state_machine();
         let from = current.main.status.clone();
-        let to = identity.state_machine().next(&from, &event)?.clone();
+        let to = machine.next(&from, &event)?.clone();
         let config = identity
             .transition(&from, &event)
             .ok_or_else(|| DomainError::internal("state machine and transitions disagree"))?;
-        let accepted = data::accept(config, &request.data)?;
+        let accepted = data::accept(config, &raw_data)?;
 
         let mut next = current.clone();
         data::apply(&accepted, &mut next);
@@ -143,10 +202,10 @@ impl TransitionService {
             next.main.pay_deadline = None;
         }
         if event.as_str() == "cancel" {
-            next.operation.cancel_reason = request.reason.clone();
+            next.operation.cancel_reason = reason.clone();
         }
-        next.operation.updated_by = Some(caller.key_id.clone());
-        self.orders.prepare_next(caller, &current, &mut next)?;
+        next.operation.updated_by = Some(operator.clone());
+        self.orders.prepare_next_in(tenant, &current, &mut next)?;
 
         // the stock decision is recorded only where stock is kept
         let stock = if identity.inventory().is_builtin() {
@@ -155,15 +214,15 @@ impl TransitionService {
             StockEffect::None
         };
         let entry = HistoryEntry {
-            tenant: caller.tenant.clone(),
+            tenant: current.main.tenant.clone(),
             order_id: current.main.id,
             version: next.main.version,
-            from,
+            from: from.clone(),
             to,
             event: event.clone(),
-            operator: caller.key_id.clone(),
-            source_system: SOURCE_API.to_owned(),
-            reason: request.reason,
+            operator,
+            source_system: source_system.to_owned(),
+            reason,
             data: accepted.into_json(),
             stock,
             occurred_at: next.main.updated_at,
@@ -172,8 +231,13 @@ impl TransitionService {
             "cancel" | "timeout" => OrderEventKind::Cancelled,
             _ => OrderEventKind::StatusChanged,
         };
+        // an order that ends before it was paid gives its coupons and points back: the
+        // marketing system follows the cancelling event to unfreeze them
+        let released = (kind == OrderEventKind::Cancelled && &from == machine.initial())
+            .then(|| released_of(&current))
+            .filter(|released| !released.is_empty());
         let mut outbox = OrderEvent::of(&next, kind);
-        outbox.transition = Some(entry.note(config.event_type.clone(), None));
+        outbox.transition = Some(entry.note(config.event_type.clone(), released));
         let stored = self
             .store
             .commit_transition(TransitionWrite {
@@ -185,7 +249,9 @@ impl TransitionService {
             .await?;
         self.orders.remember(&stored).await;
         // The history row holds the decision; settling is idempotent, so a failure here
-        // (logged) leaves the reservations for a later settle, never a wrong count.
+        // (logged) leaves the reservations for the sweeper, which settles an expired
+        // reservation as its order's history decided (`crate::scheduler`), never a wrong
+        // count.
         if let Err(error) = self
             .orders
             .reserver
@@ -194,7 +260,7 @@ impl TransitionService {
         {
             tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");
         }
-        self.orders.render(caller, &stored)
+        Ok(stored)
     }
 
     /// Cancel an order: its state machine's `cancel` event, through [`Self::fire`].

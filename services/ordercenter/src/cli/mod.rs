@@ -32,6 +32,11 @@ pub enum Command {
     /// Cluster projector: Kafka → search index, cold store, cache (OC_SEARCH_URL, OC_COLD_URL,
     /// OC_REDIS_URL), with positions kept in the shard database, until SIGTERM.
     Project(process::WorkerArgs),
+    /// Cluster scheduler: times out orders unpaid past their payment window and releases
+    /// reservations whose order was never written, on every shard, until SIGTERM. Several
+    /// may run: none double-fires (compare-and-set on the order, conditional updates of the
+    /// reservation). Single-node `serve` runs one itself.
+    Scheduler(process::WorkerArgs),
     /// Rebuild the read models (search index, cold store, cache) from the shards by
     /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
     /// first (the embedded index has one writer).
@@ -61,6 +66,7 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => process::serve(args),
         Some(Command::Relay(args)) => process::worker(args, true),
         Some(Command::Project(args)) => process::worker(args, false),
+        Some(Command::Scheduler(args)) => process::scheduler(args),
         Some(Command::Backfill(args)) => read_models::backfill(args),
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
         None => process::serve(process::ServeArgs::default()),

@@ -1,4 +1,4 @@
-//! `ordercenter serve`, `relay` and `project`: the long-running processes (see
+//! `ordercenter serve`, `relay`, `project` and `scheduler`: the long-running processes (see
 //! [`crate::workers`]).
 
 use std::process::ExitCode;
@@ -34,6 +34,18 @@ pub fn worker(args: WorkerArgs, relay: bool) -> anyhow::Result<ExitCode> {
             workers::project(config).await
         }
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn scheduler(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    crate::init_logging();
+    let config = ServiceConfig::load(args.config.as_deref())?;
+    if config.single_node {
+        anyhow::bail!(
+            "scheduler is a cluster worker (set OC_SHARDS); single-node serve runs one itself"
+        );
+    }
+    crate::runtime()?.block_on(workers::scheduler(config))?;
     Ok(ExitCode::SUCCESS)
 }
 

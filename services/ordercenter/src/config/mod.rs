@@ -50,6 +50,8 @@ pub struct ServiceConfig {
     pub redis_url: Option<SecretUrl>,
     /// This projector's share of the topics' partitions, `i/n` (`OC_PROJECTOR_MEMBER`).
     pub projector_member: oc_bus::Assignment,
+    /// The timeout worker's and reservation sweeper's pace (`OC_SCHEDULER_*`).
+    pub scheduler: oc_core::scheduler::SchedulerSettings,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -287,6 +289,13 @@ impl ServiceConfig {
             cold_url,
             redis_url: source.get(&REDIS_URL)?,
             projector_member: source.value(&PROJECTOR_MEMBER)?,
+            scheduler: oc_core::scheduler::SchedulerSettings {
+                poll_interval: std::time::Duration::from_millis(source.value(&SCHEDULER_POLL_MS)?),
+                orphan_grace: time::Duration::milliseconds(
+                    i64::try_from(source.value(&SCHEDULER_ORPHAN_GRACE_MS)?).unwrap_or(i64::MAX),
+                ),
+                ..oc_core::scheduler::SchedulerSettings::default()
+            },
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(
                     source.value(&REQUEST_TIMEOUT_MS)?,

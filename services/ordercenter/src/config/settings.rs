@@ -435,6 +435,28 @@ pub const PROJECTOR_MEMBER: Setting<oc_bus::Assignment> = Setting {
     parse: member,
 };
 
+pub const SCHEDULER_POLL_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_SCHEDULER_POLL_MS"),
+        Some("scheduler_poll_ms"),
+        Fallback::Value("1000"),
+        "scheduler",
+        "pause between two passes of the timeout worker and reservation sweeper over every shard",
+    ),
+    parse: positive,
+};
+
+pub const SCHEDULER_ORPHAN_GRACE_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_SCHEDULER_ORPHAN_GRACE_MS"),
+        Some("scheduler_orphan_grace_ms"),
+        Fallback::Value("60000"),
+        "scheduler",
+        "age before an expired reservation without an order is released (longer than any create)",
+    ),
+    parse: positive,
+};
+
 pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_REQUEST_TIMEOUT_MS"),
@@ -585,6 +607,8 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &COLD_URL,
     &KAFKA_URL,
     &PROJECTOR_MEMBER,
+    &SCHEDULER_POLL_MS,
+    &SCHEDULER_ORPHAN_GRACE_MS,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,
     &EDGE_LAYERS,

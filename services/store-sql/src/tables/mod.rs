@@ -23,6 +23,7 @@ pub(crate) mod orders;
 pub(crate) mod outbox;
 pub(crate) mod slot_ledger;
 pub(crate) mod stock_levels;
+pub(crate) mod stock_reservations;
 
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row as _};

@@ -14,6 +14,7 @@ use oc_model::order::{
     Parties,
 };
 use oc_model::ports::{CreatedWindow, OrderKey};
+use oc_model::schedule::DueOrder;
 use oc_model::{
     BusinessIdentity, Currency, DomainError, DomainResult, KvIdentifier, Order, OrderId, OrderType,
     PartyId, StatusCode, TenantId, UnixMillis,
@@ -444,4 +445,49 @@ mod tests {
             .unwrap()
             .done();
     }
+}
+
+/// Orders waiting for payment past their deadline, through `idx_orders_due` (migration
+/// 0007), from the earliest. Binds: now, limit.
+const SELECT_DUE_FIRST: &str = "SELECT pay_deadline_ms, tenant, id FROM orders WHERE pay_deadline_ms <= ? ORDER BY pay_deadline_ms, tenant, id LIMIT ?";
+
+/// The same after a cursor: the lower bound on the deadline keeps the index range narrow, the
+/// row comparison (both engines) places the cursor exactly.
+/// Binds: now, cursor deadline, cursor (deadline, tenant, id), limit.
+const SELECT_DUE_AFTER: &str = "SELECT pay_deadline_ms, tenant, id FROM orders WHERE pay_deadline_ms <= ? AND pay_deadline_ms >= ? AND (pay_deadline_ms, tenant, id) > (?, ?, ?) ORDER BY pay_deadline_ms, tenant, id LIMIT ?";
+
+/// The earliest deadline of the shard (the first entry of `idx_orders_due`).
+pub(crate) const SELECT_EARLIEST_DEADLINE: &str =
+    "SELECT MIN(pay_deadline_ms) AS earliest FROM orders WHERE pay_deadline_ms IS NOT NULL";
+
+/// Whether an order exists. Binds: tenant, id.
+pub(crate) const SELECT_EXISTS: &str = "SELECT 1 FROM orders WHERE tenant = ? AND id = ?";
+
+/// The page of due orders after `after` (see [`SELECT_DUE_AFTER`]).
+pub(crate) fn select_due(
+    now: UnixMillis,
+    after: Option<&DueOrder>,
+    limit: u32,
+) -> super::AnyQuery<'static> {
+    match after {
+        None => sqlx::query(SELECT_DUE_FIRST)
+            .bind(now.get())
+            .bind(i64::from(limit)),
+        Some(cursor) => sqlx::query(SELECT_DUE_AFTER)
+            .bind(now.get())
+            .bind(cursor.pay_deadline.get())
+            .bind(cursor.pay_deadline.get())
+            .bind(cursor.tenant.as_str().to_owned())
+            .bind(cursor.id.as_i64())
+            .bind(i64::from(limit)),
+    }
+}
+
+/// A row of [`select_due`].
+pub(crate) fn decode_due(row: &AnyRow) -> DomainResult<DueOrder> {
+    Ok(DueOrder {
+        pay_deadline: UnixMillis::new(int(row, "pay_deadline_ms")?),
+        tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
+        id: OrderId::from_raw(int(row, "id")? as u64).map_err(corrupt)?,
+    })
 }
