@@ -29,8 +29,8 @@ pub enum Timeout {
     /// Read again, the order is no longer due (paid or cancelled since it was listed) or
     /// is gone.
     NotDue,
-    /// Its tenant is not in the live config (removed): left as it is, it is found again
-    /// once the tenant is back.
+    /// Its tenant or business identity is not in the live config (removed): left as it
+    /// is, it is found again once the config has it back.
     UnknownTenant,
     /// Its state machine (the config changed since it was placed) does not allow `timeout`
     /// from its status: its deadline is cleared (a change with no transition) so it is not
