@@ -71,10 +71,10 @@ impl Scheduler {
         else {
             return Ok(Timeout::NotDue);
         };
-        if !order
+        if order
             .main
             .pay_deadline
-            .is_some_and(|deadline| deadline <= now)
+            .is_none_or(|deadline| deadline > now)
         {
             return Ok(Timeout::NotDue);
         }

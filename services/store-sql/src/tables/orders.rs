@@ -412,41 +412,6 @@ pub(crate) async fn versions_created(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oc_model::RESERVED_COLUMNS;
-
-    fn markers(sql: &str) -> usize {
-        sql.matches('?').count()
-    }
-
-    #[test]
-    fn every_column_has_one_marker() {
-        let row = 19 + usize::from(RESERVED_COLUMNS);
-        assert_eq!(TABLE.columns.len(), row);
-        assert_eq!(markers(&TABLE.insert(1)), row);
-        assert_eq!(markers(&TABLE.insert(3)), 3 * row);
-        assert_eq!(markers(&UPDATE), 10 + usize::from(RESERVED_COLUMNS) + 3);
-        assert_eq!(
-            markers(&REWRITE_SEALED),
-            1 + usize::from(RESERVED_COLUMNS) + 3
-        );
-        assert_eq!(markers(&SELECT_ONE), 2);
-        assert_eq!(markers(&SELECT_BUYER_PAGE), 4);
-    }
-
-    #[test]
-    fn a_fixture_order_binds_every_column_in_order() {
-        let order = oc_test_support::fixtures::order(&TenantId::parse("acme").unwrap(), "buyer-1");
-        let sql = TABLE.insert(1);
-        // `done` checks the count, `bind` each name against the list
-        let _ = bind(TABLE.binder(sqlx::query(&sql)), &order)
-            .unwrap()
-            .done();
-    }
-}
-
 /// Orders waiting for payment past their deadline, through `idx_orders_due` (migration
 /// 0007), from the earliest. Binds: now, limit.
 const SELECT_DUE_FIRST: &str = "SELECT pay_deadline_ms, tenant, id FROM orders WHERE pay_deadline_ms <= ? ORDER BY pay_deadline_ms, tenant, id LIMIT ?";
@@ -490,4 +455,39 @@ pub(crate) fn decode_due(row: &AnyRow) -> DomainResult<DueOrder> {
         tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
         id: OrderId::from_raw(int(row, "id")? as u64).map_err(corrupt)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oc_model::RESERVED_COLUMNS;
+
+    fn markers(sql: &str) -> usize {
+        sql.matches('?').count()
+    }
+
+    #[test]
+    fn every_column_has_one_marker() {
+        let row = 19 + usize::from(RESERVED_COLUMNS);
+        assert_eq!(TABLE.columns.len(), row);
+        assert_eq!(markers(&TABLE.insert(1)), row);
+        assert_eq!(markers(&TABLE.insert(3)), 3 * row);
+        assert_eq!(markers(&UPDATE), 10 + usize::from(RESERVED_COLUMNS) + 3);
+        assert_eq!(
+            markers(&REWRITE_SEALED),
+            1 + usize::from(RESERVED_COLUMNS) + 3
+        );
+        assert_eq!(markers(&SELECT_ONE), 2);
+        assert_eq!(markers(&SELECT_BUYER_PAGE), 4);
+    }
+
+    #[test]
+    fn a_fixture_order_binds_every_column_in_order() {
+        let order = oc_test_support::fixtures::order(&TenantId::parse("acme").unwrap(), "buyer-1");
+        let sql = TABLE.insert(1);
+        // `done` checks the count, `bind` each name against the list
+        let _ = bind(TABLE.binder(sqlx::query(&sql)), &order)
+            .unwrap()
+            .done();
+    }
 }
