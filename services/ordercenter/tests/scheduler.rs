@@ -149,18 +149,18 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
     }
 }
 
-/// The issue's "Timeout exactly once", with 300 orders rather than 1,000 (this 2-core test
-/// machine places about that many in the few seconds of the window; the path is the same per
-/// order): two schedulers find the same due orders; one is SIGKILLed mid-run and restarted.
+/// The issue's "Timeout exactly once": 1,000 unpaid orders with a 10 s window (placed in a
+/// few seconds on this 2-core machine; the whole test takes about 16 s), two schedulers find
+/// the same due orders; one is SIGKILLed mid-run and restarted.
 /// Every order is cancelled by exactly one `timeout` (one history row, one outbox event
 /// naming its coupon), every unit is back exactly once, and the order paid just before its
 /// deadline is paid and sold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_one_killed_time_out_every_unpaid_order_exactly_once() {
-    const ORDERS: usize = 300;
-    const WINDOW_SECONDS: u32 = 6;
+    const ORDERS: usize = 1_000;
+    const WINDOW_SECONDS: u32 = 10;
     const SKUS: usize = 3;
-    const UNITS: u64 = 150;
+    const UNITS: u64 = 400;
     let cluster = Cluster::start("sched_timeout", WINDOW_SECONDS).await;
     let pools = cluster.pools().await;
     let port = free_port();
@@ -210,6 +210,7 @@ async fn two_schedulers_one_killed_time_out_every_unpaid_order_exactly_once() {
     for placer in placers {
         unpaid.extend(placer.join().unwrap());
     }
+    let placed = placed_at.elapsed();
     assert_eq!(unpaid.len(), ORDERS);
     let (status, body) = pay.join().unwrap();
     assert_eq!(status, 200, "the payment before the deadline wins: {body}");
@@ -233,6 +234,12 @@ async fn two_schedulers_one_killed_time_out_every_unpaid_order_exactly_once() {
         async || sum(&pools, timeouts).await >= ORDERS as i64,
     )
     .await;
+    // the last order's deadline passed at most `placed` after the first's window ended
+    let all_timed_out = placed_at.elapsed();
+    eprintln!(
+        "{ORDERS} orders placed in {placed:?}; the first window ended after {WINDOW_SECONDS} s, \
+         all timed out after {all_timed_out:?}; the kill came after {killed_at} timeouts"
+    );
     // releases follow their timeouts (or, after the kill, the sweeper's settle)
     wait_for(
         "every reservation settled",
