@@ -522,3 +522,104 @@ async fn the_sweeper_returns_every_unit_of_reservations_whose_order_never_commit
     drop(pools);
     cluster.databases.cleanup().await.unwrap();
 }
+
+/// "No stock leak" through the real server: placements run on four connections while the
+/// server is SIGKILLed, so some die between their reservation and their order's commit.
+/// After the windows end, every unit is back: the placed orders by their timeout, the
+/// reservations whose order never committed by the sweeper; nothing was sold twice or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_placement_leaks_no_stock() {
+    const UNITS: u64 = 100_000;
+    let cluster = Cluster::start("sched_kill", 3).await;
+    let pools = cluster.pools().await;
+    let port = free_port();
+    let mut api = cluster.spawn("serve", &[("OC_LISTEN", format!("127.0.0.1:{port}"))]);
+    wait_healthy(port);
+    set_stock(port, "SKU-K", UNITS);
+    let scheduler_port = free_port();
+    let mut scheduler = cluster.scheduler(scheduler_port, 1_000);
+    let placers: Vec<_> = (0..4)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                let mut placed = 0;
+                for n in 0.. {
+                    let order = format!(
+                        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-{thread}-{n}",
+                        "lines":[{{"sku":"SKU-K","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}]}}"#
+                    );
+                    match http(port, "POST", "/v1/orders", Some(&order)) {
+                        Ok((201, _)) => placed += 1,
+                        // the server is gone: killed mid-request or refusing connections
+                        _ => return placed,
+                    }
+                }
+                placed
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    api.0.kill().unwrap();
+    api.0.wait().unwrap();
+    let placed: usize = placers.into_iter().map(|p| p.join().unwrap()).sum();
+    assert!(placed > 0);
+    let reserved_units = sum(
+        &pools,
+        "SELECT CAST(SUM(quantity) AS SIGNED) FROM stock_reservations",
+    )
+    .await;
+    let orders = sum(&pools, "SELECT COUNT(*) FROM orders").await;
+    wait_for("every unit back", Duration::from_secs(40), async || {
+        sum(
+            &pools,
+            "SELECT CAST(SUM(reserved) AS SIGNED) FROM stock_levels",
+        )
+        .await
+            == 0
+    })
+    .await;
+    let orphans = metric(
+        scheduler_port,
+        "oc_scheduler_reservations_swept_total{outcome=\"orphan_released\"}",
+    );
+    eprintln!(
+        "{placed} placements answered, {orders} orders written, {reserved_units} units reserved, \
+         {orphans} orphaned reservations released"
+    );
+    assert_eq!(
+        (
+            sum(
+                &pools,
+                "SELECT CAST(SUM(available) AS SIGNED) FROM stock_levels"
+            )
+            .await,
+            sum(&pools, "SELECT CAST(SUM(sold) AS SIGNED) FROM stock_levels").await,
+        ),
+        (UNITS as i64, 0),
+        "every unit back on sale"
+    );
+    assert_eq!(
+        sum(
+            &pools,
+            "SELECT COUNT(*) FROM stock_reservations WHERE state <> 'released'"
+        )
+        .await,
+        0
+    );
+    // the orders that were written timed out; the rest of the reservations were orphans
+    assert_eq!(
+        sum(
+            &pools,
+            "SELECT COUNT(*) FROM orders WHERE status = 'cancelled'"
+        )
+        .await,
+        orders
+    );
+    assert_eq!(
+        orders + orphans as i64,
+        sum(&pools, "SELECT COUNT(*) FROM stock_reservations").await,
+        "each reservation released once: by its order's timeout or as an orphan"
+    );
+    stop(&mut scheduler);
+    drop(pools);
+    cluster.databases.cleanup().await.unwrap();
+}
