@@ -161,6 +161,7 @@ enum Role {
     Serve,
     Relay,
     Project,
+    Scheduler,
 }
 
 impl Role {
@@ -169,6 +170,7 @@ impl Role {
             "serve" => Some(Role::Serve),
             "relay" => Some(Role::Relay),
             "project" => Some(Role::Project),
+            "scheduler" => Some(Role::Scheduler),
             _ => None,
         }
     }
@@ -203,6 +205,14 @@ impl Role {
                 "OC_SEARCH_URL",
                 "OC_COLD_URL",
                 "OC_PROJECTOR_MEMBER",
+            ],
+            // the scheduler writes through to the shared cache after each timeout
+            Role::Scheduler => &[
+                "OC_SHARDS",
+                "OC_TENANT_CONFIG_DIR",
+                "OC_KEYRING_FILE",
+                "OC_LISTEN",
+                "OC_REDIS_URL",
             ],
         }
     }
@@ -240,10 +250,10 @@ fn url_hosts(url: &str) -> Vec<String> {
 
 fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &mut Problems) {
     let roles: BTreeSet<Role> = processes.iter().map(|p| p.role).collect();
-    for role in [Role::Serve, Role::Relay, Role::Project] {
+    for role in [Role::Serve, Role::Relay, Role::Project, Role::Scheduler] {
         problems.check(roles.contains(&role), || {
             format!(
-                "no process runs `ordercenter {role:?}` (serve, relay and project are all needed)"
+                "no process runs `ordercenter {role:?}` (serve, relay, project and scheduler are all needed)"
             )
         });
     }
@@ -291,7 +301,7 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
             });
         }
     };
-    let all = [Role::Serve, Role::Relay, Role::Project];
+    let all = [Role::Serve, Role::Relay, Role::Project, Role::Scheduler];
     agree(
         &[
             "OC_SHARDS",
@@ -306,6 +316,11 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
     agree(
         &["OC_SEARCH_URL", "OC_COLD_URL", "OC_REDIS_URL"],
         &[Role::Serve, Role::Project],
+        problems,
+    );
+    agree(
+        &["OC_REDIS_URL"],
+        &[Role::Serve, Role::Project, Role::Scheduler],
         problems,
     );
     // Order ids embed the node id: unique per API process.
@@ -938,7 +953,7 @@ fn check_k8s(root: &Path, known: &BTreeSet<String>) -> Problems {
                 .and_then(|a| Role::of(a))
             else {
                 problems.push(format!(
-                    "{origin}: args must start with serve, relay or project"
+                    "{origin}: args must start with serve, relay, project or scheduler"
                 ));
                 continue;
             };
@@ -1518,7 +1533,8 @@ fn every_yaml_file_under_deploy_parses() {
         }
     }
     problems.assert_none("YAML under deploy/");
-    // compose, kustomization, namespace, env, secret, api (4), relay, projector (2), 2 tenants
+    // compose, kustomization, namespace, env, secret, api (4), relay, scheduler, projector (2),
+    // 2 tenants
     assert!(
         files.len() >= 10 && documents >= 14,
         "{} files, {documents} documents",
@@ -1634,6 +1650,19 @@ fn compose_breakages_are_reported() {
             "      OC_KAFKA_URL: kafka://kafka:9092?partitions=6\n    ports: [\"127.0.0.1:9101",
             "    ports: [\"127.0.0.1:9101",
             "OC_KAFKA_URL is not set",
+        ),
+        // a scheduler without the shared cache: API replicas would serve a timed-out order
+        // as still waiting until the projector catches up
+        (
+            "      OC_REDIS_URL: redis://redis:6379\n    ports: [\"127.0.0.1:9104",
+            "    ports: [\"127.0.0.1:9104",
+            "OC_REDIS_URL is not set",
+        ),
+        // no scheduler at all: unpaid orders would wait forever
+        (
+            "    command: [\"scheduler\"]",
+            "    command: [\"relay\"]",
+            "no process runs `ordercenter Scheduler`",
         ),
         // a port open beyond loopback
         (
@@ -1781,6 +1810,12 @@ fn kubernetes_breakages_are_reported() {
         (
             "deploy/k8s/kustomization.yaml",
             "  - relay.yaml\n",
+            "",
+            "not listed in kustomization.yaml",
+        ),
+        (
+            "deploy/k8s/kustomization.yaml",
+            "  - scheduler.yaml\n",
             "",
             "not listed in kustomization.yaml",
         ),
