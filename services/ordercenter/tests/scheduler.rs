@@ -623,3 +623,101 @@ async fn a_server_killed_mid_placement_leaks_no_stock() {
     drop(pools);
     cluster.databases.cleanup().await.unwrap();
 }
+
+/// Orders the worker cannot time out never hold up the others, and are not retried forever:
+/// one whose state machine does not allow `timeout` from its status (its config changed
+/// since it was placed) loses its deadline once, with no history row; one of a tenant no
+/// longer configured is left as it is. A due order behind them in the index is timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_the_worker_cannot_time_out_are_skipped_without_blocking_the_rest() {
+    let cluster = Cluster::start("sched_skip", 1800).await;
+    let pools = cluster.pools().await;
+    let port = free_port();
+    let mut api = cluster.spawn("serve", &[("OC_LISTEN", format!("127.0.0.1:{port}"))]);
+    wait_healthy(port);
+    let not_allowed = place(port, "buyer-paid", "SKU-X");
+    let ghost = place(port, "buyer-ghost", "SKU-X");
+    let due = place(port, "buyer-due", "SKU-X");
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1_000;
+    // each statement changes the one shard holding the order
+    for pool in &pools {
+        for sql in [
+            format!(
+                "UPDATE orders SET status = 'paid', pay_deadline_ms = {} WHERE id = {not_allowed}",
+                now_ms - 1_000
+            ),
+            format!(
+                "UPDATE orders SET tenant = 'ghost', pay_deadline_ms = {} WHERE id = {ghost}",
+                now_ms - 2_000
+            ),
+            format!(
+                "UPDATE orders SET pay_deadline_ms = {} WHERE id = {due}",
+                now_ms - 500
+            ),
+        ] {
+            sqlx::query(&sql).execute(pool).await.unwrap();
+        }
+    }
+    let scheduler_port = free_port();
+    let mut scheduler = cluster.scheduler(scheduler_port, 60_000);
+    let fired =
+        format!("SELECT COUNT(*) FROM order_history WHERE order_id = {due} AND event = 'timeout'");
+    wait_for(
+        "the due order timed out",
+        Duration::from_secs(20),
+        async || sum(&pools, &fired).await == 1,
+    )
+    .await;
+    // more passes: the skipped ones stay skipped, nothing is written twice
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sum(
+            &pools,
+            &format!("SELECT COUNT(*) FROM orders WHERE id = {not_allowed} AND status = 'paid' AND version = 2 AND pay_deadline_ms IS NULL")
+        )
+        .await,
+        1,
+        "the deadline cleared once, the status untouched"
+    );
+    assert_eq!(
+        sum(
+            &pools,
+            &format!("SELECT COUNT(*) FROM order_history WHERE order_id = {not_allowed}")
+        )
+        .await,
+        0,
+        "clearing a deadline is no transition"
+    );
+    assert_eq!(
+        sum(
+            &pools,
+            &format!("SELECT COUNT(*) FROM outbox WHERE order_id = {not_allowed}")
+        )
+        .await,
+        2,
+        "created, then the cleared deadline"
+    );
+    assert_eq!(
+        sum(
+            &pools,
+            &format!("SELECT COUNT(*) FROM orders WHERE id = {ghost} AND version = 1 AND pay_deadline_ms IS NOT NULL")
+        )
+        .await,
+        1,
+        "an unknown tenant's order is left as it is"
+    );
+    let outcome = |name: &str| {
+        metric(
+            scheduler_port,
+            &format!("oc_scheduler_timeouts_total{{outcome=\"{name}\"}}"),
+        )
+    };
+    assert_eq!(outcome("fired"), 1.0);
+    assert_eq!(outcome("not_allowed"), 1.0);
+    assert!(outcome("unknown_tenant") >= 2.0, "skipped on every pass");
+    assert_eq!(metric(scheduler_port, "oc_scheduler_errors_total"), 0.0);
+    stop(&mut scheduler);
+    stop(&mut api);
+    drop(pools);
+    cluster.databases.cleanup().await.unwrap();
+}
