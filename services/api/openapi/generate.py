@@ -90,6 +90,7 @@ schemas = {
       "tenant": S(), "business_identity": S(), "order_type": S(), "status": S(),
       "version": I(minimum=1, description="Also sent as the ETag; send it back in If-Match to change the order."),
       "buyer_id": S(), "merchant_id": S(), "external_ref": S(), "created_at": dt, "updated_at": dt,
+      "pay_deadline": S(format="date-time", description="While the order waits for payment: when its `timeout` cancels it if still unpaid (the order type's payment window after placement). Absent for order types without a window and once the order left that status."),
       "lines": {"type": "array", "items": ref("LineView")},
       "logistics": obj({"service_product": S(), "expected_pickup_at": dt, "expected_delivery_at": dt, "waybill_no": S(),
                          "carrier": S(description="Usually set by a transition's data (e.g. `ship`).")}),

@@ -176,6 +176,21 @@ async fn two_schedulers_one_killed_time_out_every_unpaid_order_exactly_once() {
     // the order paid at the last moment: placed first, paid 500 ms before its deadline
     let payer = place(port, "buyer-payer", "SKU-0");
     let placed_at = Instant::now();
+    // the order shows when it times out: its window after placement
+    let (status, body) = http(port, "GET", &format!("/v1/orders/{payer}"), None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let at = |name: &str| {
+        time::OffsetDateTime::parse(
+            view[name].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        at("pay_deadline") - at("created_at"),
+        time::Duration::seconds(i64::from(WINDOW_SECONDS))
+    );
     let pay = std::thread::spawn({
         let payer = payer.clone();
         move || {

@@ -28,6 +28,13 @@ pub struct OrderView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When an order waiting for payment is cancelled by its `timeout` if still unpaid (its
+    /// order type's payment window after placement); absent once it left that status.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pay_deadline: Option<OffsetDateTime>,
     pub lines: Vec<LineView>,
     pub logistics: oc_model::order::LogisticsService,
     pub marketing: oc_model::order::Marketing,

@@ -108,6 +108,7 @@ impl Renderer<'_> {
             external_ref: order.main.external_ref.clone(),
             created_at: order.main.created_at,
             updated_at: order.main.updated_at,
+            pay_deadline: order.main.pay_deadline,
             lines,
             logistics: order.logistics.clone(),
             marketing: order.marketing.clone(),
