@@ -50,6 +50,13 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0006_lifecycle.sql"),
         sqlite: include_str!("../migrations/sqlite/0006_lifecycle.sql"),
     },
+    // 7 is another branch's; versions need not be contiguous (applied = recorded versions)
+    Migration {
+        version: 8,
+        name: "projector_dead_letters",
+        mysql: include_str!("../migrations/mysql/0008_projector_dead_letters.sql"),
+        sqlite: include_str!("../migrations/sqlite/0008_projector_dead_letters.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.
