@@ -11,7 +11,7 @@ use oc_api::AppState;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::lifecycle::TransitionStore;
-use oc_model::ports::{Cache, OrderStore, SearchFields};
+use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
 use oc_model::stock::StockStore;
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -73,7 +73,8 @@ impl Wiring {
         Ok(())
     }
 
-    /// A projector over the wired read models.
+    /// A projector over the wired read models, recording the orders they refuse as dead
+    /// letters in the store (shard 0) so one bad order cannot stop every tenant.
     pub fn projector(&self) -> Projector {
         Projector::new(
             self.store.clone() as Arc<dyn OrderStore>,
@@ -81,6 +82,12 @@ impl Wiring {
             self.config.clone() as Arc<dyn SearchFields>,
             ProjectorConfig::default(),
         )
+        .with_dead_letters(self.dead_letters())
+    }
+
+    /// The dead-letter record of the read models.
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        self.store.clone() as Arc<dyn DeadLetters>
     }
 }
 
