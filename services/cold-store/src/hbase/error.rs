@@ -78,12 +78,17 @@ pub(crate) fn convert(error: CallError) -> DomainError {
                     message = illegal.message.as_deref().unwrap_or_default(),
                     "hbase refused an argument"
                 );
+                // the first line names the exception; the rest is the server's stack trace
+                let reason = illegal
+                    .message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or_default();
                 return DomainError::new(
                     ErrorCode::InvalidInput,
-                    format!(
-                        "cold store refused the row: {}",
-                        illegal.message.as_deref().unwrap_or_default()
-                    ),
+                    format!("cold store refused the row: {reason}"),
                 );
             }
             if let Some(exists) = user.downcast_ref::<AlreadyExists>() {
