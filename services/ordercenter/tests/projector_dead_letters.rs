@@ -16,12 +16,16 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixtures::{Shards, create_orders, event_of, fields, order, tenant};
+use fixtures::{ReadModels, Shards, create_orders, event_of, fields, order, tenant};
 use oc_bus::{KafkaBusConfig, KafkaEventBus, KafkaStream, OffsetStore, SourceConfig, StartOffset};
+use oc_cold_store::RedbColdStore;
+use oc_model::ports::{ColdStore, DeadLetters, Page, PageRequest};
 use oc_model::ports::{EventBus, InsertOutcome, NewOrder, OrderStore};
 use oc_model::{ColumnIndex, ExtValue, OrderEventKind, Protected, TenantId};
+use oc_model::{DomainError, DomainResult, Order, OrderId};
 use oc_projector::{Projector, ProjectorConfig, RetryPolicy, SinkKind, Sinks};
 use oc_relay::{Relay, RelayConfig};
+use time::OffsetDateTime;
 
 const GROUP: &str = "dead-letter-test";
 const STEP: Duration = Duration::from_secs(60);
@@ -272,4 +276,99 @@ async fn an_order_the_index_refuses_is_dead_lettered_and_other_tenants_keep_flow
 
     shards.finish().await;
     search.cleanup().await.unwrap();
+}
+
+/// A failure switch in front of the real redb cold store: `Unavailable` for one order only,
+/// every other order written to redb. No engine can be made to fail one row transiently on
+/// demand (an outage fails them all: `projector_cold_outage.rs`), so the switch stands in for
+/// that one answer.
+#[derive(Debug)]
+struct UnavailableFor {
+    inner: Arc<RedbColdStore>,
+    order_id: OrderId,
+}
+
+#[async_trait::async_trait]
+impl ColdStore for UnavailableFor {
+    async fn put(&self, order: &Order) -> DomainResult<bool> {
+        if order.main.id == self.order_id {
+            return Err(DomainError::unavailable(
+                "cold store: this row's region is stuck",
+            ));
+        }
+        self.inner.put(order).await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
+        self.inner.get(tenant, id).await
+    }
+
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page: PageRequest,
+    ) -> DomainResult<Page<Order>> {
+        self.inner.scan(tenant, from, to, page).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered() {
+    let shards = Shards::mariadb("dead_letters_transient").await;
+    let models = ReadModels::open().await;
+    let (retail, express) = (tenant("retail"), tenant("express"));
+    let bad = create_orders(&shards.store, &retail, 0, 1, 1).await;
+    let bad = bad[0].last().unwrap().clone();
+    let good = create_orders(&shards.store, &express, 100, 10, 1).await;
+    let projector = Projector::new(
+        shards.store(),
+        Sinks::none().with_cold(Arc::new(UnavailableFor {
+            inner: Arc::clone(&models.cold),
+            order_id: bad.main.id,
+        })),
+        fields(),
+        ProjectorConfig {
+            retry: RetryPolicy {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                max_attempts: None,
+            },
+            attempts_per_order: 3,
+            ..ProjectorConfig::default()
+        },
+    )
+    .with_dead_letters(Arc::new(shards.store.clone()));
+    let events: Vec<_> = std::iter::once(&bad)
+        .chain(good.iter().map(|versions| versions.last().unwrap()))
+        .map(|order| event_of(order, OrderEventKind::Created))
+        .collect();
+    tokio::time::timeout(STEP, projector.apply_events(&events))
+        .await
+        .expect("the batch settles: the failing order does not hold it")
+        .unwrap();
+
+    for versions in &good {
+        let latest = versions.last().unwrap();
+        assert!(
+            models
+                .cold
+                .get(&express, latest.main.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let letters = shards.store.list(None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        (&letter.tenant, letter.order_id, letter.sink),
+        (&retail, bad.main.id, SinkKind::Cold)
+    );
+    assert_eq!(letter.error_code, oc_model::ErrorCode::Unavailable);
+    assert!(letter.attempts >= 3, "{letter:?}");
+    assert_eq!(projector.stats().cold.unwrap().dead_lettered, 1);
+    shards.finish().await;
 }

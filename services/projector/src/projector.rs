@@ -162,15 +162,17 @@ pub struct BatchOutcome {
 ///   cannot hold, an argument it rejects, a document that cannot be built): recorded as a
 ///   dead letter at once and passed over;
 /// - *transient* (the read model is down, throttling, unreachable): retried with backoff;
-///   after [`ProjectorConfig::attempts_per_order`] attempts it is dead-lettered **only if
-///   the same read model took another order between this order's last two failures**: then
-///   the read model works and this order is the problem. Otherwise the read model is taken
-///   to be down and the projector keeps retrying: it stalls (its lag grows, the breaker
-///   opens) and dead-letters nothing, because an outage must not turn every order into a
-///   dead letter. (Between two failures, not since the first: while a read model comes back,
-///   the first orders through must not condemn one whose last failure was still the outage.)
-///   A transient failure of one order with nothing else flowing therefore stalls like an
-///   outage; the adapters answer transient only for what every order would hit.
+///   after [`ProjectorConfig::attempts_per_order`] attempts it is dead-lettered **only if an
+///   attempt that failed was started after the same read model had taken another order
+///   since this one first failed**: the read model works, for others, and this order still
+///   fails: the order is the problem. Otherwise the read model is taken to be down and the
+///   projector keeps retrying: it stalls (its lag grows, the breaker opens) and
+///   dead-letters nothing, because an outage must not turn every order into a dead letter.
+///   (An attempt *started* after another's success, not one merely failing after it: while
+///   a read model comes back, an attempt begun during the outage may fail just after the
+///   first orders get through; the next attempt succeeds.) A transient failure of one order
+///   with nothing else going through since its first failure stalls like an outage; the
+///   adapters answer transient only for what every order would hit.
 ///
 /// Without a dead-letter record ([`Projector::with_dead_letters`]) a permanent failure is
 /// counted as `rejected`, logged and skipped, and a transient one is retried as long as the
@@ -204,10 +206,10 @@ fn is_permanent(error: &DomainError) -> bool {
     error.code == ErrorCode::InvalidInput
 }
 
-/// The failures of one order on one read model so far, for the rule on [`Projector`].
+/// The first failure of one order on one read model, for the rule on [`Projector`].
 struct FirstFailure {
     at: OffsetDateTime,
-    /// The read model's successful writes when this order last failed.
+    /// The read model's successful writes when the failed attempt started.
     successes: u64,
 }
 
@@ -469,6 +471,7 @@ impl Projector {
         let mut attempts = 0u32;
         let mut first_failure: Option<FirstFailure> = None;
         loop {
+            let successes_before = sink.successes.load(Ordering::Relaxed);
             let error = match call().await {
                 Ok(written) => {
                     sink.written(written);
@@ -482,21 +485,19 @@ impl Projector {
                 &sink.last_error,
                 format!("{kind} {}/{}: {error}", order.main.tenant, order.main.id),
             );
-            let successes_now = sink.successes.load(Ordering::Relaxed);
             let first = first_failure.get_or_insert_with(|| FirstFailure {
                 at: OffsetDateTime::now_utc(),
-                successes: successes_now,
+                successes: successes_before,
             });
             if !error.is_transient() {
                 return self
                     .give_up(kind, order, event_id, &error, attempts, first)
                     .await;
             }
-            // others went through between this order's last two failures: the order, not
-            // the read model (on the first failure `first.successes` is now: false)
-            let others_succeeded = successes_now > first.successes;
-            first.successes = successes_now;
-            if attempts >= attempts_per_order && others_succeeded {
+            // this attempt began after others went through since the first failure, and
+            // failed all the same: the order, not the read model
+            let failed_while_others_went_through = successes_before > first.successes;
+            if attempts >= attempts_per_order && failed_while_others_went_through {
                 return self
                     .give_up(kind, order, event_id, &error, attempts, first)
                     .await;
