@@ -33,6 +33,8 @@ pub struct Wiring {
     pub guards: Guards,
     /// The tenants' data keys (reloaded on SIGHUP).
     pub keyring: Arc<KeyRing>,
+    /// How the projector retries and when it dead-letters (`OC_PROJECTOR_*`).
+    pub projector_config: ProjectorConfig,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -80,7 +82,7 @@ impl Wiring {
             self.store.clone() as Arc<dyn OrderStore>,
             self.sinks.clone(),
             self.config.clone() as Arc<dyn SearchFields>,
-            ProjectorConfig::default(),
+            self.projector_config.clone(),
         )
         .with_dead_letters(self.dead_letters())
     }
@@ -193,6 +195,10 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         sinks,
         guards,
         keyring: ring,
+        projector_config: ProjectorConfig {
+            attempts_per_order: config.projector_attempts_per_order,
+            ..ProjectorConfig::default()
+        },
     })
 }
 

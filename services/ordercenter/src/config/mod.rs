@@ -50,6 +50,9 @@ pub struct ServiceConfig {
     pub redis_url: Option<SecretUrl>,
     /// This projector's share of the topics' partitions, `i/n` (`OC_PROJECTOR_MEMBER`).
     pub projector_member: oc_bus::Assignment,
+    /// Attempts of one order on one read model before a transient failure may be
+    /// dead-lettered (`OC_PROJECTOR_ATTEMPTS_PER_ORDER`, `ProjectorConfig::attempts_per_order`).
+    pub projector_attempts_per_order: u32,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -287,6 +290,7 @@ impl ServiceConfig {
             cold_url,
             redis_url: source.get(&REDIS_URL)?,
             projector_member: source.value(&PROJECTOR_MEMBER)?,
+            projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(
                     source.value(&REQUEST_TIMEOUT_MS)?,

@@ -435,6 +435,17 @@ pub const PROJECTOR_MEMBER: Setting<oc_bus::Assignment> = Setting {
     parse: member,
 };
 
+pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_PROJECTOR_ATTEMPTS_PER_ORDER"),
+        Some("projector_attempts_per_order"),
+        Fallback::Value("5"),
+        "projector",
+        "attempts of one order on one read model before a transient failure is dead-lettered, when the read model took other orders meanwhile (a read model that is down stalls the projector instead; a permanent refusal is dead-lettered at once)",
+    ),
+    parse: positive,
+};
+
 pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_REQUEST_TIMEOUT_MS"),
@@ -585,6 +596,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &COLD_URL,
     &KAFKA_URL,
     &PROJECTOR_MEMBER,
+    &PROJECTOR_ATTEMPTS_PER_ORDER,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,
     &EDGE_LAYERS,
