@@ -58,6 +58,32 @@ impl ErrorCode {
         ErrorCode::Internal,
     ];
 
+    /// The code named `name` (its [`ErrorCode::as_str`]), e.g. when read back from a table.
+    pub fn parse(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+    }
+
+    /// Whether a failure with this code is about the *dependency* rather than the item it was
+    /// given: the same call may succeed later (it is down, overloaded, throttling, or lost a
+    /// race). Every other code is *permanent for that item*: the dependency answered, and
+    /// it refuses this item (a document its mapping cannot hold, an argument it rejects, a
+    /// bug in what we sent), so retrying the same item cannot help while other items go
+    /// through.
+    ///
+    /// Adapters choose the code with this in mind: a failure every item would hit (no
+    /// connection, bad credentials, a read-only cluster, a protocol mismatch) is
+    /// `Unavailable`, even when it is a misconfiguration, so a consumer stalls on it instead
+    /// of giving up on every item; a refusal of one item is `InvalidInput` (or `Internal`
+    /// when the answer itself is unexpected).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Unavailable | ErrorCode::Retryable | ErrorCode::RateLimited
+        )
+    }
+
     /// The stable snake_case name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +150,12 @@ impl DomainError {
         Self::new(ErrorCode::Unavailable, message)
     }
 
+    /// See [`ErrorCode::is_transient`]: retrying may succeed; otherwise the failure is
+    /// permanent for the item that was refused.
+    pub fn is_transient(&self) -> bool {
+        self.code.is_transient()
+    }
+
     /// Prefix the field path, for errors raised by a nested validator.
     pub fn under(mut self, parent: &str) -> Self {
         self.field = Some(match self.field {
@@ -135,3 +167,32 @@ impl DomainError {
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse_back_from_their_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn only_dependency_failures_are_transient() {
+        let transient: Vec<ErrorCode> = ErrorCode::ALL
+            .into_iter()
+            .filter(|code| code.is_transient())
+            .collect();
+        assert_eq!(
+            transient,
+            [
+                ErrorCode::RateLimited,
+                ErrorCode::Unavailable,
+                ErrorCode::Retryable
+            ]
+        );
+    }
+}

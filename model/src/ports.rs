@@ -5,13 +5,16 @@
 //! answer across tenants. A missing order and another tenant's order look the same: `None`.
 //!
 //! Beside the request path's ports (this file): the consumer side of the bus and its
-//! positions (`stream`), the shard walks of read-model maintenance (`scan`) and the
-//! searchable fields of the tenant config (`fields`), each in its own module.
+//! positions (`stream`), the shard walks of read-model maintenance (`scan`), the
+//! searchable fields of the tenant config (`fields`) and the orders a read model refused
+//! (`dead_letters`), each in its own module.
 
+mod dead_letters;
 mod fields;
 mod scan;
 mod stream;
 
+pub use dead_letters::{DeadLetter, DeadLetters, SinkKind};
 pub use fields::{NoSearchFields, SearchFields};
 pub use scan::{CreatedWindow, OrderKey, ShardScan};
 pub use stream::{EventStream, OffsetStore};
@@ -230,6 +233,7 @@ fn _object_safety(
     _: &dyn EventStream,
     _: &dyn ShardScan,
     _: &dyn SearchFields,
+    _: &dyn DeadLetters,
     _: ShardId,
 ) {
 }

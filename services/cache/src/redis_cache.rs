@@ -221,9 +221,7 @@ impl RedisCache {
     ) -> DomainResult<T> {
         match tokio::time::timeout(budget, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(DomainError::unavailable(format!(
-                "cache: redis {what} failed: {error}"
-            ))),
+            Ok(Err(error)) => Err(convert(what, &error)),
             Err(_elapsed) => Err(DomainError::unavailable(format!(
                 "cache: redis {what} gave no answer within {} ms",
                 budget.as_millis()
@@ -287,4 +285,19 @@ impl Cache for RedisCache {
     async fn invalidate(&self, tenant: &TenantId, id: OrderId) -> DomainResult<()> {
         self.tombstone(tenant, id, None).await
     }
+}
+
+/// A Redis failure as a domain error, classified for the projector
+/// ([`oc_model::ErrorCode::is_transient`]): `WRONGTYPE` means this one order's key holds
+/// something that is not our hash (written by something else): permanent for that order,
+/// `InvalidInput`. Everything else (connection, timeout, `LOADING`, `READONLY`, `OOM`,
+/// `NOPERM`, a script error) would hit every order: `Unavailable`, transient.
+pub(crate) fn convert(what: &str, error: &redis::RedisError) -> DomainError {
+    if error.code() == Some("WRONGTYPE") {
+        return DomainError::new(
+            oc_model::ErrorCode::InvalidInput,
+            format!("cache: redis {what}: the order's key holds another type: {error}"),
+        );
+    }
+    DomainError::unavailable(format!("cache: redis {what} failed: {error}"))
 }

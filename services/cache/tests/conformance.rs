@@ -409,3 +409,28 @@ async fn tiered_l1_staleness_is_bounded_by_its_ttl() {
     assert_eq!(version(&tiered, &original).await, Some(2));
     prefix.cleanup().await.unwrap();
 }
+
+/// The projector dead-letters what is permanent for one order and stalls on what is
+/// transient: a key of this order holding something else (a string, written by another
+/// program) refuses only this order, so it must not read as "Redis is down".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holding_another_type_refuses_that_order_for_good() {
+    let prefix = RedisPrefix::new("wrong_type").unwrap();
+    let redis = redis_cache(&prefix).await;
+    let squatted = order(&tenant("express"), "buyer-10");
+    let key = redis.key(&squatted.main.tenant, squatted.main.id);
+    let mut connection = prefix.connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg("not a hash")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let error = redis.put_if_newer(&squatted).await.unwrap_err();
+    assert_eq!(error.code, oc_model::ErrorCode::InvalidInput, "{error}");
+    assert!(!error.is_transient());
+    // another order goes in
+    let fine = order(&tenant("express"), "buyer-11");
+    assert!(redis.put_if_newer(&fine).await.unwrap());
+    prefix.cleanup().await.unwrap();
+}

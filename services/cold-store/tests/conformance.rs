@@ -919,3 +919,26 @@ async fn hbase_failures_are_unavailable() {
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::Unavailable);
 }
+
+/// A row over the live HBase's cell size limit (`hbase.client.keyvalue.maxsize`, 10 MB by
+/// default) is refused with `IllegalArgument`: permanent for that order (the projector
+/// dead-letters it), not "HBase is down" (the projector would stall on it forever). The next
+/// order goes in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hbase_refuses_an_oversized_row_for_good_and_takes_the_next() {
+    let harness = Harness::hbase("oversized").await;
+    let acme = tenant("acme");
+    let mut huge = order(&acme, id_at(3, BASE_MS), 1);
+    huge.lines[0].product_name = "x".repeat(11 * 1024 * 1024);
+    let error = harness.store.put(&huge).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidInput, "{error}");
+    assert!(!error.is_transient());
+    assert!(error.message.contains("KeyValue size too large"), "{error}");
+    assert!(
+        !error.message.contains('\n'),
+        "the server's stack trace is not kept: {error}"
+    );
+    let fine = order(&acme, id_at(4, BASE_MS), 1);
+    assert!(harness.store.put(&fine).await.unwrap());
+    harness.finish().await;
+}

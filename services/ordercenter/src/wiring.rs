@@ -11,7 +11,7 @@ use oc_api::AppState;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::lifecycle::TransitionStore;
-use oc_model::ports::{Cache, OrderStore, SearchFields};
+use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
 use oc_model::stock::StockStore;
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -33,6 +33,8 @@ pub struct Wiring {
     pub guards: Guards,
     /// The tenants' data keys (reloaded on SIGHUP).
     pub keyring: Arc<KeyRing>,
+    /// How the projector retries and when it dead-letters (`OC_PROJECTOR_*`).
+    pub projector_config: ProjectorConfig,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -73,14 +75,21 @@ impl Wiring {
         Ok(())
     }
 
-    /// A projector over the wired read models.
+    /// A projector over the wired read models, recording the orders they refuse as dead
+    /// letters in the store (shard 0) so one bad order cannot stop every tenant.
     pub fn projector(&self) -> Projector {
         Projector::new(
             self.store.clone() as Arc<dyn OrderStore>,
             self.sinks.clone(),
             self.config.clone() as Arc<dyn SearchFields>,
-            ProjectorConfig::default(),
+            self.projector_config.clone(),
         )
+        .with_dead_letters(self.dead_letters())
+    }
+
+    /// The dead-letter record of the read models.
+    pub fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        self.store.clone() as Arc<dyn DeadLetters>
     }
 }
 
@@ -186,6 +195,10 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         sinks,
         guards,
         keyring: ring,
+        projector_config: ProjectorConfig {
+            attempts_per_order: config.projector_attempts_per_order,
+            ..ProjectorConfig::default()
+        },
     })
 }
 

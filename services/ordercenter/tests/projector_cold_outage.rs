@@ -1,5 +1,7 @@
 //! Cold store down: the projector keeps retrying (with backoff, through the cold-store circuit
-//! breaker) and after the store is back every order is in it at its latest version.
+//! breaker) and after the store is back every order is in it at its latest version. An
+//! outage is not a bad order: though every order ran out of its attempts, none is
+//! dead-lettered (#13 item 1).
 //!
 //! The cold store is the HBase adapter on the live HBase of `deploy/local/services.sh` (its
 //! Thrift1 server, a table of this test's own), reached through a [`TcpProxy`] the test cuts
@@ -15,7 +17,7 @@ use std::time::Duration;
 use common::{Shards, create_orders, event_of, fields, tenant};
 use hbase_thrift::hbase::THbaseSyncClient;
 use oc_cold_store::{HbaseColdStore, HbaseConfig};
-use oc_model::ports::ColdStore;
+use oc_model::ports::{ColdStore, DeadLetters};
 use oc_model::{Order, OrderEventKind};
 use oc_projector::{Projector, ProjectorConfig, RetryPolicy, Sinks};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
@@ -92,8 +94,11 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
                 max: Duration::from_millis(200),
                 max_attempts: None,
             },
+            // every order of the outage runs out of these long before the store is back
+            attempts_per_order: 2,
         },
-    );
+    )
+    .with_dead_letters(Arc::new(shards.store.clone()));
     let acme = tenant("acme");
 
     // up: the first orders reach the cold store
@@ -153,6 +158,12 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
         .unwrap();
     assert_eq!(outcome.orders, during.len());
     assert_eq!(breaker.state(), BreakerState::Closed);
+    let stats = projector.stats();
+    assert_eq!(stats.cold.as_ref().unwrap().dead_lettered, 0, "{stats:?}");
+    assert!(
+        shards.store.list(None, 100).await.unwrap().is_empty(),
+        "an outage dead-letters nothing"
+    );
     for order in latest(&before).into_iter().chain(latest(&during)) {
         let stored = cold
             .get(&order.main.tenant, order.main.id)

@@ -1,12 +1,16 @@
 #![doc = include_str!("../README.md")]
 
 mod backfill;
+mod dead_letters;
 mod projector;
 mod reconcile;
 mod stats;
 
 pub use backfill::{
     BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill,
+};
+pub use dead_letters::{
+    DeadLetter, DeadLetterKey, ReplayOptions, ReplayReport, replay_dead_letters,
 };
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, RetryPolicy, Sinks};
 pub use reconcile::{

@@ -1,6 +1,6 @@
 //! The projector: order events in, read models out, by re-reading each order by primary key.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oc_model::indexing::document_from_order;
-use oc_model::ports::{Cache, ColdStore, EventStream, OrderStore, SearchFields, SearchIndex};
+use oc_model::ports::{
+    Cache, ColdStore, DeadLetter, DeadLetters, EventStream, OrderStore, SearchFields, SearchIndex,
+};
 use oc_model::retry::{Backoff, BackoffConfig};
 use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderId, TenantId};
+use time::OffsetDateTime;
 
 use crate::stats::{Counters, ProjectorStats, SinkCounters, SinkKind, set_error};
 
@@ -110,6 +113,10 @@ pub struct ProjectorConfig {
     /// Orders of one batch applied at once.
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// Attempts of one order on one read model after which a *transient* failure is
+    /// dead-lettered, provided the same read model took other orders meanwhile (the rule is
+    /// on [`Projector`]). At least 1.
+    pub attempts_per_order: u32,
 }
 
 impl Default for ProjectorConfig {
@@ -117,9 +124,17 @@ impl Default for ProjectorConfig {
         ProjectorConfig {
             concurrency: 16,
             retry: RetryPolicy::default(),
+            attempts_per_order: 5,
         }
     }
 }
+
+/// How often a running projector re-counts the open dead letters for its gauge (a replay by
+/// the operator's command, in another process, lowers it).
+const DEAD_LETTER_COUNT_EVERY: Duration = Duration::from_secs(60);
+
+/// Longest error message kept in a dead letter.
+const DEAD_LETTER_MESSAGE_MAX: usize = 1_000;
 
 /// What applying one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -137,6 +152,32 @@ pub struct BatchOutcome {
 /// with a version check (`upsert` / `put` / `put_if_newer` keep the highest version). So
 /// duplicates, replays and out-of-order delivery are harmless, and one read per order per
 /// batch is enough however many events it had.
+///
+/// **When a read model refuses an order.** A batch is committed only once every order in
+/// it is settled, so an order retried forever stops every tenant on the member's
+/// partitions. The rule, per order and read model, with the failure's class from the
+/// adapter ([`DomainError::is_transient`]):
+///
+/// - *permanent* (the read model answered and refuses this order: a document its mapping
+///   cannot hold, an argument it rejects, a document that cannot be built): recorded as a
+///   dead letter at once and passed over;
+/// - *transient* (the read model is down, throttling, unreachable): retried with backoff;
+///   after [`ProjectorConfig::attempts_per_order`] attempts it is dead-lettered **only if an
+///   attempt that failed was started after the same read model had taken another order
+///   since this one first failed**: the read model works, for others, and this order still
+///   fails: the order is the problem. Otherwise the read model is taken to be down and the
+///   projector keeps retrying: it stalls (its lag grows, the breaker opens) and
+///   dead-letters nothing, because an outage must not turn every order into a dead letter.
+///   (An attempt *started* after another's success, not one merely failing after it: while
+///   a read model comes back, an attempt begun during the outage may fail just after the
+///   first orders get through; the next attempt succeeds.) A transient failure of one order
+///   with nothing else going through since its first failure stalls like an outage; the
+///   adapters answer transient only for what every order would hit.
+///
+/// Without a dead-letter record ([`Projector::with_dead_letters`]) a permanent failure is
+/// counted as `rejected`, logged and skipped, and a transient one is retried as long as the
+/// [`RetryPolicy`] allows. Recording a dead letter is itself retried: with the store down
+/// the batch waits rather than losing the record.
 #[derive(Debug, Clone)]
 pub struct Projector {
     inner: Arc<Inner>,
@@ -148,6 +189,7 @@ struct Inner {
     sinks: Sinks,
     fields: Arc<dyn SearchFields>,
     config: ProjectorConfig,
+    dead_letters: Option<Arc<dyn DeadLetters>>,
     counters: Counters,
 }
 
@@ -157,8 +199,18 @@ enum Attempt<T> {
     Rejected,
 }
 
+/// A store read that cannot succeed on retry. Only `InvalidInput`: other failures of the
+/// system of record are retried (the store is the truth; a projector must not skip an order
+/// because its shard hiccuped).
 fn is_permanent(error: &DomainError) -> bool {
     error.code == ErrorCode::InvalidInput
+}
+
+/// The first failure of one order on one read model, for the rule on [`Projector`].
+struct FirstFailure {
+    at: OffsetDateTime,
+    /// The read model's successful writes when the failed attempt started.
+    successes: u64,
 }
 
 impl Projector {
@@ -174,9 +226,29 @@ impl Projector {
                 sinks,
                 fields,
                 config,
+                dead_letters: None,
                 counters: Counters::default(),
             }),
         }
+    }
+
+    /// The same projector recording the orders its read models refuse in `dead_letters` and
+    /// moving on (see the rule on [`Projector`]). Counters start afresh: call it before use.
+    pub fn with_dead_letters(self, dead_letters: Arc<dyn DeadLetters>) -> Projector {
+        Projector {
+            inner: Arc::new(Inner {
+                store: Arc::clone(&self.inner.store),
+                sinks: self.inner.sinks.clone(),
+                fields: Arc::clone(&self.inner.fields),
+                config: self.inner.config.clone(),
+                dead_letters: Some(dead_letters),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    pub fn dead_letters(&self) -> Option<&Arc<dyn DeadLetters>> {
+        self.inner.dead_letters.as_ref()
     }
 
     pub fn sinks(&self) -> &Sinks {
@@ -203,7 +275,21 @@ impl Projector {
             .iter()
             .map(|event| (event.tenant.clone(), event.order_id))
             .collect();
-        let outcome = self.apply_orders(&keys).await?;
+        // the newest event of each order, named in a dead letter
+        let mut event_ids: HashMap<(TenantId, OrderId), &OrderEvent> = HashMap::new();
+        for event in events {
+            let newest = event_ids
+                .entry((event.tenant.clone(), event.order_id))
+                .or_insert(event);
+            if event.version > newest.version {
+                *newest = event;
+            }
+        }
+        let event_ids = event_ids
+            .into_iter()
+            .map(|(key, event)| (key, event.event_id()))
+            .collect();
+        let outcome = self.apply_keys(&keys, &event_ids).await?;
         self.inner
             .counters
             .events
@@ -213,6 +299,14 @@ impl Projector {
 
     /// Re-reads each order (duplicates once) and writes its current state to every sink.
     pub async fn apply_orders(&self, keys: &[(TenantId, OrderId)]) -> DomainResult<BatchOutcome> {
+        self.apply_keys(keys, &HashMap::new()).await
+    }
+
+    async fn apply_keys(
+        &self,
+        keys: &[(TenantId, OrderId)],
+        event_ids: &HashMap<(TenantId, OrderId), String>,
+    ) -> DomainResult<BatchOutcome> {
         let mut seen = HashSet::with_capacity(keys.len());
         let distinct: Vec<(TenantId, OrderId)> = keys
             .iter()
@@ -222,7 +316,10 @@ impl Projector {
         let count = distinct.len();
         // owned items: the futures must not borrow from the iterator (keeps `run` Send)
         let results: Vec<DomainResult<bool>> = futures_util::stream::iter(distinct)
-            .map(|(tenant, id)| async move { self.apply_one(&tenant, id).await })
+            .map(|(tenant, id)| async move {
+                let event_id = event_ids.get(&(tenant.clone(), id)).map(String::as_str);
+                self.apply_one(&tenant, id, event_id).await
+            })
             .buffer_unordered(self.inner.config.concurrency.max(1))
             .collect()
             .await;
@@ -239,7 +336,12 @@ impl Projector {
     }
 
     /// One order: re-read, then every sink. `false` when the order is gone from the store.
-    async fn apply_one(&self, tenant: &TenantId, id: OrderId) -> DomainResult<bool> {
+    async fn apply_one(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        event_id: Option<&str>,
+    ) -> DomainResult<bool> {
         let counters = &self.inner.counters;
         let read = self
             .retrying(
@@ -257,74 +359,232 @@ impl Projector {
             counters.missing.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         };
-        self.apply_order(&order).await?;
+        self.apply_order_from(&order, event_id).await?;
         counters.orders.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
 
     /// Writes `order` (the store's current state) to every sink, version-checked.
     pub async fn apply_order(&self, order: &Order) -> DomainResult<()> {
+        self.apply_order_from(order, None).await
+    }
+
+    async fn apply_order_from(&self, order: &Order, event_id: Option<&str>) -> DomainResult<()> {
         let sinks = &self.inner.sinks;
         let search = async {
             let Some(index) = &sinks.search else {
                 return Ok(());
             };
-            let sink = &self.inner.counters.search;
             let document = match document_from_order(order, self.inner.fields.as_ref()) {
                 Ok(document) => document,
                 Err(error) => {
                     // deterministic: retrying the same order cannot help
-                    sink.rejected.fetch_add(1, Ordering::Relaxed);
-                    let message = format!(
-                        "search document of {}/{}: {error}",
-                        order.main.tenant, order.main.id
-                    );
-                    tracing::error!(error = %message, "order not indexable; skipped");
-                    set_error(&sink.last_error, message);
-                    return Ok(());
+                    let error = DomainError {
+                        message: format!("search document not buildable: {}", error.message),
+                        ..error
+                    };
+                    let first = FirstFailure {
+                        at: OffsetDateTime::now_utc(),
+                        successes: 0,
+                    };
+                    return self
+                        .give_up(SinkKind::Search, order, event_id, &error, 1, &first)
+                        .await;
                 }
             };
-            self.sink_write(SinkKind::Search, order, || index.upsert(&document))
-                .await
+            self.sink_write(SinkKind::Search, order, event_id, || {
+                index.upsert(&document)
+            })
+            .await
         };
         let cold = async {
             let Some(cold) = &sinks.cold else {
                 return Ok(());
             };
-            self.sink_write(SinkKind::Cold, order, || cold.put(order))
+            self.sink_write(SinkKind::Cold, order, event_id, || cold.put(order))
                 .await
         };
         let cache = async {
             let Some(cache) = &sinks.cache else {
                 return Ok(());
             };
-            self.sink_write(SinkKind::Cache, order, || cache.put_if_newer(order))
-                .await
+            self.sink_write(SinkKind::Cache, order, event_id, || {
+                cache.put_if_newer(order)
+            })
+            .await
         };
         let (search, cold, cache) = tokio::join!(search, cold, cache);
         search.and(cold).and(cache)
     }
 
-    async fn sink_write<F, Fut>(&self, kind: SinkKind, order: &Order, call: F) -> DomainResult<()>
+    /// Writes `order` to the one read model `kind` once, without retrying or dead-lettering:
+    /// the replay of a dead letter. Whether it was written (`false`: the read model holds the
+    /// same or a newer version); `Ok(false)` also when the read model is not configured.
+    pub async fn write_once(&self, kind: SinkKind, order: &Order) -> DomainResult<bool> {
+        let sinks = &self.inner.sinks;
+        let written = match kind {
+            SinkKind::Search => {
+                let Some(index) = &sinks.search else {
+                    return Ok(false);
+                };
+                let document = document_from_order(order, self.inner.fields.as_ref())?;
+                index.upsert(&document).await
+            }
+            SinkKind::Cold => match &sinks.cold {
+                Some(cold) => cold.put(order).await,
+                None => return Ok(false),
+            },
+            SinkKind::Cache => match &sinks.cache {
+                Some(cache) => cache.put_if_newer(order).await,
+                None => return Ok(false),
+            },
+        };
+        let sink = self.inner.counters.sink(kind);
+        match written {
+            Ok(written) => {
+                sink.written(written);
+                Ok(written)
+            }
+            Err(error) => {
+                sink.failures.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    /// One order on one read model, by the rule on [`Projector`].
+    async fn sink_write<F, Fut>(
+        &self,
+        kind: SinkKind,
+        order: &Order,
+        event_id: Option<&str>,
+        mut call: F,
+    ) -> DomainResult<()>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = DomainResult<bool>>,
     {
         let sink: &SinkCounters = self.inner.counters.sink(kind);
-        let on_failure = |error: &DomainError| {
+        let policy = self.inner.config.retry;
+        let attempts_per_order = self.inner.config.attempts_per_order.max(1);
+        let mut backoff = policy.backoff();
+        let mut attempts = 0u32;
+        let mut first_failure: Option<FirstFailure> = None;
+        loop {
+            let successes_before = sink.successes.load(Ordering::Relaxed);
+            let error = match call().await {
+                Ok(written) => {
+                    sink.written(written);
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            attempts += 1;
             sink.failures.fetch_add(1, Ordering::Relaxed);
             set_error(
                 &sink.last_error,
                 format!("{kind} {}/{}: {error}", order.main.tenant, order.main.id),
             );
-        };
-        match self.retrying(on_failure, call).await? {
-            Attempt::Done(written) => sink.written(written),
-            Attempt::Rejected => {
-                sink.rejected.fetch_add(1, Ordering::Relaxed);
+            let first = first_failure.get_or_insert_with(|| FirstFailure {
+                at: OffsetDateTime::now_utc(),
+                successes: successes_before,
+            });
+            if !error.is_transient() {
+                return self
+                    .give_up(kind, order, event_id, &error, attempts, first)
+                    .await;
             }
+            // this attempt began after others went through since the first failure, and
+            // failed all the same: the order, not the read model
+            let failed_while_others_went_through = successes_before > first.successes;
+            if attempts >= attempts_per_order && failed_while_others_went_through {
+                return self
+                    .give_up(kind, order, event_id, &error, attempts, first)
+                    .await;
+            }
+            if policy.max_attempts.is_some_and(|max| attempts >= max) {
+                return Err(error);
+            }
+            tracing::warn!(error = %error, sink = %kind, attempts, "read model write failed; retrying");
+            tokio::time::sleep(backoff.next_delay()).await;
         }
+    }
+
+    /// Passes over an order `kind` refused: a dead letter when there is a record, else
+    /// counted as rejected.
+    async fn give_up(
+        &self,
+        kind: SinkKind,
+        order: &Order,
+        event_id: Option<&str>,
+        error: &DomainError,
+        attempts: u32,
+        first: &FirstFailure,
+    ) -> DomainResult<()> {
+        let sink = self.inner.counters.sink(kind);
+        let tenant = &order.main.tenant;
+        let order_id = order.main.id;
+        let Some(dead_letters) = &self.inner.dead_letters else {
+            sink.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %error, sink = %kind, %tenant, %order_id, "read model refused an order for good; skipped");
+            return Ok(());
+        };
+        let mut message = error.message.clone();
+        if message.len() > DEAD_LETTER_MESSAGE_MAX {
+            let mut end = DEAD_LETTER_MESSAGE_MAX;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let letter = DeadLetter {
+            tenant: tenant.clone(),
+            order_id,
+            sink: kind,
+            version: order.main.version,
+            error_code: error.code,
+            error_message: message,
+            attempts,
+            first_failed_at: first.at,
+            last_failed_at: OffsetDateTime::now_utc(),
+            event_id: event_id.map(str::to_owned),
+        };
+        let counters = &self.inner.counters;
+        let recorded = self
+            .retrying(
+                |record_error| {
+                    counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                    set_error(
+                        &counters.last_error,
+                        format!("recording a dead letter of {tenant}/{order_id}: {record_error}"),
+                    );
+                },
+                || dead_letters.record(&letter),
+            )
+            .await?;
+        if let Attempt::Rejected = recorded {
+            return Err(DomainError::internal(format!(
+                "the dead-letter record refused {tenant}/{order_id}"
+            )));
+        }
+        sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            error = %error, sink = %kind, %tenant, %order_id, version = order.main.version, attempts,
+            "read model refused an order; recorded as a dead letter and passed over"
+        );
+        self.count_dead_letters().await;
         Ok(())
+    }
+
+    /// Re-counts the open dead letters for the gauge; a failure only leaves it as it was.
+    pub async fn count_dead_letters(&self) {
+        let Some(dead_letters) = &self.inner.dead_letters else {
+            return;
+        };
+        match dead_letters.count().await {
+            Ok(open) => self.inner.counters.set_dead_letters_open(open),
+            Err(error) => tracing::warn!(error = %error, "counting dead letters failed"),
+        }
     }
 
     /// Calls until success, a permanent error, or the attempts run out.
@@ -346,7 +606,7 @@ impl Projector {
                 Err(error) => {
                     on_failure(&error);
                     if is_permanent(&error) {
-                        tracing::error!(error = %error, "read model refused an order for good; skipped");
+                        tracing::error!(error = %error, "refused for good; skipped");
                         return Ok(Attempt::Rejected);
                     }
                     attempts += 1;
@@ -393,7 +653,13 @@ impl Projector {
     {
         let counters = &self.inner.counters;
         let mut backoff = self.inner.config.retry.backoff();
+        self.count_dead_letters().await;
+        let mut counted_at = tokio::time::Instant::now();
         loop {
+            if counted_at.elapsed() >= DEAD_LETTER_COUNT_EVERY {
+                self.count_dead_letters().await;
+                counted_at = tokio::time::Instant::now();
+            }
             let events = match stream.next_batch().await {
                 Ok(events) => events,
                 Err(error) => {

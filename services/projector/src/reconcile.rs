@@ -155,16 +155,6 @@ impl ReconcileReport {
     }
 }
 
-impl<'de> Deserialize<'de> for SinkKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        SinkKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown read model {text:?}")))
-    }
-}
-
 /// `(order id → version)` of the window, over every shard.
 async fn shard_versions(
     scan: &dyn ShardScan,

@@ -6,32 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-/// One read model the projector writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SinkKind {
-    Search,
-    Cold,
-    Cache,
-}
-
-impl SinkKind {
-    pub const ALL: [SinkKind; 3] = [SinkKind::Search, SinkKind::Cold, SinkKind::Cache];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkKind::Search => "search",
-            SinkKind::Cold => "cold",
-            SinkKind::Cache => "cache",
-        }
-    }
-}
-
-impl std::fmt::Display for SinkKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use oc_model::ports::SinkKind;
 
 /// What one sink did so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -43,8 +18,12 @@ pub struct SinkStats {
     /// Failed attempts (each was retried).
     pub failures: u64,
     /// Orders refused for good (invalid for this read model, e.g. a value that does not fit
-    /// its configured search kind): counted, logged, not retried.
+    /// its configured search kind) by a projector without a dead-letter record: counted,
+    /// logged, skipped.
     pub rejected: u64,
+    /// Orders recorded as dead letters (refused for good, or failing while other orders
+    /// went through) and passed over.
+    pub dead_lettered: u64,
     pub last_error: Option<String>,
 }
 
@@ -65,6 +44,8 @@ pub struct ProjectorStats {
     pub last_error: Option<String>,
     /// Records behind the stream's end, as of the last poll, when the stream tells.
     pub lag: Option<u64>,
+    /// Open dead letters (all sinks, all tenants) as last counted, when there is a record.
+    pub dead_letters_open: Option<u64>,
     pub search: Option<SinkStats>,
     pub cold: Option<SinkStats>,
     pub cache: Option<SinkStats>,
@@ -82,7 +63,9 @@ impl ProjectorStats {
     /// The counters in the Prometheus text format, for `/metrics`: events taken
     /// (`oc_projector_events_total`), the lag behind the stream (`oc_projector_lag_records`,
     /// when the stream tells) and the writes per read model and outcome
-    /// (`oc_projector_writes_total{sink,outcome}`).
+    /// (`oc_projector_writes_total{sink,outcome}`), the orders dead-lettered per read model
+    /// (`oc_projector_dead_letters_total{sink}`) and the open dead letters
+    /// (`oc_projector_dead_letters_open`, when there is a record).
     pub fn render(&self, out: &mut String) {
         out.push_str("# HELP oc_projector_events_total Events taken from the stream.\n# TYPE oc_projector_events_total counter\n");
         let _ = writeln!(out, "oc_projector_events_total {}", self.events);
@@ -106,6 +89,20 @@ impl ProjectorStats {
                 }
             }
         }
+        out.push_str("# HELP oc_projector_dead_letters_total Orders a read model refused, recorded as dead letters and passed over.\n# TYPE oc_projector_dead_letters_total counter\n");
+        for kind in SinkKind::ALL {
+            if let Some(sink) = self.sink(kind) {
+                let _ = writeln!(
+                    out,
+                    "oc_projector_dead_letters_total{{sink=\"{kind}\"}} {}",
+                    sink.dead_lettered
+                );
+            }
+        }
+        out.push_str("# HELP oc_projector_dead_letters_open Dead letters not yet replayed, as last counted.\n# TYPE oc_projector_dead_letters_open gauge\n");
+        if let Some(open) = self.dead_letters_open {
+            let _ = writeln!(out, "oc_projector_dead_letters_open {open}");
+        }
     }
 }
 
@@ -115,6 +112,10 @@ pub(crate) struct SinkCounters {
     pub skipped_stale: AtomicU64,
     pub failures: AtomicU64,
     pub rejected: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Successful writes (applied or stale) so far: an order failing while this moves was
+    /// failing while the sink worked (see `Projector::sink_write`).
+    pub successes: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -128,6 +129,7 @@ fn get_error(slot: &Mutex<Option<String>>) -> Option<String> {
 
 impl SinkCounters {
     pub fn written(&self, written: bool) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
         if written {
             self.applied.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -141,6 +143,7 @@ impl SinkCounters {
             skipped_stale: self.skipped_stale.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             last_error: get_error(&self.last_error),
         }
     }
@@ -159,6 +162,8 @@ pub(crate) struct Counters {
     pub stream_failures: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     lag: AtomicU64,
+    /// `NO_LAG` (unknown) until counted.
+    dead_letters_open: AtomicU64,
     pub search: SinkCounters,
     pub cold: SinkCounters,
     pub cache: SinkCounters,
@@ -175,6 +180,7 @@ impl Default for Counters {
             stream_failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
             lag: AtomicU64::new(NO_LAG),
+            dead_letters_open: AtomicU64::new(NO_LAG),
             search: SinkCounters::default(),
             cold: SinkCounters::default(),
             cache: SinkCounters::default(),
@@ -195,8 +201,14 @@ impl Counters {
         self.lag.store(lag.unwrap_or(NO_LAG), Ordering::Relaxed);
     }
 
+    pub fn set_dead_letters_open(&self, open: u64) {
+        self.dead_letters_open
+            .store(open.min(NO_LAG - 1), Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self, configured: [bool; 3]) -> ProjectorStats {
         let lag = self.lag.load(Ordering::Relaxed);
+        let open = self.dead_letters_open.load(Ordering::Relaxed);
         let sink =
             |index: usize, counters: &SinkCounters| configured[index].then(|| counters.snapshot());
         ProjectorStats {
@@ -208,6 +220,7 @@ impl Counters {
             stream_failures: self.stream_failures.load(Ordering::Relaxed),
             last_error: get_error(&self.last_error),
             lag: (lag != NO_LAG).then_some(lag),
+            dead_letters_open: (open != NO_LAG).then_some(open),
             search: sink(0, &self.search),
             cold: sink(1, &self.cold),
             cache: sink(2, &self.cache),
@@ -224,10 +237,12 @@ mod tests {
         let stats = ProjectorStats {
             events: 9,
             lag: Some(4),
+            dead_letters_open: Some(3),
             search: Some(SinkStats {
                 applied: 5,
                 skipped_stale: 2,
                 failures: 1,
+                dead_lettered: 3,
                 ..SinkStats::default()
             }),
             ..ProjectorStats::default()
@@ -242,6 +257,10 @@ mod tests {
             "oc_projector_writes_total{sink=\"search\",outcome=\"stale\"} 2",
             "oc_projector_writes_total{sink=\"search\",outcome=\"failed\"} 1",
             "oc_projector_writes_total{sink=\"search\",outcome=\"rejected\"} 0",
+            "# TYPE oc_projector_dead_letters_total counter",
+            "oc_projector_dead_letters_total{sink=\"search\"} 3",
+            "# TYPE oc_projector_dead_letters_open gauge",
+            "oc_projector_dead_letters_open 3",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }

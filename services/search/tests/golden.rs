@@ -291,13 +291,52 @@ fn index_answers_map_to_written_or_stale() {
     );
     let missing = response::index_outcome(404, &read_golden("alias_missing_response.json"));
     assert_eq!(missing.unwrap_err().code, ErrorCode::Unavailable);
-    let rejected = response::index_outcome(400, &read_golden("strict_mapping_response.json"));
-    assert_eq!(rejected.unwrap_err().code, ErrorCode::Internal);
+    // a document the mapping refuses is refused for good; the others go in
+    let rejected =
+        response::index_outcome(400, &read_golden("strict_mapping_response.json")).unwrap_err();
+    assert_eq!(rejected.code, ErrorCode::InvalidInput);
+    assert!(!rejected.is_transient());
     let throttled = response::index_outcome(
         429,
         &json!({"error": {"type": "es_rejected_execution_exception", "reason": "rejected"}, "status": 429}),
     );
     assert_eq!(throttled.unwrap_err().code, ErrorCode::Unavailable);
+}
+
+/// What the projector does with a failed write depends on this: permanent failures of one
+/// document are dead-lettered, transient ones (every document would fail) stall it.
+#[test]
+fn index_failures_are_permanent_for_the_document_or_transient_for_the_index() {
+    let body = |kind: &str| json!({"error": {"type": kind, "reason": "r"}, "status": 0});
+    let permanent = [
+        (400, "mapper_parsing_exception"),
+        (400, "document_parsing_exception"),
+        (400, "illegal_argument_exception"),
+        (400, "strict_dynamic_mapping_exception"),
+        (413, "content_too_long_exception"),
+    ];
+    for (status, kind) in permanent {
+        let error = response::index_outcome(status, &body(kind)).unwrap_err();
+        assert!(!error.is_transient(), "{status} {kind}: {error}");
+        assert_eq!(error.code, ErrorCode::InvalidInput, "{status} {kind}");
+    }
+    let transient = [
+        (401, "security_exception"),
+        (403, "cluster_block_exception"),
+        (404, "index_not_found_exception"),
+        (408, "timeout"),
+        (429, "es_rejected_execution_exception"),
+        (500, "null_pointer_exception"),
+        (502, "bad gateway"),
+        (503, "unavailable_shards_exception"),
+    ];
+    for (status, kind) in transient {
+        let error = response::index_outcome(status, &body(kind)).unwrap_err();
+        assert!(error.is_transient(), "{status} {kind}: {error}");
+    }
+    let unexpected = response::index_outcome(418, &body("teapot")).unwrap_err();
+    assert_eq!(unexpected.code, ErrorCode::Internal);
+    assert!(!unexpected.is_transient());
 }
 
 #[test]

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use sqlx::AnyPool;
 
 use oc_model::ports::{
-    CreatedWindow, InsertOutcome, NewOrder, OffsetStore, OrderKey, OrderStore, Page, PageRequest,
-    ShardScan,
+    CreatedWindow, DeadLetter, DeadLetters, InsertOutcome, NewOrder, OffsetStore, OrderKey,
+    OrderStore, Page, PageRequest, ShardScan, SinkKind,
 };
 use oc_model::{
     DomainError, DomainResult, Order, OrderEvent, OrderId, OutboxEntry, PartyId, ShardId, TenantId,
@@ -35,7 +35,7 @@ pub use crate::router::{BucketMap, BucketRange};
 use crate::shards::Shards;
 pub use crate::tables::key_ring_reports::KeyRingReport;
 pub use crate::tables::slot_ledger::SlotLedgerEntry;
-use crate::tables::{consumer_offsets, key_ring_reports, orders, outbox};
+use crate::tables::{consumer_offsets, dead_letters, key_ring_reports, orders, outbox};
 
 /// How many schema migrations this build applies to every shard.
 pub fn migration_count() -> usize {
@@ -211,6 +211,31 @@ impl ShardScan for SqlOrderStore {
         limit: u32,
     ) -> DomainResult<Vec<OutboxEntry>> {
         outbox::after(self.shards.pool(shard)?, shard, after, limit).await
+    }
+}
+
+/// Dead letters of the read models in shard 0.
+#[async_trait]
+impl DeadLetters for SqlOrderStore {
+    async fn record(&self, letter: &DeadLetter) -> DomainResult<()> {
+        dead_letters::record(self.shards.pool(SHARD_ZERO)?, letter).await
+    }
+
+    async fn list(&self, tenant: Option<&TenantId>, limit: u32) -> DomainResult<Vec<DeadLetter>> {
+        dead_letters::list(self.shards.pool(SHARD_ZERO)?, tenant, limit).await
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        sink: SinkKind,
+    ) -> DomainResult<()> {
+        dead_letters::remove(self.shards.pool(SHARD_ZERO)?, tenant, order_id, sink).await
+    }
+
+    async fn count(&self) -> DomainResult<u64> {
+        dead_letters::count(self.shards.pool(SHARD_ZERO)?).await
     }
 }
 

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0007_scheduler.sql"),
         sqlite: include_str!("../migrations/sqlite/0007_scheduler.sql"),
     },
+    Migration {
+        version: 8,
+        name: "projector_dead_letters",
+        mysql: include_str!("../migrations/mysql/0008_projector_dead_letters.sql"),
+        sqlite: include_str!("../migrations/sqlite/0008_projector_dead_letters.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

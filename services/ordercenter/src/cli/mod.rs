@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod config;
+pub mod dead_letters;
 pub mod keys;
 pub mod process;
 pub mod read_models;
@@ -45,6 +46,10 @@ pub enum Command {
     /// version checksums); prints a JSON report; exit 3 when they differ. --repair re-applies
     /// what differs and checks again.
     Reconcile(read_models::ReconcileArgs),
+    /// Orders a read model refused (recorded by the projector, which moved on): `list` them
+    /// as JSON, `replay` them once the cause is fixed (exit 3 when some still fail).
+    #[command(subcommand)]
+    DeadLetters(dead_letters::DeadLettersCommand),
     /// Tenant config tooling: validate, plan, schema.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -69,6 +74,7 @@ pub fn main() -> ExitCode {
         Some(Command::Scheduler(args)) => process::scheduler(args),
         Some(Command::Backfill(args)) => read_models::backfill(args),
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
+        Some(Command::DeadLetters(command)) => dead_letters::run(command),
         None => process::serve(process::ServeArgs::default()),
     };
     match outcome {

@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     pub projector_member: oc_bus::Assignment,
     /// The timeout worker's and reservation sweeper's pace (`OC_SCHEDULER_*`).
     pub scheduler: oc_core::scheduler::SchedulerSettings,
+    /// Attempts of one order on one read model before a transient failure may be
+    /// dead-lettered (`OC_PROJECTOR_ATTEMPTS_PER_ORDER`, `ProjectorConfig::attempts_per_order`).
+    pub projector_attempts_per_order: u32,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -296,6 +299,7 @@ impl ServiceConfig {
                 ),
                 ..oc_core::scheduler::SchedulerSettings::default()
             },
+            projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(
                     source.value(&REQUEST_TIMEOUT_MS)?,

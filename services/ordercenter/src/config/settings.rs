@@ -457,6 +457,17 @@ pub const SCHEDULER_ORPHAN_GRACE_MS: Setting<u64> = Setting {
     parse: positive,
 };
 
+pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_PROJECTOR_ATTEMPTS_PER_ORDER"),
+        Some("projector_attempts_per_order"),
+        Fallback::Value("5"),
+        "projector",
+        "attempts of one order on one read model before a transient failure is dead-lettered, when the read model took other orders meanwhile (a read model that is down stalls the projector instead; a permanent refusal is dead-lettered at once)",
+    ),
+    parse: positive,
+};
+
 pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_REQUEST_TIMEOUT_MS"),
@@ -609,6 +620,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PROJECTOR_MEMBER,
     &SCHEDULER_POLL_MS,
     &SCHEDULER_ORPHAN_GRACE_MS,
+    &PROJECTOR_ATTEMPTS_PER_ORDER,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,
     &EDGE_LAYERS,

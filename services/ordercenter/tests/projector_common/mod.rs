@@ -75,6 +75,11 @@ impl Shards {
         Arc::new(self.store.clone())
     }
 
+    /// The shard databases' URLs (for the binary's `OC_SHARDS`).
+    pub fn urls(&self) -> &[String] {
+        self.databases.urls()
+    }
+
     pub async fn finish(self) {
         self.store.close().await;
         self.databases.cleanup().await.unwrap();

@@ -2,7 +2,7 @@
 //! domain results. Golden-tested against response shapes from the Elasticsearch docs.
 
 use oc_model::search::{SearchHit, SearchPage, SearchSort, TotalHits};
-use oc_model::{DomainError, DomainResult, OrderId};
+use oc_model::{DomainError, DomainResult, ErrorCode, OrderId};
 use serde_json::Value;
 
 use crate::cursor::Cursor;
@@ -35,12 +35,36 @@ pub fn unexpected(operation: &str, status: u16, body: &Value) -> DomainError {
 
 /// The outcome of an externally versioned index request: written, or stale (409
 /// `version_conflict_engine_exception`: the index holds the same or a newer version).
+///
+/// A failure is classified for the projector ([`oc_model::ErrorCode::is_transient`]):
+/// - refused *for this document* (400 `mapper_parsing_exception`,
+///   `document_parsing_exception`, `illegal_argument_exception` such as an immense term,
+///   `strict_dynamic_mapping_exception`; 413 too large): `InvalidInput`, permanent: the
+///   same document is refused again, other documents go in;
+/// - refused *for every document* (401/403: credentials, or a `cluster_block_exception` when
+///   the disk is full and the index read-only; 404: the tenant's alias is missing; 408;
+///   429 throttling; 5xx): `Unavailable`, transient: the index must be fixed or come back,
+///   and the projector stalls rather than dead-letter every order;
+/// - anything else is unexpected: `Internal` (permanent for the document).
 pub fn index_outcome(status: u16, body: &Value) -> DomainResult<bool> {
     match status {
         200 | 201 => Ok(true),
         409 if error_type(body) == Some("version_conflict_engine_exception") => Ok(false),
         404 => Err(DomainError::unavailable(format!(
             "elasticsearch index: the tenant's alias is missing (create the index first): {}",
+            error_reason(body)
+        ))),
+        400 | 413 => Err(DomainError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "elasticsearch refused the document: status {status}, {}: {}",
+                error_type(body).unwrap_or("no error type"),
+                error_reason(body)
+            ),
+        )),
+        401 | 403 | 408 => Err(DomainError::unavailable(format!(
+            "elasticsearch refused every write: status {status}, {}: {}",
+            error_type(body).unwrap_or("no error type"),
             error_reason(body)
         ))),
         _ => Err(unexpected("index", status, body)),

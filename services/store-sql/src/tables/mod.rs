@@ -13,6 +13,7 @@
 //! and check the bytes as UTF-8. Decoding goes through them, nowhere else.
 
 pub(crate) mod consumer_offsets;
+pub(crate) mod dead_letters;
 pub(crate) mod ext;
 pub(crate) mod idempotency;
 pub(crate) mod key_ring_reports;
