@@ -122,7 +122,7 @@ for line in open(path):
                 operations.add(label_op)
             cases += len(recorder.get("cases") or {})
             for checks in (recorder.get("checks") or {}).values():
-                failures += sum(1 for c in checks if c.get("status") == "FAILURE")
+                failures += sum(1 for c in checks if str(c.get("status")).lower() == "failure")
 print(f"schemathesis {label}: operations={len(operations)} cases={cases} failed_checks={failures}")
 PY
     [[ $outcome -eq 0 ]] || status=$outcome

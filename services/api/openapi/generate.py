@@ -128,6 +128,8 @@ errors = {"401": problem("No or unknown API key."), "403": problem("The key's ro
           "422": problem("Invalid input; `field` names the offending member."),
           "429": problem("Over the tenant's or the key's rate limit; retry after `Retry-After` seconds."),
           "503": problem("Overloaded, timed out, or a dependency is down; retry after `Retry-After` seconds.")}
+# operations with a request body: a body over the server's limit is refused before parsing
+too_large = {"413": problem("The request body is over 256 KiB; nothing was read or changed.")}
 order_ok = lambda desc: {"description": desc, "headers": {"ETag": {"schema": S(), "description": "The order's version, quoted."}},
                          "content": {"application/json": {"schema": ref("Order")}}}
 id_param = {"name": "id", "in": "path", "required": True, "schema": S(maxLength=64)}
@@ -149,7 +151,7 @@ doc = {
                                      "headers": {"ETag": {"schema": S()}, "Location": {"schema": S()},
                                                  "Idempotent-Replayed": {"schema": S(enum=["true"])}}},
                               "409": problem("Idempotency key reused with another body, external_ref exists for the order's merchant (references are unique per merchant; orders of no merchant share one namespace), or (`out_of_stock`, identities with `inventory: builtin`) a line's SKU has too few units: `field` names the line's sku, `detail` the SKU; nothing is reserved."),
-                             "415": problem("Content-Type is not JSON."), **errors}},
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}},
       "get": {"operationId": "listOrdersByBuyer", "summary": "A buyer's orders, newest first (served from the buyer's shard)",
               "parameters": [{"name": "buyer_id", "in": "query", "required": True, "schema": party_id},
                              {"name": "cursor", "in": "query", "required": False, "schema": S(maxLength=256)},
@@ -190,7 +192,7 @@ doc = {
                               "409": problem("The order is in a final state."),
                               "400": problem("If-Match is not a well-formed entity tag (quote it: \"3\"), or names several versions."),
                               "412": problem("If-Match does not match the current version (or is a weak tag); nothing changed."),
-                              "428": problem("If-Match is missing, or is * (which names no version)."), "415": problem("Content-Type is not JSON."), **errors}}},
+                              "428": problem("If-Match is missing, or is * (which names no version)."), "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
     "/v1/orders/{id}/cancel": {
       "post": {"operationId": "cancelOrder", "summary": "Cancel an order (as the tenant's state machine allows)",
                "parameters": [id_param, {"name": "If-Match", "in": "header", "required": False, "schema": S(),
@@ -199,7 +201,7 @@ doc = {
                "responses": {"200": order_ok("The cancelled order."), "404": problem("No such order for this tenant."),
                              "409": problem("Cancel is not allowed in the current status."),
                              "400": problem("If-Match is not a well-formed entity tag, or names several versions."),
-                             "412": problem("If-Match does not match the current version (or is a weak tag)."), **errors}}},
+                             "412": problem("If-Match does not match the current version (or is a weak tag)."), **too_large, **errors}}},
     "/v1/orders/{id}/transitions": {
       "post": {"operationId": "transitionOrder", "summary": "Fire an event of the order's state machine (pay, ship, receive, complete, cancel, …)",
                "description": "One local transaction: the order (compare-and-set on If-Match), a status-history row and an outbox event whose CloudEvents type names the transition (`com.ordercenter.order.<event type>`, by default the target state: `order.paid`, `order.shipped`). Role endpoint `orders.transition`.",
@@ -209,7 +211,7 @@ doc = {
                "responses": {"200": order_ok("The order after the transition."), "404": problem("No such order for this tenant."),
                              "409": problem("The state machine does not allow the event in the order's status; `detail` names the status and the allowed events. Nothing changed."),
                              "412": problem("If-Match does not match the current version; nothing changed."),
-                             "428": problem("If-Match is missing."), "415": problem("Content-Type is not JSON."), **errors}}},
+                             "428": problem("If-Match is missing."), "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
     "/v1/orders/{id}/history": {
       "get": {"operationId": "orderHistory", "summary": "The order's status history (every transition: from, to, event, operator, source system, reason, data, time)",
               "parameters": [id_param],
@@ -220,7 +222,7 @@ doc = {
       "put": {"operationId": "setStock", "summary": "Set a SKU's units for sale (role endpoint `admin.stock`)",
               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("SetStockRequest")}}},
               "responses": {"200": {"description": "The SKU's level.", "content": {"application/json": {"schema": ref("StockLevel")}}},
-                            "415": problem("Content-Type is not JSON."), **errors}},
+                            "415": problem("Content-Type is not JSON."), **too_large, **errors}},
       "get": {"operationId": "getStock", "summary": "A SKU's available, reserved and sold units (role endpoint `admin.stock`)",
               "responses": {"200": {"description": "The SKU's level.", "content": {"application/json": {"schema": ref("StockLevel")}}},
                             "404": problem("No stock was ever set for this SKU."), **errors}}},

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use oc_model::{DomainError, ErrorCode};
+use oc_model::{DomainError, ErrorCode, OrderId};
 
 use crate::AppState;
 use crate::access::{Authenticated, Endpoint};
@@ -206,6 +206,16 @@ pub async fn get_order(
     Ok(order_response(StatusCode::OK, view))
 }
 
+/// A path id no order can have is 404 before the headers are looked at: a change to it
+/// fails for the id, whatever its `If-Match` (the core answers a malformed id the same way,
+/// as unknown as another tenant's order).
+fn order_id_shape(id: &str) -> ApiResult<()> {
+    match id.parse::<OrderId>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(DomainError::not_found("order not found").into()),
+    }
+}
+
 /// The one version a change names in `If-Match`: a change needs it (428 without, `*` names
 /// no version), and a tag no version can have is 412 as it stands.
 fn required_version(headers: &HeaderMap) -> ApiResult<u64> {
@@ -228,6 +238,7 @@ pub async fn update_order(
     body: ValidJson<UpdateOrderRequest>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersUpdate)?;
+    order_id_shape(&id)?;
     let version = required_version(&headers)?;
     let view = state
         .core
@@ -245,6 +256,7 @@ pub async fn cancel_order(
     body: Bytes,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersCancel)?;
+    order_id_shape(&id)?;
     let version = match if_match(&headers)? {
         IfMatch::Version(version) => Some(version),
         IfMatch::Never => return Err(precondition_never_matches()),
@@ -274,6 +286,7 @@ pub async fn transition_order(
     body: ValidJson<TransitionRequest>,
 ) -> ApiResult<Response> {
     caller.require(Endpoint::OrdersTransition)?;
+    order_id_shape(&id)?;
     let version = required_version(&headers)?;
     let view = state
         .core

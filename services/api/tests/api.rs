@@ -1543,6 +1543,69 @@ async fn if_match_compares_strong_entity_tags_only(app: &TestApp) {
     .expect(StatusCode::OK);
 }
 
+/// A path id no order can have (here longer than any id) is 404 before `If-Match` is
+/// judged: schemathesis sent an over-long id with an empty If-Match and got 412, an answer
+/// about a version of an order that cannot exist. And a body over the limit is 413, as the
+/// document says, on every operation that takes one.
+async fn an_impossible_order_id_is_404_whatever_the_if_match(app: &TestApp) {
+    let impossible = "0".repeat(65);
+    let path = format!("/v1/orders/{impossible}");
+    for if_match in ["", "\"1\"", "W/\"1\""] {
+        app.call(
+            "PATCH",
+            &path,
+            Some(RETAIL_BL),
+            &[("if-match", if_match)],
+            Some(json!({"remark": "never"})),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+        app.call(
+            "POST",
+            &format!("{path}/cancel"),
+            Some(RETAIL_BL),
+            &[("if-match", if_match)],
+            None,
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+        app.call(
+            "POST",
+            &format!("{path}/transitions"),
+            Some(RETAIL_BL),
+            &[("if-match", if_match)],
+            Some(json!({"event": "pay"})),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+    }
+    let id = app
+        .create(RETAIL_BL, retail_order("buyer-too-large"))
+        .await
+        .id();
+    let huge = "x".repeat(300 * 1024);
+    app.call(
+        "PATCH",
+        &format!("/v1/orders/{id}"),
+        Some(RETAIL_BL),
+        &[("if-match", "\"1\"")],
+        Some(json!({ "remark": huge })),
+    )
+    .await
+    .problem(StatusCode::PAYLOAD_TOO_LARGE, "invalid_input", None);
+    let current = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
+        .await;
+    current.expect(StatusCode::OK);
+    assert_eq!(current.body["version"], 1, "nothing was applied");
+}
+
 /// Issue #13 item 2: a filter on personal data (a party's name or phone, an encrypted
 /// extension field) confirms a guessed value, so only a role that sees that data in full may
 /// use one: a masked role could recover a masked phone in 10⁴ searches, a role that sees no
@@ -1882,6 +1945,7 @@ api_tests!(
     search_filters_by_core_extension_and_encrypted_fields,
     a_clear_kv_value_that_looks_sealed_stays_clear,
     if_match_compares_strong_entity_tags_only,
+    an_impossible_order_id_is_404_whatever_the_if_match,
     only_roles_seeing_pii_in_full_filter_by_it,
     idempotent_replays_respect_the_callers_scope,
     external_refs_are_unique_per_merchant,
