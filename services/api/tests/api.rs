@@ -1764,6 +1764,29 @@ async fn points_no_order_can_be_worth_are_refused(app: &TestApp) {
     assert_eq!(app.count("orders").await, 0);
 }
 
+/// Issue #13 item 13: `points_used` was stored but never deducted from the payable. Seed 003
+/// prices "base price + promotions - coupons - points"; a point redeems one minor unit.
+async fn points_are_deducted_from_the_payable(app: &TestApp) {
+    let mut order = retail_order("buyer-points");
+    order["points_used"] = json!(900);
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["finance"]["goods_total"]["minor"], 9900);
+    assert_eq!(created.body["finance"]["discount_total"]["minor"], 900);
+    assert_eq!(created.body["finance"]["payable"]["minor"], 9000);
+    assert_eq!(created.body["lines"][0]["payable"]["minor"], 9000);
+    assert_eq!(created.body["marketing"]["points_used"], 900);
+    // more points than the goods are worth: refused at the field, nothing written
+    let mut too_many = retail_order("buyer-points");
+    too_many["points_used"] = json!(9901);
+    app.create(RETAIL_BL, too_many).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/points_used"),
+    );
+    assert_eq!(app.count("orders").await, 1);
+}
+
 /// Issue #13 item 16: an unknown business identity was reported at `/order_type`.
 async fn an_unknown_business_identity_is_named_at_its_field(app: &TestApp) {
     let mut identity = retail_order("buyer-new");
@@ -1887,6 +1910,7 @@ api_tests!(
     external_refs_are_unique_per_merchant,
     a_currency_the_tenant_does_not_take_is_refused,
     points_no_order_can_be_worth_are_refused,
+    points_are_deducted_from_the_payable,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,

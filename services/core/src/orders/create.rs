@@ -284,6 +284,7 @@ impl OrderService {
             &priced_lines,
             &discounts,
             &coupon_amounts,
+            request.points_used,
             Money::new(request.freight_minor, currency),
         )
         .map_err(pricing_error_path)?;
