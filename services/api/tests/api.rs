@@ -1787,6 +1787,29 @@ async fn points_are_deducted_from_the_payable(app: &TestApp) {
     assert_eq!(app.count("orders").await, 1);
 }
 
+/// Issue #13 item 14 on the transitions route: a weak tag never matches (412), an unquoted
+/// version is not an entity tag (400), and nothing changes.
+async fn transitions_compare_if_match_strongly(app: &TestApp) {
+    let id = app
+        .create(RETAIL_BL, retail_order("buyer-if-match-transition"))
+        .await
+        .id();
+    let pay = || json!({"event": "pay"});
+    fire(app, RETAIL_BL, &id, Some("W/\"1\""), pay())
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED, "precondition_failed", None);
+    fire(app, RETAIL_BL, &id, Some("1"), pay()).await.problem(
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        Some("/header/if-match"),
+    );
+    let current = app
+        .call("GET", &format!("/v1/orders/{id}"), Some(RETAIL_BL), &[], None)
+        .await;
+    assert_eq!(current.body["version"], 1, "nothing was applied");
+    assert_eq!(current.body["status"], "pending_payment");
+}
+
 /// Issue #13 item 16: an unknown business identity was reported at `/order_type`.
 async fn an_unknown_business_identity_is_named_at_its_field(app: &TestApp) {
     let mut identity = retail_order("buyer-new");
@@ -1911,6 +1934,7 @@ api_tests!(
     a_currency_the_tenant_does_not_take_is_refused,
     points_no_order_can_be_worth_are_refused,
     points_are_deducted_from_the_payable,
+    transitions_compare_if_match_strongly,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
