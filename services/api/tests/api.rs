@@ -1787,6 +1787,39 @@ async fn points_are_deducted_from_the_payable(app: &TestApp) {
     assert_eq!(app.count("orders").await, 1);
 }
 
+/// Issue #13 item 16: whether an order type needs a receiver is tenant config
+/// (`receiver_required`): retail's `presale` goods are shipped and need one, its `standard`
+/// orders (gift cards among them) do not.
+async fn a_receiver_is_required_where_the_order_type_says_so(app: &TestApp) {
+    let presale = |receiver: bool| {
+        let mut order = json!({
+            "business_identity": "retail",
+            "order_type": "presale",
+            "buyer_id": "buyer-presale",
+            "lines": [{"sku": "PS-1", "product_name": "Pre-sale tea", "quantity": 1, "unit_price_minor": 5000}],
+            "extension": {"deposit_amount": "10.00", "final_payment_due": "2030-01-31"}
+        });
+        if receiver {
+            order["receiver"] = json!({"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"});
+        }
+        order
+    };
+    app.create(RETAIL_BL, presale(false)).await.problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/receiver"),
+    );
+    assert_eq!(app.count("orders").await, 0);
+    app.create(RETAIL_BL, presale(true))
+        .await
+        .expect(StatusCode::CREATED);
+    let mut standard = retail_order("buyer-gift-card");
+    standard.as_object_mut().unwrap().remove("receiver");
+    app.create(RETAIL_BL, standard)
+        .await
+        .expect(StatusCode::CREATED);
+}
+
 /// Issue #13 item 14 on the transitions route: a weak tag never matches (412), an unquoted
 /// version is not an entity tag (400), and nothing changes.
 async fn transitions_compare_if_match_strongly(app: &TestApp) {
@@ -1935,6 +1968,7 @@ api_tests!(
     points_no_order_can_be_worth_are_refused,
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
+    a_receiver_is_required_where_the_order_type_says_so,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
