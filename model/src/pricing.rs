@@ -117,7 +117,13 @@ pub fn price(
                 format!("line {} does not exist", bad + 1),
             ));
         }
-        spread_by_gross(&mut remaining, &line_gross, &targets, promotion.amount, &path)?;
+        spread_by_gross(
+            &mut remaining,
+            &line_gross,
+            &targets,
+            promotion.amount,
+            &path,
+        )?;
     }
     let all: Vec<usize> = (0..lines.len()).collect();
     for (index, coupon) in coupons.iter().enumerate() {
@@ -125,7 +131,12 @@ pub fn price(
         check(path.clone(), *coupon)?;
         spread(&mut remaining, &all, *coupon, &path)?;
     }
-    spread(&mut remaining, &all, points_value(points, currency)?, POINTS)?;
+    spread(
+        &mut remaining,
+        &all,
+        points_value(points, currency)?,
+        POINTS,
+    )?;
 
     let line_payable: Vec<Money> = remaining.iter().map(|m| Money::new(*m, currency)).collect();
     let after_discounts = Money::checked_sum(currency, &line_payable)
