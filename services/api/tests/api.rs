@@ -1800,7 +1800,8 @@ async fn a_receiver_is_required_where_the_order_type_says_so(app: &TestApp) {
             "extension": {"deposit_amount": "10.00", "final_payment_due": "2030-01-31"}
         });
         if receiver {
-            order["receiver"] = json!({"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"});
+            order["receiver"] =
+                json!({"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"});
         }
         order
     };
@@ -1837,7 +1838,13 @@ async fn transitions_compare_if_match_strongly(app: &TestApp) {
         Some("/header/if-match"),
     );
     let current = app
-        .call("GET", &format!("/v1/orders/{id}"), Some(RETAIL_BL), &[], None)
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[],
+            None,
+        )
         .await;
     assert_eq!(current.body["version"], 1, "nothing was applied");
     assert_eq!(current.body["status"], "pending_payment");
@@ -2255,8 +2262,45 @@ impl LogBuffer {
 /// Issue #13 item 16: a request's log line names its tenant once (the edge and the metrics
 /// layer both recorded it on the request span, and the text format printed `tenant=` twice),
 /// in both log formats the binary writes.
-#[tokio::test]
-async fn request_log_lines_name_the_tenant_once() {
+///
+/// It runs in a process of its own: `tracing` caches per call site whether anyone listens,
+/// process-wide. Under a harness that runs tests as threads of one process, another test's
+/// thread reaching `request finished` first (no subscriber there) could cache "never"
+/// while this test installed its subscriber, and this test then saw no line at all (it
+/// failed about once in six runs of the sqlite cases beside it).
+#[test]
+fn request_log_lines_name_the_tenant_once() {
+    const CHILD: &str = "API_TEST_LOG_LINES_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(log_lines_name_the_tenant_once());
+    }
+    let run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "request_log_lines_name_the_tenant_once",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{output}");
+    assert!(
+        output.contains("1 passed"),
+        "the test ran in the child: {output}"
+    );
+}
+
+async fn log_lines_name_the_tenant_once() {
     let app = TestApp::sqlite("log-tenant").await;
     for json in [false, true] {
         let logs = LogBuffer::default();
