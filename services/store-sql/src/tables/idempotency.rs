@@ -80,16 +80,6 @@ pub(crate) async fn find(
     .transpose()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_column_has_one_marker() {
-        assert_eq!(TABLE.insert(2).matches('?').count(), 2 * 6);
-    }
-}
-
 /// Deletes up to `limit` records created before `created_before`, oldest first, through the
 /// `created_at_ms` index: chosen by one read, deleted by their keys in one statement that
 /// repeats the age condition.
@@ -121,4 +111,14 @@ pub(crate) async fn purge(
     }
     let done = query.execute(pool).await.map_err(convert)?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_one_marker() {
+        assert_eq!(TABLE.insert(2).matches('?').count(), 2 * 6);
+    }
 }
