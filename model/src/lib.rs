@@ -11,6 +11,7 @@ pub mod money;
 pub mod order;
 pub mod ports;
 pub mod pricing;
+pub mod retention;
 pub mod retry;
 pub mod schedule;
 pub mod sealing;

@@ -1,9 +1,17 @@
 //! Price calculation: promotions and coupons spread over lines exactly, in minor units.
 //!
-//! Order of application (seed 003: "base price + promotions – coupons – points"): each
-//! promotion is spread over its lines in proportion to their gross amount; coupons are then
-//! spread over all lines in proportion to what remains. Every spread uses
-//! [`Money::allocate`], so the line payables always add up to the order payable, to the
+//! Order of application (seed 003: "base price + promotions – coupons – points"):
+//!
+//! 1. each promotion is spread over its lines in proportion to their **gross** amount (what
+//!    the lines cost before any discount), so a line's share of a promotion does not depend
+//!    on which promotions came before it; a line an earlier promotion already took to zero
+//!    gives its share to the promotion's other lines, again by gross;
+//! 2. coupons are then spread over all lines in proportion to what remains;
+//! 3. points last, one point redeeming one minor unit of the order's currency (100 points a
+//!    yuan), spread over all lines in proportion to what remains.
+//!
+//! A discount larger than what its lines still hold is refused at its field. Every spread
+//! uses [`Money::allocate`], so the line payables always add up to the order payable, to the
 //! minor unit. Per-unit split amounts (what a refund of one unit gives back) come from
 //! [`unit_split`].
 
@@ -34,12 +42,24 @@ pub struct Priced {
     pub payable: Money,
 }
 
-/// Price an order. Errors name the offending input by JSON Pointer.
+/// The money one point redeems: one minor unit.
+pub fn points_value(points: u64, currency: Currency) -> DomainResult<Money> {
+    i64::try_from(points)
+        .map(|minor| Money::new(minor, currency))
+        .map_err(|_| DomainError::invalid(POINTS, format!("at most {} points", i64::MAX)))
+}
+
+/// Where pricing names the points an order redeems.
+pub const POINTS: &str = "/marketing/points_used";
+
+/// Price an order: `points` are the points redeemed (see [`points_value`]). Errors name the
+/// offending input by JSON Pointer.
 pub fn price(
     currency: Currency,
     lines: &[LineInput],
     promotions: &[DiscountInput],
     coupons: &[Money],
+    points: u64,
     freight: Money,
 ) -> DomainResult<Priced> {
     if lines.is_empty() {
@@ -97,14 +117,26 @@ pub fn price(
                 format!("line {} does not exist", bad + 1),
             ));
         }
-        spread(&mut remaining, &targets, promotion.amount, &path)?;
+        spread_by_gross(
+            &mut remaining,
+            &line_gross,
+            &targets,
+            promotion.amount,
+            &path,
+        )?;
     }
+    let all: Vec<usize> = (0..lines.len()).collect();
     for (index, coupon) in coupons.iter().enumerate() {
         let path = format!("/marketing/coupons/{index}/discount");
         check(path.clone(), *coupon)?;
-        let all: Vec<usize> = (0..lines.len()).collect();
         spread(&mut remaining, &all, *coupon, &path)?;
     }
+    spread(
+        &mut remaining,
+        &all,
+        points_value(points, currency)?,
+        POINTS,
+    )?;
 
     let line_payable: Vec<Money> = remaining.iter().map(|m| Money::new(*m, currency)).collect();
     let after_discounts = Money::checked_sum(currency, &line_payable)
@@ -124,27 +156,73 @@ pub fn price(
     })
 }
 
-/// Take `amount` off the `targets` lines in proportion to what each still has.
-fn spread(remaining: &mut [i64], targets: &[usize], amount: Money, path: &str) -> DomainResult<()> {
+/// The distinct targets, in line order, and refuse an amount more than they still hold.
+fn targets_holding(
+    remaining: &[i64],
+    targets: &[usize],
+    amount: Money,
+    path: &str,
+) -> DomainResult<Vec<usize>> {
     let mut unique = targets.to_vec();
     unique.sort_unstable();
     unique.dedup();
-    let weights: Vec<i64> = unique.iter().map(|t| remaining[*t]).collect();
-    let available: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    let available: i128 = unique.iter().map(|t| i128::from(remaining[*t])).sum();
     if i128::from(amount.minor) > available {
         return Err(DomainError::invalid(
             path,
             "discount exceeds the amount of the lines it applies to",
         ));
     }
+    Ok(unique)
+}
+
+/// Take `amount` off the `targets` lines in proportion to what each still has.
+fn spread(remaining: &mut [i64], targets: &[usize], amount: Money, path: &str) -> DomainResult<()> {
+    let unique = targets_holding(remaining, targets, amount, path)?;
     if amount.minor == 0 {
         return Ok(());
     }
+    let weights: Vec<i64> = unique.iter().map(|t| remaining[*t]).collect();
     let shares = amount
         .allocate(&weights)
         .map_err(|e| DomainError::invalid(path, e.to_string()))?;
     for (target, share) in unique.iter().zip(shares) {
         remaining[*target] -= share.minor;
+    }
+    Ok(())
+}
+
+/// Take `amount` off the `targets` lines in proportion to their gross amounts. A line whose
+/// share is more than it still holds gives what it holds, and the rest is spread again, by
+/// gross, over the targets that still hold something; each round empties at least one line,
+/// so this ends, and the amount was checked against what the targets hold.
+fn spread_by_gross(
+    remaining: &mut [i64],
+    gross: &[Money],
+    targets: &[usize],
+    amount: Money,
+    path: &str,
+) -> DomainResult<()> {
+    let unique = targets_holding(remaining, targets, amount, path)?;
+    let mut left = amount;
+    while left.minor > 0 {
+        let holding: Vec<usize> = unique
+            .iter()
+            .copied()
+            .filter(|t| remaining[*t] > 0)
+            .collect();
+        // a line holds something only if its gross is positive, so the weights are not all 0
+        let weights: Vec<i64> = holding.iter().map(|t| gross[*t].minor).collect();
+        let shares = left
+            .allocate(&weights)
+            .map_err(|e| DomainError::invalid(path, e.to_string()))?;
+        let mut overflow = 0;
+        for (target, share) in holding.iter().zip(shares) {
+            let taken = share.minor.min(remaining[*target]);
+            remaining[*target] -= taken;
+            overflow += share.minor - taken;
+        }
+        left = Money::new(overflow, amount.currency);
     }
     Ok(())
 }
@@ -186,6 +264,7 @@ mod tests {
                 lines: vec![0],
             }],
             &[],
+            0,
             cny(0),
         )
         .unwrap();
@@ -204,7 +283,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_discounts_with_paths() {
-        let err = price(Currency::CNY, &[line(100, 1)], &[], &[cny(101)], cny(0)).unwrap_err();
+        let err = price(Currency::CNY, &[line(100, 1)], &[], &[cny(101)], 0, cny(0)).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("/marketing/coupons/0/discount"));
         let err = price(
             Currency::CNY,
@@ -214,6 +293,7 @@ mod tests {
                 lines: vec![3],
             }],
             &[],
+            0,
             cny(0),
         )
         .unwrap_err();
@@ -221,7 +301,7 @@ mod tests {
             err.field.as_deref(),
             Some("/marketing/promotions/0/line_nos")
         );
-        let err = price(Currency::CNY, &[line(100, 0)], &[], &[], cny(0)).unwrap_err();
+        let err = price(Currency::CNY, &[line(100, 0)], &[], &[], 0, cny(0)).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("/lines/0/quantity"));
         let err = price(
             Currency::CNY,
@@ -231,11 +311,12 @@ mod tests {
             }],
             &[],
             &[],
+            0,
             cny(0),
         )
         .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("/lines/0/unit_price"));
-        let err = price(Currency::CNY, &[line(i64::MAX, 2)], &[], &[], cny(0)).unwrap_err();
+        let err = price(Currency::CNY, &[line(i64::MAX, 2)], &[], &[], 0, cny(0)).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("/lines/0"));
     }
 
@@ -245,6 +326,7 @@ mod tests {
             lines in proptest::collection::vec((0i64..1_000_000, 1u32..50), 1..12),
             promotions in proptest::collection::vec((0i64..200_000, proptest::collection::vec(0usize..12, 0..4)), 0..4),
             coupons in proptest::collection::vec(0i64..100_000, 0..3),
+            points in prop_oneof![Just(0u64), 0u64..2_000_000, Just(u64::MAX)],
             freight in 0i64..10_000,
         ) {
             let lines: Vec<LineInput> = lines.into_iter().map(|(p, q)| line(p, q)).collect();
@@ -253,15 +335,19 @@ mod tests {
                 .map(|(a, targets)| DiscountInput { amount: cny(a), lines: targets.into_iter().filter(|t| *t < lines.len()).collect() })
                 .collect();
             let coupons: Vec<Money> = coupons.into_iter().map(cny).collect();
-            match price(Currency::CNY, &lines, &promotions, &coupons, cny(freight)) {
+            match price(Currency::CNY, &lines, &promotions, &coupons, points, cny(freight)) {
                 Ok(priced) => {
                     let gross: i64 = priced.line_gross.iter().map(|m| m.minor).sum();
                     let payable: i64 = priced.line_payable.iter().map(|m| m.minor).sum();
                     prop_assert_eq!(gross, priced.goods_total.minor);
                     prop_assert_eq!(payable + freight, priced.payable.minor);
                     prop_assert_eq!(priced.goods_total.minor - priced.discount_total.minor + freight, priced.payable.minor);
-                    let requested: i64 = promotions.iter().map(|p| p.amount.minor).sum::<i64>() + coupons.iter().map(|c| c.minor).sum::<i64>();
-                    prop_assert_eq!(priced.discount_total.minor, requested, "every discount is applied in full");
+                    // seed 003: base price + promotions - coupons - points (+ freight)
+                    let requested: i64 = promotions.iter().map(|p| p.amount.minor).sum::<i64>()
+                        + coupons.iter().map(|c| c.minor).sum::<i64>()
+                        + i64::try_from(points).unwrap();
+                    prop_assert_eq!(priced.discount_total.minor, requested, "every discount and the points are taken in full");
+                    prop_assert_eq!(priced.payable.minor, priced.goods_total.minor - requested + freight);
                     for (g, p) in priced.line_gross.iter().zip(&priced.line_payable) {
                         prop_assert!(p.minor >= 0 && p.minor <= g.minor);
                     }
@@ -270,8 +356,103 @@ mod tests {
                         prop_assert_eq!(units.iter().map(|u| u.minor).sum::<i64>(), p.minor);
                     }
                 }
-                Err(error) => prop_assert!(error.field.is_some(), "pricing errors name a field"),
+                Err(error) => {
+                    prop_assert!(error.field.is_some(), "pricing errors name a field");
+                    // the only refusals of in-range amounts: discounts or points beyond what
+                    // the lines hold
+                    let total: i128 = lines.iter().map(|l| i128::from(l.unit_price.minor) * i128::from(l.quantity)).sum();
+                    let asked: i128 = promotions.iter().map(|p| i128::from(p.amount.minor)).sum::<i128>()
+                        + coupons.iter().map(|c| i128::from(c.minor)).sum::<i128>()
+                        + i128::from(points);
+                    prop_assert!(asked > 0 && (asked > total || promotions.iter().any(|p| !p.lines.is_empty())), "{:?} refused though {} <= {}", error, asked, total);
+                }
             }
         }
+
+        /// Each promotion is spread by the lines' gross amounts: as long as no line was
+        /// taken to zero (the only case where a share moves to other lines), a line's
+        /// promotion discount is within one minor unit per promotion of its exact gross share.
+        #[test]
+        fn promotions_are_spread_by_gross_amount(
+            lines in proptest::collection::vec((1i64..100_000, 1u32..5), 1..6),
+            promotions in proptest::collection::vec((0i64..50_000, proptest::collection::vec(0usize..6, 0..4)), 1..5),
+        ) {
+            let lines: Vec<LineInput> = lines.into_iter().map(|(p, q)| line(p, q)).collect();
+            let promotions: Vec<DiscountInput> = promotions
+                .into_iter()
+                .map(|(a, targets)| {
+                    let mut targets: Vec<usize> = targets.into_iter().filter(|t| *t < lines.len()).collect();
+                    targets.sort_unstable();
+                    targets.dedup();
+                    DiscountInput { amount: cny(a), lines: targets }
+                })
+                .collect();
+            let Ok(priced) = price(Currency::CNY, &lines, &promotions, &[], 0, cny(0)) else {
+                return Ok(());
+            };
+            prop_assume!(priced.line_payable.iter().all(|p| p.minor > 0));
+            for (index, (gross, payable)) in priced.line_gross.iter().zip(&priced.line_payable).enumerate() {
+                let mut exact = 0f64;
+                for promotion in &promotions {
+                    let targets: Vec<usize> = if promotion.lines.is_empty() { (0..lines.len()).collect() } else { promotion.lines.clone() };
+                    if targets.contains(&index) {
+                        let weight: i64 = targets.iter().map(|t| priced.line_gross[*t].minor).sum();
+                        exact += promotion.amount.minor as f64 * gross.minor as f64 / weight as f64;
+                    }
+                }
+                let taken = (gross.minor - payable.minor) as f64;
+                prop_assert!((taken - exact).abs() < promotions.len() as f64 + 1e-6,
+                    "line {} gave {} of promotions, its gross share is {}", index, taken, exact);
+            }
+        }
+    }
+
+    #[test]
+    fn promotions_spread_by_gross_and_points_are_deducted() {
+        // lines of 1.00 and 3.00; 0.50 off the first line, then 1.00 off both: by gross the
+        // second promotion takes 0.25 and 0.75 (by what remained it would be 0.14 and 0.86)
+        let promotions = [
+            DiscountInput {
+                amount: cny(50),
+                lines: vec![0],
+            },
+            DiscountInput {
+                amount: cny(100),
+                lines: vec![],
+            },
+        ];
+        let lines = [line(100, 1), line(300, 1)];
+        let priced = price(Currency::CNY, &lines, &promotions, &[], 0, cny(0)).unwrap();
+        assert_eq!(priced.line_payable, vec![cny(25), cny(225)]);
+        assert_eq!(priced.payable, cny(250));
+        // 120 points redeem 1.20, after the promotions, by what remains (25 : 225)
+        let priced = price(Currency::CNY, &lines, &promotions, &[], 120, cny(10)).unwrap();
+        assert_eq!(priced.line_payable, vec![cny(13), cny(117)]);
+        assert_eq!(priced.discount_total, cny(270));
+        assert_eq!(priced.payable, cny(140));
+        // a line an earlier promotion emptied passes its gross share on to the others
+        let emptied = [
+            DiscountInput {
+                amount: cny(100),
+                lines: vec![0],
+            },
+            DiscountInput {
+                amount: cny(100),
+                lines: vec![],
+            },
+        ];
+        let priced = price(Currency::CNY, &lines, &emptied, &[], 0, cny(0)).unwrap();
+        assert_eq!(priced.line_payable, vec![cny(0), cny(200)]);
+        // more points than the lines hold, or than any amount can be, are refused at the field
+        let err = price(Currency::CNY, &lines, &promotions, &[], 251, cny(0)).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(POINTS));
+        let err = price(Currency::CNY, &lines, &[], &[], u64::MAX, cny(0)).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some(POINTS));
+        assert_eq!(
+            price(Currency::CNY, &lines, &[], &[], 400, cny(0))
+                .unwrap()
+                .payable,
+            cny(0)
+        );
     }
 }

@@ -419,6 +419,7 @@ fn resolve_identity(
             times_out || resolved_machine.is_none(),
             c,
         );
+        let receiver_required = order_type.receiver_required;
         let resolved = resolve_order_type(&type_path, order_type, c);
         if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
             (identity, parsed, resolved)
@@ -431,6 +432,7 @@ fn resolve_identity(
                 retired,
             );
             config.payment_window = payment_window;
+            config.receiver_required = receiver_required;
             order_types.insert(parsed, config);
         }
     }

@@ -209,6 +209,11 @@ pub fn json_schema_v1() -> Value {
                         "minimum": 1,
                         "maximum": 2592000,
                         "description": "How long a new order may wait for payment; then the timeout worker fires `timeout` (which the initial state must allow). Absent: no deadline."
+                    },
+                    "receiver_required": {
+                        "type": "boolean",
+                        "default": false,
+                        "description": "Whether an order of this type needs a receiver (name, phone, address) to be created: shipped goods do, a virtual good or a service does not."
                     }
                 }
             },

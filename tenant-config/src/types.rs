@@ -596,6 +596,7 @@ pub struct OrderTypeConfig {
     pub(crate) by_slot: HashMap<Slot, usize>,
     pub(crate) retired_slots: BTreeSet<Slot>,
     pub(crate) payment_window: Option<time::Duration>,
+    pub(crate) receiver_required: bool,
 }
 
 impl OrderTypeConfig {
@@ -625,6 +626,7 @@ impl OrderTypeConfig {
             by_slot,
             retired_slots,
             payment_window: None,
+            receiver_required: false,
         }
     }
 
@@ -632,6 +634,12 @@ impl OrderTypeConfig {
     /// `None`: it waits until cancelled.
     pub fn payment_window(&self) -> Option<time::Duration> {
         self.payment_window
+    }
+
+    /// Whether an order of this type needs a receiver to be created (goods that are shipped
+    /// do; a virtual good or a service may not).
+    pub fn receiver_required(&self) -> bool {
+        self.receiver_required
     }
 
     pub fn identity(&self) -> &BusinessIdentity {

@@ -143,6 +143,8 @@ pub(crate) struct RawOrderType {
     pub retired_slots: Vec<String>,
     #[serde(default)]
     pub payment_window_seconds: Option<u32>,
+    #[serde(default)]
+    pub receiver_required: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -51,9 +51,10 @@ schemas = {
       "lines": {"type": "array", "minItems": 1, "maxItems": 500, "items": ref("LineInput")},
       "promotions": {"type": "array", "items": ref("PromotionInput")},
       "coupons": {"type": "array", "items": ref("CouponInput")},
-      "points_used": I(minimum=0, maximum=9223372036854775807), "freight_minor": I(format="int64", minimum=0),
+      "points_used": I(minimum=0, maximum=9223372036854775807, description="Points redeemed, one minor unit of the currency each, deducted after promotions and coupons (seed 003); more than the goods are worth is 422."), "freight_minor": I(format="int64", minimum=0),
       "logistics": opt(ref("LogisticsInput")), "channel": opt(ref("ChannelInput")),
-      "shipper": opt(ref("PartyInput")), "receiver": opt(ref("PartyInput")),
+      "shipper": opt(ref("PartyInput")),
+      "receiver": {**opt(ref("PartyInput")), "description": "Required (422 at /receiver without it) when the order type's tenant config sets receiver_required."},
       "remark": opt(S(maxLength=512)), "extension": ext_input},
       ["business_identity", "order_type", "buyer_id", "lines"]),
   "UpdateOrderRequest": obj({

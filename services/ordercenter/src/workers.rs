@@ -14,8 +14,9 @@ use oc_bus::{
     KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream, SourceConfig,
     StartOffset,
 };
-use oc_core::scheduler::Scheduler;
+use oc_core::scheduler::{OutboxReader, Purger, Scheduler};
 use oc_model::ports::{OffsetStore, OrderStore, ShardScan};
+use oc_model::retention::RetentionStore;
 use oc_model::schedule::ScheduleStore;
 use oc_projector::Projector;
 use oc_relay::{Relay, RelayConfig};
@@ -37,18 +38,39 @@ fn register_projector_metrics(metrics: &Metrics, projector: Projector) {
     }));
 }
 
-/// Scheduler counters and lag per shard at `/metrics`.
+/// Scheduler counters, lag per shard and rows purged at `/metrics`.
 fn register_scheduler_metrics(metrics: &Metrics, scheduler: &Scheduler) {
     let stats = scheduler.stats();
-    metrics.register(Box::new(move |out: &mut String| stats.render(out)));
+    let purged = scheduler.purge_stats();
+    metrics.register(Box::new(move |out: &mut String| {
+        stats.render(out);
+        if let Some(purged) = &purged {
+            purged.render(out);
+        }
+    }));
 }
 
-/// The timeout worker and reservation sweeper over the wired store's shards.
+/// The timeout worker, reservation sweeper and purge jobs over the wired store's shards.
+/// On a single node the outbox purge also waits for the projector's durable position.
 fn scheduler_of(wiring: &Wiring, config: &ServiceConfig) -> Scheduler {
-    wiring.state.core.scheduler(
-        wiring.store.clone() as Arc<dyn ScheduleStore>,
-        config.scheduler.clone(),
-    )
+    let reader = config.single_node.then(|| OutboxReader {
+        offsets: wiring.store.clone() as Arc<dyn OffsetStore>,
+        group: SINGLE_NODE_PROJECTOR_GROUP.to_owned(),
+        topic: OutboxStream::TOPIC.to_owned(),
+    });
+    let purger = Purger::new(
+        wiring.store.clone() as Arc<dyn RetentionStore>,
+        config.purge.clone(),
+        reader,
+    );
+    wiring
+        .state
+        .core
+        .scheduler(
+            wiring.store.clone() as Arc<dyn ScheduleStore>,
+            config.scheduler.clone(),
+        )
+        .with_purger(purger)
 }
 
 /// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
@@ -244,8 +266,8 @@ pub async fn relay(config: ServiceConfig) -> anyhow::Result<()> {
     outcome
 }
 
-/// `ordercenter scheduler`: the cluster timeout worker and reservation sweeper over every
-/// shard, until SIGTERM. Run as many as wanted: they find the same work, and the order's
+/// `ordercenter scheduler`: the cluster timeout worker, reservation sweeper and purge jobs
+/// over every shard, until SIGTERM. Run as many as wanted: they find the same work, and the order's
 /// compare-and-set and the reservation's conditional state change let exactly one of them
 /// (or a payment that lands first) change each order and reservation.
 pub async fn scheduler(config: ServiceConfig) -> anyhow::Result<()> {

@@ -194,3 +194,65 @@ fn a_sigkilled_single_node_catches_up_its_read_models_at_restart() {
     }
     stop(&mut second);
 }
+
+/// A counter of `/metrics`, 0 when absent.
+fn metric(port: u16, name: &str) -> u64 {
+    let (status, metrics) = http(port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue #13 item 15: single-node `serve` runs the purge jobs (here with a retention of
+/// 1 ms): the outbox row goes once the projector has applied it (the order is searchable
+/// and stays so) and the idempotency record goes too, so the same key then makes a new
+/// order instead of answering the first.
+#[test]
+fn single_node_serve_purges_the_outbox_and_idempotency_keys_behind_the_projector() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = Server(
+        command(data.path())
+            .arg("serve")
+            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OC_OUTBOX_RETENTION_MS", "1")
+            .env("OC_IDEMPOTENCY_RETENTION_MS", "1")
+            .env("OC_SCHEDULER_POLL_MS", "100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(port);
+    let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-purge",
+        "lines":[{"sku":"KETTLE","product_name":"Kettle","quantity":1,"unit_price_minor":4500}]}"#;
+    let key = [("Idempotency-Key", "purge-key-1")];
+    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(order)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let first = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(port, "oc_scheduler_purged_total{table=\"outbox\"}") < 1
+        || metric(port, "oc_scheduler_purged_total{table=\"idempotency\"}") < 1
+    {
+        assert!(Instant::now() < deadline, "nothing was purged in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // the purged outbox row had been applied: the order is in the index
+    assert_eq!(
+        searched_ids(port, "/v1/orders/search?q=kettle"),
+        vec![first.clone()]
+    );
+    // the key is gone: the same request is a new order
+    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(order)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let second = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second, "a purged key no longer replays");
+}

@@ -8,6 +8,7 @@ mod group_commit;
 mod migrate;
 mod open;
 mod read;
+mod retention;
 pub mod router;
 mod schedule;
 mod shards;

@@ -171,6 +171,12 @@ impl OrderService {
                 format!("order type {order_type} of business identity {identity} is not configured for this tenant"),
             )
         })?;
+        if type_config.receiver_required() && request.receiver.is_none() {
+            return Err(DomainError::invalid(
+                "/receiver",
+                format!("orders of type {order_type} are shipped: a receiver is required"),
+            ));
+        }
         let machine = tenant.state_machine(&identity).ok_or_else(|| {
             DomainError::invalid(
                 "/business_identity",
@@ -284,6 +290,7 @@ impl OrderService {
             &priced_lines,
             &discounts,
             &coupon_amounts,
+            request.points_used,
             Money::new(request.freight_minor, currency),
         )
         .map_err(pricing_error_path)?;

@@ -29,7 +29,13 @@
 //! | the loop over the shards, settings, metrics | `mod.rs` |
 //! | one due order: the `timeout` event | `timeout.rs` |
 //! | one expired reservation: release, settle or leave | `sweep.rs` |
+//! | outbox and idempotency rows past their retention | `purge.rs` |
+//!
+//! With a [`Purger`] (every `serve` of a single node and `ordercenter scheduler` wire one),
+//! each pass also runs the purge jobs: bounded batches, each one statement, so several
+//! schedulers purging at once only find less to delete.
 
+mod purge;
 mod stats;
 mod sweep;
 mod timeout;
@@ -47,6 +53,7 @@ use oc_tenant_config::ConfigHandle;
 use crate::Core;
 use crate::transitions::TransitionService;
 
+pub use purge::{OutboxReader, PurgeSettings, PurgeStats, Purged, Purger};
 pub use stats::SchedulerStats;
 pub use sweep::Swept;
 pub use timeout::Timeout;
@@ -86,6 +93,8 @@ pub struct PassReport {
     pub skipped: u64,
     pub orphans_released: u64,
     pub settled: u64,
+    /// Rows the purge jobs deleted (zero without a purger).
+    pub purged: Purged,
     pub errors: u64,
 }
 
@@ -98,6 +107,7 @@ pub struct Scheduler {
     pub(crate) config: Arc<ConfigHandle>,
     pub(crate) settings: SchedulerSettings,
     pub(crate) stats: Arc<SchedulerStats>,
+    pub(crate) purger: Option<Purger>,
 }
 
 impl Core {
@@ -115,11 +125,23 @@ impl Core {
             config: Arc::clone(&self.config),
             settings,
             stats: Arc::new(SchedulerStats::default()),
+            purger: None,
         }
     }
 }
 
 impl Scheduler {
+    /// Runs the purge jobs of `purger` in every pass, after the timeouts and the sweep.
+    pub fn with_purger(mut self, purger: Purger) -> Scheduler {
+        self.purger = Some(purger);
+        self
+    }
+
+    /// The purge jobs' counters, when it runs them.
+    pub fn purge_stats(&self) -> Option<Arc<PurgeStats>> {
+        self.purger.as_ref().map(Purger::stats)
+    }
+
     /// Its counters and lag, for `/metrics`.
     pub fn stats(&self) -> Arc<SchedulerStats> {
         Arc::clone(&self.stats)
@@ -166,6 +188,16 @@ impl Scheduler {
                 report.errors += 1;
                 self.stats.error();
                 tracing::error!(shard = shard.0, error = %error.message, "reservation sweep failed");
+            }
+        }
+        if let Some(purger) = &self.purger {
+            match purger.pass(UnixMillis::floor(self.now())).await {
+                Ok(purged) => report.purged = purged,
+                Err(error) => {
+                    report.errors += 1;
+                    self.stats.error();
+                    tracing::error!(error = %error.message, "purge pass failed");
+                }
             }
         }
         self.stats.pass();

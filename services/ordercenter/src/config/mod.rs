@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     pub projector_member: oc_bus::Assignment,
     /// The timeout worker's and reservation sweeper's pace (`OC_SCHEDULER_*`).
     pub scheduler: oc_core::scheduler::SchedulerSettings,
+    /// The purge jobs' retentions and batch (`OC_OUTBOX_RETENTION_MS`,
+    /// `OC_IDEMPOTENCY_RETENTION_MS`, `OC_PURGE_BATCH`), run by the scheduler.
+    pub purge: oc_core::scheduler::PurgeSettings,
     /// Attempts of one order on one read model before a transient failure may be
     /// dead-lettered (`OC_PROJECTOR_ATTEMPTS_PER_ORDER`, `ProjectorConfig::attempts_per_order`).
     pub projector_attempts_per_order: u32,
@@ -203,6 +206,11 @@ impl<'a> Source<'a> {
     }
 }
 
+/// A duration of `ms` milliseconds (beyond `i64`, as long as `i64` holds).
+fn millis(ms: u64) -> time::Duration {
+    time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
 /// One setting from the process environment alone (no file), or its default: for what is
 /// read before the config (logging).
 pub fn from_process<T>(setting: &Setting<T>) -> anyhow::Result<T> {
@@ -298,6 +306,12 @@ impl ServiceConfig {
                     i64::try_from(source.value(&SCHEDULER_ORPHAN_GRACE_MS)?).unwrap_or(i64::MAX),
                 ),
                 ..oc_core::scheduler::SchedulerSettings::default()
+            },
+            purge: oc_core::scheduler::PurgeSettings {
+                outbox_retention: millis(source.value(&OUTBOX_RETENTION_MS)?),
+                idempotency_retention: millis(source.value(&IDEMPOTENCY_RETENTION_MS)?),
+                batch_size: source.value(&PURGE_BATCH)?,
+                ..oc_core::scheduler::PurgeSettings::default()
             },
             projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
             edge: oc_api::edge::EdgeConfig {

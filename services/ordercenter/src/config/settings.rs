@@ -126,6 +126,13 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Result<T
     }
 }
 
+fn purge_batch(text: &str) -> Result<u32, String> {
+    match number::<u32>(text)? {
+        batch @ 1..=5000 => Ok(batch),
+        _ => Err("not 1..=5000".into()),
+    }
+}
+
 fn node_id(text: &str) -> Result<u8, String> {
     match text.trim().parse::<u8>() {
         Ok(id) if id <= oc_model::ids::MAX_NODE_ID => Ok(id),
@@ -457,6 +464,39 @@ pub const SCHEDULER_ORPHAN_GRACE_MS: Setting<u64> = Setting {
     parse: positive,
 };
 
+pub const OUTBOX_RETENTION_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_OUTBOX_RETENTION_MS"),
+        Some("outbox_retention_ms"),
+        Fallback::Value("604800000"),
+        "scheduler",
+        "how long an outbox row is kept after it was published before the purge deletes it (default 7 days; single-node: and only once the projector's position is past it)",
+    ),
+    parse: positive,
+};
+
+pub const IDEMPOTENCY_RETENTION_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_IDEMPOTENCY_RETENTION_MS"),
+        Some("idempotency_retention_ms"),
+        Fallback::Value("604800000"),
+        "scheduler",
+        "how long an Idempotency-Key answers retries of its create before the purge deletes it (default 7 days; a retry after it makes a new order)",
+    ),
+    parse: positive,
+};
+
+pub const PURGE_BATCH: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_PURGE_BATCH"),
+        Some("purge_batch"),
+        Fallback::Value("500"),
+        "scheduler",
+        "rows one purge statement deletes at most (1..=5000)",
+    ),
+    parse: purge_batch,
+};
+
 pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
     meta: meta(
         Some("OC_PROJECTOR_ATTEMPTS_PER_ORDER"),
@@ -620,6 +660,9 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PROJECTOR_MEMBER,
     &SCHEDULER_POLL_MS,
     &SCHEDULER_ORPHAN_GRACE_MS,
+    &OUTBOX_RETENTION_MS,
+    &IDEMPOTENCY_RETENTION_MS,
+    &PURGE_BATCH,
     &PROJECTOR_ATTEMPTS_PER_ORDER,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,

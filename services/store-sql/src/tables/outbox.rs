@@ -104,6 +104,43 @@ pub(crate) async fn mark_published(pool: &AnyPool, sequences: &[u64]) -> DomainR
     Ok(())
 }
 
+/// Deletes up to `limit` rows published before `published_before` (and below sequence
+/// `below`, when given), oldest publication first, through the `(published_at_ms, seq)`
+/// index. The rows are chosen by one read and deleted by their sequences in one statement,
+/// which repeats the conditions: a row is deleted only if it still qualifies.
+pub(crate) async fn purge(
+    pool: &AnyPool,
+    published_before: UnixMillis,
+    below: Option<u64>,
+    limit: u32,
+) -> DomainResult<u64> {
+    // sequences start at 1; a bound past i64 bounds nothing
+    let below = below.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
+    let rows = sqlx::query(
+        "SELECT seq FROM outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < ? AND seq < ? \
+         ORDER BY published_at_ms, seq LIMIT ?",
+    )
+    .bind(published_before.get())
+    .bind(below)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(convert)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "DELETE FROM outbox WHERE published_at_ms IS NOT NULL AND published_at_ms < ? AND seq < ? AND seq IN ({})",
+        placeholders(rows.len())
+    );
+    let mut query = sqlx::query(&sql).bind(published_before.get()).bind(below);
+    for row in &rows {
+        query = query.bind(int(row, "seq")?);
+    }
+    let done = query.execute(pool).await.map_err(convert)?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
