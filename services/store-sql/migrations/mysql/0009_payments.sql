@@ -1,0 +1,45 @@
+-- Payments (issue #15): one row per payment record, in its order's shard (the payment id
+-- carries the order's bucket), keyed by tenant like every table. The provider's word moves
+-- `status` out of `pending` exactly once (a compare-and-set in the same transaction as the
+-- order's `pay` transition); the CHECKs keep the columns to what the code can write.
+CREATE TABLE payments (
+    tenant VARCHAR(32) NOT NULL,
+    id BIGINT NOT NULL,
+    order_id BIGINT NOT NULL,
+    provider VARCHAR(32) NOT NULL,
+    currency CHAR(3) NOT NULL,
+    amount BIGINT NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    effect VARCHAR(16) NOT NULL,
+    captured BIGINT NOT NULL,
+    reported_amount BIGINT NULL,
+    reported_currency CHAR(3) NULL,
+    provider_txn_id VARCHAR(128) NULL,
+    pay_url VARCHAR(1024) NULL,
+    qr_payload VARCHAR(1024) NULL,
+    created_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    paid_at_ms BIGINT NULL,
+    next_query_at_ms BIGINT NULL,
+    query_attempts INT NOT NULL,
+    PRIMARY KEY (tenant, id),
+    KEY idx_payments_order (tenant, order_id),
+    -- the active query walks a shard without knowing its tenants
+    KEY idx_payments_due (next_query_at_ms),
+    CONSTRAINT chk_payments_amount CHECK (amount > 0 AND captured >= 0),
+    CONSTRAINT chk_payments_status CHECK (status IN ('pending', 'succeeded', 'mismatch')),
+    CONSTRAINT chk_payments_effect CHECK (effect IN ('none', 'applied', 'refund_required'))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- A payment create's Idempotency-Key, scoped to tenant and order, written first in the
+-- create's transaction so concurrent duplicates queue on its primary key.
+CREATE TABLE payment_idempotency (
+    tenant VARCHAR(32) NOT NULL,
+    order_id BIGINT NOT NULL,
+    idem_key VARCHAR(128) NOT NULL,
+    request_hash CHAR(64) NOT NULL,
+    payment_id BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant, order_id, idem_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
