@@ -254,11 +254,15 @@ impl Sandbox {
     }
 
     /// A signed message's account, verified; or the refusal to answer.
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderCredentials, Response> {
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ProviderCredentials, Box<Response>> {
         let headers = protocol::header_map(headers);
         let credentials = protocol::account_of(&headers)
             .and_then(|account| self.inner.accounts.get(&account).cloned())
-            .ok_or_else(|| problem(StatusCode::UNAUTHORIZED, "unknown account"))?;
+            .ok_or_else(|| Box::new(problem(StatusCode::UNAUTHORIZED, "unknown account")))?;
         protocol::verify(
             &headers,
             body,
@@ -266,7 +270,7 @@ impl Sandbox {
             OffsetDateTime::now_utc(),
             REQUEST_WINDOW,
         )
-        .map_err(|refusal| problem(StatusCode::UNAUTHORIZED, refusal.to_string()))?;
+        .map_err(|refusal| Box::new(problem(StatusCode::UNAUTHORIZED, refusal.to_string())))?;
         Ok(credentials)
     }
 }
@@ -298,7 +302,7 @@ fn signed<T: Serialize>(credentials: &ProviderCredentials, value: &T) -> Respons
 async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
     let credentials = match sandbox.verify(&headers, &body) {
         Ok(credentials) => credentials,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let request: CreateBody = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -342,7 +346,7 @@ async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
 async fn query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
     let credentials = match sandbox.verify(&headers, &body) {
         Ok(credentials) => credentials,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if lock(&sandbox.inner.faults).fail_queries {
         return problem(
