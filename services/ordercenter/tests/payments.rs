@@ -377,6 +377,42 @@ fn fifty_duplicate_callbacks_fire_one_pay(backend: Backend) {
     setup.finish();
 }
 
+/// Callbacks delayed, duplicated and followed by a stale `pending` report (delivered out of
+/// order): one `pay`; every later copy, and the stale report, answered as a duplicate.
+fn delayed_duplicated_and_reordered_callbacks_pay_once(backend: Backend) {
+    let setup = Setup::start(backend, "pay_reorder", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-reorder");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.sandbox.set_faults(Faults {
+        delay_ms: 300,
+        duplicates: 2,
+        reorder: true,
+        ..Faults::default()
+    });
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let counted = |outcome: &str| {
+        setup.metric(&format!(
+            "oc_payment_reports_total{{source=\"callback\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    while counted("paid") + counted("duplicate") < 4.0 {
+        assert!(
+            Instant::now() < deadline,
+            "three copies and a stale report: {} paid, {} duplicate",
+            counted("paid"),
+            counted("duplicate")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((counted("paid"), counted("duplicate")), (1.0, 3.0));
+    assert_eq!(setup.sandbox.callbacks().0, 4);
+    assert_eq!(setup.status(&order_id), ("paid".to_owned(), 2));
+    assert_eq!(setup.payments(&order_id)[0]["status"], "succeeded");
+    setup.finish();
+}
+
 /// A forged signature and an old timestamp are refused (401) and change nothing; a wrong
 /// amount settles the payment as a mismatch (event and metric) without paying the order.
 fn forged_stale_and_wrong_amount_callbacks_change_nothing(backend: Backend) {
@@ -507,6 +543,7 @@ macro_rules! on_both {
 on_both!(
     paid_by_callback,
     fifty_duplicate_callbacks_fire_one_pay,
+    delayed_duplicated_and_reordered_callbacks_pay_once,
     forged_stale_and_wrong_amount_callbacks_change_nothing,
     paid_after_timeout_requires_a_refund,
     paid_by_active_query_when_every_callback_is_dropped,
