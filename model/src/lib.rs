@@ -36,6 +36,9 @@ pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use millis::UnixMillis;
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
-pub use payment::{Checkout, OrderEffect, Payment, PaymentId, PaymentStatus, ProviderName};
+pub use payment::{
+    Checkout, OrderEffect, Payment, PaymentId, PaymentStatus, ProviderName, Refund, RefundId,
+    RefundStatus,
+};
 pub use state::{StateMachine, StateMachineError, TransitionDef};
 pub use stock::{ReservationState, Sku, StockLevel};

@@ -106,6 +106,11 @@ gene_id!(
     PaymentId,
     "payment id"
 );
+gene_id!(
+    /// A refund record's id: carries the order's bucket; a decimal string on the wire.
+    RefundId,
+    "refund id"
+);
 
 /// A payment provider's name as configured (`sandbox`, `wechat`, `alipay`): 1..=32 of
 /// `[a-z0-9_-]`, starting with a letter or digit.
@@ -265,6 +270,51 @@ pub struct Payment {
     pub query_attempts: u32,
 }
 
+wire_enum!(
+    /// Where a refund stands.
+    RefundStatus {
+        /// Written, its amount reserved on the payment; the provider has not answered.
+        Requested => "requested",
+        /// Money returned.
+        Succeeded => "succeeded",
+        /// The provider refused it; its reservation went back to the payment.
+        Failed => "failed",
+    }
+);
+
+/// A refund of (part of) a captured payment. Its amount is reserved on the payment
+/// (`refunded`) in the transaction that writes it, by an update that only matches while
+/// `refunded + amount <= captured`, and the table carries the same rule as a `CHECK`: however
+/// many refunds run at once, their sum never exceeds what was captured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub tenant: TenantId,
+    pub id: RefundId,
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    /// The caller's id of this refund (an after-sale id): a retry with it is the same refund.
+    pub refund_key: String,
+    pub amount: Money,
+    pub status: RefundStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What a refund request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefundInsert {
+    Created(Refund),
+    /// The refund key was used before on this payment: that refund (whatever its amount).
+    Replayed(Refund),
+    /// Refused, nothing written: more than is left to refund (`refundable` minor units), or
+    /// the payment captured nothing.
+    Exceeds {
+        refundable: i64,
+    },
+}
+
 /// An idempotency claim on a payment create: the key (scoped to tenant and order) and the
 /// hash of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +423,24 @@ pub trait PaymentStore: Send + Sync + fmt::Debug + 'static {
 
     /// The physical shards (the query worker walks each).
     fn payment_shards(&self) -> Vec<ShardId>;
+
+    /// Write a `requested` refund and reserve its amount on its (succeeded) payment, both or
+    /// neither (see [`Refund`]); idempotent by (payment, refund key).
+    async fn insert_refund(&self, refund: Refund) -> DomainResult<RefundInsert>;
+
+    /// Settle a `requested` refund as `succeeded` or `failed` (a failure gives its
+    /// reservation back to the payment in the same transaction); `false` when it was no
+    /// longer requested (nothing written).
+    async fn settle_refund(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        status: RefundStatus,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool>;
+
+    /// Minor units reserved by refunds that did not fail, on a payment.
+    async fn refunded(&self, tenant: &TenantId, id: PaymentId) -> DomainResult<Option<i64>>;
 }
 
 /// A tenant's account with a provider: the account name the provider knows it by and the

@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use oc_model::payment::{
-    NewPayment, PaymentInsert, PaymentSettlement, PaymentStore, SettleOutcome,
+    NewPayment, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert, SettleOutcome,
 };
 use oc_model::{
     Checkout, DomainError, DomainResult, ErrorCode, OrderId, Payment, PaymentId, PaymentStatus,
-    ShardId, TenantId,
+    Refund, RefundId, RefundStatus, ShardId, TenantId,
 };
 
 use crate::SqlOrderStore;
@@ -164,5 +164,76 @@ impl PaymentStore for SqlOrderStore {
 
     fn payment_shards(&self) -> Vec<ShardId> {
         self.shards.ids()
+    }
+
+    async fn insert_refund(&self, refund: Refund) -> DomainResult<RefundInsert> {
+        if refund.payment_id.bucket() != refund.id.bucket() || refund.amount.minor <= 0 {
+            return Err(DomainError::internal(
+                "a refund carries its payment's bucket and a positive amount",
+            ));
+        }
+        let pool = self.shards.for_bucket(refund.payment_id.bucket());
+        let mut tx = begin(pool).await?;
+        // the refund row first: retries of one key queue on its unique index
+        match payments::insert_refund(&mut tx, &refund).await {
+            Ok(()) => {}
+            Err(WriteError::Sql(e)) if is_unique_violation(&e) => {
+                drop(tx);
+                let first = payments::refund_by_key(
+                    pool,
+                    &refund.tenant,
+                    refund.payment_id,
+                    &refund.refund_key,
+                )
+                .await?
+                .ok_or_else(|| DomainError::new(ErrorCode::Retryable, "refund vanished, retry"))?;
+                return Ok(RefundInsert::Replayed(first));
+            }
+            Err(e) => return Err(e.into_domain()),
+        }
+        // the cap: a conditional update on the payment row, which concurrent refunds of the
+        // payment queue on; the CHECK on `refunded <= captured` holds it even without it
+        if !payments::reserve_refund(&mut tx, &refund).await? {
+            drop(tx);
+            let refundable = payments::refunded(pool, &refund.tenant, refund.payment_id)
+                .await?
+                .map_or(0, |(refunded, captured)| captured - refunded);
+            return Ok(RefundInsert::Exceeds { refundable });
+        }
+        tx.commit().await.map_err(convert)?;
+        Ok(RefundInsert::Created(refund))
+    }
+
+    async fn settle_refund(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        status: RefundStatus,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool> {
+        if status == RefundStatus::Requested {
+            return Err(DomainError::internal("a settlement leaves requested"));
+        }
+        let pool = self.shards.for_bucket(id.bucket());
+        let mut tx = begin(pool).await?;
+        if !payments::settle_refund(&mut tx, tenant, id, status, unix_ms(at)).await? {
+            return Ok(false);
+        }
+        if status == RefundStatus::Failed {
+            let refund = payments::refund(&mut tx, tenant, id)
+                .await?
+                .ok_or_else(|| DomainError::internal("a settled refund vanished"))?;
+            payments::release_refund(&mut tx, &refund).await?;
+        }
+        tx.commit().await.map_err(convert)?;
+        Ok(true)
+    }
+
+    async fn refunded(&self, tenant: &TenantId, id: PaymentId) -> DomainResult<Option<i64>> {
+        Ok(
+            payments::refunded(self.shards.for_bucket(id.bucket()), tenant, id)
+                .await?
+                .map(|(refunded, _)| refunded),
+        )
     }
 }

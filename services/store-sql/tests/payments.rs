@@ -10,13 +10,15 @@ use std::sync::Arc;
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::payment::{
-    NewPayment, PaymentIdempotency, PaymentInsert, PaymentSettlement, PaymentStore, SettleOutcome,
+    NewPayment, PaymentIdempotency, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert,
+    SettleOutcome,
 };
 use oc_model::ports::{NewOrder, OrderStore};
 use oc_model::{
     Checkout, ErrorCode, HistoryEntry, Order, OrderEffect, OrderEvent, OrderEventKind,
     OrderIdGenerator, Payment, PaymentEventType, PaymentId, PaymentNote, PaymentStatus,
-    ProviderName, StatusCode, StockEffect, TenantId, TransitionEvent, UnixMillis,
+    ProviderName, Refund, RefundId, RefundStatus, StatusCode, StockEffect, TenantId,
+    TransitionEvent, UnixMillis,
 };
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use sqlx::Row;
@@ -488,6 +490,140 @@ async fn a_due_query_is_claimed_by_one_worker(h: &Harness) {
     );
 }
 
+fn refund_of(payment: &Payment, n: u64, key: &str, minor: i64) -> Refund {
+    let generator = OrderIdGenerator::new(9).unwrap();
+    Refund {
+        tenant: payment.tenant.clone(),
+        id: RefundId::generated(generator.next(payment.id.bucket(), NOW_MS as u64 + n)),
+        payment_id: payment.id,
+        order_id: payment.order_id,
+        refund_key: key.to_owned(),
+        amount: oc_model::Money::new(minor, payment.amount.currency),
+        status: RefundStatus::Requested,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+/// 32 refund requests of 1.00 on a payment that captured 7.50, all at once: exactly 7 are
+/// written, the others refused with nothing written; the sum never exceeds the capture. A
+/// retried key is the same refund; a failed refund gives its reservation back; the CHECK
+/// refuses a direct write past the capture.
+async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-refund", None).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    // nothing captured yet: nothing to refund
+    assert_eq!(
+        h.store
+            .insert_refund(refund_of(&payment, 100, "early", 100))
+            .await
+            .unwrap(),
+        RefundInsert::Exceeds { refundable: 0 }
+    );
+    assert_eq!(
+        h.store
+            .settle_payment(settlement(&payment, None))
+            .await
+            .unwrap(),
+        SettleOutcome::Settled
+    );
+    let captured = payment.amount.minor;
+    assert_eq!(captured, 750, "the fixture order's payable");
+    let racers: Vec<_> = (0..32u64)
+        .map(|n| {
+            let store = h.store.clone();
+            let refund = refund_of(&payment, n, &format!("after-sale-{n}"), 100);
+            tokio::spawn(async move {
+                loop {
+                    match store.insert_refund(refund.clone()).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other.unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (Vec::new(), 0);
+    for racer in racers {
+        match racer.await.unwrap() {
+            RefundInsert::Created(refund) => created.push(refund),
+            RefundInsert::Exceeds { refundable } => {
+                assert!(refundable < 100, "refused with {refundable} left");
+                refused += 1;
+            }
+            RefundInsert::Replayed(other) => panic!("distinct keys: {other:?}"),
+        }
+    }
+    assert_eq!((created.len(), refused), (7, 25));
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(700)
+    );
+    assert_eq!(h.count("payment_refunds", "1 = 1").await, 7);
+    // a retry of a key is the first refund, not a second one
+    let again = refund_of(&payment, 50, "after-sale-0", 100);
+    match h.store.insert_refund(again).await.unwrap() {
+        RefundInsert::Replayed(first) => assert_eq!(first.refund_key, "after-sale-0"),
+        other => panic!("{other:?}"),
+    }
+    // what is left, exactly, and then nothing
+    let rest = refund_of(&payment, 60, "rest", 50);
+    assert!(matches!(
+        h.store.insert_refund(rest).await.unwrap(),
+        RefundInsert::Created(_)
+    ));
+    assert_eq!(
+        h.store
+            .insert_refund(refund_of(&payment, 61, "one-more", 1))
+            .await
+            .unwrap(),
+        RefundInsert::Exceeds { refundable: 0 }
+    );
+    // a refund the provider refused gives its 1.00 back, once
+    let failed = created[0].id;
+    assert!(
+        h.store
+            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .settle_refund(&tenant, created[1].id, RefundStatus::Succeeded, now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(650)
+    );
+    // the database itself refuses more than the capture, whoever writes
+    let mut refused_by_check = 0;
+    for shard in OrderStore::shards(h.store.as_ref()) {
+        let past = sqlx::query("UPDATE payments SET refunded = captured + 1 WHERE id = ?")
+            .bind(payment.id.as_i64())
+            .execute(h.store.shard_pool(shard).unwrap())
+            .await;
+        refused_by_check += usize::from(past.is_err());
+    }
+    assert_eq!(refused_by_check, 1, "the CHECK refuses refunded > captured");
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(650)
+    );
+}
+
 /// The CHECK constraints of 0009 refuse what the code never writes.
 async fn the_payments_table_refuses_impossible_rows(h: &Harness) {
     let pool = h
@@ -542,4 +678,5 @@ payment_tests!(
     a_settlement_whose_order_moved_on_writes_nothing,
     a_due_query_is_claimed_by_one_worker,
     the_payments_table_refuses_impossible_rows,
+    refunds_never_exceed_the_captured_amount,
 );

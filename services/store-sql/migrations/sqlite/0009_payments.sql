@@ -23,8 +23,12 @@ CREATE TABLE payments (
     paid_at_ms INTEGER,
     next_query_at_ms INTEGER,
     query_attempts INTEGER NOT NULL,
+    -- minor units reserved by refunds that did not fail (issue #15 item 5)
+    refunded INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, id),
     CONSTRAINT chk_payments_amount CHECK (amount > 0 AND captured >= 0),
+    -- the sum of refunds never above what was captured, whoever writes
+    CONSTRAINT chk_payments_refunded CHECK (refunded >= 0 AND refunded <= captured),
     CONSTRAINT chk_payments_status CHECK (status IN ('pending', 'succeeded', 'mismatch')),
     CONSTRAINT chk_payments_effect CHECK (effect IN ('none', 'applied', 'refund_required'))
 ) WITHOUT ROWID;
@@ -43,3 +47,22 @@ CREATE TABLE payment_idempotency (
     created_at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, order_id, idem_key)
 ) WITHOUT ROWID;
+
+-- A refund of a captured payment: its amount is reserved on the payment's `refunded` in the
+-- transaction that writes it (see chk_payments_refunded). One per (payment, refund key).
+CREATE TABLE payment_refunds (
+    tenant TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    payment_id INTEGER NOT NULL,
+    order_id INTEGER NOT NULL,
+    refund_key TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id),
+    CONSTRAINT chk_refunds_amount CHECK (amount > 0),
+    CONSTRAINT chk_refunds_status CHECK (status IN ('requested', 'succeeded', 'failed'))
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX uq_refund_key ON payment_refunds (tenant, payment_id, refund_key);

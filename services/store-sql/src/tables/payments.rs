@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use oc_model::payment::{PaymentIdempotency, PaymentSettlement};
 use oc_model::{
     Checkout, Currency, DomainResult, Money, OrderEffect, OrderId, Payment, PaymentId,
-    PaymentStatus, ProviderName, TenantId,
+    PaymentStatus, ProviderName, Refund, RefundId, RefundStatus, TenantId,
 };
 
 use super::{
@@ -290,4 +290,150 @@ pub(crate) async fn find_key(
         Ok((hash, id))
     })
     .transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// payment_refunds
+
+fn decode_refund(row: &AnyRow) -> DomainResult<Refund> {
+    let status = text(row, "status")?;
+    let raw =
+        |column: &str| -> DomainResult<u64> { u64::try_from(int(row, column)?).map_err(corrupt) };
+    Ok(Refund {
+        tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
+        id: RefundId::from_raw(raw("id")?).map_err(corrupt)?,
+        payment_id: PaymentId::from_raw(raw("payment_id")?).map_err(corrupt)?,
+        order_id: OrderId::from_raw(raw("order_id")?).map_err(corrupt)?,
+        refund_key: text(row, "refund_key")?,
+        amount: Money::new(int(row, "amount")?, currency(text(row, "currency")?)?),
+        status: RefundStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("unknown refund status {status:?}")))?,
+        created_at: from_unix_ms(int(row, "created_at_ms")?)?,
+        updated_at: from_unix_ms(int(row, "updated_at_ms")?)?,
+    })
+}
+
+const REFUND_COLUMNS: &str = "tenant, id, payment_id, order_id, refund_key, currency, amount, status, created_at_ms, updated_at_ms";
+
+/// The refund row, first in its transaction: a unique violation on (tenant, payment, key)
+/// means the key was used before.
+pub(crate) async fn insert_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> Result<(), WriteError> {
+    sqlx::query(&format!(
+        "INSERT INTO payment_refunds ({REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(refund.tenant.as_str())
+    .bind(refund.id.as_i64())
+    .bind(refund.payment_id.as_i64())
+    .bind(refund.order_id.as_i64())
+    .bind(refund.refund_key.as_str())
+    .bind(refund.amount.currency.code())
+    .bind(refund.amount.minor)
+    .bind(refund.status.as_str())
+    .bind(unix_ms(refund.created_at))
+    .bind(unix_ms(refund.updated_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Reserve `amount` on a succeeded payment of `currency` while what is left covers it.
+pub(crate) async fn reserve_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> DomainResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET refunded = refunded + ? WHERE tenant = ? AND id = ? AND status = 'succeeded' AND currency = ? AND refunded + ? <= captured",
+    )
+    .bind(refund.amount.minor)
+    .bind(refund.tenant.as_str())
+    .bind(refund.payment_id.as_i64())
+    .bind(refund.amount.currency.code())
+    .bind(refund.amount.minor)
+    .execute(&mut **tx)
+    .await
+    .map_err(convert)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn refund_by_key(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    payment_id: PaymentId,
+    key: &str,
+) -> DomainResult<Option<Refund>> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND payment_id = ? AND refund_key = ?"
+    ))
+    .bind(tenant.as_str())
+    .bind(payment_id.as_i64())
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+    .map_err(convert)?
+    .as_ref()
+    .map(decode_refund)
+    .transpose()
+}
+
+pub(crate) async fn refund(
+    tx: &mut AnyTx<'_>,
+    tenant: &TenantId,
+    id: RefundId,
+) -> DomainResult<Option<Refund>> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND id = ?"
+    ))
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(convert)?
+    .as_ref()
+    .map(decode_refund)
+    .transpose()
+}
+
+/// `requested` → `status`; whether this transaction moved it.
+pub(crate) async fn settle_refund(
+    tx: &mut AnyTx<'_>,
+    tenant: &TenantId,
+    id: RefundId,
+    status: RefundStatus,
+    at_ms: i64,
+) -> DomainResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_refunds SET status = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
+    )
+    .bind(status.as_str())
+    .bind(at_ms)
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .execute(&mut **tx)
+    .await
+    .map_err(convert)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Give a failed refund's reservation back.
+pub(crate) async fn release_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> DomainResult<()> {
+    sqlx::query("UPDATE payments SET refunded = refunded - ? WHERE tenant = ? AND id = ?")
+        .bind(refund.amount.minor)
+        .bind(refund.tenant.as_str())
+        .bind(refund.payment_id.as_i64())
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
+    Ok(())
+}
+
+pub(crate) async fn refunded(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    id: PaymentId,
+) -> DomainResult<Option<(i64, i64)>> {
+    let row = sqlx::query("SELECT refunded, captured FROM payments WHERE tenant = ? AND id = ?")
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .fetch_optional(pool)
+        .await
+        .map_err(convert)?;
+    row.map(|row| Ok((int(&row, "refunded")?, int(&row, "captured")?)))
+        .transpose()
 }
