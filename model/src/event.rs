@@ -6,6 +6,8 @@ use time::OffsetDateTime;
 
 use crate::ids::{BusinessIdentity, OrderId, OrderType, StatusCode, TenantId};
 use crate::lifecycle::TransitionNote;
+use crate::money::Money;
+use crate::payment::{PaymentId, ProviderName};
 
 /// Every CloudEvents `type` of an order event starts with this.
 pub const CLOUD_EVENT_TYPE_PREFIX: &str = "com.ordercenter.order.";
@@ -17,6 +19,9 @@ pub enum OrderEventKind {
     Updated,
     StatusChanged,
     Cancelled,
+    /// A payment of the order changed (the order itself did not): the event's `payment`
+    /// says what happened.
+    Payment,
 }
 
 impl OrderEventKind {
@@ -26,6 +31,7 @@ impl OrderEventKind {
             OrderEventKind::Updated => "updated",
             OrderEventKind::StatusChanged => "status_changed",
             OrderEventKind::Cancelled => "cancelled",
+            OrderEventKind::Payment => "payment",
         }
     }
 
@@ -52,6 +58,10 @@ pub struct OrderEvent {
     /// event, from, to, operator, reason, event data, released marketing resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition: Option<TransitionNote>,
+    /// What happened to a payment of the order (kind `payment` only). The event's `version`
+    /// and `status` are the order's when it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentNote>,
 }
 
 impl OrderEvent {
@@ -67,6 +77,20 @@ impl OrderEvent {
             order_type: order.main.order_type.clone(),
             occurred_at: order.main.updated_at,
             transition: None,
+            payment: None,
+        }
+    }
+
+    /// A payment event of `order` (at its current version), at `occurred_at`.
+    pub fn payment(
+        order: &crate::Order,
+        note: PaymentNote,
+        occurred_at: OffsetDateTime,
+    ) -> OrderEvent {
+        OrderEvent {
+            occurred_at,
+            payment: Some(note),
+            ..OrderEvent::of(order, OrderEventKind::Payment)
         }
     }
 
@@ -74,17 +98,75 @@ impl OrderEvent {
     /// transition's event type (its target state unless the tenant config names another,
     /// e.g. `order.paid`, `order.shipped`) or, for an event that is no transition, its kind
     /// (`order.created`, `order.updated`).
+    ///
+    /// A payment event is `com.ordercenter.payment.<what>` (`payment.created`,
+    /// `payment.mismatch`, `payment.refund_required`).
     pub fn cloud_event_type(&self) -> String {
+        if let Some(note) = &self.payment {
+            return format!("{PAYMENT_EVENT_TYPE_PREFIX}{}", note.what.as_str());
+        }
         match &self.transition {
             Some(note) => format!("{CLOUD_EVENT_TYPE_PREFIX}{}", note.event_type),
             None => self.kind.cloud_event_type(),
         }
     }
 
-    /// Stable, unique event id (`{order_id}-{version}`), the CloudEvents `id`.
+    /// Stable, unique event id, the CloudEvents `id`: `{order_id}-{version}` for a change of
+    /// the order; a payment event names its record and what happened to it
+    /// (`{order_id}-payment-{payment_id}-mismatch`), each of which happens once.
     pub fn event_id(&self) -> String {
-        format!("{}-{}", self.order_id, self.version)
+        match &self.payment {
+            None => format!("{}-{}", self.order_id, self.version),
+            Some(note) => format!(
+                "{}-payment-{}-{}",
+                self.order_id,
+                note.payment_id,
+                note.what.as_str()
+            ),
+        }
     }
+}
+
+/// Every CloudEvents `type` of a payment event starts with this.
+pub const PAYMENT_EVENT_TYPE_PREFIX: &str = "com.ordercenter.payment.";
+
+/// What happened to a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentEventType {
+    /// A payment record was created (the buyer may pay now).
+    Created,
+    /// The provider reported another amount or currency: nothing applied to the order.
+    Mismatch,
+    /// Money captured for an order that cannot take it (cancelled, or already paid): it must
+    /// be refunded; the order stays as it is.
+    RefundRequired,
+}
+
+impl PaymentEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentEventType::Created => "created",
+            PaymentEventType::Mismatch => "mismatch",
+            PaymentEventType::RefundRequired => "refund_required",
+        }
+    }
+}
+
+/// The payment part of a payment event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentNote {
+    pub what: PaymentEventType,
+    pub payment_id: PaymentId,
+    pub provider: ProviderName,
+    /// The payment record's amount.
+    pub amount: Money,
+    /// What the provider reported, when it differs (`payment.mismatch`) or was captured for
+    /// an order that cannot take it (`payment.refund_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A physical shard (database) number.

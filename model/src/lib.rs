@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod millis;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod ports;
 pub mod pricing;
 pub mod retention;
@@ -20,7 +21,10 @@ pub mod state;
 pub mod stock;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
-pub use event::{CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, ShardId};
+pub use event::{
+    CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, PAYMENT_EVENT_TYPE_PREFIX,
+    PaymentEventType, PaymentNote, ShardId,
+};
 pub use ext::{
     BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,
     Protected, RESERVED_COLUMNS, Sealed, Slot,
@@ -33,5 +37,9 @@ pub use lifecycle::{HistoryEntry, Released, StockEffect, TransitionNote};
 pub use millis::UnixMillis;
 pub use money::{Currency, Money, MoneyError};
 pub use order::Order;
+pub use payment::{
+    Checkout, OrderEffect, Payment, PaymentId, PaymentStatus, ProviderName, Refund, RefundId,
+    RefundStatus,
+};
 pub use state::{StateMachine, StateMachineError, TransitionDef};
 pub use stock::{ReservationState, Sku, StockLevel};

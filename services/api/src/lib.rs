@@ -6,6 +6,7 @@ pub mod edge;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod payments;
 pub mod problem;
 pub mod ready;
 pub mod routes;
@@ -68,6 +69,10 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         )
         .route("/v1/orders/{id}/history", get(routes::order_history))
         .route(
+            "/v1/orders/{id}/payments",
+            post(payments::create_payment).get(payments::list_payments),
+        )
+        .route(
             "/v1/stock/{sku}",
             get(routes::get_stock).put(routes::set_stock),
         )
@@ -77,6 +82,11 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         ));
     let router = Router::new()
         .merge(orders)
+        // signed by the provider, not by an API key: outside the authentication middleware
+        .route(
+            "/v1/payments/callbacks/{provider}",
+            post(payments::payment_callback),
+        )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(ready::readyz))
         .route("/openapi.json", get(routes::openapi))

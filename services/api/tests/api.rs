@@ -2161,6 +2161,8 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/{id}/cancel",
         "/v1/orders/{id}/transitions",
         "/v1/orders/{id}/history",
+        "/v1/orders/{id}/payments",
+        "/v1/payments/callbacks/{provider}",
         "/v1/stock/{sku}",
         "/healthz",
         "/readyz",
@@ -2171,7 +2173,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        11,
+        13,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)

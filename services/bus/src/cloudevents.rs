@@ -160,6 +160,7 @@ mod tests {
             occurred_at: OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_123_000_000)
                 .unwrap(),
             transition: None,
+            payment: None,
         }
     }
 

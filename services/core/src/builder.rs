@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use oc_model::lifecycle::TransitionStore;
+use oc_model::payment::PaymentStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
 use oc_model::stock::StockStore;
 use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
 use crate::orders::{OrderService, ReadModels};
+use crate::payments::{PaymentProviders, PaymentService, PaymentSettings};
 use crate::sealing::Sealer;
 use crate::stock::{Reserver, StockService};
 use crate::transitions::TransitionService;
@@ -28,6 +30,9 @@ pub struct Core {
     pub config: Arc<ConfigHandle>,
     /// The order store, for health checks.
     pub store: Arc<dyn OrderStore>,
+    /// Payments: records, provider callbacks, the active query. `None` when the composition
+    /// root wired no payment store (tests of other domains).
+    pub payments: Option<PaymentService>,
 }
 
 impl Core {
@@ -43,6 +48,7 @@ impl Core {
             sealer,
             transitions: None,
             stock: None,
+            payments: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
             node_id: 0,
@@ -58,6 +64,7 @@ pub struct CoreBuilder {
     sealer: Sealer,
     transitions: Option<Arc<dyn TransitionStore>>,
     stock: Option<Arc<dyn StockStore>>,
+    payments: Option<(Arc<dyn PaymentStore>, PaymentProviders, PaymentSettings)>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
     node_id: u8,
@@ -75,6 +82,18 @@ impl CoreBuilder {
     /// Required: placement of orders of identities that keep stock reserves through it.
     pub fn stock(mut self, store: Arc<dyn StockStore>) -> Self {
         self.stock = Some(store);
+        self
+    }
+
+    /// The payment records' store (the SQL order store implements this port too), the
+    /// providers and the payment settings.
+    pub fn payments(
+        mut self,
+        store: Arc<dyn PaymentStore>,
+        providers: PaymentProviders,
+        settings: PaymentSettings,
+    ) -> Self {
+        self.payments = Some((store, providers, settings));
         self
     }
 
@@ -129,11 +148,23 @@ impl CoreBuilder {
                 store: Arc::clone(&stock),
             },
         };
+        let transitions = TransitionService {
+            orders: orders.clone(),
+            store: transitions,
+        };
+        let payments = self
+            .payments
+            .map(|(store, providers, settings)| PaymentService {
+                transitions: transitions.clone(),
+                store,
+                providers,
+                config: Arc::clone(&self.config),
+                settings,
+                stats: Arc::default(),
+            });
         Ok(Core {
-            transitions: TransitionService {
-                orders: orders.clone(),
-                store: transitions,
-            },
+            transitions,
+            payments,
             stock: StockService {
                 store: stock,
                 clock: self.clock,

@@ -3,6 +3,7 @@
 pub mod builder;
 pub mod caller;
 pub mod orders;
+pub mod payments;
 pub mod scheduler;
 pub mod sealing;
 pub mod stock;

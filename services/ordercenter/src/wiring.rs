@@ -8,11 +8,14 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use oc_api::AppState;
+use oc_core::payments::PaymentProviders;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::lifecycle::TransitionStore;
+use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
 use oc_model::stock::StockStore;
+use oc_pay_http::{FileSecrets, HttpProvider};
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use oc_tenant_config::{ConfigHandle, ConfigSet};
@@ -180,6 +183,11 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     .search(search)
     .transitions(store.clone() as Arc<dyn TransitionStore>)
     .stock(store.clone() as Arc<dyn StockStore>)
+    .payments(
+        store.clone() as Arc<dyn PaymentStore>,
+        payment_providers(config)?,
+        config.payments.clone(),
+    )
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -188,6 +196,12 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     state
         .metrics
         .register(Box::new(move |out: &mut String| tiered.stats().render(out)));
+    if let Some(payments) = &state.core.payments {
+        let stats = payments.stats();
+        state
+            .metrics
+            .register(Box::new(move |out: &mut String| stats.render(out)));
+    }
     Ok(Wiring {
         state,
         config: handle,
@@ -201,6 +215,30 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         },
     })
 }
+
+/// The payment providers of `OC_PAYMENT_PROVIDERS` (each speaking the generic signed-HTTP
+/// protocol) and the tenants' accounts with them from `OC_PAYMENT_SECRETS_FILE`.
+pub fn payment_providers(config: &ServiceConfig) -> anyhow::Result<PaymentProviders> {
+    let secrets = match &config.payment_secrets_file {
+        Some(path) => FileSecrets::load(path).map_err(|e| {
+            anyhow::anyhow!("payment secrets file {}: {}", path.display(), e.message)
+        })?,
+        None => FileSecrets::default(),
+    };
+    let mut providers = PaymentProviders::new(Arc::new(secrets) as Arc<dyn PaymentSecrets>);
+    for (name, url) in &config.payment_providers {
+        providers = providers.with(Arc::new(HttpProvider::new(
+            name.clone(),
+            url.clone(),
+            PROVIDER_CALL_TIMEOUT,
+        )));
+    }
+    Ok(providers)
+}
+
+/// The time budget of one call to a payment provider (a create inside a request, a query
+/// of the worker).
+const PROVIDER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The Kafka bus of `config` (`relay`, `project`).
 pub async fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<oc_bus::KafkaEventBus>> {

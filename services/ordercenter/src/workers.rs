@@ -159,8 +159,9 @@ fn spawn_single_node_workers(
     // double-fire either
     let scheduler = scheduler_of(wiring, config);
     register_scheduler_metrics(&wiring.state.metrics, &scheduler);
-    let scheduler_stop = stopped(stop);
-    vec![
+    let scheduler_stop = stopped(stop.clone());
+    let mut tasks = payment_queries(wiring, stopped(stop));
+    tasks.extend([
         tokio::spawn(async move { scheduler.run(scheduler_stop).await }),
         tokio::spawn(async move {
             if let Err(error) = relay.run(relay_stop).await {
@@ -172,7 +173,23 @@ fn spawn_single_node_workers(
                 tracing::error!(error = %error.message, "projector stopped");
             }
         }),
-    ]
+    ]);
+    tasks
+}
+
+/// The payments' active query (pending payments asked about at their provider), beside the
+/// scheduler in single-node `serve` and in `ordercenter scheduler`: any number may run, a
+/// query is claimed by a compare-and-set and its answer applied exactly once.
+fn payment_queries(
+    wiring: &Wiring,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    match wiring.state.core.payments.clone() {
+        Some(payments) => vec![tokio::spawn(
+            async move { payments.run_queries(stop).await },
+        )],
+        None => Vec::new(),
+    }
 }
 
 /// `ordercenter serve`: the API (and, on a single node, the relay and the projector) until
@@ -278,12 +295,19 @@ pub async fn scheduler(config: ServiceConfig) -> anyhow::Result<()> {
     register_scheduler_metrics(&wiring.state.metrics, &scheduler);
     let (stop, http_stop) = stop_pair();
     let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    let (queries_stop, queries_stopped) = stop_pair();
+    let queries = payment_queries(&wiring, queries_stopped);
     println!(
-        "scheduler running: {} shards, a pass every {} ms",
+        "scheduler running: {} shards, a pass every {} ms, payment queries every {} ms",
         config.shards.len(),
-        config.scheduler.poll_interval.as_millis()
+        config.scheduler.poll_interval.as_millis(),
+        config.payments.poll_interval.as_millis()
     );
     scheduler.run(shutdown_signal()).await;
+    let _ = queries_stop.send(true);
+    for task in queries {
+        let _ = task.await;
+    }
     let _ = stop.send(true);
     let _ = http.await;
     Ok(())
@@ -372,7 +396,7 @@ pub async fn project(config: ServiceConfig) -> anyhow::Result<()> {
     outcome
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -7,6 +7,7 @@ mod error;
 mod group_commit;
 mod migrate;
 mod open;
+mod payments;
 mod read;
 mod retention;
 pub mod router;

@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0008_projector_dead_letters.sql"),
         sqlite: include_str!("../migrations/sqlite/0008_projector_dead_letters.sql"),
     },
+    Migration {
+        version: 9,
+        name: "payments",
+        mysql: include_str!("../migrations/mysql/0009_payments.sql"),
+        sqlite: include_str!("../migrations/sqlite/0009_payments.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

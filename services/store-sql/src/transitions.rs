@@ -11,20 +11,40 @@ use crate::SqlOrderStore;
 use crate::error::convert;
 use crate::shards::{begin, begin_read};
 use crate::tables::orders::assert_sealed;
-use crate::tables::{order_history as history, orders, outbox};
+use crate::tables::{AnyTx, order_history as history, orders, outbox};
+
+/// A transition's writes inside `tx`: the main row's compare-and-set, then (only when it
+/// matched) the history row and the outbox event. `false`: the order is not at the expected
+/// version (or missing), and nothing was written. Shared by a plain transition and a payment
+/// settlement, which commits the order's `pay` with the payment's own row.
+pub(crate) async fn write_transition(
+    tx: &mut AnyTx<'_>,
+    write: &TransitionWrite,
+) -> DomainResult<bool> {
+    write.check()?;
+    let order = &write.order;
+    order.check_invariants()?;
+    assert_sealed(order)?;
+    if !orders::update_for_transition(tx, order, write.expected_version).await? {
+        return Ok(false);
+    }
+    if let Some(entry) = &write.history {
+        history::bind(sqlx::query(&history::INSERT), entry)?
+            .execute(&mut **tx)
+            .await
+            .map_err(convert)?;
+    }
+    outbox::insert(tx, &[&write.event]).await?;
+    Ok(true)
+}
 
 #[async_trait]
 impl TransitionStore for SqlOrderStore {
     async fn commit_transition(&self, write: TransitionWrite) -> DomainResult<Order> {
-        write.check()?;
-        let order = &write.order;
-        order.check_invariants()?;
-        assert_sealed(order)?;
-        let main = &order.main;
+        let main = &write.order.main;
         let pool = self.shards.for_bucket(main.id.bucket());
         let mut tx = begin(pool).await?;
-        let updated = orders::update_for_transition(&mut tx, order, write.expected_version).await?;
-        if !updated {
+        if !write_transition(&mut tx, &write).await? {
             drop(tx);
             return Err(match self.get(&main.tenant, main.id).await? {
                 None => DomainError::not_found("order not found"),
@@ -37,13 +57,6 @@ impl TransitionStore for SqlOrderStore {
                 ),
             });
         }
-        if let Some(entry) = &write.history {
-            history::bind(sqlx::query(&history::INSERT), entry)?
-                .execute(&mut *tx)
-                .await
-                .map_err(convert)?;
-        }
-        outbox::insert(&mut tx, &[&write.event]).await?;
         tx.commit().await.map_err(convert)?;
         Ok(write.order)
     }

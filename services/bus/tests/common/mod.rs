@@ -54,6 +54,7 @@ pub fn event_in(
         order_type: OrderType::parse("standard").unwrap(),
         occurred_at: OffsetDateTime::from_unix_timestamp(1_790_000_000 + version as i64).unwrap(),
         transition: None,
+        payment: None,
     }
 }
 

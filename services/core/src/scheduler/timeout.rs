@@ -84,6 +84,7 @@ impl Scheduler {
             data: BTreeMap::new(),
             operator: SOURCE_SCHEDULER.to_owned(),
             source_system: SOURCE_SCHEDULER,
+            payment: None,
         };
         match self
             .transitions

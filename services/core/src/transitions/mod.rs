@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
+use oc_model::order::PaymentItem;
 use oc_model::{
     DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Released,
     StockEffect, TransitionEvent,
@@ -44,6 +45,16 @@ pub(crate) struct Firing {
     /// The API key id, or the system part that fired it (`scheduler`).
     pub(crate) operator: String,
     pub(crate) source_system: &'static str,
+    /// The payment a `pay` fired by the payments domain records on the order.
+    pub(crate) payment: Option<PaymentItem>,
+}
+
+/// A transition decided and not yet written (see [`TransitionService::prepare_event`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) write: TransitionWrite,
+    /// The stock decision to apply once it committed.
+    pub(crate) stock: StockEffect,
 }
 
 /// The coupons and points an order holds, to give back when it ends unpaid.
@@ -157,6 +168,7 @@ impl TransitionService {
                     data: request.data,
                     operator: caller.key_id.clone(),
                     source_system: SOURCE_API,
+                    payment: None,
                 },
             )
             .await?;
@@ -164,7 +176,7 @@ impl TransitionService {
     }
 
     /// Move `current` through `firing.event` under `tenant`'s config: the one path of every
-    /// transition, whoever fires it (the API, the timeout worker). The order row's
+    /// transition, whoever fires it (the API, the timeout worker, a payment). The order row's
     /// compare-and-set is on `current`'s version, so of two racing transitions exactly one
     /// commits and the other is `PreconditionFailed` with nothing written. After the commit
     /// the transition's stock decision is applied to the order's reservations.
@@ -174,12 +186,29 @@ impl TransitionService {
         current: Order,
         firing: Firing,
     ) -> DomainResult<Order> {
+        let prepared = self.prepare_event(tenant, &current, firing)?;
+        let stock = prepared.stock;
+        let stored = self.store.commit_transition(prepared.write).await?;
+        self.finish(&stored, stock).await;
+        Ok(stored)
+    }
+
+    /// Everything a transition writes, decided but not written: the next order, its history
+    /// row and outbox event. Whoever commits it (the transition store alone, or a payment's
+    /// settlement with the payment's row) then calls [`Self::finish`].
+    pub(crate) fn prepare_event(
+        &self,
+        tenant: &TenantConfig,
+        current: &Order,
+        firing: Firing,
+    ) -> DomainResult<Prepared> {
         let Firing {
             event,
             reason,
             data: raw_data,
             operator,
             source_system,
+            payment,
         } = firing;
         let identity = tenant
             .business_identity(&current.main.business_identity)
@@ -204,8 +233,12 @@ impl TransitionService {
         if event.as_str() == "cancel" {
             next.operation.cancel_reason = reason.clone();
         }
+        // the money a payment brought, on the order's finance group (refunds count against it)
+        if let Some(item) = payment {
+            next.finance.payments.push(item);
+        }
         next.operation.updated_by = Some(operator.clone());
-        self.orders.prepare_next_in(tenant, &current, &mut next)?;
+        self.orders.prepare_next_in(tenant, current, &mut next)?;
 
         // the stock decision is recorded only where stock is kept
         let stock = if identity.inventory().is_builtin() {
@@ -234,20 +267,24 @@ impl TransitionService {
         // an order that ends before it was paid gives its coupons and points back: the
         // marketing system follows the cancelling event to unfreeze them
         let released = (kind == OrderEventKind::Cancelled && &from == machine.initial())
-            .then(|| released_of(&current))
+            .then(|| released_of(current))
             .filter(|released| !released.is_empty());
         let mut outbox = OrderEvent::of(&next, kind);
         outbox.transition = Some(entry.note(config.event_type.clone(), released));
-        let stored = self
-            .store
-            .commit_transition(TransitionWrite {
+        Ok(Prepared {
+            write: TransitionWrite {
                 expected_version: current.main.version,
                 order: next,
                 event: outbox,
                 history: Some(entry),
-            })
-            .await?;
-        self.orders.remember(&stored).await;
+            },
+            stock,
+        })
+    }
+
+    /// After a transition committed: the cache write-through and the stock decision.
+    pub(crate) async fn finish(&self, stored: &Order, stock: StockEffect) {
+        self.orders.remember(stored).await;
         // The history row holds the decision; settling is idempotent, so a failure here
         // (logged) leaves the reservations for the sweeper, which settles an expired
         // reservation as its order's history decided (`crate::scheduler`), never a wrong
@@ -255,12 +292,11 @@ impl TransitionService {
         if let Err(error) = self
             .orders
             .reserver
-            .settle(&stored, stock, self.orders.now_ms())
+            .settle(stored, stock, self.orders.now_ms())
             .await
         {
             tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");
         }
-        Ok(stored)
     }
 
     /// Cancel an order: its state machine's `cancel` event, through [`Self::fire`].

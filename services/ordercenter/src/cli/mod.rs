@@ -11,6 +11,7 @@ pub mod dead_letters;
 pub mod keys;
 pub mod process;
 pub mod read_models;
+pub mod sandbox_pay;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +51,10 @@ pub enum Command {
     /// as JSON, `replay` them once the cause is fixed (exit 3 when some still fail).
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
+    /// The sandbox payment provider (for demos and tests): signs for the accounts of the
+    /// payment secrets file, sends callbacks, and misbehaves on request (PUT /sandbox/faults:
+    /// drop, delay, duplicate or reorder callbacks, fail queries).
+    SandboxPay(sandbox_pay::SandboxPayArgs),
     /// Tenant config tooling: validate, plan, schema.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -75,6 +80,7 @@ pub fn main() -> ExitCode {
         Some(Command::Backfill(args)) => read_models::backfill(args),
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
         Some(Command::DeadLetters(command)) => dead_letters::run(command),
+        Some(Command::SandboxPay(args)) => sandbox_pay::run(args),
         None => process::serve(process::ServeArgs::default()),
     };
     match outcome {

@@ -55,6 +55,12 @@ pub struct ServiceConfig {
     /// The purge jobs' retentions and batch (`OC_OUTBOX_RETENTION_MS`,
     /// `OC_IDEMPOTENCY_RETENTION_MS`, `OC_PURGE_BATCH`), run by the scheduler.
     pub purge: oc_core::scheduler::PurgeSettings,
+    /// Payment providers by name and base URL (`OC_PAYMENT_PROVIDERS`).
+    pub payment_providers: Vec<(oc_model::ProviderName, String)>,
+    /// The tenants' provider accounts and secrets (`OC_PAYMENT_SECRETS_FILE`).
+    pub payment_secrets_file: Option<PathBuf>,
+    /// Expiry, active query and callback window of payments (`OC_PAYMENT_*`).
+    pub payments: oc_core::payments::PaymentSettings,
     /// Attempts of one order on one read model before a transient failure may be
     /// dead-lettered (`OC_PROJECTOR_ATTEMPTS_PER_ORDER`, `ProjectorConfig::attempts_per_order`).
     pub projector_attempts_per_order: u32,
@@ -312,6 +318,26 @@ impl ServiceConfig {
                 idempotency_retention: millis(source.value(&IDEMPOTENCY_RETENTION_MS)?),
                 batch_size: source.value(&PURGE_BATCH)?,
                 ..oc_core::scheduler::PurgeSettings::default()
+            },
+            payment_providers: source.get(&PAYMENT_PROVIDERS)?.unwrap_or_default(),
+            payment_secrets_file: source.get(&PAYMENT_SECRETS_FILE)?,
+            payments: {
+                let ms = |value: u64| {
+                    time::Duration::milliseconds(i64::try_from(value).unwrap_or(i64::MAX))
+                };
+                oc_core::payments::PaymentSettings {
+                    expiry: ms(source.value(&PAYMENT_EXPIRY_MS)?),
+                    query_delay: ms(source.value(&PAYMENT_QUERY_DELAY_MS)?),
+                    query_interval: ms(source.value(&PAYMENT_QUERY_INTERVAL_MS)?),
+                    callback_window: ms(source.value(&PAYMENT_CALLBACK_WINDOW_MS)?),
+                    public_url: source
+                        .get(&PAYMENT_PUBLIC_URL)?
+                        .unwrap_or_else(|| format!("http://{listen}")),
+                    poll_interval: std::time::Duration::from_millis(
+                        source.value(&PAYMENT_POLL_MS)?,
+                    ),
+                    ..oc_core::payments::PaymentSettings::default()
+                }
             },
             projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
             edge: oc_api::edge::EdgeConfig {

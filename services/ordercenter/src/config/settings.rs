@@ -475,6 +475,69 @@ pub const OUTBOX_RETENTION_MS: Setting<u64> = Setting {
     parse: positive,
 };
 
+/// `name=url[,name=url…]`: payment providers speaking the generic protocol.
+fn payment_providers(text: &str) -> Result<Vec<(oc_model::ProviderName, String)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, url) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not name=url"))?;
+            let name = oc_model::ProviderName::parse(name.trim()).map_err(|e| e.message)?;
+            let url = url.trim();
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!("provider {name}: {url:?} is not an http(s) URL"));
+            }
+            Ok((name, url.to_owned()))
+        })
+        .collect()
+}
+
+pub const PAYMENT_PROVIDERS: Setting<Vec<(oc_model::ProviderName, String)>> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_PROVIDERS"),
+        Some("payment_providers"),
+        Fallback::Derived("none: payments can be listed but not created"),
+        "API, scheduler",
+        "`name=url[,…]`: payment providers speaking the generic signed-HTTP protocol, e.g. `sandbox=http://127.0.0.1:8090` (`ordercenter sandbox-pay`)",
+    ),
+    parse: payment_providers,
+};
+
+pub const PAYMENT_SECRETS_FILE: Setting<PathBuf> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_SECRETS_FILE"),
+        Some("payment_secrets_file"),
+        Fallback::Derived("none: no tenant has a provider account"),
+        "API, scheduler",
+        "JSON file of the tenants' provider accounts and shared secrets (never the tenant YAML); `sandbox-pay` reads it too",
+    ),
+    parse: path,
+};
+
+pub const PAYMENT_PUBLIC_URL: Setting<String> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_PUBLIC_URL"),
+        Some("payment_public_url"),
+        Fallback::Derived("`http://<listen address>`"),
+        "API, scheduler",
+        "the API's URL as providers reach it: callbacks go to `<url>/v1/payments/callbacks/<provider>`",
+    ),
+    parse: non_empty,
+};
+
+pub const PAYMENT_EXPIRY_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_EXPIRY_MS"),
+        Some("payment_expiry_ms"),
+        Fallback::Value("1800000"),
+        "API",
+        "how long a payment can be paid; the active query asks about it until then (seed: 30 minutes)",
+    ),
+    parse: positive,
+};
+
 pub const IDEMPOTENCY_RETENTION_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_IDEMPOTENCY_RETENTION_MS"),
@@ -482,6 +545,17 @@ pub const IDEMPOTENCY_RETENTION_MS: Setting<u64> = Setting {
         Fallback::Value("604800000"),
         "scheduler",
         "how long an Idempotency-Key answers retries of its create before the purge deletes it (default 7 days; a retry after it makes a new order)",
+    ),
+    parse: positive,
+};
+
+pub const PAYMENT_QUERY_DELAY_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_QUERY_DELAY_MS"),
+        Some("payment_query_delay_ms"),
+        Fallback::Value("60000"),
+        "API",
+        "a payment still pending this long after its creation is queried at its provider (its callback may be lost)",
     ),
     parse: positive,
 };
@@ -495,6 +569,39 @@ pub const PURGE_BATCH: Setting<u32> = Setting {
         "rows one purge statement deletes at most (1..=5000)",
     ),
     parse: purge_batch,
+};
+
+pub const PAYMENT_QUERY_INTERVAL_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_QUERY_INTERVAL_MS"),
+        Some("payment_query_interval_ms"),
+        Fallback::Value("60000"),
+        "scheduler",
+        "pause between two queries of one pending payment (seed: every minute)",
+    ),
+    parse: positive,
+};
+
+pub const PAYMENT_POLL_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_POLL_MS"),
+        Some("payment_poll_ms"),
+        Fallback::Value("5000"),
+        "scheduler",
+        "pause between two passes of the payment query worker over every shard",
+    ),
+    parse: positive,
+};
+
+pub const PAYMENT_CALLBACK_WINDOW_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_CALLBACK_WINDOW_MS"),
+        Some("payment_callback_window_ms"),
+        Fallback::Value("300000"),
+        "API",
+        "a callback signed further than this from now (either way) is refused as a replay",
+    ),
+    parse: positive,
 };
 
 pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
@@ -663,6 +770,14 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &OUTBOX_RETENTION_MS,
     &IDEMPOTENCY_RETENTION_MS,
     &PURGE_BATCH,
+    &PAYMENT_PROVIDERS,
+    &PAYMENT_SECRETS_FILE,
+    &PAYMENT_PUBLIC_URL,
+    &PAYMENT_EXPIRY_MS,
+    &PAYMENT_QUERY_DELAY_MS,
+    &PAYMENT_QUERY_INTERVAL_MS,
+    &PAYMENT_POLL_MS,
+    &PAYMENT_CALLBACK_WINDOW_MS,
     &PROJECTOR_ATTEMPTS_PER_ORDER,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,

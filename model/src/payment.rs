@@ -1,0 +1,632 @@
+//! Payments: the payment records an order's shard keeps, and the ports the payments domain
+//! works through — the store of those records ([`PaymentStore`]), the payment channel
+//! ([`PaymentProvider`]) and where the tenants' provider secrets come from
+//! ([`PaymentSecrets`]).
+//!
+//! # A payment record and its states
+//!
+//! A [`Payment`] is one attempt to collect an order's payable amount through one provider.
+//! It is created `pending` (with the provider's pay URL / QR payload once the provider
+//! answered), and the provider's word — a signed callback, or the answer to an active query —
+//! moves it exactly once, by a compare-and-set on `pending`, to `succeeded` (money captured)
+//! or `mismatch` (the provider reported another amount or currency than the record asked for:
+//! nothing is applied to the order, the reported amount is kept for an operator).
+//!
+//! What a captured payment did to its order ([`OrderEffect`]) is decided in the same
+//! transaction: `applied` when the order's `pay` transition committed with it (the order's
+//! compare-and-set, history row and `order.paid` event are written by the same transaction as
+//! the payment's), `refund_required` when the order could no longer take it (cancelled by the
+//! timeout worker, or paid already): the money is recorded, a `payment.refund_required` event
+//! is raised, and the order is left as it is.
+//!
+//! Payment ids are 64-bit and carry the order's shard bucket (the layout of an [`OrderId`]),
+//! so a callback naming one finds the order's shard without a lookup table.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{DomainError, DomainResult};
+use crate::event::{OrderEvent, ShardId};
+use crate::ids::{Bucket, OrderId, TenantId};
+use crate::lifecycle::TransitionWrite;
+use crate::money::Money;
+
+macro_rules! gene_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(OrderId);
+
+        impl $name {
+            /// An id made by the order id generator for the order's bucket.
+            pub fn generated(id: OrderId) -> $name {
+                $name(id)
+            }
+
+            /// Accept a raw value from storage or the wire.
+            pub fn from_raw(raw: u64) -> Result<$name, DomainError> {
+                OrderId::from_raw(raw)
+                    .map($name)
+                    .map_err(|_| DomainError::invalid("", format!("{raw} is not a {}", $what)))
+            }
+
+            pub fn get(self) -> u64 {
+                self.0.get()
+            }
+
+            pub fn as_i64(self) -> i64 {
+                self.0.as_i64()
+            }
+
+            /// The shard bucket of the order this record belongs to.
+            pub fn bucket(self) -> Bucket {
+                self.0.bucket()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let id: OrderId = s
+                    .parse()
+                    .map_err(|_| DomainError::invalid("", format!("{s:?} is not a {}", $what)))?;
+                Ok($name::generated(id))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0.get())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                raw.parse()
+                    .map_err(|e: DomainError| serde::de::Error::custom(e.message))
+            }
+        }
+    };
+}
+
+gene_id!(
+    /// A payment record's id: carries the order's bucket; a decimal string on the wire.
+    PaymentId,
+    "payment id"
+);
+gene_id!(
+    /// A refund record's id: carries the order's bucket; a decimal string on the wire.
+    RefundId,
+    "refund id"
+);
+
+/// A payment provider's name as configured (`sandbox`, `wechat`, `alipay`): 1..=32 of
+/// `[a-z0-9_-]`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ProviderName(String);
+
+impl ProviderName {
+    pub fn parse(value: impl Into<String>) -> Result<ProviderName, DomainError> {
+        let value = value.into();
+        let valid = !value.is_empty()
+            && value.len() <= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && value
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
+        if valid {
+            Ok(ProviderName(value))
+        } else {
+            Err(DomainError::invalid(
+                "",
+                format!(
+                    "a payment provider name is 1 to 32 characters of a-z, 0-9, '_' or '-', got {value:?}"
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ProviderName::parse(raw).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|value| value.as_str() == text)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Where a payment stands with its provider.
+    PaymentStatus {
+        /// Created; the provider has not reported money yet.
+        Pending => "pending",
+        /// The provider captured the money (`captured`).
+        Succeeded => "succeeded",
+        /// The provider reported an amount or currency other than the record's: nothing was
+        /// applied to the order; the reported amount is kept for an operator.
+        Mismatch => "mismatch",
+    }
+);
+
+wire_enum!(
+    /// What a captured payment did to its order.
+    OrderEffect {
+        /// Nothing (nothing captured, or a mismatch).
+        None => "none",
+        /// The order's `pay` transition committed with the payment.
+        Applied => "applied",
+        /// The order could not take it (cancelled, or already paid): the money must be
+        /// refunded; the order is left as it is.
+        RefundRequired => "refund_required",
+    }
+);
+
+/// What the provider answered to a create: how the buyer pays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// The provider's transaction id, when it assigns one at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_txn_id: Option<String>,
+    /// A URL the buyer opens to pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_url: Option<String>,
+    /// The text a QR code encodes for the buyer's wallet app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr_payload: Option<String>,
+}
+
+impl Checkout {
+    /// Whether the provider has not answered yet (nothing for the buyer to pay with).
+    pub fn is_empty(&self) -> bool {
+        self.pay_url.is_none() && self.qr_payload.is_none()
+    }
+}
+
+/// A payment record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub tenant: TenantId,
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    pub provider: ProviderName,
+    /// What the record asks for (the order's payable amount).
+    pub amount: Money,
+    pub status: PaymentStatus,
+    pub checkout: Checkout,
+    /// Minor units the provider captured (0 until `succeeded`).
+    pub captured: i64,
+    /// What the provider reported when it did not match (`mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<Money>,
+    pub effect: OrderEffect,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// After this the provider takes no money for it; the active query stops.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub paid_at: Option<OffsetDateTime>,
+    /// When the active query asks the provider next (`None`: no more queries).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_query_at: Option<OffsetDateTime>,
+    pub query_attempts: u32,
+}
+
+wire_enum!(
+    /// Where a refund stands.
+    RefundStatus {
+        /// Written, its amount reserved on the payment; the provider has not answered.
+        Requested => "requested",
+        /// Money returned.
+        Succeeded => "succeeded",
+        /// The provider refused it; its reservation went back to the payment.
+        Failed => "failed",
+    }
+);
+
+/// A refund of (part of) a captured payment. Its amount is reserved on the payment
+/// (`refunded`) in the transaction that writes it, by an update that only matches while
+/// `refunded + amount <= captured`, and the table carries the same rule as a `CHECK`: however
+/// many refunds run at once, their sum never exceeds what was captured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub tenant: TenantId,
+    pub id: RefundId,
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    /// The caller's id of this refund (an after-sale id): a retry with it is the same refund.
+    pub refund_key: String,
+    pub amount: Money,
+    pub status: RefundStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What a refund request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefundInsert {
+    Created(Refund),
+    /// The refund key was used before on this payment: that refund (whatever its amount).
+    Replayed(Refund),
+    /// Refused, nothing written: more than is left to refund (`refundable` minor units), or
+    /// the payment captured nothing.
+    Exceeds {
+        refundable: i64,
+    },
+}
+
+/// An idempotency claim on a payment create: the key (scoped to tenant and order) and the
+/// hash of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentIdempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// A payment create: the record, its idempotency claim and its outbox event
+/// (`payment.created`), one transaction on the order's shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPayment {
+    pub payment: Payment,
+    pub idempotency: Option<PaymentIdempotency>,
+    pub event: OrderEvent,
+}
+
+/// What a payment create did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentInsert {
+    Created(Payment),
+    /// The idempotency key was used with the same request: the first payment.
+    Replayed(Payment),
+}
+
+/// The provider's word on a pending payment, written by a compare-and-set on `pending` in one
+/// transaction with the order's transition (when the payment is applied to the order) and
+/// the outbox events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentSettlement {
+    pub tenant: TenantId,
+    pub id: PaymentId,
+    pub status: PaymentStatus,
+    /// Minor units captured (0 for a mismatch).
+    pub captured: i64,
+    pub provider_txn_id: Option<String>,
+    pub reported: Option<Money>,
+    pub effect: OrderEffect,
+    pub paid_at: Option<OffsetDateTime>,
+    pub at: OffsetDateTime,
+    /// The order's `pay` transition, committed with the payment or not at all.
+    pub transition: Option<TransitionWrite>,
+    /// Payment events (`payment.mismatch`, `payment.refund_required`).
+    pub events: Vec<OrderEvent>,
+}
+
+/// What a settlement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// Written, with the transition and events.
+    Settled,
+    /// The payment was no longer pending (settled by a duplicate before): nothing written.
+    AlreadySettled,
+}
+
+/// The payments domain's records, in the order's shard. Every method is scoped by tenant;
+/// another tenant's record is `None`.
+#[async_trait]
+pub trait PaymentStore: Send + Sync + fmt::Debug + 'static {
+    /// Write a new payment with its event (and idempotency claim): one transaction. A reused
+    /// key with another request hash is `Conflict`.
+    async fn insert_payment(&self, new: NewPayment) -> DomainResult<PaymentInsert>;
+
+    /// Record the provider's answer to the create (kept only while the payment is pending
+    /// and has none yet).
+    async fn set_checkout(
+        &self,
+        tenant: &TenantId,
+        id: PaymentId,
+        checkout: &Checkout,
+        at: OffsetDateTime,
+    ) -> DomainResult<()>;
+
+    async fn get_payment(&self, tenant: &TenantId, id: PaymentId) -> DomainResult<Option<Payment>>;
+
+    /// The payments of an order, oldest first.
+    async fn payments_of_order(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Vec<Payment>>;
+
+    /// Settle a pending payment (see [`PaymentSettlement`]): the payment's compare-and-set on
+    /// `pending` first (concurrent duplicates queue on its row), then the order's transition
+    /// (a stale order version is `PreconditionFailed` and nothing is written), then the events.
+    async fn settle_payment(&self, settlement: PaymentSettlement) -> DomainResult<SettleOutcome>;
+
+    /// Pending payments of one shard whose next query is due at `now`, soonest first.
+    async fn payments_due(
+        &self,
+        shard: ShardId,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> DomainResult<Vec<Payment>>;
+
+    /// Claim the next query of a payment: moves `next_query_at` from `seen` to `next` (`None`:
+    /// no more queries) and counts the attempt, only if no one moved it since (several
+    /// workers may see the same due payment; one asks the provider).
+    async fn claim_payment_query(
+        &self,
+        tenant: &TenantId,
+        id: PaymentId,
+        seen: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+    ) -> DomainResult<bool>;
+
+    /// The physical shards (the query worker walks each).
+    fn payment_shards(&self) -> Vec<ShardId>;
+
+    /// Write a `requested` refund and reserve its amount on its (succeeded) payment, both or
+    /// neither (see [`Refund`]); idempotent by (payment, refund key).
+    async fn insert_refund(&self, refund: Refund) -> DomainResult<RefundInsert>;
+
+    /// Settle a `requested` refund as `succeeded` or `failed` (a failure gives its
+    /// reservation back to the payment in the same transaction); `false` when it was no
+    /// longer requested (nothing written).
+    async fn settle_refund(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        status: RefundStatus,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool>;
+
+    /// Minor units reserved by refunds that did not fail, on a payment.
+    async fn refunded(&self, tenant: &TenantId, id: PaymentId) -> DomainResult<Option<i64>>;
+}
+
+/// A tenant's account with a provider: the account name the provider knows it by and the
+/// shared secret requests and callbacks are signed with. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderCredentials {
+    pub account: String,
+    secret: Vec<u8>,
+}
+
+impl ProviderCredentials {
+    pub fn new(account: impl Into<String>, secret: Vec<u8>) -> ProviderCredentials {
+        ProviderCredentials {
+            account: account.into(),
+            secret,
+        }
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+}
+
+impl fmt::Debug for ProviderCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderCredentials")
+            .field("account", &self.account)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where the tenants' provider secrets come from (a secrets file, a key ring): never the
+/// tenant YAML, which is readable by operators and kept in version control.
+pub trait PaymentSecrets: Send + Sync + fmt::Debug + 'static {
+    /// The tenant's credentials with `provider`, if it has an account there.
+    fn credentials(
+        &self,
+        tenant: &TenantId,
+        provider: &ProviderName,
+    ) -> Option<ProviderCredentials>;
+
+    /// The tenant whose account with `provider` is `account` (a callback names the account
+    /// it is for; its signature is then checked with that tenant's secret).
+    fn tenant_of_account(&self, provider: &ProviderName, account: &str) -> Option<TenantId>;
+}
+
+/// A payment as the provider is asked to create it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderPaymentRequest {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Where the provider sends its callbacks.
+    pub notify_url: String,
+}
+
+/// A payment as the provider reports it (in a callback or a query answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderPaymentState {
+    /// Not paid yet.
+    Pending,
+    /// Paid: the amount the provider captured, in its currency.
+    Succeeded {
+        provider_txn_id: String,
+        amount: Money,
+        paid_at: OffsetDateTime,
+    },
+    /// Failed, or closed unpaid at the provider.
+    Failed { reason: String },
+    /// The provider does not know this payment.
+    Unknown,
+}
+
+/// A verified callback about one payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderNotification {
+    pub payment_id: PaymentId,
+    pub state: ProviderPaymentState,
+}
+
+/// A received callback before verification: the raw body (the signature covers its exact
+/// bytes) and the headers by lowercase name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCallback {
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Why a callback was refused. Nothing is changed by a refused callback.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackRefusal {
+    /// No, or a malformed, signature, timestamp or account.
+    #[error("callback is not signed: {0}")]
+    Unsigned(String),
+    /// The signature does not verify with the account's secret (or the account is unknown).
+    #[error("callback signature does not verify")]
+    BadSignature,
+    /// The signed timestamp is outside the accepted window (a replay, or a skewed clock).
+    #[error("callback timestamp is {skew_seconds} s away from now, outside the window")]
+    Stale { skew_seconds: i64 },
+    /// Signed, but not a callback this protocol knows.
+    #[error("callback body is malformed: {0}")]
+    Malformed(String),
+}
+
+/// A payment channel (one adapter per external system; the composition root wires them by
+/// name). Every call carries the tenant's credentials; adapters sign and verify with them.
+///
+/// Contract: `create` is idempotent by our payment id (a retry of an uncertain call is
+/// safe); answers and callbacks are authenticated by the adapter before they are returned;
+/// an unreachable or failing provider is `Unavailable`.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync + fmt::Debug + 'static {
+    fn name(&self) -> &ProviderName;
+
+    async fn create(
+        &self,
+        credentials: &ProviderCredentials,
+        request: &ProviderPaymentRequest,
+    ) -> DomainResult<Checkout>;
+
+    async fn query(
+        &self,
+        credentials: &ProviderCredentials,
+        payment_id: PaymentId,
+    ) -> DomainResult<ProviderPaymentState>;
+
+    /// The account a callback claims to come for (unverified: it only selects the secret
+    /// to verify with).
+    fn callback_account(&self, callback: &RawCallback) -> Option<String>;
+
+    /// Verify a callback with the account's credentials and decode it: a signed timestamp
+    /// further than `window` from `now` (either way) is [`CallbackRefusal::Stale`]; the
+    /// signature is compared in constant time.
+    fn verify_callback(
+        &self,
+        credentials: &ProviderCredentials,
+        callback: &RawCallback,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> Result<ProviderNotification, CallbackRefusal>;
+}
+
+#[allow(dead_code)]
+fn _object_safety(_: &dyn PaymentStore, _: &dyn PaymentProvider, _: &dyn PaymentSecrets) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::OrderIdGenerator;
+
+    #[test]
+    fn payment_ids_carry_the_order_bucket_and_round_trip() {
+        let generator = OrderIdGenerator::new(1).unwrap();
+        let bucket = Bucket::new(613).unwrap();
+        let payment = PaymentId::generated(generator.next(bucket, 1_790_000_000_000));
+        assert_eq!(payment.bucket(), bucket);
+        assert_eq!(payment.to_string().parse::<PaymentId>().unwrap(), payment);
+        let json = serde_json::to_string(&payment).unwrap();
+        assert_eq!(json, format!("\"{payment}\""));
+        assert!("abc".parse::<PaymentId>().is_err());
+        assert!(PaymentId::from_raw(0).is_err());
+    }
+
+    #[test]
+    fn names_and_states_parse_what_they_print() {
+        assert!(ProviderName::parse("sandbox").is_ok());
+        for bad in ["", "Sandbox", "-x", &"x".repeat(33)] {
+            assert!(ProviderName::parse(bad).is_err(), "{bad:?}");
+        }
+        for status in PaymentStatus::ALL {
+            assert_eq!(PaymentStatus::parse(status.as_str()), Some(*status));
+        }
+        for effect in OrderEffect::ALL {
+            assert_eq!(OrderEffect::parse(effect.as_str()), Some(*effect));
+        }
+    }
+
+    #[test]
+    fn credentials_never_print_their_secret() {
+        let credentials = ProviderCredentials::new("retail", b"s3cret-bytes".to_vec());
+        let printed = format!("{credentials:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("retail"));
+    }
+}

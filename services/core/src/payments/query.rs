@@ -1,0 +1,128 @@
+//! The active query (seed 003: "the payment service polls unpaid orders every minute, retries
+//! up to 30 minutes"): payments still pending `query_delay` after their creation are asked
+//! about at their provider every `query_interval` until they expire, and the answer goes
+//! through the one exactly-once path a callback takes ([`PaymentService::apply`]).
+//!
+//! Several workers (each single-node `serve`, each `ordercenter scheduler`) may walk the same
+//! shards: a query is claimed first by moving the payment's `next_query_at` from the value
+//! the worker read (a compare-and-set), so one of them asks the provider, and applying the
+//! answer is exactly-once whoever does it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use oc_model::{DomainResult, Payment};
+
+use super::{Applied, PaymentService};
+
+/// What became of one due payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Queried {
+    /// Asked, and the answer applied (or found nothing to apply).
+    Applied(Applied),
+    /// Another worker claimed this query first.
+    Claimed,
+    /// The provider did not answer (or the tenant has no account any more): tried again at
+    /// the next query.
+    Failed,
+}
+
+impl Queried {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queried::Applied(applied) => applied.as_str(),
+            Queried::Claimed => "claimed",
+            Queried::Failed => "failed",
+        }
+    }
+}
+
+impl PaymentService {
+    /// Pass after pass over every shard until `stop` resolves.
+    pub async fn run_queries(&self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                report = self.query_pass() => {
+                    if let Err(error) = report {
+                        tracing::warn!(error = %error.message, "payment query pass failed");
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// One pass: every payment due for a query now, on every shard, asked and applied.
+    pub async fn query_pass(&self) -> DomainResult<BTreeMap<Queried, u64>> {
+        let mut report = BTreeMap::new();
+        for shard in self.store.payment_shards() {
+            loop {
+                let now = self.now();
+                let page = self
+                    .store
+                    .payments_due(shard, now, self.settings.batch_size)
+                    .await?;
+                for payment in &page {
+                    let outcome = self.query_one(payment.clone()).await;
+                    self.stats.applied("query", outcome.as_str());
+                    *report.entry(outcome).or_default() += 1;
+                }
+                // a claimed payment leaves the due set (its next query moved on): a full
+                // page means there may be more due now
+                if page.len() < self.settings.batch_size as usize {
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn query_one(&self, payment: Payment) -> Queried {
+        let Some(seen) = payment.next_query_at else {
+            return Queried::Claimed;
+        };
+        let now = self.now();
+        // one query at or after the expiry is the last: the provider takes no money after it
+        let next = (now < payment.expires_at).then(|| now + self.settings.query_interval);
+        match self
+            .store
+            .claim_payment_query(&payment.tenant, payment.id, seen, next)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Queried::Claimed,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, error = %error.message, "claiming a payment query failed");
+                return Queried::Failed;
+            }
+        }
+        let Some(provider) = self.providers.get(&payment.provider) else {
+            tracing::warn!(payment_id = %payment.id, provider = %payment.provider, "a pending payment's provider is not configured");
+            return Queried::Failed;
+        };
+        let Some(credentials) = self.credentials(&payment.tenant, &payment.provider) else {
+            tracing::warn!(payment_id = %payment.id, "the tenant has no account with the payment's provider any more");
+            return Queried::Failed;
+        };
+        let state = match provider.query(&credentials, payment.id).await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment.id, error = %error.message, "querying the provider failed; asking again at the next query");
+                return Queried::Failed;
+            }
+        };
+        let id = payment.id;
+        match self.apply(payment, state).await {
+            Ok(applied) => Queried::Applied(applied),
+            Err(error) => {
+                tracing::error!(payment_id = %id, error = %error.message, "applying a queried payment failed");
+                Queried::Failed
+            }
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! Payments end to end (issue #15): the real `ordercenter` (single-node `serve` on SQLite; on
+//! MariaDB shards `serve` and `ordercenter scheduler`), the sandbox provider as the external
+//! party over real HTTP on loopback, callbacks signed with the secrets file both read.
+//!
+//! Paid by callback; 50 duplicate callbacks delivered at once fire one `pay`; a forged
+//! signature, an old timestamp and a wrong amount are refused with nothing changed; a payment
+//! for an order that timed out records the money as `refund_required` and the order stays
+//! cancelled; with every callback dropped (and queries failing for a while) the active query
+//! pays the order.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use oc_model::payment::ProviderCredentials;
+use oc_pay_http::protocol::{self, PaymentReport, ReportStatus};
+use oc_pay_http::{Faults, Sandbox};
+
+const SECRET: &[u8] = b"sandbox-secret-retail-0123456789";
+const ACCOUNT: &str = "retail-shop";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    MariaDb,
+}
+
+/// The server (and on MariaDB the scheduler) with the sandbox provider wired in.
+struct Setup {
+    port: u16,
+    sandbox: Sandbox,
+    sandbox_port: u16,
+    runtime: tokio::runtime::Runtime,
+    _servers: Vec<Server>,
+    _data: tempfile::TempDir,
+    _tenants: tempfile::TempDir,
+    databases: Option<oc_test_support::TestDatabases>,
+}
+
+impl Setup {
+    /// `window_seconds`: retail `standard`'s payment window; `extra`: more environment.
+    fn start(backend: Backend, label: &str, window_seconds: u32, extra: &[(&str, &str)]) -> Setup {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let accounts = BTreeMap::from([(
+            ACCOUNT.to_owned(),
+            ProviderCredentials::new(ACCOUNT, SECRET.to_vec()),
+        )]);
+        let (sandbox, sandbox_address) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (sandbox, address, _task) = Sandbox::serve(accounts, listener).await.unwrap();
+            (sandbox, address)
+        });
+        let data = tempfile::tempdir().unwrap();
+        let secrets = data.path().join("payment-secrets.json");
+        std::fs::write(
+            &secrets,
+            format!(
+                r#"{{"accounts":[{{"tenant":"retail","provider":"sandbox","account":"{ACCOUNT}","secret_base64":"{}"}}]}}"#,
+                base64_of(SECRET)
+            ),
+        )
+        .unwrap();
+        let tenants = copy_of_examples();
+        let retail = tenants.path().join("retail.yaml");
+        let text = std::fs::read_to_string(&retail).unwrap();
+        assert!(text.contains("payment_window_seconds: 1800"));
+        std::fs::write(
+            &retail,
+            text.replace(
+                "payment_window_seconds: 1800",
+                &format!("payment_window_seconds: {window_seconds}"),
+            ),
+        )
+        .unwrap();
+        let databases = match backend {
+            Backend::Sqlite => None,
+            Backend::MariaDb => Some(
+                runtime
+                    .block_on(oc_test_support::TestDatabases::create(label, 2))
+                    .unwrap(),
+            ),
+        };
+        let port = free_port();
+        let base = |data: &std::path::Path| {
+            let mut command = command(data);
+            command
+                .env("OC_TENANT_CONFIG_DIR", tenants.path())
+                .env(
+                    "OC_PAYMENT_PROVIDERS",
+                    format!("sandbox=http://{sandbox_address}"),
+                )
+                .env("OC_PAYMENT_SECRETS_FILE", &secrets)
+                .env("OC_PAYMENT_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+                .env("OC_SCHEDULER_POLL_MS", "200")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (name, value) in extra {
+                command.env(name, value);
+            }
+            if let Some(databases) = &databases {
+                command
+                    .env("OC_SHARDS", databases.urls().join(","))
+                    .env("OC_MASTER_KEY", "42".repeat(32));
+            }
+            command
+        };
+        if databases.is_some() {
+            keys_init(base(data.path()));
+        }
+        let mut servers = Vec::new();
+        let mut serve = base(data.path());
+        serve
+            .arg("serve")
+            .env("OC_LISTEN", format!("127.0.0.1:{port}"));
+        servers.push(Server(serve.spawn().unwrap()));
+        wait_healthy(port);
+        if databases.is_some() {
+            // a cluster's serve runs no workers: the active query runs in the scheduler
+            let worker_port = free_port();
+            let mut scheduler: Command = base(data.path());
+            scheduler
+                .arg("scheduler")
+                .env("OC_LISTEN", format!("127.0.0.1:{worker_port}"));
+            servers.push(Server(scheduler.spawn().unwrap()));
+            wait_healthy(worker_port);
+        }
+        Setup {
+            port,
+            sandbox,
+            sandbox_port: sandbox_address.port(),
+            runtime,
+            _servers: servers,
+            _data: data,
+            _tenants: tenants,
+            databases,
+        }
+    }
+
+    fn finish(mut self) {
+        self._servers.clear();
+        if let Some(databases) = self.databases.take() {
+            self.runtime.block_on(databases.cleanup()).unwrap();
+        }
+    }
+
+    /// A retail order (88.00 CNY) and a payment of it through the sandbox: (order, payment).
+    fn order_with_payment(&self, buyer: &str) -> (serde_json::Value, serde_json::Value) {
+        let order = create_retail_order(self.port, buyer, "SKU-PAY");
+        let id = order["id"].as_str().unwrap();
+        let (status, body) = request(
+            self.port,
+            "POST",
+            &format!("/v1/orders/{id}/payments"),
+            &[("Idempotency-Key", &format!("pay-{buyer}"))],
+            Some(r#"{"provider":"sandbox"}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+        (order, serde_json::from_str(&body).unwrap())
+    }
+
+    fn order(&self, id: &str) -> serde_json::Value {
+        let (status, body) = http(self.port, "GET", &format!("/v1/orders/{id}"), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn payments(&self, order_id: &str) -> Vec<serde_json::Value> {
+        let (status, body) = http(
+            self.port,
+            "GET",
+            &format!("/v1/orders/{order_id}/payments"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        list["items"].as_array().unwrap().clone()
+    }
+
+    /// The order's history from its shard: (event, to) oldest first. The truth on both
+    /// backends: on MariaDB the scheduler process changes orders behind the API's in-process
+    /// cache (a cluster's projector refreshes it; these tests run none), so a GET of the order
+    /// may trail what the shard holds.
+    fn history(&self, order_id: &str) -> Vec<(String, String)> {
+        let (status, body) = http(
+            self.port,
+            "GET",
+            &format!("/v1/orders/{order_id}/history"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                (
+                    item["event"].as_str().unwrap().to_owned(),
+                    item["to"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn history_events(&self, order_id: &str) -> Vec<String> {
+        self.history(order_id)
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect()
+    }
+
+    /// The order's status and version as its shard holds them (see [`Self::history`]).
+    fn status(&self, order_id: &str) -> (String, usize) {
+        let history = self.history(order_id);
+        let status = history
+            .last()
+            .map_or("pending_payment".to_owned(), |(_, to)| to.clone());
+        (status, history.len() + 1)
+    }
+
+    /// The buyer pays at the sandbox (optionally another amount, in minor units).
+    fn pay(&self, payment_id: &str, amount_minor: Option<i64>) {
+        let body = amount_minor
+            .map(|minor| format!(r#"{{"amount":{{"minor":{minor},"currency":"CNY"}}}}"#));
+        let (status, answer) = http(
+            self.sandbox_port,
+            "POST",
+            &format!("/sandbox/pay/{payment_id}"),
+            body.as_deref(),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    fn wait_status(&self, order_id: &str, status: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.status(order_id).0 == status {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "order {order_id} not {status} within {limit:?}: {:?}",
+                self.status(order_id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (status, body) = http(self.port, "GET", "/metrics", None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .map(|value| value.trim().parse::<f64>().unwrap())
+            .sum()
+    }
+
+    /// A callback as a provider sends it: `report` signed by `secret` at `timestamp`.
+    fn callback(&self, report: &PaymentReport, secret: &[u8], timestamp: i64) -> (u16, String) {
+        let body = serde_json::to_string(report).unwrap();
+        let signed = protocol::sign(ACCOUNT, secret, timestamp, body.as_bytes());
+        let headers: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        request(
+            self.port,
+            "POST",
+            "/v1/payments/callbacks/sandbox",
+            &headers,
+            Some(&body),
+        )
+        .unwrap()
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn now_seconds() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn id_of(value: &serde_json::Value) -> String {
+    value["id"].as_str().unwrap().to_owned()
+}
+
+/// Created with what the buyer pays with, idempotent by key, listed; paid by the sandbox's
+/// callback: the order is `paid` through one `pay` transition recorded by `payments`, the
+/// payment `succeeded` and `applied`.
+fn paid_by_callback(backend: Backend) {
+    let setup = Setup::start(backend, "pay_callback", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-cb");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    assert_eq!(payment["status"], "pending");
+    assert_eq!(payment["amount"], order["finance"]["payable"]);
+    assert!(
+        payment["pay_url"].as_str().unwrap().contains(&payment_id),
+        "{payment}"
+    );
+    assert!(payment["qr_payload"].as_str().is_some(), "{payment}");
+    // the same key: the same payment, not a second one
+    let (status, body) = request(
+        setup.port,
+        "POST",
+        &format!("/v1/orders/{order_id}/payments"),
+        &[("Idempotency-Key", "pay-buyer-cb")],
+        Some(r#"{"provider":"sandbox"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let replayed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(id_of(&replayed), payment_id);
+    assert_eq!(setup.payments(&order_id).len(), 1);
+
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    let listed = setup.payments(&order_id);
+    assert_eq!(
+        (listed[0]["status"].as_str(), listed[0]["effect"].as_str()),
+        (Some("succeeded"), Some("applied"))
+    );
+    assert_eq!(
+        setup.order(&order_id)["finance"]["payments"][0]["payment_id"],
+        payment_id.as_str()
+    );
+    setup.finish();
+}
+
+/// 50 copies of the callback delivered at once: one `pay` transition; every other copy
+/// answered 200 as a duplicate, nothing else changed.
+fn fifty_duplicate_callbacks_fire_one_pay(backend: Backend) {
+    let setup = Setup::start(backend, "pay_dup", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-dup");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.sandbox.set_faults(Faults {
+        duplicates: 49,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let applied = loop {
+        let paid = setup.metric("oc_payment_reports_total{source=\"callback\",outcome=\"paid\"}");
+        let duplicate =
+            setup.metric("oc_payment_reports_total{source=\"callback\",outcome=\"duplicate\"}");
+        if paid + duplicate >= 50.0 || Instant::now() > deadline {
+            break (paid, duplicate);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    assert_eq!(applied.0, 1.0, "one callback paid the order");
+    assert!(
+        applied.1 >= 49.0,
+        "every other copy was a duplicate: {applied:?}"
+    );
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    assert_eq!(setup.status(&order_id), ("paid".to_owned(), 2));
+    println!(
+        "{backend:?}: 50 concurrent callbacks answered in {:.0} ms ({:.0} callbacks/s)",
+        elapsed.as_secs_f64() * 1000.0,
+        50.0 / elapsed.as_secs_f64()
+    );
+    setup.finish();
+}
+
+/// Callbacks delayed, duplicated and followed by a stale `pending` report (delivered out of
+/// order): one `pay`; every later copy, and the stale report, answered as a duplicate.
+fn delayed_duplicated_and_reordered_callbacks_pay_once(backend: Backend) {
+    let setup = Setup::start(backend, "pay_reorder", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-reorder");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.sandbox.set_faults(Faults {
+        delay_ms: 300,
+        duplicates: 2,
+        reorder: true,
+        ..Faults::default()
+    });
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let counted = |outcome: &str| {
+        setup.metric(&format!(
+            "oc_payment_reports_total{{source=\"callback\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    while counted("paid") + counted("duplicate") < 4.0 {
+        assert!(
+            Instant::now() < deadline,
+            "three copies and a stale report: {} paid, {} duplicate",
+            counted("paid"),
+            counted("duplicate")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((counted("paid"), counted("duplicate")), (1.0, 3.0));
+    assert_eq!(setup.sandbox.callbacks().0, 4);
+    assert_eq!(setup.status(&order_id), ("paid".to_owned(), 2));
+    assert_eq!(setup.payments(&order_id)[0]["status"], "succeeded");
+    setup.finish();
+}
+
+/// A forged signature and an old timestamp are refused (401) and change nothing; a wrong
+/// amount settles the payment as a mismatch (event and metric) without paying the order.
+fn forged_stale_and_wrong_amount_callbacks_change_nothing(backend: Backend) {
+    let setup = Setup::start(backend, "pay_refuse", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-bad");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    let report = PaymentReport {
+        account: ACCOUNT.to_owned(),
+        payment_id: payment_id.parse().unwrap(),
+        status: ReportStatus::Succeeded,
+        provider_txn_id: Some("forged-1".into()),
+        amount: Some(serde_json::from_value(payment["amount"].clone()).unwrap()),
+        paid_at: Some(time::OffsetDateTime::now_utc()),
+        reason: None,
+    };
+    let (status, body) =
+        setup.callback(&report, b"not-the-secret-at-all-0123456789", now_seconds());
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = setup.callback(&report, SECRET, now_seconds() - 3600);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("outside the window"), "{body}");
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+    assert_eq!(setup.payments(&order_id)[0]["status"], "pending");
+    assert_eq!(
+        setup.metric("oc_payment_callbacks_refused_total{reason=\"bad_signature\"}"),
+        1.0
+    );
+    assert_eq!(
+        setup.metric("oc_payment_callbacks_refused_total{reason=\"stale\"}"),
+        1.0
+    );
+
+    // the buyer pays one fen less than asked
+    let asked = payment["amount"]["minor"].as_i64().unwrap();
+    setup.pay(&payment_id, Some(asked - 1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup.payments(&order_id)[0]["status"] != "mismatch" {
+        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = &setup.payments(&order_id)[0];
+    assert_eq!(listed["effect"], "none");
+    assert_eq!(listed["reported"]["minor"], asked - 1);
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+    assert!(setup.history_events(&order_id).is_empty());
+    assert_eq!(setup.metric("oc_payment_mismatches_total"), 1.0);
+    // a correctly signed, fresh callback for the right amount now finds it settled: nothing
+    let (status, body) = setup.callback(&report, SECRET, now_seconds());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("duplicate"), "{body}");
+    assert_eq!(setup.status(&order_id).0, "pending_payment");
+    setup.finish();
+}
+
+/// The order times out before the buyer pays: the money is recorded (`succeeded`,
+/// `refund_required`), the order stays cancelled.
+fn paid_after_timeout_requires_a_refund(backend: Backend) {
+    let setup = Setup::start(backend, "pay_late", 2, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-late");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.wait_status(&order_id, "cancelled", Duration::from_secs(30));
+    setup.pay(&payment_id, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup.payments(&order_id)[0]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(setup.payments(&order_id)[0]["effect"], "refund_required");
+    assert_eq!(setup.status(&order_id).0, "cancelled");
+    assert_eq!(setup.history_events(&order_id), ["timeout"]);
+    assert_eq!(
+        setup.metric("oc_payment_reports_total{source=\"callback\",outcome=\"refund_required\"}"),
+        1.0
+    );
+    setup.finish();
+}
+
+/// Every callback dropped and, at first, every query failing: once queries answer again the
+/// active query pays the order through the same path.
+fn paid_by_active_query_when_every_callback_is_dropped(backend: Backend) {
+    let setup = Setup::start(
+        backend,
+        "pay_query",
+        1800,
+        &[
+            ("OC_PAYMENT_QUERY_DELAY_MS", "300"),
+            ("OC_PAYMENT_QUERY_INTERVAL_MS", "500"),
+            ("OC_PAYMENT_POLL_MS", "200"),
+        ],
+    );
+    let (order, payment) = setup.order_with_payment("buyer-lost");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.sandbox.set_faults(Faults {
+        drop_callbacks: true,
+        fail_queries: true,
+        ..Faults::default()
+    });
+    setup.pay(&payment_id, None);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(setup.status(&order_id).0, "pending_payment");
+    let dropped_at = Instant::now();
+    setup.sandbox.set_faults(Faults {
+        drop_callbacks: true,
+        ..Faults::default()
+    });
+    let took = setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    assert_eq!(setup.sandbox.callbacks().0, 0, "no callback was ever sent");
+    println!(
+        "{backend:?}: paid by the active query {:.0} ms after queries answered again (query interval 500 ms, poll 200 ms); {:.0} ms since the callback was dropped",
+        took.as_secs_f64() * 1000.0,
+        (dropped_at.elapsed() + Duration::from_millis(1500)).as_secs_f64() * 1000.0
+    );
+    setup.finish();
+}
+
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(super::Backend::Sqlite) } )*
+        }
+        mod mariadb {
+            $( #[test] fn $case() { super::$case(super::Backend::MariaDb) } )*
+        }
+    };
+}
+
+on_both!(
+    paid_by_callback,
+    fifty_duplicate_callbacks_fire_one_pay,
+    delayed_duplicated_and_reordered_callbacks_pay_once,
+    forged_stale_and_wrong_amount_callbacks_change_nothing,
+    paid_after_timeout_requires_a_refund,
+    paid_by_active_query_when_every_callback_is_dropped,
+);

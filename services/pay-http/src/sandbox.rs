@@ -1,0 +1,428 @@
+//! The sandbox provider (`ordercenter sandbox-pay`): a small HTTP server speaking the generic
+//! protocol ([`crate::protocol`]) for the accounts of a secrets file, for demos and as the
+//! external party of the tests. It keeps payments in memory, lets a "buyer" pay one
+//! (`POST /sandbox/pay/{payment_id}`, optionally with another amount to provoke a mismatch),
+//! sends the signed callback to the payment's `notify_url`, and can be told to misbehave as
+//! real providers do (`PUT /sandbox/faults`): drop callbacks, delay them, send duplicates,
+//! deliver a stale report after the fresh one (reorder), fail queries.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `POST /v1/payments/create`, `POST /v1/payments/query` | the protocol (signed) |
+//! | `POST /sandbox/pay/{payment_id}` | the buyer pays (body optional: `{"amount": {...}}`) |
+//! | `GET /sandbox/pay/{payment_id}` | the payment as the sandbox holds it |
+//! | `GET`, `PUT /sandbox/faults` | the faults in force ([`Faults`]) |
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use oc_model::payment::ProviderCredentials;
+use oc_model::{Money, PaymentId};
+
+use crate::protocol::{self, CreateAnswer, CreateBody, PaymentReport, QueryBody, ReportStatus};
+
+/// How far a merchant request's signing time may be from the sandbox's clock.
+const REQUEST_WINDOW: time::Duration = time::Duration::minutes(5);
+
+/// Deliveries of one callback copy when the merchant does not answer 2xx (5xx or no answer).
+const DELIVERY_ATTEMPTS: u32 = 3;
+
+/// How the sandbox misbehaves. Default: it behaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Send no callback at all (the merchant must find the payment by querying).
+    pub drop_callbacks: bool,
+    /// Wait this long before sending a callback.
+    pub delay_ms: u64,
+    /// Send this many extra copies of every callback, all at once.
+    pub duplicates: u32,
+    /// After the callback, deliver a stale one (the payment's earlier `pending` state).
+    pub reorder: bool,
+    /// Answer every query 503.
+    pub fail_queries: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    account: String,
+    request: CreateBody,
+    provider_txn_id: String,
+    status: ReportStatus,
+    captured: Option<Money>,
+    paid_at: Option<OffsetDateTime>,
+}
+
+impl Held {
+    fn report(&self) -> PaymentReport {
+        PaymentReport {
+            account: self.account.clone(),
+            payment_id: self.request.payment_id,
+            status: self.status,
+            provider_txn_id: Some(self.provider_txn_id.clone()),
+            amount: self.captured,
+            paid_at: self.paid_at,
+            reason: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    accounts: BTreeMap<String, ProviderCredentials>,
+    public_url: String,
+    payments: Mutex<BTreeMap<PaymentId, Held>>,
+    faults: Mutex<Faults>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    callbacks_sent: AtomicU64,
+    callbacks_dropped: AtomicU64,
+}
+
+/// The sandbox provider. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "status": status.as_u16(), "detail": detail.into() })),
+    )
+        .into_response()
+}
+
+impl Sandbox {
+    /// A sandbox for `accounts` (account name → credentials), whose pay URLs start with
+    /// `public_url`.
+    pub fn new(
+        accounts: BTreeMap<String, ProviderCredentials>,
+        public_url: impl Into<String>,
+    ) -> Sandbox {
+        Sandbox {
+            inner: Arc::new(Inner {
+                accounts,
+                public_url: public_url.into().trim_end_matches('/').to_owned(),
+                payments: Mutex::default(),
+                faults: Mutex::default(),
+                client: Client::builder(TokioExecutor::new()).build_http(),
+                callbacks_sent: AtomicU64::new(0),
+                callbacks_dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Serve on `listener` until the returned task is aborted; answers the bound address.
+    pub async fn serve(
+        accounts: BTreeMap<String, ProviderCredentials>,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<(Sandbox, SocketAddr, tokio::task::JoinHandle<()>)> {
+        let address = listener.local_addr()?;
+        let sandbox = Sandbox::new(accounts, format!("http://{address}"));
+        let router = sandbox.router();
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "sandbox provider stopped");
+            }
+        });
+        Ok((sandbox, address, task))
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/payments/create", post(create))
+            .route("/v1/payments/query", post(query))
+            .route("/sandbox/pay/{payment_id}", post(pay).get(show))
+            .route("/sandbox/faults", get(get_faults).put(put_faults))
+            .with_state(self.clone())
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.inner.faults) = faults;
+    }
+
+    /// Callback copies sent (each duplicate and stale copy counted) and callbacks dropped.
+    pub fn callbacks(&self) -> (u64, u64) {
+        (
+            self.inner.callbacks_sent.load(Ordering::Relaxed),
+            self.inner.callbacks_dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The buyer pays `payment_id` (`amount`: what is captured, default what was asked):
+    /// the payment succeeds at the sandbox and its callback goes out as the faults say.
+    /// `None` if the sandbox does not know the payment; paying twice changes nothing (the
+    /// callback is sent again, as a provider's retry would be).
+    pub fn pay(&self, payment_id: PaymentId, amount: Option<Money>) -> Option<PaymentReport> {
+        let (report, notify_url) = {
+            let mut payments = lock(&self.inner.payments);
+            let held = payments.get_mut(&payment_id)?;
+            if held.status != ReportStatus::Succeeded {
+                held.status = ReportStatus::Succeeded;
+                held.captured = Some(amount.unwrap_or(held.request.amount));
+                held.paid_at = Some(OffsetDateTime::now_utc());
+            }
+            (held.report(), held.request.notify_url.clone())
+        };
+        let faults = lock(&self.inner.faults).clone();
+        if faults.drop_callbacks {
+            self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
+            return Some(report);
+        }
+        let sandbox = self.clone();
+        let sent = report.clone();
+        tokio::spawn(async move {
+            sandbox.deliver(&notify_url, sent, faults).await;
+        });
+        Some(report)
+    }
+
+    async fn deliver(&self, notify_url: &str, report: PaymentReport, faults: Faults) {
+        if faults.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
+        }
+        // the copies of a duplicated callback arrive at once, as concurrent retries do
+        let mut copies = tokio::task::JoinSet::new();
+        for _ in 0..=faults.duplicates {
+            let sandbox = self.clone();
+            let (url, report) = (notify_url.to_owned(), report.clone());
+            copies.spawn(async move { sandbox.send(&url, &report).await });
+        }
+        while copies.join_next().await.is_some() {}
+        if faults.reorder {
+            let stale = PaymentReport {
+                status: ReportStatus::Pending,
+                amount: None,
+                paid_at: None,
+                ..report
+            };
+            self.send(notify_url, &stale).await;
+        }
+    }
+
+    async fn send(&self, notify_url: &str, report: &PaymentReport) {
+        let Some(credentials) = self.inner.accounts.get(&report.account) else {
+            return;
+        };
+        let Ok(body) = serde_json::to_vec(report) else {
+            return;
+        };
+        for attempt in 1..=DELIVERY_ATTEMPTS {
+            let mut request = hyper::Request::post(notify_url)
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            for (name, value) in protocol::sign(
+                &credentials.account,
+                credentials.secret(),
+                OffsetDateTime::now_utc().unix_timestamp(),
+                &body,
+            ) {
+                request = request.header(name, value);
+            }
+            let Ok(request) = request.body(Full::new(Bytes::from(body.clone()))) else {
+                return;
+            };
+            self.inner.callbacks_sent.fetch_add(1, Ordering::Relaxed);
+            match self.inner.client.request(request).await {
+                Ok(response) if !response.status().is_server_error() => return,
+                Ok(response) => {
+                    tracing::debug!(status = %response.status(), attempt, "sandbox callback answered 5xx")
+                }
+                Err(error) => tracing::debug!(%error, attempt, "sandbox callback not delivered"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        }
+    }
+
+    /// A signed message's account, verified; or the refusal to answer.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ProviderCredentials, Box<Response>> {
+        let headers = protocol::header_map(headers);
+        let credentials = protocol::account_of(&headers)
+            .and_then(|account| self.inner.accounts.get(&account).cloned())
+            .ok_or_else(|| Box::new(problem(StatusCode::UNAUTHORIZED, "unknown account")))?;
+        protocol::verify(
+            &headers,
+            body,
+            credentials.secret(),
+            OffsetDateTime::now_utc(),
+            REQUEST_WINDOW,
+        )
+        .map_err(|refusal| Box::new(problem(StatusCode::UNAUTHORIZED, refusal.to_string())))?;
+        Ok(credentials)
+    }
+}
+
+/// A JSON answer signed for `credentials`' account.
+fn signed<T: Serialize>(credentials: &ProviderCredentials, value: &T) -> Response {
+    let Ok(body) = serde_json::to_vec(value) else {
+        return problem(StatusCode::INTERNAL_SERVER_ERROR, "encode");
+    };
+    let mut response = (StatusCode::OK, body.clone()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in protocol::sign(
+        &credentials.account,
+        credentials.secret(),
+        OffsetDateTime::now_utc().unix_timestamp(),
+        &body,
+    ) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
+    let credentials = match sandbox.verify(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(refused) => return *refused,
+    };
+    let request: CreateBody = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let id = request.payment_id;
+    let held = {
+        let mut payments = lock(&sandbox.inner.payments);
+        match payments.get(&id) {
+            // idempotent by payment id, within its account
+            Some(held) if held.account == credentials.account => held.clone(),
+            Some(_) => return problem(StatusCode::CONFLICT, "payment id of another account"),
+            None => {
+                let held = Held {
+                    account: credentials.account.clone(),
+                    provider_txn_id: format!("sbx-{id}"),
+                    request,
+                    status: ReportStatus::Pending,
+                    captured: None,
+                    paid_at: None,
+                };
+                payments.insert(id, held.clone());
+                held
+            }
+        }
+    };
+    let pay_url = format!("{}/sandbox/pay/{id}", sandbox.inner.public_url);
+    signed(
+        &credentials,
+        &CreateAnswer {
+            provider_txn_id: held.provider_txn_id,
+            qr_payload: format!(
+                "sandboxpay://pay?payment={id}&amount={}",
+                held.request.amount.minor
+            ),
+            pay_url,
+        },
+    )
+}
+
+async fn query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
+    let credentials = match sandbox.verify(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(refused) => return *refused,
+    };
+    if lock(&sandbox.inner.faults).fail_queries {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queries fail (sandbox fault)",
+        );
+    }
+    let request: QueryBody = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let report = lock(&sandbox.inner.payments)
+        .get(&request.payment_id)
+        .filter(|held| held.account == credentials.account)
+        .map(Held::report)
+        .unwrap_or(PaymentReport {
+            account: credentials.account.clone(),
+            payment_id: request.payment_id,
+            status: ReportStatus::Unknown,
+            provider_txn_id: None,
+            amount: None,
+            paid_at: None,
+            reason: None,
+        });
+    signed(&credentials, &report)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PayBody {
+    amount: Option<Money>,
+}
+
+async fn pay(
+    State(sandbox): State<Sandbox>,
+    Path(payment_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = payment_id.parse::<PaymentId>() else {
+        return problem(StatusCode::NOT_FOUND, "no such payment");
+    };
+    let request: PayBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PayBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    };
+    match sandbox.pay(id, request.amount) {
+        Some(report) => axum::Json(report).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "no such payment"),
+    }
+}
+
+async fn show(State(sandbox): State<Sandbox>, Path(payment_id): Path<String>) -> Response {
+    let report = payment_id
+        .parse::<PaymentId>()
+        .ok()
+        .and_then(|id| lock(&sandbox.inner.payments).get(&id).map(Held::report));
+    match report {
+        Some(report) => axum::Json(report).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "no such payment"),
+    }
+}
+
+async fn get_faults(State(sandbox): State<Sandbox>) -> Response {
+    axum::Json(lock(&sandbox.inner.faults).clone()).into_response()
+}
+
+async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(faults) => {
+            sandbox.set_faults(faults.clone());
+            axum::Json(faults).into_response()
+        }
+        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}

@@ -1,0 +1,682 @@
+//! The payment records (`PaymentStore`, migration 0009) on SQLite and real MariaDB: a create
+//! is one transaction with its outbox event and idempotent by key under concurrency; records
+//! are tenant-scoped; a settlement is the payment's compare-and-set on `pending` and the
+//! order's `pay` transition in one transaction, so 50 concurrent duplicates commit exactly
+//! one transition, and a settlement whose order moved on (timed out) writes nothing; a due
+//! query is claimed by one of several workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use oc_model::lifecycle::{TransitionStore, TransitionWrite};
+use oc_model::payment::{
+    NewPayment, PaymentIdempotency, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert,
+    SettleOutcome,
+};
+use oc_model::ports::{NewOrder, OrderStore};
+use oc_model::{
+    Checkout, ErrorCode, HistoryEntry, Order, OrderEffect, OrderEvent, OrderEventKind,
+    OrderIdGenerator, Payment, PaymentEventType, PaymentId, PaymentNote, PaymentStatus,
+    ProviderName, Refund, RefundId, RefundStatus, StatusCode, StockEffect, TenantId,
+    TransitionEvent, UnixMillis,
+};
+use oc_store_sql::{SqlOrderStore, StoreConfig};
+use sqlx::Row;
+use time::{Duration, OffsetDateTime};
+
+const SHARDS: usize = 2;
+
+struct Harness {
+    store: Arc<SqlOrderStore>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(std::path::PathBuf),
+    MariaDb(oc_test_support::TestDatabases),
+}
+
+impl Harness {
+    async fn sqlite(label: &str) -> Harness {
+        let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
+        std::fs::create_dir_all(&dir).unwrap();
+        let urls: Vec<String> = (0..SHARDS)
+            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
+            .collect();
+        let store = SqlOrderStore::connect(StoreConfig::new(urls))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    async fn mariadb(label: &str) -> Harness {
+        let databases = oc_test_support::TestDatabases::create(label, SHARDS)
+            .await
+            .unwrap();
+        let store = SqlOrderStore::connect(StoreConfig::new(databases.urls().to_vec()))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::MariaDb(databases),
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).unwrap(),
+            Cleanup::MariaDb(databases) => databases.cleanup().await.unwrap(),
+        }
+    }
+
+    /// Rows of a table across every shard matching `filter`.
+    async fn count(&self, table: &str, filter: &str) -> i64 {
+        let mut total = 0;
+        for shard in OrderStore::shards(self.store.as_ref()) {
+            total += sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"))
+                .fetch_one(self.store.shard_pool(shard).unwrap())
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap();
+        }
+        total
+    }
+
+    async fn insert(&self, tenant: &TenantId, buyer: &str, deadline: Option<i64>) -> Order {
+        let mut order = oc_test_support::fixtures::order(tenant, buyer);
+        order.main.status = StatusCode::parse("pending_payment").unwrap();
+        order.main.pay_deadline = deadline.map(|at| UnixMillis::new(at).to_datetime().unwrap());
+        self.store
+            .insert(NewOrder {
+                order: order.clone(),
+                idempotency: None,
+                event: OrderEvent::of(&order, OrderEventKind::Created),
+            })
+            .await
+            .unwrap();
+        order
+    }
+}
+
+/// The fixed "now" of these tests, in milliseconds.
+const NOW_MS: i64 = 1_790_000_000_000;
+
+fn now() -> OffsetDateTime {
+    UnixMillis::new(NOW_MS).to_datetime().unwrap()
+}
+
+/// The write of `event` on `order` at its stored version (a pay or a timeout).
+fn transition(order: &Order, event: &str, to: &str, stock: StockEffect) -> TransitionWrite {
+    let mut next = order.clone();
+    next.main.version = order.main.version + 1;
+    next.main.status = StatusCode::parse(to).unwrap();
+    next.main.pay_deadline = None;
+    let entry = HistoryEntry {
+        tenant: order.main.tenant.clone(),
+        order_id: order.main.id,
+        version: next.main.version,
+        from: order.main.status.clone(),
+        to: next.main.status.clone(),
+        event: TransitionEvent::parse(event).unwrap(),
+        operator: event.into(),
+        source_system: "test".into(),
+        reason: None,
+        data: BTreeMap::new(),
+        stock,
+        occurred_at: now(),
+    };
+    let mut outbox = OrderEvent::of(&next, OrderEventKind::StatusChanged);
+    outbox.transition = Some(entry.note(to.into(), None));
+    TransitionWrite {
+        expected_version: order.main.version,
+        order: next,
+        event: outbox,
+        history: Some(entry),
+    }
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+/// A pending payment of `order` for its payable amount, its first query due at `now() + 1 min`.
+fn payment_of(order: &Order, sequence: u64) -> NewPayment {
+    let generator = OrderIdGenerator::new(7).unwrap();
+    let id = PaymentId::generated(generator.next(order.main.id.bucket(), NOW_MS as u64 + sequence));
+    let payment = Payment {
+        tenant: order.main.tenant.clone(),
+        id,
+        order_id: order.main.id,
+        provider: ProviderName::parse("sandbox").unwrap(),
+        amount: order.finance.payable,
+        status: PaymentStatus::Pending,
+        checkout: Checkout::default(),
+        captured: 0,
+        reported: None,
+        effect: OrderEffect::None,
+        created_at: now(),
+        updated_at: now(),
+        expires_at: now() + Duration::minutes(30),
+        paid_at: None,
+        next_query_at: Some(now() + Duration::minutes(1)),
+        query_attempts: 0,
+    };
+    let event = OrderEvent::payment(
+        order,
+        PaymentNote {
+            what: PaymentEventType::Created,
+            payment_id: id,
+            provider: payment.provider.clone(),
+            amount: payment.amount,
+            reported: None,
+            reason: None,
+        },
+        now(),
+    );
+    NewPayment {
+        payment,
+        idempotency: None,
+        event,
+    }
+}
+
+fn keyed(mut new: NewPayment, key: &str, hash: &str) -> NewPayment {
+    new.idempotency = Some(PaymentIdempotency {
+        key: key.to_owned(),
+        request_hash: hash.to_owned(),
+    });
+    new
+}
+
+fn settlement(payment: &Payment, transition: Option<TransitionWrite>) -> PaymentSettlement {
+    PaymentSettlement {
+        tenant: payment.tenant.clone(),
+        id: payment.id,
+        status: PaymentStatus::Succeeded,
+        captured: payment.amount.minor,
+        provider_txn_id: Some("txn-1".into()),
+        reported: None,
+        effect: OrderEffect::Applied,
+        paid_at: Some(now()),
+        at: now(),
+        transition,
+        events: Vec::new(),
+    }
+}
+
+/// A create writes the record and its `payment.created` event in one transaction; 16
+/// concurrent creates with one key write one record (the others replay it, a different body is
+/// a conflict); another tenant sees none of it; the provider's answer is kept once.
+async fn payments_are_created_once_per_key_and_scoped_by_tenant(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-p1", Some(NOW_MS + 60_000)).await;
+    let outbox_before = h.count("outbox", "1 = 1").await;
+    let racers: Vec<_> = (0..16)
+        .map(|n| {
+            let store = h.store.clone();
+            let new = keyed(payment_of(&order, n), "key-1", "hash-1");
+            tokio::spawn(async move { store.insert_payment(new).await })
+        })
+        .collect();
+    let (mut created, mut replayed) = (Vec::new(), Vec::new());
+    for racer in racers {
+        match racer.await.unwrap().unwrap() {
+            PaymentInsert::Created(p) => created.push(p),
+            PaymentInsert::Replayed(p) => replayed.push(p),
+        }
+    }
+    assert_eq!(created.len(), 1, "one create wins the key");
+    assert!(replayed.iter().all(|p| p.id == created[0].id));
+    assert_eq!(h.count("payments", "1 = 1").await, 1);
+    assert_eq!(h.count("outbox", "1 = 1").await, outbox_before + 1);
+    let conflict = h
+        .store
+        .insert_payment(keyed(payment_of(&order, 99), "key-1", "hash-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.code, ErrorCode::Conflict);
+
+    let first = &created[0];
+    let stored = h
+        .store
+        .get_payment(&tenant, first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored, first, "a record reads back as written");
+    let globex = TenantId::parse("globex").unwrap();
+    assert_eq!(h.store.get_payment(&globex, first.id).await.unwrap(), None);
+    assert!(
+        h.store
+            .payments_of_order(&globex, order.main.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let checkout = Checkout {
+        provider_txn_id: Some("sbx-1".into()),
+        pay_url: Some("http://pay/1".into()),
+        qr_payload: Some("qr-1".into()),
+    };
+    h.store
+        .set_checkout(&tenant, first.id, &checkout, now())
+        .await
+        .unwrap();
+    let other = Checkout {
+        pay_url: Some("http://pay/2".into()),
+        ..checkout.clone()
+    };
+    h.store
+        .set_checkout(&tenant, first.id, &other, now())
+        .await
+        .unwrap();
+    let listed = h
+        .store
+        .payments_of_order(&tenant, order.main.id)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].checkout, checkout, "the first answer is kept");
+}
+
+/// 50 settlements of one payment, each with the order's `pay` transition, at once: one
+/// commits the payment and the transition together, the others find it settled and write
+/// nothing (one history row, one `paid` outbox event).
+async fn a_settlement_commits_with_the_pay_transition_exactly_once(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-p2", Some(NOW_MS + 60_000)).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    let outbox_before = h.count("outbox", "1 = 1").await;
+    let racers: Vec<_> = (0..50)
+        .map(|_| {
+            let store = h.store.clone();
+            let settle = settlement(
+                &payment,
+                Some(transition(&order, "pay", "paid", StockEffect::Confirm)),
+            );
+            tokio::spawn(async move {
+                loop {
+                    match store.settle_payment(settle.clone()).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut outcomes = BTreeMap::new();
+    for racer in racers {
+        let outcome = racer.await.unwrap();
+        *outcomes.entry(format!("{outcome:?}")).or_insert(0) += 1;
+    }
+    assert_eq!(
+        outcomes,
+        BTreeMap::from([
+            (
+                format!("{:?}", Ok::<_, ()>(SettleOutcome::AlreadySettled)),
+                49
+            ),
+            (format!("{:?}", Ok::<_, ()>(SettleOutcome::Settled)), 1),
+        ])
+    );
+    let stored = h.store.get(&tenant, order.main.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.main.version, stored.main.status.as_str()),
+        (2, "paid")
+    );
+    assert_eq!(h.count("order_history", "event = 'pay'").await, 1);
+    assert_eq!(h.count("outbox", "1 = 1").await, outbox_before + 1);
+    let settled = h
+        .store
+        .get_payment(&tenant, payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            settled.status,
+            settled.effect,
+            settled.captured,
+            settled.next_query_at
+        ),
+        (
+            PaymentStatus::Succeeded,
+            OrderEffect::Applied,
+            payment.amount.minor,
+            None
+        )
+    );
+}
+
+/// The order timed out between the read and the settlement: the settlement's transition is
+/// stale, so nothing is written — the payment stays pending, to be decided again on what is
+/// there now.
+async fn a_settlement_whose_order_moved_on_writes_nothing(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-p3", Some(NOW_MS)).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    h.store
+        .commit_transition(transition(
+            &order,
+            "timeout",
+            "cancelled",
+            StockEffect::Release,
+        ))
+        .await
+        .unwrap();
+    let outbox_before = h.count("outbox", "1 = 1").await;
+    let stale = settlement(
+        &payment,
+        Some(transition(&order, "pay", "paid", StockEffect::Confirm)),
+    );
+    let refused = h.store.settle_payment(stale).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PreconditionFailed);
+    let unchanged = h
+        .store
+        .get_payment(&tenant, payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged, payment);
+    assert_eq!(h.count("outbox", "1 = 1").await, outbox_before);
+    // another tenant cannot settle it either
+    let mut foreign = settlement(&payment, None);
+    foreign.tenant = TenantId::parse("globex").unwrap();
+    assert_eq!(
+        h.store.settle_payment(foreign).await.unwrap(),
+        SettleOutcome::AlreadySettled
+    );
+    assert_eq!(
+        h.store
+            .get_payment(&tenant, payment.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        payment
+    );
+}
+
+/// Pending payments whose query is due are listed per shard; of four workers claiming the
+/// same query one wins; a settled payment is never due.
+async fn a_due_query_is_claimed_by_one_worker(h: &Harness) {
+    let tenant = acme();
+    let mut payments = Vec::new();
+    for n in 0..6 {
+        let order = h.insert(&tenant, &format!("buyer-q{n}"), None).await;
+        let PaymentInsert::Created(p) =
+            h.store.insert_payment(payment_of(&order, n)).await.unwrap()
+        else {
+            panic!("created")
+        };
+        payments.push(p);
+    }
+    let due_at = now() + Duration::minutes(1);
+    let mut due = Vec::new();
+    for shard in h.store.payment_shards() {
+        assert!(
+            h.store
+                .payments_due(shard, due_at - Duration::milliseconds(1), 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        due.extend(h.store.payments_due(shard, due_at, 100).await.unwrap());
+    }
+    assert_eq!(due.len(), 6);
+    let target = payments[0].clone();
+    let claims: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, target) = (h.store.clone(), target.clone());
+            tokio::spawn(async move {
+                store
+                    .claim_payment_query(
+                        &target.tenant,
+                        target.id,
+                        due_at,
+                        Some(due_at + Duration::minutes(1)),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let claimed = h
+        .store
+        .get_payment(&tenant, target.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.query_attempts, 1);
+    // a settled payment leaves the due set
+    let settled = payments[1].clone();
+    assert_eq!(
+        h.store
+            .settle_payment(settlement(&settled, None))
+            .await
+            .unwrap(),
+        SettleOutcome::Settled
+    );
+    let mut still_due = 0;
+    for shard in h.store.payment_shards() {
+        still_due += h
+            .store
+            .payments_due(shard, due_at, 100)
+            .await
+            .unwrap()
+            .len();
+    }
+    assert_eq!(
+        still_due, 4,
+        "the claimed one moved on, the settled one left"
+    );
+}
+
+fn refund_of(payment: &Payment, n: u64, key: &str, minor: i64) -> Refund {
+    let generator = OrderIdGenerator::new(9).unwrap();
+    Refund {
+        tenant: payment.tenant.clone(),
+        id: RefundId::generated(generator.next(payment.id.bucket(), NOW_MS as u64 + n)),
+        payment_id: payment.id,
+        order_id: payment.order_id,
+        refund_key: key.to_owned(),
+        amount: oc_model::Money::new(minor, payment.amount.currency),
+        status: RefundStatus::Requested,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+/// 32 refund requests of 1.00 on a payment that captured 7.50, all at once: exactly 7 are
+/// written, the others refused with nothing written; the sum never exceeds the capture. A
+/// retried key is the same refund; a failed refund gives its reservation back; the CHECK
+/// refuses a direct write past the capture.
+async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-refund", None).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    // nothing captured yet: nothing to refund
+    assert_eq!(
+        h.store
+            .insert_refund(refund_of(&payment, 100, "early", 100))
+            .await
+            .unwrap(),
+        RefundInsert::Exceeds { refundable: 0 }
+    );
+    assert_eq!(
+        h.store
+            .settle_payment(settlement(&payment, None))
+            .await
+            .unwrap(),
+        SettleOutcome::Settled
+    );
+    let captured = payment.amount.minor;
+    assert_eq!(captured, 750, "the fixture order's payable");
+    let racers: Vec<_> = (0..32u64)
+        .map(|n| {
+            let store = h.store.clone();
+            let refund = refund_of(&payment, n, &format!("after-sale-{n}"), 100);
+            tokio::spawn(async move {
+                loop {
+                    match store.insert_refund(refund.clone()).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other.unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut created, mut refused) = (Vec::new(), 0);
+    for racer in racers {
+        match racer.await.unwrap() {
+            RefundInsert::Created(refund) => created.push(refund),
+            RefundInsert::Exceeds { refundable } => {
+                assert!(refundable < 100, "refused with {refundable} left");
+                refused += 1;
+            }
+            RefundInsert::Replayed(other) => panic!("distinct keys: {other:?}"),
+        }
+    }
+    assert_eq!((created.len(), refused), (7, 25));
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(700)
+    );
+    assert_eq!(h.count("payment_refunds", "1 = 1").await, 7);
+    // a retry of a key is the first refund, not a second one
+    let again = refund_of(&payment, 50, "after-sale-0", 100);
+    match h.store.insert_refund(again).await.unwrap() {
+        RefundInsert::Replayed(first) => assert_eq!(first.refund_key, "after-sale-0"),
+        other => panic!("{other:?}"),
+    }
+    // what is left, exactly, and then nothing
+    let rest = refund_of(&payment, 60, "rest", 50);
+    assert!(matches!(
+        h.store.insert_refund(rest).await.unwrap(),
+        RefundInsert::Created(_)
+    ));
+    assert_eq!(
+        h.store
+            .insert_refund(refund_of(&payment, 61, "one-more", 1))
+            .await
+            .unwrap(),
+        RefundInsert::Exceeds { refundable: 0 }
+    );
+    // a refund the provider refused gives its 1.00 back, once
+    let failed = created[0].id;
+    assert!(
+        h.store
+            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .settle_refund(&tenant, created[1].id, RefundStatus::Succeeded, now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(650)
+    );
+    // the database itself refuses more than the capture, whoever writes
+    let mut refused_by_check = 0;
+    for shard in OrderStore::shards(h.store.as_ref()) {
+        let past = sqlx::query("UPDATE payments SET refunded = captured + 1 WHERE id = ?")
+            .bind(payment.id.as_i64())
+            .execute(h.store.shard_pool(shard).unwrap())
+            .await;
+        refused_by_check += usize::from(past.is_err());
+    }
+    assert_eq!(refused_by_check, 1, "the CHECK refuses refunded > captured");
+    assert_eq!(
+        h.store.refunded(&tenant, payment.id).await.unwrap(),
+        Some(650)
+    );
+}
+
+/// The CHECK constraints of 0009 refuse what the code never writes.
+async fn the_payments_table_refuses_impossible_rows(h: &Harness) {
+    let pool = h
+        .store
+        .shard_pool(OrderStore::shards(h.store.as_ref())[0])
+        .unwrap();
+    for (status, amount) in [("paid", 100), ("pending", 0)] {
+        let result = sqlx::query(
+            "INSERT INTO payments (tenant, id, order_id, provider, currency, amount, status, effect, captured, created_at_ms, updated_at_ms, expires_at_ms, query_attempts) VALUES ('acme', 1, 1, 'sandbox', 'CNY', ?, ?, 'none', 0, 0, 0, 0, 0)",
+        )
+        .bind(amount)
+        .bind(status)
+        .execute(pool)
+        .await;
+        assert!(result.is_err(), "{status} {amount} refused");
+    }
+    let rows = sqlx::query("SELECT COUNT(*) FROM payments")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.try_get::<i64, _>(0).unwrap(), 0);
+}
+
+macro_rules! payment_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::sqlite(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::mariadb(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+payment_tests!(
+    payments_are_created_once_per_key_and_scoped_by_tenant,
+    a_settlement_commits_with_the_pay_transition_exactly_once,
+    a_settlement_whose_order_moved_on_writes_nothing,
+    a_due_query_is_claimed_by_one_worker,
+    the_payments_table_refuses_impossible_rows,
+    refunds_never_exceed_the_captured_amount,
+);
