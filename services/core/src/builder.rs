@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
-use oc_model::stock::StockStore;
+use oc_model::stock::{StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
@@ -43,6 +43,7 @@ impl Core {
             sealer,
             transitions: None,
             stock: None,
+            stock_gate: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
             node_id: 0,
@@ -58,6 +59,7 @@ pub struct CoreBuilder {
     sealer: Sealer,
     transitions: Option<Arc<dyn TransitionStore>>,
     stock: Option<Arc<dyn StockStore>>,
+    stock_gate: Option<Arc<dyn StockGate>>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
     node_id: u8,
@@ -75,6 +77,13 @@ impl CoreBuilder {
     /// Required: placement of orders of identities that keep stock reserves through it.
     pub fn stock(mut self, store: Arc<dyn StockStore>) -> Self {
         self.stock = Some(store);
+        self
+    }
+
+    /// The admission gate in front of the stock store for hot SKUs (used for business
+    /// identities with `accelerator: redis`; without it they reserve in SQL alone).
+    pub fn stock_gate(mut self, gate: Option<Arc<dyn StockGate>>) -> Self {
+        self.stock_gate = gate;
         self
     }
 
@@ -127,6 +136,7 @@ impl CoreBuilder {
             clock: Arc::clone(&self.clock),
             reserver: Reserver {
                 store: Arc::clone(&stock),
+                gate: self.stock_gate,
             },
         };
         Ok(Core {
@@ -137,6 +147,7 @@ impl CoreBuilder {
             stock: StockService {
                 store: stock,
                 clock: self.clock,
+                reserver: orders.reserver.clone(),
             },
             orders,
             config: self.config,

@@ -255,7 +255,7 @@ impl TransitionService {
         if let Err(error) = self
             .orders
             .reserver
-            .settle(&stored, stock, self.orders.now_ms())
+            .settle(&stored, stock, identity.inventory(), self.orders.now_ms())
             .await
         {
             tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");
