@@ -16,8 +16,8 @@ use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
     ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
-    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits, ResolvedField, Retention,
-    RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
+    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits,
+    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
 };
 use crate::v1::{
     RawDataField, RawField, RawIdentity, RawInventory, RawOrderType, RawStateMachine, RawTenant,
@@ -495,7 +495,10 @@ fn resolve_inventory(
         let mut set = BTreeSet::new();
         for (index, sku) in skus.iter().enumerate() {
             if let Err(error) = Sku::parse(sku.as_str()) {
-                c.push(format!("{}/{index}", child(path, "hot_skus")), error.message);
+                c.push(
+                    format!("{}/{index}", child(path, "hot_skus")),
+                    error.message,
+                );
             } else if !set.insert(sku.clone()) {
                 c.push(
                     format!("{}/{index}", child(path, "hot_skus")),

@@ -445,23 +445,26 @@ fn the_inventory_accelerator_is_opted_in_per_identity_and_sku() {
             &format!("  shop:\n    inventory: {inventory}\n"),
         )
     };
-    let all = ConfigSet::from_yaml_str(
-        "acme.yaml",
-        &with("{ mode: builtin, accelerator: redis }"),
-    )
-    .unwrap();
-    let shop = all.business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap()).unwrap();
+    let all = ConfigSet::from_yaml_str("acme.yaml", &with("{ mode: builtin, accelerator: redis }"))
+        .unwrap();
+    let shop = all
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
     assert!(shop.inventory().accelerated("ANY-SKU"));
     let listed = ConfigSet::from_yaml_str(
         "acme.yaml",
         &with("{ mode: builtin, accelerator: redis, hot_skus: [KETTLE-1, TV-55] }"),
     )
     .unwrap();
-    let shop = listed.business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap()).unwrap();
+    let shop = listed
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
     assert!(shop.inventory().accelerated("TV-55"));
     assert!(!shop.inventory().accelerated("ANY-SKU"));
     let plain = ConfigSet::from_yaml_str("acme.yaml", &with("{ mode: builtin }")).unwrap();
-    let shop = plain.business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap()).unwrap();
+    let shop = plain
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
     assert!(!shop.inventory().accelerated("ANY-SKU"));
 
     const INVENTORY: &str = "/business_identities/shop/inventory";

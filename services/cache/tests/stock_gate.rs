@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_cache::{RedisStockGate, RedisStockGateConfig};
-use oc_model::stock::{GateOutcome, Sku, StockGate};
 use oc_model::TenantId;
+use oc_model::stock::{GateOutcome, Sku, StockGate};
 use oc_test_support::RedisPrefix;
 
 struct Harness {
@@ -62,31 +62,49 @@ async fn several_skus_are_taken_all_or_nothing() {
     let (t, a, b) = (tenant("retail"), sku("SKU-A"), sku("SKU-B"));
     // nothing seeded: both reported missing, in the order asked
     assert_eq!(
-        h.gate.admit(&t, &[(a.clone(), 2), (b.clone(), 1)]).await.unwrap(),
+        h.gate
+            .admit(&t, &[(a.clone(), 2), (b.clone(), 1)])
+            .await
+            .unwrap(),
         GateOutcome::Missing(vec![a.clone(), b.clone()])
     );
     h.gate.seed(&t, &a, 5).await.unwrap();
     // one still missing: nothing taken from the other
     assert_eq!(
-        h.gate.admit(&t, &[(a.clone(), 2), (b.clone(), 1)]).await.unwrap(),
+        h.gate
+            .admit(&t, &[(a.clone(), 2), (b.clone(), 1)])
+            .await
+            .unwrap(),
         GateOutcome::Missing(vec![b.clone()])
     );
     assert_eq!(h.counter(&t, &a).await, Some(5));
     h.gate.seed(&t, &b, 1).await.unwrap();
     assert_eq!(
-        h.gate.admit(&t, &[(a.clone(), 2), (b.clone(), 1)]).await.unwrap(),
+        h.gate
+            .admit(&t, &[(a.clone(), 2), (b.clone(), 1)])
+            .await
+            .unwrap(),
         GateOutcome::Admitted
     );
-    assert_eq!((h.counter(&t, &a).await, h.counter(&t, &b).await), (Some(3), Some(0)));
+    assert_eq!(
+        (h.counter(&t, &a).await, h.counter(&t, &b).await),
+        (Some(3), Some(0))
+    );
     // B is sold out: A keeps its units
     assert_eq!(
-        h.gate.admit(&t, &[(a.clone(), 1), (b.clone(), 1)]).await.unwrap(),
+        h.gate
+            .admit(&t, &[(a.clone(), 1), (b.clone(), 1)])
+            .await
+            .unwrap(),
         GateOutcome::Short {
             sku: b.clone(),
             available: 0
         }
     );
-    assert_eq!((h.counter(&t, &a).await, h.counter(&t, &b).await), (Some(3), Some(0)));
+    assert_eq!(
+        (h.counter(&t, &a).await, h.counter(&t, &b).await),
+        (Some(3), Some(0))
+    );
     h.finish().await;
 }
 
