@@ -164,3 +164,69 @@ async fn generated_orders_searches_and_transitions_are_accepted() {
         assert_eq!(body["status"], json!("cancelled"));
     }
 }
+
+/// The `lifecycle` and `hot-sku` scenarios against the real API on a loopback port: every
+/// lifecycle step ends with its order completed (a refused event fails the step), and every
+/// hot-SKU placement reserves one unit of the one SKU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_and_hot_sku_scenarios_complete_and_reserve() {
+    use crate::engine::Step;
+    use crate::scenarios::{HOT_SKU, RETAIL_ADMIN_KEY, Scenario, Traffic};
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.clone()).await });
+    let http = crate::http::Http::new(&format!("http://{address}")).unwrap();
+    let retail = crate::orders::tenant("retail").unwrap();
+
+    let lifecycle = Traffic::new(http.clone(), Scenario::Lifecycle, retail).keep_created(20);
+    for n in 0..20 {
+        let outcome = lifecycle.step(n).await;
+        assert_eq!(outcome.status, 200, "lifecycle {n}: {outcome:?}");
+    }
+    let created = lifecycle.created();
+    assert_eq!(created.len(), 20);
+    for (_, id) in &created {
+        let history = http
+            .call(
+                "GET",
+                &format!("/v1/orders/{id}/history"),
+                retail.key,
+                None,
+                &[],
+            )
+            .await
+            .unwrap()
+            .json();
+        let events: Vec<&str> = history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, ["pay", "ship", "receive", "complete"], "{history}");
+    }
+
+    let hot = Traffic::new(http.clone(), Scenario::HotSku, retail)
+        .prepare(0)
+        .await
+        .unwrap();
+    for n in 0..10 {
+        let outcome = hot.step(n).await;
+        assert_eq!(outcome.status, 201, "hot SKU {n}: {outcome:?}");
+    }
+    let level = http
+        .call(
+            "GET",
+            &format!("/v1/stock/{HOT_SKU}"),
+            RETAIL_ADMIN_KEY,
+            None,
+            &[],
+        )
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(level["reserved"], json!(10), "{level}");
+}

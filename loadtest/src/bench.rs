@@ -13,9 +13,12 @@
 //!   same client.
 //! - (c) **the order center**, spawned from the release binary: cluster mode (`OC_SHARDS`
 //!   on two fresh MariaDB databases, in-process cache) and single-node mode (SQLite, relay,
-//!   projector): create capacity (closed loop), create at half of (a) (open loop, p99), GET
-//!   of cached orders; in cluster mode the GET is repeated with `OC_EDGE_LAYERS=off` to
-//!   price the tower edge stack.
+//!   projector): create capacity (closed loop), full-lifecycle capacity (create → pay →
+//!   ship → receive → complete per step, closed loop), reservations on one hot SKU (64
+//!   buyers placing one-unit orders of the same SKU), create at half of (a) (open loop,
+//!   p99), GET of cached orders; in cluster mode the GET is repeated with `OC_EDGE_LAYERS=off`
+//!   to price the tower edge stack, and the hot SKU with retail's inventory accelerated by
+//!   the Redis stock gate (`--redis`).
 //!
 //! The tenant rate limits of the example config (1,000/s for retail) would cap (c), so the
 //! servers run on a copy of the example tenants with the limits lifted. Fresh databases are
@@ -40,6 +43,9 @@ use crate::scenarios::{Scenario, Traffic};
 use crate::stats::{Outcome, Percentiles, Report};
 use crate::svg;
 
+/// Concurrent buyers of the hot-SKU step (the issue's flash-sale figure).
+const HOT_SKU_BUYERS: u32 = 64;
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// The ordercenter release binary.
@@ -60,6 +66,9 @@ pub struct BenchArgs {
     /// Concurrency sweep of the raw MariaDB transaction (connections over both shards).
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64")]
     sweep: Vec<u32>,
+    /// Redis of the hot-SKU step with the stock gate (cluster mode); empty: no such step.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
     /// Closed-loop workers for the server and bare-axum capacity steps.
     #[arg(long, default_value_t = 64)]
     workers: u32,
@@ -239,11 +248,21 @@ async fn capture(urls: &[String]) -> anyhow::Result<Vec<TxTemplate>> {
             } else {
                 ""
             };
+            // generated columns (e.g. `orders.merchant_scope`) cannot be inserted
+            let generated: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND IS_GENERATED = 'ALWAYS'",
+            )
+            .bind(*table)
+            .fetch_all(&pool)
+            .await?;
+            let mut skip: Vec<&str> = generated.iter().map(String::as_str).collect();
+            skip.push("seq");
             for row in sqlx::query(&format!("SELECT * FROM {table}{order}"))
                 .fetch_all(&pool)
                 .await?
             {
-                let captured = CapturedRow::of(&row, &["seq"])?;
+                let captured = CapturedRow::of(&row, &skip)?;
                 let id = match captured.get(if *table == "orders" { "id" } else { "order_id" }) {
                     Some(Cell::Int(id)) => *id,
                     other => bail!("{table}: no order id in a captured row ({other:?})"),
@@ -561,7 +580,9 @@ impl Bench {
         }
     }
 
-    /// Creates (closed loop), creates at `half_rate` (open loop), GETs of created orders.
+    /// Creates (closed loop), full lifecycles (closed loop), reservations on one hot SKU
+    /// ([`HOT_SKU_BUYERS`] buyers), creates at `half_rate` (open loop), GETs of created
+    /// orders.
     async fn service_steps(
         &mut self,
         mode: &str,
@@ -583,6 +604,38 @@ impl Bench {
         let report = engine::run(Arc::clone(&creates), &plan).await;
         results.insert(
             "create_capacity".to_owned(),
+            StepResult::of(&plan.name, &report),
+        );
+        // the forward flow: each step is one order created, paid, shipped, received and
+        // completed (five writes), next to the create capacity just measured
+        let lifecycle = Arc::new(Traffic::new(
+            server.http.clone(),
+            Scenario::Lifecycle,
+            retail,
+        ));
+        let plan = self.plan(
+            &format!("{mode} full lifecycle capacity"),
+            self.closed(),
+            self.args.warmup,
+        );
+        let report = engine::run(lifecycle, &plan).await;
+        results.insert(
+            "lifecycle_capacity".to_owned(),
+            StepResult::of(&plan.name, &report),
+        );
+        // one hot SKU, 64 buyers: every placement reserves on the same stock row
+        let hot = Traffic::new(server.http.clone(), Scenario::HotSku, retail);
+        hot.set_hot_stock().await?;
+        let plan = self.plan(
+            &format!("{mode} reservations on one hot SKU, {HOT_SKU_BUYERS} buyers"),
+            Load::Closed {
+                workers: HOT_SKU_BUYERS,
+            },
+            self.args.warmup,
+        );
+        let report = engine::run(Arc::new(hot), &plan).await;
+        results.insert(
+            "hot_sku_reservations".to_owned(),
             StepResult::of(&plan.name, &report),
         );
         let load = Load::Open {
@@ -648,6 +701,8 @@ impl Bench {
         rand::thread_rng().fill_bytes(&mut key);
         let master: String = key.iter().map(|b| format!("{b:02x}")).collect();
         let cluster_urls = vec![databases.url("cl_0"), databases.url("cl_1")];
+        // `keys init` writes the key ring into the data directory, which must exist
+        std::fs::create_dir_all(self.dir.join("cluster"))?;
         let cluster_dir = self.dir.join("cluster").display().to_string();
         let connections = self.args.connections_per_shard.to_string();
         let cluster_env = |edge: &str| {
@@ -785,6 +840,47 @@ impl Bench {
             StepResult::of(&plan.name, &report),
         );
         bare_edge.stop();
+        // the hot SKU again with retail's inventory accelerated by the Redis stock gate
+        if !self.args.redis.is_empty() {
+            let gated_tenants = self.dir.join("tenants-gate");
+            std::fs::create_dir_all(&gated_tenants)?;
+            for entry in std::fs::read_dir(&tenants)? {
+                let path = entry?.path();
+                let text = std::fs::read_to_string(&path)?;
+                std::fs::write(
+                    gated_tenants.join(path.file_name().context("file name")?),
+                    // the example accelerates one flash-sale SKU: here every SKU
+                    text.replace("      hot_skus: [FLASH-KETTLE-1]\n", ""),
+                )?;
+            }
+            let mut env = cluster_env("on");
+            env.retain(|(name, _)| *name != "OC_TENANT_CONFIG_DIR");
+            env.push(("OC_TENANT_CONFIG_DIR", gated_tenants.display().to_string()));
+            env.push(("OC_REDIS_URL", self.args.redis.clone()));
+            let gated = Server::start(
+                &self.args.ordercenter,
+                &env,
+                self.dir.join("cluster-gate.log"),
+            )
+            .await?;
+            let hot = Traffic::new(gated.http.clone(), Scenario::HotSku, retail);
+            hot.set_hot_stock().await?;
+            let plan = self.plan(
+                &format!(
+                    "cluster reservations on one hot SKU, {HOT_SKU_BUYERS} buyers, Redis gate"
+                ),
+                Load::Closed {
+                    workers: HOT_SKU_BUYERS,
+                },
+                self.args.warmup,
+            );
+            let report = engine::run(Arc::new(hot), &plan).await;
+            results.insert(
+                "hot_sku_reservations_redis_gate".to_owned(),
+                StepResult::of(&plan.name, &report),
+            );
+            gated.stop();
+        }
         self.report.cluster = results;
 
         // (c) single-node mode
@@ -838,6 +934,15 @@ impl Bench {
                     create.throughput_per_s >= 0.8 * raw,
                 );
             }
+            if let (Some(create), Some(lifecycle)) = (
+                results.get("create_capacity"),
+                results.get("lifecycle_capacity"),
+            ) {
+                ratios.insert(
+                    format!("{mode}_lifecycle_vs_create"),
+                    lifecycle.throughput_per_s / create.throughput_per_s.max(1e-9),
+                );
+            }
             if let Some(half) = results.get("create_at_half_raw") {
                 goals.insert(
                     format!("{mode}_create_p99_at_most_10ms_at_half_raw"),
@@ -854,6 +959,15 @@ impl Bench {
                     get.throughput_per_s >= 0.5 * bare,
                 );
             }
+        }
+        if let (Some(gate), Some(sql)) = (
+            self.report.cluster.get("hot_sku_reservations_redis_gate"),
+            self.report.cluster.get("hot_sku_reservations"),
+        ) {
+            ratios.insert(
+                "cluster_hot_sku_redis_gate_vs_sql_alone".to_owned(),
+                gate.throughput_per_s / sql.throughput_per_s.max(1e-9),
+            );
         }
         if let (Some(with), Some(without)) = (
             self.report.cluster.get("get_cached"),

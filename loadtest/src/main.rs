@@ -110,6 +110,12 @@ async fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     let load = load_of(args.rate, args.concurrency, args.max_in_flight)?;
     let tenant = orders::tenant(&args.profile)
         .with_context(|| format!("unknown profile {:?}: retail or express", args.profile))?;
+    if scenario.retail_only() && tenant.name != "retail" {
+        bail!(
+            "the {} scenario runs on the retail profile (its state machine and stock)",
+            scenario.name()
+        );
+    }
     let http = http::Http::new(&args.url)?;
     let traffic = Traffic::new(http, scenario, tenant)
         .prepare(args.pool)

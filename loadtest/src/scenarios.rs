@@ -35,6 +35,14 @@ pub enum Scenario {
     /// Create an order (unique buyer), then poll search until it is found: the latency
     /// recorded is commit → visible in search.
     Visibility,
+    /// One order through its whole forward flow: create, then `pay`, `ship` (carrier and
+    /// waybill), `receive`, `complete`, each with the version just answered as `If-Match`.
+    /// One step is one order completed (retail's state machine: `--profile retail`).
+    Lifecycle,
+    /// Place a one-unit order of one hot SKU whose stock is set first (through the admin
+    /// API, enough for any run): every request reserves on the same stock row, the flash
+    /// sale case (`--profile retail`, whose orders reserve stock).
+    HotSku,
 }
 
 impl Scenario {
@@ -46,7 +54,14 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::MultiTenant => "multi-tenant",
             Scenario::Visibility => "visibility",
+            Scenario::Lifecycle => "lifecycle",
+            Scenario::HotSku => "hot-sku",
         }
+    }
+
+    /// Whether the scenario only runs on the retail profile (its state machine and stock).
+    pub fn retail_only(self) -> bool {
+        matches!(self, Scenario::Lifecycle | Scenario::HotSku)
     }
 
     fn needs_pool(self) -> bool {
@@ -65,6 +80,31 @@ enum Op {
     Search,
     Transition,
     Visibility,
+    Lifecycle,
+    HotSku,
+}
+
+/// The example tenant admin key of tenant `retail` (a public test credential): sets the hot
+/// SKU's stock.
+pub const RETAIL_ADMIN_KEY: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
+
+/// The SKU every `hot-sku` request reserves.
+pub const HOT_SKU: &str = "HOT-SKU-1";
+
+/// Units of the hot SKU set before a `hot-sku` run: more than any run places.
+const HOT_SKU_UNITS: u64 = 1_000_000_000;
+
+/// The events after placement that complete a retail order, with their data.
+fn retail_lifecycle(n: u64) -> [(&'static str, serde_json::Value); 4] {
+    [
+        ("pay", json!({"event": "pay"})),
+        (
+            "ship",
+            json!({"event": "ship", "data": {"carrier": "sf", "waybill_no": format!("SF{n:010}")}}),
+        ),
+        ("receive", json!({"event": "receive"})),
+        ("complete", json!({"event": "complete"})),
+    ]
 }
 
 /// The operation of mixed request `n`: 20 create, 60 hot GET, 15 search, 5 transition.
@@ -175,6 +215,9 @@ impl Traffic {
     /// Create the pools the scenario reads (`size` orders in all, split by traffic share),
     /// 16 at a time.
     pub async fn prepare(mut self, size: usize) -> anyhow::Result<Traffic> {
+        if self.scenario == Scenario::HotSku {
+            self.set_hot_stock().await?;
+        }
         if !self.scenario.needs_pool() || size == 0 {
             return Ok(self);
         }
@@ -220,6 +263,28 @@ impl Traffic {
             tokio::time::sleep(Duration::from_millis(1_500)).await;
         }
         Ok(self)
+    }
+
+    /// Set the hot SKU's stock (the units left from an earlier run are replaced).
+    pub async fn set_hot_stock(&self) -> anyhow::Result<()> {
+        let answer = self
+            .http
+            .call(
+                "PUT",
+                &format!("/v1/stock/{HOT_SKU}"),
+                RETAIL_ADMIN_KEY,
+                Some(&json!({ "available": HOT_SKU_UNITS })),
+                &[],
+            )
+            .await?;
+        if answer.status != 200 {
+            anyhow::bail!(
+                "setting the stock of {HOT_SKU}: {} {}",
+                answer.status,
+                answer.text()
+            );
+        }
+        Ok(())
     }
 
     async fn create(&self, tenant: &TenantProfile, n: u64) -> Result<String, String> {
@@ -329,7 +394,82 @@ impl Traffic {
                 )
             }
             Op::Visibility => self.visibility(tenant, n).await,
+            Op::Lifecycle => self.lifecycle(tenant, n).await,
+            Op::HotSku => {
+                let order = json!({
+                    "business_identity": "retail", "order_type": "standard",
+                    "buyer_id": format!("hot-{}", n % 10_000),
+                    "lines": [{"sku": HOT_SKU, "product_name": "Flash-sale kettle",
+                               "quantity": 1, "unit_price_minor": 19_900}],
+                });
+                call(
+                    "reserve",
+                    self.http
+                        .call("POST", "/v1/orders", tenant.key, Some(&order), &[])
+                        .await,
+                )
+            }
         }
+    }
+
+    /// Create an order and move it to `completed`; the step fails at the first refusal,
+    /// naming the event.
+    async fn lifecycle(&self, tenant: &'static TenantProfile, n: u64) -> Outcome {
+        let (order, _) = self.generator.order(tenant, n.wrapping_add(self.run));
+        let answer = match self
+            .http
+            .call("POST", "/v1/orders", tenant.key, Some(&order), &[])
+            .await
+        {
+            Ok(answer) if answer.status == 201 => answer,
+            Ok(answer) => {
+                return Outcome {
+                    detail: Some(format!("create: {}", answer.text())),
+                    ..Outcome::status("lifecycle", answer.status)
+                };
+            }
+            Err(error) => return Outcome::failed("lifecycle", format!("create: {error:#}")),
+        };
+        let mut view = answer.json();
+        let Some(id) = view["id"].as_str().map(str::to_owned) else {
+            return Outcome::failed("lifecycle", "created without id");
+        };
+        let path = format!("/v1/orders/{id}/transitions");
+        for (event, body) in retail_lifecycle(n) {
+            let version = format!("\"{}\"", view["version"]);
+            match self
+                .http
+                .call(
+                    "POST",
+                    &path,
+                    tenant.key,
+                    Some(&body),
+                    &[("if-match", &version)],
+                )
+                .await
+            {
+                Ok(answer) if answer.status == 200 => view = answer.json(),
+                Ok(answer) => {
+                    return Outcome {
+                        detail: Some(format!("{event}: {}", answer.text())),
+                        ..Outcome::status("lifecycle", answer.status)
+                    };
+                }
+                Err(error) => {
+                    return Outcome::failed("lifecycle", format!("{event}: {error:#}"));
+                }
+            }
+        }
+        if view["status"] != "completed" {
+            return Outcome::failed("lifecycle", format!("ended {}", view["status"]));
+        }
+        if self.keep_created > 0 {
+            let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            if created.len() < self.keep_created {
+                created.push((tenant.name, id));
+            }
+        }
+        Outcome::status("lifecycle", 200)
     }
 
     async fn visibility(&self, tenant: &TenantProfile, n: u64) -> Outcome {
@@ -378,6 +518,8 @@ impl Step for Traffic {
             Scenario::Get => Op::Get,
             Scenario::Search => Op::Search,
             Scenario::Visibility => Op::Visibility,
+            Scenario::Lifecycle => Op::Lifecycle,
+            Scenario::HotSku => Op::HotSku,
             Scenario::Mixed | Scenario::MultiTenant => mixed_op(n),
         };
         let outcome = self.op(op, tenant, n).await;

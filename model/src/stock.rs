@@ -1,5 +1,6 @@
-//! Stock: a level per SKU, the reservations orders hold against it, and the two ports that
-//! keeps them: the SQL store.
+//! Stock: a level per SKU, the reservations orders hold against it, and the ports that keep
+//! them: the SQL store (the truth) and, for hot SKUs, an optional admission gate in front of
+//! it ([`StockGate`]).
 //!
 //! # Counting
 //!
@@ -210,4 +211,44 @@ pub trait StockStore: Send + Sync + Debug + 'static {
         order_id: OrderId,
         sku: &Sku,
     ) -> DomainResult<Option<Reservation>>;
+}
+
+/// What a [`StockGate`] said about a set of wanted units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateOutcome {
+    /// Every SKU had the units; they were taken from the gate's counters, all at once.
+    Admitted,
+    /// The gate has no counter for these SKUs (never seeded, expired, or the gate restarted
+    /// empty): nothing was taken. Seed them from SQL and ask again.
+    Missing(Vec<Sku>),
+    /// This SKU's counter has fewer units than wanted: nothing was taken.
+    Short { sku: Sku, available: u64 },
+}
+
+/// An admission counter of available units per SKU in front of the SQL stock, for hot
+/// SKUs: a buyer of a sold-out SKU is refused here without touching the SKU's row.
+///
+/// The gate is never the truth. SQL's conditional decrement still decides every
+/// reservation, so a gate counter that is too high cannot oversell (SQL refuses, the units
+/// are given back to the gate). A counter that is too low (units released by a process
+/// that did not tell the gate) would refuse buyers while SQL has units, so counters are
+/// seeded from SQL's `available` when missing and live only a short while before they are
+/// rebuilt. A gate that lost everything (Redis restarted empty) reports `Missing` and is
+/// rebuilt from SQL: no unit is lost and none is sold twice.
+#[async_trait]
+pub trait StockGate: Send + Sync + Debug + 'static {
+    /// Take `quantity` units of every `(sku, quantity)` from the counters, all or nothing,
+    /// atomically (one buyer's SKUs are never half taken).
+    async fn admit(&self, tenant: &TenantId, wants: &[(Sku, u64)]) -> DomainResult<GateOutcome>;
+
+    /// Create the counter of `sku` with `available` units unless it exists (the first
+    /// seeder wins; a counter in use is never overwritten).
+    async fn seed(&self, tenant: &TenantId, sku: &Sku, available: u64) -> DomainResult<()>;
+
+    /// Return `quantity` units to the counter of `sku` if it exists (a missing counter is
+    /// rebuilt from SQL, which already has them).
+    async fn give_back(&self, tenant: &TenantId, sku: &Sku, quantity: u64) -> DomainResult<()>;
+
+    /// Drop the counter of `sku` (the stock was set: the next admission rebuilds it).
+    async fn forget(&self, tenant: &TenantId, sku: &Sku) -> DomainResult<()>;
 }

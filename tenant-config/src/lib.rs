@@ -24,7 +24,7 @@ pub use set::ConfigSet;
 pub use slot::parse_slot;
 pub use types::{
     ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
-    InventoryConfig, InventoryMode, OrderTypeConfig, PiiAccess, RateLimit, RateLimits,
-    ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy, TenantConfig,
-    TransitionConfig, UntrackedSkus,
+    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, PiiAccess, RateLimit,
+    RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy,
+    TenantConfig, TransitionConfig, UntrackedSkus,
 };

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oc_model::{
-    BusinessIdentity, Currency, ExtFieldType, OrderType, PartyId, RoleName, Slot, StateMachine,
-    StateMachineError, StatusCode, StockEffect, TenantId, TransitionDef, TransitionEvent,
+    BusinessIdentity, Currency, ExtFieldType, OrderType, PartyId, RoleName, Sku, Slot,
+    StateMachine, StateMachineError, StatusCode, StockEffect, TenantId, TransitionDef,
+    TransitionEvent,
 };
 use serde_json::Value;
 
@@ -15,8 +16,8 @@ use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
     ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
-    InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits, ResolvedField, Retention,
-    RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
+    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits,
+    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
 };
 use crate::v1::{
     RawDataField, RawField, RawIdentity, RawInventory, RawOrderType, RawStateMachine, RawTenant,
@@ -483,12 +484,44 @@ fn resolve_inventory(
     };
     let before = c.errors.len();
     let defaults = InventoryConfig::default();
+    let accelerator = raw.accelerator.unwrap_or(defaults.accelerator);
+    let mut hot_skus = None;
+    if let Some(skus) = &raw.hot_skus {
+        if accelerator == InventoryAccelerator::None {
+            c.push(
+                child(path, "hot_skus"),
+                "`hot_skus` names the SKUs of an accelerator: set `accelerator: redis` too"
+                    .to_owned(),
+            );
+        }
+        let mut set = BTreeSet::new();
+        for (index, sku) in skus.iter().enumerate() {
+            if let Err(error) = Sku::parse(sku.as_str()) {
+                c.push(
+                    format!("{}/{index}", child(path, "hot_skus")),
+                    error.message,
+                );
+            } else if !set.insert(sku.clone()) {
+                c.push(
+                    format!("{}/{index}", child(path, "hot_skus")),
+                    format!("SKU {sku} is listed twice"),
+                );
+            }
+        }
+        hot_skus = Some(set);
+    }
     let config = InventoryConfig {
         mode: raw.mode,
         untracked_skus: raw.untracked_skus.unwrap_or(defaults.untracked_skus),
+        accelerator,
+        hot_skus,
     };
     if raw.mode == InventoryMode::None {
-        for (key, set) in [("untracked_skus", raw.untracked_skus.is_some())] {
+        for (key, set) in [
+            ("untracked_skus", raw.untracked_skus.is_some()),
+            ("accelerator", raw.accelerator.is_some()),
+            ("hot_skus", raw.hot_skus.is_some()),
+        ] {
             if set {
                 c.push(
                     child(path, key),

@@ -547,7 +547,7 @@ fn plan_lifecycle(
         plan.change(
             Severity::Safe,
             scope,
-            "inventory settings changed (untracked SKUs)".to_owned(),
+            "inventory settings changed (untracked SKUs, accelerator, hot SKUs)".to_owned(),
         );
     }
     for old_transition in old.transitions() {

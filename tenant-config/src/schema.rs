@@ -152,7 +152,9 @@ pub fn json_schema_v1() -> Value {
                 "description": "Stock of this identity's orders. Absent: mode none (orders hold no stock).",
                 "properties": {
                     "mode": { "enum": ["none", "builtin"], "description": "builtin: placement reserves every line's stock (all or nothing), pay sells it, cancel and timeout release it." },
-                    "untracked_skus": { "enum": ["refuse", "allow"], "default": "refuse", "description": "A SKU nobody set stock for: refuse the order (out of stock), or sell it without a reservation." }
+                    "untracked_skus": { "enum": ["refuse", "allow"], "default": "refuse", "description": "A SKU nobody set stock for: refuse the order (out of stock), or sell it without a reservation." },
+                    "accelerator": { "enum": ["none", "redis"], "default": "none", "description": "redis: a Redis admission counter per SKU (rebuilt from SQL when missing) refuses buyers of a sold-out SKU before they reach SQL, several SKUs at once in one script; SQL's conditional decrement stays the truth. Needs the service's Redis." },
+                    "hot_skus": { "type": "array", "items": { "type": "string", "minLength": 1, "maxLength": 128 }, "description": "The SKUs the accelerator serves (flash-sale items). Absent: every SKU of the identity." }
                 }
             },
             "state_machine": {

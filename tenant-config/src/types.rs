@@ -563,16 +563,48 @@ pub enum UntrackedSkus {
     Allow,
 }
 
+/// What stands in front of the SQL stock (the truth) for hot SKUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryAccelerator {
+    /// Every reservation goes straight to SQL's conditional decrement.
+    #[default]
+    None,
+    /// A Redis admission counter per SKU (rebuilt from SQL when missing) refuses buyers of a
+    /// sold-out SKU before they reach SQL; SQL's conditional decrement stays the truth. Needs
+    /// the service's Redis (`OC_REDIS_URL`); without it reservations go to SQL alone.
+    Redis,
+}
+
+impl InventoryAccelerator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InventoryAccelerator::None => "none",
+            InventoryAccelerator::Redis => "redis",
+        }
+    }
+}
+
 /// A business identity's inventory settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryConfig {
     pub mode: InventoryMode,
     pub untracked_skus: UntrackedSkus,
+    pub accelerator: InventoryAccelerator,
+    /// The SKUs the accelerator serves; `None`: every SKU of the identity.
+    pub hot_skus: Option<BTreeSet<String>>,
 }
 
 impl InventoryConfig {
     pub fn is_builtin(&self) -> bool {
         self.mode == InventoryMode::Builtin
+    }
+
+    /// Whether reservations of `sku` go through the accelerator first.
+    pub fn accelerated(&self, sku: &str) -> bool {
+        self.is_builtin()
+            && self.accelerator != InventoryAccelerator::None
+            && self.hot_skus.as_ref().is_none_or(|skus| skus.contains(sku))
     }
 }
 
@@ -581,6 +613,8 @@ impl Default for InventoryConfig {
         InventoryConfig {
             mode: InventoryMode::None,
             untracked_skus: UntrackedSkus::Refuse,
+            accelerator: InventoryAccelerator::None,
+            hot_skus: None,
         }
     }
 }

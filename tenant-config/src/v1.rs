@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use oc_model::ExtFieldType;
 use serde::Deserialize;
 
-use crate::types::{Endpoint, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus};
+use crate::types::{
+    Endpoint, InventoryAccelerator, InventoryMode, PiiAccess, RateLimit, ShardKey, UntrackedSkus,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +91,10 @@ pub(crate) struct RawInventory {
     pub mode: InventoryMode,
     #[serde(default)]
     pub untracked_skus: Option<UntrackedSkus>,
+    #[serde(default)]
+    pub accelerator: Option<InventoryAccelerator>,
+    #[serde(default)]
+    pub hot_skus: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

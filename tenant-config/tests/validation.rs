@@ -432,3 +432,75 @@ fn a_searchable_name_keeps_one_kind_across_order_types() {
         errors[0].message
     );
 }
+
+/// The stock accelerator: opted in per business identity, optionally for listed SKUs only;
+/// refused without builtin stock, `hot_skus` refused without an accelerator, bad or
+/// repeated SKUs named by index.
+#[test]
+fn the_inventory_accelerator_is_opted_in_per_identity_and_sku() {
+    let with = |inventory: &str| {
+        edit(
+            &base(),
+            "  shop:\n",
+            &format!("  shop:\n    inventory: {inventory}\n"),
+        )
+    };
+    let all = ConfigSet::from_yaml_str("acme.yaml", &with("{ mode: builtin, accelerator: redis }"))
+        .unwrap();
+    let shop = all
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
+    assert!(shop.inventory().accelerated("ANY-SKU"));
+    let listed = ConfigSet::from_yaml_str(
+        "acme.yaml",
+        &with("{ mode: builtin, accelerator: redis, hot_skus: [KETTLE-1, TV-55] }"),
+    )
+    .unwrap();
+    let shop = listed
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
+    assert!(shop.inventory().accelerated("TV-55"));
+    assert!(!shop.inventory().accelerated("ANY-SKU"));
+    let plain = ConfigSet::from_yaml_str("acme.yaml", &with("{ mode: builtin }")).unwrap();
+    let shop = plain
+        .business_identity(&oc_model::BusinessIdentity::parse("shop").unwrap())
+        .unwrap();
+    assert!(!shop.inventory().accelerated("ANY-SKU"));
+
+    const INVENTORY: &str = "/business_identities/shop/inventory";
+    for (inventory, path, message) in [
+        (
+            "{ mode: none, accelerator: redis }",
+            format!("{INVENTORY}/accelerator"),
+            "applies to `mode: builtin` only",
+        ),
+        (
+            "{ mode: builtin, hot_skus: [KETTLE-1] }",
+            format!("{INVENTORY}/hot_skus"),
+            "set `accelerator: redis` too",
+        ),
+        (
+            "{ mode: builtin, accelerator: redis, hot_skus: [KETTLE-1, KETTLE-1] }",
+            format!("{INVENTORY}/hot_skus/1"),
+            "listed twice",
+        ),
+        (
+            "{ mode: builtin, accelerator: redis, hot_skus: ['  '] }",
+            format!("{INVENTORY}/hot_skus/0"),
+            "not blank",
+        ),
+    ] {
+        let errors = errors_of(&with(inventory));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == path && e.message.contains(message)),
+            "{inventory}: expected {path}: …{message}…, got:\n{}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}

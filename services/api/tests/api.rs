@@ -14,12 +14,14 @@ use tower::ServiceExt;
 
 use oc_api::edge::EdgeConfig;
 use oc_api::{AppState, router_with};
-use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_cache::{
+    L1Config, RedisCache, RedisCacheConfig, RedisStockGate, RedisStockGateConfig, TieredCache,
+};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
-use oc_model::stock::StockStore;
+use oc_model::stock::{Sku, StockGate, StockStore};
 use oc_model::{OrderId, TenantId};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -79,6 +81,8 @@ struct TestApp {
     search: Arc<TantivySearchIndex>,
     tenants: Arc<ConfigHandle>,
     redis: Option<oc_test_support::RedisPrefix>,
+    /// The stock gate of identities with `accelerator: redis` (MariaDB shape only).
+    gate: Option<RedisStockGate>,
     databases: Option<oc_test_support::TestDatabases>,
     sqlite_dir: Option<PathBuf>,
 }
@@ -88,6 +92,7 @@ struct Shape {
     edge: EdgeConfig,
     cache: Arc<TieredCache>,
     with_search: bool,
+    stock_gate: Option<Arc<dyn StockGate>>,
 }
 
 impl TestApp {
@@ -131,6 +136,7 @@ impl TestApp {
         )
         .transitions(store.clone() as Arc<dyn TransitionStore>)
         .stock(store.clone() as Arc<dyn StockStore>)
+        .stock_gate(shape.stock_gate)
         .node_id(2)
         .build()
         .unwrap();
@@ -152,10 +158,16 @@ impl TestApp {
             .with_key_prefix(format!("{}:", redis.prefix()));
         let l2 = RedisCache::connect(l2_config).await.unwrap();
         let cache = Arc::new(TieredCache::with_redis(L1Config::default(), l2));
+        let gate = RedisStockGate::connect(
+            RedisStockGateConfig::new(oc_test_support::redis_url())
+                .with_key_prefix(format!("{}:", redis.prefix())),
+        )
+        .unwrap();
         let shape = Shape {
             edge: EdgeConfig::default(),
             cache: cache.clone(),
             with_search: true,
+            stock_gate: Some(Arc::new(gate.clone())),
         };
         let (router, store, search, tenants) = Self::build(databases.urls().to_vec(), shape).await;
         TestApp {
@@ -165,6 +177,7 @@ impl TestApp {
             search,
             tenants,
             redis: Some(redis),
+            gate: Some(gate),
             databases: Some(databases),
             sqlite_dir: None,
         }
@@ -186,6 +199,7 @@ impl TestApp {
             edge,
             cache: cache.clone(),
             with_search,
+            stock_gate: None,
         };
         let (router, store, search, tenants) = Self::build(urls, shape).await;
         TestApp {
@@ -195,6 +209,7 @@ impl TestApp {
             search,
             tenants,
             redis: None,
+            gate: None,
             databases: None,
             sqlite_dir: Some(dir),
         }
@@ -2840,4 +2855,171 @@ async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: 
     assert_eq!(stock_of(app, "TSHIRT-M").await, (1, 0, 1));
     let outbox = outbox_of(app, &second.id()).await;
     assert_eq!(outbox[1]["transition"]["stock"], "release");
+}
+
+/// Keys of the test-only tenant `flash` (`tests/tenants/flash.yaml`): stock kept, KETTLE-1
+/// and TV-55 behind the Redis stock gate.
+const FLASH_BL: &str = "oc_test_flash_bl_0001_5c2e8a17d94b03f6";
+const FLASH_ADMIN: &str = "oc_test_flash_admin_0001_e7a94d21b3c608f5";
+
+fn flash_order(buyer: &str, lines: &[(&str, u32)]) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(sku, quantity)| {
+            json!({"sku": sku, "product_name": "Flash item", "quantity": quantity,
+                   "unit_price_minor": 10000})
+        })
+        .collect();
+    json!({"business_identity": "flash", "order_type": "sale", "buyer_id": buyer,
+           "lines": lines})
+}
+
+/// The Redis stock gate in front of SQL for the hot SKUs of `flash`: counters are seeded
+/// from SQL on first use and taken for every hot SKU of an order at once (a sold-out one
+/// refuses the order before SQL, naming the SKU and its line, nothing taken); a counter
+/// too high (here set by hand, as a seed read before other buyers reached SQL leaves it)
+/// cannot oversell: SQL refuses and the units go back; a counter too low refuses until it
+/// is gone, and a missing one (Redis restarted empty) is rebuilt from SQL; a cancel and a
+/// new stock level reach the gate; a non-hot SKU never gets a counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
+    let app = TestApp::mariadb("api_stock_gate").await;
+    let gate = app.gate.clone().unwrap();
+    let prefix = app.redis.clone().unwrap();
+    let mut redis = prefix.connection().await.unwrap();
+    let tenant = TenantId::parse("flash").unwrap();
+    let key = |sku: &str| gate.key(&tenant, &Sku::parse(sku).unwrap());
+    let counter = async |redis: &mut redis::aio::MultiplexedConnection, sku: &str| -> Option<i64> {
+        redis::cmd("GET")
+            .arg(key(sku))
+            .query_async(redis)
+            .await
+            .unwrap()
+    };
+    let stock = async |sku: &str| {
+        let level = app
+            .call(
+                "GET",
+                &format!("/v1/stock/{sku}"),
+                Some(FLASH_ADMIN),
+                &[],
+                None,
+            )
+            .await;
+        level.expect(StatusCode::OK);
+        let count = |name: &str| level.body[name].as_u64().unwrap();
+        (count("available"), count("reserved"), count("sold"))
+    };
+    for (sku, units) in [("KETTLE-1", 3), ("TV-55", 1), ("MUG-1", 5)] {
+        app.call(
+            "PUT",
+            &format!("/v1/stock/{sku}"),
+            Some(FLASH_ADMIN),
+            &[],
+            Some(json!({"available": units})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    // the first placement seeds the hot counters from SQL and takes from them
+    let first = app
+        .create(
+            FLASH_BL,
+            flash_order("b1", &[("KETTLE-1", 1), ("TV-55", 1), ("MUG-1", 1)]),
+        )
+        .await;
+    first.expect(StatusCode::CREATED);
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
+    assert_eq!(counter(&mut redis, "TV-55").await, Some(0));
+    assert_eq!(counter(&mut redis, "MUG-1").await, None, "MUG-1 is not hot");
+    assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
+
+    // TV-55 is sold out at the gate: refused naming it at its line; the kettle keeps its
+    // units in the gate and in SQL, no order is written
+    let orders = app.count("orders").await;
+    let refused = app
+        .create(
+            FLASH_BL,
+            flash_order("b2", &[("KETTLE-1", 1), ("TV-55", 1)]),
+        )
+        .await;
+    refused.problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/1/sku"));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SKU TV-55 is out of stock")
+    );
+    assert_eq!(app.count("orders").await, orders);
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
+    assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
+
+    // a counter too high: SQL's conditional decrement refuses, the gate gets its units back
+    let _: () = redis::cmd("SET")
+        .arg(key("KETTLE-1"))
+        .arg(100)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    app.create(FLASH_BL, flash_order("b3", &[("KETTLE-1", 3)]))
+        .await
+        .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(100));
+    assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
+
+    // a counter too low refuses while it lives; deleted (Redis restarted empty), it is
+    // rebuilt from SQL and the units sell
+    let _: () = redis::cmd("SET")
+        .arg(key("KETTLE-1"))
+        .arg(0)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    app.create(FLASH_BL, flash_order("b4", &[("KETTLE-1", 2)]))
+        .await
+        .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
+    let _: () = redis::cmd("DEL")
+        .arg(key("KETTLE-1"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let second = app
+        .create(FLASH_BL, flash_order("b4", &[("KETTLE-1", 2)]))
+        .await;
+    second.expect(StatusCode::CREATED);
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(0));
+    assert_eq!(stock("KETTLE-1").await, (0, 3, 0));
+
+    // a cancel gives the units back to SQL and to the gate
+    app.call(
+        "POST",
+        &format!("/v1/orders/{}/cancel", second.id()),
+        Some(FLASH_BL),
+        &[],
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
+
+    // setting the stock drops the counter; the next placement seeds it from the new level
+    app.call(
+        "PUT",
+        "/v1/stock/KETTLE-1",
+        Some(FLASH_ADMIN),
+        &[],
+        Some(json!({"available": 10})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, None);
+    app.create(FLASH_BL, flash_order("b5", &[("KETTLE-1", 4)]))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(6));
+    assert_eq!(stock("KETTLE-1").await, (6, 5, 0));
+    drop(redis);
+    app.finish().await;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::PaymentStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
-use oc_model::stock::StockStore;
+use oc_model::stock::{StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
@@ -49,6 +49,7 @@ impl Core {
             transitions: None,
             stock: None,
             payments: None,
+            stock_gate: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
             node_id: 0,
@@ -65,6 +66,7 @@ pub struct CoreBuilder {
     transitions: Option<Arc<dyn TransitionStore>>,
     stock: Option<Arc<dyn StockStore>>,
     payments: Option<(Arc<dyn PaymentStore>, PaymentProviders, PaymentSettings)>,
+    stock_gate: Option<Arc<dyn StockGate>>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
     node_id: u8,
@@ -94,6 +96,13 @@ impl CoreBuilder {
         settings: PaymentSettings,
     ) -> Self {
         self.payments = Some((store, providers, settings));
+        self
+    }
+
+    /// The admission gate in front of the stock store for hot SKUs (used for business
+    /// identities with `accelerator: redis`; without it they reserve in SQL alone).
+    pub fn stock_gate(mut self, gate: Option<Arc<dyn StockGate>>) -> Self {
+        self.stock_gate = gate;
         self
     }
 
@@ -146,6 +155,7 @@ impl CoreBuilder {
             clock: Arc::clone(&self.clock),
             reserver: Reserver {
                 store: Arc::clone(&stock),
+                gate: self.stock_gate,
             },
         };
         let transitions = TransitionService {
@@ -168,6 +178,7 @@ impl CoreBuilder {
             stock: StockService {
                 store: stock,
                 clock: self.clock,
+                reserver: orders.reserver.clone(),
             },
             orders,
             config: self.config,

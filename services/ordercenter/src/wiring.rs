@@ -14,7 +14,7 @@ use oc_crypto::KeyRing;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
-use oc_model::stock::StockStore;
+use oc_model::stock::{StockGate, StockStore};
 use oc_pay_http::{FileSecrets, HttpProvider};
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -172,6 +172,15 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         cold: cold.clone(),
         cache: Some(Arc::clone(&cache)),
     };
+    // hot SKUs of identities with `accelerator: redis` are admitted by Redis counters in
+    // front of SQL, when the service has a Redis (the cache's); SQL alone otherwise
+    let stock_gate = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            oc_cache::RedisStockGate::connect(oc_cache::RedisStockGateConfig::new(url.expose()))
+                .map_err(|e| anyhow::anyhow!("stock gate: {}", e.message))?,
+        ) as Arc<dyn StockGate>),
+        None => None,
+    };
     let ledgered = LedgeredStore::new(Arc::clone(&store), Arc::clone(&handle));
     let core = Core::builder(
         Arc::new(ledgered) as Arc<dyn OrderStore>,
@@ -188,6 +197,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         payment_providers(config)?,
         config.payments.clone(),
     )
+    .stock_gate(stock_gate)
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;

@@ -13,7 +13,7 @@ use oc_model::pricing::{self, DiscountInput, LineInput as PricedLine};
 use oc_model::sealing::PartyRole;
 use oc_model::{
     Bucket, BusinessIdentity, Currency, DomainError, DomainResult, Money, Order, OrderEvent,
-    OrderEventKind, OrderType, PartyId, Sku, UnixMillis,
+    OrderEventKind, OrderType, PartyId, UnixMillis,
 };
 
 use crate::caller::Caller;
@@ -24,6 +24,7 @@ use crate::orders::parties::seal_party;
 use crate::orders::service::OrderService;
 use crate::orders::validate::{MAX_TEXT, logistics_of, optional_text, text_field};
 use crate::orders::view::Renderer;
+use crate::stock::Taken;
 
 /// Lines per order.
 const MAX_LINES: usize = 500;
@@ -129,7 +130,7 @@ impl OrderService {
     }
 
     /// Reserve the order's stock when its business identity keeps stock; the SKUs reserved.
-    async fn reserve_stock(&self, caller: &Caller, order: &Order) -> DomainResult<Vec<Sku>> {
+    async fn reserve_stock(&self, caller: &Caller, order: &Order) -> DomainResult<Vec<Taken>> {
         let tenant = caller.tenant_config();
         let main = &order.main;
         let Some(identity) = tenant.business_identity(&main.business_identity) else {
@@ -144,12 +145,7 @@ impl OrderService {
             .and_then(|config| config.payment_window());
         // from the order's own creation time: the hold ends exactly at its pay deadline
         self.reserver
-            .reserve_order(
-                order,
-                window,
-                inventory.untracked_skus,
-                order.main.created_at,
-            )
+            .reserve_order(order, window, inventory, order.main.created_at)
             .await
     }
 

@@ -565,7 +565,7 @@ impl PaymentService {
             SettleOutcome::Settled => {
                 if let Some(prepared) = prepared {
                     self.transitions
-                        .finish(&prepared.write.order, prepared.stock)
+                        .finish(&prepared.write.order, prepared.stock, &prepared.inventory)
                         .await;
                 }
                 Ok(applied)

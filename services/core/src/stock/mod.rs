@@ -3,7 +3,9 @@
 //! the transitions the tenant config marks confirm (`pay`: sold) or release (`cancel`,
 //! `timeout`: back on sale) them. Only business identities with `inventory: builtin` keep
 //! stock; the truth is the `StockStore` port (SQL: conditional decrements, reservation rows
-//! with an expiry).
+//! with an expiry). Identities with `accelerator: redis` put a `StockGate` (Redis admission
+//! counters, rebuilt from SQL when missing) in front of it for hot SKUs: a sold-out SKU's
+//! buyers are refused there, and SQL still decides every reservation the gate admits.
 //!
 //! | use case | file |
 //! |---|---|
@@ -22,7 +24,7 @@ use oc_model::{DomainError, DomainResult, Sku, StockLevel};
 
 use crate::caller::Caller;
 
-pub(crate) use reserve::Reserver;
+pub(crate) use reserve::{Reserver, Taken};
 
 /// `PUT /v1/stock/{sku}`: the units for sale.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,8 @@ pub const MAX_AVAILABLE: u64 = 1_000_000_000_000;
 pub struct StockService {
     pub(crate) store: Arc<dyn StockStore>,
     pub(crate) clock: Arc<dyn oc_model::ports::Clock>,
+    /// Drops a SKU's gate counter when its stock is set.
+    pub(crate) reserver: Reserver,
 }
 
 fn sku_of(sku: &str) -> DomainResult<Sku> {
@@ -87,6 +91,8 @@ impl StockService {
             .store
             .set_available(&caller.tenant, &sku, request.available, self.clock.now())
             .await?;
+        // the gate's counter (if any) is rebuilt from the new level on the next placement
+        self.reserver.forget(&caller.tenant, &sku).await;
         Ok(level.into())
     }
 

@@ -6,17 +6,33 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use oc_model::stock::{Hold, ReserveOutcome, StockStore};
+use oc_model::stock::{GateOutcome, Hold, ReserveOutcome, Settle, StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, Sku, StockEffect, TenantId};
-use oc_tenant_config::UntrackedSkus;
+use oc_tenant_config::{InventoryConfig, UntrackedSkus};
 
 /// How long a reservation holds when the order type declares no payment window.
 const DEFAULT_HOLD: Duration = Duration::minutes(30);
+
+/// Rounds of seeding missing gate counters from SQL before a placement goes to SQL alone
+/// (each round seeds what is missing; two are enough unless counters vanish meanwhile).
+const SEED_ROUNDS: usize = 3;
 
 /// Takes and settles the reservations of orders.
 #[derive(Debug, Clone)]
 pub(crate) struct Reserver {
     pub(crate) store: Arc<dyn StockStore>,
+    /// The admission gate for hot SKUs (identities with `accelerator: redis`), when the
+    /// service has one.
+    pub(crate) gate: Option<Arc<dyn StockGate>>,
+}
+
+/// A SKU an order reserved: what to give back if the order is not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taken {
+    sku: Sku,
+    quantity: u64,
+    /// Its units were also taken from the gate.
+    gated: bool,
 }
 
 /// The units an order needs, per SKU (lines of the same SKU added up), with the index of
@@ -32,88 +48,212 @@ fn needs(order: &Order) -> DomainResult<BTreeMap<Sku, (u64, usize)>> {
     Ok(needs)
 }
 
+fn out_of_stock(sku: &Sku, quantity: u64, available: Option<u64>, index: usize) -> DomainError {
+    DomainError {
+        code: ErrorCode::OutOfStock,
+        message: match available {
+            Some(available) => {
+                format!("SKU {sku} is out of stock: {quantity} wanted, {available} available")
+            }
+            None => format!("SKU {sku} is out of stock: no stock was set for it"),
+        },
+        field: Some(format!("/lines/{index}/sku")),
+    }
+}
+
+/// What the gate decided for an order's accelerated SKUs.
+enum Admission {
+    /// Their units were taken from the gate.
+    Admitted,
+    /// A SKU is sold out at the gate: refuse the order without touching SQL.
+    Refused { sku: Sku, available: u64 },
+    /// No answer from the gate (Redis down or slow, counters vanishing): SQL alone decides.
+    Bypassed,
+}
+
 impl Reserver {
     /// Reserve every SKU of `order` until `now + window`, or none: on the first SKU short
     /// of units, what was taken is given back and the answer is `OutOfStock` naming the SKU
     /// (field: its first line). SKUs nobody set stock for are refused or sold without a
-    /// reservation, as the tenant config says. Returns the SKUs reserved.
+    /// reservation, as the tenant config says. The SKUs the config accelerates are first
+    /// taken from the gate, all at once; SQL's conditional decrement still decides each.
+    /// Returns what was reserved.
     pub(crate) async fn reserve_order(
         &self,
         order: &Order,
         window: Option<Duration>,
-        untracked: UntrackedSkus,
+        inventory: &InventoryConfig,
         now: OffsetDateTime,
-    ) -> DomainResult<Vec<Sku>> {
+    ) -> DomainResult<Vec<Taken>> {
         let main = &order.main;
         let expires_at = now + window.unwrap_or(DEFAULT_HOLD);
+        let needs = needs(order)?;
+        let hot: Vec<(Sku, u64)> = needs
+            .iter()
+            .filter(|(sku, _)| inventory.accelerated(sku.as_str()))
+            .map(|(sku, (quantity, _))| (sku.clone(), *quantity))
+            .collect();
+        let gated = match (&self.gate, hot.is_empty()) {
+            (Some(gate), false) => match self.admit(gate.as_ref(), &main.tenant, &hot).await {
+                Admission::Admitted => true,
+                Admission::Refused { sku, available } => {
+                    let (quantity, index) = needs.get(&sku).copied().unwrap_or_default();
+                    return Err(out_of_stock(&sku, quantity, Some(available), index));
+                }
+                Admission::Bypassed => false,
+            },
+            _ => false,
+        };
         let mut taken = Vec::new();
-        for (sku, (quantity, index)) in needs(order)? {
+        for (sku, (quantity, index)) in &needs {
+            let is_gated = gated && hot.iter().any(|(hot, _)| hot == sku);
             let hold = Hold {
                 tenant: main.tenant.clone(),
                 order_id: main.id,
                 sku: sku.clone(),
-                quantity,
+                quantity: *quantity,
                 expires_at,
                 created_at: now,
             };
             let refusal = match self.store.reserve(&hold).await {
                 Ok(ReserveOutcome::Reserved) => {
-                    taken.push(sku);
+                    taken.push(Taken {
+                        sku: sku.clone(),
+                        quantity: *quantity,
+                        gated: is_gated,
+                    });
                     continue;
                 }
-                Ok(ReserveOutcome::Short(None)) if untracked == UntrackedSkus::Allow => continue,
-                Ok(ReserveOutcome::Short(level)) => Err(DomainError {
-                    code: ErrorCode::OutOfStock,
-                    message: match level {
-                        Some(level) => format!(
-                            "SKU {sku} is out of stock: {quantity} wanted, {} available",
-                            level.available
-                        ),
-                        None => format!("SKU {sku} is out of stock: no stock was set for it"),
-                    },
-                    field: Some(format!("/lines/{index}/sku")),
-                }),
+                Ok(ReserveOutcome::Short(None))
+                    if inventory.untracked_skus == UntrackedSkus::Allow =>
+                {
+                    // sold without a reservation: the gate's units go back
+                    if is_gated {
+                        self.give_back(&main.tenant, sku, *quantity).await;
+                    }
+                    continue;
+                }
+                Ok(ReserveOutcome::Short(level)) => Err(out_of_stock(
+                    sku,
+                    *quantity,
+                    level.map(|level| level.available),
+                    *index,
+                )),
                 Err(error) => Err(error),
             };
+            // the gate's units of the SKUs not reached yet (and of this one) go back too
+            for (rest, (quantity, _)) in needs.range(sku.clone()..) {
+                if gated && hot.iter().any(|(hot, _)| hot == rest) {
+                    self.give_back(&main.tenant, rest, *quantity).await;
+                }
+            }
             self.release(&main.tenant, main.id, &taken, now).await;
             return refusal;
         }
         Ok(taken)
     }
 
-    /// Give back the reservations of `skus`. A failure is logged: the reservation stays
+    /// Take `hot` from the gate, seeding missing counters from SQL's `available`.
+    async fn admit(
+        &self,
+        gate: &dyn StockGate,
+        tenant: &TenantId,
+        hot: &[(Sku, u64)],
+    ) -> Admission {
+        for _ in 0..SEED_ROUNDS {
+            let missing = match gate.admit(tenant, hot).await {
+                Ok(GateOutcome::Admitted) => return Admission::Admitted,
+                Ok(GateOutcome::Short { sku, available }) => {
+                    return Admission::Refused { sku, available };
+                }
+                Ok(GateOutcome::Missing(missing)) => missing,
+                Err(error) => {
+                    tracing::warn!(error = %error.message, "stock gate unavailable: reserving in SQL alone");
+                    return Admission::Bypassed;
+                }
+            };
+            for sku in missing {
+                // a SKU without stock has no counter: SQL refuses it (or sells it untracked)
+                let available = match self.store.stock_level(tenant, &sku).await {
+                    Ok(Some(level)) => level.available,
+                    Ok(None) => return Admission::Bypassed,
+                    Err(error) => {
+                        tracing::warn!(%sku, error = %error.message, "reading stock to seed the gate failed");
+                        return Admission::Bypassed;
+                    }
+                };
+                if let Err(error) = gate.seed(tenant, &sku, available).await {
+                    tracing::warn!(%sku, error = %error.message, "stock gate unavailable: reserving in SQL alone");
+                    return Admission::Bypassed;
+                }
+            }
+        }
+        Admission::Bypassed
+    }
+
+    /// Return units to the gate; a failure is logged (the counter is rebuilt from SQL when
+    /// it expires).
+    async fn give_back(&self, tenant: &TenantId, sku: &Sku, quantity: u64) {
+        if let Some(gate) = &self.gate
+            && let Err(error) = gate.give_back(tenant, sku, quantity).await
+        {
+            tracing::warn!(%sku, error = %error.message, "giving units back to the stock gate failed");
+        }
+    }
+
+    /// The SKU's stock was set: its gate counter is rebuilt from SQL on the next placement.
+    pub(crate) async fn forget(&self, tenant: &TenantId, sku: &Sku) {
+        if let Some(gate) = &self.gate
+            && let Err(error) = gate.forget(tenant, sku).await
+        {
+            tracing::warn!(%sku, error = %error.message, "dropping the stock gate's counter failed");
+        }
+    }
+
+    /// Give back the reservations of `taken`. A failure is logged: the reservation stays
     /// until someone releases it again (release is idempotent).
     pub(crate) async fn release(
         &self,
         tenant: &TenantId,
         order_id: OrderId,
-        skus: &[Sku],
+        taken: &[Taken],
         now: OffsetDateTime,
     ) {
-        for sku in skus {
-            if let Err(error) = self.store.release(tenant, order_id, sku, now).await {
-                tracing::error!(%order_id, %sku, error = %error.message, "releasing a reservation failed");
+        for taken in taken {
+            match self.store.release(tenant, order_id, &taken.sku, now).await {
+                Ok(Settle::Done) if taken.gated => {
+                    self.give_back(tenant, &taken.sku, taken.quantity).await;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%order_id, sku = %taken.sku, error = %error.message, "releasing a reservation failed");
+                }
             }
         }
     }
 
     /// Apply a transition's stock decision to every SKU of the order (idempotent: a
     /// reservation already settled, or never taken for an untracked SKU, is left alone).
+    /// Units a release puts back on sale go back to the gate too for accelerated SKUs.
     pub(crate) async fn settle(
         &self,
         order: &Order,
         effect: StockEffect,
+        inventory: &InventoryConfig,
         now: OffsetDateTime,
     ) -> DomainResult<()> {
         let main = &order.main;
-        for sku in needs(order)?.into_keys() {
+        for (sku, (quantity, _)) in needs(order)? {
             match effect {
                 StockEffect::None => return Ok(()),
                 StockEffect::Confirm => {
                     self.store.confirm(&main.tenant, main.id, &sku, now).await?;
                 }
                 StockEffect::Release => {
-                    self.store.release(&main.tenant, main.id, &sku, now).await?;
+                    let settle = self.store.release(&main.tenant, main.id, &sku, now).await?;
+                    if settle == Settle::Done && inventory.accelerated(sku.as_str()) {
+                        self.give_back(&main.tenant, &sku, quantity).await;
+                    }
                 }
             }
         }

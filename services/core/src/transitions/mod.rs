@@ -26,7 +26,7 @@ use oc_model::{
     DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Released,
     StockEffect, TransitionEvent,
 };
-use oc_tenant_config::TenantConfig;
+use oc_tenant_config::{InventoryConfig, TenantConfig};
 
 use crate::caller::Caller;
 use crate::orders::input::CancelRequest;
@@ -55,6 +55,9 @@ pub(crate) struct Prepared {
     pub(crate) write: TransitionWrite,
     /// The stock decision to apply once it committed.
     pub(crate) stock: StockEffect,
+    /// The identity's inventory settings the decision is applied under (the stock gate
+    /// of an accelerated SKU hears of it too).
+    pub(crate) inventory: InventoryConfig,
 }
 
 /// The coupons and points an order holds, to give back when it ends unpaid.
@@ -187,9 +190,9 @@ impl TransitionService {
         firing: Firing,
     ) -> DomainResult<Order> {
         let prepared = self.prepare_event(tenant, &current, firing)?;
-        let stock = prepared.stock;
+        let (stock, inventory) = (prepared.stock, prepared.inventory);
         let stored = self.store.commit_transition(prepared.write).await?;
-        self.finish(&stored, stock).await;
+        self.finish(&stored, stock, &inventory).await;
         Ok(stored)
     }
 
@@ -279,11 +282,17 @@ impl TransitionService {
                 history: Some(entry),
             },
             stock,
+            inventory: identity.inventory().clone(),
         })
     }
 
     /// After a transition committed: the cache write-through and the stock decision.
-    pub(crate) async fn finish(&self, stored: &Order, stock: StockEffect) {
+    pub(crate) async fn finish(
+        &self,
+        stored: &Order,
+        stock: StockEffect,
+        inventory: &InventoryConfig,
+    ) {
         self.orders.remember(stored).await;
         // The history row holds the decision; settling is idempotent, so a failure here
         // (logged) leaves the reservations for the sweeper, which settles an expired
@@ -292,7 +301,7 @@ impl TransitionService {
         if let Err(error) = self
             .orders
             .reserver
-            .settle(stored, stock, self.orders.now_ms())
+            .settle(stored, stock, inventory, self.orders.now_ms())
             .await
         {
             tracing::error!(order_id = %stored.main.id, %stock, error = %error.message, "settling the order's stock failed");

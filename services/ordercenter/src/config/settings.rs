@@ -382,7 +382,7 @@ pub const REDIS_URL: Setting<SecretUrl> = Setting {
             Some("redis_url"),
             Fallback::Derived("none: the in-process cache alone"),
             "API, projector",
-            "`redis://host:6379`: the shared cache behind the in-process one (cluster)",
+            "`redis://host:6379`: the shared cache behind the in-process one (cluster), and the stock gate of hot SKUs (`accelerator: redis`)",
         ),
         Secrecy::Urls,
     ),
