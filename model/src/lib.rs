@@ -10,6 +10,7 @@ pub mod millis;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod payment_ids;
 pub mod ports;
 pub mod pricing;
 pub mod retention;

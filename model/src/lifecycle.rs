@@ -10,7 +10,7 @@
 //! order's own shard instead of guessing it.
 
 use std::collections::BTreeMap;
-use std::fmt::{self, Debug};
+use std::fmt::Debug;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -18,92 +18,9 @@ use time::OffsetDateTime;
 
 use crate::error::{DomainError, DomainResult};
 use crate::event::OrderEvent;
+pub use crate::event::{Released, StockEffect, TransitionNote};
 use crate::ids::{OrderId, StatusCode, TenantId, TransitionEvent};
 use crate::order::Order;
-
-/// What a transition does to the order's stock reservations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StockEffect {
-    /// Nothing.
-    #[default]
-    None,
-    /// Reserved units become sold (`pay`).
-    Confirm,
-    /// Reserved (or sold) units go back to available (`cancel`, `timeout`).
-    Release,
-}
-
-impl StockEffect {
-    pub const ALL: [StockEffect; 3] = [
-        StockEffect::None,
-        StockEffect::Confirm,
-        StockEffect::Release,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StockEffect::None => "none",
-            StockEffect::Confirm => "confirm",
-            StockEffect::Release => "release",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<StockEffect> {
-        StockEffect::ALL.into_iter().find(|e| e.as_str() == text)
-    }
-
-    pub fn is_none(&self) -> bool {
-        *self == StockEffect::None
-    }
-}
-
-impl fmt::Display for StockEffect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Marketing resources an order gives back when it ends unpaid: the coupons and points the
-/// marketing system must unfreeze. Carried on the cancelling event for that system to follow.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Released {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub coupons: Vec<String>,
-    #[serde(default)]
-    pub points: u64,
-}
-
-impl Released {
-    pub fn is_empty(&self) -> bool {
-        self.coupons.is_empty() && self.points == 0
-    }
-}
-
-/// The transition an outbox event records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransitionNote {
-    pub event: TransitionEvent,
-    pub from: StatusCode,
-    pub to: StatusCode,
-    /// The CloudEvents type's last part (`paid` → `com.ordercenter.order.paid`).
-    pub event_type: String,
-    /// Who fired it: the API key id, or the system part that did (`scheduler`).
-    pub operator: String,
-    /// Through which system: `api`, `scheduler`, `payments`, …
-    pub source_system: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The event data the tenant config declares for this transition (e.g. `carrier`,
-    /// `waybill_no` of a `ship`), by name, as validated.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, serde_json::Value>,
-    #[serde(default, skip_serializing_if = "StockEffect::is_none")]
-    pub stock: StockEffect,
-    /// Coupons and points to give back (a release of an unpaid order).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released: Option<Released>,
-}
 
 /// One row of an order's status history: the transition that produced `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
