@@ -12,95 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
-use oc_model::ports::{NewOrder, OrderStore};
 use oc_model::schedule::{DueOrder, ReservationCursor, ScheduleStore};
 use oc_model::stock::{Hold, ReserveOutcome, Settle, StockStore};
 use oc_model::{
     ErrorCode, HistoryEntry, Order, OrderEvent, OrderEventKind, OrderId, ReservationState, Sku,
     StatusCode, StockEffect, TenantId, TransitionEvent, UnixMillis,
 };
-use oc_store_sql::{SqlOrderStore, StoreConfig};
-use sqlx::Row;
+use oc_store_sql::SqlOrderStore;
 use time::{Duration, OffsetDateTime};
 
-const SHARDS: usize = 2;
+mod common;
 
-struct Harness {
-    store: Arc<SqlOrderStore>,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Sqlite(std::path::PathBuf),
-    MariaDb(oc_test_support::TestDatabases),
-}
-
-impl Harness {
-    async fn sqlite(label: &str) -> Harness {
-        let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
-        std::fs::create_dir_all(&dir).unwrap();
-        let urls: Vec<String> = (0..SHARDS)
-            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
-            .collect();
-        let store = SqlOrderStore::connect(StoreConfig::new(urls))
-            .await
-            .unwrap();
-        Harness {
-            store: Arc::new(store),
-            cleanup: Cleanup::Sqlite(dir),
-        }
-    }
-
-    async fn mariadb(label: &str) -> Harness {
-        let databases = oc_test_support::TestDatabases::create(label, SHARDS)
-            .await
-            .unwrap();
-        let store = SqlOrderStore::connect(StoreConfig::new(databases.urls().to_vec()))
-            .await
-            .unwrap();
-        Harness {
-            store: Arc::new(store),
-            cleanup: Cleanup::MariaDb(databases),
-        }
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        match self.cleanup {
-            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).unwrap(),
-            Cleanup::MariaDb(databases) => databases.cleanup().await.unwrap(),
-        }
-    }
-
-    /// Rows of a table across every shard matching `filter`.
-    async fn count(&self, table: &str, filter: &str) -> i64 {
-        let mut total = 0;
-        for shard in OrderStore::shards(self.store.as_ref()) {
-            total += sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"))
-                .fetch_one(self.store.shard_pool(shard).unwrap())
-                .await
-                .unwrap()
-                .try_get::<i64, _>(0)
-                .unwrap();
-        }
-        total
-    }
-
-    async fn insert(&self, tenant: &TenantId, buyer: &str, deadline: Option<i64>) -> Order {
-        let mut order = oc_test_support::fixtures::order(tenant, buyer);
-        order.main.status = StatusCode::parse("pending_payment").unwrap();
-        order.main.pay_deadline = deadline.map(|at| UnixMillis::new(at).to_datetime().unwrap());
-        self.store
-            .insert(NewOrder {
-                order: order.clone(),
-                idempotency: None,
-                event: OrderEvent::of(&order, OrderEventKind::Created),
-            })
-            .await
-            .unwrap();
-        order
-    }
-}
+use common::Harness;
 
 /// The fixed "now" of these tests, in milliseconds.
 const NOW_MS: i64 = 1_790_000_000_000;

@@ -1,0 +1,92 @@
+//! The store the adapter tests run against, on SQLite files or real MariaDB databases, with
+//! what they read behind the ports' backs (row counts) and the order they most often start
+//! from. Each test file is its own crate and uses part of this.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use oc_model::ports::{NewOrder, OrderStore};
+use oc_model::{Order, OrderEvent, OrderEventKind, StatusCode, TenantId, UnixMillis};
+use oc_store_sql::{SqlOrderStore, StoreConfig};
+use sqlx::Row;
+
+pub const SHARDS: usize = 2;
+
+pub struct Harness {
+    pub store: Arc<SqlOrderStore>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(std::path::PathBuf),
+    MariaDb(oc_test_support::TestDatabases),
+}
+
+impl Harness {
+    pub async fn sqlite(label: &str) -> Harness {
+        let dir = std::env::temp_dir().join(oc_test_support::unique_prefix(label));
+        std::fs::create_dir_all(&dir).unwrap();
+        let urls: Vec<String> = (0..SHARDS)
+            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
+            .collect();
+        let store = SqlOrderStore::connect(StoreConfig::new(urls))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    pub async fn mariadb(label: &str) -> Harness {
+        let databases = oc_test_support::TestDatabases::create(label, SHARDS)
+            .await
+            .unwrap();
+        let store = SqlOrderStore::connect(StoreConfig::new(databases.urls().to_vec()))
+            .await
+            .unwrap();
+        Harness {
+            store: Arc::new(store),
+            cleanup: Cleanup::MariaDb(databases),
+        }
+    }
+
+    pub async fn finish(self) {
+        self.store.close().await;
+        match self.cleanup {
+            Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).unwrap(),
+            Cleanup::MariaDb(databases) => databases.cleanup().await.unwrap(),
+        }
+    }
+
+    /// Rows of a table across every shard matching `filter` (`"1 = 1"` for all).
+    pub async fn count(&self, table: &str, filter: &str) -> i64 {
+        let mut total = 0;
+        for shard in OrderStore::shards(self.store.as_ref()) {
+            total += sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"))
+                .fetch_one(self.store.shard_pool(shard).unwrap())
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap();
+        }
+        total
+    }
+
+    /// A fixture order written as `pending_payment`, with the pay deadline `deadline` (Unix
+    /// milliseconds) when given.
+    pub async fn insert(&self, tenant: &TenantId, buyer: &str, deadline: Option<i64>) -> Order {
+        let mut order = oc_test_support::fixtures::order(tenant, buyer);
+        order.main.status = StatusCode::parse("pending_payment").unwrap();
+        order.main.pay_deadline = deadline.map(|at| UnixMillis::new(at).to_datetime().unwrap());
+        self.store
+            .insert(NewOrder {
+                order: order.clone(),
+                idempotency: None,
+                event: OrderEvent::of(&order, OrderEventKind::Created),
+            })
+            .await
+            .unwrap();
+        order
+    }
+}
