@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use sqlx::Row;
 
-const ADMIN_KEY: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
-
 struct Cluster {
     databases: oc_test_support::TestDatabases,
     data: tempfile::TempDir,
@@ -113,19 +111,6 @@ fn metric(port: u16, name: &str) -> f64 {
         .filter_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .map(|value| value.trim().parse::<f64>().unwrap())
         .sum()
-}
-
-fn set_stock(port: u16, sku: &str, available: u64) {
-    let (status, body) = request_as(
-        ADMIN_KEY,
-        port,
-        "PUT",
-        &format!("/v1/stock/{sku}"),
-        &[],
-        Some(&format!(r#"{{"available":{available}}}"#)),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
 }
 
 /// A retail order of one unit of `sku` with a coupon `CPN-<buyer>`; its id.

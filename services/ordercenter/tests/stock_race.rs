@@ -19,30 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const ADMIN_KEY: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
 const UNITS: u64 = 50;
 const BUYERS: usize = 200;
-
-/// `(available, reserved, sold)` of `sku` as the stock API shows it to the tenant admin.
-fn stock(port: u16, sku: &str) -> (u64, u64, u64) {
-    let (status, body) = request_as(
-        ADMIN_KEY,
-        port,
-        "GET",
-        &format!("/v1/stock/{sku}"),
-        &[],
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let level: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let count = |name: &str| {
-        level[name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{name}: {body}"))
-    };
-    (count("available"), count("reserved"), count("sold"))
-}
 
 /// How the race's server keeps stock.
 enum Stock {
@@ -90,16 +68,7 @@ async fn race(label: &str, sku: &str, mode: Stock) {
         Server(command.spawn().unwrap())
     };
     wait_healthy(port);
-    let (status, body) = request_as(
-        ADMIN_KEY,
-        port,
-        "PUT",
-        &format!("/v1/stock/{sku}"),
-        &[],
-        Some(&format!(r#"{{"available":{UNITS}}}"#)),
-    )
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    set_stock(port, sku, UNITS);
     assert_eq!(stock(port, sku), (UNITS, 0, 0));
 
     let racing = Arc::new(AtomicBool::new(true));

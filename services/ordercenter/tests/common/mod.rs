@@ -9,6 +9,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const RETAIL_KEY: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
+/// The tenant admin key of `retail` (role endpoint `admin.stock`).
+pub const ADMIN_KEY: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
 
 pub fn examples_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tenant-config/examples")
@@ -230,4 +232,39 @@ pub fn keys_init(mut command: Command) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Put `available` units of `sku` on sale for tenant `retail` through the stock API.
+pub fn set_stock(port: u16, sku: &str, available: u64) {
+    let (status, body) = request_as(
+        ADMIN_KEY,
+        port,
+        "PUT",
+        &format!("/v1/stock/{sku}"),
+        &[],
+        Some(&format!(r#"{{"available":{available}}}"#)),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `(available, reserved, sold)` of `sku` as the stock API shows it to `retail`'s admin.
+pub fn stock(port: u16, sku: &str) -> (u64, u64, u64) {
+    let (status, body) = request_as(
+        ADMIN_KEY,
+        port,
+        "GET",
+        &format!("/v1/stock/{sku}"),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let level: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let count = |name: &str| {
+        level[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: {body}"))
+    };
+    (count("available"), count("reserved"), count("sold"))
 }
