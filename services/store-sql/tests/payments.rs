@@ -22,6 +22,7 @@ use oc_model::{
 use sqlx::Row;
 use time::{Duration, OffsetDateTime};
 
+#[macro_use]
 mod common;
 
 use common::Harness;
@@ -572,32 +573,7 @@ async fn the_payments_table_refuses_impossible_rows(h: &Harness) {
     assert_eq!(rows.try_get::<i64, _>(0).unwrap(), 0);
 }
 
-macro_rules! payment_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::sqlite(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::mariadb(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-payment_tests!(
+both_dialects!(
     payments_are_created_once_per_key_and_scoped_by_tenant,
     a_settlement_commits_with_the_pay_transition_exactly_once,
     a_settlement_whose_order_moved_on_writes_nothing,

@@ -21,6 +21,7 @@ use oc_model::{
 use oc_store_sql::SqlOrderStore;
 use time::{Duration, OffsetDateTime};
 
+#[macro_use]
 mod common;
 
 use common::Harness;
@@ -314,32 +315,7 @@ async fn expired_reservations_are_released_exactly_once(h: &Harness) {
     );
 }
 
-macro_rules! schedule_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::sqlite(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::mariadb(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-schedule_tests!(
+both_dialects!(
     due_orders_are_found_through_the_deadline_in_pages,
     a_timeout_racing_a_payment_commits_exactly_once,
     expired_reservations_are_released_exactly_once,

@@ -15,6 +15,7 @@ use oc_model::{
 };
 use time::{Duration, OffsetDateTime};
 
+#[macro_use]
 mod common;
 
 use common::Harness;
@@ -283,32 +284,7 @@ async fn a_transition_is_one_transaction(h: &Harness) {
     );
 }
 
-macro_rules! stock_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::sqlite(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let h = super::Harness::mariadb(stringify!($case)).await;
-                    super::$case(&h).await;
-                    h.finish().await;
-                }
-            )*
-        }
-    };
-}
-
-stock_tests!(
+both_dialects!(
     concurrent_buyers_never_oversell,
     confirm_and_release_move_units_once,
     a_transition_is_one_transaction,

@@ -12,6 +12,33 @@ use sqlx::Row;
 
 pub const SHARDS: usize = 2;
 
+/// Every case `async fn case(h: &Harness)` as a test on SQLite and one on MariaDB
+/// (`sqlite::case`, `mariadb::case`), each on a fresh store it cleans up.
+macro_rules! both_dialects {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::sqlite(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let h = super::Harness::mariadb(stringify!($case)).await;
+                    super::$case(&h).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
 pub struct Harness {
     pub store: Arc<SqlOrderStore>,
     cleanup: Cleanup,
