@@ -118,6 +118,11 @@ pub struct DomainError {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
+    /// The call was refused before anything was sent to the dependency (a circuit breaker
+    /// open, or half-open with every probe slot taken). Such an error tells about the
+    /// dependency's recent past and nothing about the item it was given, so a consumer that
+    /// judges an item by its failures (the projector's dead-letter rule) passes over it.
+    pub unsent: bool,
 }
 
 impl DomainError {
@@ -126,6 +131,7 @@ impl DomainError {
             code,
             message: message.into(),
             field: None,
+            unsent: false,
         }
     }
 
@@ -135,6 +141,7 @@ impl DomainError {
             code: ErrorCode::InvalidInput,
             message: message.into(),
             field: Some(field.into()),
+            unsent: false,
         }
     }
 
@@ -148,6 +155,12 @@ impl DomainError {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// The same error, marked as refused before anything was sent ([`DomainError::unsent`]).
+    pub fn refused_unsent(mut self) -> Self {
+        self.unsent = true;
+        self
     }
 
     /// See [`ErrorCode::is_transient`]: retrying may succeed; otherwise the failure is

@@ -170,7 +170,9 @@ pub struct BatchOutcome {
 ///   dead-letters nothing, because an outage must not turn every order into a dead letter.
 ///   (An attempt *started* after another's success, not one merely failing after it: while
 ///   a read model comes back, an attempt begun during the outage may fail just after the
-///   first orders get through; the next attempt succeeds.) A transient failure of one order
+///   first orders get through; the next attempt succeeds.) A call a circuit breaker
+///   refused before sending it ([`DomainError::unsent`]) is no attempt here: it says
+///   nothing about the order. A transient failure of one order
 ///   with nothing else going through since its first failure stalls like an outage; the
 ///   adapters answer transient only for what every order would hit.
 ///
@@ -469,6 +471,8 @@ impl Projector {
         let attempts_per_order = self.inner.config.attempts_per_order.max(1);
         let mut backoff = policy.backoff();
         let mut attempts = 0u32;
+        // failures of calls that reached the read model: what the dead-letter rule judges
+        let mut sent_failures = 0u32;
         let mut first_failure: Option<FirstFailure> = None;
         loop {
             let successes_before = sink.successes.load(Ordering::Relaxed);
@@ -494,10 +498,18 @@ impl Projector {
                     .give_up(kind, order, event_id, &error, attempts, first)
                     .await;
             }
+            // A call a breaker refused never reached the read model: it says nothing about
+            // this order. (While a breaker is half-open its few probes go through and the
+            // rest are refused; counted, those refusals dead-lettered orders right after an
+            // outage, found by the soak.)
+            if !error.unsent {
+                sent_failures += 1;
+            }
             // this attempt began after others went through since the first failure, and
             // failed all the same: the order, not the read model
-            let failed_while_others_went_through = successes_before > first.successes;
-            if attempts >= attempts_per_order && failed_while_others_went_through {
+            let failed_while_others_went_through =
+                !error.unsent && successes_before > first.successes;
+            if sent_failures >= attempts_per_order && failed_while_others_went_through {
                 return self
                     .give_up(kind, order, event_id, &error, attempts, first)
                     .await;

@@ -185,7 +185,7 @@ pub struct Rejected {
 
 impl From<Rejected> for DomainError {
     fn from(rejected: Rejected) -> DomainError {
-        DomainError::unavailable(match rejected.last_error {
+        let message = match rejected.last_error {
             Some(last) => format!(
                 "{}: circuit breaker {} (last error: {last})",
                 rejected.dependency, rejected.state
@@ -194,7 +194,8 @@ impl From<Rejected> for DomainError {
                 "{}: circuit breaker {}",
                 rejected.dependency, rejected.state
             ),
-        })
+        };
+        DomainError::unavailable(message).refused_unsent()
     }
 }
 

@@ -58,6 +58,7 @@ fn out_of_stock(sku: &Sku, quantity: u64, available: Option<u64>, index: usize) 
             None => format!("SKU {sku} is out of stock: no stock was set for it"),
         },
         field: Some(format!("/lines/{index}/sku")),
+        unsent: false,
     }
 }
 
