@@ -783,6 +783,53 @@ async fn hbase_a_cut_connection_is_unavailable_and_the_store_recovers() {
     table.cleanup().await.unwrap();
 }
 
+/// Found by the soak (tests/soak.rs in `ordercenter`): a cut kills every idle pooled
+/// connection, and each one used to fail a call of its own after the server came back; the
+/// projector then took an order failing right after others went through for a bad order
+/// and dead-lettered it. The first failure on the wire now drops the idle ones too.
+#[tokio::test]
+async fn hbase_after_a_cut_no_call_fails_on_a_dead_idle_connection() {
+    let table = HbaseTable::new("cut_idle").await.unwrap();
+    let proxy = TcpProxy::start(hbase_address()).await.unwrap();
+    let store = std::sync::Arc::new(
+        HbaseColdStore::connect(HbaseConfig {
+            io_timeout: std::time::Duration::from_secs(2),
+            connect_timeout: std::time::Duration::from_secs(1),
+            max_connections: 8,
+            ..hbase_config(&proxy.host_port(), table.name())
+        })
+        .await
+        .unwrap(),
+    );
+    let acme = tenant("acme");
+    // several connections at once, all back in the pool afterwards
+    let puts: Vec<_> = (0..8u64)
+        .map(|n| {
+            let store = std::sync::Arc::clone(&store);
+            let order = order(&acme, id_at(10 + n as u16, BASE_MS + n), 1);
+            tokio::spawn(async move { store.put(&order).await })
+        })
+        .collect();
+    for put in puts {
+        assert!(put.await.unwrap().unwrap());
+    }
+    assert!(proxy.forwarded() >= 2, "the pool holds several connections");
+
+    proxy.block();
+    let error = store.get(&acme, id_at(10, BASE_MS)).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    proxy.restore();
+    for n in 0..4u64 {
+        let order = order(&acme, id_at(30 + n as u16, BASE_MS + 100 + n), 1);
+        assert!(
+            store.put(&order).await.unwrap(),
+            "call {n} after the restore failed"
+        );
+    }
+    drop(store);
+    table.cleanup().await.unwrap();
+}
+
 #[tokio::test]
 async fn cold_store_urls_open_both_adapters() {
     let table = HbaseTable::new("by_url").await.unwrap();

@@ -3,7 +3,8 @@
 //!
 //! A tokio semaphore bounds the connections in use (waiting at most `acquire_timeout`);
 //! idle connections wait in a stack and are reused newest first. A connection that failed on
-//! the wire is dropped, never returned, and the next call opens a fresh one. Every socket has
+//! the wire is dropped, never returned, and so are the idle ones (most likely cut by the
+//! same outage); the next call opens a fresh one. Every socket has
 //! connect, read and write timeouts, so a blocked server cannot hold a blocking thread for
 //! longer than `io_timeout` per call.
 
@@ -89,6 +90,12 @@ impl Pool {
             };
             if reusable {
                 pool.give_back(client);
+            } else {
+                // A connection that failed on the wire most often means the server or the
+                // link went away, and then the idle ones are dead too: dropped now, each of
+                // them would fail one more call after the server is back (the soak saw
+                // those failures dead-letter orders).
+                pool.drop_idle();
             }
             outcome
         })
@@ -105,6 +112,13 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
+    }
+
+    fn drop_idle(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     fn give_back(&self, client: Client) {
