@@ -278,23 +278,63 @@ async fn an_order_the_index_refuses_is_dead_lettered_and_other_tenants_keep_flow
     search.cleanup().await.unwrap();
 }
 
-/// A failure switch in front of the real redb cold store: `Unavailable` for one order only,
-/// every other order written to redb. No engine can be made to fail one row transiently on
-/// demand (an outage fails them all: `projector_cold_outage.rs`), so the switch stands in for
-/// that one answer.
+/// A failure switch in front of the real redb cold store: the first `failures` writes of
+/// one order fail with `error`, every other write goes to redb. No engine can be made to
+/// fail one row transiently on demand (an outage fails them all: `projector_cold_outage.rs`),
+/// and a half-open breaker refuses calls only while probes are in flight, so the switch
+/// stands in for those answers.
 #[derive(Debug)]
-struct UnavailableFor {
+struct FailingFor {
     inner: Arc<RedbColdStore>,
     order_id: OrderId,
+    error: DomainError,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl FailingFor {
+    /// `Unavailable` for every write of the order.
+    fn unavailable(inner: Arc<RedbColdStore>, order_id: OrderId) -> FailingFor {
+        FailingFor {
+            inner,
+            order_id,
+            error: DomainError::unavailable("cold store: this row's region is stuck"),
+            failures: std::sync::atomic::AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// The real breaker's refusal (half-open, every probe slot taken), converted as
+    /// `Guarded` does, for the first `refusals` writes of the order.
+    fn refused_by_breaker(
+        inner: Arc<RedbColdStore>,
+        order_id: OrderId,
+        refusals: u32,
+    ) -> FailingFor {
+        FailingFor {
+            inner,
+            order_id,
+            error: DomainError::from(oc_resilience::Rejected {
+                dependency: "cold",
+                state: oc_resilience::BreakerState::HalfOpen,
+                last_error: Some("cold store unavailable".to_owned()),
+            }),
+            failures: std::sync::atomic::AtomicU32::new(refusals),
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl ColdStore for UnavailableFor {
+impl ColdStore for FailingFor {
     async fn put(&self, order: &Order) -> DomainResult<bool> {
-        if order.main.id == self.order_id {
-            return Err(DomainError::unavailable(
-                "cold store: this row's region is stuck",
-            ));
+        use std::sync::atomic::Ordering;
+        if order.main.id == self.order_id
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+        {
+            return Err(self.error.clone());
         }
         self.inner.put(order).await
     }
@@ -324,10 +364,10 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
     let good = create_orders(&shards.store, &express, 100, 10, 1).await;
     let projector = Projector::new(
         shards.store(),
-        Sinks::none().with_cold(Arc::new(UnavailableFor {
-            inner: Arc::clone(&models.cold),
-            order_id: bad.main.id,
-        })),
+        Sinks::none().with_cold(Arc::new(FailingFor::unavailable(
+            Arc::clone(&models.cold),
+            bad.main.id,
+        ))),
         fields(),
         ProjectorConfig {
             retry: RetryPolicy {
@@ -373,53 +413,6 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
     shards.finish().await;
 }
 
-/// The switch of [`UnavailableFor`] answering as a half-open circuit breaker does to the
-/// calls beyond its probe slots (the real breaker's refusal, converted as `Guarded` does):
-/// the first `refusals` writes of one order are refused before reaching the store, every
-/// other write goes through.
-#[derive(Debug)]
-struct RefusedUnsentFirst {
-    inner: Arc<RedbColdStore>,
-    order_id: OrderId,
-    refusals: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait::async_trait]
-impl ColdStore for RefusedUnsentFirst {
-    async fn put(&self, order: &Order) -> DomainResult<bool> {
-        use std::sync::atomic::Ordering;
-        if order.main.id == self.order_id
-            && self
-                .refusals
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                    left.checked_sub(1)
-                })
-                .is_ok()
-        {
-            return Err(DomainError::from(oc_resilience::Rejected {
-                dependency: "cold",
-                state: oc_resilience::BreakerState::HalfOpen,
-                last_error: Some("cold store unavailable".to_owned()),
-            }));
-        }
-        self.inner.put(order).await
-    }
-
-    async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
-        self.inner.get(tenant, id).await
-    }
-
-    async fn scan(
-        &self,
-        tenant: &TenantId,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-        page: PageRequest,
-    ) -> DomainResult<Page<Order>> {
-        self.inner.scan(tenant, from, to, page).await
-    }
-}
-
 /// Found by the soak: right after an outage a half-open breaker lets a few probes through
 /// and refuses the rest; an order refused that way while the probes succeeded used to
 /// count as failing while others went through, and was dead-lettered though its write
@@ -435,11 +428,11 @@ async fn an_order_a_breaker_refuses_while_others_go_through_is_written_not_dead_
     let good = create_orders(&shards.store, &express, 100, 10, 1).await;
     let projector = Projector::new(
         shards.store(),
-        Sinks::none().with_cold(Arc::new(RefusedUnsentFirst {
-            inner: Arc::clone(&models.cold),
-            order_id: refused.main.id,
-            refusals: std::sync::atomic::AtomicU32::new(8),
-        })),
+        Sinks::none().with_cold(Arc::new(FailingFor::refused_by_breaker(
+            Arc::clone(&models.cold),
+            refused.main.id,
+            8,
+        ))),
         fields(),
         ProjectorConfig {
             retry: RetryPolicy {

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sqlx::Row;
 
 struct Cluster {
     databases: oc_test_support::TestDatabases,
@@ -86,21 +85,6 @@ impl Cluster {
         }
         pools
     }
-}
-
-/// `SELECT <one integer>` summed over every shard.
-async fn sum(pools: &[sqlx::MySqlPool], sql: &str) -> i64 {
-    let mut total = 0;
-    for pool in pools {
-        total += sqlx::query(sql)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .try_get::<Option<i64>, _>(0)
-            .unwrap()
-            .unwrap_or(0);
-    }
-    total
 }
 
 /// The value of the sample named exactly `name` (with its labels) at `/metrics` on `port`.

@@ -922,21 +922,6 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
     });
 }
 
-/// `SELECT <one integer>` summed over every shard.
-async fn sum(pools: &[sqlx::MySqlPool], sql: &str) -> i64 {
-    let mut total = 0;
-    for pool in pools {
-        total += sqlx::query(sql)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .try_get::<Option<i64>, _>(0)
-            .unwrap()
-            .unwrap_or(0);
-    }
-    total
-}
-
 /// The dead letters (sink, error code, attempts, message), for the failure message.
 async fn dead_letter_rows(pools: &[sqlx::MySqlPool]) -> Vec<String> {
     let mut rows = Vec::new();

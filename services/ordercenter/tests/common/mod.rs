@@ -268,3 +268,19 @@ pub fn stock(port: u16, sku: &str) -> (u64, u64, u64) {
     };
     (count("available"), count("reserved"), count("sold"))
 }
+
+/// `SELECT <one integer>` summed over every shard.
+pub async fn sum(pools: &[sqlx::MySqlPool], sql: &str) -> i64 {
+    use sqlx::Row;
+    let mut total = 0;
+    for pool in pools {
+        total += sqlx::query(sql)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .try_get::<Option<i64>, _>(0)
+            .unwrap()
+            .unwrap_or(0);
+    }
+    total
+}
