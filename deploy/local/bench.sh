@@ -7,6 +7,9 @@
 # It measures (a) the raw MariaDB ceiling for the order transaction, (b) a bare axum JSON
 # endpoint, (c) the order center in cluster and single-node mode, prints a table with the
 # ratios, and writes bench.json and bench.svg (latency by percentile) in the repository root.
+# The create and cached-GET steps and the bare axum GET are measured a second time by wrk
+# (installed here when missing), an independent generator, with both generators' CPU per
+# request, and the ratios are printed for both.
 # One run takes about four minutes. Speed is measured here, never asserted in tests.
 #
 # Environment (all optional):
@@ -24,6 +27,13 @@ readonly MYSQL_URL="${OC_TEST_MYSQL_URL:-mysql://oc_test:oc_test@127.0.0.1:3306}
 
 if [[ ${OC_TEST_SKIP_SERVICES:-} != 1 ]]; then
     deploy/local/services.sh up
+fi
+# wrk, the second and independent load generator the bench runs beside its own client
+if ! command -v wrk >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk ||
+            echo "bench: wrk could not be installed; only loadtest's own client will measure"
+    fi
 fi
 
 cargo build --release -p ordercenter -p oc-loadtest

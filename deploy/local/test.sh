@@ -95,6 +95,10 @@ ensure_build_tools() {
     if ! command -v cc >/dev/null 2>&1; then
         apt_install gcc libc6-dev make pkg-config
     fi
+    # wrk: the bench's second, independent load generator (loadtest's own test runs it).
+    if ! command -v wrk >/dev/null 2>&1; then
+        apt_install wrk
+    fi
 }
 
 ensure_rust_toolchain() {

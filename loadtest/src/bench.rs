@@ -20,6 +20,11 @@
 //!   to price the tower edge stack, and the hot SKU with retail's inventory accelerated by
 //!   the Redis stock gate (`--redis`).
 //!
+//! Where `wrk` is installed (`deploy/local/bench.sh` installs it), the create capacity and
+//! the cached GET of both modes and the bare axum GET are measured a second time with it,
+//! an independent generator (see [`crate::wrk`]), and the ratios are printed for both, with
+//! each generator's CPU per request: our client shares the two cores with the server.
+//!
 //! The tenant rate limits of the example config (1,000/s for retail) would cap (c), so the
 //! servers run on a copy of the example tenants with the limits lifted. Fresh databases are
 //! named `ocbench_<pid>_*` and dropped at the end.
@@ -42,6 +47,7 @@ use crate::orders;
 use crate::scenarios::{Scenario, Traffic};
 use crate::stats::{Outcome, Percentiles, Report};
 use crate::svg;
+use crate::wrk;
 
 /// Concurrent buyers of the hot-SKU step (the flash-sale figure).
 const HOT_SKU_BUYERS: u32 = 64;
@@ -122,6 +128,11 @@ struct BenchReport {
     single_node: BTreeMap<String, StepResult>,
     ratios: BTreeMap<String, f64>,
     goals: BTreeMap<String, bool>,
+    /// The same steps measured by wrk (empty when wrk is not installed), by step key
+    /// (`cluster_create_capacity`, `single_node_get_cached`, `bare_axum_get`, …).
+    wrk: BTreeMap<String, wrk::WrkResult>,
+    /// Our own client's CPU time per request of those steps, in microseconds.
+    client_cpu_us_per_request: BTreeMap<String, f64>,
 }
 
 // ------------------------------------------------------------------ databases
@@ -574,6 +585,48 @@ impl Bench {
         }
     }
 
+    /// Runs `step` as `plan` with our client, noting its CPU time per request under `key`.
+    async fn measured<S: Step + 'static>(
+        &mut self,
+        key: &str,
+        step: Arc<S>,
+        plan: &Plan,
+    ) -> Report {
+        let (before, _) = wrk::cpu_ticks();
+        let report = engine::run(step, plan).await;
+        let (after, _) = wrk::cpu_ticks();
+        let requests = (report.ok + report.errors + report.throttled).max(1);
+        self.report.client_cpu_us_per_request.insert(
+            key.to_owned(),
+            after.saturating_sub(before) as f64 * wrk::TICK_US / requests as f64,
+        );
+        report
+    }
+
+    /// The same load from wrk, noted under `key`; a failure of wrk is reported, not fatal.
+    fn with_wrk(&mut self, key: &str, what: &str, base_url: &str, requests: &wrk::Requests<'_>) {
+        if !wrk::available() {
+            return;
+        }
+        let result = tokio::task::block_in_place(|| {
+            wrk::run(
+                &format!("{what} (wrk)"),
+                base_url,
+                requests,
+                self.args.workers,
+                Duration::from_secs(self.args.seconds),
+                Duration::from_secs(self.args.warmup),
+                &self.dir,
+            )
+        });
+        match result {
+            Ok(result) => {
+                self.report.wrk.insert(key.to_owned(), result);
+            }
+            Err(error) => eprintln!("bench: wrk {what}: {error:#}"),
+        }
+    }
+
     fn closed(&self) -> Load {
         Load::Closed {
             workers: self.args.workers,
@@ -601,10 +654,28 @@ impl Bench {
             self.closed(),
             self.args.warmup,
         );
-        let report = engine::run(Arc::clone(&creates), &plan).await;
+        let key = mode.replace('-', "_");
+        let report = self
+            .measured(
+                &format!("{key}_create_capacity"),
+                Arc::clone(&creates),
+                &plan,
+            )
+            .await;
         results.insert(
             "create_capacity".to_owned(),
             StepResult::of(&plan.name, &report),
+        );
+        let body = orders::Generator::default().order(retail, 0).0.to_string();
+        self.with_wrk(
+            &format!("{key}_create_capacity"),
+            &plan.name,
+            server.http.base(),
+            &wrk::Requests::Post {
+                path: "/v1/orders",
+                body: &body,
+                key: retail.key,
+            },
         );
         // the forward flow: each step is one order created, paid, shipped, received and
         // completed (five writes), next to the create capacity just measured
@@ -668,8 +739,25 @@ impl Bench {
             self.closed(),
             self.args.warmup,
         );
-        let report = engine::run(gets, &plan).await;
+        let report = self
+            .measured(&format!("{key}_get_cached"), gets, &plan)
+            .await;
         results.insert("get_cached".to_owned(), StepResult::of(&plan.name, &report));
+        let retail_ids: Vec<String> = created
+            .iter()
+            .filter(|(tenant, _)| *tenant == retail.name)
+            .map(|(_, id)| id.clone())
+            .collect();
+        self.with_wrk(
+            &format!("{key}_get_cached"),
+            &plan.name,
+            server.http.base(),
+            &wrk::Requests::Get {
+                path_prefix: "/v1/orders/",
+                ids: &retail_ids,
+                key: retail.key,
+            },
+        );
         Ok((results, created))
     }
 
@@ -905,8 +993,20 @@ impl Bench {
             .collect();
         let gets = Arc::new(Traffic::new(Http::new(&url)?, Scenario::Get, retail).with_pool(&pool));
         let plan = self.plan("bare axum GET", self.closed(), self.args.warmup);
-        let report = engine::run(gets, &plan).await;
+        // (the bare server runs in this process: its CPU is in our client's figure here)
+        let report = self.measured("bare_axum_get", gets, &plan).await;
         self.report.bare_axum = Some(StepResult::of(&plan.name, &report));
+        let ids: Vec<String> = pool.iter().map(|(_, id)| id.clone()).collect();
+        self.with_wrk(
+            "bare_axum_get",
+            &plan.name,
+            &url,
+            &wrk::Requests::Get {
+                path_prefix: "/v1/orders/",
+                ids: &ids,
+                key: retail.key,
+            },
+        );
         let _ = stop.send(());
         Ok(())
     }
@@ -978,6 +1078,25 @@ impl Bench {
                 with.throughput_per_s / without.throughput_per_s.max(1e-9),
             );
         }
+        // the same ratios from wrk's figures, where it ran
+        let by_wrk = |key: &str| self.report.wrk.get(key).map(|r| r.throughput_per_s);
+        for mode in ["cluster", "single_node"] {
+            if let Some(create) = by_wrk(&format!("{mode}_create_capacity")) {
+                ratios.insert(
+                    format!("wrk_{mode}_create_vs_raw_mariadb"),
+                    create / raw.max(1e-9),
+                );
+            }
+            if let (Some(get), Some(bare)) = (
+                by_wrk(&format!("{mode}_get_cached")),
+                by_wrk("bare_axum_get"),
+            ) {
+                ratios.insert(
+                    format!("wrk_{mode}_get_cached_vs_bare_axum"),
+                    get / bare.max(1e-9),
+                );
+            }
+        }
         self.report.ratios = ratios;
         self.report.goals = goals;
     }
@@ -1009,6 +1128,37 @@ impl Bench {
         for results in [&self.report.cluster, &self.report.single_node] {
             for result in results.values() {
                 row(&format!("(c) {}", result.what), result);
+            }
+        }
+        if !self.report.wrk.is_empty() {
+            println!(
+                "\n| {:<48} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} | {:>14} | {:>14} |",
+                "the same steps, wrk",
+                "throughput",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "failed",
+                "wrk CPU µs/req",
+                "our CPU µs/req"
+            );
+            for (key, r) in &self.report.wrk {
+                let ours = self
+                    .report
+                    .client_cpu_us_per_request
+                    .get(key)
+                    .map_or("-".to_owned(), |us| format!("{us:.1}"));
+                println!(
+                    "| {:<48} | {:>9.0}/s | {:>8.2} | {:>8.2} | {:>8.2} | {:>6} | {:>14.1} | {:>14} |",
+                    r.what,
+                    r.throughput_per_s,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.failed,
+                    r.generator_cpu_us_per_request,
+                    ours
+                );
             }
         }
         println!(
@@ -1062,6 +1212,61 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// wrk against the bare server (the test command installs wrk): its numbers and its
+    /// CPU are read back, and answers outside 2xx (a POST to a GET-only route) count as
+    /// failed.
+    #[test]
+    fn wrk_measures_a_server_counts_failures_and_its_own_cpu() {
+        assert!(
+            wrk::available(),
+            "wrk is not installed (apt-get install wrk)"
+        );
+        let (url, stop) = start_bare_axum(serde_json::json!({"id": "1"})).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ids = vec!["1".to_owned(), "2".to_owned()];
+        let gets = wrk::run(
+            "bare GET",
+            &url,
+            &wrk::Requests::Get {
+                path_prefix: "/v1/orders/",
+                ids: &ids,
+                key: "k",
+            },
+            4,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            dir.path(),
+        )
+        .unwrap();
+        assert!(gets.requests > 100, "{gets:?}");
+        assert_eq!(gets.failed, 0, "{gets:?}");
+        assert!(
+            gets.throughput_per_s > 100.0 && gets.p50_ms > 0.0,
+            "{gets:?}"
+        );
+        assert!(gets.generator_cpu_us_per_request > 0.0, "{gets:?}");
+        let posts = wrk::run(
+            "bare POST",
+            &url,
+            &wrk::Requests::Post {
+                path: "/v1/orders/1",
+                body: "{}",
+                key: "k",
+            },
+            4,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            dir.path(),
+        )
+        .unwrap();
+        assert!(posts.requests > 0, "{posts:?}");
+        assert_eq!(
+            posts.failed, posts.requests,
+            "405 answers are failures: {posts:?}"
+        );
+        let _ = stop.send(());
+    }
 
     #[test]
     fn rate_limits_are_lifted_and_nothing_else_changes() {

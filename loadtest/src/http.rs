@@ -58,6 +58,11 @@ pub fn check_loopback(url: &str) -> anyhow::Result<()> {
 }
 
 impl Http {
+    /// The base URL (`http://127.0.0.1:<port>`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn new(base: &str) -> anyhow::Result<Http> {
         check_loopback(base)?;
         let mut connector = HttpConnector::new();

@@ -17,6 +17,7 @@ mod orders;
 mod scenarios;
 mod stats;
 mod svg;
+mod wrk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
