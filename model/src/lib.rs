@@ -24,8 +24,8 @@ pub mod stock;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
 pub use event::{
-    CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, PAYMENT_EVENT_TYPE_PREFIX,
-    PaymentEventType, PaymentNote, ShardId,
+    AFTER_SALE_EVENT_TYPE_PREFIX, AfterSaleNote, CLOUD_EVENT_TYPE_PREFIX, OrderEvent,
+    OrderEventKind, OutboxEntry, PAYMENT_EVENT_TYPE_PREFIX, PaymentEventType, PaymentNote, ShardId,
 };
 pub use ext::{
     BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,
