@@ -21,7 +21,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::event::OrderEvent;
 use crate::ids::{OrderId, StatusCode, TenantId, TransitionEvent};
 use crate::money::Money;
-use crate::payment_ids::RefundId;
+use crate::payment_ids::{PaymentId, RefundId};
 
 pub use machine::{AfterSaleMachines, ReviewRouting, ledger_effect};
 pub use split::{LineSplit, RefundSplit, RequestedLine, SplitKey};
@@ -265,6 +265,8 @@ pub struct AfterSaleTransition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AfterSaleRefund {
     pub refund_id: RefundId,
+    /// The payment it is drawn from.
+    pub payment_id: PaymentId,
     pub amount: Money,
 }
 

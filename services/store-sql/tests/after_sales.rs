@@ -14,8 +14,8 @@ use oc_model::aftersale::{
 };
 use oc_model::ports::{NewOrder, OrderStore};
 use oc_model::{
-    ErrorCode, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, RefundId, StatusCode,
-    TenantId, TransitionEvent, UnixMillis,
+    ErrorCode, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, PaymentId, RefundId,
+    StatusCode, TenantId, TransitionEvent, UnixMillis,
 };
 use time::OffsetDateTime;
 
@@ -363,6 +363,7 @@ async fn closing_releases_units_and_a_refund_keeps_them_once(h: &Harness) {
     let generator = OrderIdGenerator::new(5).unwrap();
     let refund = AfterSaleRefund {
         refund_id: RefundId::generated(generator.next(order.main.id.bucket(), NOW_MS as u64)),
+        payment_id: PaymentId::generated(generator.next(order.main.id.bucket(), NOW_MS as u64 + 1)),
         amount: two.refund_amount,
     };
     let approved = store

@@ -82,6 +82,7 @@ CREATE TABLE after_sale_refunds (
     tenant VARCHAR(32) NOT NULL,
     after_sale_id BIGINT NOT NULL,
     refund_id BIGINT NOT NULL,
+    payment_id BIGINT NOT NULL,
     currency CHAR(3) NOT NULL,
     amount BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL,

@@ -82,6 +82,7 @@ CREATE TABLE after_sale_refunds (
     tenant TEXT NOT NULL,
     after_sale_id INTEGER NOT NULL,
     refund_id INTEGER NOT NULL,
+    payment_id INTEGER NOT NULL,
     currency TEXT NOT NULL,
     amount INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,

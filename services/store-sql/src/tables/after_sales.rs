@@ -11,7 +11,7 @@ use oc_model::aftersale::{
     AfterSaleRefund, AfterSaleType, LineSplit, Reviewer, SplitKey,
 };
 use oc_model::{
-    Currency, DomainError, DomainResult, Money, OrderId, RefundId, StatusCode, TenantId,
+    Currency, DomainError, DomainResult, Money, OrderId, PaymentId, RefundId, StatusCode, TenantId,
     TransitionEvent,
 };
 
@@ -498,11 +498,12 @@ pub(crate) async fn insert_refund(
     at_ms: i64,
 ) -> Result<(), WriteError> {
     sqlx::query(
-        "INSERT INTO after_sale_refunds (tenant, after_sale_id, refund_id, currency, amount, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO after_sale_refunds (tenant, after_sale_id, refund_id, payment_id, currency, amount, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(tenant.as_str())
     .bind(id.as_i64())
     .bind(refund.refund_id.as_i64())
+    .bind(refund.payment_id.as_i64())
     .bind(refund.amount.currency.code())
     .bind(refund.amount.minor)
     .bind(at_ms)
@@ -517,7 +518,7 @@ pub(crate) async fn refund_of(
     id: AfterSaleId,
 ) -> DomainResult<Option<AfterSaleRefund>> {
     let row = sqlx::query(
-        "SELECT refund_id, currency, amount FROM after_sale_refunds WHERE tenant = ? AND after_sale_id = ?",
+        "SELECT refund_id, payment_id, currency, amount FROM after_sale_refunds WHERE tenant = ? AND after_sale_id = ?",
     )
     .bind(tenant.as_str())
     .bind(id.as_i64())
@@ -527,6 +528,7 @@ pub(crate) async fn refund_of(
     row.map(|row| {
         Ok(AfterSaleRefund {
             refund_id: RefundId::from_raw(raw_id(&row, "refund_id")?).map_err(corrupt)?,
+            payment_id: PaymentId::from_raw(raw_id(&row, "payment_id")?).map_err(corrupt)?,
             amount: Money::new(int(&row, "amount")?, currency(text(&row, "currency")?)?),
         })
     })
