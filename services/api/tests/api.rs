@@ -3160,7 +3160,7 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     )
     .await;
     early.problem(StatusCode::CONFLICT, "invalid_transition", None);
-    fire(app, RETAIL_BL, &id, None, json!({"event": "pay"}))
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
         .await
         .expect(StatusCode::OK);
     captured_payment(app, &id, 4_000).await;
