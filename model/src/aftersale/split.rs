@@ -77,7 +77,7 @@ impl LineSplit {
     /// already held or returned: the first `count` shares of the rest, split evenly over the
     /// units left. Refused when fewer than `count` units are left.
     pub fn take(&self, taken: u32, taken_amount: Money, count: u32) -> DomainResult<Money> {
-        let left = self.bought.checked_sub(taken).unwrap_or(0);
+        let left = self.bought.saturating_sub(taken);
         if count == 0 || count > left {
             return Err(DomainError::invalid(
                 "/quantity",
