@@ -2083,6 +2083,7 @@ api_tests!(
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
     after_sales_apply_review_appeal_and_refund_once,
+    sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
     a_receiver_is_required_where_the_order_type_says_so,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
@@ -3331,4 +3332,65 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     let listed = after_sale_call(app, RETAIL_CS, &applications, None).await;
     listed.expect(StatusCode::OK);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+}
+
+/// 64 applications at once through the API from the three channels (the business line's key
+/// for the user, customer service's, the merchant's) for one unit each of a 3-unit line:
+/// exactly 3 are accepted, every other is 422 naming the line, and the accepted units refund
+/// the line's 4,500 exactly.
+async fn sixty_four_applications_from_three_channels_take_exactly_the_bought_units(app: &TestApp) {
+    let mut order = retail_order("buyer-race");
+    order["merchant_id"] = json!("acme");
+    order["lines"] = json!([
+        {"sku": "skuB", "product_name": "B", "quantity": 3, "unit_price_minor": 1500, "promotion_type": "1"}
+    ]);
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let channels = [
+        (RETAIL_BL, "user"),
+        (RETAIL_CS, "customer_service"),
+        (RETAIL_MERCHANT, "merchant"),
+    ];
+    let replies = futures_join_all(
+        (0..64)
+            .map(|n| {
+                let (key, channel) = channels[n % 3];
+                let applications = applications.clone();
+                async move {
+                    after_sale_call(
+                        app,
+                        key,
+                        &applications,
+                        Some(json!({"type": "refund_only", "channel": channel,
+                                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+                    )
+                    .await
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let accepted: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(accepted.len(), 3, "exactly the bought units");
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        reply.problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/lines/0/quantity"),
+        );
+    }
+    let refunded: i64 = accepted
+        .iter()
+        .map(|r| r.body["refund_amount"]["minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(refunded, 4_500);
+    assert_eq!(app.count("after_sales").await, 3);
 }
