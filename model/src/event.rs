@@ -24,6 +24,9 @@ pub enum OrderEventKind {
     /// A payment of the order changed (the order itself did not): the event's `payment`
     /// says what happened.
     Payment,
+    /// An after-sale of the order changed (the order itself did not): the event's
+    /// `after_sale` says which and how.
+    AfterSale,
 }
 
 impl OrderEventKind {
@@ -34,6 +37,7 @@ impl OrderEventKind {
             OrderEventKind::StatusChanged => "status_changed",
             OrderEventKind::Cancelled => "cancelled",
             OrderEventKind::Payment => "payment",
+            OrderEventKind::AfterSale => "after_sale",
         }
     }
 
@@ -64,6 +68,38 @@ pub struct OrderEvent {
     /// and `status` are the order's when it happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentNote>,
+    /// What happened to an after-sale of the order (kind `after_sale` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sale: Option<AfterSaleNote>,
+}
+
+/// Every CloudEvents `type` of an after-sale event starts with this.
+pub const AFTER_SALE_EVENT_TYPE_PREFIX: &str = "com.ordercenter.after_sale.";
+
+/// An after-sale's change, carried by an order event: the record, its version and status,
+/// and the event that moved it (`apply`, `approve`, `refund`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterSaleNote {
+    /// The after-sale id (decimal on the wire, as every id).
+    #[serde(with = "crate::event::decimal")]
+    pub after_sale_id: u64,
+    pub version: u64,
+    pub status: StatusCode,
+    pub event: TransitionEvent,
+}
+
+mod decimal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl OrderEvent {
@@ -80,6 +116,7 @@ impl OrderEvent {
             occurred_at: order.main.updated_at,
             transition: None,
             payment: None,
+            after_sale: None,
         }
     }
 
@@ -104,6 +141,9 @@ impl OrderEvent {
     /// A payment event is `com.ordercenter.payment.<what>` (`payment.created`,
     /// `payment.mismatch`, `payment.refund_required`).
     pub fn cloud_event_type(&self) -> String {
+        if let Some(note) = &self.after_sale {
+            return format!("{AFTER_SALE_EVENT_TYPE_PREFIX}{}", note.event);
+        }
         if let Some(note) = &self.payment {
             return format!("{PAYMENT_EVENT_TYPE_PREFIX}{}", note.what.as_str());
         }
@@ -117,6 +157,12 @@ impl OrderEvent {
     /// the order; a payment event names its record and what happened to it
     /// (`{order_id}-payment-{payment_id}-mismatch`), each of which happens once.
     pub fn event_id(&self) -> String {
+        if let Some(note) = &self.after_sale {
+            return format!(
+                "{}-after-sale-{}-{}",
+                self.order_id, note.after_sale_id, note.version
+            );
+        }
         match &self.payment {
             None => format!("{}-{}", self.order_id, self.version),
             Some(note) => format!(

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod aftersale;
 pub mod error;
 pub mod event;
 pub mod ext;
@@ -23,8 +24,8 @@ pub mod stock;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
 pub use event::{
-    CLOUD_EVENT_TYPE_PREFIX, OrderEvent, OrderEventKind, OutboxEntry, PAYMENT_EVENT_TYPE_PREFIX,
-    PaymentEventType, PaymentNote, ShardId,
+    AFTER_SALE_EVENT_TYPE_PREFIX, AfterSaleNote, CLOUD_EVENT_TYPE_PREFIX, OrderEvent,
+    OrderEventKind, OutboxEntry, PAYMENT_EVENT_TYPE_PREFIX, PaymentEventType, PaymentNote, ShardId,
 };
 pub use ext::{
     BusinessDomain, ColumnIndex, Decimal, ExtFieldType, ExtTable, ExtValue, KvIdentifier, KvValue,

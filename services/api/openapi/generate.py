@@ -154,6 +154,41 @@ order_ok = lambda desc: {"description": desc, "headers": {"ETag": {"schema": S()
                          "content": {"application/json": {"schema": ref("Order")}}}
 id_param = {"name": "id", "in": "path", "required": True, "schema": S(maxLength=64)}
 
+# after-sales (issue #20)
+as_type = S(enum=["refund_only", "return_and_refund", "exchange", "repair"])
+as_channel = S(enum=["user", "merchant", "customer_service"])
+schemas.update({
+  "AfterSaleRequestLine": obj({"line_no": I(minimum=1, description="The order line; or name it by the split key below."),
+                               "sku": S(maxLength=128), "promotion_type": S(maxLength=64, description="Absent: the regular-price units."),
+                               "unit_price": I(format="int64", description="Minor units; needed where one SKU and promotion type sell at several prices (bundles)."),
+                               "unit_weight_grams": I(minimum=0, description="Needed where weighed units of one key differ by weight."),
+                               "quantity": I(minimum=1)}, ["quantity"],
+                              desc="Lines naming the same order line are summed over the request (and with live and earlier after-sales) before the check against what was bought."),
+  "ApplyAfterSaleRequest": obj({"type": as_type, "channel": as_channel, "reason": S(maxLength=512),
+                                "lines": {"type": "array", "minItems": 1, "items": ref("AfterSaleRequestLine")}},
+                               ["type", "channel", "lines"]),
+  "ReviewAfterSaleRequest": obj({"decision": S(enum=["approve", "reject"]), "reason": S(maxLength=512)}, ["decision"]),
+  "AppealAfterSaleRequest": obj({"reason": S(maxLength=512)}),
+  "AfterSaleLine": obj({"line_no": I(), "sku": S(), "promotion_type": S(), "unit_price": ref("Money"), "quantity": I(),
+                        "amount": ref("Money")}, ["line_no", "sku", "unit_price", "quantity", "amount"],
+                       additional=False, desc="`amount`: what these units were paid, from the order's per-unit split (promotions, coupons and points already spread)."),
+  "AfterSaleHistoryEntry": obj({"version": I(), "from": S(), "to": S(), "event": S(), "channel": as_channel, "operator": S(),
+                                "reason": S(), "occurred_at": dt}, ["version", "to", "event", "channel", "operator", "occurred_at"]),
+  "AfterSale": obj({"tenant": S(), "id": S(description="Decimal; carries the order's shard bucket."), "order_id": S(), "kind": as_type,
+                    "channel": as_channel, "applicant": S(), "reviewer": S(enum=["none", "merchant", "customer_service"]),
+                    "status": S(description="applied, approved, rejected, appealed, returned, refunding, shipped, completed, closed, cancelled (per type's state machine)."),
+                    "version": I(), "appealed": {"type": "boolean"}, "reason": S(),
+                    "lines": {"type": "array", "items": ref("AfterSaleLine")}, "refund_amount": ref("Money"),
+                    "created_at": dt, "updated_at": dt,
+                    "history": {"type": "array", "items": ref("AfterSaleHistoryEntry"), "description": "On a single read."},
+                    "refund": obj({"refund_id": S(), "payment_id": S(), "amount": ref("Money")}, ["refund_id", "payment_id", "amount"])},
+                   ["tenant", "id", "order_id", "kind", "channel", "applicant", "reviewer", "status", "version", "appealed", "lines",
+                    "refund_amount", "created_at", "updated_at"]),
+  "AfterSaleList": obj({"items": {"type": "array", "items": ref("AfterSale")}}, ["items"]),
+})
+as_ok = lambda desc: {"description": desc, "content": {"application/json": {"schema": ref("AfterSale")}}}
+as_404 = problem("No such after-sale for this tenant (or the caller's merchant).")
+
 doc = {
   "openapi": "3.1.0",
   "info": {"title": "Order Center API", "version": "1.0.0",
@@ -263,6 +298,47 @@ doc = {
                              "401": problem("Unsigned, a signature that does not verify, an unknown account, or a timestamp outside the window; nothing changed."),
                              "404": problem("No such provider, or no such payment of the account's tenant."),
                              "503": problem("Not applied now (store busy or down); the provider retries.")}}},
+    "/v1/orders/{id}/after-sales": {
+      "post": {"operationId": "applyAfterSale", "summary": "Apply for an after-sale (refund only, return and refund, exchange, repair) of order lines",
+               "description": "From the user app (`user`), the merchant (`merchant`; a merchant-scoped key always applies as the merchant) or customer service (`customer_service`). A user's or customer service's application goes to review; the merchant's own is approved at once. One local transaction on the order's shard holds the units per order line by a conditional update (`held + returned + asked <= bought`, also a CHECK): concurrent applications from any channel never take a unit twice. Role endpoint `after_sales.apply`.",
+               "parameters": [id_param],
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ApplyAfterSaleRequest")}}},
+               "responses": {"201": as_ok("The after-sale, its lines' amounts from the order's split."),
+                             "404": problem("No such order for this tenant."),
+                             "409": problem("The order was not paid yet (its state machine's initial status)."),
+                             "422": problem("Invalid input, or more units than are left: `field` names the request line (`/lines/1/quantity`); nothing recorded."),
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}},
+      "get": {"operationId": "listOrderAfterSales", "summary": "The order's after-sales, oldest first (role endpoint `after_sales.list`)",
+              "parameters": [id_param],
+              "responses": {"200": {"description": "Oldest first.", "content": {"application/json": {"schema": ref("AfterSaleList")}}},
+                            "404": problem("No such order for this tenant."), **errors}}},
+    "/v1/after-sales/{id}": {
+      "get": {"operationId": "getAfterSale", "summary": "An after-sale with its status history and refund (role endpoint `after_sales.get`)",
+              "parameters": [id_param],
+              "responses": {"200": as_ok("The after-sale."), "404": as_404, **errors}}},
+    "/v1/after-sales/{id}/review": {
+      "post": {"operationId": "reviewAfterSale", "summary": "Approve or reject an application, or (customer service) an appeal",
+               "description": "Through the type's state machine, compare-and-set on the after-sale's version. A merchant-scoped key reviews as the merchant and may not decide an appeal or an application routed to customer service. Role endpoint `after_sales.review`.",
+               "parameters": [id_param],
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ReviewAfterSaleRequest")}}},
+               "responses": {"200": as_ok("The after-sale after the review."), "404": as_404,
+                             "409": problem("The state machine does not allow the decision now, or a concurrent change won."),
+                             "412": problem("The after-sale changed meanwhile; nothing written."),
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
+    "/v1/after-sales/{id}/appeal": {
+      "post": {"operationId": "appealAfterSale", "summary": "Appeal a rejection, once, to customer service (role endpoint `after_sales.apply`)",
+               "parameters": [id_param],
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("AppealAfterSaleRequest")}}},
+               "responses": {"200": as_ok("The appealed after-sale."), "404": as_404,
+                             "409": problem("Not rejected, or appealed once already."),
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
+    "/v1/after-sales/{id}/refund": {
+      "post": {"operationId": "refundAfterSale", "summary": "Issue the after-sale's one refund (role endpoint `after_sales.review`)",
+               "description": "Claimed by the after-sale's transition to `refunding`, which writes its one refund row (unique per after-sale) in the same transaction; recorded on a captured payment whose `refunded` may never exceed `captured` (a database CHECK), with refund key = the after-sale id. A retry of a `refunding` after-sale re-drives the same refund record.",
+               "parameters": [id_param],
+               "responses": {"200": as_ok("The after-sale with its refund."), "404": as_404,
+                             "409": problem("Not refundable in its status, already refunded or in progress, or more than the payment has left (the after-sale is then held for manual handling)."),
+                             **errors}}},
     "/v1/stock/{sku}": {
       "parameters": [{"name": "sku", "in": "path", "required": True, "schema": S(minLength=1, maxLength=128)}],
       "put": {"operationId": "setStock", "summary": "Set a SKU's units for sale (role endpoint `admin.stock`)",

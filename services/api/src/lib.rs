@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access;
+pub mod after_sales;
 pub mod dto;
 pub mod edge;
 pub mod extract;
@@ -72,6 +73,14 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
             "/v1/orders/{id}/payments",
             post(payments::create_payment).get(payments::list_payments),
         )
+        .route(
+            "/v1/orders/{id}/after-sales",
+            post(after_sales::apply).get(after_sales::list_of_order),
+        )
+        .route("/v1/after-sales/{id}", get(after_sales::get))
+        .route("/v1/after-sales/{id}/review", post(after_sales::review))
+        .route("/v1/after-sales/{id}/appeal", post(after_sales::appeal))
+        .route("/v1/after-sales/{id}/refund", post(after_sales::refund))
         .route(
             "/v1/stock/{sku}",
             get(routes::get_stock).put(routes::set_stock),

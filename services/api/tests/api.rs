@@ -17,9 +17,12 @@ use oc_api::{AppState, router_with};
 use oc_cache::{
     L1Config, RedisCache, RedisCacheConfig, RedisStockGate, RedisStockGateConfig, TieredCache,
 };
+use oc_core::payments::{PaymentProviders, PaymentSettings};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
+use oc_model::aftersale::AfterSaleStore;
 use oc_model::lifecycle::TransitionStore;
+use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::stock::{Sku, StockGate, StockStore};
 use oc_model::{OrderId, TenantId};
@@ -70,6 +73,25 @@ fn tenant_configs() -> ConfigSet {
         }
     }
     ConfigSet::from_tenants(tenants).unwrap()
+}
+
+/// No provider accounts: these tests write captured payments through the store (the payment
+/// flow itself is `ordercenter`'s payments suite, with the sandbox provider).
+#[derive(Debug)]
+struct NoPaymentAccounts;
+
+impl PaymentSecrets for NoPaymentAccounts {
+    fn credentials(
+        &self,
+        _: &TenantId,
+        _: &oc_model::ProviderName,
+    ) -> Option<oc_model::payment::ProviderCredentials> {
+        None
+    }
+
+    fn tenant_of_account(&self, _: &oc_model::ProviderName, _: &str) -> Option<TenantId> {
+        None
+    }
 }
 
 struct TestApp {
@@ -136,6 +158,12 @@ impl TestApp {
         )
         .transitions(store.clone() as Arc<dyn TransitionStore>)
         .stock(store.clone() as Arc<dyn StockStore>)
+        .payments(
+            store.clone() as Arc<dyn PaymentStore>,
+            PaymentProviders::new(Arc::new(NoPaymentAccounts)),
+            PaymentSettings::default(),
+        )
+        .after_sales(store.clone() as Arc<dyn AfterSaleStore>)
         .stock_gate(shape.stock_gate)
         .node_id(2)
         .build()
@@ -2054,6 +2082,8 @@ api_tests!(
     points_no_order_can_be_worth_are_refused,
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
+    after_sales_apply_review_appeal_and_refund_once,
+    sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
     a_receiver_is_required_where_the_order_type_says_so,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
@@ -2177,6 +2207,11 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/{id}/transitions",
         "/v1/orders/{id}/history",
         "/v1/orders/{id}/payments",
+        "/v1/orders/{id}/after-sales",
+        "/v1/after-sales/{id}",
+        "/v1/after-sales/{id}/review",
+        "/v1/after-sales/{id}/appeal",
+        "/v1/after-sales/{id}/refund",
         "/v1/payments/callbacks/{provider}",
         "/v1/stock/{sku}",
         "/healthz",
@@ -2188,7 +2223,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        13,
+        18,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -3022,4 +3057,340 @@ async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
     assert_eq!(stock("KETTLE-1").await, (6, 5, 0));
     drop(redis);
     app.finish().await;
+}
+
+/// A captured payment of `amount` for a paid order, written through the payments store.
+async fn captured_payment(app: &TestApp, order_id: &str, amount: i64) {
+    use oc_model::payment::{NewPayment, PaymentSettlement};
+    use oc_model::{
+        Checkout, Money, OrderEffect, OrderEvent, OrderIdGenerator, Payment, PaymentEventType,
+        PaymentId, PaymentNote, PaymentStatus, ProviderName,
+    };
+    let tenant = TenantId::parse("retail").unwrap();
+    let order_id: OrderId = order_id.parse().unwrap();
+    let order = OrderStore::get(app.store.as_ref(), &tenant, order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = order.main.updated_at;
+    let id = PaymentId::generated(OrderIdGenerator::new(9).unwrap().next(order_id.bucket(), 1));
+    let money = Money::new(amount, order.finance.currency);
+    let payment = Payment {
+        tenant: tenant.clone(),
+        id,
+        order_id,
+        provider: ProviderName::parse("sandbox").unwrap(),
+        amount: money,
+        status: PaymentStatus::Pending,
+        checkout: Checkout::default(),
+        captured: 0,
+        reported: None,
+        effect: OrderEffect::None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now,
+        paid_at: None,
+        next_query_at: None,
+        query_attempts: 0,
+    };
+    let event = OrderEvent::payment(
+        &order,
+        PaymentNote {
+            what: PaymentEventType::Created,
+            payment_id: id,
+            provider: payment.provider.clone(),
+            amount: money,
+            reported: None,
+            reason: None,
+        },
+        now,
+    );
+    app.store
+        .insert_payment(NewPayment {
+            payment,
+            idempotency: None,
+            event,
+        })
+        .await
+        .unwrap();
+    app.store
+        .settle_payment(PaymentSettlement {
+            tenant,
+            id,
+            status: PaymentStatus::Succeeded,
+            captured: amount,
+            provider_txn_id: None,
+            reported: None,
+            effect: OrderEffect::Applied,
+            paid_at: Some(now),
+            at: now,
+            transition: None,
+            events: Vec::new(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn after_sale_call(app: &TestApp, key: &str, path: &str, body: Option<Value>) -> Reply {
+    let method = if body.is_some() { "POST" } else { "GET" };
+    app.call(method, path, Some(key), &[], body).await
+}
+
+/// After-sales through the API (seed 000, AFTERSALES.md §4 and §6): the duplicate-`skuA`
+/// request is refused naming its second line with nothing recorded; a user's application goes
+/// to the merchant, a rejection is appealed once to customer service, whose approval the
+/// merchant cannot override; eight concurrent refunds from two consoles issue one refund on
+/// the payment; the merchant's own application is approved at once and takes the last unit;
+/// another tenant sees none of it.
+async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
+    let mut order = retail_order("buyer-after-sale");
+    order["merchant_id"] = json!("acme");
+    order["lines"] = json!([
+        {"sku": "skuA", "product_name": "A", "quantity": 1, "unit_price_minor": 1000, "promotion_type": "1"},
+        {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
+    ]);
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    // nothing to after-sale before the order is paid
+    let early = after_sale_call(
+        app,
+        RETAIL_BL,
+        &format!("/v1/orders/{id}/after-sales"),
+        Some(json!({"type": "refund_only", "channel": "user", "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+    )
+    .await;
+    early.problem(StatusCode::CONFLICT, "invalid_transition", None);
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    captured_payment(app, &id, 4_000).await;
+
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let attack = json!({"type": "refund_only", "channel": "customer_service", "lines": [
+        {"quantity": 1, "sku": "skuA", "promotion_type": "1"},
+        {"quantity": 1, "sku": "skuA", "promotion_type": "1"}
+    ]});
+    after_sale_call(app, RETAIL_CS, &applications, Some(attack))
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/lines/1/quantity"),
+        );
+    assert_eq!(app.count("after_sales").await, 0, "nothing recorded");
+
+    let applied = after_sale_call(
+        app,
+        RETAIL_BL,
+        &applications,
+        Some(
+            json!({"type": "refund_only", "channel": "user", "reason": "damaged",
+                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]}),
+        ),
+    )
+    .await;
+    applied.expect(StatusCode::CREATED);
+    assert_eq!(applied.body["status"], "applied");
+    assert_eq!(applied.body["reviewer"], "merchant");
+    assert_eq!(applied.body["refund_amount"]["minor"], 1_500);
+    let after_sale = applied.id();
+    let path = format!("/v1/after-sales/{after_sale}");
+
+    // another tenant, or a malformed id: 404
+    after_sale_call(app, EXPRESS_CS, &path, None).await.problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    after_sale_call(app, RETAIL_CS, "/v1/after-sales/nope", None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+    after_sale_call(app, EXPRESS_CS, &applications, None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found", None);
+
+    let review = format!("{path}/review");
+    let appeal = format!("{path}/appeal");
+    let rejected = after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &review,
+        Some(json!({"decision": "reject", "reason": "used"})),
+    )
+    .await;
+    rejected.expect(StatusCode::OK);
+    assert_eq!(rejected.body["status"], "rejected");
+    after_sale_call(app, RETAIL_BL, &format!("{path}/refund"), Some(json!({})))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let appealed = after_sale_call(
+        app,
+        RETAIL_BL,
+        &appeal,
+        Some(json!({"reason": "it arrived broken"})),
+    )
+    .await;
+    appealed.expect(StatusCode::OK);
+    assert_eq!(appealed.body["status"], "appealed");
+    assert_eq!(appealed.body["reviewer"], "customer_service");
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &review,
+        Some(json!({"decision": "approve"})),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    let approved = after_sale_call(
+        app,
+        RETAIL_CS,
+        &review,
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    approved.expect(StatusCode::OK);
+    assert_eq!(approved.body["status"], "approved");
+    // appeal once only
+    after_sale_call(app, RETAIL_BL, &appeal, Some(json!({})))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    after_sale_call(app, RETAIL_CS, &review, Some(json!({"decision": "maybe"})))
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/decision"),
+        );
+
+    // eight reviewers refund at once: one refund record, its amount reserved once
+    let refund = format!("{path}/refund");
+    let replies = futures_join_all(
+        (0..8)
+            .map(|n| {
+                let key = if n % 2 == 0 {
+                    RETAIL_CS
+                } else {
+                    RETAIL_MERCHANT
+                };
+                let refund = refund.clone();
+                async move { after_sale_call(app, key, &refund, Some(json!({}))).await }
+            })
+            .collect(),
+    )
+    .await;
+    let ok = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert!(ok >= 1, "{replies:?}");
+    for reply in &replies {
+        assert!(
+            reply.status == StatusCode::OK || reply.status == StatusCode::CONFLICT,
+            "{reply:?}"
+        );
+    }
+    assert_eq!(app.count("payment_refunds").await, 1);
+    assert_eq!(app.count("after_sale_refunds").await, 1);
+    let read = after_sale_call(app, RETAIL_CS, &path, None).await;
+    read.expect(StatusCode::OK);
+    assert_eq!(read.body["status"], "refunding");
+    assert_eq!(read.body["refund"]["amount"]["minor"], 1_500);
+    let events: Vec<&str> = read.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["apply", "reject", "appeal", "approve", "refund"]);
+
+    // the merchant's own application: approved at once, takes the last B
+    let own = after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &applications,
+        Some(json!({"type": "return_and_refund", "channel": "merchant",
+                    "lines": [{"line_no": 2, "quantity": 1}]})),
+    )
+    .await;
+    own.expect(StatusCode::CREATED);
+    assert_eq!(own.body["status"], "approved");
+    assert_eq!(own.body["reviewer"], "none");
+    after_sale_call(
+        app,
+        RETAIL_CS,
+        &applications,
+        Some(json!({"type": "exchange", "channel": "customer_service",
+                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/lines/0/quantity"),
+    );
+    let listed = after_sale_call(app, RETAIL_CS, &applications, None).await;
+    listed.expect(StatusCode::OK);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+}
+
+/// 64 applications at once through the API from the three channels (the business line's key
+/// for the user, customer service's, the merchant's) for one unit each of a 3-unit line:
+/// exactly 3 are accepted, every other is 422 naming the line, and the accepted units refund
+/// the line's 4,500 exactly.
+async fn sixty_four_applications_from_three_channels_take_exactly_the_bought_units(app: &TestApp) {
+    let mut order = retail_order("buyer-race");
+    order["merchant_id"] = json!("acme");
+    order["lines"] = json!([
+        {"sku": "skuB", "product_name": "B", "quantity": 3, "unit_price_minor": 1500, "promotion_type": "1"}
+    ]);
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let channels = [
+        (RETAIL_BL, "user"),
+        (RETAIL_CS, "customer_service"),
+        (RETAIL_MERCHANT, "merchant"),
+    ];
+    let replies = futures_join_all(
+        (0..64)
+            .map(|n| {
+                let (key, channel) = channels[n % 3];
+                let applications = applications.clone();
+                async move {
+                    after_sale_call(
+                        app,
+                        key,
+                        &applications,
+                        Some(json!({"type": "refund_only", "channel": channel,
+                                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+                    )
+                    .await
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let accepted: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(accepted.len(), 3, "exactly the bought units");
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        reply.problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/lines/0/quantity"),
+        );
+    }
+    let refunded: i64 = accepted
+        .iter()
+        .map(|r| r.body["refund_amount"]["minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(refunded, 4_500);
+    assert_eq!(app.count("after_sales").await, 3);
 }

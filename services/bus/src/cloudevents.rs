@@ -161,6 +161,7 @@ mod tests {
                 .unwrap(),
             transition: None,
             payment: None,
+            after_sale: None,
         }
     }
 

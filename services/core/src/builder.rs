@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use oc_model::aftersale::AfterSaleStore;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::PaymentStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
@@ -10,6 +11,7 @@ use oc_model::stock::{StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
+use crate::aftersales::AfterSaleService;
 use crate::orders::{OrderService, ReadModels};
 use crate::payments::{PaymentProviders, PaymentService, PaymentSettings};
 use crate::sealing::Sealer;
@@ -33,6 +35,9 @@ pub struct Core {
     /// Payments: records, provider callbacks, the active query. `None` when the composition
     /// root wired no payment store (tests of other domains).
     pub payments: Option<PaymentService>,
+    /// After-sales: apply, review, appeal, refund. `None` unless the composition root wired
+    /// an after-sale store and a payment store (refunds are recorded on payments).
+    pub after_sales: Option<AfterSaleService>,
 }
 
 impl Core {
@@ -49,6 +54,7 @@ impl Core {
             transitions: None,
             stock: None,
             payments: None,
+            after_sales: None,
             stock_gate: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
@@ -66,6 +72,7 @@ pub struct CoreBuilder {
     transitions: Option<Arc<dyn TransitionStore>>,
     stock: Option<Arc<dyn StockStore>>,
     payments: Option<(Arc<dyn PaymentStore>, PaymentProviders, PaymentSettings)>,
+    after_sales: Option<Arc<dyn AfterSaleStore>>,
     stock_gate: Option<Arc<dyn StockGate>>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
@@ -96,6 +103,13 @@ impl CoreBuilder {
         settings: PaymentSettings,
     ) -> Self {
         self.payments = Some((store, providers, settings));
+        self
+    }
+
+    /// The after-sales' store (the SQL order store implements this port too); used only
+    /// with a payment store, which records their refunds.
+    pub fn after_sales(mut self, store: Arc<dyn AfterSaleStore>) -> Self {
+        self.after_sales = Some(store);
         self
     }
 
@@ -162,6 +176,14 @@ impl CoreBuilder {
             orders: orders.clone(),
             store: transitions,
         };
+        let after_sales = match (self.after_sales, &self.payments) {
+            (Some(store), Some((payments, _, _))) => Some(AfterSaleService::new(
+                orders.clone(),
+                store,
+                Arc::clone(payments),
+            )),
+            _ => None,
+        };
         let payments = self
             .payments
             .map(|(store, providers, settings)| PaymentService {
@@ -175,6 +197,7 @@ impl CoreBuilder {
         Ok(Core {
             transitions,
             payments,
+            after_sales,
             stock: StockService {
                 store: stock,
                 clock: self.clock,

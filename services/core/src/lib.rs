@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod aftersales;
 pub mod builder;
 pub mod caller;
 pub mod orders;

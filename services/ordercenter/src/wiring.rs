@@ -11,6 +11,7 @@ use oc_api::AppState;
 use oc_core::payments::PaymentProviders;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
+use oc_model::aftersale::AfterSaleStore;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
@@ -197,6 +198,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         payment_providers(config)?,
         config.payments.clone(),
     )
+    .after_sales(store.clone() as Arc<dyn AfterSaleStore>)
     .stock_gate(stock_gate)
     .node_id(config.node_id)
     .build()

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod after_sales;
 mod change;
 mod config;
 mod create;

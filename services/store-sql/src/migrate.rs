@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0009_payments.sql"),
         sqlite: include_str!("../migrations/sqlite/0009_payments.sql"),
     },
+    Migration {
+        version: 11,
+        name: "after_sales",
+        mysql: include_str!("../migrations/mysql/0011_after_sales.sql"),
+        sqlite: include_str!("../migrations/sqlite/0011_after_sales.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

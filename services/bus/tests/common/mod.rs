@@ -55,6 +55,7 @@ pub fn event_in(
         occurred_at: OffsetDateTime::from_unix_timestamp(1_790_000_000 + version as i64).unwrap(),
         transition: None,
         payment: None,
+        after_sale: None,
     }
 }
 

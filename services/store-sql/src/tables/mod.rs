@@ -12,6 +12,7 @@
 //! table uses so keys compare byte for byte) as BLOB; [`text`] and [`opt_text`] accept both
 //! and check the bytes as UTF-8. Decoding goes through them, nowhere else.
 
+pub(crate) mod after_sales;
 pub(crate) mod consumer_offsets;
 pub(crate) mod dead_letters;
 pub(crate) mod ext;

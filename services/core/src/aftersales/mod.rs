@@ -1,0 +1,650 @@
+//! The after-sales domain (issue #20, seeds 000 and 001): apply, read, review, appeal and
+//! refund. HTTP-free; the API maps these use cases to routes.
+//!
+//! # No duplicate applications
+//!
+//! Seed 000 serialised applications of one order with a Redis lock. Here the database decides:
+//! the request's lines are summed per order line (the seed's duplicate `skuA` line) and checked
+//! against what live and earlier after-sales hold, for a precise refusal; then the store holds
+//! the units by a conditional update per order line inside the application's transaction
+//! ([`AfterSaleStore::apply_after_sale`]), so two channels racing for the last unit cannot
+//! both win, whatever this process believed when it read.
+//!
+//! # One refund per after-sale
+//!
+//! The refund is claimed by the after-sale's own transition to `refunding`, which writes the
+//! after-sale's one `after_sale_refunds` row (primary key: the after-sale) in the same
+//! transaction; racing reviewers lose on the version or that key and get a 409. The claim
+//! names the refund id and the payment, so a retry of the same after-sale re-drives the very
+//! same refund record (`PaymentStore::insert_refund`, idempotent by the refund key = the
+//! after-sale id, capped by the payment's `chk_payments_refunded`). The provider is asked by
+//! [`AfterSaleService::request_provider_refund`], the one place the payments domain's refund
+//! call is wired; its asynchronous answer comes back through
+//! [`AfterSaleService::refund_settled`].
+
+mod view;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use oc_model::aftersale::{
+    AfterSale, AfterSaleChannel, AfterSaleHistoryEntry, AfterSaleId, AfterSaleLine,
+    AfterSaleMachines, AfterSaleRefund, AfterSaleStore, AfterSaleTransition, AfterSaleType,
+    NewAfterSale, RefundSplit, RequestedLine, ReviewRouting, Reviewer, ledger_effect,
+};
+use oc_model::payment::{PaymentStore, RefundInsert};
+use oc_model::{
+    DomainError, DomainResult, ErrorCode, Money, Order, PaymentStatus, Refund, RefundId,
+    RefundStatus, TenantId, TransitionEvent, UnixMillis,
+};
+use oc_tenant_config::Endpoint;
+
+use crate::caller::Caller;
+use crate::orders::OrderService;
+
+pub use view::AfterSaleView;
+
+/// `POST /v1/orders/{id}/after-sales`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    #[serde(rename = "type")]
+    pub kind: AfterSaleType,
+    /// Who applies: `user` (the business line on the buyer's behalf), `merchant` or
+    /// `customer_service`. A merchant-scoped key always applies as `merchant`.
+    pub channel: AfterSaleChannel,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub lines: Vec<RequestedLine>,
+}
+
+/// `POST /v1/after-sales/{id}/review`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub decision: Decision,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// `POST /v1/after-sales/{id}/appeal`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppealRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+const REASON_MAX: usize = 512;
+
+fn check_reason(reason: &Option<String>, field: &str) -> DomainResult<()> {
+    match reason {
+        Some(text) if text.chars().count() > REASON_MAX => Err(DomainError::invalid(
+            field,
+            format!("at most {REASON_MAX} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn event(name: &str) -> TransitionEvent {
+    TransitionEvent::parse(name).expect("a built-in event name is valid")
+}
+
+/// The after-sales domain. Built by [`crate::Core::builder`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AfterSaleService {
+    pub(crate) orders: OrderService,
+    pub(crate) store: Arc<dyn AfterSaleStore>,
+    pub(crate) payments: Arc<dyn PaymentStore>,
+    /// The per-type machines and the review routing. Per tenant in the issue; every tenant
+    /// gets seed 000's defaults until the tenant config carries its own.
+    pub(crate) machines: AfterSaleMachines,
+    pub(crate) routing: ReviewRouting,
+}
+
+impl AfterSaleService {
+    pub fn new(
+        orders: OrderService,
+        store: Arc<dyn AfterSaleStore>,
+        payments: Arc<dyn PaymentStore>,
+    ) -> AfterSaleService {
+        AfterSaleService {
+            orders,
+            store,
+            payments,
+            machines: AfterSaleMachines::defaults(),
+            routing: ReviewRouting::default(),
+        }
+    }
+
+    /// Replace the review routing (tests and, later, the tenant config).
+    pub fn with_routing(mut self, routing: ReviewRouting) -> AfterSaleService {
+        self.routing = routing;
+        self
+    }
+
+    /// The channel a caller acts through: a merchant-scoped key is the merchant whatever it
+    /// says; another key may act for the user, the merchant or customer service.
+    fn channel_of(caller: &Caller, requested: AfterSaleChannel) -> DomainResult<AfterSaleChannel> {
+        match (&caller.merchant, requested) {
+            (Some(_), AfterSaleChannel::Merchant) | (None, _) => Ok(requested),
+            (Some(merchant), other) => Err(DomainError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "this key is scoped to merchant {merchant} and applies as merchant, not {other}"
+                ),
+            )
+            .under("/channel")),
+        }
+    }
+
+    /// Apply for an after-sale of an order.
+    pub async fn apply(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        request: ApplyRequest,
+    ) -> DomainResult<AfterSaleView> {
+        caller.require(Endpoint::AfterSalesApply)?;
+        check_reason(&request.reason, "/reason")?;
+        let channel = Self::channel_of(caller, request.channel)?;
+        let order = self.orders.load(caller, order_id).await?;
+        if let Some(machine) = caller
+            .tenant_config()
+            .state_machine(&order.main.business_identity)
+            && &order.main.status == machine.initial()
+        {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "order is {}: nothing was paid or delivered yet (cancel it instead)",
+                    order.main.status
+                ),
+            ));
+        }
+        let split = RefundSplit::of_order(&order);
+        let taken = self
+            .store
+            .units_taken(&caller.tenant, order.main.id)
+            .await?;
+        let resolved = split.resolve(&request.lines, &taken)?;
+        // the request line a refusal names for each order line: the last that asked for it
+        let mut request_of: BTreeMap<u32, usize> = BTreeMap::new();
+        for (index, line) in request.lines.iter().enumerate() {
+            let resolved_again = split.resolve(std::slice::from_ref(line), &BTreeMap::new());
+            if let Ok(lines) = resolved_again {
+                for line_no in lines.keys() {
+                    request_of.insert(*line_no, index);
+                }
+            }
+        }
+        let now = self.orders.now_ms();
+        let id = AfterSaleId::generated(
+            self.orders
+                .ids
+                .next(order.main.id.bucket(), UnixMillis::floor(now).as_u64()),
+        );
+        let reviewer = self.routing.reviewer(channel);
+        let machine = self.machines.of(request.kind);
+        // seed 000: the merchant's own application is approved at once
+        let (apply_event, status) = if reviewer == Reviewer::None {
+            let approve = event("approve");
+            let approved = machine.next(machine.initial(), &approve)?.clone();
+            (approve, approved)
+        } else {
+            (event("apply"), machine.initial().clone())
+        };
+        let currency = order.finance.currency;
+        let mut lines = Vec::with_capacity(resolved.len());
+        let mut request_index = Vec::with_capacity(resolved.len());
+        for (line_no, quantity) in &resolved {
+            let line = order
+                .lines
+                .iter()
+                .find(|line| line.line_no == *line_no)
+                .ok_or_else(|| DomainError::internal("a resolved line vanished"))?;
+            lines.push(AfterSaleLine {
+                line_no: *line_no,
+                sku: line.sku.clone(),
+                promotion_type: line.promotion_type.clone(),
+                unit_price: line.unit_price,
+                quantity: *quantity,
+                amount: Money::zero(currency),
+            });
+            request_index.push(request_of.get(line_no).copied().unwrap_or(0));
+        }
+        let after_sale = AfterSale {
+            tenant: caller.tenant.clone(),
+            id,
+            order_id: order.main.id,
+            kind: request.kind,
+            channel,
+            applicant: caller.key_id.clone(),
+            reviewer,
+            status,
+            version: 1,
+            appealed: false,
+            reason: request.reason.clone(),
+            lines,
+            refund_amount: Money::zero(currency),
+            created_at: now,
+            updated_at: now,
+        };
+        let history = AfterSaleHistoryEntry {
+            version: 1,
+            from: None,
+            to: after_sale.status.clone(),
+            event: apply_event.clone(),
+            channel,
+            operator: caller.key_id.clone(),
+            reason: request.reason,
+            occurred_at: now,
+        };
+        let written = self
+            .store
+            .apply_after_sale(NewAfterSale {
+                event: after_sale.order_event(&order, &apply_event),
+                history,
+                split,
+                request_index,
+                after_sale,
+            })
+            .await?;
+        Ok(AfterSaleView::of(written, Vec::new(), None))
+    }
+
+    /// The after-sale and the order it belongs to, as the caller may see them (another
+    /// tenant's, another merchant's or a malformed id: 404).
+    async fn load(&self, caller: &Caller, id: &str) -> DomainResult<(AfterSale, Order)> {
+        let not_found = || DomainError::not_found("after-sale not found");
+        let id: AfterSaleId = id.parse().map_err(|_| not_found())?;
+        let after_sale = self
+            .store
+            .get_after_sale(&caller.tenant, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let order = self
+            .orders
+            .load(caller, &after_sale.order_id.to_string())
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::NotFound {
+                    not_found()
+                } else {
+                    e
+                }
+            })?;
+        Ok((after_sale, order))
+    }
+
+    /// One after-sale with its history and refund.
+    pub async fn get(&self, caller: &Caller, id: &str) -> DomainResult<AfterSaleView> {
+        caller.require(Endpoint::AfterSalesGet)?;
+        let (after_sale, _) = self.load(caller, id).await?;
+        self.view(after_sale).await
+    }
+
+    async fn view(&self, after_sale: AfterSale) -> DomainResult<AfterSaleView> {
+        let history = self
+            .store
+            .after_sale_history(&after_sale.tenant, after_sale.id)
+            .await?;
+        let refund = self
+            .store
+            .after_sale_refund(&after_sale.tenant, after_sale.id)
+            .await?;
+        Ok(AfterSaleView::of(after_sale, history, refund))
+    }
+
+    /// The after-sales of an order, oldest first.
+    pub async fn of_order(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+    ) -> DomainResult<Vec<AfterSaleView>> {
+        caller.require(Endpoint::AfterSalesList)?;
+        let order = self.orders.load(caller, order_id).await?;
+        let found = self
+            .store
+            .after_sales_of_order(&caller.tenant, order.main.id)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|after_sale| AfterSaleView::of(after_sale, Vec::new(), None))
+            .collect())
+    }
+
+    /// Fire `event_name` on the after-sale through its type's machine, with the ledger
+    /// effect of the state it reaches.
+    #[allow(clippy::too_many_arguments)]
+    async fn fire(
+        &self,
+        order: &Order,
+        after_sale: &AfterSale,
+        event_name: &str,
+        channel: AfterSaleChannel,
+        operator: &str,
+        reason: Option<String>,
+        reviewer: Reviewer,
+        appealed: bool,
+        refund: Option<AfterSaleRefund>,
+    ) -> DomainResult<AfterSale> {
+        let machine = self.machines.of(after_sale.kind);
+        let fired = event(event_name);
+        let to = machine.next(&after_sale.status, &fired)?.clone();
+        let now = self.orders.now_ms();
+        let mut next = after_sale.clone();
+        next.version += 1;
+        next.status = to.clone();
+        next.updated_at = now;
+        next.reviewer = reviewer;
+        next.appealed = appealed;
+        self.store
+            .transition_after_sale(AfterSaleTransition {
+                tenant: after_sale.tenant.clone(),
+                id: after_sale.id,
+                expected_version: after_sale.version,
+                to: to.clone(),
+                reviewer,
+                appealed,
+                ledger: ledger_effect(machine, after_sale.kind, &to),
+                history: AfterSaleHistoryEntry {
+                    version: next.version,
+                    from: Some(after_sale.status.clone()),
+                    to,
+                    event: fired.clone(),
+                    channel,
+                    operator: operator.to_owned(),
+                    reason,
+                    occurred_at: now,
+                },
+                event: next.order_event(order, &fired),
+                refund,
+            })
+            .await
+    }
+
+    /// The reviewer's channel: a merchant-scoped key reviews as the merchant, another key as
+    /// customer service (the console).
+    fn reviewer_channel(caller: &Caller) -> AfterSaleChannel {
+        if caller.merchant.is_some() {
+            AfterSaleChannel::Merchant
+        } else {
+            AfterSaleChannel::CustomerService
+        }
+    }
+
+    /// Approve or reject an application (or, as customer service, an appeal).
+    pub async fn review(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: ReviewRequest,
+    ) -> DomainResult<AfterSaleView> {
+        caller.require(Endpoint::AfterSalesReview)?;
+        check_reason(&request.reason, "/reason")?;
+        let (after_sale, order) = self.load(caller, id).await?;
+        let channel = Self::reviewer_channel(caller);
+        if after_sale.appealed && channel == AfterSaleChannel::Merchant {
+            return Err(DomainError::new(
+                ErrorCode::Forbidden,
+                "an appeal is decided by customer service, not the merchant",
+            ));
+        }
+        if after_sale.reviewer == Reviewer::CustomerService && channel == AfterSaleChannel::Merchant
+        {
+            return Err(DomainError::new(
+                ErrorCode::Forbidden,
+                "this after-sale is routed to customer service for review",
+            ));
+        }
+        let name = match request.decision {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        };
+        let moved = self
+            .fire(
+                &order,
+                &after_sale,
+                name,
+                channel,
+                &caller.key_id,
+                request.reason,
+                after_sale.reviewer,
+                after_sale.appealed,
+                None,
+            )
+            .await?;
+        self.view(moved).await
+    }
+
+    /// Appeal a rejection, once, to customer service as arbiter.
+    pub async fn appeal(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: AppealRequest,
+    ) -> DomainResult<AfterSaleView> {
+        caller.require(Endpoint::AfterSalesApply)?;
+        check_reason(&request.reason, "/reason")?;
+        let (after_sale, order) = self.load(caller, id).await?;
+        if after_sale.appealed {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                "this after-sale was appealed once already; customer service's decision is final",
+            ));
+        }
+        let moved = self
+            .fire(
+                &order,
+                &after_sale,
+                "appeal",
+                after_sale.channel,
+                &caller.key_id,
+                request.reason,
+                Reviewer::CustomerService,
+                true,
+                None,
+            )
+            .await?;
+        self.view(moved).await
+    }
+
+    /// Refund an approved after-sale (a return once the goods are back): claim its one refund,
+    /// record it on a captured payment (the ledger check), ask the provider. A retry of an
+    /// after-sale already `refunding` re-drives the same refund record; a second claim of the
+    /// refund is 409.
+    pub async fn refund(&self, caller: &Caller, id: &str) -> DomainResult<AfterSaleView> {
+        caller.require(Endpoint::AfterSalesReview)?;
+        let (after_sale, order) = self.load(caller, id).await?;
+        if !after_sale.kind.refunds() {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                format!("a {} after-sale refunds nothing", after_sale.kind),
+            ));
+        }
+        let claimed = match self
+            .store
+            .after_sale_refund(&caller.tenant, after_sale.id)
+            .await?
+        {
+            Some(claimed) => {
+                if after_sale.status.as_str() != "refunding" {
+                    return Err(DomainError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "this after-sale was already refunded (now {})",
+                            after_sale.status
+                        ),
+                    ));
+                }
+                claimed
+            }
+            None => {
+                let machine = self.machines.of(after_sale.kind);
+                machine.next(&after_sale.status, &event("refund"))?;
+                let payment = self.payment_for(&order, after_sale.refund_amount).await?;
+                let now = self.orders.now_ms();
+                let claim = AfterSaleRefund {
+                    refund_id: RefundId::generated(
+                        self.orders
+                            .ids
+                            .next(order.main.id.bucket(), UnixMillis::floor(now).as_u64()),
+                    ),
+                    payment_id: payment,
+                    amount: after_sale.refund_amount,
+                };
+                self.fire(
+                    &order,
+                    &after_sale,
+                    "refund",
+                    Self::reviewer_channel(caller),
+                    &caller.key_id,
+                    None,
+                    after_sale.reviewer,
+                    after_sale.appealed,
+                    Some(claim.clone()),
+                )
+                .await
+                .map_err(|e| match e.code {
+                    ErrorCode::PreconditionFailed | ErrorCode::Conflict => DomainError::new(
+                        ErrorCode::Conflict,
+                        "this after-sale's refund is already in progress or done",
+                    ),
+                    _ => e,
+                })?;
+                claim
+            }
+        };
+        let now = self.orders.now_ms();
+        let refund = Refund {
+            tenant: caller.tenant.clone(),
+            id: claimed.refund_id,
+            payment_id: claimed.payment_id,
+            order_id: order.main.id,
+            refund_key: after_sale.id.to_string(),
+            amount: claimed.amount,
+            status: RefundStatus::Requested,
+            created_at: now,
+            updated_at: now,
+        };
+        if claimed.amount.minor > 0 {
+            match self.payments.insert_refund(refund.clone()).await? {
+                RefundInsert::Created(_) | RefundInsert::Replayed(_) => {}
+                RefundInsert::Exceeds { refundable } => {
+                    // the ledger refused (another refund drew on the payment since the check):
+                    // the after-sale stays `refunding` with its claim for an operator
+                    return Err(DomainError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "the payment has {refundable} left to refund, {} asked; the after-sale is held for manual handling",
+                            claimed.amount.minor
+                        ),
+                    ));
+                }
+            }
+            self.request_provider_refund(&refund).await?;
+        } else {
+            // nothing to pay back (a line fully paid by earlier difference refunds)
+            self.refund_settled(&caller.tenant, after_sale.id, true)
+                .await?;
+        }
+        let (current, _) = self.load(caller, id).await?;
+        self.view(current).await
+    }
+
+    /// A captured payment of the order with at least `amount` left to refund, oldest first.
+    async fn payment_for(&self, order: &Order, amount: Money) -> DomainResult<oc_model::PaymentId> {
+        let payments = self
+            .payments
+            .payments_of_order(&order.main.tenant, order.main.id)
+            .await?;
+        let mut left_most = 0;
+        for payment in payments.iter().filter(|p| {
+            p.status == PaymentStatus::Succeeded && p.amount.currency == amount.currency
+        }) {
+            let refunded = self
+                .payments
+                .refunded(&payment.tenant, payment.id)
+                .await?
+                .unwrap_or(0);
+            let left = payment.captured - refunded;
+            if left >= amount.minor {
+                return Ok(payment.id);
+            }
+            left_most = left_most.max(left);
+        }
+        Err(DomainError::new(
+            ErrorCode::Conflict,
+            format!(
+                "no captured payment of the order has {} left to refund (at most {left_most})",
+                amount.minor
+            ),
+        ))
+    }
+
+    /// Where the payments domain's provider refund call is wired at merge time (issue #20
+    /// item 4; the payments branch adds the provider port's refund and its asynchronous
+    /// result). The refund record exists and its amount is reserved on the payment when this
+    /// is called; the result comes back through [`AfterSaleService::refund_settled`].
+    pub async fn request_provider_refund(&self, refund: &Refund) -> DomainResult<()> {
+        tracing::info!(
+            refund_id = %refund.id,
+            payment_id = %refund.payment_id,
+            amount = refund.amount.minor,
+            "after-sale refund recorded; provider call not wired yet"
+        );
+        Ok(())
+    }
+
+    /// The provider's result of an after-sale's refund: success completes the after-sale
+    /// (its units stay taken for good); a failure leaves it `refunding` for a retry or an
+    /// operator. Applied once: a second report finds the after-sale moved on.
+    pub async fn refund_settled(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+        succeeded: bool,
+    ) -> DomainResult<Option<AfterSale>> {
+        let Some(after_sale) = self.store.get_after_sale(tenant, id).await? else {
+            return Err(DomainError::not_found("after-sale not found"));
+        };
+        if !succeeded || after_sale.status.as_str() != "refunding" {
+            return Ok(None);
+        }
+        let order = self
+            .orders
+            .store
+            .get(tenant, after_sale.order_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("an after-sale's order vanished"))?;
+        match self
+            .fire(
+                &order,
+                &after_sale,
+                "complete",
+                after_sale.channel,
+                "payments",
+                None,
+                after_sale.reviewer,
+                after_sale.appealed,
+                None,
+            )
+            .await
+        {
+            Ok(done) => Ok(Some(done)),
+            Err(e) if e.code == ErrorCode::PreconditionFailed => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
