@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0009_payments.sql"),
         sqlite: include_str!("../migrations/sqlite/0009_payments.sql"),
     },
+    Migration {
+        version: 10,
+        name: "payment_refund_steps",
+        mysql: include_str!("../migrations/mysql/0010_payment_refund_steps.sql"),
+        sqlite: include_str!("../migrations/sqlite/0010_payment_refund_steps.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.
