@@ -2178,6 +2178,9 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/{id}/history",
         "/v1/orders/{id}/payments",
         "/v1/payments/callbacks/{provider}",
+        "/v1/orders/{id}/payments/{payment_id}/refunds",
+        "/v1/payments/refunds/failed",
+        "/v1/payments/refund-callbacks/{provider}",
         "/v1/stock/{sku}",
         "/healthz",
         "/readyz",
@@ -2188,7 +2191,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        13,
+        16,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
