@@ -155,7 +155,9 @@ impl OrderEvent {
 
     /// Stable, unique event id, the CloudEvents `id`: `{order_id}-{version}` for a change of
     /// the order; a payment event names its record and what happened to it
-    /// (`{order_id}-payment-{payment_id}-mismatch`), each of which happens once.
+    /// (`{order_id}-payment-{payment_id}-mismatch`), a refund event its refund as well
+    /// (`{order_id}-payment-{payment_id}-refund-{refund_id}-refunded`), each of which happens
+    /// once.
     pub fn event_id(&self) -> String {
         if let Some(note) = &self.after_sale {
             return format!(
@@ -165,12 +167,20 @@ impl OrderEvent {
         }
         match &self.payment {
             None => format!("{}-{}", self.order_id, self.version),
-            Some(note) => format!(
-                "{}-payment-{}-{}",
-                self.order_id,
-                note.payment_id,
-                note.what.as_str()
-            ),
+            Some(note) => match note.refund_id {
+                None => format!(
+                    "{}-payment-{}-{}",
+                    self.order_id,
+                    note.payment_id,
+                    note.what.as_str()
+                ),
+                Some(refund_id) => format!(
+                    "{}-payment-{}-refund-{refund_id}-{}",
+                    self.order_id,
+                    note.payment_id,
+                    note.what.as_str()
+                ),
+            },
         }
     }
 }
@@ -189,6 +199,13 @@ pub enum PaymentEventType {
     /// Money captured for an order that cannot take it (cancelled, or already paid): it must
     /// be refunded; the order stays as it is.
     RefundRequired,
+    /// A refund was requested (its amount reserved on the payment).
+    RefundRequested,
+    /// The provider returned a refund's money.
+    Refunded,
+    /// A refund failed at the provider on every attempt: its reservation went back to the
+    /// payment and it waits for manual handling.
+    RefundFailed,
 }
 
 impl PaymentEventType {
@@ -197,6 +214,9 @@ impl PaymentEventType {
             PaymentEventType::Created => "created",
             PaymentEventType::Mismatch => "mismatch",
             PaymentEventType::RefundRequired => "refund_required",
+            PaymentEventType::RefundRequested => "refund_requested",
+            PaymentEventType::Refunded => "refunded",
+            PaymentEventType::RefundFailed => "refund_failed",
         }
     }
 }
@@ -215,6 +235,10 @@ pub struct PaymentNote {
     pub reported: Option<Money>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The refund this event is about (`payment.refund_*`, `payment.refunded`): a payment
+    /// has several, each with its own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<crate::payment_ids::RefundId>,
 }
 
 /// A physical shard (database) number.

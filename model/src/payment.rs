@@ -173,10 +173,46 @@ pub struct Refund {
     pub refund_key: String,
     pub amount: Money,
     pub status: RefundStatus,
+    /// Why the caller refunds (shown to operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Submissions to the provider it accepted (attempt `n` is the `n`-th).
+    pub attempts: u32,
+    /// Attempts the provider reported failed. While `failures == attempts` no attempt is
+    /// live at the provider and the next step is a submission; otherwise it is a query.
+    pub failures: u32,
+    /// The provider's last failure reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// When the worker submits or queries it next (`None`: settled).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_query_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl Refund {
+    /// Whether an attempt is at the provider now (submitted and not reported failed).
+    pub fn live_attempt(&self) -> Option<u32> {
+        (self.status == RefundStatus::Requested && self.attempts > self.failures)
+            .then_some(self.attempts)
+    }
+}
+
+/// The provider's word on a `requested` refund, written by a compare-and-set on `requested`
+/// with its outbox events (`payment.refunded`, `payment.refund_failed`); a `failed` one gives
+/// its reservation back to the payment in the same transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundSettlement {
+    pub tenant: TenantId,
+    pub id: RefundId,
+    pub status: RefundStatus,
+    /// Why it failed (`failed`).
+    pub failure: Option<String>,
+    pub at: OffsetDateTime,
+    pub events: Vec<OrderEvent>,
 }
 
 /// What a refund request did.
@@ -301,18 +337,75 @@ pub trait PaymentStore: Send + Sync + fmt::Debug + 'static {
     /// The physical shards (the query worker walks each).
     fn payment_shards(&self) -> Vec<ShardId>;
 
-    /// Write a `requested` refund and reserve its amount on its (succeeded) payment, both or
-    /// neither (see [`Refund`]); idempotent by (payment, refund key).
-    async fn insert_refund(&self, refund: Refund) -> DomainResult<RefundInsert>;
+    /// Write a `requested` refund and reserve its amount on its (succeeded) payment, with its
+    /// outbox events, all or nothing (see [`Refund`]); idempotent by (payment, refund key).
+    async fn insert_refund(
+        &self,
+        refund: Refund,
+        events: Vec<OrderEvent>,
+    ) -> DomainResult<RefundInsert>;
 
-    /// Settle a `requested` refund as `succeeded` or `failed` (a failure gives its
-    /// reservation back to the payment in the same transaction); `false` when it was no
-    /// longer requested (nothing written).
-    async fn settle_refund(
+    /// Settle a `requested` refund as `succeeded` or `failed` (see [`RefundSettlement`]);
+    /// `false` when it was no longer requested (nothing written).
+    async fn settle_refund(&self, settlement: RefundSettlement) -> DomainResult<bool>;
+
+    async fn get_refund(&self, tenant: &TenantId, id: RefundId) -> DomainResult<Option<Refund>>;
+
+    /// The refunds of a payment, oldest first.
+    async fn refunds_of_payment(
+        &self,
+        tenant: &TenantId,
+        payment_id: PaymentId,
+    ) -> DomainResult<Vec<Refund>>;
+
+    /// A tenant's refunds in `status` on one shard, newest first (the manual-handling list
+    /// is the `failed` ones of every shard).
+    async fn refunds_with_status(
+        &self,
+        shard: ShardId,
+        tenant: &TenantId,
+        status: RefundStatus,
+        limit: u32,
+    ) -> DomainResult<Vec<Refund>>;
+
+    /// Requested refunds of one shard whose next step (submit or query) is due at `now`.
+    async fn refunds_due(
+        &self,
+        shard: ShardId,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> DomainResult<Vec<Refund>>;
+
+    /// Claim the next step of a refund: `next_query_at` from `seen` to `next`, only if no
+    /// one moved it since (as [`Self::claim_payment_query`]).
+    async fn claim_refund_step(
         &self,
         tenant: &TenantId,
         id: RefundId,
-        status: RefundStatus,
+        seen: OffsetDateTime,
+        next: OffsetDateTime,
+    ) -> DomainResult<bool>;
+
+    /// Record that the provider accepted submission `attempt` (`attempts` from `attempt - 1`
+    /// to `attempt`, while no attempt is live); `false` when someone recorded it first.
+    async fn record_refund_attempt(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        attempt: u32,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool>;
+
+    /// Record that the provider reported the live attempt `attempt` failed (`failures` to
+    /// `attempt`) and when to submit the next; `false` when it was not the live attempt (a
+    /// duplicate or stale report: nothing written).
+    async fn record_refund_failure(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        attempt: u32,
+        failure: &str,
+        next: OffsetDateTime,
         at: OffsetDateTime,
     ) -> DomainResult<bool>;
 
@@ -394,6 +487,41 @@ pub enum ProviderPaymentState {
     Unknown,
 }
 
+/// A refund as the provider is asked to make it: attempt `attempt` of our refund (a retry
+/// after a reported failure is the next attempt; a repeat of one attempt is idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRefundRequest {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    pub attempt: u32,
+    pub amount: Money,
+    /// Where the provider sends the refund's callbacks.
+    pub notify_url: String,
+}
+
+/// Where a refund stands at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderRefundStatus {
+    /// Accepted, not done yet.
+    Pending,
+    Succeeded,
+    Failed,
+    /// The provider does not know this refund (or attempt).
+    Unknown,
+}
+
+/// A refund as the provider reports it (the answer to a submission or a query, a callback):
+/// about which attempt, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRefundReport {
+    pub refund_id: RefundId,
+    pub attempt: u32,
+    pub status: ProviderRefundStatus,
+    /// Why it failed (`failed`).
+    pub reason: Option<String>,
+}
+
 /// A verified callback about one payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderNotification {
@@ -462,6 +590,30 @@ pub trait PaymentProvider: Send + Sync + fmt::Debug + 'static {
         now: OffsetDateTime,
         window: time::Duration,
     ) -> Result<ProviderNotification, CallbackRefusal>;
+
+    /// Submit attempt `request.attempt` of a refund. Idempotent by (refund id, attempt); the
+    /// result usually comes later (a refund callback, or [`Self::refund_query`]).
+    async fn refund(
+        &self,
+        credentials: &ProviderCredentials,
+        request: &ProviderRefundRequest,
+    ) -> DomainResult<ProviderRefundReport>;
+
+    /// The refund's latest attempt as the provider holds it.
+    async fn refund_query(
+        &self,
+        credentials: &ProviderCredentials,
+        refund_id: RefundId,
+    ) -> DomainResult<ProviderRefundReport>;
+
+    /// Verify a refund callback as [`Self::verify_callback`] does a payment's.
+    fn verify_refund_callback(
+        &self,
+        credentials: &ProviderCredentials,
+        callback: &RawCallback,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> Result<ProviderRefundReport, CallbackRefusal>;
 }
 
 #[allow(dead_code)]

@@ -54,10 +54,14 @@ pub enum Endpoint {
     /// Set and read the stock of a SKU (`PUT`/`GET /v1/stock/{sku}`).
     #[serde(rename = "admin.stock")]
     AdminStock,
+    /// Refund a captured payment at its provider, and read the refunds raised for manual
+    /// handling.
+    #[serde(rename = "payments.refund")]
+    PaymentsRefund,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::OrdersCreate,
         Endpoint::OrdersGet,
         Endpoint::OrdersUpdate,
@@ -74,6 +78,7 @@ impl Endpoint {
         Endpoint::AdminReconcile,
         Endpoint::AdminBackfill,
         Endpoint::AdminStock,
+        Endpoint::PaymentsRefund,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +99,7 @@ impl Endpoint {
             Endpoint::AdminReconcile => "admin.reconcile",
             Endpoint::AdminBackfill => "admin.backfill",
             Endpoint::AdminStock => "admin.stock",
+            Endpoint::PaymentsRefund => "payments.refund",
         }
     }
 }

@@ -82,6 +82,11 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         .route("/v1/after-sales/{id}/appeal", post(after_sales::appeal))
         .route("/v1/after-sales/{id}/refund", post(after_sales::refund))
         .route(
+            "/v1/orders/{id}/payments/{payment_id}/refunds",
+            post(payments::create_refund).get(payments::list_refunds),
+        )
+        .route("/v1/payments/refunds/failed", get(payments::failed_refunds))
+        .route(
             "/v1/stock/{sku}",
             get(routes::get_stock).put(routes::set_stock),
         )
@@ -95,6 +100,10 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         .route(
             "/v1/payments/callbacks/{provider}",
             post(payments::payment_callback),
+        )
+        .route(
+            "/v1/payments/refund-callbacks/{provider}",
+            post(payments::refund_callback),
         )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(ready::readyz))

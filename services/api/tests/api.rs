@@ -2213,6 +2213,9 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/after-sales/{id}/appeal",
         "/v1/after-sales/{id}/refund",
         "/v1/payments/callbacks/{provider}",
+        "/v1/orders/{id}/payments/{payment_id}/refunds",
+        "/v1/payments/refunds/failed",
+        "/v1/payments/refund-callbacks/{provider}",
         "/v1/stock/{sku}",
         "/healthz",
         "/readyz",
@@ -2223,7 +2226,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        18,
+        21,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -3102,6 +3105,7 @@ async fn captured_payment(app: &TestApp, order_id: &str, amount: i64) {
             amount: money,
             reported: None,
             reason: None,
+            refund_id: None,
         },
         now,
     );

@@ -176,14 +176,6 @@ impl CoreBuilder {
             orders: orders.clone(),
             store: transitions,
         };
-        let after_sales = match (self.after_sales, &self.payments) {
-            (Some(store), Some((payments, _, _))) => Some(AfterSaleService::new(
-                orders.clone(),
-                store,
-                Arc::clone(payments),
-            )),
-            _ => None,
-        };
         let payments = self
             .payments
             .map(|(store, providers, settings)| PaymentService {
@@ -193,7 +185,18 @@ impl CoreBuilder {
                 config: Arc::clone(&self.config),
                 settings,
                 stats: Arc::default(),
+                refund_watcher: Arc::default(),
             });
+        // after-sales refund through the payments domain, which tells them when a refund
+        // settles
+        let after_sales = match (self.after_sales, &payments) {
+            (Some(store), Some(payments)) => {
+                let after_sales = AfterSaleService::new(orders.clone(), store, payments.clone());
+                payments.watch_refunds(Arc::new(after_sales.clone()));
+                Some(after_sales)
+            }
+            _ => None,
+        };
         Ok(Core {
             transitions,
             payments,

@@ -7,6 +7,11 @@
 //! for an order that timed out records the money as `refund_required` and the order stays
 //! cancelled; with every callback dropped (and queries failing for a while) the active query
 //! pays the order.
+//!
+//! Refunds at the provider: 32 concurrent refund requests never reserve more than was
+//! captured (checked in the shards); a duplicated refund callback applies once; a dropped
+//! refund callback is settled by the active query; a refund failing at the provider on every
+//! attempt releases its amount and is listed for manual handling.
 
 mod common;
 
@@ -255,6 +260,101 @@ impl Setup {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A paid retail order (88.00 CNY): (order id, payment id).
+    fn paid_order(&self, buyer: &str) -> (String, String) {
+        let (order, payment) = self.order_with_payment(buyer);
+        let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+        self.pay(&payment_id, None);
+        self.wait_status(&order_id, "paid", Duration::from_secs(20));
+        (order_id, payment_id)
+    }
+
+    /// `POST …/refunds` of `minor` fen with `key`: (status, body).
+    fn refund(&self, order_id: &str, payment_id: &str, key: &str, minor: i64) -> (u16, String) {
+        request(
+            self.port,
+            "POST",
+            &format!("/v1/orders/{order_id}/payments/{payment_id}/refunds"),
+            &[],
+            Some(&format!(
+                r#"{{"refund_key":"{key}","amount":{{"minor":{minor},"currency":"CNY"}},"reason":"after-sale {key}"}}"#
+            )),
+        )
+        .unwrap()
+    }
+
+    fn refunds(&self, order_id: &str, payment_id: &str) -> Vec<serde_json::Value> {
+        let (status, body) = http(
+            self.port,
+            "GET",
+            &format!("/v1/orders/{order_id}/payments/{payment_id}/refunds"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        list["items"].as_array().unwrap().clone()
+    }
+
+    /// Wait until every refund of the payment is out of `requested`; answers them.
+    fn wait_refunds_settled(
+        &self,
+        order_id: &str,
+        payment_id: &str,
+        limit: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let refunds = self.refunds(order_id, payment_id);
+            if refunds.iter().all(|r| r["status"] != "requested") {
+                return refunds;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "refunds still requested: {refunds:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every payment in every shard, read from the database itself: (captured, refunded
+    /// column, sum of the refunds that did not fail).
+    fn refund_sums_in_shards(&self) -> Vec<(i64, i64, i64)> {
+        let urls: Vec<String> = match &self.databases {
+            Some(databases) => databases.urls().to_vec(),
+            None => std::fs::read_dir(self._data.path())
+                .unwrap()
+                .filter_map(|entry| {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name()?.to_str()?.to_owned();
+                    (name.starts_with("shard-") && name.ends_with(".db"))
+                        .then(|| format!("sqlite://{}", path.display()))
+                })
+                .collect(),
+        };
+        assert!(!urls.is_empty());
+        self.runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut sums = Vec::new();
+            for url in urls {
+                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+                let rows = sqlx::query(
+                    "SELECT p.captured, p.refunded, CAST((SELECT COALESCE(SUM(r.amount), 0) FROM payment_refunds r WHERE r.tenant = p.tenant AND r.payment_id = p.id AND r.status IN ('requested', 'succeeded')) AS SIGNED) AS held FROM payments p WHERE p.status = 'succeeded'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                use sqlx::Row as _;
+                for row in rows {
+                    let int = |name: &str| -> i64 { row.try_get::<i64, _>(name).unwrap() };
+                    sums.push((int("captured"), int("refunded"), int("held")));
+                }
+                pool.close().await;
+            }
+            sums
+        })
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -529,6 +629,177 @@ fn paid_by_active_query_when_every_callback_is_dropped(backend: Backend) {
     setup.finish();
 }
 
+/// 32 refund requests of 3.00 against a payment of 88.00, all at once over HTTP: 29 are
+/// requested and succeed at the sandbox, 3 are refused (422 at `/amount`); in the shards the
+/// sum of requested and succeeded refunds never exceeds the captured amount; a retried key is
+/// the same refund; the rest cannot be refunded twice.
+fn concurrent_refunds_never_exceed_the_captured_amount(backend: Backend) {
+    let setup = Setup::start(backend, "refund_race", 1800, &[]);
+    let (order_id, payment_id) = setup.paid_order("buyer-refund-race");
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..32)
+            .map(|n| {
+                let (setup, order_id, payment_id) = (&setup, &order_id, &payment_id);
+                scope.spawn(move || setup.refund(order_id, payment_id, &format!("as-{n}"), 300))
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 422)
+        .collect();
+    assert_eq!((created, refused.len()), (29, 3), "{answers:?}");
+    assert!(refused[0].1.contains("/amount"), "{}", refused[0].1);
+    // while the provider's answers arrive, and after: never above the capture
+    for _ in 0..5 {
+        for (captured, refunded, held) in setup.refund_sums_in_shards() {
+            assert!(
+                held <= captured && refunded == held,
+                "{captured} {refunded} {held}"
+            );
+        }
+    }
+    let refunds = setup.wait_refunds_settled(&order_id, &payment_id, Duration::from_secs(30));
+    assert_eq!(refunds.len(), 29);
+    assert!(
+        refunds.iter().all(|r| r["status"] == "succeeded"),
+        "{refunds:?}"
+    );
+    assert_eq!(setup.refund_sums_in_shards(), vec![(8800, 8700, 8700)]);
+    // a retry of a key that was created is that refund, asking nothing of the provider again
+    let winner = refunds[0]["refund_key"].as_str().unwrap().to_owned();
+    let attempts = setup.sandbox.refund_attempts();
+    let (status, body) = setup.refund(&order_id, &payment_id, &winner, 300);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        id_of(&serde_json::from_str(&body).unwrap()),
+        id_of(&refunds[0])
+    );
+    assert_eq!(setup.sandbox.refund_attempts(), attempts);
+    // what is left, then nothing
+    assert_eq!(setup.refund(&order_id, &payment_id, "rest", 100).0, 201);
+    let (status, body) = setup.refund(&order_id, &payment_id, "one-more", 1);
+    assert_eq!(status, 422, "{body}");
+    setup.wait_refunds_settled(&order_id, &payment_id, Duration::from_secs(20));
+    assert_eq!(setup.refund_sums_in_shards(), vec![(8800, 8800, 8800)]);
+    setup.finish();
+}
+
+/// Every refund callback delivered ten times at once: the refund settles once; the other
+/// nine copies are answered as duplicates.
+fn a_duplicated_refund_callback_applies_once(backend: Backend) {
+    let setup = Setup::start(backend, "refund_dup", 1800, &[]);
+    let (order_id, payment_id) = setup.paid_order("buyer-refund-dup");
+    setup.sandbox.set_faults(Faults {
+        duplicates: 9,
+        ..Faults::default()
+    });
+    let (status, body) = setup.refund(&order_id, &payment_id, "as-dup", 1000);
+    assert_eq!(status, 201, "{body}");
+    let counted = |outcome: &str| {
+        setup.metric(&format!(
+            "oc_payment_refunds_total{{source=\"callback\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counted("refunded") + counted("duplicate") < 10.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} {}",
+            counted("refunded"),
+            counted("duplicate")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((counted("refunded"), counted("duplicate")), (1.0, 9.0));
+    let refunds = setup.refunds(&order_id, &payment_id);
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0]["status"], "succeeded");
+    assert_eq!(setup.refund_sums_in_shards(), vec![(8800, 1000, 1000)]);
+    setup.finish();
+}
+
+const QUICK_QUERIES: &[(&str, &str)] = &[
+    ("OC_PAYMENT_QUERY_DELAY_MS", "300"),
+    ("OC_PAYMENT_QUERY_INTERVAL_MS", "500"),
+    ("OC_PAYMENT_POLL_MS", "200"),
+];
+
+/// Every refund callback dropped: the active query's refund query settles it.
+fn a_dropped_refund_callback_is_settled_by_the_active_query(backend: Backend) {
+    let setup = Setup::start(backend, "refund_query", 1800, QUICK_QUERIES);
+    let (order_id, payment_id) = setup.paid_order("buyer-refund-lost");
+    let sent = setup.sandbox.callbacks().0;
+    setup.sandbox.set_faults(Faults {
+        drop_callbacks: true,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let (status, body) = setup.refund(&order_id, &payment_id, "as-lost", 2500);
+    assert_eq!(status, 201, "{body}");
+    let refunds = setup.wait_refunds_settled(&order_id, &payment_id, Duration::from_secs(20));
+    let took = started.elapsed();
+    assert_eq!(refunds[0]["status"], "succeeded");
+    assert_eq!(
+        setup.sandbox.callbacks().0,
+        sent,
+        "no refund callback was sent"
+    );
+    assert_eq!(setup.refund_sums_in_shards(), vec![(8800, 2500, 2500)]);
+    println!(
+        "{backend:?}: refund settled by the active query {:.0} ms after it was requested with its callback dropped (query delay 300 ms, poll 200 ms)",
+        took.as_secs_f64() * 1000.0
+    );
+    setup.finish();
+}
+
+/// The provider fails every attempt: the refund is tried `OC_PAYMENT_REFUND_ATTEMPTS` (2)
+/// times, then settles `failed`, gives its amount back to the payment (the whole capture can
+/// be refunded again), and is listed for manual handling with its metric.
+fn a_failed_refund_releases_its_amount_and_is_listed_for_manual_handling(backend: Backend) {
+    let mut env = QUICK_QUERIES.to_vec();
+    env.push(("OC_PAYMENT_REFUND_ATTEMPTS", "2"));
+    let setup = Setup::start(backend, "refund_fail", 1800, &env);
+    let (order_id, payment_id) = setup.paid_order("buyer-refund-fail");
+    setup.sandbox.set_faults(Faults {
+        fail_refunds: true,
+        ..Faults::default()
+    });
+    let (status, body) = setup.refund(&order_id, &payment_id, "as-fail", 8800);
+    assert_eq!(status, 201, "{body}");
+    let refunds = setup.wait_refunds_settled(&order_id, &payment_id, Duration::from_secs(20));
+    assert_eq!(refunds[0]["status"], "failed", "{refunds:?}");
+    assert_eq!(refunds[0]["attempts"], 2);
+    assert!(
+        refunds[0]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("fail_refunds")
+    );
+    assert_eq!(
+        setup.sandbox.refund_attempts(),
+        2,
+        "one retry, then no more"
+    );
+    assert_eq!(setup.refund_sums_in_shards(), vec![(8800, 0, 0)]);
+    let (status, body) = http(setup.port, "GET", "/v1/payments/refunds/failed", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["items"][0]["id"], refunds[0]["id"]);
+    if backend == Backend::Sqlite {
+        // single node: the callbacks and the worker run in this process
+        assert_eq!(setup.metric("oc_payment_refunds_failed_total"), 1.0);
+    }
+    setup.sandbox.set_faults(Faults::default());
+    assert_eq!(
+        setup.refund(&order_id, &payment_id, "as-again", 8800).0,
+        201
+    );
+    setup.finish();
+}
+
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -547,4 +818,8 @@ on_both!(
     forged_stale_and_wrong_amount_callbacks_change_nothing,
     paid_after_timeout_requires_a_refund,
     paid_by_active_query_when_every_callback_is_dropped,
+    concurrent_refunds_never_exceed_the_captured_amount,
+    a_duplicated_refund_callback_applies_once,
+    a_dropped_refund_callback_is_settled_by_the_active_query,
+    a_failed_refund_releases_its_amount_and_is_listed_for_manual_handling,
 );

@@ -1,6 +1,7 @@
 //! [`HttpProvider`]: the [`PaymentProvider`] adapter of the generic protocol
 //! ([`crate::protocol`]) over HTTP/1.1 — the sandbox speaks it, and so can any provider
-//! gateway that implements the three messages.
+//! gateway that implements its messages (payment create and query, refund create and query,
+//! and the two callbacks).
 
 use std::time::Duration;
 
@@ -16,11 +17,15 @@ use time::OffsetDateTime;
 
 use oc_model::payment::{
     CallbackRefusal, PaymentProvider, ProviderCredentials, ProviderNotification,
-    ProviderPaymentRequest, ProviderPaymentState, RawCallback,
+    ProviderPaymentRequest, ProviderPaymentState, ProviderRefundReport, ProviderRefundRequest,
+    RawCallback,
 };
-use oc_model::{Checkout, DomainError, DomainResult, PaymentId, ProviderName};
+use oc_model::{Checkout, DomainError, DomainResult, PaymentId, ProviderName, RefundId};
 
-use crate::protocol::{self, CreateAnswer, CreateBody, PaymentReport, QueryBody};
+use crate::protocol::{
+    self, CreateAnswer, CreateBody, PaymentReport, QueryBody, RefundBody, RefundQueryBody,
+    RefundReport,
+};
 
 /// How far the provider's answer's signing time may be from ours.
 const ANSWER_WINDOW: time::Duration = time::Duration::minutes(5);
@@ -184,5 +189,69 @@ impl PaymentProvider for HttpProvider {
             payment_id: report.payment_id,
             state: report.state().map_err(CallbackRefusal::Malformed)?,
         })
+    }
+
+    async fn refund(
+        &self,
+        credentials: &ProviderCredentials,
+        request: &ProviderRefundRequest,
+    ) -> DomainResult<ProviderRefundReport> {
+        let report: RefundReport = self
+            .call(
+                credentials,
+                "/v1/refunds/create",
+                &RefundBody {
+                    refund_id: request.refund_id,
+                    payment_id: request.payment_id,
+                    attempt: request.attempt,
+                    amount: request.amount,
+                    notify_url: request.notify_url.clone(),
+                },
+            )
+            .await?;
+        if report.refund_id != request.refund_id || report.account != credentials.account {
+            return Err(self.unavailable("answered about another refund"));
+        }
+        Ok(report.report())
+    }
+
+    async fn refund_query(
+        &self,
+        credentials: &ProviderCredentials,
+        refund_id: RefundId,
+    ) -> DomainResult<ProviderRefundReport> {
+        let report: RefundReport = self
+            .call(
+                credentials,
+                "/v1/refunds/query",
+                &RefundQueryBody { refund_id },
+            )
+            .await?;
+        if report.refund_id != refund_id || report.account != credentials.account {
+            return Err(self.unavailable("answered about another refund"));
+        }
+        Ok(report.report())
+    }
+
+    fn verify_refund_callback(
+        &self,
+        credentials: &ProviderCredentials,
+        callback: &RawCallback,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> Result<ProviderRefundReport, CallbackRefusal> {
+        protocol::verify(
+            &callback.headers,
+            &callback.body,
+            credentials.secret(),
+            now,
+            window,
+        )?;
+        let report: RefundReport = serde_json::from_slice(&callback.body)
+            .map_err(|e| CallbackRefusal::Malformed(e.to_string()))?;
+        if report.account != credentials.account {
+            return Err(CallbackRefusal::BadSignature);
+        }
+        Ok(report.report())
     }
 }

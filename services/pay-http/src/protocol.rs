@@ -19,8 +19,13 @@
 //! | merchant → provider | `POST /v1/payments/create` | [`CreateBody`] | [`CreateAnswer`] |
 //! | merchant → provider | `POST /v1/payments/query` | [`QueryBody`] | [`PaymentReport`] |
 //! | provider → merchant | `POST {notify_url}` (callback) | [`PaymentReport`] | any 2xx |
+//! | merchant → provider | `POST /v1/refunds/create` | [`RefundBody`] | [`RefundReport`] |
+//! | merchant → provider | `POST /v1/refunds/query` | [`RefundQueryBody`] | [`RefundReport`] |
+//! | provider → merchant | `POST {notify_url}` (refund callback) | [`RefundReport`] | any 2xx |
 //!
-//! `create` is idempotent by `payment_id`. A provider retries a callback until it gets a 2xx.
+//! `create` is idempotent by `payment_id`; a refund by (`refund_id`, `attempt`): the same
+//! attempt again answers where it stands, the next attempt after a `failed` one tries again.
+//! A provider retries a callback until it gets a 2xx.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +35,10 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use oc_model::payment::{CallbackRefusal, ProviderPaymentState};
-use oc_model::{Money, PaymentId};
+use oc_model::payment::{
+    CallbackRefusal, ProviderPaymentState, ProviderRefundReport, ProviderRefundStatus,
+};
+use oc_model::{Money, PaymentId, RefundId};
 
 pub const HEADER_ACCOUNT: &str = "oc-pay-account";
 pub const HEADER_TIMESTAMP: &str = "oc-pay-timestamp";
@@ -111,6 +118,48 @@ impl PaymentReport {
                 paid_at: self.paid_at.ok_or("succeeded without paid_at")?,
             },
         })
+    }
+}
+
+/// `POST /v1/refunds/create`: attempt `attempt` of a refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundBody {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    pub attempt: u32,
+    pub amount: Money,
+    pub notify_url: String,
+}
+
+/// `POST /v1/refunds/query`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundQueryBody {
+    pub refund_id: RefundId,
+}
+
+/// A refund's latest attempt as the provider reports it: the answer to a refund create or
+/// query, and a refund callback's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundReport {
+    pub account: String,
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    pub attempt: u32,
+    pub status: ProviderRefundStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RefundReport {
+    pub fn report(&self) -> ProviderRefundReport {
+        ProviderRefundReport {
+            refund_id: self.refund_id,
+            attempt: self.attempt,
+            status: self.status,
+            reason: self.reason.clone(),
+        }
     }
 }
 

@@ -4,11 +4,16 @@
 //! (`POST /sandbox/pay/{payment_id}`, optionally with another amount to provoke a mismatch),
 //! sends the signed callback to the payment's `notify_url`, and can be told to misbehave as
 //! real providers do (`PUT /sandbox/faults`): drop callbacks, delay them, send duplicates,
-//! deliver a stale report after the fresh one (reorder), fail queries.
+//! deliver a stale report after the fresh one (reorder), fail queries. Refunds of captured
+//! payments are decided when they are submitted (succeeded, unless they exceed what is left of
+//! the payment or the `fail_refunds` fault is on) and reported by a refund callback under the
+//! same faults.
 //!
 //! | method and path | what |
 //! |---|---|
 //! | `POST /v1/payments/create`, `POST /v1/payments/query` | the protocol (signed) |
+//! | `POST /v1/refunds/create`, `POST /v1/refunds/query` | the protocol (signed) |
+//! | `GET /sandbox/refunds/{refund_id}` | the refund as the sandbox holds it |
 //! | `POST /sandbox/pay/{payment_id}` | the buyer pays (body optional: `{"amount": {...}}`) |
 //! | `GET /sandbox/pay/{payment_id}` | the payment as the sandbox holds it |
 //! | `GET`, `PUT /sandbox/faults` | the faults in force ([`Faults`]) |
@@ -32,10 +37,13 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use oc_model::payment::ProviderCredentials;
-use oc_model::{Money, PaymentId};
+use oc_model::payment::{ProviderCredentials, ProviderRefundStatus};
+use oc_model::{Money, PaymentId, RefundId};
 
-use crate::protocol::{self, CreateAnswer, CreateBody, PaymentReport, QueryBody, ReportStatus};
+use crate::protocol::{
+    self, CreateAnswer, CreateBody, PaymentReport, QueryBody, RefundBody, RefundQueryBody,
+    RefundReport, ReportStatus,
+};
 
 /// How far a merchant request's signing time may be from the sandbox's clock.
 const REQUEST_WINDOW: time::Duration = time::Duration::minutes(5);
@@ -55,8 +63,32 @@ pub struct Faults {
     pub duplicates: u32,
     /// After the callback, deliver a stale one (the payment's earlier `pending` state).
     pub reorder: bool,
-    /// Answer every query 503.
+    /// Answer every query (payment and refund) 503.
     pub fail_queries: bool,
+    /// Every refund attempt fails (as a provider refusing it would).
+    pub fail_refunds: bool,
+}
+
+#[derive(Debug, Clone)]
+struct HeldRefund {
+    account: String,
+    request: RefundBody,
+    status: ProviderRefundStatus,
+    reason: Option<String>,
+}
+
+impl HeldRefund {
+    fn report(&self) -> RefundReport {
+        RefundReport {
+            account: self.account.clone(),
+            refund_id: self.request.refund_id,
+            payment_id: self.request.payment_id,
+            attempt: self.request.attempt,
+            status: self.status,
+            amount: Some(self.request.amount),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +120,8 @@ struct Inner {
     accounts: BTreeMap<String, ProviderCredentials>,
     public_url: String,
     payments: Mutex<BTreeMap<PaymentId, Held>>,
+    refunds: Mutex<BTreeMap<RefundId, HeldRefund>>,
+    refund_attempts: AtomicU64,
     faults: Mutex<Faults>,
     client: Client<HttpConnector, Full<Bytes>>,
     callbacks_sent: AtomicU64,
@@ -124,6 +158,8 @@ impl Sandbox {
                 accounts,
                 public_url: public_url.into().trim_end_matches('/').to_owned(),
                 payments: Mutex::default(),
+                refunds: Mutex::default(),
+                refund_attempts: AtomicU64::new(0),
                 faults: Mutex::default(),
                 client: Client::builder(TokioExecutor::new()).build_http(),
                 callbacks_sent: AtomicU64::new(0),
@@ -152,7 +188,10 @@ impl Sandbox {
         Router::new()
             .route("/v1/payments/create", post(create))
             .route("/v1/payments/query", post(query))
+            .route("/v1/refunds/create", post(refund))
+            .route("/v1/refunds/query", post(refund_query))
             .route("/sandbox/pay/{payment_id}", post(pay).get(show))
+            .route("/sandbox/refunds/{refund_id}", get(show_refund))
             .route("/sandbox/faults", get(get_faults).put(put_faults))
             .with_state(self.clone())
     }
@@ -167,6 +206,11 @@ impl Sandbox {
             self.inner.callbacks_sent.load(Ordering::Relaxed),
             self.inner.callbacks_dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Refund attempts the sandbox decided (each retry after a failure counted).
+    pub fn refund_attempts(&self) -> u64 {
+        self.inner.refund_attempts.load(Ordering::Relaxed)
     }
 
     /// The buyer pays `payment_id` (`amount`: what is captured, default what was asked):
@@ -206,7 +250,7 @@ impl Sandbox {
         for _ in 0..=faults.duplicates {
             let sandbox = self.clone();
             let (url, report) = (notify_url.to_owned(), report.clone());
-            copies.spawn(async move { sandbox.send(&url, &report).await });
+            copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
         }
         while copies.join_next().await.is_some() {}
         if faults.reorder {
@@ -216,15 +260,88 @@ impl Sandbox {
                 paid_at: None,
                 ..report
             };
-            self.send(notify_url, &stale).await;
+            self.send(notify_url, &stale.account, &stale).await;
         }
     }
 
-    async fn send(&self, notify_url: &str, report: &PaymentReport) {
-        let Some(credentials) = self.inner.accounts.get(&report.account) else {
+    /// A refund's callback under `faults` (dropped, delayed, duplicated; `reorder` sends a
+    /// stale `pending` copy after it).
+    fn deliver_refund(&self, report: RefundReport, notify_url: String, faults: Faults) {
+        if faults.drop_callbacks {
+            self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            if faults.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
+            }
+            let mut copies = tokio::task::JoinSet::new();
+            for _ in 0..=faults.duplicates {
+                let sandbox = sandbox.clone();
+                let (url, report) = (notify_url.clone(), report.clone());
+                copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
+            }
+            while copies.join_next().await.is_some() {}
+            if faults.reorder {
+                let stale = RefundReport {
+                    status: ProviderRefundStatus::Pending,
+                    reason: None,
+                    ..report
+                };
+                sandbox.send(&notify_url, &stale.account, &stale).await;
+            }
+        });
+    }
+
+    /// Decide a submitted refund attempt: succeeded unless the fault says fail, or the
+    /// payment is not captured here, or it exceeds what is left of the payment.
+    fn decide_refund(&self, request: &RefundBody, account: &str, faults: &Faults) -> HeldRefund {
+        self.inner.refund_attempts.fetch_add(1, Ordering::Relaxed);
+        let captured = lock(&self.inner.payments)
+            .get(&request.payment_id)
+            .filter(|held| held.account == account && held.status == ReportStatus::Succeeded)
+            .and_then(|held| held.captured);
+        let refunded: i64 = lock(&self.inner.refunds)
+            .values()
+            .filter(|held| {
+                held.request.payment_id == request.payment_id
+                    && held.request.refund_id != request.refund_id
+                    && held.status == ProviderRefundStatus::Succeeded
+            })
+            .map(|held| held.request.amount.minor)
+            .sum();
+        let reason = if faults.fail_refunds {
+            Some("refused (sandbox fault fail_refunds)".to_owned())
+        } else {
+            match captured {
+                None => Some("the payment is not captured".to_owned()),
+                Some(captured) if captured.currency != request.amount.currency => {
+                    Some("another currency than the payment's".to_owned())
+                }
+                Some(captured) if refunded + request.amount.minor > captured.minor => {
+                    Some("exceeds what is left of the payment".to_owned())
+                }
+                Some(_) => None,
+            }
+        };
+        HeldRefund {
+            account: account.to_owned(),
+            request: request.clone(),
+            status: if reason.is_some() {
+                ProviderRefundStatus::Failed
+            } else {
+                ProviderRefundStatus::Succeeded
+            },
+            reason,
+        }
+    }
+
+    async fn send<T: Serialize>(&self, notify_url: &str, account: &str, message: &T) {
+        let Some(credentials) = self.inner.accounts.get(account) else {
             return;
         };
-        let Ok(body) = serde_json::to_vec(report) else {
+        let Ok(body) = serde_json::to_vec(message) else {
             return;
         };
         for attempt in 1..=DELIVERY_ATTEMPTS {
@@ -424,5 +541,85 @@ async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
             axum::Json(faults).into_response()
         }
         Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+async fn refund(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
+    let credentials = match sandbox.verify(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(refused) => return *refused,
+    };
+    let request: RefundBody = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if request.attempt == 0 || request.amount.minor <= 0 {
+        return problem(StatusCode::BAD_REQUEST, "attempt and amount are positive");
+    }
+    let faults = lock(&sandbox.inner.faults).clone();
+    let held = lock(&sandbox.inner.refunds)
+        .get(&request.refund_id)
+        .cloned();
+    let held = match held {
+        Some(held) if held.account != credentials.account => {
+            return problem(StatusCode::CONFLICT, "refund id of another account");
+        }
+        // the same attempt again, or a later one while the last did not fail: where it stands
+        Some(held)
+            if request.attempt <= held.request.attempt
+                || held.status != ProviderRefundStatus::Failed =>
+        {
+            return signed(&credentials, &held.report());
+        }
+        _ => {
+            let decided = sandbox.decide_refund(&request, &credentials.account, &faults);
+            lock(&sandbox.inner.refunds).insert(request.refund_id, decided.clone());
+            decided
+        }
+    };
+    sandbox.deliver_refund(held.report(), held.request.notify_url.clone(), faults);
+    // accepted; the result follows as a callback (or a query answer), as with real providers
+    let accepted = RefundReport {
+        status: ProviderRefundStatus::Pending,
+        reason: None,
+        ..held.report()
+    };
+    signed(&credentials, &accepted)
+}
+
+async fn refund_query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
+    let credentials = match sandbox.verify(&headers, &body) {
+        Ok(credentials) => credentials,
+        Err(refused) => return *refused,
+    };
+    if lock(&sandbox.inner.faults).fail_queries {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queries fail (sandbox fault)",
+        );
+    }
+    let request: RefundQueryBody = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let report = lock(&sandbox.inner.refunds)
+        .get(&request.refund_id)
+        .filter(|held| held.account == credentials.account)
+        .map(HeldRefund::report);
+    match report {
+        Some(report) => signed(&credentials, &report),
+        None => problem(StatusCode::NOT_FOUND, "no such refund"),
+    }
+}
+
+async fn show_refund(State(sandbox): State<Sandbox>, Path(refund_id): Path<String>) -> Response {
+    let report = refund_id.parse::<RefundId>().ok().and_then(|id| {
+        lock(&sandbox.inner.refunds)
+            .get(&id)
+            .map(HeldRefund::report)
+    });
+    match report {
+        Some(report) => axum::Json(report).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "no such refund"),
     }
 }

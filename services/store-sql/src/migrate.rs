@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_payments.sql"),
     },
     Migration {
+        version: 10,
+        name: "payment_refund_steps",
+        mysql: include_str!("../migrations/mysql/0010_payment_refund_steps.sql"),
+        sqlite: include_str!("../migrations/sqlite/0010_payment_refund_steps.sql"),
+    },
+    Migration {
         version: 11,
         name: "after_sales",
         mysql: include_str!("../migrations/mysql/0011_after_sales.sql"),

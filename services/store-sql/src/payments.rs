@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use oc_model::payment::{
-    NewPayment, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert, SettleOutcome,
+    NewPayment, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert, RefundSettlement,
+    SettleOutcome,
 };
 use oc_model::{
-    Checkout, DomainError, DomainResult, ErrorCode, OrderId, Payment, PaymentId, PaymentStatus,
-    Refund, RefundId, RefundStatus, ShardId, TenantId,
+    Checkout, DomainError, DomainResult, ErrorCode, OrderEvent, OrderId, Payment, PaymentId,
+    PaymentStatus, Refund, RefundId, RefundStatus, ShardId, TenantId,
 };
 
 use crate::SqlOrderStore;
@@ -166,10 +167,28 @@ impl PaymentStore for SqlOrderStore {
         self.shards.ids()
     }
 
-    async fn insert_refund(&self, refund: Refund) -> DomainResult<RefundInsert> {
+    async fn insert_refund(
+        &self,
+        refund: Refund,
+        events: Vec<OrderEvent>,
+    ) -> DomainResult<RefundInsert> {
         if refund.payment_id.bucket() != refund.id.bucket() || refund.amount.minor <= 0 {
             return Err(DomainError::internal(
                 "a refund carries its payment's bucket and a positive amount",
+            ));
+        }
+        if refund.status != RefundStatus::Requested || refund.attempts != 0 || refund.failures != 0
+        {
+            return Err(DomainError::internal(
+                "a new refund is requested, unsubmitted",
+            ));
+        }
+        if events
+            .iter()
+            .any(|event| event.order_id != refund.order_id || event.tenant != refund.tenant)
+        {
+            return Err(DomainError::internal(
+                "outbox event does not describe the refund's order",
             ));
         }
         let pool = self.shards.for_bucket(refund.payment_id.bucket());
@@ -200,33 +219,133 @@ impl PaymentStore for SqlOrderStore {
                 .map_or(0, |(refunded, captured)| captured - refunded);
             return Ok(RefundInsert::Exceeds { refundable });
         }
+        if !events.is_empty() {
+            let events: Vec<_> = events.iter().collect();
+            outbox::insert(&mut tx, &events).await?;
+        }
         tx.commit().await.map_err(convert)?;
         Ok(RefundInsert::Created(refund))
     }
 
-    async fn settle_refund(
-        &self,
-        tenant: &TenantId,
-        id: RefundId,
-        status: RefundStatus,
-        at: OffsetDateTime,
-    ) -> DomainResult<bool> {
+    async fn settle_refund(&self, settlement: RefundSettlement) -> DomainResult<bool> {
+        let RefundSettlement {
+            tenant,
+            id,
+            status,
+            failure,
+            at,
+            events,
+        } = settlement;
         if status == RefundStatus::Requested {
             return Err(DomainError::internal("a settlement leaves requested"));
         }
         let pool = self.shards.for_bucket(id.bucket());
         let mut tx = begin(pool).await?;
-        if !payments::settle_refund(&mut tx, tenant, id, status, unix_ms(at)).await? {
+        // the refund row's compare-and-set on `requested` first: duplicates queue on it
+        if !payments::settle_refund(
+            &mut tx,
+            &tenant,
+            id,
+            status,
+            failure.as_deref(),
+            unix_ms(at),
+        )
+        .await?
+        {
             return Ok(false);
         }
         if status == RefundStatus::Failed {
-            let refund = payments::refund(&mut tx, tenant, id)
+            let refund = payments::refund(&mut tx, &tenant, id)
                 .await?
                 .ok_or_else(|| DomainError::internal("a settled refund vanished"))?;
             payments::release_refund(&mut tx, &refund).await?;
         }
+        if !events.is_empty() {
+            let events: Vec<_> = events.iter().collect();
+            outbox::insert(&mut tx, &events).await?;
+        }
         tx.commit().await.map_err(convert)?;
         Ok(true)
+    }
+
+    async fn get_refund(&self, tenant: &TenantId, id: RefundId) -> DomainResult<Option<Refund>> {
+        payments::get_refund(self.shards.for_bucket(id.bucket()), tenant, id).await
+    }
+
+    async fn refunds_of_payment(
+        &self,
+        tenant: &TenantId,
+        payment_id: PaymentId,
+    ) -> DomainResult<Vec<Refund>> {
+        payments::refunds_of_payment(
+            self.shards.for_bucket(payment_id.bucket()),
+            tenant,
+            payment_id,
+        )
+        .await
+    }
+
+    async fn refunds_with_status(
+        &self,
+        shard: ShardId,
+        tenant: &TenantId,
+        status: RefundStatus,
+        limit: u32,
+    ) -> DomainResult<Vec<Refund>> {
+        payments::refunds_with_status(self.shards.pool(shard)?, tenant, status, limit).await
+    }
+
+    async fn refunds_due(
+        &self,
+        shard: ShardId,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> DomainResult<Vec<Refund>> {
+        payments::refunds_due(self.shards.pool(shard)?, unix_ms(now), limit).await
+    }
+
+    async fn claim_refund_step(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        seen: OffsetDateTime,
+        next: OffsetDateTime,
+    ) -> DomainResult<bool> {
+        let pool = self.shards.for_bucket(id.bucket());
+        payments::claim_refund_step(pool, tenant, id, unix_ms(seen), unix_ms(next)).await
+    }
+
+    async fn record_refund_attempt(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        attempt: u32,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool> {
+        let pool = self.shards.for_bucket(id.bucket());
+        payments::record_refund_attempt(pool, tenant, id, attempt, unix_ms(at)).await
+    }
+
+    async fn record_refund_failure(
+        &self,
+        tenant: &TenantId,
+        id: RefundId,
+        attempt: u32,
+        failure: &str,
+        next: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> DomainResult<bool> {
+        let pool = self.shards.for_bucket(id.bucket());
+        payments::record_refund_failure(
+            pool,
+            tenant,
+            id,
+            attempt,
+            failure,
+            unix_ms(next),
+            unix_ms(at),
+        )
+        .await
     }
 
     async fn refunded(&self, tenant: &TenantId, id: PaymentId) -> DomainResult<Option<i64>> {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::payment::{
     NewPayment, PaymentIdempotency, PaymentInsert, PaymentSettlement, PaymentStore, RefundInsert,
-    SettleOutcome,
+    RefundSettlement, SettleOutcome,
 };
 use oc_model::ports::OrderStore;
 use oc_model::{
@@ -68,6 +68,10 @@ fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
 }
 
+fn globex() -> TenantId {
+    TenantId::parse("globex").unwrap()
+}
+
 /// A pending payment of `order` for its payable amount, its first query due at `now() + 1 min`.
 fn payment_of(order: &Order, sequence: u64) -> NewPayment {
     let generator = OrderIdGenerator::new(7).unwrap();
@@ -99,6 +103,7 @@ fn payment_of(order: &Order, sequence: u64) -> NewPayment {
             amount: payment.amount,
             reported: None,
             reason: None,
+            refund_id: None,
         },
         now(),
     );
@@ -424,8 +429,24 @@ fn refund_of(payment: &Payment, n: u64, key: &str, minor: i64) -> Refund {
         refund_key: key.to_owned(),
         amount: oc_model::Money::new(minor, payment.amount.currency),
         status: RefundStatus::Requested,
+        reason: None,
+        attempts: 0,
+        failures: 0,
+        failure: None,
+        next_query_at: Some(now()),
         created_at: now(),
         updated_at: now(),
+    }
+}
+
+fn settled(refund: RefundId, status: RefundStatus) -> RefundSettlement {
+    RefundSettlement {
+        tenant: acme(),
+        id: refund,
+        status,
+        failure: None,
+        at: now(),
+        events: Vec::new(),
     }
 }
 
@@ -444,7 +465,7 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
     // nothing captured yet: nothing to refund
     assert_eq!(
         h.store
-            .insert_refund(refund_of(&payment, 100, "early", 100))
+            .insert_refund(refund_of(&payment, 100, "early", 100), Vec::new())
             .await
             .unwrap(),
         RefundInsert::Exceeds { refundable: 0 }
@@ -464,7 +485,7 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
             let refund = refund_of(&payment, n, &format!("after-sale-{n}"), 100);
             tokio::spawn(async move {
                 loop {
-                    match store.insert_refund(refund.clone()).await {
+                    match store.insert_refund(refund.clone(), Vec::new()).await {
                         Err(e) if e.code == ErrorCode::Retryable => continue,
                         other => return other.unwrap(),
                     }
@@ -493,19 +514,19 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
     // seven won is up to the scheduler, and a refused key was never recorded)
     let winner = created[0].refund_key.clone();
     let again = refund_of(&payment, 50, &winner, 100);
-    match h.store.insert_refund(again).await.unwrap() {
+    match h.store.insert_refund(again, Vec::new()).await.unwrap() {
         RefundInsert::Replayed(first) => assert_eq!(first.refund_key, winner),
         other => panic!("{other:?}"),
     }
     // what is left, exactly, and then nothing
     let rest = refund_of(&payment, 60, "rest", 50);
     assert!(matches!(
-        h.store.insert_refund(rest).await.unwrap(),
+        h.store.insert_refund(rest, Vec::new()).await.unwrap(),
         RefundInsert::Created(_)
     ));
     assert_eq!(
         h.store
-            .insert_refund(refund_of(&payment, 61, "one-more", 1))
+            .insert_refund(refund_of(&payment, 61, "one-more", 1), Vec::new())
             .await
             .unwrap(),
         RefundInsert::Exceeds { refundable: 0 }
@@ -514,19 +535,19 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
     let failed = created[0].id;
     assert!(
         h.store
-            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .settle_refund(settled(failed, RefundStatus::Failed))
             .await
             .unwrap()
     );
     assert!(
         !h.store
-            .settle_refund(&tenant, failed, RefundStatus::Failed, now())
+            .settle_refund(settled(failed, RefundStatus::Failed))
             .await
             .unwrap()
     );
     assert!(
         h.store
-            .settle_refund(&tenant, created[1].id, RefundStatus::Succeeded, now())
+            .settle_refund(settled(created[1].id, RefundStatus::Succeeded))
             .await
             .unwrap()
     );
@@ -547,6 +568,159 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
     assert_eq!(
         h.store.refunded(&tenant, payment.id).await.unwrap(),
         Some(650)
+    );
+}
+
+/// A refund's steps at the provider (0010): an attempt is recorded once, only the live
+/// attempt's failure counts (a duplicate or stale report writes nothing), a due step is
+/// claimed by one worker, a settlement writes its event and ends the steps; a refund event
+/// names its refund in the outbox.
+async fn refund_attempts_and_failures_are_compare_and_set(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-steps", None).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    h.store
+        .settle_payment(settlement(&payment, None))
+        .await
+        .unwrap();
+    let note = |refund: &Refund, what| {
+        OrderEvent::payment(
+            &order,
+            PaymentNote {
+                what,
+                payment_id: payment.id,
+                provider: payment.provider.clone(),
+                amount: refund.amount,
+                reported: None,
+                reason: None,
+                refund_id: Some(refund.id),
+            },
+            now(),
+        )
+    };
+    let refund = refund_of(&payment, 1, "as-1", 200);
+    let event = note(&refund, PaymentEventType::RefundRequested);
+    assert!(matches!(
+        h.store
+            .insert_refund(refund.clone(), vec![event])
+            .await
+            .unwrap(),
+        RefundInsert::Created(_)
+    ));
+    let (id, later) = (refund.id, now() + Duration::seconds(60));
+    // two workers saw it due: one claims the step
+    assert!(
+        h.store
+            .claim_refund_step(&tenant, id, now(), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .claim_refund_step(&tenant, id, now(), later)
+            .await
+            .unwrap()
+    );
+    // attempt 1 accepted once; attempt 2 not before attempt 1 failed
+    assert!(
+        h.store
+            .record_refund_attempt(&tenant, id, 1, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .record_refund_attempt(&tenant, id, 1, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .record_refund_attempt(&tenant, id, 2, now())
+            .await
+            .unwrap()
+    );
+    // attempt 1 failed: counted once, a duplicate report writes nothing
+    assert!(
+        h.store
+            .record_refund_failure(&tenant, id, 1, "no", now(), now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .record_refund_failure(&tenant, id, 1, "no", now(), now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .record_refund_attempt(&tenant, id, 2, now())
+            .await
+            .unwrap()
+    );
+    // a stale report of attempt 1 while attempt 2 is live: nothing
+    assert!(
+        !h.store
+            .record_refund_failure(&tenant, id, 1, "late", now(), now())
+            .await
+            .unwrap()
+    );
+    let read = h.store.get_refund(&tenant, id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.attempts, read.failures, read.failure.as_deref()),
+        (2, 1, Some("no"))
+    );
+    assert_eq!(read.live_attempt(), Some(2));
+    let due = |at| {
+        let store = h.store.clone();
+        async move {
+            let mut due = 0;
+            for shard in store.payment_shards() {
+                due += store.refunds_due(shard, at, 100).await.unwrap().len();
+            }
+            due
+        }
+    };
+    assert_eq!(due(now()).await, 1, "due again now after a failure");
+    let mut settlement = settled(id, RefundStatus::Succeeded);
+    settlement.events = vec![note(&refund, PaymentEventType::Refunded)];
+    assert!(h.store.settle_refund(settlement.clone()).await.unwrap());
+    assert!(!h.store.settle_refund(settlement).await.unwrap());
+    assert_eq!(
+        due(later + Duration::hours(1)).await,
+        0,
+        "settled: no more steps"
+    );
+    assert_eq!(
+        h.store
+            .refunds_of_payment(&tenant, payment.id)
+            .await
+            .unwrap()[0]
+            .status,
+        RefundStatus::Succeeded
+    );
+    // another tenant sees none of it
+    assert_eq!(h.store.get_refund(&globex(), id).await.unwrap(), None);
+    assert!(
+        h.store
+            .refunds_of_payment(&globex(), payment.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        h.count(
+            "outbox",
+            &format!("payload LIKE '%\"refund_id\":\"{id}\"%'")
+        )
+        .await,
+        2,
+        "refund_requested and refunded, once each"
     );
 }
 
@@ -580,4 +754,5 @@ both_dialects!(
     a_due_query_is_claimed_by_one_worker,
     the_payments_table_refuses_impossible_rows,
     refunds_never_exceed_the_captured_amount,
+    refund_attempts_and_failures_are_compare_and_set,
 );

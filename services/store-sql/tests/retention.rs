@@ -309,6 +309,18 @@ async fn a_purge_killed_mid_way_leaves_only_due_rows_deleted(urls: Vec<String>) 
     }
     running.abort();
     let _ = running.await;
+    // A dropped future does not stop a statement already handed to the database (sqlx's
+    // SQLite worker thread finishes it): wait until the row counts stop moving, or that
+    // late delete races the next pass, which then takes a batch it finds gone for the end.
+    let mut last = rows.left("outbox").await.len() + rows.left("idempotency").await.len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = rows.left("outbox").await.len() + rows.left("idempotency").await.len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     let outbox = rows.left("outbox").await;
     assert!(
         range(PUBLISHED_OLD, ORDERS)

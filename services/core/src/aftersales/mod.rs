@@ -16,11 +16,13 @@
 //! after-sale's one `after_sale_refunds` row (primary key: the after-sale) in the same
 //! transaction; racing reviewers lose on the version or that key and get a 409. The claim
 //! names the refund id and the payment, so a retry of the same after-sale re-drives the very
-//! same refund record (`PaymentStore::insert_refund`, idempotent by the refund key = the
-//! after-sale id, capped by the payment's `chk_payments_refunded`). The provider is asked by
-//! [`AfterSaleService::request_provider_refund`], the one place the payments domain's refund
-//! call is wired; its asynchronous answer comes back through
-//! [`AfterSaleService::refund_settled`].
+//! same refund record: the payments domain's [`PaymentService::refund_as`] under the claimed
+//! refund id, idempotent by the refund key = the after-sale id, capped by the payment's
+//! `chk_payments_refunded`, submitted to the provider. Its asynchronous answer (callback or
+//! active query) settles the refund and the payments domain tells this one
+//! ([`crate::payments::RefundWatcher`]), which completes the after-sale
+//! ([`AfterSaleService::refund_settled`]). Should the process die between the two, a retry
+//! of the refund finds the refund settled and completes the after-sale then.
 
 mod view;
 
@@ -34,7 +36,7 @@ use oc_model::aftersale::{
     AfterSaleMachines, AfterSaleRefund, AfterSaleStore, AfterSaleTransition, AfterSaleType,
     NewAfterSale, RefundSplit, RequestedLine, ReviewRouting, Reviewer, ledger_effect,
 };
-use oc_model::payment::{PaymentStore, RefundInsert};
+use oc_model::payment::PaymentStore;
 use oc_model::{
     DomainError, DomainResult, ErrorCode, Money, Order, PaymentStatus, Refund, RefundId,
     RefundStatus, TenantId, TransitionEvent, UnixMillis,
@@ -43,6 +45,7 @@ use oc_tenant_config::Endpoint;
 
 use crate::caller::Caller;
 use crate::orders::OrderService;
+use crate::payments::{PaymentService, RefundWatcher};
 
 pub use view::AfterSaleView;
 
@@ -106,6 +109,8 @@ pub struct AfterSaleService {
     pub(crate) orders: OrderService,
     pub(crate) store: Arc<dyn AfterSaleStore>,
     pub(crate) payments: Arc<dyn PaymentStore>,
+    /// The refunds themselves: recorded, submitted and settled by the payments domain.
+    pub(crate) refunds: PaymentService,
     /// The per-type machines and the review routing. Per tenant in the issue; every tenant
     /// gets seed 000's defaults until the tenant config carries its own.
     pub(crate) machines: AfterSaleMachines,
@@ -116,12 +121,13 @@ impl AfterSaleService {
     pub fn new(
         orders: OrderService,
         store: Arc<dyn AfterSaleStore>,
-        payments: Arc<dyn PaymentStore>,
+        refunds: PaymentService,
     ) -> AfterSaleService {
         AfterSaleService {
             orders,
             store,
-            payments,
+            payments: Arc::clone(&refunds.store),
+            refunds,
             machines: AfterSaleMachines::defaults(),
             routing: ReviewRouting::default(),
         }
@@ -526,34 +532,37 @@ impl AfterSaleService {
                 claim
             }
         };
-        let now = self.orders.now_ms();
-        let refund = Refund {
-            tenant: caller.tenant.clone(),
-            id: claimed.refund_id,
-            payment_id: claimed.payment_id,
-            order_id: order.main.id,
-            refund_key: after_sale.id.to_string(),
-            amount: claimed.amount,
-            status: RefundStatus::Requested,
-            created_at: now,
-            updated_at: now,
-        };
         if claimed.amount.minor > 0 {
-            match self.payments.insert_refund(refund.clone()).await? {
-                RefundInsert::Created(_) | RefundInsert::Replayed(_) => {}
-                RefundInsert::Exceeds { refundable } => {
-                    // the ledger refused (another refund drew on the payment since the check):
-                    // the after-sale stays `refunding` with its claim for an operator
-                    return Err(DomainError::new(
+            let created = self
+                .refunds
+                .refund_as(
+                    caller,
+                    &order.main.id.to_string(),
+                    &claimed.payment_id.to_string(),
+                    &after_sale.id.to_string(),
+                    claimed.amount,
+                    Some(format!("after-sale {}", after_sale.id)),
+                    Some(claimed.refund_id),
+                )
+                .await
+                .map_err(|error| match error.code {
+                    // the ledger refused (another refund drew on the payment since the
+                    // check): the after-sale stays `refunding` with its claim for an operator
+                    ErrorCode::InvalidInput => DomainError::new(
                         ErrorCode::Conflict,
                         format!(
-                            "the payment has {refundable} left to refund, {} asked; the after-sale is held for manual handling",
-                            claimed.amount.minor
+                            "{}; the after-sale is held for manual handling",
+                            error.message
                         ),
-                    ));
-                }
+                    ),
+                    _ => error,
+                })?;
+            // a retry after the refund settled (the process died before completing the
+            // after-sale): complete it now
+            if created.view.status == RefundStatus::Succeeded.as_str() {
+                self.refund_settled(&caller.tenant, after_sale.id, true)
+                    .await?;
             }
-            self.request_provider_refund(&refund).await?;
         } else {
             // nothing to pay back (a line fully paid by earlier difference refunds)
             self.refund_settled(&caller.tenant, after_sale.id, true)
@@ -591,20 +600,6 @@ impl AfterSaleService {
                 amount.minor
             ),
         ))
-    }
-
-    /// Where the payments domain's provider refund call is wired at merge time (issue #20
-    /// item 4; the payments branch adds the provider port's refund and its asynchronous
-    /// result). The refund record exists and its amount is reserved on the payment when this
-    /// is called; the result comes back through [`AfterSaleService::refund_settled`].
-    pub async fn request_provider_refund(&self, refund: &Refund) -> DomainResult<()> {
-        tracing::info!(
-            refund_id = %refund.id,
-            payment_id = %refund.payment_id,
-            amount = refund.amount.minor,
-            "after-sale refund recorded; provider call not wired yet"
-        );
-        Ok(())
     }
 
     /// The provider's result of an after-sale's refund: success completes the after-sale
@@ -646,5 +641,28 @@ impl AfterSaleService {
             Err(e) if e.code == ErrorCode::PreconditionFailed => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The payments domain tells the after-sales one of a refund settled for good: a refund
+/// whose key is an after-sale id completes that after-sale when it succeeded; a refund that
+/// failed on every attempt leaves it `refunding` for an operator (the refund is on the
+/// payments' manual-handling list). Refunds of other callers (keys that are no after-sale
+/// id) are none of its business.
+impl RefundWatcher for AfterSaleService {
+    fn refund_settled<'a>(
+        &'a self,
+        refund: &'a Refund,
+        succeeded: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Ok(id) = refund.refund_key.parse::<AfterSaleId>() else {
+                return;
+            };
+            if let Err(error) = self.refund_settled(&refund.tenant, id, succeeded).await {
+                // the after-sale stays `refunding`; a retry of its refund completes it
+                tracing::warn!(%error, after_sale = %id, refund_id = %refund.id, "completing an after-sale after its refund failed");
+            }
+        })
     }
 }

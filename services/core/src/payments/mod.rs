@@ -23,10 +23,12 @@
 //! | use case | file |
 //! |---|---|
 //! | create, list, the shared apply path, the callback | `mod.rs` |
-//! | the active query of pending payments | `query.rs` |
+//! | the active query of pending payments and refunds | `query.rs` |
+//! | refunds at the provider | `refund.rs` |
 //! | what the use cases take and answer | `view.rs` |
 
 mod query;
+mod refund;
 mod stats;
 mod view;
 
@@ -55,8 +57,9 @@ use crate::orders::request_hash;
 use crate::transitions::{Firing, TransitionService};
 
 pub use query::Queried;
+pub use refund::{RefundApplied, RefundWatcher};
 pub use stats::PaymentStats;
-pub use view::{PaymentCreated, PaymentList, PaymentView};
+pub use view::{PaymentCreated, PaymentList, PaymentView, RefundCreated, RefundList, RefundView};
 
 /// The operator and source system of the transitions a payment fires.
 pub const SOURCE_PAYMENTS: &str = "payments";
@@ -85,6 +88,8 @@ pub struct PaymentSettings {
     pub poll_interval: Duration,
     /// Payments read per page by the active query.
     pub batch_size: u32,
+    /// Attempts of a refund at the provider before it is raised for manual handling.
+    pub refund_attempts: u32,
 }
 
 impl Default for PaymentSettings {
@@ -97,6 +102,7 @@ impl Default for PaymentSettings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             poll_interval: Duration::from_secs(5),
             batch_size: 200,
+            refund_attempts: 3,
         }
     }
 }
@@ -136,6 +142,20 @@ impl PaymentProviders {
 pub struct CreatePaymentRequest {
     /// A configured provider's name (`sandbox`).
     pub provider: String,
+}
+
+/// `POST /v1/orders/{id}/payments/{payment_id}/refunds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefundRequest {
+    /// The caller's id of this refund (an after-sale id); the `Idempotency-Key` header when
+    /// absent.
+    #[serde(default)]
+    pub refund_key: Option<String>,
+    /// Minor units in the payment's currency.
+    pub amount: Money,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// What a provider's report did.
@@ -189,6 +209,8 @@ pub struct PaymentService {
     pub(crate) config: Arc<ConfigHandle>,
     pub(crate) settings: PaymentSettings,
     pub(crate) stats: Arc<PaymentStats>,
+    /// Told when a refund settles for good (the after-sales domain); set once by the builder.
+    pub(crate) refund_watcher: Arc<std::sync::OnceLock<Arc<dyn refund::RefundWatcher>>>,
 }
 
 impl PaymentService {
@@ -284,6 +306,7 @@ impl PaymentService {
                 amount: payment.amount,
                 reported: None,
                 reason: None,
+                refund_id: None,
             },
             now,
         );
@@ -355,13 +378,81 @@ impl PaymentService {
         let result = self.verify_and_apply(provider, callback).await;
         match &result {
             Ok((_, applied)) => self.stats.applied("callback", applied.as_str()),
-            Err(CallbackError::Refused(refusal)) => self.stats.refused(match refusal {
-                CallbackRefusal::Unsigned(_) => "unsigned",
-                CallbackRefusal::BadSignature => "bad_signature",
-                CallbackRefusal::Stale { .. } => "stale",
-                CallbackRefusal::Malformed(_) => "malformed",
-            }),
+            Err(CallbackError::Refused(refusal)) => self.count_refusal(refusal),
             Err(CallbackError::Domain(_)) => {}
+        }
+        result
+    }
+
+    /// The adapter, tenant and credentials a callback to `provider` is verified with. An
+    /// unknown account is refused exactly as a bad signature is: no oracle of accounts.
+    fn callback_party(
+        &self,
+        provider: &str,
+        callback: &RawCallback,
+    ) -> Result<
+        (
+            Arc<dyn PaymentProvider>,
+            ProviderName,
+            TenantId,
+            ProviderCredentials,
+        ),
+        CallbackError,
+    > {
+        let name = ProviderName::parse(provider)
+            .map_err(|_| DomainError::not_found("no such payment provider"))?;
+        let adapter = self
+            .providers
+            .get(&name)
+            .ok_or_else(|| DomainError::not_found("no such payment provider"))?
+            .clone();
+        let account = adapter.callback_account(callback).ok_or_else(|| {
+            CallbackError::Refused(CallbackRefusal::Unsigned("no account".into()))
+        })?;
+        let tenant = self
+            .providers
+            .secrets
+            .tenant_of_account(&name, &account)
+            .ok_or(CallbackError::Refused(CallbackRefusal::BadSignature))?;
+        let credentials = self
+            .credentials(&tenant, &name)
+            .ok_or(CallbackError::Refused(CallbackRefusal::BadSignature))?;
+        Ok((adapter, name, tenant, credentials))
+    }
+
+    fn count_refusal(&self, refusal: &CallbackRefusal) {
+        self.stats.refused(match refusal {
+            CallbackRefusal::Unsigned(_) => "unsigned",
+            CallbackRefusal::BadSignature => "bad_signature",
+            CallbackRefusal::Stale { .. } => "stale",
+            CallbackRefusal::Malformed(_) => "malformed",
+        })
+    }
+
+    /// A provider's refund callback: verified as a payment callback is, then applied through
+    /// the refunds' one exactly-once path. A refused callback changes nothing.
+    pub async fn refund_callback(
+        &self,
+        provider: &str,
+        callback: RawCallback,
+    ) -> Result<(oc_model::RefundId, RefundApplied), CallbackError> {
+        let result = async {
+            let (adapter, _, tenant, credentials) = self.callback_party(provider, &callback)?;
+            let report = adapter
+                .verify_refund_callback(
+                    &credentials,
+                    &callback,
+                    self.transitions.orders.clock.now(),
+                    self.settings.callback_window,
+                )
+                .map_err(CallbackError::Refused)?;
+            let id = report.refund_id;
+            let applied = self.apply_refund_report(tenant, report, "callback").await?;
+            Ok((id, applied))
+        }
+        .await;
+        if let Err(CallbackError::Refused(refusal)) = &result {
+            self.count_refusal(refusal);
         }
         result
     }
@@ -371,24 +462,7 @@ impl PaymentService {
         provider: &str,
         callback: RawCallback,
     ) -> Result<(PaymentId, Applied), CallbackError> {
-        let name = ProviderName::parse(provider)
-            .map_err(|_| DomainError::not_found("no such payment provider"))?;
-        let adapter = self
-            .providers
-            .get(&name)
-            .ok_or_else(|| DomainError::not_found("no such payment provider"))?;
-        let account = adapter.callback_account(&callback).ok_or_else(|| {
-            CallbackError::Refused(CallbackRefusal::Unsigned("no account".into()))
-        })?;
-        // an unknown account is refused exactly as a bad signature is: no oracle of accounts
-        let tenant = self
-            .providers
-            .secrets
-            .tenant_of_account(&name, &account)
-            .ok_or(CallbackError::Refused(CallbackRefusal::BadSignature))?;
-        let credentials = self
-            .credentials(&tenant, &name)
-            .ok_or(CallbackError::Refused(CallbackRefusal::BadSignature))?;
+        let (adapter, name, tenant, credentials) = self.callback_party(provider, &callback)?;
         let notification = adapter
             .verify_callback(
                 &credentials,
@@ -477,6 +551,7 @@ impl PaymentService {
             amount: payment.amount,
             reported,
             reason: Some(reason.to_owned()),
+            refund_id: None,
         };
         let mut settlement = PaymentSettlement {
             tenant: payment.tenant.clone(),

@@ -7,13 +7,17 @@
 //! shards: a query is claimed first by moving the payment's `next_query_at` from the value
 //! the worker read (a compare-and-set), so one of them asks the provider, and applying the
 //! answer is exactly-once whoever does it.
+//!
+//! Requested refunds are walked the same way: each due one is claimed, then either submitted
+//! (no attempt live at the provider: the first submission was lost, or the last attempt
+//! failed and another is allowed) or queried, every `query_interval` until it settles.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use oc_model::{DomainResult, Payment};
+use oc_model::{DomainResult, Payment, Refund};
 
-use super::{Applied, PaymentService};
+use super::{Applied, PaymentService, RefundApplied};
 
 /// What became of one due payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,6 +65,7 @@ impl PaymentService {
     pub async fn query_pass(&self) -> DomainResult<BTreeMap<Queried, u64>> {
         let mut report = BTreeMap::new();
         for shard in self.store.payment_shards() {
+            self.refund_pass(shard).await?;
             loop {
                 let now = self.now();
                 let page = self
@@ -122,6 +127,82 @@ impl PaymentService {
             Err(error) => {
                 tracing::error!(payment_id = %id, error = %error.message, "applying a queried payment failed");
                 Queried::Failed
+            }
+        }
+    }
+}
+
+impl PaymentService {
+    /// Every refund of `shard` whose next step is due now: claimed, submitted or queried.
+    async fn refund_pass(&self, shard: oc_model::ShardId) -> DomainResult<()> {
+        loop {
+            let now = self.now();
+            let page = self
+                .store
+                .refunds_due(shard, now, self.settings.batch_size)
+                .await?;
+            for refund in &page {
+                self.refund_step(refund.clone()).await;
+            }
+            if page.len() < self.settings.batch_size as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn refund_step(&self, refund: Refund) -> Option<RefundApplied> {
+        let seen = refund.next_query_at?;
+        let now = self.now();
+        match self
+            .store
+            .claim_refund_step(
+                &refund.tenant,
+                refund.id,
+                seen,
+                now + self.settings.query_interval,
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(error) => {
+                tracing::warn!(refund_id = %refund.id, error = %error.message, "claiming a refund step failed");
+                return None;
+            }
+        }
+        let payment = match self
+            .store
+            .get_payment(&refund.tenant, refund.payment_id)
+            .await
+        {
+            Ok(Some(payment)) => payment,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(refund_id = %refund.id, error = %error.message, "reading a refund's payment failed");
+                return None;
+            }
+        };
+        if refund.live_attempt().is_none() {
+            return self.submit_refund(&refund, &payment, "query").await;
+        }
+        let provider = self.providers.get(&payment.provider)?;
+        let credentials = self.credentials(&refund.tenant, &payment.provider)?;
+        let report = match provider.refund_query(&credentials, refund.id).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(refund_id = %refund.id, error = %error.message, "querying a refund failed; asking again at the next query");
+                self.stats.refund("query", "unanswered");
+                return None;
+            }
+        };
+        match self
+            .apply_refund_report(refund.tenant.clone(), report, "query")
+            .await
+        {
+            Ok(applied) => Some(applied),
+            Err(error) => {
+                tracing::error!(refund_id = %refund.id, error = %error.message, "applying a queried refund failed");
+                None
             }
         }
     }

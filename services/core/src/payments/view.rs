@@ -3,7 +3,7 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use oc_model::{Money, Payment};
+use oc_model::{Money, Payment, Refund};
 
 /// A payment as the API answers it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,4 +77,61 @@ pub struct PaymentList {
     pub order_id: String,
     /// Oldest first.
     pub items: Vec<PaymentView>,
+}
+
+/// A refund as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefundView {
+    pub id: String,
+    pub payment_id: String,
+    pub order_id: String,
+    /// The caller's id of the refund (an after-sale id).
+    pub refund_key: String,
+    pub amount: Money,
+    /// `requested`, `succeeded` or `failed` (every attempt failed: the amount went back to
+    /// the payment; manual handling).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Attempts submitted to the provider.
+    pub attempts: u32,
+    /// The provider's last failure reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Refund> for RefundView {
+    fn from(refund: &Refund) -> RefundView {
+        RefundView {
+            id: refund.id.to_string(),
+            payment_id: refund.payment_id.to_string(),
+            order_id: refund.order_id.to_string(),
+            refund_key: refund.refund_key.clone(),
+            amount: refund.amount,
+            status: refund.status.as_str().to_owned(),
+            reason: refund.reason.clone(),
+            attempts: refund.attempts,
+            failure: refund.failure.clone(),
+            created_at: refund.created_at,
+            updated_at: refund.updated_at,
+        }
+    }
+}
+
+/// A requested (or replayed) refund.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundCreated {
+    pub view: RefundView,
+    /// The refund key was used before with the same amount: that refund.
+    pub replayed: bool,
+}
+
+/// Refunds (of a payment oldest first; the manual-handling list newest first).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefundList {
+    pub items: Vec<RefundView>,
 }

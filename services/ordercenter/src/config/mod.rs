@@ -330,6 +330,7 @@ impl ServiceConfig {
                     query_delay: ms(source.value(&PAYMENT_QUERY_DELAY_MS)?),
                     query_interval: ms(source.value(&PAYMENT_QUERY_INTERVAL_MS)?),
                     callback_window: ms(source.value(&PAYMENT_CALLBACK_WINDOW_MS)?),
+                    refund_attempts: source.value(&PAYMENT_REFUND_ATTEMPTS)?,
                     public_url: source
                         .get(&PAYMENT_PUBLIC_URL)?
                         .unwrap_or_else(|| format!("http://{listen}")),

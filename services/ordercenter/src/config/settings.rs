@@ -126,6 +126,13 @@ fn positive<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Result<T
     }
 }
 
+fn refund_attempts(text: &str) -> Result<u32, String> {
+    match number::<u32>(text)? {
+        attempts @ 1..=20 => Ok(attempts),
+        _ => Err("not 1..=20".into()),
+    }
+}
+
 fn purge_batch(text: &str) -> Result<u32, String> {
     match number::<u32>(text)? {
         batch @ 1..=5000 => Ok(batch),
@@ -604,6 +611,17 @@ pub const PAYMENT_CALLBACK_WINDOW_MS: Setting<u64> = Setting {
     parse: positive,
 };
 
+pub const PAYMENT_REFUND_ATTEMPTS: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_PAYMENT_REFUND_ATTEMPTS"),
+        Some("payment_refund_attempts"),
+        Fallback::Value("3"),
+        "API, scheduler",
+        "attempts of a refund at its provider (each failure reported by the provider retried) before it is released and raised for manual handling (`payment.refund_failed`)",
+    ),
+    parse: refund_attempts,
+};
+
 pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
     meta: meta(
         Some("OC_PROJECTOR_ATTEMPTS_PER_ORDER"),
@@ -778,6 +796,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PAYMENT_QUERY_INTERVAL_MS,
     &PAYMENT_POLL_MS,
     &PAYMENT_CALLBACK_WINDOW_MS,
+    &PAYMENT_REFUND_ATTEMPTS,
     &PROJECTOR_ATTEMPTS_PER_ORDER,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,

@@ -308,18 +308,25 @@ fn decode_refund(row: &AnyRow) -> DomainResult<Refund> {
         amount: Money::new(int(row, "amount")?, currency(text(row, "currency")?)?),
         status: RefundStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown refund status {status:?}")))?,
+        reason: opt_text(row, "reason")?,
+        attempts: u32::try_from(int(row, "attempts")?).map_err(corrupt)?,
+        failures: u32::try_from(int(row, "failures")?).map_err(corrupt)?,
+        failure: opt_text(row, "failure")?,
+        next_query_at: opt_int(row, "next_query_at_ms")?
+            .map(from_unix_ms)
+            .transpose()?,
         created_at: from_unix_ms(int(row, "created_at_ms")?)?,
         updated_at: from_unix_ms(int(row, "updated_at_ms")?)?,
     })
 }
 
-const REFUND_COLUMNS: &str = "tenant, id, payment_id, order_id, refund_key, currency, amount, status, created_at_ms, updated_at_ms";
+const REFUND_COLUMNS: &str = "tenant, id, payment_id, order_id, refund_key, currency, amount, status, reason, attempts, failures, failure, next_query_at_ms, created_at_ms, updated_at_ms";
 
 /// The refund row, first in its transaction: a unique violation on (tenant, payment, key)
 /// means the key was used before.
 pub(crate) async fn insert_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> Result<(), WriteError> {
     sqlx::query(&format!(
-        "INSERT INTO payment_refunds ({REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO payment_refunds ({REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(refund.tenant.as_str())
     .bind(refund.id.as_i64())
@@ -329,6 +336,11 @@ pub(crate) async fn insert_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> Result
     .bind(refund.amount.currency.code())
     .bind(refund.amount.minor)
     .bind(refund.status.as_str())
+    .bind(refund.reason.as_deref())
+    .bind(i64::from(refund.attempts))
+    .bind(i64::from(refund.failures))
+    .bind(refund.failure.as_deref())
+    .bind(refund.next_query_at.map(unix_ms))
     .bind(unix_ms(refund.created_at))
     .bind(unix_ms(refund.updated_at))
     .execute(&mut **tx)
@@ -390,18 +402,20 @@ pub(crate) async fn refund(
     .transpose()
 }
 
-/// `requested` → `status`; whether this transaction moved it.
+/// `requested` → `status` (no further steps); whether this transaction moved it.
 pub(crate) async fn settle_refund(
     tx: &mut AnyTx<'_>,
     tenant: &TenantId,
     id: RefundId,
     status: RefundStatus,
+    failure: Option<&str>,
     at_ms: i64,
 ) -> DomainResult<bool> {
     let done = sqlx::query(
-        "UPDATE payment_refunds SET status = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
+        "UPDATE payment_refunds SET status = ?, failure = COALESCE(?, failure), next_query_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
     )
     .bind(status.as_str())
+    .bind(failure)
     .bind(at_ms)
     .bind(tenant.as_str())
     .bind(id.as_i64())
@@ -436,4 +450,143 @@ pub(crate) async fn refunded(
         .map_err(convert)?;
     row.map(|row| Ok((int(&row, "refunded")?, int(&row, "captured")?)))
         .transpose()
+}
+
+pub(crate) async fn get_refund(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    id: RefundId,
+) -> DomainResult<Option<Refund>> {
+    sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND id = ?"
+    ))
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .fetch_optional(pool)
+    .await
+    .map_err(convert)?
+    .as_ref()
+    .map(decode_refund)
+    .transpose()
+}
+
+pub(crate) async fn refunds_of_payment(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    payment_id: PaymentId,
+) -> DomainResult<Vec<Refund>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND payment_id = ? ORDER BY id"
+    ))
+    .bind(tenant.as_str())
+    .bind(payment_id.as_i64())
+    .fetch_all(pool)
+    .await
+    .map_err(convert)?;
+    rows.iter().map(decode_refund).collect()
+}
+
+pub(crate) async fn refunds_with_status(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    status: RefundStatus,
+    limit: u32,
+) -> DomainResult<Vec<Refund>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND status = ? ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(tenant.as_str())
+    .bind(status.as_str())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(convert)?;
+    rows.iter().map(decode_refund).collect()
+}
+
+pub(crate) async fn refunds_due(
+    pool: &AnyPool,
+    now_ms: i64,
+    limit: u32,
+) -> DomainResult<Vec<Refund>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE next_query_at_ms IS NOT NULL AND next_query_at_ms <= ? AND status = 'requested' ORDER BY next_query_at_ms LIMIT ?"
+    ))
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(convert)?;
+    rows.iter().map(decode_refund).collect()
+}
+
+/// Move a refund's due step from `seen` to `next`, unless someone did first.
+pub(crate) async fn claim_refund_step(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    id: RefundId,
+    seen_ms: i64,
+    next_ms: i64,
+) -> DomainResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_refunds SET next_query_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND next_query_at_ms = ?",
+    )
+    .bind(next_ms)
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .bind(seen_ms)
+    .execute(pool)
+    .await
+    .map_err(convert)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Submission `attempt` accepted: only from no live attempt (`attempts = failures`).
+pub(crate) async fn record_refund_attempt(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    id: RefundId,
+    attempt: u32,
+    at_ms: i64,
+) -> DomainResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_refunds SET attempts = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+    )
+    .bind(i64::from(attempt))
+    .bind(at_ms)
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .bind(i64::from(attempt) - 1)
+    .bind(i64::from(attempt) - 1)
+    .execute(pool)
+    .await
+    .map_err(convert)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The live attempt `attempt` failed: only while it is the live one.
+pub(crate) async fn record_refund_failure(
+    pool: &AnyPool,
+    tenant: &TenantId,
+    id: RefundId,
+    attempt: u32,
+    failure: &str,
+    next_ms: i64,
+    at_ms: i64,
+) -> DomainResult<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_refunds SET failures = ?, failure = ?, next_query_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+    )
+    .bind(i64::from(attempt))
+    .bind(failure)
+    .bind(next_ms)
+    .bind(at_ms)
+    .bind(tenant.as_str())
+    .bind(id.as_i64())
+    .bind(i64::from(attempt))
+    .bind(i64::from(attempt) - 1)
+    .execute(pool)
+    .await
+    .map_err(convert)?;
+    Ok(done.rows_affected() == 1)
 }
