@@ -83,6 +83,8 @@ struct TestApp {
     redis: Option<oc_test_support::RedisPrefix>,
     /// The stock gate of identities with `accelerator: redis` (MariaDB shape only).
     gate: Option<RedisStockGate>,
+    /// The core behind the router (a scheduler over it sweeps what the API left).
+    core: Core,
     databases: Option<oc_test_support::TestDatabases>,
     sqlite_dir: Option<PathBuf>,
 }
@@ -104,6 +106,7 @@ impl TestApp {
         Arc<SqlOrderStore>,
         Arc<TantivySearchIndex>,
         Arc<ConfigHandle>,
+        Core,
     ) {
         let tenants = tenant_configs();
         let master = MasterKey::from_bytes([7u8; 32]);
@@ -141,10 +144,11 @@ impl TestApp {
         .build()
         .unwrap();
         (
-            router_with(AppState::new(core), shape.edge),
+            router_with(AppState::new(core.clone()), shape.edge),
             store,
             search,
             tenants,
+            core,
         )
     }
 
@@ -169,7 +173,8 @@ impl TestApp {
             with_search: true,
             stock_gate: Some(Arc::new(gate.clone())),
         };
-        let (router, store, search, tenants) = Self::build(databases.urls().to_vec(), shape).await;
+        let (router, store, search, tenants, core) =
+            Self::build(databases.urls().to_vec(), shape).await;
         TestApp {
             router,
             store,
@@ -178,6 +183,7 @@ impl TestApp {
             tenants,
             redis: Some(redis),
             gate: Some(gate),
+            core,
             databases: Some(databases),
             sqlite_dir: None,
         }
@@ -201,7 +207,7 @@ impl TestApp {
             with_search,
             stock_gate: None,
         };
-        let (router, store, search, tenants) = Self::build(urls, shape).await;
+        let (router, store, search, tenants, core) = Self::build(urls, shape).await;
         TestApp {
             router,
             store,
@@ -210,6 +216,7 @@ impl TestApp {
             tenants,
             redis: None,
             gate: None,
+            core,
             databases: None,
             sqlite_dir: Some(dir),
         }
@@ -3020,6 +3027,143 @@ async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
         .expect(StatusCode::CREATED);
     assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(6));
     assert_eq!(stock("KETTLE-1").await, (6, 5, 0));
+    drop(redis);
+    app.finish().await;
+}
+
+/// The reservation sweeper's releases reach the stock gate, as a transition's release does:
+/// an orphaned reservation (a placement that took units from the gate and SQL, then died
+/// before its order's transaction) and a cancel whose stock settling was lost both give
+/// their units back to the hot SKU's counter, not only to SQL. Else the counter stays low,
+/// refusing buyers SQL has units for, until it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
+    use oc_model::lifecycle::TransitionWrite;
+    use oc_model::ports::NewOrder;
+    use oc_model::schedule::ScheduleStore;
+    use oc_model::stock::{GateOutcome, Hold, ReserveOutcome};
+    use oc_model::{
+        HistoryEntry, OrderEvent, OrderEventKind, StatusCode as Status, StockEffect,
+        TransitionEvent,
+    };
+    let app = TestApp::mariadb("api_sweep_gate").await;
+    let gate = app.gate.clone().unwrap();
+    let mut redis = app.redis.clone().unwrap().connection().await.unwrap();
+    let tenant = TenantId::parse("flash").unwrap();
+    let sku = Sku::parse("KETTLE-1").unwrap();
+    let counter = async |redis: &mut redis::aio::MultiplexedConnection| -> Option<i64> {
+        redis::cmd("GET")
+            .arg(gate.key(&tenant, &sku))
+            .query_async(redis)
+            .await
+            .unwrap()
+    };
+    app.call(
+        "PUT",
+        "/v1/stock/KETTLE-1",
+        Some(FLASH_ADMIN),
+        &[],
+        Some(json!({"available": 5})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    gate.seed(&tenant, &sku, 5).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    // both reservations expired a second ago and are older than any create
+    let expired_hold = |order_id: OrderId, quantity: u64| Hold {
+        tenant: tenant.clone(),
+        order_id,
+        sku: sku.clone(),
+        quantity,
+        expires_at: now - time::Duration::seconds(1),
+        created_at: now - time::Duration::minutes(10),
+    };
+    let take = async |order_id: OrderId, quantity: u64| {
+        assert_eq!(
+            gate.admit(&tenant, &[(sku.clone(), quantity)])
+                .await
+                .unwrap(),
+            GateOutcome::Admitted
+        );
+        assert_eq!(
+            app.store
+                .reserve(&expired_hold(order_id, quantity))
+                .await
+                .unwrap(),
+            ReserveOutcome::Reserved
+        );
+    };
+    // the orphan: 1 unit, its order never written
+    take(OrderId::from_raw(9_100_001).unwrap(), 1).await;
+    // the lost settle: 2 units of an order whose cancel committed, its release never ran
+    let mut order = oc_test_support::fixtures::order(&tenant, "buyer-lost-settle");
+    order.main.status = Status::parse("pending_payment").unwrap();
+    order.main.pay_deadline = None;
+    app.store
+        .insert(NewOrder {
+            order: order.clone(),
+            idempotency: None,
+            event: OrderEvent::of(&order, OrderEventKind::Created),
+        })
+        .await
+        .unwrap();
+    take(order.main.id, 2).await;
+    let mut next = order.clone();
+    next.main.version += 1;
+    next.main.status = Status::parse("cancelled").unwrap();
+    let entry = HistoryEntry {
+        tenant: tenant.clone(),
+        order_id: order.main.id,
+        version: next.main.version,
+        from: order.main.status.clone(),
+        to: next.main.status.clone(),
+        event: TransitionEvent::parse("cancel").unwrap(),
+        operator: "bl".into(),
+        source_system: "api".into(),
+        reason: None,
+        data: Default::default(),
+        stock: StockEffect::Release,
+        occurred_at: now,
+    };
+    let event = OrderEvent::of(&next, OrderEventKind::Cancelled);
+    app.store
+        .commit_transition(TransitionWrite {
+            expected_version: order.main.version,
+            order: next,
+            event,
+            history: Some(entry),
+        })
+        .await
+        .unwrap();
+    assert_eq!(counter(&mut redis).await, Some(2));
+    let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (2, 3));
+
+    let scheduler = app.core.scheduler(
+        app.store.clone() as Arc<dyn ScheduleStore>,
+        oc_core::scheduler::SchedulerSettings {
+            orphan_grace: time::Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    let report = scheduler.pass().await;
+    assert_eq!(
+        (report.orphans_released, report.settled),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.errors, 0, "{report:?}");
+    let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (5, 0));
+    assert_eq!(
+        counter(&mut redis).await,
+        Some(5),
+        "the gate got back every unit the sweeper released"
+    );
+    // a second pass finds nothing: no unit is given back twice
+    let again = scheduler.pass().await;
+    assert_eq!((again.orphans_released, again.settled), (0, 0));
+    assert_eq!(counter(&mut redis).await, Some(5));
     drop(redis);
     app.finish().await;
 }
