@@ -1906,6 +1906,140 @@ async fn a_receiver_is_required_where_the_order_type_says_so(app: &TestApp) {
         .expect(StatusCode::CREATED);
 }
 
+/// Issue #13 item 16: a free-text remark often holds phone numbers, so the tenant config can
+/// mark it encrypted (retail's `presale`: `remark: { encrypted: true }`). Then it is sealed
+/// at rest (no plaintext in any row, the outbox or the search document; the raw order row
+/// holds `{"sealed": …}`), written sealed by create and PATCH, and shown by role like other
+/// personal data: in full, masked, or not at all. An order type without the flag (retail's
+/// `standard`) keeps its remark in clear.
+async fn an_encrypted_remark_is_sealed_at_rest_and_shown_by_role(app: &TestApp) {
+    const FIRST: &str = "call 13912345678 before delivery";
+    const SECOND: &str = "ring 13800001111 at the gate";
+    let order = json!({
+        "business_identity": "retail",
+        "order_type": "presale",
+        "buyer_id": "buyer-remark",
+        "lines": [{"sku": "PS-9", "product_name": "Pre-sale tea", "quantity": 1, "unit_price_minor": 5000}],
+        "extension": {"deposit_amount": "10.00", "final_payment_due": "2030-01-31"},
+        "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"},
+        "remark": FIRST
+    });
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["operation"]["remark"], FIRST);
+    let id = created.id();
+    let raw_remark = async || -> Value {
+        for shard in app.store.shards() {
+            let pool = app.store.shard_pool(shard).unwrap();
+            let row = sqlx::query("SELECT body FROM orders WHERE id = ?")
+                .bind(id.parse::<i64>().unwrap())
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                let body: Value = serde_json::from_str(&text_cell(&row, 0)).unwrap();
+                return body["operation"]["remark"].clone();
+            }
+        }
+        panic!("order {id} has no row");
+    };
+    let stored = raw_remark().await;
+    assert!(
+        stored["sealed"]["c"].is_string(),
+        "sealed in the row: {stored}"
+    );
+    assert!(
+        stored["sealed"].get("b").is_none(),
+        "a remark is not searchable"
+    );
+    let no_plaintext = async |secret: &str| {
+        let mut raw = String::new();
+        for table in ["orders", "outbox", "idempotency"] {
+            raw.push_str(&app.dump(table).await);
+        }
+        assert!(raw.contains(&id), "the dump really reads the rows");
+        assert!(
+            !raw.contains(secret),
+            "{secret:?} in plaintext in the database"
+        );
+        let order = app
+            .store
+            .get(&TenantId::parse("retail").unwrap(), id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let document = document_from_order(&order, &*app.tenants.current()).unwrap();
+        assert!(
+            !format!("{document:?}").contains(secret),
+            "{secret:?} in the search document"
+        );
+    };
+    no_plaintext("13912345678").await;
+    // by role: in full, masked (first and last character kept), not at all
+    let get = async |key: &str| {
+        let reply = app
+            .call("GET", &format!("/v1/orders/{id}"), Some(key), &[], None)
+            .await;
+        reply.expect(StatusCode::OK);
+        reply.body["operation"].clone()
+    };
+    assert_eq!(get(RETAIL_BL).await["remark"], FIRST);
+    let masked = get(RETAIL_CS).await["remark"].as_str().unwrap().to_owned();
+    assert_eq!(masked.chars().count(), FIRST.chars().count());
+    assert!(masked.starts_with('c') && masked.ends_with('y') && !masked.contains("139"));
+    assert!(masked.contains("****"), "{masked}");
+    app.index_all().await;
+    let found = app
+        .call(
+            "GET",
+            "/v1/orders/search?buyer_id=buyer-remark",
+            Some(RETAIL_ANALYTICS),
+            &[],
+            None,
+        )
+        .await;
+    found.expect(StatusCode::OK);
+    let operation = &found.body["items"][0]["operation"];
+    assert!(operation.is_object(), "{}", found.body);
+    assert!(
+        operation.get("remark").is_none(),
+        "pii: none sees no remark"
+    );
+    // PATCH seals the new remark at the same site
+    let patched = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[("if-match", "\"1\"")],
+            Some(json!({"remark": SECOND})),
+        )
+        .await;
+    patched.expect(StatusCode::OK);
+    assert_eq!(patched.body["operation"]["remark"], SECOND);
+    let restored = raw_remark().await;
+    assert!(restored["sealed"]["c"].is_string(), "{restored}");
+    assert_ne!(restored, stored);
+    no_plaintext("13800001111").await;
+    assert_eq!(get(RETAIL_BL).await["remark"], SECOND);
+    // without the flag the remark stays in clear
+    let mut standard = retail_order("buyer-remark-clear");
+    standard["remark"] = json!("leave it at 13700002222");
+    let clear = app.create(RETAIL_BL, standard).await;
+    clear.expect(StatusCode::CREATED);
+    assert!(app.dump("orders").await.contains("leave it at 13700002222"));
+    let reply = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{}", clear.id()),
+            Some(RETAIL_CS),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["operation"]["remark"], "leave it at 13700002222");
+}
+
 /// Issue #13 item 14 on the transitions route: a weak tag never matches (412), an unquoted
 /// version is not an entity tag (400), and nothing changes.
 async fn transitions_compare_if_match_strongly(app: &TestApp) {
@@ -2062,6 +2196,7 @@ api_tests!(
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
     a_receiver_is_required_where_the_order_type_says_so,
+    an_encrypted_remark_is_sealed_at_rest_and_shown_by_role,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
