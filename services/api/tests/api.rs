@@ -1973,6 +1973,13 @@ async fn an_encrypted_remark_is_sealed_at_rest_and_shown_by_role(app: &TestApp) 
             !format!("{document:?}").contains(secret),
             "{secret:?} in the search document"
         );
+        // the cold store archives exactly the order's JSON (`oc-cold-store`'s codec)
+        let archived = serde_json::to_string(&order).unwrap();
+        assert!(archived.contains("\"remark\":{\"sealed\""), "{archived}");
+        assert!(
+            !archived.contains(secret),
+            "{secret:?} in the archived order"
+        );
     };
     no_plaintext("13912345678").await;
     // by role: in full, masked (first and last character kept), not at all
