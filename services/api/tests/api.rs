@@ -2047,6 +2047,55 @@ async fn an_encrypted_remark_is_sealed_at_rest_and_shown_by_role(app: &TestApp) 
     assert_eq!(reply.body["operation"]["remark"], "leave it at 13700002222");
 }
 
+/// Issue #13 item 16 through a transition: event data written `into: operation.remark` of
+/// an order type whose remark is encrypted (the test tenant `market`) is sealed in the
+/// order and left out of the history row and the outbox event, which carry data in clear.
+async fn a_remark_set_by_transition_data_is_sealed_and_kept_out_of_the_event(app: &TestApp) {
+    const NOTE: &str = "call 13911112222 at the door";
+    let mut order = retail_order("buyer-market-note");
+    order["business_identity"] = json!("market");
+    order["order_type"] = json!("goods");
+    let id = app.create(MARKET_BL, order).await.id();
+    let paid = fire(
+        app,
+        MARKET_BL,
+        &id,
+        Some("\"1\""),
+        json!({"event": "pay", "data": {"delivery_note": NOTE}}),
+    )
+    .await;
+    paid.expect(StatusCode::OK);
+    assert_eq!(paid.body["operation"]["remark"], NOTE);
+    let mut raw = String::new();
+    for table in ["orders", "outbox", "order_history"] {
+        raw.push_str(&app.dump(table).await);
+    }
+    assert!(raw.contains(&id), "the dump really reads the rows");
+    assert!(
+        !raw.contains("13911112222"),
+        "the note in plaintext in the database"
+    );
+    assert!(
+        raw.contains("\"remark\":{\"sealed\""),
+        "the remark is sealed"
+    );
+    let got = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(MARKET_SUPPORT),
+            &[],
+            None,
+        )
+        .await;
+    got.expect(StatusCode::OK);
+    let masked = got.body["operation"]["remark"].as_str().unwrap();
+    assert!(
+        masked.starts_with('c') && !masked.contains("139"),
+        "{masked}"
+    );
+}
+
 /// Issue #13 item 14 on the transitions route: a weak tag never matches (412), an unquoted
 /// version is not an entity tag (400), and nothing changes.
 async fn transitions_compare_if_match_strongly(app: &TestApp) {
@@ -2204,6 +2253,7 @@ api_tests!(
     transitions_compare_if_match_strongly,
     a_receiver_is_required_where_the_order_type_says_so,
     an_encrypted_remark_is_sealed_at_rest_and_shown_by_role,
+    a_remark_set_by_transition_data_is_sealed_and_kept_out_of_the_event,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
