@@ -18,7 +18,8 @@
 //!   buyers placing one-unit orders of the same SKU), create at half of (a) (open loop,
 //!   p99), GET of cached orders; in cluster mode the GET is repeated with `OC_EDGE_LAYERS=off`
 //!   to price the tower edge stack, and the hot SKU with retail's inventory accelerated by
-//!   the Redis stock gate (`--redis`).
+//!   the Redis stock gate (`--redis`), then the same SKU sold out: refusals per second
+//!   answered by the gate's counter.
 //!
 //! Where `wrk` is installed (`deploy/local/bench.sh` installs it), the create capacity and
 //! the cached GET of both modes and the bare axum GET are measured a second time with it,
@@ -965,6 +966,25 @@ impl Bench {
             let report = engine::run(Arc::new(hot), &plan).await;
             results.insert(
                 "hot_sku_reservations_redis_gate".to_owned(),
+                StepResult::of(&plan.name, &report),
+            );
+            // the same SKU sold out: every placement is refused by the gate's counter, the
+            // SKU's row is not touched (a refusal is the step's success)
+            let sold_out = Traffic::new(gated.http.clone(), Scenario::SoldOut, retail)
+                .prepare(0)
+                .await?;
+            let plan = self.plan(
+                &format!(
+                    "cluster refusals of a sold-out hot SKU, {HOT_SKU_BUYERS} buyers, Redis gate"
+                ),
+                Load::Closed {
+                    workers: HOT_SKU_BUYERS,
+                },
+                self.args.warmup,
+            );
+            let report = engine::run(Arc::new(sold_out), &plan).await;
+            results.insert(
+                "sold_out_refusals_redis_gate".to_owned(),
                 StepResult::of(&plan.name, &report),
             );
             gated.stop();

@@ -43,6 +43,11 @@ pub enum Scenario {
     /// API, enough for any run): every request reserves on the same stock row, the flash
     /// sale case (`--profile retail`, whose orders reserve stock).
     HotSku,
+    /// The same one-unit orders of the hot SKU once it is sold out (its stock is set to 0
+    /// first): every placement is refused (409 `out_of_stock`), which is this step's
+    /// success. With the Redis stock gate (`accelerator: redis`) the refusal comes from the
+    /// gate's counter without touching the SKU's row.
+    SoldOut,
 }
 
 impl Scenario {
@@ -56,12 +61,16 @@ impl Scenario {
             Scenario::Visibility => "visibility",
             Scenario::Lifecycle => "lifecycle",
             Scenario::HotSku => "hot-sku",
+            Scenario::SoldOut => "sold-out",
         }
     }
 
     /// Whether the scenario only runs on the retail profile (its state machine and stock).
     pub fn retail_only(self) -> bool {
-        matches!(self, Scenario::Lifecycle | Scenario::HotSku)
+        matches!(
+            self,
+            Scenario::Lifecycle | Scenario::HotSku | Scenario::SoldOut
+        )
     }
 
     fn needs_pool(self) -> bool {
@@ -82,6 +91,7 @@ enum Op {
     Visibility,
     Lifecycle,
     HotSku,
+    SoldOut,
 }
 
 /// The example tenant admin key of tenant `retail` (a public test credential): sets the hot
@@ -218,6 +228,9 @@ impl Traffic {
         if self.scenario == Scenario::HotSku {
             self.set_hot_stock().await?;
         }
+        if self.scenario == Scenario::SoldOut {
+            self.set_hot_stock_to(0).await?;
+        }
         if !self.scenario.needs_pool() || size == 0 {
             return Ok(self);
         }
@@ -267,13 +280,18 @@ impl Traffic {
 
     /// Set the hot SKU's stock (the units left from an earlier run are replaced).
     pub async fn set_hot_stock(&self) -> anyhow::Result<()> {
+        self.set_hot_stock_to(HOT_SKU_UNITS).await
+    }
+
+    /// Set the hot SKU's stock to `units` (0: sold out).
+    pub async fn set_hot_stock_to(&self, units: u64) -> anyhow::Result<()> {
         let answer = self
             .http
             .call(
                 "PUT",
                 &format!("/v1/stock/{HOT_SKU}"),
                 RETAIL_ADMIN_KEY,
-                Some(&json!({ "available": HOT_SKU_UNITS })),
+                Some(&json!({ "available": units })),
                 &[],
             )
             .await?;
@@ -395,6 +413,40 @@ impl Traffic {
             }
             Op::Visibility => self.visibility(tenant, n).await,
             Op::Lifecycle => self.lifecycle(tenant, n).await,
+            Op::SoldOut => {
+                let order = json!({
+                    "business_identity": "retail", "order_type": "standard",
+                    "buyer_id": format!("hot-{}", n % 10_000),
+                    "lines": [{"sku": HOT_SKU, "product_name": "Flash-sale kettle",
+                               "quantity": 1, "unit_price_minor": 19_900}],
+                });
+                let answer = self
+                    .http
+                    .call("POST", "/v1/orders", tenant.key, Some(&order), &[])
+                    .await;
+                // the refusal is what is measured: counted as the step's success (200),
+                // anything else (an order placed, a 5xx) as a failure with its status
+                match answer {
+                    Ok(answer)
+                        if answer.status == 409
+                            && answer.json()["code"] == json!("out_of_stock") =>
+                    {
+                        Outcome::status("refuse", 200)
+                    }
+                    Ok(answer) => Outcome {
+                        detail: Some(answer.text()),
+                        ..Outcome::status(
+                            "refuse",
+                            if answer.status == 201 {
+                                0
+                            } else {
+                                answer.status
+                            },
+                        )
+                    },
+                    Err(error) => Outcome::failed("refuse", format!("{error:#}")),
+                }
+            }
             Op::HotSku => {
                 let order = json!({
                     "business_identity": "retail", "order_type": "standard",
@@ -520,6 +572,7 @@ impl Step for Traffic {
             Scenario::Visibility => Op::Visibility,
             Scenario::Lifecycle => Op::Lifecycle,
             Scenario::HotSku => Op::HotSku,
+            Scenario::SoldOut => Op::SoldOut,
             Scenario::Mixed | Scenario::MultiTenant => mixed_op(n),
         };
         let outcome = self.op(op, tenant, n).await;

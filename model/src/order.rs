@@ -278,8 +278,11 @@ pub struct Operation {
     pub updated_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_system: Option<String>,
+    /// Free text; sealed when the order type's config says so (it often holds phone
+    /// numbers). Stored as a JSON string when clear and `{"sealed":{…}}` when sealed, so the
+    /// stored form says which, and rows written before sealing existed read the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remark: Option<String>,
+    pub remark: Option<Protected<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
 }

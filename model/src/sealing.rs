@@ -12,6 +12,8 @@
 //! Which values of an order are sealed ([`visit_sealed`], the one walk used by sealing
 //! checks, re-encryption, key-version counting and the search document):
 //! - every party name, phone and address;
+//! - the order's remark, when it was written sealed (its order type's `remark.encrypted`);
+//!   like a party field, its stored form says whether it is sealed;
 //! - an extension column value stored sealed: a column holds the tagged JSON of
 //!   [`Protected<ExtValue>`](crate::ext::Protected), so its stored form says which it is;
 //! - a KV identifier at a slot whose configured field is `encrypted`. A KV row holds text,
@@ -47,7 +49,12 @@ pub enum SealedSite {
     LineColumn { line_no: u32, column: ColumnIndex },
     /// A KV identifier of the order.
     Kv { domain: BusinessDomain, key: String },
+    /// The order's free-text remark (`operation.remark`).
+    Remark,
 }
+
+/// The associated-data field of the remark.
+const REMARK_FIELD: &str = "operation.remark";
 
 /// The associated-data location of a sealed value, without the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +101,7 @@ impl SealedSite {
     /// The extension slot of the site; `None` for a party field.
     pub fn slot(&self) -> Option<Slot> {
         match self {
-            SealedSite::Party { .. } => None,
+            SealedSite::Party { .. } | SealedSite::Remark => None,
             SealedSite::OrderColumn(column) => Some(Slot::Column {
                 table: ExtTable::Order,
                 column: *column,
@@ -114,9 +121,10 @@ impl SealedSite {
     pub fn table(&self) -> &'static str {
         match self {
             SealedSite::LineColumn { .. } => LINES_TABLE,
-            SealedSite::Party { .. } | SealedSite::OrderColumn(_) | SealedSite::Kv { .. } => {
-                ORDERS_TABLE
-            }
+            SealedSite::Party { .. }
+            | SealedSite::OrderColumn(_)
+            | SealedSite::Kv { .. }
+            | SealedSite::Remark => ORDERS_TABLE,
         }
     }
 
@@ -125,9 +133,10 @@ impl SealedSite {
     pub fn record_id(&self, order: OrderId) -> String {
         match self {
             SealedSite::LineColumn { line_no, .. } => format!("{order}/{line_no}"),
-            SealedSite::Party { .. } | SealedSite::OrderColumn(_) | SealedSite::Kv { .. } => {
-                order.to_string()
-            }
+            SealedSite::Party { .. }
+            | SealedSite::OrderColumn(_)
+            | SealedSite::Kv { .. }
+            | SealedSite::Remark => order.to_string(),
         }
     }
 
@@ -141,6 +150,7 @@ impl SealedSite {
                 format!("{}.{column}", ExtTable::Line.as_str())
             }
             SealedSite::Kv { domain, key } => format!("kv.{domain}.{key}"),
+            SealedSite::Remark => REMARK_FIELD.to_owned(),
         }
     }
 
@@ -178,7 +188,7 @@ impl<F: Fn(BusinessDomain, &str) -> bool> KvSealing for F {
 
 /// Calls `visit` with every sealed value of `order` and its site, in a fixed order: shipper
 /// then receiver (name, phone, address), the order's columns, each line's columns, the KV
-/// identifiers. Plaintext party values and clear column values are not sites. A sealed KV
+/// identifiers, the remark. Plaintext party values and clear column values are not sites. A sealed KV
 /// value rewritten by `visit` is written back into its identifier.
 ///
 /// Errors: a KV identifier that `kv` says is sealed but does not hold a sealed value
@@ -234,6 +244,9 @@ pub fn visit_sealed<E: From<DomainError>>(
         if sealed != before {
             identifier.value = crate::ext::KvValue::from_sealed(&sealed);
         }
+    }
+    if let Some(Protected::Sealed { sealed }) = &mut order.operation.remark {
+        visit(&SealedSite::Remark, sealed)?;
     }
     Ok(())
 }
@@ -291,6 +304,10 @@ mod tests {
                     key: "passport".into(),
                 },
                 ("orders", id.clone(), "kv.party.passport"),
+            ),
+            (
+                SealedSite::Remark,
+                ("orders", id.clone(), "operation.remark"),
             ),
         ];
         for (site, (table, record_id, field)) in cases {

@@ -421,6 +421,7 @@ fn resolve_identity(
             c,
         );
         let receiver_required = order_type.receiver_required;
+        let remark_encrypted = order_type.remark.encrypted;
         let resolved = resolve_order_type(&type_path, order_type, c);
         if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
             (identity, parsed, resolved)
@@ -434,6 +435,7 @@ fn resolve_identity(
             );
             config.payment_window = payment_window;
             config.receiver_required = receiver_required;
+            config.remark_encrypted = remark_encrypted;
             order_types.insert(parsed, config);
         }
     }

@@ -216,6 +216,13 @@ pub fn json_schema_v1() -> Value {
                         "type": "boolean",
                         "default": false,
                         "description": "Whether an order of this type needs a receiver (name, phone, address) to be created: shipped goods do, a virtual good or a service does not."
+                    },
+                    "remark": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": {
+                            "encrypted": { "type": "boolean", "default": false, "description": "Seal the free-text remark (it often holds phone numbers): stored, indexed and published only as ciphertext, shown by role like other personal data (full, masked, absent). Not searchable. Applies to remarks written from then on." }
+                        }
                     }
                 }
             },

@@ -637,6 +637,7 @@ pub struct OrderTypeConfig {
     pub(crate) retired_slots: BTreeSet<Slot>,
     pub(crate) payment_window: Option<time::Duration>,
     pub(crate) receiver_required: bool,
+    pub(crate) remark_encrypted: bool,
 }
 
 impl OrderTypeConfig {
@@ -667,6 +668,7 @@ impl OrderTypeConfig {
             retired_slots,
             payment_window: None,
             receiver_required: false,
+            remark_encrypted: false,
         }
     }
 
@@ -680,6 +682,13 @@ impl OrderTypeConfig {
     /// do; a virtual good or a service may not).
     pub fn receiver_required(&self) -> bool {
         self.receiver_required
+    }
+
+    /// Whether the free-text `remark` of an order of this type is sealed (it often holds
+    /// phone numbers). Applies to values written from then on: a stored remark says itself
+    /// whether it is sealed, so turning this on or off never makes a stored one unreadable.
+    pub fn remark_encrypted(&self) -> bool {
+        self.remark_encrypted
     }
 
     pub fn identity(&self) -> &BusinessIdentity {

@@ -151,6 +151,16 @@ pub(crate) struct RawOrderType {
     pub payment_window_seconds: Option<u32>,
     #[serde(default)]
     pub receiver_required: bool,
+    #[serde(default)]
+    pub remark: RawRemark,
+}
+
+/// How an order type keeps the free-text `remark`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRemark {
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -105,6 +105,8 @@ struct TestApp {
     redis: Option<oc_test_support::RedisPrefix>,
     /// The stock gate of identities with `accelerator: redis` (MariaDB shape only).
     gate: Option<RedisStockGate>,
+    /// The core behind the router (a scheduler over it sweeps what the API left).
+    core: Core,
     databases: Option<oc_test_support::TestDatabases>,
     sqlite_dir: Option<PathBuf>,
 }
@@ -126,6 +128,7 @@ impl TestApp {
         Arc<SqlOrderStore>,
         Arc<TantivySearchIndex>,
         Arc<ConfigHandle>,
+        Core,
     ) {
         let tenants = tenant_configs();
         let master = MasterKey::from_bytes([7u8; 32]);
@@ -169,10 +172,11 @@ impl TestApp {
         .build()
         .unwrap();
         (
-            router_with(AppState::new(core), shape.edge),
+            router_with(AppState::new(core.clone()), shape.edge),
             store,
             search,
             tenants,
+            core,
         )
     }
 
@@ -197,7 +201,8 @@ impl TestApp {
             with_search: true,
             stock_gate: Some(Arc::new(gate.clone())),
         };
-        let (router, store, search, tenants) = Self::build(databases.urls().to_vec(), shape).await;
+        let (router, store, search, tenants, core) =
+            Self::build(databases.urls().to_vec(), shape).await;
         TestApp {
             router,
             store,
@@ -206,6 +211,7 @@ impl TestApp {
             tenants,
             redis: Some(redis),
             gate: Some(gate),
+            core,
             databases: Some(databases),
             sqlite_dir: None,
         }
@@ -229,7 +235,7 @@ impl TestApp {
             with_search,
             stock_gate: None,
         };
-        let (router, store, search, tenants) = Self::build(urls, shape).await;
+        let (router, store, search, tenants, core) = Self::build(urls, shape).await;
         TestApp {
             router,
             store,
@@ -238,6 +244,7 @@ impl TestApp {
             tenants,
             redis: None,
             gate: None,
+            core,
             databases: None,
             sqlite_dir: Some(dir),
         }
@@ -1927,6 +1934,196 @@ async fn a_receiver_is_required_where_the_order_type_says_so(app: &TestApp) {
         .expect(StatusCode::CREATED);
 }
 
+/// Issue #13 item 16: a free-text remark often holds phone numbers, so the tenant config can
+/// mark it encrypted (retail's `presale`: `remark: { encrypted: true }`). Then it is sealed
+/// at rest (no plaintext in any row, the outbox or the search document; the raw order row
+/// holds `{"sealed": …}`), written sealed by create and PATCH, and shown by role like other
+/// personal data: in full, masked, or not at all. An order type without the flag (retail's
+/// `standard`) keeps its remark in clear.
+async fn an_encrypted_remark_is_sealed_at_rest_and_shown_by_role(app: &TestApp) {
+    const FIRST: &str = "call 13912345678 before delivery";
+    const SECOND: &str = "ring 13800001111 at the gate";
+    let order = json!({
+        "business_identity": "retail",
+        "order_type": "presale",
+        "buyer_id": "buyer-remark",
+        "lines": [{"sku": "PS-9", "product_name": "Pre-sale tea", "quantity": 1, "unit_price_minor": 5000}],
+        "extension": {"deposit_amount": "10.00", "final_payment_due": "2030-01-31"},
+        "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"},
+        "remark": FIRST
+    });
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    assert_eq!(created.body["operation"]["remark"], FIRST);
+    let id = created.id();
+    let raw_remark = async || -> Value {
+        for shard in app.store.shards() {
+            let pool = app.store.shard_pool(shard).unwrap();
+            let row = sqlx::query("SELECT body FROM orders WHERE id = ?")
+                .bind(id.parse::<i64>().unwrap())
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                let body: Value = serde_json::from_str(&text_cell(&row, 0)).unwrap();
+                return body["operation"]["remark"].clone();
+            }
+        }
+        panic!("order {id} has no row");
+    };
+    let stored = raw_remark().await;
+    assert!(
+        stored["sealed"]["c"].is_string(),
+        "sealed in the row: {stored}"
+    );
+    assert!(
+        stored["sealed"].get("b").is_none(),
+        "a remark is not searchable"
+    );
+    let no_plaintext = async |secret: &str| {
+        let mut raw = String::new();
+        for table in ["orders", "outbox", "idempotency"] {
+            raw.push_str(&app.dump(table).await);
+        }
+        assert!(raw.contains(&id), "the dump really reads the rows");
+        assert!(
+            !raw.contains(secret),
+            "{secret:?} in plaintext in the database"
+        );
+        let order = app
+            .store
+            .get(&TenantId::parse("retail").unwrap(), id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let document = document_from_order(&order, &*app.tenants.current()).unwrap();
+        assert!(
+            !format!("{document:?}").contains(secret),
+            "{secret:?} in the search document"
+        );
+        // the cold store archives exactly the order's JSON (`oc-cold-store`'s codec)
+        let archived = serde_json::to_string(&order).unwrap();
+        assert!(archived.contains("\"remark\":{\"sealed\""), "{archived}");
+        assert!(
+            !archived.contains(secret),
+            "{secret:?} in the archived order"
+        );
+    };
+    no_plaintext("13912345678").await;
+    // by role: in full, masked (first and last character kept), not at all
+    let get = async |key: &str| {
+        let reply = app
+            .call("GET", &format!("/v1/orders/{id}"), Some(key), &[], None)
+            .await;
+        reply.expect(StatusCode::OK);
+        reply.body["operation"].clone()
+    };
+    assert_eq!(get(RETAIL_BL).await["remark"], FIRST);
+    let masked = get(RETAIL_CS).await["remark"].as_str().unwrap().to_owned();
+    assert_eq!(masked.chars().count(), FIRST.chars().count());
+    assert!(masked.starts_with('c') && masked.ends_with('y') && !masked.contains("139"));
+    assert!(masked.contains("****"), "{masked}");
+    app.index_all().await;
+    let found = app
+        .call(
+            "GET",
+            "/v1/orders/search?buyer_id=buyer-remark",
+            Some(RETAIL_ANALYTICS),
+            &[],
+            None,
+        )
+        .await;
+    found.expect(StatusCode::OK);
+    let operation = &found.body["items"][0]["operation"];
+    assert!(operation.is_object(), "{}", found.body);
+    assert!(
+        operation.get("remark").is_none(),
+        "pii: none sees no remark"
+    );
+    // PATCH seals the new remark at the same site
+    let patched = app
+        .call(
+            "PATCH",
+            &format!("/v1/orders/{id}"),
+            Some(RETAIL_BL),
+            &[("if-match", "\"1\"")],
+            Some(json!({"remark": SECOND})),
+        )
+        .await;
+    patched.expect(StatusCode::OK);
+    assert_eq!(patched.body["operation"]["remark"], SECOND);
+    let restored = raw_remark().await;
+    assert!(restored["sealed"]["c"].is_string(), "{restored}");
+    assert_ne!(restored, stored);
+    no_plaintext("13800001111").await;
+    assert_eq!(get(RETAIL_BL).await["remark"], SECOND);
+    // without the flag the remark stays in clear
+    let mut standard = retail_order("buyer-remark-clear");
+    standard["remark"] = json!("leave it at 13700002222");
+    let clear = app.create(RETAIL_BL, standard).await;
+    clear.expect(StatusCode::CREATED);
+    assert!(app.dump("orders").await.contains("leave it at 13700002222"));
+    let reply = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{}", clear.id()),
+            Some(RETAIL_CS),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["operation"]["remark"], "leave it at 13700002222");
+}
+
+/// Issue #13 item 16 through a transition: event data written `into: operation.remark` of
+/// an order type whose remark is encrypted (the test tenant `market`) is sealed in the
+/// order and left out of the history row and the outbox event, which carry data in clear.
+async fn a_remark_set_by_transition_data_is_sealed_and_kept_out_of_the_event(app: &TestApp) {
+    const NOTE: &str = "call 13911112222 at the door";
+    let mut order = retail_order("buyer-market-note");
+    order["business_identity"] = json!("market");
+    order["order_type"] = json!("goods");
+    let id = app.create(MARKET_BL, order).await.id();
+    let paid = fire(
+        app,
+        MARKET_BL,
+        &id,
+        Some("\"1\""),
+        json!({"event": "pay", "data": {"delivery_note": NOTE}}),
+    )
+    .await;
+    paid.expect(StatusCode::OK);
+    assert_eq!(paid.body["operation"]["remark"], NOTE);
+    let mut raw = String::new();
+    for table in ["orders", "outbox", "order_history"] {
+        raw.push_str(&app.dump(table).await);
+    }
+    assert!(raw.contains(&id), "the dump really reads the rows");
+    assert!(
+        !raw.contains("13911112222"),
+        "the note in plaintext in the database"
+    );
+    assert!(
+        raw.contains("\"remark\":{\"sealed\""),
+        "the remark is sealed"
+    );
+    let got = app
+        .call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(MARKET_SUPPORT),
+            &[],
+            None,
+        )
+        .await;
+    got.expect(StatusCode::OK);
+    let masked = got.body["operation"]["remark"].as_str().unwrap();
+    assert!(
+        masked.starts_with('c') && !masked.contains("139"),
+        "{masked}"
+    );
+}
+
 /// Issue #13 item 14 on the transitions route: a weak tag never matches (412), an unquoted
 /// version is not an entity tag (400), and nothing changes.
 async fn transitions_compare_if_match_strongly(app: &TestApp) {
@@ -2085,6 +2282,8 @@ api_tests!(
     after_sales_apply_review_appeal_and_refund_once,
     sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
     a_receiver_is_required_where_the_order_type_says_so,
+    an_encrypted_remark_is_sealed_at_rest_and_shown_by_role,
+    a_remark_set_by_transition_data_is_sealed_and_kept_out_of_the_event,
     an_unknown_business_identity_is_named_at_its_field,
     a_json_array_body_is_refused_in_plain_words,
     search_values_that_cannot_exist_are_refused,
@@ -3397,4 +3596,141 @@ async fn sixty_four_applications_from_three_channels_take_exactly_the_bought_uni
         .sum();
     assert_eq!(refunded, 4_500);
     assert_eq!(app.count("after_sales").await, 3);
+}
+
+/// The reservation sweeper's releases reach the stock gate, as a transition's release does:
+/// an orphaned reservation (a placement that took units from the gate and SQL, then died
+/// before its order's transaction) and a cancel whose stock settling was lost both give
+/// their units back to the hot SKU's counter, not only to SQL. Else the counter stays low,
+/// refusing buyers SQL has units for, until it expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
+    use oc_model::lifecycle::TransitionWrite;
+    use oc_model::ports::NewOrder;
+    use oc_model::schedule::ScheduleStore;
+    use oc_model::stock::{GateOutcome, Hold, ReserveOutcome};
+    use oc_model::{
+        HistoryEntry, OrderEvent, OrderEventKind, StatusCode as Status, StockEffect,
+        TransitionEvent,
+    };
+    let app = TestApp::mariadb("api_sweep_gate").await;
+    let gate = app.gate.clone().unwrap();
+    let mut redis = app.redis.clone().unwrap().connection().await.unwrap();
+    let tenant = TenantId::parse("flash").unwrap();
+    let sku = Sku::parse("KETTLE-1").unwrap();
+    let counter = async |redis: &mut redis::aio::MultiplexedConnection| -> Option<i64> {
+        redis::cmd("GET")
+            .arg(gate.key(&tenant, &sku))
+            .query_async(redis)
+            .await
+            .unwrap()
+    };
+    app.call(
+        "PUT",
+        "/v1/stock/KETTLE-1",
+        Some(FLASH_ADMIN),
+        &[],
+        Some(json!({"available": 5})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    gate.seed(&tenant, &sku, 5).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    // both reservations expired a second ago and are older than any create
+    let expired_hold = |order_id: OrderId, quantity: u64| Hold {
+        tenant: tenant.clone(),
+        order_id,
+        sku: sku.clone(),
+        quantity,
+        expires_at: now - time::Duration::seconds(1),
+        created_at: now - time::Duration::minutes(10),
+    };
+    let take = async |order_id: OrderId, quantity: u64| {
+        assert_eq!(
+            gate.admit(&tenant, &[(sku.clone(), quantity)])
+                .await
+                .unwrap(),
+            GateOutcome::Admitted
+        );
+        assert_eq!(
+            app.store
+                .reserve(&expired_hold(order_id, quantity))
+                .await
+                .unwrap(),
+            ReserveOutcome::Reserved
+        );
+    };
+    // the orphan: 1 unit, its order never written
+    take(OrderId::from_raw(9_100_001).unwrap(), 1).await;
+    // the lost settle: 2 units of an order whose cancel committed, its release never ran
+    let mut order = oc_test_support::fixtures::order(&tenant, "buyer-lost-settle");
+    order.main.status = Status::parse("pending_payment").unwrap();
+    order.main.pay_deadline = None;
+    app.store
+        .insert(NewOrder {
+            order: order.clone(),
+            idempotency: None,
+            event: OrderEvent::of(&order, OrderEventKind::Created),
+        })
+        .await
+        .unwrap();
+    take(order.main.id, 2).await;
+    let mut next = order.clone();
+    next.main.version += 1;
+    next.main.status = Status::parse("cancelled").unwrap();
+    let entry = HistoryEntry {
+        tenant: tenant.clone(),
+        order_id: order.main.id,
+        version: next.main.version,
+        from: order.main.status.clone(),
+        to: next.main.status.clone(),
+        event: TransitionEvent::parse("cancel").unwrap(),
+        operator: "bl".into(),
+        source_system: "api".into(),
+        reason: None,
+        data: Default::default(),
+        stock: StockEffect::Release,
+        occurred_at: now,
+    };
+    let event = OrderEvent::of(&next, OrderEventKind::Cancelled);
+    app.store
+        .commit_transition(TransitionWrite {
+            expected_version: order.main.version,
+            order: next,
+            event,
+            history: Some(entry),
+        })
+        .await
+        .unwrap();
+    assert_eq!(counter(&mut redis).await, Some(2));
+    let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (2, 3));
+
+    let scheduler = app.core.scheduler(
+        app.store.clone() as Arc<dyn ScheduleStore>,
+        oc_core::scheduler::SchedulerSettings {
+            orphan_grace: time::Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    let report = scheduler.pass().await;
+    assert_eq!(
+        (report.orphans_released, report.settled),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.errors, 0, "{report:?}");
+    let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
+    assert_eq!((level.available, level.reserved), (5, 0));
+    assert_eq!(
+        counter(&mut redis).await,
+        Some(5),
+        "the gate got back every unit the sweeper released"
+    );
+    // a second pass finds nothing: no unit is given back twice
+    let again = scheduler.pass().await;
+    assert_eq!((again.orphans_released, again.settled), (0, 0));
+    assert_eq!(counter(&mut redis).await, Some(5));
+    drop(redis);
+    app.finish().await;
 }

@@ -8,12 +8,17 @@
 //!   `degraded`; other searches answer 503; the breaker opens so the index is not called
 //!   meanwhile; once the index answers again the breaker closes and searches use it.
 //!
+//! * Redis of the stock gate not answering: placements of a hot SKU go on in SQL alone; the
+//!   gate's breaker opens after the first few time out, so later placements do not wait
+//!   for the gate at all; once Redis answers, a probe closes it and the gate admits again.
+//!
 //! The failing index is the real embedded tantivy index behind a switch that makes every call
 //! answer `Unavailable` (what the Elasticsearch adapter answers when its cluster does not
 //! answer); Elasticsearch itself cannot run here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,17 +28,21 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use oc_api::ready::{Dependency, Probe};
 use oc_api::{AppState, router};
-use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_cache::{
+    L1Config, RedisCache, RedisCacheConfig, RedisStockGate, RedisStockGateConfig, TieredCache,
+};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
-use oc_model::stock::StockStore;
+use oc_model::stock::{Sku, StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, OrderId, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex, document_from_order};
@@ -106,6 +115,83 @@ impl SearchIndex for SwitchableIndex {
     }
 }
 
+/// A loopback listener in front of the real Redis that, while `silent`, accepts connections
+/// and reads every request without ever answering (a Redis that hangs: each call costs the
+/// client its whole time limit); once `answer` is called it forwards new connections to
+/// Redis and drops the silent ones (so the client reconnects instead of waiting for replies
+/// that will never come).
+struct SilentRedis {
+    address: std::net::SocketAddr,
+    answering: Arc<AtomicBool>,
+    /// Every byte the silent connections received, one buffer per connection.
+    heard: Arc<Mutex<Vec<Vec<u8>>>>,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl SilentRedis {
+    async fn start(target: String) -> SilentRedis {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let answering = Arc::new(AtomicBool::new(false));
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let (flag, buffers, cuts) = (answering.clone(), heard.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if flag.load(Ordering::SeqCst) {
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut redis) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
+                        }
+                    });
+                    continue;
+                }
+                let index = {
+                    let mut buffers = buffers.lock().unwrap();
+                    buffers.push(Vec::new());
+                    buffers.len() - 1
+                };
+                let (buffers, mut cut) = (buffers.clone(), cuts.subscribe());
+                tokio::spawn(async move {
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        tokio::select! {
+                            _ = cut.changed() => return,
+                            read = client.read(&mut chunk) => match read {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffers.lock().unwrap()[index].extend_from_slice(&chunk[..n]),
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        SilentRedis {
+            address,
+            answering,
+            heard,
+            cut,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.address)
+    }
+
+    /// What the silent Redis was sent: connections and bytes (the client's handshake and
+    /// commands; a handshake that gets no answer never gets to the gate's script).
+    fn heard(&self) -> (usize, usize) {
+        let heard = self.heard.lock().unwrap();
+        (heard.len(), heard.iter().map(Vec::len).sum())
+    }
+
+    fn answer(&self) {
+        self.answering.store(true, Ordering::SeqCst);
+        self.cut.send_replace(true);
+    }
+}
+
 struct App {
     router: Router,
     store: Arc<SqlOrderStore>,
@@ -116,6 +202,10 @@ struct App {
     cache_breaker: Arc<CircuitBreaker>,
     index: Arc<SwitchableIndex>,
     search_breaker: Arc<CircuitBreaker>,
+    /// The Redis of the stock gate (`retail`'s hot SKU), silent until told to answer.
+    gate_redis: SilentRedis,
+    gate: RedisStockGate,
+    gate_breaker: Arc<CircuitBreaker>,
     databases: oc_test_support::TestDatabases,
     prefix: oc_test_support::RedisPrefix,
 }
@@ -142,7 +232,8 @@ impl App {
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_owned();
-        let redis_proxy = TcpProxy::start(redis_target).await.unwrap();
+        let redis_proxy = TcpProxy::start(redis_target.clone()).await.unwrap();
+        let gate_redis = SilentRedis::start(redis_target).await;
         let prefix = oc_test_support::RedisPrefix::new(label).unwrap();
         let redis = RedisCache::connect(
             RedisCacheConfig::new(format!("redis://{}", redis_proxy.host_port()))
@@ -164,6 +255,24 @@ impl App {
             calls: AtomicU64::new(0),
         });
         let search_breaker = CircuitBreaker::new("search", breaker_config());
+        // the stock gate behind its breaker, as `ordercenter serve` wires it
+        let gate = RedisStockGate::connect(
+            RedisStockGateConfig::new(gate_redis.url())
+                .with_key_prefix(format!("{}:", prefix.prefix())),
+        )
+        .unwrap();
+        // open long enough to watch placements bypass it (see the gate's test)
+        let gate_breaker = CircuitBreaker::new(
+            "stock_gate",
+            BreakerConfig {
+                open_ms: 4_000,
+                ..breaker_config()
+            },
+        );
+        let guarded_gate: Arc<dyn StockGate> = Arc::new(Guarded::new(
+            Arc::new(gate.clone()) as Arc<dyn StockGate>,
+            gate_breaker.clone(),
+        ));
         let guarded_index: Arc<dyn SearchIndex> = Arc::new(Guarded::new(
             index.clone() as Arc<dyn SearchIndex>,
             search_breaker.clone(),
@@ -188,6 +297,7 @@ impl App {
         .search(Some(guarded_index))
         .transitions(store.clone() as Arc<dyn TransitionStore>)
         .stock(store.clone() as Arc<dyn StockStore>)
+        .stock_gate(Some(guarded_gate))
         .node_id(3)
         .build()
         .unwrap();
@@ -222,6 +332,9 @@ impl App {
             cache_breaker,
             index,
             search_breaker,
+            gate_redis,
+            gate,
+            gate_breaker,
             databases,
             prefix,
         }
@@ -482,5 +595,80 @@ async fn search_index_down_buyer_lists_fall_back_to_the_shard_flagged_degraded()
     assert_eq!(listed(&back), expected);
     let ready = app.readyz().await;
     assert_eq!(ready.body["dependencies"]["search"]["status"], "up");
+    app.finish().await;
+}
+
+/// The "a slow Redis costs up to its 100 ms limit on every placement before SQL":
+/// the gate's Redis accepts and never answers. Placements of the hot SKU still succeed (SQL
+/// decides); after three timed-out admissions the gate's breaker is open, and placements made
+/// meanwhile send the gate nothing (no admission reaches the silent Redis). Once Redis
+/// answers, a placement after the open time is the half-open probe: it succeeds, the breaker
+/// closes, and the gate's counter is seeded from SQL and admits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stock_gate_is_bypassed_by_its_breaker_until_a_probe_finds_redis_back() {
+    let app = App::start("degrade_gate").await;
+    let tenant = TenantId::parse("retail").unwrap();
+    let hot = Sku::parse("FLASH-KETTLE-1").unwrap();
+    app.store
+        .set_available(&tenant, &hot, 1_000, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let mut placed = 0u64;
+    let mut n = 0;
+    wait_for_state(&app.gate_breaker, BreakerState::Open, async || {
+        n += 1;
+        app.create(&format!("buyer-g{n}"), hot.as_str()).await;
+        placed += 1;
+    })
+    .await;
+    assert!(
+        app.gate_redis.heard().1 > 0,
+        "the first placements asked the silent Redis"
+    );
+    // the client's connection manager may still retry the connection of the last call it
+    // was given; wait until that tail is over (300 ms without a byte, at most 2 s)
+    let mut heard = app.gate_redis.heard();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = app.gate_redis.heard();
+        if now == heard {
+            break;
+        }
+        heard = now;
+    }
+    // open: placements go to SQL alone without asking the gate
+    for m in 0..5 {
+        app.create(&format!("buyer-open{m}"), hot.as_str()).await;
+        placed += 1;
+    }
+    assert_eq!(app.gate_breaker.state(), BreakerState::Open);
+    assert_eq!(
+        app.gate_redis.heard(),
+        heard,
+        "nothing reached Redis while the breaker was open"
+    );
+    let level = app.store.stock_level(&tenant, &hot).await.unwrap().unwrap();
+    assert_eq!(
+        (level.available, level.reserved),
+        (1_000 - 2 * placed, 2 * placed)
+    );
+
+    app.gate_redis.answer();
+    wait_for_state(&app.gate_breaker, BreakerState::Closed, async || {
+        n += 1;
+        app.create(&format!("buyer-g{n}"), hot.as_str()).await;
+    })
+    .await;
+    // the gate is used again: the next placement takes from a counter seeded from SQL
+    app.create("buyer-after", hot.as_str()).await;
+    let level = app.store.stock_level(&tenant, &hot).await.unwrap().unwrap();
+    let mut redis = app.prefix.connection().await.unwrap();
+    let counter: Option<u64> = redis::cmd("GET")
+        .arg(app.gate.key(&tenant, &hot))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(counter, Some(level.available), "the gate admits again");
+    drop(redis);
     app.finish().await;
 }

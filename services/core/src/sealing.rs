@@ -147,7 +147,8 @@ impl Sealer {
         self.blind.index(tenant.as_str(), field, normalizer, text)
     }
 
-    /// Seal a party's personal-data field, with the blind index its field has.
+    /// Seal a text at its site: a party's personal-data field, with the blind index its
+    /// field has, or the remark (free text, no blind index: not searchable).
     pub fn seal_party(
         &self,
         tenant: &TenantId,
@@ -157,7 +158,8 @@ impl Sealer {
     ) -> DomainResult<Protected<String>> {
         let normalizer = match site {
             SealedSite::Party { field, .. } => party_normalizer(*field),
-            _ => return Err(DomainError::internal("not a party field")),
+            SealedSite::Remark => None,
+            _ => return Err(DomainError::internal("not a text field")),
         };
         let ciphertext = Self::with_context(tenant, order, site, |context| {
             self.cipher.encrypt_str(context, text)
@@ -172,7 +174,7 @@ impl Sealer {
         })
     }
 
-    /// Open a party's personal-data field (a plain value is returned as it is).
+    /// Open a party's personal-data field or the remark (a plain value is returned as it is).
     pub fn open_text(
         &self,
         tenant: &TenantId,

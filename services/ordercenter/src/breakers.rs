@@ -8,6 +8,7 @@ use oc_api::AppState;
 use oc_api::ready::{Dependency, Probe};
 use oc_cache::RedisCache;
 use oc_model::ports::{ColdStore, EventBus, SearchIndex};
+use oc_model::stock::StockGate;
 use oc_resilience::{BreakerConfig, Breakers, CircuitBreaker, Guarded};
 
 /// The breakers of this process: one per dependency, created on first use.
@@ -25,7 +26,7 @@ impl Guards {
         }
     }
 
-    /// The breaker of `dependency` (`cache`, `search`, `cold`, `bus`).
+    /// The breaker of `dependency` (`cache`, `search`, `cold`, `bus`, `stock_gate`).
     pub fn breaker(&self, dependency: &'static str) -> Arc<CircuitBreaker> {
         if let Some(existing) = self.breakers.get(dependency) {
             return existing;
@@ -45,6 +46,12 @@ impl Guards {
 
     pub fn bus(&self, inner: Arc<dyn EventBus>) -> Arc<dyn EventBus> {
         Arc::new(Guarded::new(inner, self.breaker("bus")))
+    }
+
+    /// The Redis stock gate: not on `/readyz` (placements go on in SQL alone while it is
+    /// open), on `/metrics` like every breaker.
+    pub fn stock_gate(&self, inner: Arc<dyn StockGate>) -> Arc<dyn StockGate> {
+        Arc::new(Guarded::new(inner, self.breaker("stock_gate")))
     }
 
     /// Breaker metrics on `/metrics`, and every guarded dependency on `/readyz` (with a

@@ -15,7 +15,7 @@ use oc_model::aftersale::AfterSaleStore;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
-use oc_model::stock::{StockGate, StockStore};
+use oc_model::stock::StockStore;
 use oc_pay_http::{FileSecrets, HttpProvider};
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
@@ -174,12 +174,18 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         cache: Some(Arc::clone(&cache)),
     };
     // hot SKUs of identities with `accelerator: redis` are admitted by Redis counters in
-    // front of SQL, when the service has a Redis (the cache's); SQL alone otherwise
+    // front of SQL, when the service has a Redis (the cache's); SQL alone otherwise. Behind
+    // its own breaker: while Redis fails, placements skip the gate instead of paying its
+    // call limit each
     let stock_gate = match &config.redis_url {
-        Some(url) => Some(Arc::new(
-            oc_cache::RedisStockGate::connect(oc_cache::RedisStockGateConfig::new(url.expose()))
+        Some(url) => Some(
+            guards.stock_gate(Arc::new(
+                oc_cache::RedisStockGate::connect(oc_cache::RedisStockGateConfig::new(
+                    url.expose(),
+                ))
                 .map_err(|e| anyhow::anyhow!("stock gate: {}", e.message))?,
-        ) as Arc<dyn StockGate>),
+            )),
+        ),
         None => None,
     };
     let ledgered = LedgeredStore::new(Arc::clone(&store), Arc::clone(&handle));

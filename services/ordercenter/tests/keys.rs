@@ -679,6 +679,94 @@ async fn retire_waits_until_every_server_seals_under_the_new_version() {
     databases.cleanup().await.unwrap();
 }
 
+/// Issue #13 item 16: a remark the tenant config marks encrypted (retail's `presale`) is one
+/// more sealed site of its order: `keys reencrypt` moves it to the new data key, `keys
+/// retire` of the old one then succeeds, and a server that never had the old key opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_remark_survives_reencryption_and_retirement_of_its_key() {
+    const REMARK: &str = "call 13912345678 before delivery";
+    let (databases, pools, keys) = fresh_cluster("remark_keys").await;
+    // the remark's key version, read straight from the order row
+    let remark_version = async |id: &str| -> u32 {
+        for pool in &pools {
+            let row = sqlx::query("SELECT body FROM orders WHERE tenant = 'retail' AND id = ?")
+                .bind(id.parse::<i64>().unwrap())
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                let text = row.try_get::<String, _>("body").unwrap_or_else(|_| {
+                    String::from_utf8(row.try_get::<Vec<u8>, _>("body").unwrap()).unwrap()
+                });
+                assert!(!text.contains("13912345678"), "plaintext remark in the row");
+                let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let sealed = body["operation"]["remark"]["sealed"]["c"].as_str().unwrap();
+                return oc_crypto::parse_header_str(sealed).unwrap().key_version;
+            }
+        }
+        panic!("order {id} has no row");
+    };
+    let timeout = [("OC_REQUEST_TIMEOUT_MS", "2000".to_owned())];
+    let port_a = free_port();
+    let mut server_a = keys.serve(port_a, 1, &timeout);
+    let order = serde_json::json!({
+        "business_identity": "retail",
+        "order_type": "presale",
+        "buyer_id": "buyer-remark",
+        "lines": [{"sku": "PS-1", "product_name": "Pre-sale tea", "quantity": 1, "unit_price_minor": 5000}],
+        "extension": {"deposit_amount": "10.00", "final_payment_due": "2030-01-31"},
+        "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"},
+        "remark": REMARK,
+    })
+    .to_string();
+    let (status, body) = request(port_a, "POST", "/v1/orders", &[], Some(&order)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["operation"]["remark"], REMARK);
+    assert_eq!(remark_version(&id).await, 1);
+
+    keys.run_json(&["keys", "rotate"]);
+    signal(&server_a, "HUP");
+    // A seals under version 2 once it reloaded (retire waits for that too)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut n = 100;
+    loop {
+        n += 1;
+        let order = create(port_a, n).unwrap();
+        if stored(&pools, &order.id).await.unwrap().0 == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server A did not reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = keys.run_json(&["keys", "reencrypt"]);
+    assert_eq!(report["remaining_old"], serde_json::json!({}), "{report}");
+    assert_eq!(
+        remark_version(&id).await,
+        2,
+        "re-encrypted under the new key"
+    );
+    let retired = keys.run_json(&["keys", "retire", "1", "--wait", "60"]);
+    assert_eq!(
+        retired["keys"]["retail"]["versions"],
+        serde_json::json!([2]),
+        "{retired}"
+    );
+
+    // a server started now never had version 1 and opens the remark
+    stop_server(&mut server_a);
+    let port_c = free_port();
+    let mut server_c = keys.serve(port_c, 3, &[]);
+    let (status, body) = request(port_c, "GET", &format!("/v1/orders/{id}"), &[], None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(read["operation"]["remark"], REMARK);
+    stop_server(&mut server_c);
+    drop(pools);
+    databases.cleanup().await.unwrap();
+}
+
 fn stop_server(server: &mut Server) {
     stop(server);
 }

@@ -3,6 +3,11 @@
 //! (which the callers already treat as "degrade": the API falls back to the shard, the relay
 //! and the projector retry with backoff), without waiting for a dead dependency's timeout.
 //!
+//! The stock gate is the one port whose callers do not need it at all: a placement that
+//! gets `Unavailable` from it reserves in SQL alone (the truth). Behind a breaker, a slow or
+//! dead Redis costs the gate's call limit only until the breaker opens, then nothing until
+//! a half-open probe finds it back.
+//!
 //! `health` is passed through without the breaker: it is the probe `/readyz` uses to tell
 //! whether the dependency itself answers.
 
@@ -11,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use oc_model::ports::{Cache, ColdStore, EventBus, Page, PageRequest, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
+use oc_model::stock::{GateOutcome, Sku, StockGate};
 use oc_model::{DomainResult, Order, OrderEvent, OrderId, TenantId};
 use time::OffsetDateTime;
 
@@ -106,5 +112,28 @@ impl<P: ColdStore + ?Sized> ColdStore for Guarded<P> {
 impl<P: EventBus + ?Sized> EventBus for Guarded<P> {
     async fn publish(&self, events: &[OrderEvent]) -> DomainResult<()> {
         self.breaker.call(self.inner.publish(events)).await
+    }
+}
+
+#[async_trait]
+impl<P: StockGate + ?Sized> StockGate for Guarded<P> {
+    async fn admit(&self, tenant: &TenantId, wants: &[(Sku, u64)]) -> DomainResult<GateOutcome> {
+        self.breaker.call(self.inner.admit(tenant, wants)).await
+    }
+
+    async fn seed(&self, tenant: &TenantId, sku: &Sku, available: u64) -> DomainResult<()> {
+        self.breaker
+            .call(self.inner.seed(tenant, sku, available))
+            .await
+    }
+
+    async fn give_back(&self, tenant: &TenantId, sku: &Sku, quantity: u64) -> DomainResult<()> {
+        self.breaker
+            .call(self.inner.give_back(tenant, sku, quantity))
+            .await
+    }
+
+    async fn forget(&self, tenant: &TenantId, sku: &Sku) -> DomainResult<()> {
+        self.breaker.call(self.inner.forget(tenant, sku)).await
     }
 }

@@ -377,7 +377,7 @@ async fn update_is_compare_and_set(store: &SqlOrderStore) {
     let created = create(store, order(&tenant("express"), "buyer-3")).await;
     let mut changed = created.clone();
     changed.main.version = 2;
-    changed.operation.remark = Some("leave at the door".into());
+    changed.operation.remark = Some(Protected::Plain("leave at the door".into()));
     changed
         .extension
         .columns
@@ -404,7 +404,7 @@ async fn update_is_compare_and_set(store: &SqlOrderStore) {
     // a writer that still holds version 1 loses, and nothing of its change lands
     let mut stale = created.clone();
     stale.main.version = 2;
-    stale.operation.remark = Some("stale".into());
+    stale.operation.remark = Some(Protected::Plain("stale".into()));
     let refused = store
         .update(1, stale.clone(), event(&stale, OrderEventKind::Updated))
         .await

@@ -12,7 +12,7 @@ use crate::caller::Caller;
 use crate::orders::extension::ExtensionWriter;
 use crate::orders::input::UpdateOrderRequest;
 use crate::orders::output::OrderView;
-use crate::orders::parties::seal_party;
+use crate::orders::parties::{remark_value, seal_party};
 use crate::orders::service::OrderService;
 use crate::orders::validate::{MAX_TEXT, logistics_of, text_field};
 use crate::orders::view::Renderer;
@@ -64,7 +64,13 @@ impl OrderService {
         }
         if let Some(remark) = &request.remark {
             text_field("/remark", remark, MAX_TEXT)?;
-            next.operation.remark = Some(remark.clone());
+            next.operation.remark = Some(remark_value(
+                &self.sealer,
+                &caller.tenant,
+                order_id,
+                type_config,
+                remark,
+            )?);
         }
         if let Some(logistics) = &request.logistics {
             next.logistics = logistics_of(Some(logistics))?;

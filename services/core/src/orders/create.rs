@@ -20,7 +20,7 @@ use crate::caller::Caller;
 use crate::orders::extension::ExtensionWriter;
 use crate::orders::input::{CreateOrderRequest, PartyInput};
 use crate::orders::output::Created;
-use crate::orders::parties::seal_party;
+use crate::orders::parties::{remark_value, seal_party};
 use crate::orders::service::OrderService;
 use crate::orders::validate::{MAX_TEXT, logistics_of, optional_text, text_field};
 use crate::orders::view::Renderer;
@@ -333,6 +333,11 @@ impl OrderService {
             shipper: party(PartyRole::Shipper, &request.shipper)?,
             receiver: party(PartyRole::Receiver, &request.receiver)?,
         };
+        let remark = request
+            .remark
+            .as_deref()
+            .map(|text| remark_value(&self.sealer, &caller.tenant, id, type_config, text))
+            .transpose()?;
         let order = Order {
             main: OrderMain {
                 id,
@@ -378,7 +383,7 @@ impl OrderService {
                 created_by: Some(caller.key_id.clone()),
                 updated_by: Some(caller.key_id.clone()),
                 source_system: request.channel.as_ref().and_then(|c| c.source.clone()),
-                remark: request.remark.clone(),
+                remark,
                 cancel_reason: None,
             },
             extension: Extension {

@@ -41,8 +41,24 @@ pub struct OrderView {
     pub finance: oc_model::order::Finance,
     pub channel: oc_model::order::Channel,
     pub parties: PartiesView,
-    pub operation: oc_model::order::Operation,
+    pub operation: OperationView,
     pub extension: BTreeMap<String, serde_json::Value>,
+}
+
+/// Who wrote the order and why, as the caller may see it: a sealed remark is opened,
+/// masked or left out by role, like other personal data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OperationView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,8 +1,10 @@
-//! Shipper and receiver: checked, then sealed at their sites before anything is stored.
+//! Shipper and receiver: checked, then sealed at their sites before anything is stored; and
+//! the remark, sealed too where its order type's config says so.
 
 use oc_model::order::Party;
 use oc_model::sealing::{PartyField, PartyRole, SealedSite};
-use oc_model::{DomainError, DomainResult, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, OrderId, Protected, TenantId};
+use oc_tenant_config::OrderTypeConfig;
 
 use crate::orders::input::PartyInput;
 use crate::orders::validate::{MAX_TEXT, optional_text, text_field};
@@ -41,4 +43,20 @@ pub(crate) fn seal_party(
         address: seal(PartyField::Address, input.address.trim())?,
         region: input.region.clone(),
     })
+}
+
+/// The remark as stored: sealed at its site when the order type marks it `encrypted` (free
+/// text often holding phone numbers), else as it is. Checked by the caller.
+pub(crate) fn remark_value(
+    sealer: &Sealer,
+    tenant: &TenantId,
+    order: OrderId,
+    type_config: &OrderTypeConfig,
+    text: &str,
+) -> DomainResult<Protected<String>> {
+    if type_config.remark_encrypted() {
+        sealer.seal_party(tenant, order, &SealedSite::Remark, text)
+    } else {
+        Ok(Protected::Plain(text.to_owned()))
+    }
 }

@@ -10,7 +10,7 @@ use oc_model::{DomainError, DomainResult, ExtTable, ExtValue, Order, Protected, 
 use oc_tenant_config::ResolvedField;
 
 use crate::caller::{Caller, PiiView};
-use crate::orders::output::{LineView, OrderView, PartiesView, PartyView};
+use crate::orders::output::{LineView, OperationView, OrderView, PartiesView, PartyView};
 use crate::sealing::Sealer;
 
 /// What a withheld value is shown as.
@@ -118,7 +118,7 @@ impl Renderer<'_> {
                 shipper: self.party_view(order, PartyRole::Shipper, &order.parties.shipper)?,
                 receiver: self.party_view(order, PartyRole::Receiver, &order.parties.receiver)?,
             },
-            operation: order.operation.clone(),
+            operation: self.operation_view(order)?,
             extension,
         })
     }
@@ -153,6 +153,35 @@ impl Renderer<'_> {
             region: party.region.clone(),
             pii: pii.as_str(),
         }))
+    }
+
+    /// The operation group; a sealed remark is free text, masked keeping its first and last
+    /// character, and left out for a role that sees no personal data.
+    fn operation_view(&self, order: &Order) -> DomainResult<OperationView> {
+        let operation = &order.operation;
+        let remark = match &operation.remark {
+            None => None,
+            Some(Protected::Plain(text)) => Some(text.clone()),
+            Some(sealed) => match self.caller.pii {
+                PiiView::None => None,
+                pii => {
+                    let plain = self.sealer.open_text(
+                        &self.caller.tenant,
+                        order.main.id,
+                        &SealedSite::Remark,
+                        sealed,
+                    )?;
+                    Some(render(pii, &plain, |text| mask_middle(text, 1, 1)))
+                }
+            },
+        };
+        Ok(OperationView {
+            created_by: operation.created_by.clone(),
+            updated_by: operation.updated_by.clone(),
+            source_system: operation.source_system.clone(),
+            remark,
+            cancel_reason: operation.cancel_reason.clone(),
+        })
     }
 
     fn render_ext(

@@ -114,8 +114,10 @@ impl PaymentService {
         amount: Money,
         reason: Option<String>,
     ) -> DomainResult<RefundCreated> {
-        self.refund_as(caller, order_id, payment_id, refund_key, amount, reason, None)
-            .await
+        self.refund_as(
+            caller, order_id, payment_id, refund_key, amount, reason, None,
+        )
+        .await
     }
 
     /// [`PaymentService::refund`] under a refund id the caller chose before (an after-sale

@@ -55,6 +55,7 @@ impl Scheduler {
             let settle = self.stock.release(tenant, order_id, sku, now).await?;
             return Ok(if settle == oc_model::stock::Settle::Done {
                 tracing::info!(%order_id, %sku, quantity = reservation.quantity, "released an orphaned reservation");
+                self.gate_release(reservation).await;
                 Swept::OrphanReleased
             } else {
                 Swept::Left
@@ -63,7 +64,13 @@ impl Scheduler {
         let history = self.transitions.store.history(tenant, order_id).await?;
         let settle = match settled_stock(&history) {
             StockEffect::None => return Ok(Swept::Left),
-            StockEffect::Release => self.stock.release(tenant, order_id, sku, now).await?,
+            StockEffect::Release => {
+                let settle = self.stock.release(tenant, order_id, sku, now).await?;
+                if settle == oc_model::stock::Settle::Done {
+                    self.gate_release(reservation).await;
+                }
+                settle
+            }
             StockEffect::Confirm => self.stock.confirm(tenant, order_id, sku, now).await?,
         };
         Ok(if settle == oc_model::stock::Settle::Done {
@@ -71,5 +78,19 @@ impl Scheduler {
         } else {
             Swept::Left
         })
+    }
+
+    /// The units of a reservation the sweeper released go back to the stock gate too.
+    async fn gate_release(&self, reservation: &Reservation) {
+        let config = self.config.current();
+        self.transitions
+            .orders
+            .reserver
+            .swept_release(
+                config.tenant(&reservation.tenant).map(|t| &**t),
+                &reservation.sku,
+                reservation.quantity,
+            )
+            .await;
     }
 }

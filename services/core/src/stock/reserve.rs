@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use oc_model::stock::{GateOutcome, Hold, ReserveOutcome, Settle, StockGate, StockStore};
 use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, Sku, StockEffect, TenantId};
-use oc_tenant_config::{InventoryConfig, UntrackedSkus};
+use oc_tenant_config::{InventoryConfig, TenantConfig, UntrackedSkus};
 
 /// How long a reservation holds when the order type declares no payment window.
 const DEFAULT_HOLD: Duration = Duration::minutes(30);
@@ -199,6 +199,29 @@ impl Reserver {
             && let Err(error) = gate.give_back(tenant, sku, quantity).await
         {
             tracing::warn!(%sku, error = %error.message, "giving units back to the stock gate failed");
+        }
+    }
+
+    /// Units the reservation sweeper put back on sale in SQL (an orphaned reservation, or a
+    /// release its order's history decided whose settling was lost) go back to the gate too,
+    /// as a transition's release does; else the counter stays too low, refusing buyers SQL
+    /// has units for, until it expires. An orphan has no order to name its business
+    /// identity, so the units go back when any identity of the tenant accelerates the SKU:
+    /// counters are per tenant and SKU, `give_back` only adds to a live counter, and a
+    /// counter too high cannot oversell (SQL's decrement decides).
+    pub(crate) async fn swept_release(
+        &self,
+        tenant: Option<&TenantConfig>,
+        sku: &Sku,
+        quantity: u64,
+    ) {
+        let Some(tenant) = tenant else { return };
+        if tenant
+            .business_identities()
+            .values()
+            .any(|identity| identity.inventory().accelerated(sku.as_str()))
+        {
+            self.give_back(tenant.id(), sku, quantity).await;
         }
     }
 

@@ -22,9 +22,10 @@ use time::OffsetDateTime;
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::order::PaymentItem;
+use oc_model::sealing::SealedSite;
 use oc_model::{
-    DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Released,
-    StockEffect, TransitionEvent,
+    DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Protected,
+    Released, StockEffect, TransitionEvent,
 };
 use oc_tenant_config::{InventoryConfig, TenantConfig};
 
@@ -224,10 +225,25 @@ impl TransitionService {
         let config = identity
             .transition(&from, &event)
             .ok_or_else(|| DomainError::internal("state machine and transitions disagree"))?;
-        let accepted = data::accept(config, &raw_data)?;
+        let mut accepted = data::accept(config, &raw_data)?;
 
         let mut next = current.clone();
-        data::apply(&accepted, &mut next);
+        let remark_sealed = tenant
+            .order_type(&current.main.business_identity, &current.main.order_type)
+            .is_some_and(|fields| fields.remark_encrypted());
+        data::apply(&accepted, &mut next, |text| {
+            if remark_sealed {
+                let (tenant, id) = (&current.main.tenant, current.main.id);
+                self.orders
+                    .sealer
+                    .seal_party(tenant, id, &SealedSite::Remark, text)
+            } else {
+                Ok(Protected::Plain(text.to_owned()))
+            }
+        })?;
+        if remark_sealed {
+            accepted.withhold_remark();
+        }
         next.main.status = to.clone();
         // a pay deadline is kept only while the order waits in the status it was set for
         if to != from {
