@@ -24,6 +24,9 @@ pub enum OrderEventKind {
     /// A payment of the order changed (the order itself did not): the event's `payment`
     /// says what happened.
     Payment,
+    /// The order moved to the cold store and left its shard (the archive): read models mark
+    /// it archived, the cache drops it. The event's version is the archived copy's.
+    Archived,
 }
 
 impl OrderEventKind {
@@ -34,6 +37,7 @@ impl OrderEventKind {
             OrderEventKind::StatusChanged => "status_changed",
             OrderEventKind::Cancelled => "cancelled",
             OrderEventKind::Payment => "payment",
+            OrderEventKind::Archived => "archived",
         }
     }
 

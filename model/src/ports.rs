@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use crate::error::DomainResult;
 use crate::event::{OrderEvent, OutboxEntry, ShardId};
 use crate::ids::{OrderId, PartyId, TenantId};
+use crate::lifecycle::HistoryEntry;
 use crate::order::Order;
 use crate::search::{SearchDocument, SearchPage, SearchQuery};
 
@@ -161,6 +162,22 @@ pub trait ColdStore: Send + Sync + Debug + 'static {
         to: OffsetDateTime,
         page: PageRequest,
     ) -> DomainResult<Page<Order>>;
+
+    /// Store the status history of an archived order, replacing what is stored (an order's
+    /// history only grows; the archive writes it after the order, before it verifies both).
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[HistoryEntry],
+    ) -> DomainResult<()>;
+
+    /// The stored status history of an archived order; `None` when none was stored.
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<HistoryEntry>>>;
 }
 
 /// The hot cache (moka, with Redis behind it in cluster mode).

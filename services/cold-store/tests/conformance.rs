@@ -155,6 +155,21 @@ impl ColdStore for Unopened {
     ) -> oc_model::DomainResult<oc_model::ports::Page<Order>> {
         unreachable!()
     }
+    async fn put_history(
+        &self,
+        _: &TenantId,
+        _: OrderId,
+        _: &[oc_model::HistoryEntry],
+    ) -> oc_model::DomainResult<()> {
+        unreachable!()
+    }
+    async fn history(
+        &self,
+        _: &TenantId,
+        _: OrderId,
+    ) -> oc_model::DomainResult<Option<Vec<oc_model::HistoryEntry>>> {
+        unreachable!()
+    }
 }
 
 // ---- fixtures ----
@@ -536,6 +551,66 @@ async fn concurrent_versions_end_with_the_newest(harness: &mut Harness) {
     }
 }
 
+fn history_entry(tenant_id: &TenantId, id: OrderId, version: u64) -> oc_model::HistoryEntry {
+    oc_model::HistoryEntry {
+        tenant: tenant_id.clone(),
+        order_id: id,
+        version,
+        from: StatusCode::parse(format!("status-v{}", version - 1)).unwrap(),
+        to: StatusCode::parse(format!("status-v{version}")).unwrap(),
+        event: oc_model::TransitionEvent::parse("ship").unwrap(),
+        operator: "op-1".into(),
+        source_system: "wms".into(),
+        reason: Some("shipped from 上海".into()),
+        data: BTreeMap::from([("waybill".to_owned(), serde_json::json!("SF123"))]),
+        stock: oc_model::StockEffect::default(),
+        occurred_at: at_ms(id.unix_ms() + version * 1000),
+    }
+}
+
+async fn history_round_trips_is_replaced_and_tenant_scoped(harness: &mut Harness) {
+    let acme = tenant("acme");
+    let other = tenant("acme2");
+    let id = id_at(21, BASE_MS + 7);
+    assert!(harness.store().put(&order(&acme, id, 3)).await.unwrap());
+    assert_eq!(harness.store().history(&acme, id).await.unwrap(), None);
+    let first = vec![history_entry(&acme, id, 2)];
+    harness.store().put_history(&acme, id, &first).await.unwrap();
+    assert_eq!(
+        harness.store().history(&acme, id).await.unwrap(),
+        Some(first)
+    );
+    // an archive that ran again after another transition stores the longer history
+    let longer = vec![history_entry(&acme, id, 2), history_entry(&acme, id, 3)];
+    harness.store().put_history(&acme, id, &longer).await.unwrap();
+    assert_eq!(
+        harness.store().history(&acme, id).await.unwrap(),
+        Some(longer.clone())
+    );
+    // another tenant never sees it
+    assert_eq!(harness.store().history(&other, id).await.unwrap(), None);
+    // the order itself is untouched by its history, and a scan still finds it once
+    assert_eq!(
+        harness.store().get(&acme, id).await.unwrap(),
+        Some(order(&acme, id, 3))
+    );
+    let found = scan_all(
+        harness.store(),
+        &acme,
+        at_ms(BASE_MS),
+        at_ms(BASE_MS + 1000),
+        10,
+    )
+    .await;
+    assert_eq!(found.len(), 1);
+    // durable
+    harness.reopen().await;
+    assert_eq!(
+        harness.store().history(&acme, id).await.unwrap(),
+        Some(longer)
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod redb {
@@ -571,6 +646,7 @@ conformance!(
     plaintext_pii_is_refused,
     data_survives_reopen,
     concurrent_versions_end_with_the_newest,
+    history_round_trips_is_replaced_and_tenant_scoped,
 );
 
 // ---- HBase only, on the live server: the row layout, races and failures ----

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0009_payments.sql"),
         sqlite: include_str!("../migrations/sqlite/0009_payments.sql"),
     },
+    Migration {
+        version: 12,
+        name: "archive",
+        mysql: include_str!("../migrations/mysql/0012_archive.sql"),
+        sqlite: include_str!("../migrations/sqlite/0012_archive.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.
