@@ -22,6 +22,8 @@ pub use stream::{EventStream, OffsetStore};
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -178,6 +180,58 @@ pub trait ColdStore: Send + Sync + Debug + 'static {
         tenant: &TenantId,
         id: OrderId,
     ) -> DomainResult<Option<Vec<HistoryEntry>>>;
+    /// Every order of `tenant` created in `[from, to)`, in id order, as a stream that asks
+    /// [`ColdStore::scan`] for one page of `page_size` at a time when the previous one is
+    /// consumed: whatever the window holds, memory holds one page (exports, reconcile).
+    /// An error ends the stream after it is yielded.
+    fn scan_stream<'a>(
+        &'a self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page_size: u32,
+    ) -> BoxStream<'a, DomainResult<Order>> {
+        struct State {
+            cursor: Option<String>,
+            buffered: std::collections::VecDeque<Order>,
+            done: bool,
+        }
+        let tenant = tenant.clone();
+        let start = State {
+            cursor: None,
+            buffered: std::collections::VecDeque::new(),
+            done: false,
+        };
+        futures_util::stream::unfold(start, move |mut state| {
+            let tenant = tenant.clone();
+            async move {
+                loop {
+                    if let Some(order) = state.buffered.pop_front() {
+                        return Some((Ok(order), state));
+                    }
+                    if state.done {
+                        return None;
+                    }
+                    let page = PageRequest {
+                        cursor: state.cursor.take(),
+                        limit: page_size.max(1),
+                    };
+                    match self.scan(&tenant, from, to, page).await {
+                        Ok(page) => {
+                            state.done = page.next_cursor.is_none() || page.items.is_empty();
+                            state.cursor = page.next_cursor;
+                            state.buffered.extend(page.items);
+                        }
+                        Err(error) => {
+                            state.done = true;
+                            return Some((Err(error), state));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
 }
 
 /// The hot cache (moka, with Redis behind it in cluster mode).
