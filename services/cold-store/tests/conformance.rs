@@ -575,14 +575,22 @@ async fn history_round_trips_is_replaced_and_tenant_scoped(harness: &mut Harness
     assert!(harness.store().put(&order(&acme, id, 3)).await.unwrap());
     assert_eq!(harness.store().history(&acme, id).await.unwrap(), None);
     let first = vec![history_entry(&acme, id, 2)];
-    harness.store().put_history(&acme, id, &first).await.unwrap();
+    harness
+        .store()
+        .put_history(&acme, id, &first)
+        .await
+        .unwrap();
     assert_eq!(
         harness.store().history(&acme, id).await.unwrap(),
         Some(first)
     );
     // an archive that ran again after another transition stores the longer history
     let longer = vec![history_entry(&acme, id, 2), history_entry(&acme, id, 3)];
-    harness.store().put_history(&acme, id, &longer).await.unwrap();
+    harness
+        .store()
+        .put_history(&acme, id, &longer)
+        .await
+        .unwrap();
     assert_eq!(
         harness.store().history(&acme, id).await.unwrap(),
         Some(longer.clone())
@@ -627,10 +635,12 @@ async fn scan_stream_yields_the_window_once_in_id_order_a_page_at_a_time(harness
     for id in [id_at(40, BASE_MS + 9), id_at(40, BASE_MS + 100)] {
         assert!(store.put(&order(&acme, id, 1)).await.unwrap());
     }
-    assert!(store
-        .put(&order(&other, id_at(41, BASE_MS + 20), 1))
-        .await
-        .unwrap());
+    assert!(
+        store
+            .put(&order(&other, id_at(41, BASE_MS + 20), 1))
+            .await
+            .unwrap()
+    );
     inside.sort();
     let (from, to) = (at_ms(BASE_MS + 10), at_ms(BASE_MS + 100));
     for page_size in [1, 4, 23, 1000] {

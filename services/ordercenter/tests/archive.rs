@@ -198,7 +198,10 @@ fn archive_killed_after(env: &Env, step: &str) {
     let line = heard
         .recv_timeout(Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("the archive never paused after {step}"));
-    assert!(line.starts_with(&format!("paused after {step} of retail/")), "{line}");
+    assert!(
+        line.starts_with(&format!("paused after {step} of retail/")),
+        "{line}"
+    );
     // SIGKILL: no destructor, no flush, no rollback but the database's own
     child.0.kill().unwrap();
     child.0.wait().unwrap();
@@ -264,7 +267,10 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     for (kills, step) in STEPS.iter().enumerate() {
         archive_killed_after(&env, step);
         let (hot, events, archived) = census(&pools, &due).await;
-        assert_eq!(events, archived, "a second order.archived event after {step}");
+        assert_eq!(
+            events, archived,
+            "a second order.archived event after {step}"
+        );
         assert_eq!(
             hot + archived,
             DUE as i64,
@@ -280,9 +286,7 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     // the recent and the open order stay hot
     let kept = sum(
         &pools,
-        &format!(
-            "SELECT COUNT(*) FROM orders WHERE id IN ({recent},{open})"
-        ),
+        &format!("SELECT COUNT(*) FROM orders WHERE id IN ({recent},{open})"),
     )
     .await;
     assert_eq!(kept, 2);
@@ -334,7 +338,10 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
             if events >= DUE as f64 {
                 break;
             }
-            assert!(Instant::now() < deadline, "the projector never took the archived events");
+            assert!(
+                Instant::now() < deadline,
+                "the projector never took the archived events"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // past the embedded index's commit interval
@@ -378,7 +385,9 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     let cold_archived = report["per_model"]["cold"]["archived"].as_array().unwrap();
     assert_eq!(cold_archived.len(), DUE, "{report}");
     if let Mode::SingleNode = env.mode {
-        let search_archived = report["per_model"]["search"]["archived"].as_array().unwrap();
+        let search_archived = report["per_model"]["search"]["archived"]
+            .as_array()
+            .unwrap();
         assert_eq!(search_archived.len(), DUE, "{report}");
     }
     env.finish().await;
