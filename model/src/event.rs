@@ -27,6 +27,9 @@ pub enum OrderEventKind {
     /// An after-sale of the order changed (the order itself did not): the event's
     /// `after_sale` says which and how.
     AfterSale,
+    /// The order moved to the cold store and left its shard (the archive): read models mark
+    /// it archived, the cache drops it. The event's version is the archived copy's.
+    Archived,
 }
 
 impl OrderEventKind {
@@ -38,6 +41,7 @@ impl OrderEventKind {
             OrderEventKind::Cancelled => "cancelled",
             OrderEventKind::Payment => "payment",
             OrderEventKind::AfterSale => "after_sale",
+            OrderEventKind::Archived => "archived",
         }
     }
 

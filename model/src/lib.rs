@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod aftersale;
+pub mod archive;
 pub mod error;
 pub mod event;
 pub mod ext;

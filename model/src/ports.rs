@@ -22,12 +22,15 @@ pub use stream::{EventStream, OffsetStore};
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::DomainResult;
 use crate::event::{OrderEvent, OutboxEntry, ShardId};
 use crate::ids::{OrderId, PartyId, TenantId};
+use crate::lifecycle::HistoryEntry;
 use crate::order::Order;
 use crate::search::{SearchDocument, SearchPage, SearchQuery};
 
@@ -161,6 +164,74 @@ pub trait ColdStore: Send + Sync + Debug + 'static {
         to: OffsetDateTime,
         page: PageRequest,
     ) -> DomainResult<Page<Order>>;
+
+    /// Store the status history of an archived order, replacing what is stored (an order's
+    /// history only grows; the archive writes it after the order, before it verifies both).
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[HistoryEntry],
+    ) -> DomainResult<()>;
+
+    /// The stored status history of an archived order; `None` when none was stored.
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<HistoryEntry>>>;
+    /// Every order of `tenant` created in `[from, to)`, in id order, as a stream that asks
+    /// [`ColdStore::scan`] for one page of `page_size` at a time when the previous one is
+    /// consumed: whatever the window holds, memory holds one page (exports, reconcile).
+    /// An error ends the stream after it is yielded.
+    fn scan_stream<'a>(
+        &'a self,
+        tenant: &TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        page_size: u32,
+    ) -> BoxStream<'a, DomainResult<Order>> {
+        struct State {
+            cursor: Option<String>,
+            buffered: std::collections::VecDeque<Order>,
+            done: bool,
+        }
+        let tenant = tenant.clone();
+        let start = State {
+            cursor: None,
+            buffered: std::collections::VecDeque::new(),
+            done: false,
+        };
+        futures_util::stream::unfold(start, move |mut state| {
+            let tenant = tenant.clone();
+            async move {
+                loop {
+                    if let Some(order) = state.buffered.pop_front() {
+                        return Some((Ok(order), state));
+                    }
+                    if state.done {
+                        return None;
+                    }
+                    let page = PageRequest {
+                        cursor: state.cursor.take(),
+                        limit: page_size.max(1),
+                    };
+                    match self.scan(&tenant, from, to, page).await {
+                        Ok(page) => {
+                            state.done = page.next_cursor.is_none() || page.items.is_empty();
+                            state.cursor = page.next_cursor;
+                            state.buffered.extend(page.items);
+                        }
+                        Err(error) => {
+                            state.done = true;
+                            return Some((Err(error), state));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
 }
 
 /// The hot cache (moka, with Redis behind it in cluster mode).

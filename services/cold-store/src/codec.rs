@@ -1,6 +1,6 @@
 //! The stored value: the JSON of the full `Order`, exactly as given (PII stays sealed).
 
-use oc_model::{DomainError, DomainResult, Order, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, HistoryEntry, Order, OrderId, TenantId};
 
 /// Refuse an order with plaintext personal data: the cold store keeps what it is given for
 /// years, so it must only ever be given ciphertext.
@@ -48,4 +48,32 @@ pub(crate) fn decode(bytes: &[u8], tenant: &TenantId, id: OrderId) -> DomainResu
         ));
     }
     Ok(order)
+}
+
+/// The stored status history of an archived order: the JSON array of its entries.
+pub(crate) fn encode_history(history: &[HistoryEntry]) -> DomainResult<Vec<u8>> {
+    serde_json::to_vec(history)
+        .map_err(|error| DomainError::internal(format!("encode archived history: {error}")))
+}
+
+/// Decode a stored history and check every entry belongs to the key it was read under.
+pub(crate) fn decode_history(
+    bytes: &[u8],
+    tenant: &TenantId,
+    id: OrderId,
+) -> DomainResult<Vec<HistoryEntry>> {
+    let history: Vec<HistoryEntry> = serde_json::from_slice(bytes).map_err(|error| {
+        tracing::error!(%tenant, order_id = %id, %error, "undecodable archived history");
+        DomainError::internal("undecodable archived history")
+    })?;
+    if history
+        .iter()
+        .any(|entry| &entry.tenant != tenant || entry.order_id != id)
+    {
+        tracing::error!(%tenant, order_id = %id, "archived history does not match its key");
+        return Err(DomainError::internal(
+            "archived history does not match its key",
+        ));
+    }
+    Ok(history)
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oc_model::ports::{ColdStore, Page, PageRequest};
-use oc_model::{DomainError, DomainResult, Order, OrderId, TenantId};
+use oc_model::{DomainError, DomainResult, HistoryEntry, Order, OrderId, TenantId};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use time::OffsetDateTime;
 
@@ -20,6 +20,9 @@ use crate::key::{self, IdRange};
 
 /// key: `{tenant}\0{id big-endian}`; value: `(version, order JSON)`.
 const ORDERS: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("orders");
+
+/// key: as in `orders`; value: the status history JSON of an archived order.
+const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
 
 /// The cold store in one redb file.
 #[derive(Clone)]
@@ -54,6 +57,7 @@ impl RedbColdStore {
             // create the table once, so that readers never meet a missing table
             let transaction = db.begin_write().map_err(convert)?;
             transaction.open_table(ORDERS).map_err(convert)?;
+            transaction.open_table(HISTORY).map_err(convert)?;
             transaction.commit().map_err(convert)?;
             Ok(db)
         })
@@ -168,6 +172,47 @@ impl ColdStore for RedbColdStore {
                 })
                 .flatten();
             Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[HistoryEntry],
+    ) -> DomainResult<()> {
+        let value = codec::encode_history(history)?;
+        let key = key::tenant_key(tenant, id.get());
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_write().map_err(convert)?;
+            {
+                let mut table = transaction.open_table(HISTORY).map_err(convert)?;
+                table
+                    .insert(key.as_slice(), value.as_slice())
+                    .map_err(convert)?;
+            }
+            transaction.commit().map_err(convert)
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<HistoryEntry>>> {
+        let key = key::tenant_key(tenant, id.get());
+        let tenant = tenant.clone();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_read().map_err(convert)?;
+            let table = transaction.open_table(HISTORY).map_err(convert)?;
+            let Some(guard) = table.get(key.as_slice()).map_err(convert)? else {
+                return Ok(None);
+            };
+            codec::decode_history(guard.value(), &tenant, id).map(Some)
         })
         .await
     }

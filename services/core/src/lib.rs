@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod aftersales;
+pub mod archive;
 pub mod builder;
 pub mod caller;
 pub mod orders;

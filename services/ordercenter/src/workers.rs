@@ -14,7 +14,9 @@ use oc_bus::{
     KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream, SourceConfig,
     StartOffset,
 };
+use oc_core::archive::Archiver;
 use oc_core::scheduler::{OutboxReader, Purger, Scheduler};
+use oc_model::archive::ArchiveStore;
 use oc_model::ports::{OffsetStore, OrderStore, ShardScan};
 use oc_model::retention::RetentionStore;
 use oc_model::schedule::ScheduleStore;
@@ -71,6 +73,46 @@ fn scheduler_of(wiring: &Wiring, config: &ServiceConfig) -> Scheduler {
             config.scheduler.clone(),
         )
         .with_purger(purger)
+}
+
+/// The archive over the wired store's shards into the wired cold store; `None` without a
+/// cold store.
+pub(crate) fn archiver_of(wiring: &Wiring, config: &ServiceConfig) -> Option<Archiver> {
+    let cold = wiring.sinks.cold.clone()?;
+    Some(wiring.state.core.archiver(
+        wiring.store.clone() as Arc<dyn ArchiveStore>,
+        cold,
+        config.archive.clone(),
+    ))
+}
+
+/// Archive counters, bytes and lag behind the policy at `/metrics`.
+fn register_archive_metrics(metrics: &Metrics, archiver: &Archiver) {
+    let stats = archiver.stats();
+    metrics.register(Box::new(move |out: &mut String| stats.render(out)));
+}
+
+/// `ordercenter archive`: the archive over every shard until SIGTERM, with `/metrics`. Any
+/// number may run: they copy the same bytes, and the delete's version guard lets one win.
+pub async fn archive(config: ServiceConfig) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    // the archive reads the tenant config (retention, state machines): it follows reloads
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    let archiver = archiver_of(&wiring, &config)
+        .ok_or_else(|| anyhow::anyhow!("the archive needs a cold store (OC_COLD_URL)"))?;
+    register_archive_metrics(&wiring.state.metrics, &archiver);
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    println!(
+        "archive running: {} shards, a pass every {} ms, at most {} orders/s",
+        config.shards.len(),
+        config.archive.poll_interval.as_millis(),
+        config.archive.rate_per_sec
+    );
+    archiver.run(shutdown_signal()).await;
+    let _ = stop.send(true);
+    let _ = http.await;
+    Ok(())
 }
 
 /// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
@@ -160,7 +202,18 @@ fn spawn_single_node_workers(
     let scheduler = scheduler_of(wiring, config);
     register_scheduler_metrics(&wiring.state.metrics, &scheduler);
     let scheduler_stop = stopped(stop.clone());
+    // the archive of a single node, throttled (OC_ARCHIVE_RATE; 0: none)
+    let archiver = archiver_of(wiring, config).filter(|_| config.archive.rate_per_sec > 0);
+    if let Some(archiver) = &archiver {
+        register_archive_metrics(&wiring.state.metrics, archiver);
+    }
+    let archive_stop = stopped(stop.clone());
     let mut tasks = payment_queries(wiring, stopped(stop));
+    if let Some(archiver) = archiver {
+        tasks.push(tokio::spawn(
+            async move { archiver.run(archive_stop).await },
+        ));
+    }
     tasks.extend([
         tokio::spawn(async move { scheduler.run(scheduler_stop).await }),
         tokio::spawn(async move {

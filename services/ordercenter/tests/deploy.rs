@@ -162,6 +162,7 @@ enum Role {
     Relay,
     Project,
     Scheduler,
+    Archive,
 }
 
 impl Role {
@@ -171,6 +172,7 @@ impl Role {
             "relay" => Some(Role::Relay),
             "project" => Some(Role::Project),
             "scheduler" => Some(Role::Scheduler),
+            "archive" => Some(Role::Archive),
             _ => None,
         }
     }
@@ -214,6 +216,15 @@ impl Role {
                 "OC_LISTEN",
                 "OC_REDIS_URL",
             ],
+            // the archive copies to the cold store and drops archived orders from the cache
+            Role::Archive => &[
+                "OC_SHARDS",
+                "OC_TENANT_CONFIG_DIR",
+                "OC_KEYRING_FILE",
+                "OC_LISTEN",
+                "OC_COLD_URL",
+                "OC_REDIS_URL",
+            ],
         }
     }
 }
@@ -250,10 +261,16 @@ fn url_hosts(url: &str) -> Vec<String> {
 
 fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &mut Problems) {
     let roles: BTreeSet<Role> = processes.iter().map(|p| p.role).collect();
-    for role in [Role::Serve, Role::Relay, Role::Project, Role::Scheduler] {
+    for role in [
+        Role::Serve,
+        Role::Relay,
+        Role::Project,
+        Role::Scheduler,
+        Role::Archive,
+    ] {
         problems.check(roles.contains(&role), || {
             format!(
-                "no process runs `ordercenter {role:?}` (serve, relay, project and scheduler are all needed)"
+                "no process runs `ordercenter {role:?}` (serve, relay, project, scheduler and archive are all needed)"
             )
         });
     }
@@ -301,7 +318,13 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
             });
         }
     };
-    let all = [Role::Serve, Role::Relay, Role::Project, Role::Scheduler];
+    let all = [
+        Role::Serve,
+        Role::Relay,
+        Role::Project,
+        Role::Scheduler,
+        Role::Archive,
+    ];
     agree(
         &[
             "OC_SHARDS",
@@ -319,8 +342,13 @@ fn check_processes(processes: &[Process], known: &BTreeSet<String>, problems: &m
         problems,
     );
     agree(
+        &["OC_COLD_URL"],
+        &[Role::Serve, Role::Project, Role::Archive],
+        problems,
+    );
+    agree(
         &["OC_REDIS_URL"],
-        &[Role::Serve, Role::Project, Role::Scheduler],
+        &[Role::Serve, Role::Project, Role::Scheduler, Role::Archive],
         problems,
     );
     // Order ids embed the node id: unique per API process.

@@ -352,6 +352,23 @@ impl ColdStore for FailingFor {
     ) -> DomainResult<Page<Order>> {
         self.inner.scan(tenant, from, to, page).await
     }
+
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[oc_model::HistoryEntry],
+    ) -> DomainResult<()> {
+        self.inner.put_history(tenant, id, history).await
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<oc_model::HistoryEntry>>> {
+        self.inner.history(tenant, id).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -359,11 +359,101 @@ impl Projector {
             .await?;
         let Attempt::Done(Some(order)) = read else {
             counters.missing.fetch_add(1, Ordering::Relaxed);
+            if let Attempt::Done(None) = read {
+                self.apply_archived(tenant, id, event_id).await?;
+            }
             return Ok(false);
         };
         self.apply_order_from(&order, event_id).await?;
         counters.orders.fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// An order gone from its shard: when the cold store holds it, it was archived, and the
+    /// archived copy (one version above the last hot one) goes to the search index, so it is
+    /// found as archived, and the order leaves the cache. Without a cold store, or with the
+    /// order in neither place, nothing is written.
+    async fn apply_archived(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        event_id: Option<&str>,
+    ) -> DomainResult<()> {
+        let sinks = &self.inner.sinks;
+        let Some(cold) = &sinks.cold else {
+            return Ok(());
+        };
+        let counters = &self.inner.counters;
+        let read = self
+            .retrying(
+                |error| {
+                    counters
+                        .sink(SinkKind::Cold)
+                        .failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    set_error(
+                        &counters.last_error,
+                        format!("cold get {tenant}/{id}: {error}"),
+                    );
+                },
+                || cold.get(tenant, id),
+            )
+            .await?;
+        let Attempt::Done(Some(archived)) = read else {
+            return Ok(());
+        };
+        self.write_search(&archived, event_id).await?;
+        if let Some(cache) = &sinks.cache {
+            let invalidate = self
+                .retrying(
+                    |error| {
+                        counters
+                            .sink(SinkKind::Cache)
+                            .failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        set_error(
+                            &counters.last_error,
+                            format!("cache invalidate {tenant}/{id}: {error}"),
+                        );
+                    },
+                    || cache.invalidate(tenant, id),
+                )
+                .await?;
+            if let Attempt::Rejected = invalidate {
+                tracing::warn!(%tenant, order_id = %id, "cache refused to drop an archived order");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `order` to the search index (when there is one), version-checked, by the rule
+    /// on [`Projector`].
+    async fn write_search(&self, order: &Order, event_id: Option<&str>) -> DomainResult<()> {
+        let sinks = &self.inner.sinks;
+        let Some(index) = &sinks.search else {
+            return Ok(());
+        };
+        let document = match document_from_order(order, self.inner.fields.as_ref()) {
+            Ok(document) => document,
+            Err(error) => {
+                // deterministic: retrying the same order cannot help
+                let error = DomainError {
+                    message: format!("search document not buildable: {}", error.message),
+                    ..error
+                };
+                let first = FirstFailure {
+                    at: OffsetDateTime::now_utc(),
+                    successes: 0,
+                };
+                return self
+                    .give_up(SinkKind::Search, order, event_id, &error, 1, &first)
+                    .await;
+            }
+        };
+        self.sink_write(SinkKind::Search, order, event_id, || {
+            index.upsert(&document)
+        })
+        .await
     }
 
     /// Writes `order` (the store's current state) to every sink, version-checked.
@@ -373,32 +463,7 @@ impl Projector {
 
     async fn apply_order_from(&self, order: &Order, event_id: Option<&str>) -> DomainResult<()> {
         let sinks = &self.inner.sinks;
-        let search = async {
-            let Some(index) = &sinks.search else {
-                return Ok(());
-            };
-            let document = match document_from_order(order, self.inner.fields.as_ref()) {
-                Ok(document) => document,
-                Err(error) => {
-                    // deterministic: retrying the same order cannot help
-                    let error = DomainError {
-                        message: format!("search document not buildable: {}", error.message),
-                        ..error
-                    };
-                    let first = FirstFailure {
-                        at: OffsetDateTime::now_utc(),
-                        successes: 0,
-                    };
-                    return self
-                        .give_up(SinkKind::Search, order, event_id, &error, 1, &first)
-                        .await;
-                }
-            };
-            self.sink_write(SinkKind::Search, order, event_id, || {
-                index.upsert(&document)
-            })
-            .await
-        };
+        let search = self.write_search(order, event_id);
         let cold = async {
             let Some(cold) = &sinks.cold else {
                 return Ok(());

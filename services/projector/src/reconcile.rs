@@ -59,6 +59,12 @@ pub struct ModelReport {
     pub extra: Vec<OrderId>,
     /// Cache only: orders not cached (fine: a cache holds what it holds).
     pub misses: u64,
+    /// Archived orders (in the cold store, gone from the shards) this read model holds at
+    /// the archived copy's version: not differences. For the search index an archived order
+    /// at another version is `stale` or `ahead` (against the cold store's version, in
+    /// `shard_version`), one it lacks is `missing`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived: Vec<OrderId>,
 }
 
 impl ModelReport {
@@ -323,6 +329,58 @@ where
     Ok(report)
 }
 
+/// Sorts the search index's view of archived orders: an extra (in the index, not in the
+/// shards) that the cold store holds is archived, compared with the cold store's version;
+/// an archived order of the window the index lacks is missing.
+async fn archived_in_search<C, CFut, S, SFut>(
+    report: &mut ModelReport,
+    shard: &BTreeMap<OrderId, u64>,
+    search: Option<&BTreeMap<OrderId, u64>>,
+    cold: Option<&BTreeMap<OrderId, u64>>,
+    cold_version: C,
+    search_version: S,
+) -> DomainResult<()>
+where
+    C: Fn(OrderId) -> CFut,
+    CFut: std::future::Future<Output = DomainResult<Option<u64>>>,
+    S: Fn(OrderId) -> SFut,
+    SFut: std::future::Future<Output = DomainResult<Option<u64>>>,
+{
+    let mut extra = Vec::new();
+    for id in std::mem::take(&mut report.extra) {
+        let known = cold.and_then(|versions| versions.get(&id).copied());
+        let held = search.and_then(|versions| versions.get(&id).copied());
+        let archived = match known {
+            Some(version) => Some(version),
+            None => cold_version(id).await?,
+        };
+        match (archived, held) {
+            (Some(archived), Some(held)) if held == archived => report.archived.push(id),
+            (Some(archived), Some(held)) if held < archived => report.stale.push(VersionDiff {
+                order_id: id,
+                shard_version: archived,
+                model_version: held,
+            }),
+            (Some(archived), Some(held)) => report.ahead.push(VersionDiff {
+                order_id: id,
+                shard_version: archived,
+                model_version: held,
+            }),
+            _ => extra.push(id),
+        }
+    }
+    report.extra = extra;
+    if let Some(cold) = cold {
+        for id in cold.keys().filter(|id| !shard.contains_key(id)) {
+            let in_scan = search.is_some_and(|versions| versions.contains_key(id));
+            if !in_scan && search_version(*id).await?.is_none() {
+                report.missing.push(*id);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn checksum_of(versions: &BTreeMap<OrderId, u64>) -> Checksum {
     let mut checksum = Checksum::default();
     for (id, version) in versions {
@@ -350,8 +408,29 @@ pub async fn reconcile(
         .await?;
         per_model.insert(SinkKind::Search, report);
     }
+    if let (Some(cold_store), Some(report)) = (&sinks.cold, per_model.get_mut(&SinkKind::Search)) {
+        archived_in_search(
+            report,
+            &shard,
+            search.as_ref(),
+            cold.as_ref(),
+            |id| async move {
+                Ok(cold_store
+                    .get(tenant, id)
+                    .await?
+                    .map(|order| order.main.version))
+            },
+            |id| async move {
+                match &sinks.search {
+                    Some(index) => index.get_version(tenant, id).await,
+                    None => Ok(None),
+                }
+            },
+        )
+        .await?;
+    }
     if let Some(cold_store) = &sinks.cold {
-        let report = compare(
+        let mut report = compare(
             &shard,
             cold.as_ref(),
             options.concurrency,
@@ -363,6 +442,8 @@ pub async fn reconcile(
             },
         )
         .await?;
+        // the cold store's extras are the archived orders
+        report.archived = std::mem::take(&mut report.extra);
         per_model.insert(SinkKind::Cold, report);
     }
     if let Some(cache) = &sinks.cache {

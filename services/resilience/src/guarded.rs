@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use oc_model::ports::{Cache, ColdStore, EventBus, Page, PageRequest, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
 use oc_model::stock::{GateOutcome, Sku, StockGate};
-use oc_model::{DomainResult, Order, OrderEvent, OrderId, TenantId};
+use oc_model::{DomainResult, HistoryEntry, Order, OrderEvent, OrderId, TenantId};
 use time::OffsetDateTime;
 
 use crate::breaker::CircuitBreaker;
@@ -105,6 +105,25 @@ impl<P: ColdStore + ?Sized> ColdStore for Guarded<P> {
         self.breaker
             .call(self.inner.scan(tenant, from, to, page))
             .await
+    }
+
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[HistoryEntry],
+    ) -> DomainResult<()> {
+        self.breaker
+            .call(self.inner.put_history(tenant, id, history))
+            .await
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<HistoryEntry>>> {
+        self.breaker.call(self.inner.history(tenant, id)).await
     }
 }
 

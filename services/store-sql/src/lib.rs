@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod after_sales;
+mod archive;
 mod change;
 mod config;
 mod create;

@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0011_after_sales.sql"),
         sqlite: include_str!("../migrations/sqlite/0011_after_sales.sql"),
     },
+    Migration {
+        version: 12,
+        name: "archive",
+        mysql: include_str!("../migrations/mysql/0012_archive.sql"),
+        sqlite: include_str!("../migrations/sqlite/0012_archive.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

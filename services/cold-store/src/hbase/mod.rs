@@ -13,7 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hbase_thrift::hbase::{ColumnDescriptor, Mutation, ScannerID, THbaseSyncClient, TRowResult};
 use oc_model::ports::{ColdStore, Page, PageRequest};
-use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, TenantId, UnixMillis};
+use oc_model::{
+    DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderId, TenantId, UnixMillis,
+};
 use time::OffsetDateTime;
 
 use crate::codec;
@@ -32,6 +34,8 @@ pub const COLUMN_VERSION: &[u8] = b"d:v";
 pub const COLUMN_STATUS: &[u8] = b"d:s";
 /// `created_at` in Unix milliseconds, 8 bytes big-endian signed; cell timestamp = version.
 pub const COLUMN_CREATED: &[u8] = b"d:t";
+/// The status history JSON of an archived order, in the order's row.
+pub const COLUMN_HISTORY: &[u8] = b"d:h";
 /// The row that records the table's salt count. Starts with `0xff`, above every salt.
 pub const META_ROW: &[u8] = b"\xff\xffoc-cold-store-meta";
 /// The meta column holding the salt count (one byte).
@@ -153,6 +157,50 @@ impl ColdStore for HbaseColdStore {
         let tenant = tenant.clone();
         self.pool
             .run(move |client, config| scan_page(client, config, &tenant, range, limit))
+            .await
+    }
+
+    async fn put_history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        history: &[HistoryEntry],
+    ) -> DomainResult<()> {
+        let json = codec::encode_history(history)?;
+        let row = row_key(self.config().salt_buckets, tenant, id);
+        self.pool
+            .run(move |client, config| {
+                client.mutate_row(
+                    config.table.as_bytes().to_vec(),
+                    row,
+                    vec![put_mutation(COLUMN_HISTORY, json)],
+                    BTreeMap::new(),
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<HistoryEntry>>> {
+        let row = row_key(self.config().salt_buckets, tenant, id);
+        let tenant = tenant.clone();
+        self.pool
+            .run(move |client, config| {
+                let cells = client.get(
+                    config.table.as_bytes().to_vec(),
+                    row,
+                    COLUMN_HISTORY.to_vec(),
+                    BTreeMap::new(),
+                )?;
+                let Some(json) = cells.into_iter().next().and_then(|cell| cell.value) else {
+                    return Ok(None);
+                };
+                Ok(Some(codec::decode_history(&json, &tenant, id)?))
+            })
             .await
     }
 }

@@ -88,10 +88,28 @@ impl OrderService {
         let id: OrderId = id
             .parse()
             .map_err(|_| DomainError::not_found("order not found"))?;
-        self.store
-            .get(&caller.tenant, id)
-            .await?
-            .filter(|order| caller.sees(order))
-            .ok_or_else(|| DomainError::not_found("order not found"))
+        if let Some(order) = self.store.get(&caller.tenant, id).await? {
+            return if caller.sees(&order) {
+                Ok(order)
+            } else {
+                Err(DomainError::not_found("order not found"))
+            };
+        }
+        // archived orders are read-only: say so rather than 404 (GET still answers them)
+        if let Some(cold) = &self.read.cold
+            && let Some(order) = cold.get(&caller.tenant, id).await?
+            && caller.sees(&order)
+        {
+            return Err(archived_error());
+        }
+        Err(DomainError::not_found("order not found"))
     }
+}
+
+/// The problem every change of an archived order answers: 409, code `conflict`.
+pub(crate) fn archived_error() -> DomainError {
+    DomainError::new(
+        ErrorCode::Conflict,
+        "the order is archived (moved to the cold store after its retention) and can no longer change",
+    )
 }

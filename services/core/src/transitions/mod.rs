@@ -24,7 +24,7 @@ use oc_model::lifecycle::{TransitionStore, TransitionWrite};
 use oc_model::order::PaymentItem;
 use oc_model::sealing::SealedSite;
 use oc_model::{
-    DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, Protected,
+    DomainError, DomainResult, HistoryEntry, Order, OrderEvent, OrderEventKind, OrderId, Protected,
     Released, StockEffect, TransitionEvent,
 };
 use oc_tenant_config::{InventoryConfig, TenantConfig};
@@ -347,8 +347,20 @@ impl TransitionService {
 
     /// The order's status history, oldest first (an order the caller does not see: 404).
     pub async fn history(&self, caller: &Caller, id: &str) -> DomainResult<HistoryList> {
-        let order = self.orders.load(caller, id).await?;
-        let entries = self.store.history(&caller.tenant, order.main.id).await?;
+        // the read path (cache, shard, cold store): an archived order keeps its history
+        let id: OrderId = id
+            .parse()
+            .map_err(|_| DomainError::not_found("order not found"))?;
+        let order = self.orders.load_for_read(caller, id).await?;
+        let mut entries = self.store.history(&caller.tenant, order.main.id).await?;
+        if entries.is_empty()
+            && let Some(cold) = &self.orders.read.cold
+        {
+            entries = cold
+                .history(&caller.tenant, order.main.id)
+                .await?
+                .unwrap_or_default();
+        }
         Ok(HistoryList {
             order_id: order.main.id.to_string(),
             items: entries.into_iter().map(HistoryView::from).collect(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod archive;
 pub mod config;
 pub mod dead_letters;
 pub mod keys;
@@ -39,6 +40,11 @@ pub enum Command {
     /// may run: none double-fires (compare-and-set on the order, conditional updates of the
     /// reservation). Single-node `serve` runs one itself.
     Scheduler(process::WorkerArgs),
+    /// Archive: moves terminal orders older than their tenant's `retention.hot_days` from the
+    /// shards to the cold store (copy, read back and compare, then delete with an outbox
+    /// event), until SIGTERM; `--once` runs one pass and prints its report. Several may run.
+    /// Single-node `serve` runs one itself (OC_ARCHIVE_RATE > 0).
+    Archive(archive::ArchiveArgs),
     /// Rebuild the read models (search index, cold store, cache) from the shards by
     /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
     /// first (the embedded index has one writer).
@@ -77,6 +83,7 @@ pub fn main() -> ExitCode {
         Some(Command::Relay(args)) => process::worker(args, true),
         Some(Command::Project(args)) => process::worker(args, false),
         Some(Command::Scheduler(args)) => process::scheduler(args),
+        Some(Command::Archive(args)) => archive::run(args),
         Some(Command::Backfill(args)) => read_models::backfill(args),
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
         Some(Command::DeadLetters(command)) => dead_letters::run(command),

@@ -55,6 +55,8 @@ pub struct ServiceConfig {
     /// The purge jobs' retentions and batch (`OC_OUTBOX_RETENTION_MS`,
     /// `OC_IDEMPOTENCY_RETENTION_MS`, `OC_PURGE_BATCH`), run by the scheduler.
     pub purge: oc_core::scheduler::PurgeSettings,
+    /// The archive's pace (`OC_ARCHIVE_*`); `rate_per_sec` 0: none inside `serve`.
+    pub archive: oc_core::archive::ArchiveSettings,
     /// Payment providers by name and base URL (`OC_PAYMENT_PROVIDERS`).
     pub payment_providers: Vec<(oc_model::ProviderName, String)>,
     /// The tenants' provider accounts and secrets (`OC_PAYMENT_SECRETS_FILE`).
@@ -318,6 +320,12 @@ impl ServiceConfig {
                 idempotency_retention: millis(source.value(&IDEMPOTENCY_RETENTION_MS)?),
                 batch_size: source.value(&PURGE_BATCH)?,
                 ..oc_core::scheduler::PurgeSettings::default()
+            },
+            archive: oc_core::archive::ArchiveSettings {
+                poll_interval: std::time::Duration::from_millis(source.value(&ARCHIVE_POLL_MS)?),
+                rate_per_sec: source.value(&ARCHIVE_RATE)?,
+                batch_size: source.value(&ARCHIVE_BATCH)?,
+                ..oc_core::archive::ArchiveSettings::default()
             },
             payment_providers: source.get(&PAYMENT_PROVIDERS)?.unwrap_or_default(),
             payment_secrets_file: source.get(&PAYMENT_SECRETS_FILE)?,

@@ -471,6 +471,39 @@ pub const SCHEDULER_ORPHAN_GRACE_MS: Setting<u64> = Setting {
     parse: positive,
 };
 
+pub const ARCHIVE_POLL_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_ARCHIVE_POLL_MS"),
+        Some("archive_poll_ms"),
+        Fallback::Value("60000"),
+        "API, archive",
+        "pause between two passes of the archive (terminal orders past the tenant's `retention.hot_days` → cold store); single-node `serve` runs one",
+    ),
+    parse: positive,
+};
+
+pub const ARCHIVE_RATE: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_ARCHIVE_RATE"),
+        Some("archive_rate"),
+        Fallback::Value("50"),
+        "API, archive",
+        "orders a second one archiver moves at most (0: no archive inside single-node `serve`; `ordercenter archive` then runs unpaced)",
+    ),
+    parse: number,
+};
+
+pub const ARCHIVE_BATCH: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_ARCHIVE_BATCH"),
+        Some("archive_batch"),
+        Fallback::Value("200"),
+        "API, archive",
+        "candidates the archive reads per page (1..=5000)",
+    ),
+    parse: purge_batch,
+};
+
 pub const OUTBOX_RETENTION_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_OUTBOX_RETENTION_MS"),
@@ -785,6 +818,9 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PROJECTOR_MEMBER,
     &SCHEDULER_POLL_MS,
     &SCHEDULER_ORPHAN_GRACE_MS,
+    &ARCHIVE_POLL_MS,
+    &ARCHIVE_RATE,
+    &ARCHIVE_BATCH,
     &OUTBOX_RETENTION_MS,
     &IDEMPOTENCY_RETENTION_MS,
     &PURGE_BATCH,

@@ -1,0 +1,404 @@
+//! The real `ordercenter archive` process, on SQLite shards with the embedded cold store
+//! (single node) and on MariaDB shards with the HBase adapter on the live Thrift server
+//! (cluster): terminal orders past the tenant's `retention.hot_days` leave the shards only
+//! after a verified copy; a process SIGKILLed after each step of an archive batch (the
+//! hidden `--pause-after STEP:N` stops it there first, so every step is hit, not a random
+//! moment) loses no order and writes no second `order.archived` event; GET and the history
+//! of an archived order still answer, a change answers 409; reconcile is clean afterwards.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use sqlx::Row;
+
+/// Every step of one order's archive, as `--pause-after` names them.
+const STEPS: [&str; 6] = [
+    "read",
+    "copied",
+    "history_copied",
+    "verified",
+    "deleted",
+    "cache_dropped",
+];
+
+/// Retail keeps orders hot for 180 days; the aged ones are older than that.
+const AGE_MS: i64 = 200 * 86_400_000;
+
+/// Orders due for the archive (cancelled and aged), one per kill and two more.
+const DUE: usize = STEPS.len() + 2;
+
+enum Mode {
+    SingleNode,
+    Cluster {
+        databases: oc_test_support::TestDatabases,
+        table: oc_test_support::HbaseTable,
+    },
+}
+
+struct Env {
+    mode: Mode,
+    data: tempfile::TempDir,
+}
+
+impl Env {
+    fn single_node() -> Env {
+        Env {
+            mode: Mode::SingleNode,
+            data: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn cluster(label: &str) -> Env {
+        let env = Env {
+            mode: Mode::Cluster {
+                databases: oc_test_support::TestDatabases::create(label, 2)
+                    .await
+                    .unwrap(),
+                table: oc_test_support::HbaseTable::new(label).await.unwrap(),
+            },
+            data: tempfile::tempdir().unwrap(),
+        };
+        keys_init(env.command());
+        env
+    }
+
+    fn command(&self) -> Command {
+        let mut command = command(self.data.path());
+        // no archive inside `serve`: the test runs it as its own process
+        command.env("OC_ARCHIVE_RATE", "0");
+        if let Mode::Cluster { databases, table } = &self.mode {
+            command
+                .env("OC_SHARDS", databases.urls().join(","))
+                .env("OC_MASTER_KEY", "42".repeat(32))
+                .env(
+                    "OC_COLD_URL",
+                    format!(
+                        "hbase://{}?table={}",
+                        oc_test_support::hbase_address(),
+                        table.name()
+                    ),
+                );
+        }
+        command
+    }
+
+    fn shard_urls(&self) -> Vec<String> {
+        match &self.mode {
+            Mode::SingleNode => (0..2)
+                .map(|i| format!("sqlite://{}/shard-{i}.db", self.data.path().display()))
+                .collect(),
+            Mode::Cluster { databases, .. } => databases.urls().to_vec(),
+        }
+    }
+
+    async fn pools(&self) -> Vec<sqlx::AnyPool> {
+        sqlx::any::install_default_drivers();
+        let mut pools = Vec::new();
+        for url in self.shard_urls() {
+            pools.push(
+                sqlx::any::AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap(),
+            );
+        }
+        pools
+    }
+
+    fn serve(&self, port: u16) -> Server {
+        let server = Server(
+            self.command()
+                .arg("serve")
+                .env("OC_LISTEN", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_healthy(port);
+        server
+    }
+
+    async fn finish(self) {
+        if let Mode::Cluster { databases, table } = self.mode {
+            databases.cleanup().await.unwrap();
+            table.cleanup().await.unwrap();
+        }
+    }
+}
+
+/// `SELECT <one integer>` summed over every shard.
+async fn sum(pools: &[sqlx::AnyPool], sql: &str) -> i64 {
+    let mut total = 0;
+    for pool in pools {
+        let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
+        total += row.try_get::<i64, _>(0).unwrap_or(0);
+    }
+    total
+}
+
+fn id_list(ids: &[String]) -> String {
+    ids.join(",")
+}
+
+/// The due orders still on a shard, and `order.archived` events per order (any above one
+/// is a duplicate).
+async fn census(pools: &[sqlx::AnyPool], due: &[String]) -> (i64, i64, i64) {
+    let list = id_list(due);
+    let hot = sum(
+        pools,
+        &format!("SELECT COUNT(*) FROM orders WHERE id IN ({list})"),
+    )
+    .await;
+    let events = sum(
+        pools,
+        &format!(
+            "SELECT COUNT(*) FROM outbox WHERE order_id IN ({list}) AND payload LIKE '%\"kind\":\"archived\"%'"
+        ),
+    )
+    .await;
+    let archived_orders = sum(
+        pools,
+        &format!(
+            "SELECT COUNT(DISTINCT order_id) FROM outbox WHERE order_id IN ({list}) AND payload LIKE '%\"kind\":\"archived\"%'"
+        ),
+    )
+    .await;
+    (hot, events, archived_orders)
+}
+
+/// `ordercenter archive --once --rate 0 --pause-after STEP:1`, SIGKILLed once it says it
+/// stopped there.
+fn archive_killed_after(env: &Env, step: &str) {
+    let mut child = Server(
+        env.command()
+            .args(["archive", "--once", "--rate", "0", "--pause-after"])
+            .arg(format!("{step}:1"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if line.starts_with("paused after") {
+                let _ = said.send(line);
+                return;
+            }
+        }
+    });
+    let line = heard
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the archive never paused after {step}"));
+    assert!(
+        line.starts_with(&format!("paused after {step} of retail/")),
+        "{line}"
+    );
+    // SIGKILL: no destructor, no flush, no rollback but the database's own
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
+
+fn archive_once(env: &Env) -> serde_json::Value {
+    let output = env
+        .command()
+        .args(["archive", "--once", "--rate", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn version_of(port: u16, id: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http(port, "GET", &format!("/v1/orders/{id}"), None).unwrap();
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+async fn archive_survives_a_kill_at_every_step(env: Env) {
+    // orders: DUE cancelled and aged; one cancelled but recent; one aged but still open
+    let port = free_port();
+    let mut server = env.serve(port);
+    set_stock(port, "TEA", 1_000);
+    let mut ids = Vec::new();
+    for i in 0..DUE + 2 {
+        let order = create_retail_order(port, &format!("buyer-{i}"), "TEA");
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids[..DUE + 1] {
+        let (status, body) = http(port, "POST", &format!("/v1/orders/{id}/cancel"), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut hot_versions = Vec::new();
+    for id in &ids {
+        let (status, order) = version_of(port, id);
+        assert_eq!(status, 200);
+        hot_versions.push(order["version"].as_u64().unwrap());
+    }
+    stop(&mut server);
+    let due = ids[..DUE].to_vec();
+    let (recent, open) = (&ids[DUE], &ids[DUE + 1]);
+    let pools = env.pools().await;
+    let mut aged = due.clone();
+    aged.push(open.clone());
+    for pool in &pools {
+        sqlx::query(&format!(
+            "UPDATE orders SET updated_at_ms = updated_at_ms - {AGE_MS} WHERE id IN ({})",
+            id_list(&aged)
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    // a kill after every step; after each, every due order is in exactly one place
+    for (kills, step) in STEPS.iter().enumerate() {
+        archive_killed_after(&env, step);
+        let (hot, events, archived) = census(&pools, &due).await;
+        assert_eq!(
+            events, archived,
+            "a second order.archived event after {step}"
+        );
+        assert_eq!(
+            hot + archived,
+            DUE as i64,
+            "after the kill at {step}: {hot} hot + {archived} archived"
+        );
+        // the run stopped at or before its first order's `deleted`: it deleted at most one
+        assert!(archived <= kills as i64 + 1, "after {step}: {archived}");
+    }
+    let report = archive_once(&env);
+    assert_eq!(report["errors"], 0, "{report}");
+    let (hot, events, archived) = census(&pools, &due).await;
+    assert_eq!((hot, events, archived), (0, DUE as i64, DUE as i64));
+    // the recent and the open order stay hot
+    let kept = sum(
+        &pools,
+        &format!("SELECT COUNT(*) FROM orders WHERE id IN ({recent},{open})"),
+    )
+    .await;
+    assert_eq!(kept, 2);
+    for table in ["order_lines", "order_history", "order_identifiers"] {
+        let left = sum(
+            &pools,
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE order_id IN ({})",
+                id_list(&due)
+            ),
+        )
+        .await;
+        assert_eq!(left, 0, "{table} rows of archived orders are left");
+    }
+    // a second run finds nothing more to do
+    let again = archive_once(&env);
+    assert_eq!(again["moved"], 0, "{again}");
+    for pool in pools {
+        pool.close().await;
+    }
+
+    // archived orders still answer, read-only; the projector takes their archived copies
+    let mut server = env.serve(port);
+    for (id, hot_version) in due.iter().zip(&hot_versions) {
+        let (status, order) = version_of(port, id);
+        assert_eq!(status, 200, "{order}");
+        assert_eq!(order["version"].as_u64(), Some(hot_version + 1), "{order}");
+        assert_eq!(order["status"], "cancelled");
+        let (status, body) = http(port, "GET", &format!("/v1/orders/{id}/history"), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+        let (status, body) = http(port, "POST", &format!("/v1/orders/{id}/cancel"), None).unwrap();
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("archived"), "{body}");
+    }
+    let (status, _) = version_of(port, open);
+    assert_eq!(status, 200);
+    if let Mode::SingleNode = env.mode {
+        // the single-node projector applies the archived events (search gets the copies)
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, metrics) = http(port, "GET", "/metrics", None).unwrap();
+            let events: f64 = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("oc_projector_events_total "))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.0);
+            if events >= DUE as f64 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the projector never took the archived events"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // past the embedded index's commit interval
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    stop(&mut server);
+    if let Mode::Cluster { .. } = env.mode {
+        // a cluster's projector (not running here: no Kafka in this test) keeps every hot
+        // order in the cold store too; the backfill stands in for it, so the hot orders
+        // are compared as well and the archived ones are the cold store's only extras
+        let backfill = env
+            .command()
+            .args(["backfill", "--tenant", "retail"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            backfill.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&backfill.stderr)
+        );
+    }
+
+    let reconcile = env
+        .command()
+        .args([
+            "reconcile",
+            "--tenant",
+            "retail",
+            "--from",
+            "2025-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&reconcile.stdout).unwrap();
+    assert_eq!(reconcile.status.code(), Some(0), "{report}");
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(report["shard_count"], 2, "{report}");
+    let cold_archived = report["per_model"]["cold"]["archived"].as_array().unwrap();
+    assert_eq!(cold_archived.len(), DUE, "{report}");
+    if let Mode::SingleNode = env.mode {
+        let search_archived = report["per_model"]["search"]["archived"]
+            .as_array()
+            .unwrap();
+        assert_eq!(search_archived.len(), DUE, "{report}");
+    }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_embedded_cold_store_archive_survives_a_kill_at_every_step() {
+    archive_survives_a_kill_at_every_step(Env::single_node()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_and_hbase_archive_survives_a_kill_at_every_step() {
+    archive_survives_a_kill_at_every_step(Env::cluster("archive_kill").await).await;
+}
