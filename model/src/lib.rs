@@ -22,6 +22,7 @@ pub mod sealing;
 pub mod search;
 pub mod state;
 pub mod stock;
+mod wire;
 
 pub use error::{DomainError, DomainResult, ErrorCode};
 pub use event::{
