@@ -371,20 +371,29 @@ impl ColdStore for FailingFor {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered() {
-    let shards = Shards::mariadb("dead_letters_transient").await;
+/// One retail order whose cold-store writes go through `switch`, ten express orders that
+/// go straight to redb, applied in one batch by a projector with fast retries and 3
+/// attempts per order; the batch must settle.
+struct OneFailing {
+    shards: Shards,
+    models: ReadModels,
+    failing: Order,
+    good: Vec<Vec<Order>>,
+    projector: Projector,
+}
+
+async fn apply_with_one_failing(
+    label: &str,
+    switch: impl FnOnce(Arc<RedbColdStore>, OrderId) -> FailingFor,
+) -> OneFailing {
+    let shards = Shards::mariadb(label).await;
     let models = ReadModels::open().await;
-    let (retail, express) = (tenant("retail"), tenant("express"));
-    let bad = create_orders(&shards.store, &retail, 0, 1, 1).await;
-    let bad = bad[0].last().unwrap().clone();
-    let good = create_orders(&shards.store, &express, 100, 10, 1).await;
+    let failing = create_orders(&shards.store, &tenant("retail"), 0, 1, 1).await;
+    let failing = failing[0].last().unwrap().clone();
+    let good = create_orders(&shards.store, &tenant("express"), 100, 10, 1).await;
     let projector = Projector::new(
         shards.store(),
-        Sinks::none().with_cold(Arc::new(FailingFor::unavailable(
-            Arc::clone(&models.cold),
-            bad.main.id,
-        ))),
+        Sinks::none().with_cold(Arc::new(switch(Arc::clone(&models.cold), failing.main.id))),
         fields(),
         ProjectorConfig {
             retry: RetryPolicy {
@@ -397,7 +406,7 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
         },
     )
     .with_dead_letters(Arc::new(shards.store.clone()));
-    let events: Vec<_> = std::iter::once(&bad)
+    let events: Vec<_> = std::iter::once(&failing)
         .chain(good.iter().map(|versions| versions.last().unwrap()))
         .map(|order| event_of(order, OrderEventKind::Created))
         .collect();
@@ -405,11 +414,23 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
         .await
         .expect("the batch settles: the failing order does not hold it")
         .unwrap();
+    OneFailing {
+        shards,
+        models,
+        failing,
+        good,
+        projector,
+    }
+}
 
-    for versions in &good {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered() {
+    let run = apply_with_one_failing("dead_letters_transient", FailingFor::unavailable).await;
+    let (retail, express) = (tenant("retail"), tenant("express"));
+    for versions in &run.good {
         let latest = versions.last().unwrap();
         assert!(
-            models
+            run.models
                 .cold
                 .get(&express, latest.main.id)
                 .await
@@ -417,17 +438,17 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
                 .is_some()
         );
     }
-    let letters = shards.store.list(None, 10).await.unwrap();
+    let letters = run.shards.store.list(None, 10).await.unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
     assert_eq!(
         (&letter.tenant, letter.order_id, letter.sink),
-        (&retail, bad.main.id, SinkKind::Cold)
+        (&retail, run.failing.main.id, SinkKind::Cold)
     );
     assert_eq!(letter.error_code, oc_model::ErrorCode::Unavailable);
     assert!(letter.attempts >= 3, "{letter:?}");
-    assert_eq!(projector.stats().cold.unwrap().dead_lettered, 1);
-    shards.finish().await;
+    assert_eq!(run.projector.stats().cold.unwrap().dead_lettered, 1);
+    run.shards.finish().await;
 }
 
 /// Found by the soak: right after an outage a half-open breaker lets a few probes through
@@ -437,47 +458,21 @@ async fn an_order_failing_transiently_while_others_go_through_is_dead_lettered()
 /// the breaker lets it through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_a_breaker_refuses_while_others_go_through_is_written_not_dead_lettered() {
-    let shards = Shards::mariadb("dead_letters_unsent").await;
-    let models = ReadModels::open().await;
-    let (retail, express) = (tenant("retail"), tenant("express"));
-    let refused = create_orders(&shards.store, &retail, 0, 1, 1).await;
-    let refused = refused[0].last().unwrap().clone();
-    let good = create_orders(&shards.store, &express, 100, 10, 1).await;
-    let projector = Projector::new(
-        shards.store(),
-        Sinks::none().with_cold(Arc::new(FailingFor::refused_by_breaker(
-            Arc::clone(&models.cold),
-            refused.main.id,
-            8,
-        ))),
-        fields(),
-        ProjectorConfig {
-            retry: RetryPolicy {
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                max_attempts: None,
-            },
-            attempts_per_order: 3,
-            ..ProjectorConfig::default()
-        },
-    )
-    .with_dead_letters(Arc::new(shards.store.clone()));
-    let events: Vec<_> = std::iter::once(&refused)
-        .chain(good.iter().map(|versions| versions.last().unwrap()))
-        .map(|order| event_of(order, OrderEventKind::Created))
-        .collect();
-    tokio::time::timeout(STEP, projector.apply_events(&events))
-        .await
-        .expect("the batch settles")
-        .unwrap();
-
-    let letters = shards.store.list(None, 10).await.unwrap();
+    let run = apply_with_one_failing("dead_letters_unsent", |cold, id| {
+        FailingFor::refused_by_breaker(cold, id, 8)
+    })
+    .await;
+    let letters = run.shards.store.list(None, 10).await.unwrap();
     assert!(letters.is_empty(), "{letters:?}");
     assert_eq!(
-        models.cold.get(&retail, refused.main.id).await.unwrap(),
-        Some(refused.clone()),
+        run.models
+            .cold
+            .get(&tenant("retail"), run.failing.main.id)
+            .await
+            .unwrap(),
+        Some(run.failing.clone()),
         "written once the breaker let it through"
     );
-    assert_eq!(projector.stats().cold.unwrap().dead_lettered, 0);
-    shards.finish().await;
+    assert_eq!(run.projector.stats().cold.unwrap().dead_lettered, 0);
+    run.shards.finish().await;
 }
