@@ -125,16 +125,9 @@ impl ColdStore for HbaseColdStore {
         let tenant = tenant.clone();
         self.pool
             .run(move |client, config| {
-                let cells = client.get(
-                    config.table.as_bytes().to_vec(),
-                    row,
-                    COLUMN_ORDER.to_vec(),
-                    BTreeMap::new(),
-                )?;
-                let Some(json) = cells.into_iter().next().and_then(|cell| cell.value) else {
-                    return Ok(None);
-                };
-                Ok(Some(codec::decode(&json, &tenant, id)?))
+                read_cell(client, config.table.as_bytes(), &row, COLUMN_ORDER)?
+                    .map(|json| Ok(codec::decode(&json, &tenant, id)?))
+                    .transpose()
             })
             .await
     }
@@ -190,16 +183,9 @@ impl ColdStore for HbaseColdStore {
         let tenant = tenant.clone();
         self.pool
             .run(move |client, config| {
-                let cells = client.get(
-                    config.table.as_bytes().to_vec(),
-                    row,
-                    COLUMN_HISTORY.to_vec(),
-                    BTreeMap::new(),
-                )?;
-                let Some(json) = cells.into_iter().next().and_then(|cell| cell.value) else {
-                    return Ok(None);
-                };
-                Ok(Some(codec::decode_history(&json, &tenant, id)?))
+                read_cell(client, config.table.as_bytes(), &row, COLUMN_HISTORY)?
+                    .map(|json| Ok(codec::decode_history(&json, &tenant, id)?))
+                    .transpose()
             })
             .await
     }
@@ -327,14 +313,24 @@ fn put_if_newer(
     .into())
 }
 
-fn read_version(client: &mut Client, table: &[u8], row: &[u8]) -> Result<Option<u64>, CallError> {
+/// The newest value of one cell of a row, if the row has it.
+fn read_cell(
+    client: &mut Client,
+    table: &[u8],
+    row: &[u8],
+    column: &[u8],
+) -> Result<Option<Vec<u8>>, CallError> {
     let cells = client.get(
         table.to_vec(),
         row.to_vec(),
-        COLUMN_VERSION.to_vec(),
+        column.to_vec(),
         BTreeMap::new(),
     )?;
-    let Some(value) = cells.into_iter().next().and_then(|cell| cell.value) else {
+    Ok(cells.into_iter().next().and_then(|cell| cell.value))
+}
+
+fn read_version(client: &mut Client, table: &[u8], row: &[u8]) -> Result<Option<u64>, CallError> {
+    let Some(value) = read_cell(client, table, row, COLUMN_VERSION)? else {
         return Ok(None);
     };
     let bytes: [u8; 8] = value
