@@ -5,6 +5,7 @@ pub mod archive;
 pub mod builder;
 pub mod caller;
 pub mod orders;
+pub mod pace;
 pub mod payments;
 pub mod scheduler;
 pub mod sealing;

@@ -51,6 +51,7 @@ use oc_model::{
 use oc_tenant_config::{ConfigHandle, TenantConfig};
 
 use crate::Core;
+use crate::pace::Pacer;
 
 pub use stats::ArchiveStats;
 
@@ -286,10 +287,11 @@ impl Archiver {
         let mut pacer = Pacer::new(self.settings.rate_per_sec);
         for tenant in config.tenants() {
             let cutoff = self.cutoff(tenant);
+            let statuses = terminal_statuses(tenant);
             for shard in self.archive.shards() {
-                for status in terminal_statuses(tenant) {
+                for status in &statuses {
                     let walked = self
-                        .archive_status(tenant, shard, &status, cutoff, &mut pacer, &mut report)
+                        .archive_status(tenant, shard, status, cutoff, &mut pacer, &mut report)
                         .await;
                     if let Err(error) = walked {
                         report.errors += 1;
@@ -457,32 +459,5 @@ impl Archiver {
         let stored_history: Vec<HistoryEntry> =
             self.cold.history(tenant, id).await?.unwrap_or_default();
         Ok(checksum(&stored_history)?.1 == history_sum)
-    }
-}
-
-/// Paces calls to at most `rate` a second: each waits for its slot.
-struct Pacer {
-    interval: Option<Duration>,
-    next: tokio::time::Instant,
-}
-
-impl Pacer {
-    fn new(rate_per_sec: u32) -> Pacer {
-        Pacer {
-            interval: (rate_per_sec > 0).then(|| Duration::from_secs(1) / rate_per_sec),
-            next: tokio::time::Instant::now(),
-        }
-    }
-
-    async fn wait(&mut self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let now = tokio::time::Instant::now();
-        if self.next > now {
-            tokio::time::sleep_until(self.next).await;
-        }
-        // no credit for idle time: a slow pass does not earn a burst
-        self.next = self.next.max(now) + interval;
     }
 }

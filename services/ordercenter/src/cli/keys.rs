@@ -37,6 +37,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use oc_core::Sealer;
+use oc_core::pace::Pacer;
 use oc_core::sealing::{kv_sealing, sealed_key_versions};
 use oc_crypto::{KeyRing, KeyRingFile, KeyRingFileLock, MasterKey};
 use oc_model::ports::{Cache, OrderStore as _, ShardScan as _};
@@ -460,23 +461,6 @@ struct ReencryptReport {
     seconds: f64,
 }
 
-/// Paces the walk at `rate` orders per second (no pacing without a rate).
-struct Pacer {
-    rate: Option<u32>,
-    started: Instant,
-    done: u64,
-}
-
-impl Pacer {
-    async fn tick(&mut self) {
-        self.done += 1;
-        if let Some(rate) = self.rate {
-            let due = self.started + Duration::from_secs_f64(self.done as f64 / f64::from(rate));
-            tokio::time::sleep_until(due.into()).await;
-        }
-    }
-}
-
 async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result<ExitCode> {
     let keys = open_keys(common)?;
     // the file is read again before every pass: a rotation meanwhile is followed
@@ -497,11 +481,8 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
     };
     let started = Instant::now();
     let mut report = ReencryptReport::default();
-    let mut pacer = Pacer {
-        rate: options.rate,
-        started,
-        done: 0,
-    };
+    // the archive's pacer: no burst after a slow stretch
+    let mut pacer = Pacer::new(options.rate.unwrap_or(0));
     let tenant_filter = options.tenant.as_ref().map(|t| t.as_str().to_owned());
     while report.passes < options.max_passes {
         report.passes += 1;
@@ -542,7 +523,7 @@ async fn reencrypt(common: &Common, options: ReencryptOptions) -> anyhow::Result
                     break;
                 };
                 for (tenant, id) in &keys {
-                    pacer.tick().await;
+                    pacer.wait().await;
                     reencrypt_order(
                         &store,
                         &sealer,
