@@ -185,6 +185,18 @@ impl RefundSplit {
         requested: &[RequestedLine],
         taken: &BTreeMap<u32, u32>,
     ) -> DomainResult<BTreeMap<u32, u32>> {
+        self.resolve_attributed(requested, taken)
+            .map(|(asked, _)| asked)
+    }
+
+    /// [`RefundSplit::resolve`], and for each order line the index of the last request line
+    /// that took units of it: the line a later refusal (the store's conditional update losing
+    /// a race) names.
+    pub fn resolve_attributed(
+        &self,
+        requested: &[RequestedLine],
+        taken: &BTreeMap<u32, u32>,
+    ) -> DomainResult<(BTreeMap<u32, u32>, BTreeMap<u32, usize>)> {
         if requested.is_empty() {
             return Err(DomainError::invalid(
                 "/lines",
@@ -192,6 +204,7 @@ impl RefundSplit {
             ));
         }
         let mut asked: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut asked_by: BTreeMap<u32, usize> = BTreeMap::new();
         for (index, request) in requested.iter().enumerate() {
             let path = format!("/lines/{index}");
             if request.quantity == 0 {
@@ -211,6 +224,7 @@ impl RefundSplit {
                 let share = wanted.min(free);
                 if share > 0 {
                     *asked.entry(line.line_no).or_default() += share;
+                    asked_by.insert(line.line_no, index);
                     wanted -= share;
                 }
                 if wanted == 0 {
@@ -236,7 +250,7 @@ impl RefundSplit {
                 ));
             }
         }
-        Ok(asked)
+        Ok((asked, asked_by))
     }
 
     /// The order lines a request line names: all of one key, or refused (none, or several

@@ -26,7 +26,6 @@
 
 mod view;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -183,17 +182,8 @@ impl AfterSaleService {
             .store
             .units_taken(&caller.tenant, order.main.id)
             .await?;
-        let resolved = split.resolve(&request.lines, &taken)?;
-        // the request line a refusal names for each order line: the last that asked for it
-        let mut request_of: BTreeMap<u32, usize> = BTreeMap::new();
-        for (index, line) in request.lines.iter().enumerate() {
-            let resolved_again = split.resolve(std::slice::from_ref(line), &BTreeMap::new());
-            if let Ok(lines) = resolved_again {
-                for line_no in lines.keys() {
-                    request_of.insert(*line_no, index);
-                }
-            }
-        }
+        // and the request line a refusal names for each order line: the last that took of it
+        let (resolved, request_of) = split.resolve_attributed(&request.lines, &taken)?;
         let now = self.orders.now_ms();
         let id = AfterSaleId::generated(
             self.orders
