@@ -40,28 +40,18 @@ struct Keys {
 impl Keys {
     fn command(&self) -> Command {
         let mut command = command(self.data.path());
-        command
-            .env("OC_SHARDS", &self.shards)
-            .env("OC_MASTER_KEY", "42".repeat(32))
-            .env("OC_MAX_CONNECTIONS_PER_SHARD", "8");
+        on_shards(&mut command, &self.shards).env("OC_MAX_CONNECTIONS_PER_SHARD", "8");
         command
     }
 
     /// A server; `node` must differ between servers running at once (order ids embed it).
     fn serve(&self, port: u16, node: u8, extra: &[(&str, String)]) -> Server {
         let mut command = self.command();
-        command
-            .arg("serve")
-            .env("OC_NODE_ID", node.to_string())
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        command.env("OC_NODE_ID", node.to_string());
         for (name, value) in extra {
             command.env(name, value);
         }
-        let server = Server(command.spawn().unwrap());
-        wait_healthy(port);
-        server
+        serve(command, port)
     }
 
     /// Runs `ordercenter <args>` to completion (bounded by the caller's data size).
