@@ -339,17 +339,7 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
         // a cluster's projector (not running here: no Kafka in this test) keeps every hot
         // order in the cold store too; the backfill stands in for it, so the hot orders
         // are compared as well and the archived ones are the cold store's only extras
-        let backfill = env
-            .command()
-            .args(["backfill", "--tenant", "retail"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            backfill.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&backfill.stderr)
-        );
+        backfill(env.command(), "retail");
     }
 
     let report = reconcile_report(env.command(), "retail");

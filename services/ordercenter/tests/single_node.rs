@@ -69,17 +69,7 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     // a rebuilt read model reconciles clean as well: the search index is thrown away, so
     // what reconcile finds in it is what backfill wrote (without the rebuild it is not clean)
     std::fs::remove_dir_all(data.path().join("search")).unwrap();
-    let backfill = command(data.path())
-        .args(["backfill", "--tenant", "retail"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        backfill.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&backfill.stderr)
-    );
-    let backfilled: serde_json::Value = serde_json::from_slice(&backfill.stdout).unwrap();
+    let backfilled = backfill(command(data.path()), "retail");
     assert_eq!(backfilled["orders"], 1, "{backfilled}");
     let rebuilt = reconcile(command(data.path()), "retail");
     let report: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();

@@ -81,6 +81,23 @@ pub fn reconcile_report(command: Command, tenant: &str) -> serde_json::Value {
     report
 }
 
+/// `ordercenter backfill` of `tenant` in `command`'s environment, which must exit 0: its
+/// JSON report.
+pub fn backfill(mut command: Command, tenant: &str) -> serde_json::Value {
+    let output = command
+        .stdout(Stdio::piped())
+        .args(["backfill", "--tenant", tenant])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// Gives `tenant`'s `standard` orders in the config directory `dir` (a copy of the examples)
 /// a payment window of `seconds` instead of the example's 1800.
 pub fn with_payment_window(dir: &Path, tenant: &str, seconds: u64) {
