@@ -327,6 +327,78 @@ impl TestApp {
             .await
     }
 
+    /// `PUT /v1/stock/{sku}` of `available` units as `key`: the reply, unchecked.
+    async fn put_stock(&self, key: &str, sku: &str, available: u64) -> Reply {
+        self.call(
+            "PUT",
+            &format!("/v1/stock/{sku}"),
+            Some(key),
+            &[],
+            Some(json!({"available": available})),
+        )
+        .await
+    }
+
+    /// `(available, reserved, sold)` of `sku` as the stock API shows it to `key` (an admin).
+    async fn stock(&self, key: &str, sku: &str) -> (u64, u64, u64) {
+        let level = self
+            .call("GET", &format!("/v1/stock/{sku}"), Some(key), &[], None)
+            .await;
+        level.expect(StatusCode::OK);
+        let count = |name: &str| level.body[name].as_u64().unwrap();
+        (count("available"), count("reserved"), count("sold"))
+    }
+
+    /// The stock gate's counter of `sku` for `tenant` in Redis, if it holds one.
+    async fn gate_counter(&self, tenant: &str, sku: &str) -> Option<i64> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.gate_key(tenant, sku));
+        self.redis_query(get).await
+    }
+
+    /// Sets the stock gate's counter of `sku` by hand; `None` deletes it, as a Redis
+    /// restarted empty would.
+    async fn set_gate_counter(&self, tenant: &str, sku: &str, value: Option<i64>) {
+        let key = self.gate_key(tenant, sku);
+        let command = match value {
+            Some(value) => {
+                let mut set = redis::cmd("SET");
+                set.arg(key).arg(value);
+                set
+            }
+            None => {
+                let mut del = redis::cmd("DEL");
+                del.arg(key);
+                del
+            }
+        };
+        let () = self.redis_query(command).await;
+    }
+
+    fn gate_key(&self, tenant: &str, sku: &str) -> String {
+        self.gate
+            .as_ref()
+            .unwrap()
+            .key(&TenantId::parse(tenant).unwrap(), &Sku::parse(sku).unwrap())
+    }
+
+    async fn redis_query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> T {
+        let mut redis = self.redis.as_ref().unwrap().connection().await.unwrap();
+        command.query_async(&mut redis).await.unwrap()
+    }
+
+    /// Places `order` as `key` (it must be created) and fires `pay` on it at version 1: the
+    /// paid order's id.
+    async fn paid_order(&self, key: &str, order: Value) -> String {
+        let created = self.create(key, order).await;
+        created.expect(StatusCode::CREATED);
+        let id = created.id();
+        fire(self, key, &id, Some("\"1\""), json!({"event": "pay"}))
+            .await
+            .expect(StatusCode::OK);
+        id
+    }
+
     /// Rows across every shard of a table.
     async fn count(&self, table: &str) -> i64 {
         let mut total = 0;
@@ -2994,47 +3066,24 @@ async fn cancel_is_the_cancel_transition(app: &TestApp) {
 }
 
 async fn stock_of(app: &TestApp, sku: &str) -> (u64, u64, u64) {
-    let level = app
-        .call(
-            "GET",
-            &format!("/v1/stock/{sku}"),
-            Some(RETAIL_ADMIN),
-            &[],
-            None,
-        )
-        .await;
-    level.expect(StatusCode::OK);
-    let count = |name: &str| level.body[name].as_u64().unwrap();
-    (count("available"), count("reserved"), count("sold"))
+    app.stock(RETAIL_ADMIN, sku).await
 }
 
 /// Retail keeps stock (`inventory: builtin`): placement reserves every line's units or none
 /// (409 out_of_stock naming the SKU and its line), `pay` sells them, `cancel` gives them
 /// back; SKUs nobody set stock for are sold without a reservation (`untracked_skus: allow`).
 async fn placement_reserves_stock_all_or_nothing_and_transitions_settle_it(app: &TestApp) {
-    let put = |sku: &'static str, available: u64| async move {
-        app.call(
-            "PUT",
-            &format!("/v1/stock/{sku}"),
-            Some(RETAIL_ADMIN),
-            &[],
-            Some(json!({"available": available})),
-        )
-        .await
-    };
-    let set = put("TSHIRT-M", 2).await;
+    let set = app.put_stock(RETAIL_ADMIN, "TSHIRT-M", 2).await;
     set.expect(StatusCode::OK);
     assert_eq!(set.body["available"], 2);
-    put("VASE-1", 3).await.expect(StatusCode::OK);
-    app.call(
-        "PUT",
-        "/v1/stock/TSHIRT-M",
-        Some(RETAIL_BL),
-        &[],
-        Some(json!({"available": 100})),
-    )
-    .await
-    .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    app.put_stock(RETAIL_ADMIN, "VASE-1", 3)
+        .await
+        .expect(StatusCode::OK);
+    app.put_stock(RETAIL_BL, "TSHIRT-M", 100).await.problem(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        None,
+    );
     app.call("GET", "/v1/stock/NEVER-SET", Some(RETAIL_ADMIN), &[], None)
         .await
         .problem(StatusCode::NOT_FOUND, "not_found", None);
@@ -3121,42 +3170,12 @@ fn flash_order(buyer: &str, lines: &[(&str, u32)]) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
     let app = TestApp::mariadb("api_stock_gate").await;
-    let gate = app.gate.clone().unwrap();
-    let prefix = app.redis.clone().unwrap();
-    let mut redis = prefix.connection().await.unwrap();
-    let tenant = TenantId::parse("flash").unwrap();
-    let key = |sku: &str| gate.key(&tenant, &Sku::parse(sku).unwrap());
-    let counter = async |redis: &mut redis::aio::MultiplexedConnection, sku: &str| -> Option<i64> {
-        redis::cmd("GET")
-            .arg(key(sku))
-            .query_async(redis)
-            .await
-            .unwrap()
-    };
-    let stock = async |sku: &str| {
-        let level = app
-            .call(
-                "GET",
-                &format!("/v1/stock/{sku}"),
-                Some(FLASH_ADMIN),
-                &[],
-                None,
-            )
-            .await;
-        level.expect(StatusCode::OK);
-        let count = |name: &str| level.body[name].as_u64().unwrap();
-        (count("available"), count("reserved"), count("sold"))
-    };
+    let counter = async |sku: &str| app.gate_counter("flash", sku).await;
+    let stock = async |sku: &str| app.stock(FLASH_ADMIN, sku).await;
     for (sku, units) in [("KETTLE-1", 3), ("TV-55", 1), ("MUG-1", 5)] {
-        app.call(
-            "PUT",
-            &format!("/v1/stock/{sku}"),
-            Some(FLASH_ADMIN),
-            &[],
-            Some(json!({"available": units})),
-        )
-        .await
-        .expect(StatusCode::OK);
+        app.put_stock(FLASH_ADMIN, sku, units)
+            .await
+            .expect(StatusCode::OK);
     }
 
     // the first placement seeds the hot counters from SQL and takes from them
@@ -3167,9 +3186,9 @@ async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
         )
         .await;
     first.expect(StatusCode::CREATED);
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
-    assert_eq!(counter(&mut redis, "TV-55").await, Some(0));
-    assert_eq!(counter(&mut redis, "MUG-1").await, None, "MUG-1 is not hot");
+    assert_eq!(counter("KETTLE-1").await, Some(2));
+    assert_eq!(counter("TV-55").await, Some(0));
+    assert_eq!(counter("MUG-1").await, None, "MUG-1 is not hot");
     assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
 
     // TV-55 is sold out at the gate: refused naming it at its line; the kettle keeps its
@@ -3189,43 +3208,29 @@ async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
             .contains("SKU TV-55 is out of stock")
     );
     assert_eq!(app.count("orders").await, orders);
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
+    assert_eq!(counter("KETTLE-1").await, Some(2));
     assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
 
     // a counter too high: SQL's conditional decrement refuses, the gate gets its units back
-    let _: () = redis::cmd("SET")
-        .arg(key("KETTLE-1"))
-        .arg(100)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    app.set_gate_counter("flash", "KETTLE-1", Some(100)).await;
     app.create(FLASH_BL, flash_order("b3", &[("KETTLE-1", 3)]))
         .await
         .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(100));
+    assert_eq!(counter("KETTLE-1").await, Some(100));
     assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
 
     // a counter too low refuses while it lives; deleted (Redis restarted empty), it is
     // rebuilt from SQL and the units sell
-    let _: () = redis::cmd("SET")
-        .arg(key("KETTLE-1"))
-        .arg(0)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    app.set_gate_counter("flash", "KETTLE-1", Some(0)).await;
     app.create(FLASH_BL, flash_order("b4", &[("KETTLE-1", 2)]))
         .await
         .problem(StatusCode::CONFLICT, "out_of_stock", Some("/lines/0/sku"));
-    let _: () = redis::cmd("DEL")
-        .arg(key("KETTLE-1"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    app.set_gate_counter("flash", "KETTLE-1", None).await;
     let second = app
         .create(FLASH_BL, flash_order("b4", &[("KETTLE-1", 2)]))
         .await;
     second.expect(StatusCode::CREATED);
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(0));
+    assert_eq!(counter("KETTLE-1").await, Some(0));
     assert_eq!(stock("KETTLE-1").await, (0, 3, 0));
 
     // a cancel gives the units back to SQL and to the gate
@@ -3239,25 +3244,18 @@ async fn the_redis_stock_gate_admits_hot_skus_in_front_of_sql() {
     .await
     .expect(StatusCode::OK);
     assert_eq!(stock("KETTLE-1").await, (2, 1, 0));
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(2));
+    assert_eq!(counter("KETTLE-1").await, Some(2));
 
     // setting the stock drops the counter; the next placement seeds it from the new level
-    app.call(
-        "PUT",
-        "/v1/stock/KETTLE-1",
-        Some(FLASH_ADMIN),
-        &[],
-        Some(json!({"available": 10})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, None);
+    app.put_stock(FLASH_ADMIN, "KETTLE-1", 10)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(counter("KETTLE-1").await, None);
     app.create(FLASH_BL, flash_order("b5", &[("KETTLE-1", 4)]))
         .await
         .expect(StatusCode::CREATED);
-    assert_eq!(counter(&mut redis, "KETTLE-1").await, Some(6));
+    assert_eq!(counter("KETTLE-1").await, Some(6));
     assert_eq!(stock("KETTLE-1").await, (6, 5, 0));
-    drop(redis);
     app.finish().await;
 }
 
@@ -3339,6 +3337,21 @@ async fn after_sale_call(app: &TestApp, key: &str, path: &str, body: Option<Valu
     app.call(method, path, Some(key), &[], body).await
 }
 
+/// A retail order of merchant `acme` with `lines`.
+fn acme_order(buyer: &str, lines: Value) -> Value {
+    let mut order = retail_order(buyer);
+    order["merchant_id"] = json!("acme");
+    order["lines"] = lines;
+    order
+}
+
+/// An after-sale application of `type` through `channel` for one unit of line `skuB`
+/// (promotion `1`).
+fn one_unit_of_b(kind: &str, channel: &str) -> Value {
+    json!({"type": kind, "channel": channel,
+           "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})
+}
+
 /// After-sales through the API (seed 000, AFTERSALES.md §4 and §6): the duplicate-`skuA`
 /// request is refused naming its second line with nothing recorded; a user's application goes
 /// to the merchant, a rejection is appealed once to customer service, whose approval the
@@ -3346,21 +3359,23 @@ async fn after_sale_call(app: &TestApp, key: &str, path: &str, body: Option<Valu
 /// the payment; the merchant's own application is approved at once and takes the last unit;
 /// another tenant sees none of it.
 async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
-    let mut order = retail_order("buyer-after-sale");
-    order["merchant_id"] = json!("acme");
-    order["lines"] = json!([
+    let order = acme_order(
+        "buyer-after-sale",
+        json!([
         {"sku": "skuA", "product_name": "A", "quantity": 1, "unit_price_minor": 1000, "promotion_type": "1"},
         {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
-    ]);
+        ]),
+    );
     let created = app.create(RETAIL_BL, order).await;
     created.expect(StatusCode::CREATED);
     let id = created.id();
+    let applications = format!("/v1/orders/{id}/after-sales");
     // nothing to after-sale before the order is paid
     let early = after_sale_call(
         app,
         RETAIL_BL,
-        &format!("/v1/orders/{id}/after-sales"),
-        Some(json!({"type": "refund_only", "channel": "user", "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+        &applications,
+        Some(one_unit_of_b("refund_only", "user")),
     )
     .await;
     early.problem(StatusCode::CONFLICT, "invalid_transition", None);
@@ -3369,7 +3384,6 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
         .expect(StatusCode::OK);
     captured_payment(app, &id, 4_000).await;
 
-    let applications = format!("/v1/orders/{id}/after-sales");
     let attack = json!({"type": "refund_only", "channel": "customer_service", "lines": [
         {"quantity": 1, "sku": "skuA", "promotion_type": "1"},
         {"quantity": 1, "sku": "skuA", "promotion_type": "1"}
@@ -3383,16 +3397,9 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
         );
     assert_eq!(app.count("after_sales").await, 0, "nothing recorded");
 
-    let applied = after_sale_call(
-        app,
-        RETAIL_BL,
-        &applications,
-        Some(
-            json!({"type": "refund_only", "channel": "user", "reason": "damaged",
-                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]}),
-        ),
-    )
-    .await;
+    let mut damaged = one_unit_of_b("refund_only", "user");
+    damaged["reason"] = json!("damaged");
+    let applied = after_sale_call(app, RETAIL_BL, &applications, Some(damaged)).await;
     applied.expect(StatusCode::CREATED);
     assert_eq!(applied.body["status"], "applied");
     assert_eq!(applied.body["reviewer"], "merchant");
@@ -3523,8 +3530,7 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
         app,
         RETAIL_CS,
         &applications,
-        Some(json!({"type": "exchange", "channel": "customer_service",
-                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+        Some(one_unit_of_b("exchange", "customer_service")),
     )
     .await
     .problem(
@@ -3542,17 +3548,13 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
 /// exactly 3 are accepted, every other is 422 naming the line, and the accepted units refund
 /// the line's 4,500 exactly.
 async fn sixty_four_applications_from_three_channels_take_exactly_the_bought_units(app: &TestApp) {
-    let mut order = retail_order("buyer-race");
-    order["merchant_id"] = json!("acme");
-    order["lines"] = json!([
+    let order = acme_order(
+        "buyer-race",
+        json!([
         {"sku": "skuB", "product_name": "B", "quantity": 3, "unit_price_minor": 1500, "promotion_type": "1"}
-    ]);
-    let created = app.create(RETAIL_BL, order).await;
-    created.expect(StatusCode::CREATED);
-    let id = created.id();
-    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
-        .await
-        .expect(StatusCode::OK);
+        ]),
+    );
+    let id = app.paid_order(RETAIL_BL, order).await;
     let applications = format!("/v1/orders/{id}/after-sales");
     let channels = [
         (RETAIL_BL, "user"),
@@ -3569,8 +3571,7 @@ async fn sixty_four_applications_from_three_channels_take_exactly_the_bought_uni
                         app,
                         key,
                         &applications,
-                        Some(json!({"type": "refund_only", "channel": channel,
-                                    "lines": [{"sku": "skuB", "promotion_type": "1", "quantity": 1}]})),
+                        Some(one_unit_of_b("refund_only", channel)),
                     )
                     .await
                 }
@@ -3615,25 +3616,12 @@ async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
     };
     let app = TestApp::mariadb("api_sweep_gate").await;
     let gate = app.gate.clone().unwrap();
-    let mut redis = app.redis.clone().unwrap().connection().await.unwrap();
     let tenant = TenantId::parse("flash").unwrap();
     let sku = Sku::parse("KETTLE-1").unwrap();
-    let counter = async |redis: &mut redis::aio::MultiplexedConnection| -> Option<i64> {
-        redis::cmd("GET")
-            .arg(gate.key(&tenant, &sku))
-            .query_async(redis)
-            .await
-            .unwrap()
-    };
-    app.call(
-        "PUT",
-        "/v1/stock/KETTLE-1",
-        Some(FLASH_ADMIN),
-        &[],
-        Some(json!({"available": 5})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    let counter = async || app.gate_counter("flash", "KETTLE-1").await;
+    app.put_stock(FLASH_ADMIN, "KETTLE-1", 5)
+        .await
+        .expect(StatusCode::OK);
     gate.seed(&tenant, &sku, 5).await.unwrap();
     let now = time::OffsetDateTime::now_utc();
     // both reservations expired a second ago and are older than any create
@@ -3702,7 +3690,7 @@ async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
         })
         .await
         .unwrap();
-    assert_eq!(counter(&mut redis).await, Some(2));
+    assert_eq!(counter().await, Some(2));
     let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
     assert_eq!((level.available, level.reserved), (2, 3));
 
@@ -3723,14 +3711,13 @@ async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
     let level = app.store.stock_level(&tenant, &sku).await.unwrap().unwrap();
     assert_eq!((level.available, level.reserved), (5, 0));
     assert_eq!(
-        counter(&mut redis).await,
+        counter().await,
         Some(5),
         "the gate got back every unit the sweeper released"
     );
     // a second pass finds nothing: no unit is given back twice
     let again = scheduler.pass().await;
     assert_eq!((again.orphans_released, again.settled), (0, 0));
-    assert_eq!(counter(&mut redis).await, Some(5));
-    drop(redis);
+    assert_eq!(counter().await, Some(5));
     app.finish().await;
 }

@@ -71,17 +71,14 @@ impl Env {
         // no archive inside `serve`: the test runs it as its own process
         command.env("OC_ARCHIVE_RATE", "0");
         if let Mode::Cluster { databases, table } = &self.mode {
-            command
-                .env("OC_SHARDS", databases.urls().join(","))
-                .env("OC_MASTER_KEY", "42".repeat(32))
-                .env(
-                    "OC_COLD_URL",
-                    format!(
-                        "hbase://{}?table={}",
-                        oc_test_support::hbase_address(),
-                        table.name()
-                    ),
-                );
+            on_shards(&mut command, &databases.urls().join(",")).env(
+                "OC_COLD_URL",
+                format!(
+                    "hbase://{}?table={}",
+                    oc_test_support::hbase_address(),
+                    table.name()
+                ),
+            );
         }
         command
     }
@@ -111,17 +108,7 @@ impl Env {
     }
 
     fn serve(&self, port: u16) -> Server {
-        let server = Server(
-            self.command()
-                .arg("serve")
-                .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_healthy(port);
-        server
+        serve(self.command(), port)
     }
 
     async fn finish(self) {
@@ -352,34 +339,10 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
         // a cluster's projector (not running here: no Kafka in this test) keeps every hot
         // order in the cold store too; the backfill stands in for it, so the hot orders
         // are compared as well and the archived ones are the cold store's only extras
-        let backfill = env
-            .command()
-            .args(["backfill", "--tenant", "retail"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            backfill.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&backfill.stderr)
-        );
+        backfill(env.command(), "retail");
     }
 
-    let reconcile = env
-        .command()
-        .args([
-            "reconcile",
-            "--tenant",
-            "retail",
-            "--from",
-            "2025-01-01T00:00:00Z",
-            "--to",
-            "2100-01-01T00:00:00Z",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&reconcile.stdout).unwrap();
-    assert_eq!(reconcile.status.code(), Some(0), "{report}");
+    let report = reconcile_report(env.command(), "retail");
     assert_eq!(report["clean"], true, "{report}");
     assert_eq!(report["shard_count"], 2, "{report}");
     let cold_archived = report["per_model"]["cold"]["archived"].as_array().unwrap();

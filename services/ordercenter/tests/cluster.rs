@@ -27,10 +27,8 @@ struct Cluster {
 impl Cluster {
     fn command(&self, with_read_models: bool) -> Command {
         let mut command = command(self.data.path());
-        command
-            .env("OC_SHARDS", &self.shards)
+        on_shards(&mut command, &self.shards)
             .env("OC_KAFKA_URL", &self.kafka)
-            .env("OC_MASTER_KEY", "42".repeat(32))
             .env("OC_REDIS_URL", oc_test_support::redis_url())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -52,23 +50,7 @@ impl Cluster {
     }
 
     fn reconcile(&self) -> serde_json::Value {
-        let output = self
-            .command(true)
-            .stdout(Stdio::piped())
-            .args([
-                "reconcile",
-                "--tenant",
-                "retail",
-                "--from",
-                "2025-01-01T00:00:00Z",
-                "--to",
-                "2100-01-01T00:00:00Z",
-            ])
-            .output()
-            .unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(output.status.code(), Some(0), "{report}");
-        report
+        reconcile_report(self.command(true), "retail")
     }
 }
 

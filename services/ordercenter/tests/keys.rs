@@ -40,28 +40,18 @@ struct Keys {
 impl Keys {
     fn command(&self) -> Command {
         let mut command = command(self.data.path());
-        command
-            .env("OC_SHARDS", &self.shards)
-            .env("OC_MASTER_KEY", "42".repeat(32))
-            .env("OC_MAX_CONNECTIONS_PER_SHARD", "8");
+        on_shards(&mut command, &self.shards).env("OC_MAX_CONNECTIONS_PER_SHARD", "8");
         command
     }
 
     /// A server; `node` must differ between servers running at once (order ids embed it).
     fn serve(&self, port: u16, node: u8, extra: &[(&str, String)]) -> Server {
         let mut command = self.command();
-        command
-            .arg("serve")
-            .env("OC_NODE_ID", node.to_string())
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        command.env("OC_NODE_ID", node.to_string());
         for (name, value) in extra {
             command.env(name, value);
         }
-        let server = Server(command.spawn().unwrap());
-        wait_healthy(port);
-        server
+        serve(command, port)
     }
 
     /// Runs `ordercenter <args>` to completion (bounded by the caller's data size).
@@ -615,6 +605,27 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     databases.cleanup().await.unwrap();
 }
 
+/// `keys rotate`, SIGHUP to the server on `port` (a new order it writes is sealed under
+/// version 2 once it reloaded: retire waits for that too), then `keys reencrypt`, which
+/// must leave nothing under the old version.
+async fn rotate_and_reencrypt(keys: &Keys, pools: &[sqlx::MySqlPool], server: &Server, port: u16) {
+    keys.run_json(&["keys", "rotate"]);
+    signal(server, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut n = 100;
+    loop {
+        n += 1;
+        let order = create(port, n).unwrap();
+        if stored(pools, &order.id).await.unwrap().0 == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server A did not reload");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = keys.run_json(&["keys", "reencrypt"]);
+    assert_eq!(report["remaining_old"], serde_json::json!({}), "{report}");
+}
+
 /// A server that loaded the key ring before a rotation and never heard of it (no SIGHUP, no
 /// value under the new version read) still seals under the old version: retiring that
 /// version would make what it writes next unreadable. `keys retire` refuses until every
@@ -633,21 +644,7 @@ async fn retire_waits_until_every_server_seals_under_the_new_version() {
         assert_eq!(stored(&pools, &order.id).await.unwrap().0, 1);
     }
 
-    keys.run_json(&["keys", "rotate"]);
-    signal(&server_a, "HUP");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut n = 100;
-    loop {
-        n += 1;
-        let order = create(port_a, n).unwrap();
-        if stored(&pools, &order.id).await.unwrap().0 == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server A did not reload");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let report = keys.run_json(&["keys", "reencrypt"]);
-    assert_eq!(report["remaining_old"], serde_json::json!({}), "{report}");
+    rotate_and_reencrypt(&keys, &pools, &server_a, port_a).await;
 
     // server B still seals under version 1: retiring it is refused, the file keeps it
     let output = keys.run(&["keys", "retire", "1"]);
@@ -726,22 +723,7 @@ async fn an_encrypted_remark_survives_reencryption_and_retirement_of_its_key() {
     assert_eq!(created["operation"]["remark"], REMARK);
     assert_eq!(remark_version(&id).await, 1);
 
-    keys.run_json(&["keys", "rotate"]);
-    signal(&server_a, "HUP");
-    // A seals under version 2 once it reloaded (retire waits for that too)
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut n = 100;
-    loop {
-        n += 1;
-        let order = create(port_a, n).unwrap();
-        if stored(&pools, &order.id).await.unwrap().0 == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server A did not reload");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let report = keys.run_json(&["keys", "reencrypt"]);
-    assert_eq!(report["remaining_old"], serde_json::json!({}), "{report}");
+    rotate_and_reencrypt(&keys, &pools, &server_a, port_a).await;
     assert_eq!(
         remark_version(&id).await,
         2,

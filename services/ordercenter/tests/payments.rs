@@ -16,7 +16,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -73,17 +73,7 @@ impl Setup {
         )
         .unwrap();
         let tenants = copy_of_examples();
-        let retail = tenants.path().join("retail.yaml");
-        let text = std::fs::read_to_string(&retail).unwrap();
-        assert!(text.contains("payment_window_seconds: 1800"));
-        std::fs::write(
-            &retail,
-            text.replace(
-                "payment_window_seconds: 1800",
-                &format!("payment_window_seconds: {window_seconds}"),
-            ),
-        )
-        .unwrap();
+        with_payment_window(tenants.path(), "retail", window_seconds.into());
         let databases = match backend {
             Backend::Sqlite => None,
             Backend::MariaDb => Some(
@@ -110,31 +100,17 @@ impl Setup {
                 command.env(name, value);
             }
             if let Some(databases) = &databases {
-                command
-                    .env("OC_SHARDS", databases.urls().join(","))
-                    .env("OC_MASTER_KEY", "42".repeat(32));
+                on_shards(&mut command, &databases.urls().join(","));
             }
             command
         };
         if databases.is_some() {
             keys_init(base(data.path()));
         }
-        let mut servers = Vec::new();
-        let mut serve = base(data.path());
-        serve
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"));
-        servers.push(Server(serve.spawn().unwrap()));
-        wait_healthy(port);
+        let mut servers = vec![serve(base(data.path()), port)];
         if databases.is_some() {
             // a cluster's serve runs no workers: the active query runs in the scheduler
-            let worker_port = free_port();
-            let mut scheduler: Command = base(data.path());
-            scheduler
-                .arg("scheduler")
-                .env("OC_LISTEN", format!("127.0.0.1:{worker_port}"));
-            servers.push(Server(scheduler.spawn().unwrap()));
-            wait_healthy(worker_port);
+            servers.push(start(base(data.path()), "scheduler", free_port()));
         }
         Setup {
             port,

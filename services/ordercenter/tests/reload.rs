@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -37,18 +37,9 @@ fn read_outlet_order(port: u16, id: &str) -> serde_json::Value {
 }
 
 fn single_node_serve(data: &Path, tenants: &Path, port: u16) -> Server {
-    let server = Server(
-        command(data)
-            .arg("serve")
-            .env("OC_TENANT_CONFIG_DIR", tenants)
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_healthy(port);
-    server
+    let mut command = command(data);
+    command.env("OC_TENANT_CONFIG_DIR", tenants);
+    serve(command, port)
 }
 
 use std::path::Path;
@@ -124,20 +115,11 @@ async fn cluster_a_tenant_added_by_reload_is_served_and_projected() {
         let mut command = command(data.path());
         command
             .env("OC_TENANT_CONFIG_DIR", tenants.path())
-            .env("OC_SHARDS", &shards)
-            .env("OC_KAFKA_URL", &kafka)
-            .env("OC_MASTER_KEY", "42".repeat(32));
+            .env("OC_KAFKA_URL", &kafka);
+        on_shards(&mut command, &shards);
         command
     };
-    let process = |subcommand: &str, port: u16| -> Command {
-        let mut command = environment();
-        command
-            .arg(subcommand)
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command
-    };
+    let process = |subcommand: &str, port: u16| listening(environment(), subcommand, port);
     let init_keys = || keys_init(environment());
     let initialised = init_keys();
     assert_eq!(
@@ -147,8 +129,7 @@ async fn cluster_a_tenant_added_by_reload_is_served_and_projected() {
     );
 
     let port = free_port();
-    let mut api = Server(process("serve", port).spawn().unwrap());
-    wait_healthy(port);
+    let mut api = start(environment(), "serve", port);
     let mut relay = Server(process("relay", free_port()).spawn().unwrap());
     let projector_port = free_port();
     let mut projector = Server(

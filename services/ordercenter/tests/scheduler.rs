@@ -27,14 +27,7 @@ impl Cluster {
             .await
             .unwrap();
         let tenants = copy_of_examples();
-        let retail = tenants.path().join("retail.yaml");
-        let text = std::fs::read_to_string(&retail).unwrap();
-        let short = text.replace(
-            "payment_window_seconds: 1800",
-            &format!("payment_window_seconds: {window_seconds}"),
-        );
-        assert!(text.contains("payment_window_seconds: 1800"));
-        std::fs::write(&retail, short).unwrap();
+        with_payment_window(tenants.path(), "retail", window_seconds.into());
         let cluster = Cluster {
             databases,
             data: tempfile::tempdir().unwrap(),
@@ -46,10 +39,8 @@ impl Cluster {
 
     fn command(&self) -> Command {
         let mut command = command(self.data.path());
-        command
-            .env("OC_SHARDS", self.databases.urls().join(","))
+        on_shards(&mut command, &self.databases.urls().join(","))
             .env("OC_TENANT_CONFIG_DIR", self.tenants.path())
-            .env("OC_MASTER_KEY", "42".repeat(32))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         command

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,21 +11,8 @@ use common::*;
 #[test]
 fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Server(
-        command(data.path())
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_healthy(port);
+    let port = free_port();
+    let mut server = serve(command(data.path()), port);
     let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-sn",
         "lines":[{"sku":"MUG","product_name":"Ceramic mug","quantity":1,"unit_price_minor":2500}],
         "receiver":{"name":"Han Meimei","phone":"13700002222","address":"2 Huaihai Road"},
@@ -74,36 +60,23 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     // graceful stop (SIGTERM) so the workers finish and release the embedded stores
     stop(&mut server);
 
-    let reconcile = command(data.path())
-        .args([
-            "reconcile",
-            "--tenant",
-            "retail",
-            "--from",
-            "2025-01-01T00:00:00Z",
-            "--to",
-            "2100-01-01T00:00:00Z",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&reconcile.stdout).unwrap();
-    assert_eq!(reconcile.status.code(), Some(0), "{report}");
+    let report = reconcile_report(command(data.path()), "retail");
     assert_eq!(report["clean"], true);
     assert_eq!(report["checksum"]["shard"], report["checksum"]["search"]);
     assert_eq!(report["checksum"]["shard"], report["checksum"]["cold"]);
     assert_eq!(report["checksum"]["shard"]["count"], 1);
 
-    // a rebuilt read model reconciles clean as well
-    let backfill = command(data.path())
-        .args(["backfill", "--tenant", "retail"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        backfill.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&backfill.stderr)
-    );
+    // a rebuilt read model reconciles clean as well: the search index is thrown away, so
+    // what reconcile finds in it is what backfill wrote (without the rebuild it is not clean)
+    std::fs::remove_dir_all(data.path().join("search")).unwrap();
+    let backfilled = backfill(command(data.path()), "retail");
+    assert_eq!(backfilled["orders"], 1, "{backfilled}");
+    let rebuilt = reconcile(command(data.path()), "retail");
+    let report: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(rebuilt.status.code(), Some(0), "{report}");
+    assert_eq!(report["checksum"]["shard"], report["checksum"]["search"]);
+    assert_eq!(report["checksum"]["search"]["count"], 1);
 }
 
 /// Search hits of `query` as the index answers them (never the degraded fallback).
@@ -130,17 +103,9 @@ fn a_sigkilled_single_node_catches_up_its_read_models_at_restart() {
     let data = tempfile::tempdir().unwrap();
     let dead_search = format!("http://127.0.0.1:{}", free_port());
     let port = free_port();
-    let mut first = Server(
-        command(data.path())
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OC_SEARCH_URL", &dead_search)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_healthy(port);
+    let mut first = command(data.path());
+    first.env("OC_SEARCH_URL", &dead_search);
+    let mut first = serve(first, port);
     let ids: Vec<String> = (0..3)
         .map(|n| {
             let order = create_retail_order(port, &format!("buyer-kill-{n}"), "KILN-LAMP");
@@ -170,16 +135,7 @@ fn a_sigkilled_single_node_catches_up_its_read_models_at_restart() {
     first.0.wait().unwrap();
 
     let port = free_port();
-    let mut second = Server(
-        command(data.path())
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_healthy(port);
+    let mut second = serve(command(data.path()), port);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let found = searched_ids(port, "/v1/orders/search?q=tea");
@@ -213,19 +169,12 @@ fn metric(port: u16, name: &str) -> u64 {
 fn single_node_serve_purges_the_outbox_and_idempotency_keys_behind_the_projector() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _server = Server(
-        command(data.path())
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OC_OUTBOX_RETENTION_MS", "1")
-            .env("OC_IDEMPOTENCY_RETENTION_MS", "1")
-            .env("OC_SCHEDULER_POLL_MS", "100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_healthy(port);
+    let mut purging = command(data.path());
+    purging
+        .env("OC_OUTBOX_RETENTION_MS", "1")
+        .env("OC_IDEMPOTENCY_RETENTION_MS", "1")
+        .env("OC_SCHEDULER_POLL_MS", "100");
+    let _server = serve(purging, port);
     let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-purge",
         "lines":[{"sku":"KETTLE","product_name":"Kettle","quantity":1,"unit_price_minor":4500}]}"#;
     let key = [("Idempotency-Key", "purge-key-1")];

@@ -53,42 +53,21 @@ impl Deployment {
         let mut command = command(self.data.path());
         command.env("OC_TENANT_CONFIG_DIR", self.tenants.path());
         if let Some(shards) = &self.shards {
-            command
-                .env("OC_SHARDS", shards)
-                .env("OC_MASTER_KEY", "42".repeat(32));
+            on_shards(&mut command, shards);
         }
-        command
-    }
-
-    fn serve_command(&self, port: u16) -> Command {
-        let mut command = self.environment();
-        command
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"));
         command
     }
 
     /// `serve`, which must start.
     fn serve(&self, port: u16) -> Server {
-        let mut command = self.serve_command(port);
-        let server = Server(
-            command
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_healthy(port);
-        server
+        serve(self.environment(), port)
     }
 
     /// `serve`, which must refuse to start: its stderr. Should it start instead, what it
     /// serves for `orders` (key, id) is the failure message.
     fn refused_start(&self, orders: &[(&str, &str)]) -> String {
         let port = free_port();
-        let mut child = self
-            .serve_command(port)
-            .stdout(Stdio::null())
+        let mut child = listening(self.environment(), "serve", port)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -368,13 +347,11 @@ async fn cluster_reload_refuses_a_slot_another_replica_filled() {
     let second_port = free_port();
     let log = deployment.data.path().join("second.log");
     let mut second = Server(
-        deployment
-            .serve_command(second_port)
+        listening(deployment.environment(), "serve", second_port)
             .env("OC_TENANT_CONFIG_DIR", second_tenants.path())
             .env("OC_NODE_ID", "1")
             // an accepted reload is logged at info
             .env("OC_LOG", "info,sqlx=warn")
-            .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap(),

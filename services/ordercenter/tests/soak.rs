@@ -402,10 +402,8 @@ struct Soak {
 impl Soak {
     fn base(&self) -> Command {
         let mut command = command(self.data.path());
-        command
-            .env("OC_SHARDS", self.databases.urls().join(","))
+        on_shards(&mut command, &self.databases.urls().join(","))
             .env("OC_TENANT_CONFIG_DIR", self.tenants.path())
-            .env("OC_MASTER_KEY", "42".repeat(32))
             .env("OC_REDIS_URL", oc_test_support::redis_url())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -435,15 +433,11 @@ impl Soak {
             .trim_end_matches('/')
             .to_owned();
         let mut command = self.base();
-        command
-            .arg("serve")
-            .env("OC_LISTEN", format!("127.0.0.1:{port}"))
-            .env("OC_SEARCH_URL", self.search_url(&search))
-            .env(
-                "OC_COLD_URL",
-                self.cold_url(&oc_test_support::hbase_address()),
-            );
-        Server(command.spawn().unwrap())
+        command.env("OC_SEARCH_URL", self.search_url(&search)).env(
+            "OC_COLD_URL",
+            self.cold_url(&oc_test_support::hbase_address()),
+        );
+        Server(listening(command, "serve", port).spawn().unwrap())
     }
 
     fn worker(&self, worker: Worker) -> Server {
@@ -453,29 +447,30 @@ impl Soak {
             self.topic_prefix
         );
         let mut command = self.base();
-        command
-            .env("OC_LISTEN", format!("127.0.0.1:{}", self.ports[&worker]))
-            .env("OC_KAFKA_URL", kafka);
-        match worker {
-            Worker::Relay => {
-                command.arg("relay");
-            }
+        command.env("OC_KAFKA_URL", kafka);
+        let subcommand = match worker {
+            Worker::Relay => "relay",
             Worker::Member0 | Worker::Member1 => {
                 let member = if worker == Worker::Member0 { 0 } else { 1 };
                 command
-                    .arg("project")
                     .env("OC_PROJECTOR_MEMBER", format!("{member}/2"))
                     .env(
                         "OC_SEARCH_URL",
                         self.search_url(&self.opensearch.host_port()),
                     )
                     .env("OC_COLD_URL", self.cold_url(&self.hbase.host_port()));
+                "project"
             }
             Worker::Scheduler => {
-                command.arg("scheduler").env("OC_SCHEDULER_POLL_MS", "200");
+                command.env("OC_SCHEDULER_POLL_MS", "200");
+                "scheduler"
             }
-        }
-        Server(command.spawn().unwrap())
+        };
+        Server(
+            listening(command, subcommand, self.ports[&worker])
+                .spawn()
+                .unwrap(),
+        )
     }
 
     fn proxy(&self, link: Link) -> &TcpProxy {
@@ -487,8 +482,8 @@ impl Soak {
     }
 
     fn reconcile(&self, tenant: &str) -> serde_json::Value {
-        let output = self
-            .base()
+        let mut command = self.base();
+        command
             .env(
                 "OC_SEARCH_URL",
                 self.search_url(
@@ -501,19 +496,8 @@ impl Soak {
             .env(
                 "OC_COLD_URL",
                 self.cold_url(&oc_test_support::hbase_address()),
-            )
-            .stdout(Stdio::piped())
-            .args([
-                "reconcile",
-                "--tenant",
-                tenant,
-                "--from",
-                "2025-01-01T00:00:00Z",
-                "--to",
-                "2100-01-01T00:00:00Z",
-            ])
-            .output()
-            .unwrap();
+            );
+        let output = reconcile(command, tenant);
         serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
             serde_json::json!({"clean": false, "error": error.to_string(), "exit": output.status.code()})
         })
@@ -589,15 +573,8 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
     // tenants retail and outlet, their unpaid orders timed out after the short window
     let tenants = copy_of_examples();
     add_outlet_tenant(tenants.path());
-    for file in ["retail.yaml", "outlet.yaml"] {
-        let path = tenants.path().join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("payment_window_seconds: 1800"), "{file}");
-        let short = text.replace(
-            "payment_window_seconds: 1800",
-            &format!("payment_window_seconds: {PAYMENT_WINDOW_SECONDS}"),
-        );
-        std::fs::write(&path, short).unwrap();
+    for tenant in ["retail", "outlet"] {
+        with_payment_window(tenants.path(), tenant, PAYMENT_WINDOW_SECONDS);
     }
     let soak = runtime.block_on(async {
         let (kafka_listener, kafka_advertised) = oc_test_support::kafka_fault_listener();

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const RETAIL_KEY: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
@@ -23,6 +23,92 @@ pub fn command(data: &Path) -> Command {
         .env("OC_TENANT_CONFIG_DIR", examples_dir())
         .env("OC_LOG", "warn");
     command
+}
+
+/// `command` in cluster mode: the comma-separated shard URLs `shards` and the tests' master
+/// key.
+pub fn on_shards<'a>(command: &'a mut Command, shards: &str) -> &'a mut Command {
+    command
+        .env("OC_SHARDS", shards)
+        .env("OC_MASTER_KEY", "42".repeat(32))
+}
+
+/// `command` made `ordercenter <subcommand>` listening on `port`, its output discarded.
+pub fn listening(mut command: Command, subcommand: &str, port: u16) -> Command {
+    command
+        .arg(subcommand)
+        .env("OC_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+/// [`listening`] spawned; it must answer `/healthz`.
+pub fn start(command: Command, subcommand: &str, port: u16) -> Server {
+    let server = Server(listening(command, subcommand, port).spawn().unwrap());
+    wait_healthy(port);
+    server
+}
+
+/// `ordercenter serve` in `command`'s environment on `port`, once it answers `/healthz`.
+pub fn serve(command: Command, port: u16) -> Server {
+    start(command, "serve", port)
+}
+
+/// `ordercenter reconcile` of `tenant` over every order (2025 to 2100) in `command`'s
+/// environment, run to its end.
+pub fn reconcile(mut command: Command, tenant: &str) -> Output {
+    command
+        .stdout(Stdio::piped())
+        .args([
+            "reconcile",
+            "--tenant",
+            tenant,
+            "--from",
+            "2025-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ])
+        .output()
+        .unwrap()
+}
+
+/// [`reconcile`], which must exit 0: its JSON report.
+pub fn reconcile_report(command: Command, tenant: &str) -> serde_json::Value {
+    let output = reconcile(command, tenant);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    report
+}
+
+/// `ordercenter backfill` of `tenant` in `command`'s environment, which must exit 0: its
+/// JSON report.
+pub fn backfill(mut command: Command, tenant: &str) -> serde_json::Value {
+    let output = command
+        .stdout(Stdio::piped())
+        .args(["backfill", "--tenant", tenant])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Gives `tenant`'s `standard` orders in the config directory `dir` (a copy of the examples)
+/// a payment window of `seconds` instead of the example's 1800.
+pub fn with_payment_window(dir: &Path, tenant: &str, seconds: u64) {
+    let path = dir.join(format!("{tenant}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("payment_window_seconds: 1800"), "{tenant}");
+    let short = text.replace(
+        "payment_window_seconds: 1800",
+        &format!("payment_window_seconds: {seconds}"),
+    );
+    std::fs::write(&path, short).unwrap();
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
