@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use sqlx::{AnyConnection, AnyPool};
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool};
 
 use oc_model::aftersale::{
     AfterSale, AfterSaleChannel, AfterSaleHistoryEntry, AfterSaleId, AfterSaleLine,
@@ -19,7 +19,7 @@ use oc_model::{
 };
 
 use super::{
-    AnyTx, Binder, Columns, Table, count, corrupt, currency_of, from_unix_ms, int, opt_int,
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, int, opt_int,
     opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
@@ -99,7 +99,11 @@ fn bind<'q>(row: Binder<'q>, after_sale: &'q AfterSale, version: i64) -> Binder<
         .bind("updated_at_ms", unix_ms(after_sale.updated_at))
 }
 
-fn bind_line<'q>(row: Binder<'q>, after_sale: &'q AfterSale, line: &'q AfterSaleLine) -> Binder<'q> {
+fn bind_line<'q>(
+    row: Binder<'q>,
+    after_sale: &'q AfterSale,
+    line: &'q AfterSaleLine,
+) -> Binder<'q> {
     row.bind("tenant", after_sale.tenant.as_str())
         .bind("after_sale_id", after_sale.id.as_i64())
         .bind("line_no", i64::from(line.line_no))
@@ -120,7 +124,10 @@ fn bind_history<'q>(
     row.bind("tenant", tenant.as_str())
         .bind("after_sale_id", id.as_i64())
         .bind("version", version)
-        .bind("from_status", entry.from.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(
+            "from_status",
+            entry.from.as_ref().map(|s| s.as_str().to_owned()),
+        )
         .bind("to_status", entry.to.as_str())
         .bind("event", entry.event.as_str())
         .bind("channel", entry.channel.as_str())
@@ -215,20 +222,25 @@ pub(crate) async fn insert_history(
 ) -> DomainResult<()> {
     let version = i64::try_from(entry.version).map_err(corrupt)?;
     let sql = HISTORY_TABLE.insert(1);
-    bind_history(HISTORY_TABLE.binder(sqlx::query(&sql)), tenant, id, entry, version)
-        .done()
-        .execute(&mut **tx)
-        .await
-        .map_err(convert)?;
+    bind_history(
+        HISTORY_TABLE.binder(sqlx::query(&sql)),
+        tenant,
+        id,
+        entry,
+        version,
+    )
+    .done()
+    .execute(&mut **tx)
+    .await
+    .map_err(convert)?;
     Ok(())
 }
 
 static SELECT_ONE: LazyLock<String> = LazyLock::new(|| TABLE.select("WHERE tenant = ? AND id = ?"));
 static SELECT_OF_ORDER: LazyLock<String> =
     LazyLock::new(|| TABLE.select("WHERE tenant = ? AND order_id = ? ORDER BY id"));
-static SELECT_LINES: LazyLock<String> = LazyLock::new(|| {
-    LINE_TABLE.select("WHERE tenant = ? AND after_sale_id = ? ORDER BY line_no")
-});
+static SELECT_LINES: LazyLock<String> =
+    LazyLock::new(|| LINE_TABLE.select("WHERE tenant = ? AND after_sale_id = ? ORDER BY line_no"));
 /// The lines of every after-sale of an order, in one read.
 static SELECT_LINES_OF_ORDER: LazyLock<String> = LazyLock::new(|| {
     LINE_TABLE.select(
@@ -282,7 +294,7 @@ pub(crate) async fn get_in(
     tenant: &TenantId,
     id: AfterSaleId,
 ) -> DomainResult<Option<AfterSale>> {
-    load(&mut **tx, tenant, id).await
+    load(tx, tenant, id).await
 }
 
 /// Every after-sale of an order with its lines: two reads, whatever their number.

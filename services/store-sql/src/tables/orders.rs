@@ -16,8 +16,8 @@ use oc_model::order::{
 use oc_model::ports::{CreatedWindow, OrderKey};
 use oc_model::schedule::DueOrder;
 use oc_model::{
-    BusinessIdentity, DomainError, DomainResult, KvIdentifier, Order, OrderId, OrderType,
-    PartyId, StatusCode, TenantId, UnixMillis,
+    BusinessIdentity, DomainError, DomainResult, KvIdentifier, Order, OrderId, OrderType, PartyId,
+    StatusCode, TenantId, UnixMillis,
 };
 
 use super::{AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, text};

@@ -14,7 +14,7 @@ use oc_model::{
 };
 
 use super::{
-    AnyTx, Binder, Columns, Table, count, corrupt, currency_of, from_unix_ms, idempotency, int,
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, idempotency, int,
     opt_int, opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
@@ -367,9 +367,8 @@ pub(crate) async fn insert_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> Result
 
 static SELECT_REFUND: LazyLock<String> =
     LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND id = ?"));
-static SELECT_REFUND_BY_KEY: LazyLock<String> = LazyLock::new(|| {
-    REFUND_TABLE.select("WHERE tenant = ? AND payment_id = ? AND refund_key = ?")
-});
+static SELECT_REFUND_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND payment_id = ? AND refund_key = ?"));
 static SELECT_REFUNDS_OF_PAYMENT: LazyLock<String> =
     LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND payment_id = ? ORDER BY id"));
 static SELECT_REFUNDS_WITH_STATUS: LazyLock<String> = LazyLock::new(|| {
