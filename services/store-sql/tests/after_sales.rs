@@ -432,6 +432,23 @@ async fn closing_releases_units_and_a_refund_keeps_them_once(h: &Harness) {
     assert_eq!(events, ["apply", "approve", "refund", "complete"]);
     assert_eq!(h.count("outbox", "1 = 1").await, 1 + 3 + 4 + 1);
 
+    // the order's after-sales read together are each the same as read alone, lines included
+    let all = store
+        .after_sales_of_order(&tenant, order.main.id)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "whole, two and rest");
+    for one in &all {
+        assert!(!one.lines.is_empty());
+        assert_eq!(
+            store
+                .get_after_sale(&tenant, one.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(one)
+        );
+    }
 }
 
 /// Another tenant's after-sale and order read as nothing.
