@@ -255,7 +255,7 @@ impl PaymentStore for SqlOrderStore {
             return Ok(false);
         }
         if status == RefundStatus::Failed {
-            let refund = payments::refund(&mut tx, &tenant, id)
+            let refund = payments::get_refund(&mut *tx, &tenant, id)
                 .await?
                 .ok_or_else(|| DomainError::internal("a settled refund vanished"))?;
             payments::release_refund(&mut tx, &refund).await?;

@@ -10,7 +10,7 @@ use oc_model::{Bucket, DomainError, DomainResult, Order, OrderId, PartyId, Tenan
 
 use crate::error::convert;
 use crate::shards::{Shards, begin_read};
-use crate::tables::{order_identifiers, order_lines, orders};
+use crate::tables::{currency_of, order_identifiers, order_lines, orders};
 
 /// The order `id` of `tenant`, if it exists.
 pub(crate) async fn get(
@@ -73,7 +73,7 @@ async fn read_orders(
     rows.iter()
         .zip(&ids)
         .map(|(row, id)| {
-            let currency = orders::currency_of(row)?;
+            let currency = currency_of(row)?;
             let lines = order_lines::decode_all(&lines.remove(id).unwrap_or_default(), currency)?;
             let identifiers =
                 order_identifiers::decode_all(&identifiers.remove(id).unwrap_or_default())?;

@@ -12,23 +12,16 @@ use oc_model::aftersale::{
     AfterSaleRefund, AfterSaleStore, AfterSaleTransition, AfterSaleType, LedgerEffect,
     NewAfterSale, RefundSplit, Reviewer,
 };
-use oc_model::ports::{NewOrder, OrderStore};
+use oc_model::ports::OrderStore;
 use oc_model::{
-    ErrorCode, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, PaymentId, RefundId,
-    StatusCode, TenantId, TransitionEvent, UnixMillis,
+    ErrorCode, Money, Order, OrderIdGenerator, PaymentId, RefundId, StatusCode, TenantId,
+    TransitionEvent,
 };
-use time::OffsetDateTime;
 
 #[macro_use]
 mod common;
 
-use common::Harness;
-
-const NOW_MS: i64 = 1_790_000_000_000;
-
-fn now() -> OffsetDateTime {
-    UnixMillis::new(NOW_MS).to_datetime().unwrap()
-}
+use common::{Harness, NOW_MS, now};
 
 fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
@@ -47,14 +40,7 @@ async fn delivered_order(h: &Harness, tenant: &TenantId, buyer: &str) -> Order {
     order.finance.payable = oc_test_support::fixtures::cny(1_203)
         .checked_add(order.finance.freight)
         .unwrap();
-    h.store
-        .insert(NewOrder {
-            order: order.clone(),
-            idempotency: None,
-            event: OrderEvent::of(&order, OrderEventKind::Created),
-        })
-        .await
-        .unwrap();
+    h.insert_order(&order).await;
     order
 }
 
@@ -445,6 +431,24 @@ async fn closing_releases_units_and_a_refund_keeps_them_once(h: &Harness) {
     let events: Vec<&str> = history.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(events, ["apply", "approve", "refund", "complete"]);
     assert_eq!(h.count("outbox", "1 = 1").await, 1 + 3 + 4 + 1);
+
+    // the order's after-sales read together are each the same as read alone, lines included
+    let all = store
+        .after_sales_of_order(&tenant, order.main.id)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "whole, two and rest");
+    for one in &all {
+        assert!(!one.lines.is_empty());
+        assert_eq!(
+            store
+                .get_after_sale(&tenant, one.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(one)
+        );
+    }
 }
 
 /// Another tenant's after-sale and order read as nothing.

@@ -14,55 +14,17 @@ use oc_model::payment::{
 };
 use oc_model::ports::OrderStore;
 use oc_model::{
-    Checkout, ErrorCode, HistoryEntry, Order, OrderEffect, OrderEvent, OrderEventKind,
-    OrderIdGenerator, Payment, PaymentEventType, PaymentId, PaymentNote, PaymentStatus,
-    ProviderName, Refund, RefundId, RefundStatus, StatusCode, StockEffect, TenantId,
-    TransitionEvent, UnixMillis,
+    Checkout, ErrorCode, Order, OrderEffect, OrderEvent, OrderIdGenerator, Payment,
+    PaymentEventType, PaymentId, PaymentNote, PaymentStatus, ProviderName, Refund, RefundId,
+    RefundStatus, StockEffect, TenantId,
 };
 use sqlx::Row;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 #[macro_use]
 mod common;
 
-use common::Harness;
-
-/// The fixed "now" of these tests, in milliseconds.
-const NOW_MS: i64 = 1_790_000_000_000;
-
-fn now() -> OffsetDateTime {
-    UnixMillis::new(NOW_MS).to_datetime().unwrap()
-}
-
-/// The write of `event` on `order` at its stored version (a pay or a timeout).
-fn transition(order: &Order, event: &str, to: &str, stock: StockEffect) -> TransitionWrite {
-    let mut next = order.clone();
-    next.main.version = order.main.version + 1;
-    next.main.status = StatusCode::parse(to).unwrap();
-    next.main.pay_deadline = None;
-    let entry = HistoryEntry {
-        tenant: order.main.tenant.clone(),
-        order_id: order.main.id,
-        version: next.main.version,
-        from: order.main.status.clone(),
-        to: next.main.status.clone(),
-        event: TransitionEvent::parse(event).unwrap(),
-        operator: event.into(),
-        source_system: "test".into(),
-        reason: None,
-        data: BTreeMap::new(),
-        stock,
-        occurred_at: now(),
-    };
-    let mut outbox = OrderEvent::of(&next, OrderEventKind::StatusChanged);
-    outbox.transition = Some(entry.note(to.into(), None));
-    TransitionWrite {
-        expected_version: order.main.version,
-        order: next,
-        event: outbox,
-        history: Some(entry),
-    }
-}
+use common::{Harness, NOW_MS, now, transition};
 
 fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()

@@ -7,31 +7,20 @@
 //! exist — is decided in `oc-core` and tested on the real binary in
 //! `services/ordercenter/tests/scheduler.rs`.)
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oc_model::lifecycle::{TransitionStore, TransitionWrite};
+use oc_model::lifecycle::TransitionStore;
 use oc_model::schedule::{DueOrder, ReservationCursor, ScheduleStore};
 use oc_model::stock::{Hold, ReserveOutcome, Settle, StockStore};
-use oc_model::{
-    ErrorCode, HistoryEntry, Order, OrderEvent, OrderEventKind, OrderId, ReservationState, Sku,
-    StatusCode, StockEffect, TenantId, TransitionEvent, UnixMillis,
-};
+use oc_model::{ErrorCode, OrderId, ReservationState, Sku, StockEffect, TenantId, UnixMillis};
 use oc_store_sql::SqlOrderStore;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 #[macro_use]
 mod common;
 
-use common::Harness;
-
-/// The fixed "now" of these tests, in milliseconds.
-const NOW_MS: i64 = 1_790_000_000_000;
-
-fn now() -> OffsetDateTime {
-    UnixMillis::new(NOW_MS).to_datetime().unwrap()
-}
+use common::{Harness, NOW_MS, now, transition};
 
 /// Every order of every shard due at `now`, page by page as the worker reads them.
 async fn all_due(store: &SqlOrderStore, limit: u32) -> Vec<DueOrder> {
@@ -99,36 +88,6 @@ async fn due_orders_are_found_through_the_deadline_in_pages(h: &Harness) {
         earliest.into_iter().min(),
         Some(UnixMillis::new(NOW_MS - 60_000))
     );
-}
-
-/// The write of `event` on `order` at its stored version (a pay or a timeout).
-fn transition(order: &Order, event: &str, to: &str, stock: StockEffect) -> TransitionWrite {
-    let mut next = order.clone();
-    next.main.version = order.main.version + 1;
-    next.main.status = StatusCode::parse(to).unwrap();
-    next.main.pay_deadline = None;
-    let entry = HistoryEntry {
-        tenant: order.main.tenant.clone(),
-        order_id: order.main.id,
-        version: next.main.version,
-        from: order.main.status.clone(),
-        to: next.main.status.clone(),
-        event: TransitionEvent::parse(event).unwrap(),
-        operator: event.into(),
-        source_system: "test".into(),
-        reason: None,
-        data: BTreeMap::new(),
-        stock,
-        occurred_at: now(),
-    };
-    let mut outbox = OrderEvent::of(&next, OrderEventKind::StatusChanged);
-    outbox.transition = Some(entry.note(to.into(), None));
-    TransitionWrite {
-        expected_version: order.main.version,
-        order: next,
-        event: outbox,
-        history: Some(entry),
-    }
 }
 
 /// A timeout and a payment of the same order version race: exactly one commits, the other is

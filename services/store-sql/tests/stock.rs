@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use oc_model::lifecycle::{TransitionStore, TransitionWrite};
-use oc_model::ports::{NewOrder, OrderStore};
+use oc_model::ports::OrderStore;
 use oc_model::stock::{Hold, ReserveOutcome, Settle, StockStore};
 use oc_model::{
     ErrorCode, HistoryEntry, OrderEvent, OrderEventKind, OrderId, ReservationState, Sku,
@@ -202,14 +202,7 @@ async fn confirm_and_release_move_units_once(h: &Harness) {
 async fn a_transition_is_one_transaction(h: &Harness) {
     let tenant = TenantId::parse("acme").unwrap();
     let order = oc_test_support::fixtures::order(&tenant, "buyer-t");
-    h.store
-        .insert(NewOrder {
-            order: order.clone(),
-            idempotency: None,
-            event: OrderEvent::of(&order, OrderEventKind::Created),
-        })
-        .await
-        .unwrap();
+    h.insert_order(&order).await;
     let write = |expected: u64| {
         let mut next = order.clone();
         next.main.version = expected + 1;

@@ -1,10 +1,13 @@
 //! `after_sales`, `after_sale_lines`, `after_sale_history`, `after_sale_units` and
-//! `after_sale_refunds` (migration 0011): columns, decoding and every statement on them.
+//! `after_sale_refunds` (migration 0011): columns, decoding and every statement on them. The
+//! three tables a record is made of (`after_sales`, `after_sale_lines`,
+//! `after_sale_history`) each name their columns once, as a [`Table`] with one bind function.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool};
 
 use oc_model::aftersale::{
     AfterSale, AfterSaleChannel, AfterSaleHistoryEntry, AfterSaleId, AfterSaleLine,
@@ -15,104 +18,199 @@ use oc_model::{
     TransitionEvent,
 };
 
-use super::{AnyTx, corrupt, from_unix_ms, int, opt_int, opt_text, text, unix_ms};
+use super::{
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, int, opt_int,
+    opt_text, text, unix_ms, unsigned,
+};
 use crate::error::{WriteError, convert};
 
-const COLUMNS: &str = "tenant, id, order_id, kind, channel, applicant, reviewer, status, version, appealed, reason, currency, refund_amount, created_at_ms, updated_at_ms";
-const LINE_COLUMNS: &str =
-    "tenant, after_sale_id, line_no, sku, promotion_type, unit_price, quantity, amount";
-const HISTORY_COLUMNS: &str = "tenant, after_sale_id, version, from_status, to_status, event, channel, operator, reason, occurred_at_ms";
+pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "after_sales",
+        Columns::of(&[
+            "tenant",
+            "id",
+            "order_id",
+            "kind",
+            "channel",
+            "applicant",
+            "reviewer",
+            "status",
+            "version",
+            "appealed",
+            "reason",
+            "currency",
+            "refund_amount",
+            "created_at_ms",
+            "updated_at_ms",
+        ]),
+    )
+});
 
-fn currency(code: String) -> DomainResult<Currency> {
-    Currency::parse(&code).map_err(corrupt)
+pub(crate) static LINE_TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "after_sale_lines",
+        Columns::of(&[
+            "tenant",
+            "after_sale_id",
+            "line_no",
+            "sku",
+            "promotion_type",
+            "unit_price",
+            "quantity",
+            "amount",
+        ]),
+    )
+});
+
+pub(crate) static HISTORY_TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "after_sale_history",
+        Columns::of(&[
+            "tenant",
+            "after_sale_id",
+            "version",
+            "from_status",
+            "to_status",
+            "event",
+            "channel",
+            "operator",
+            "reason",
+            "occurred_at_ms",
+        ]),
+    )
+});
+
+fn bind<'q>(row: Binder<'q>, after_sale: &'q AfterSale, version: i64) -> Binder<'q> {
+    row.bind("tenant", after_sale.tenant.as_str())
+        .bind("id", after_sale.id.as_i64())
+        .bind("order_id", after_sale.order_id.as_i64())
+        .bind("kind", after_sale.kind.as_str())
+        .bind("channel", after_sale.channel.as_str())
+        .bind("applicant", after_sale.applicant.as_str())
+        .bind("reviewer", after_sale.reviewer.as_str())
+        .bind("status", after_sale.status.as_str())
+        .bind("version", version)
+        .bind("appealed", i64::from(after_sale.appealed))
+        .bind("reason", after_sale.reason.as_deref())
+        .bind("currency", after_sale.refund_amount.currency.code())
+        .bind("refund_amount", after_sale.refund_amount.minor)
+        .bind("created_at_ms", unix_ms(after_sale.created_at))
+        .bind("updated_at_ms", unix_ms(after_sale.updated_at))
 }
 
-fn raw_id(row: &AnyRow, column: &str) -> DomainResult<u64> {
-    u64::try_from(int(row, column)?).map_err(corrupt)
+fn bind_line<'q>(
+    row: Binder<'q>,
+    after_sale: &'q AfterSale,
+    line: &'q AfterSaleLine,
+) -> Binder<'q> {
+    row.bind("tenant", after_sale.tenant.as_str())
+        .bind("after_sale_id", after_sale.id.as_i64())
+        .bind("line_no", i64::from(line.line_no))
+        .bind("sku", line.sku.as_str())
+        .bind("promotion_type", line.promotion_type.as_deref())
+        .bind("unit_price", line.unit_price.minor)
+        .bind("quantity", i64::from(line.quantity))
+        .bind("amount", line.amount.minor)
 }
 
-fn count(row: &AnyRow, column: &str) -> DomainResult<u32> {
-    u32::try_from(int(row, column)?).map_err(corrupt)
+fn bind_history<'q>(
+    row: Binder<'q>,
+    tenant: &'q TenantId,
+    id: AfterSaleId,
+    entry: &'q AfterSaleHistoryEntry,
+    version: i64,
+) -> Binder<'q> {
+    row.bind("tenant", tenant.as_str())
+        .bind("after_sale_id", id.as_i64())
+        .bind("version", version)
+        .bind(
+            "from_status",
+            entry.from.as_ref().map(|s| s.as_str().to_owned()),
+        )
+        .bind("to_status", entry.to.as_str())
+        .bind("event", entry.event.as_str())
+        .bind("channel", entry.channel.as_str())
+        .bind("operator", entry.operator.as_str())
+        .bind("reason", entry.reason.as_deref())
+        .bind("occurred_at_ms", unix_ms(entry.occurred_at))
+}
+
+fn channel(row: &AnyRow) -> DomainResult<AfterSaleChannel> {
+    let channel = text(row, "channel")?;
+    AfterSaleChannel::parse(&channel).ok_or_else(|| corrupt(format!("unknown channel {channel:?}")))
 }
 
 fn decode(row: &AnyRow, lines: Vec<AfterSaleLine>) -> DomainResult<AfterSale> {
     let kind = text(row, "kind")?;
-    let channel = text(row, "channel")?;
     let reviewer = text(row, "reviewer")?;
     Ok(AfterSale {
         tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
-        id: AfterSaleId::from_raw(raw_id(row, "id")?).map_err(corrupt)?,
-        order_id: OrderId::from_raw(raw_id(row, "order_id")?).map_err(corrupt)?,
+        id: AfterSaleId::from_raw(unsigned(row, "id")?).map_err(corrupt)?,
+        order_id: OrderId::from_raw(unsigned(row, "order_id")?).map_err(corrupt)?,
         kind: AfterSaleType::parse(&kind)
             .ok_or_else(|| corrupt(format!("unknown after-sale type {kind:?}")))?,
-        channel: AfterSaleChannel::parse(&channel)
-            .ok_or_else(|| corrupt(format!("unknown channel {channel:?}")))?,
+        channel: channel(row)?,
         applicant: text(row, "applicant")?,
         reviewer: Reviewer::parse(&reviewer)
             .ok_or_else(|| corrupt(format!("unknown reviewer {reviewer:?}")))?,
         status: StatusCode::parse(text(row, "status")?).map_err(corrupt)?,
-        version: raw_id(row, "version")?,
+        version: unsigned(row, "version")?,
         appealed: int(row, "appealed")? == 1,
         reason: opt_text(row, "reason")?,
         lines,
-        refund_amount: Money::new(
-            int(row, "refund_amount")?,
-            currency(text(row, "currency")?)?,
-        ),
+        refund_amount: Money::new(int(row, "refund_amount")?, currency_of(row)?),
         created_at: from_unix_ms(int(row, "created_at_ms")?)?,
         updated_at: from_unix_ms(int(row, "updated_at_ms")?)?,
     })
 }
 
-fn decode_line(row: &AnyRow, currency_of: Currency) -> DomainResult<AfterSaleLine> {
+/// A line's money is in its after-sale's currency (the line row has none of its own).
+fn decode_line(row: &AnyRow, currency: Currency) -> DomainResult<AfterSaleLine> {
     Ok(AfterSaleLine {
         line_no: count(row, "line_no")?,
         sku: text(row, "sku")?,
         promotion_type: opt_text(row, "promotion_type")?,
-        unit_price: Money::new(int(row, "unit_price")?, currency_of),
+        unit_price: Money::new(int(row, "unit_price")?, currency),
         quantity: count(row, "quantity")?,
-        amount: Money::new(int(row, "amount")?, currency_of),
+        amount: Money::new(int(row, "amount")?, currency),
     })
 }
 
+fn decode_history(row: &AnyRow) -> DomainResult<AfterSaleHistoryEntry> {
+    Ok(AfterSaleHistoryEntry {
+        version: unsigned(row, "version")?,
+        from: opt_text(row, "from_status")?
+            .map(StatusCode::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        to: StatusCode::parse(text(row, "to_status")?).map_err(corrupt)?,
+        event: TransitionEvent::parse(text(row, "event")?).map_err(corrupt)?,
+        channel: channel(row)?,
+        operator: text(row, "operator")?,
+        reason: opt_text(row, "reason")?,
+        occurred_at: from_unix_ms(int(row, "occurred_at_ms")?)?,
+    })
+}
+
+/// The after-sale and its lines, in two statements (one per table).
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, after_sale: &AfterSale) -> DomainResult<()> {
-    sqlx::query(&format!(
-        "INSERT INTO after_sales ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(after_sale.tenant.as_str())
-    .bind(after_sale.id.as_i64())
-    .bind(after_sale.order_id.as_i64())
-    .bind(after_sale.kind.as_str())
-    .bind(after_sale.channel.as_str())
-    .bind(after_sale.applicant.as_str())
-    .bind(after_sale.reviewer.as_str())
-    .bind(after_sale.status.as_str())
-    .bind(i64::try_from(after_sale.version).map_err(corrupt)?)
-    .bind(i64::from(after_sale.appealed))
-    .bind(after_sale.reason.as_deref())
-    .bind(after_sale.refund_amount.currency.code())
-    .bind(after_sale.refund_amount.minor)
-    .bind(unix_ms(after_sale.created_at))
-    .bind(unix_ms(after_sale.updated_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(convert)?;
-    for line in &after_sale.lines {
-        sqlx::query(&format!(
-            "INSERT INTO after_sale_lines ({LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(after_sale.tenant.as_str())
-        .bind(after_sale.id.as_i64())
-        .bind(i64::from(line.line_no))
-        .bind(line.sku.as_str())
-        .bind(line.promotion_type.as_deref())
-        .bind(line.unit_price.minor)
-        .bind(i64::from(line.quantity))
-        .bind(line.amount.minor)
+    let version = i64::try_from(after_sale.version).map_err(corrupt)?;
+    let sql = TABLE.insert(1);
+    bind(TABLE.binder(sqlx::query(&sql)), after_sale, version)
+        .done()
         .execute(&mut **tx)
         .await
         .map_err(convert)?;
+    if after_sale.lines.is_empty() {
+        return Ok(());
     }
+    let sql = LINE_TABLE.insert(after_sale.lines.len());
+    let mut query = sqlx::query(&sql);
+    for line in &after_sale.lines {
+        query = bind_line(LINE_TABLE.binder(query), after_sale, line).done();
+    }
+    query.execute(&mut **tx).await.map_err(convert)?;
     Ok(())
 }
 
@@ -122,42 +220,63 @@ pub(crate) async fn insert_history(
     id: AfterSaleId,
     entry: &AfterSaleHistoryEntry,
 ) -> DomainResult<()> {
-    sqlx::query(&format!(
-        "INSERT INTO after_sale_history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::try_from(entry.version).map_err(corrupt)?)
-    .bind(entry.from.as_ref().map(|s| s.as_str().to_owned()))
-    .bind(entry.to.as_str())
-    .bind(entry.event.as_str())
-    .bind(entry.channel.as_str())
-    .bind(entry.operator.as_str())
-    .bind(entry.reason.as_deref())
-    .bind(unix_ms(entry.occurred_at))
+    let version = i64::try_from(entry.version).map_err(corrupt)?;
+    let sql = HISTORY_TABLE.insert(1);
+    bind_history(
+        HISTORY_TABLE.binder(sqlx::query(&sql)),
+        tenant,
+        id,
+        entry,
+        version,
+    )
+    .done()
     .execute(&mut **tx)
     .await
     .map_err(convert)?;
     Ok(())
 }
 
-async fn lines_of(
-    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+static SELECT_ONE: LazyLock<String> = LazyLock::new(|| TABLE.select("WHERE tenant = ? AND id = ?"));
+static SELECT_OF_ORDER: LazyLock<String> =
+    LazyLock::new(|| TABLE.select("WHERE tenant = ? AND order_id = ? ORDER BY id"));
+static SELECT_LINES: LazyLock<String> =
+    LazyLock::new(|| LINE_TABLE.select("WHERE tenant = ? AND after_sale_id = ? ORDER BY line_no"));
+/// The lines of every after-sale of an order, in one read.
+static SELECT_LINES_OF_ORDER: LazyLock<String> = LazyLock::new(|| {
+    LINE_TABLE.select(
+        "WHERE tenant = ? AND after_sale_id IN (SELECT id FROM after_sales WHERE tenant = ? AND order_id = ?) ORDER BY after_sale_id, line_no",
+    )
+});
+static SELECT_HISTORY: LazyLock<String> = LazyLock::new(|| {
+    HISTORY_TABLE.select("WHERE tenant = ? AND after_sale_id = ? ORDER BY version")
+});
+
+/// The after-sale with its lines, both read on `connection`.
+async fn load(
+    connection: &mut AnyConnection,
     tenant: &TenantId,
-    id: i64,
-    currency_of: Currency,
-) -> DomainResult<Vec<AfterSaleLine>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {LINE_COLUMNS} FROM after_sale_lines WHERE tenant = ? AND after_sale_id = ? ORDER BY line_no"
-    ))
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(executor)
-    .await
-    .map_err(convert)?;
-    rows.iter()
-        .map(|row| decode_line(row, currency_of))
-        .collect()
+    id: AfterSaleId,
+) -> DomainResult<Option<AfterSale>> {
+    let Some(row) = sqlx::query(&SELECT_ONE)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(convert)?
+    else {
+        return Ok(None);
+    };
+    let currency = currency_of(&row)?;
+    let lines = sqlx::query(&SELECT_LINES)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(convert)?
+        .iter()
+        .map(|line| decode_line(line, currency))
+        .collect::<DomainResult<_>>()?;
+    decode(&row, lines).map(Some)
 }
 
 pub(crate) async fn get(
@@ -165,20 +284,8 @@ pub(crate) async fn get(
     tenant: &TenantId,
     id: AfterSaleId,
 ) -> DomainResult<Option<AfterSale>> {
-    let Some(row) = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM after_sales WHERE tenant = ? AND id = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .fetch_optional(pool)
-    .await
-    .map_err(convert)?
-    else {
-        return Ok(None);
-    };
-    let currency_of = currency(text(&row, "currency")?)?;
-    let lines = lines_of(pool, tenant, id.as_i64(), currency_of).await?;
-    decode(&row, lines).map(Some)
+    let mut connection = pool.acquire().await.map_err(convert)?;
+    load(&mut connection, tenant, id).await
 }
 
 /// The after-sale as this transaction sees it (after its own writes).
@@ -187,42 +294,50 @@ pub(crate) async fn get_in(
     tenant: &TenantId,
     id: AfterSaleId,
 ) -> DomainResult<Option<AfterSale>> {
-    let Some(row) = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM after_sales WHERE tenant = ? AND id = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(convert)?
-    else {
-        return Ok(None);
-    };
-    let currency_of = currency(text(&row, "currency")?)?;
-    let lines = lines_of(&mut **tx, tenant, id.as_i64(), currency_of).await?;
-    decode(&row, lines).map(Some)
+    load(tx, tenant, id).await
 }
 
+/// Every after-sale of an order with its lines: two reads, whatever their number.
 pub(crate) async fn of_order(
     pool: &AnyPool,
     tenant: &TenantId,
     order_id: OrderId,
 ) -> DomainResult<Vec<AfterSale>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM after_sales WHERE tenant = ? AND order_id = ? ORDER BY id"
-    ))
-    .bind(tenant.as_str())
-    .bind(order_id.as_i64())
-    .fetch_all(pool)
-    .await
-    .map_err(convert)?;
-    let mut found = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let currency_of = currency(text(row, "currency")?)?;
-        let lines = lines_of(pool, tenant, int(row, "id")?, currency_of).await?;
-        found.push(decode(row, lines)?);
+    let rows = sqlx::query(&SELECT_OF_ORDER)
+        .bind(tenant.as_str())
+        .bind(order_id.as_i64())
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found)
+    let line_rows = sqlx::query(&SELECT_LINES_OF_ORDER)
+        .bind(tenant.as_str())
+        .bind(tenant.as_str())
+        .bind(order_id.as_i64())
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
+    let mut lines_of: BTreeMap<i64, Vec<&AnyRow>> = BTreeMap::new();
+    for line in &line_rows {
+        lines_of
+            .entry(int(line, "after_sale_id")?)
+            .or_default()
+            .push(line);
+    }
+    rows.iter()
+        .map(|row| {
+            let currency = currency_of(row)?;
+            let lines = lines_of
+                .remove(&int(row, "id")?)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|line| decode_line(line, currency))
+                .collect::<DomainResult<_>>()?;
+            decode(row, lines)
+        })
+        .collect()
 }
 
 pub(crate) async fn history(
@@ -230,33 +345,13 @@ pub(crate) async fn history(
     tenant: &TenantId,
     id: AfterSaleId,
 ) -> DomainResult<Vec<AfterSaleHistoryEntry>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {HISTORY_COLUMNS} FROM after_sale_history WHERE tenant = ? AND after_sale_id = ? ORDER BY version"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .fetch_all(pool)
-    .await
-    .map_err(convert)?;
-    rows.iter()
-        .map(|row| {
-            let channel = text(row, "channel")?;
-            Ok(AfterSaleHistoryEntry {
-                version: raw_id(row, "version")?,
-                from: opt_text(row, "from_status")?
-                    .map(StatusCode::parse)
-                    .transpose()
-                    .map_err(corrupt)?,
-                to: StatusCode::parse(text(row, "to_status")?).map_err(corrupt)?,
-                event: TransitionEvent::parse(text(row, "event")?).map_err(corrupt)?,
-                channel: AfterSaleChannel::parse(&channel)
-                    .ok_or_else(|| corrupt(format!("unknown channel {channel:?}")))?,
-                operator: text(row, "operator")?,
-                reason: opt_text(row, "reason")?,
-                occurred_at: from_unix_ms(int(row, "occurred_at_ms")?)?,
-            })
-        })
-        .collect()
+    let rows = sqlx::query(&SELECT_HISTORY)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
+    rows.iter().map(decode_history).collect()
 }
 
 /// The after-sale's compare-and-set on its version: whether this transaction moved it.
@@ -330,7 +425,7 @@ pub(crate) async fn open_line(
     }
 }
 
-/// Hold `count` units of a line while `held + returned + count <= bought`, then take their
+/// Hold `units` units of a line while `held + returned + units <= bought`, then take their
 /// amount from the rest of the line's split; `None` when too few units are left (nothing
 /// changed). The first update takes the row's lock, so the read after it sees every
 /// committed hold and the amount is computed from them.
@@ -339,16 +434,16 @@ pub(crate) async fn hold(
     tenant: &TenantId,
     order_id: OrderId,
     line_no: u32,
-    count: u32,
+    units: u32,
 ) -> DomainResult<Option<Money>> {
     let done = sqlx::query(
         "UPDATE after_sale_units SET held = held + ? WHERE tenant = ? AND order_id = ? AND line_no = ? AND held + returned + ? <= bought",
     )
-    .bind(i64::from(count))
+    .bind(i64::from(units))
     .bind(tenant.as_str())
     .bind(order_id.as_i64())
     .bind(i64::from(line_no))
-    .bind(i64::from(count))
+    .bind(i64::from(units))
     .execute(&mut **tx)
     .await
     .map_err(convert)?;
@@ -364,7 +459,7 @@ pub(crate) async fn hold(
     .fetch_one(&mut **tx)
     .await
     .map_err(convert)?;
-    let currency_of = currency(text(&row, "currency")?)?;
+    let currency = currency_of(&row)?;
     let line = LineSplit {
         line_no,
         key: SplitKey {
@@ -373,16 +468,16 @@ pub(crate) async fn hold(
             unit_price: 0,
             unit_weight_grams: None,
         },
-        bought: count_of(&row, "bought")?,
-        refundable: Money::new(int(&row, "refundable")?, currency_of),
+        bought: count(&row, "bought")?,
+        refundable: Money::new(int(&row, "refundable")?, currency),
     };
-    let taken = count_of(&row, "held")? + count_of(&row, "returned")? - count;
+    let taken = count(&row, "held")? + count(&row, "returned")? - units;
     let taken_amount = Money::new(
         int(&row, "held_amount")? + int(&row, "returned_amount")?,
-        currency_of,
+        currency,
     );
     let amount = line
-        .take(taken, taken_amount, count)
+        .take(taken, taken_amount, units)
         .map_err(|e| DomainError::internal(format!("after-sale units: {}", e.message)))?;
     sqlx::query(
         "UPDATE after_sale_units SET held_amount = held_amount + ? WHERE tenant = ? AND order_id = ? AND line_no = ?",
@@ -395,10 +490,6 @@ pub(crate) async fn hold(
     .await
     .map_err(convert)?;
     Ok(Some(amount))
-}
-
-fn count_of(row: &AnyRow, column: &str) -> DomainResult<u32> {
-    count(row, column)
 }
 
 /// Units left on a line (for the refusal's message).
@@ -527,9 +618,9 @@ pub(crate) async fn refund_of(
     .map_err(convert)?;
     row.map(|row| {
         Ok(AfterSaleRefund {
-            refund_id: RefundId::from_raw(raw_id(&row, "refund_id")?).map_err(corrupt)?,
-            payment_id: PaymentId::from_raw(raw_id(&row, "payment_id")?).map_err(corrupt)?,
-            amount: Money::new(int(&row, "amount")?, currency(text(&row, "currency")?)?),
+            refund_id: RefundId::from_raw(unsigned(&row, "refund_id")?).map_err(corrupt)?,
+            payment_id: PaymentId::from_raw(unsigned(&row, "payment_id")?).map_err(corrupt)?,
+            amount: Money::new(int(&row, "amount")?, currency_of(&row)?),
         })
     })
     .transpose()

@@ -5,11 +5,12 @@
 use std::sync::LazyLock;
 
 use sqlx::AnyPool;
+use sqlx::any::AnyRow;
 
 use oc_model::ports::{IdempotencyRecord, NewOrder};
 use oc_model::{DomainResult, Order, OrderId, UnixMillis};
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, int, text};
+use super::{AnyTx, Binder, Columns, Table, corrupt, text, unsigned};
 use crate::error::{WriteError, convert};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -73,11 +74,16 @@ pub(crate) async fn find(
     .await
     .map_err(convert)?;
     row.map(|row| {
-        let hash = text(&row, "request_hash")?;
-        let order_id = OrderId::from_raw(int(&row, "order_id")? as u64).map_err(corrupt)?;
-        Ok((hash, order_id))
+        let (hash, id) = claimed(&row, "order_id")?;
+        Ok((hash, OrderId::from_raw(id).map_err(corrupt)?))
     })
     .transpose()
+}
+
+/// A committed key's request hash and the raw id in `id_column` of what it created (an
+/// order here, a payment in `payment_idempotency`).
+pub(crate) fn claimed(row: &AnyRow, id_column: &str) -> DomainResult<(String, u64)> {
+    Ok((text(row, "request_hash")?, unsigned(row, id_column)?))
 }
 
 /// Deletes up to `limit` records created before `created_before`, oldest first, through the

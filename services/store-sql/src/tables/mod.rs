@@ -31,7 +31,7 @@ pub(crate) mod stock_reservations;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row as _};
 
-use oc_model::DomainError;
+use oc_model::{Currency, DomainError};
 
 /// A statement with its arguments, on any of the two dialects.
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
@@ -207,6 +207,22 @@ pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64, DomainError> {
 
 pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>, DomainError> {
     row.try_get::<Option<i64>, _>(column).map_err(corrupt)
+}
+
+/// A column that holds a non-negative integer (an id, a version); negative is corrupt.
+pub(crate) fn unsigned(row: &AnyRow, column: &str) -> Result<u64, DomainError> {
+    u64::try_from(int(row, column)?).map_err(corrupt)
+}
+
+/// A column that holds a count (a line number, a quantity, attempts).
+pub(crate) fn count(row: &AnyRow, column: &str) -> Result<u32, DomainError> {
+    u32::try_from(int(row, column)?).map_err(corrupt)
+}
+
+/// The `currency` column of a row (an order's main row, a payment, a refund, an after-sale):
+/// the money beside it is in it.
+pub(crate) fn currency_of(row: &AnyRow) -> Result<Currency, DomainError> {
+    Currency::parse(&text(row, "currency")?).map_err(corrupt)
 }
 
 /// Milliseconds since the epoch, as every `*_ms` column holds them.

@@ -16,8 +16,8 @@ use oc_model::order::{
 use oc_model::ports::{CreatedWindow, OrderKey};
 use oc_model::schedule::DueOrder;
 use oc_model::{
-    BusinessIdentity, Currency, DomainError, DomainResult, KvIdentifier, Order, OrderId, OrderType,
-    PartyId, StatusCode, TenantId, UnixMillis,
+    BusinessIdentity, DomainError, DomainResult, KvIdentifier, Order, OrderId, OrderType, PartyId,
+    StatusCode, TenantId, UnixMillis,
 };
 
 use super::{AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, text};
@@ -329,11 +329,6 @@ pub(crate) fn decode(
             identifiers,
         },
     })
-}
-
-/// The currency of a main row (its lines' money is in it).
-pub(crate) fn currency_of(row: &AnyRow) -> DomainResult<Currency> {
-    Currency::parse(&text(row, "currency")?).map_err(corrupt)
 }
 
 /// Up to `limit` order keys after `after`, by primary key, optionally of one tenant.

@@ -14,7 +14,8 @@ use oc_model::{
 };
 
 use super::{
-    AnyTx, Binder, Columns, Table, corrupt, from_unix_ms, int, opt_int, opt_text, text, unix_ms,
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, idempotency, int,
+    opt_int, opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
 
@@ -75,10 +76,6 @@ fn bind<'q>(row: Binder<'q>, payment: &'q Payment) -> Binder<'q> {
         .bind("query_attempts", i64::from(payment.query_attempts))
 }
 
-fn currency(code: String) -> DomainResult<Currency> {
-    Currency::parse(&code).map_err(corrupt)
-}
-
 pub(crate) fn decode(row: &AnyRow) -> DomainResult<Payment> {
     let status = text(row, "status")?;
     let effect = text(row, "effect")?;
@@ -86,17 +83,17 @@ pub(crate) fn decode(row: &AnyRow) -> DomainResult<Payment> {
         opt_int(row, "reported_amount")?,
         opt_text(row, "reported_currency")?,
     ) {
-        (Some(minor), Some(code)) => Some(Money::new(minor, currency(code)?)),
+        (Some(minor), Some(code)) => {
+            Some(Money::new(minor, Currency::parse(&code).map_err(corrupt)?))
+        }
         _ => None,
     };
-    let raw_id =
-        |column: &str| -> DomainResult<u64> { u64::try_from(int(row, column)?).map_err(corrupt) };
     Ok(Payment {
         tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
-        id: PaymentId::from_raw(raw_id("id")?).map_err(corrupt)?,
-        order_id: OrderId::from_raw(raw_id("order_id")?).map_err(corrupt)?,
+        id: PaymentId::from_raw(unsigned(row, "id")?).map_err(corrupt)?,
+        order_id: OrderId::from_raw(unsigned(row, "order_id")?).map_err(corrupt)?,
         provider: ProviderName::parse(text(row, "provider")?).map_err(corrupt)?,
-        amount: Money::new(int(row, "amount")?, currency(text(row, "currency")?)?),
+        amount: Money::new(int(row, "amount")?, currency_of(row)?),
         status: PaymentStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown payment status {status:?}")))?,
         checkout: Checkout {
@@ -115,7 +112,7 @@ pub(crate) fn decode(row: &AnyRow) -> DomainResult<Payment> {
         next_query_at: opt_int(row, "next_query_at_ms")?
             .map(from_unix_ms)
             .transpose()?,
-        query_attempts: u32::try_from(int(row, "query_attempts")?).map_err(corrupt)?,
+        query_attempts: count(row, "query_attempts")?,
     })
 }
 
@@ -284,10 +281,8 @@ pub(crate) async fn find_key(
     .await
     .map_err(convert)?;
     row.map(|row| {
-        let hash = text(&row, "request_hash")?;
-        let id = PaymentId::from_raw(u64::try_from(int(&row, "payment_id")?).map_err(corrupt)?)
-            .map_err(corrupt)?;
-        Ok((hash, id))
+        let (hash, id) = idempotency::claimed(&row, "payment_id")?;
+        Ok((hash, PaymentId::from_raw(id).map_err(corrupt)?))
     })
     .transpose()
 }
@@ -297,20 +292,18 @@ pub(crate) async fn find_key(
 
 fn decode_refund(row: &AnyRow) -> DomainResult<Refund> {
     let status = text(row, "status")?;
-    let raw =
-        |column: &str| -> DomainResult<u64> { u64::try_from(int(row, column)?).map_err(corrupt) };
     Ok(Refund {
         tenant: TenantId::parse(text(row, "tenant")?).map_err(corrupt)?,
-        id: RefundId::from_raw(raw("id")?).map_err(corrupt)?,
-        payment_id: PaymentId::from_raw(raw("payment_id")?).map_err(corrupt)?,
-        order_id: OrderId::from_raw(raw("order_id")?).map_err(corrupt)?,
+        id: RefundId::from_raw(unsigned(row, "id")?).map_err(corrupt)?,
+        payment_id: PaymentId::from_raw(unsigned(row, "payment_id")?).map_err(corrupt)?,
+        order_id: OrderId::from_raw(unsigned(row, "order_id")?).map_err(corrupt)?,
         refund_key: text(row, "refund_key")?,
-        amount: Money::new(int(row, "amount")?, currency(text(row, "currency")?)?),
+        amount: Money::new(int(row, "amount")?, currency_of(row)?),
         status: RefundStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown refund status {status:?}")))?,
         reason: opt_text(row, "reason")?,
-        attempts: u32::try_from(int(row, "attempts")?).map_err(corrupt)?,
-        failures: u32::try_from(int(row, "failures")?).map_err(corrupt)?,
+        attempts: count(row, "attempts")?,
+        failures: count(row, "failures")?,
         failure: opt_text(row, "failure")?,
         next_query_at: opt_int(row, "next_query_at_ms")?
             .map(from_unix_ms)
@@ -320,33 +313,72 @@ fn decode_refund(row: &AnyRow) -> DomainResult<Refund> {
     })
 }
 
-const REFUND_COLUMNS: &str = "tenant, id, payment_id, order_id, refund_key, currency, amount, status, reason, attempts, failures, failure, next_query_at_ms, created_at_ms, updated_at_ms";
+pub(crate) static REFUND_TABLE: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        "payment_refunds",
+        Columns::of(&[
+            "tenant",
+            "id",
+            "payment_id",
+            "order_id",
+            "refund_key",
+            "currency",
+            "amount",
+            "status",
+            "reason",
+            "attempts",
+            "failures",
+            "failure",
+            "next_query_at_ms",
+            "created_at_ms",
+            "updated_at_ms",
+        ]),
+    )
+});
+
+fn bind_refund<'q>(row: Binder<'q>, refund: &'q Refund) -> Binder<'q> {
+    row.bind("tenant", refund.tenant.as_str())
+        .bind("id", refund.id.as_i64())
+        .bind("payment_id", refund.payment_id.as_i64())
+        .bind("order_id", refund.order_id.as_i64())
+        .bind("refund_key", refund.refund_key.as_str())
+        .bind("currency", refund.amount.currency.code())
+        .bind("amount", refund.amount.minor)
+        .bind("status", refund.status.as_str())
+        .bind("reason", refund.reason.as_deref())
+        .bind("attempts", i64::from(refund.attempts))
+        .bind("failures", i64::from(refund.failures))
+        .bind("failure", refund.failure.as_deref())
+        .bind("next_query_at_ms", refund.next_query_at.map(unix_ms))
+        .bind("created_at_ms", unix_ms(refund.created_at))
+        .bind("updated_at_ms", unix_ms(refund.updated_at))
+}
 
 /// The refund row, first in its transaction: a unique violation on (tenant, payment, key)
 /// means the key was used before.
 pub(crate) async fn insert_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> Result<(), WriteError> {
-    sqlx::query(&format!(
-        "INSERT INTO payment_refunds ({REFUND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(refund.tenant.as_str())
-    .bind(refund.id.as_i64())
-    .bind(refund.payment_id.as_i64())
-    .bind(refund.order_id.as_i64())
-    .bind(refund.refund_key.as_str())
-    .bind(refund.amount.currency.code())
-    .bind(refund.amount.minor)
-    .bind(refund.status.as_str())
-    .bind(refund.reason.as_deref())
-    .bind(i64::from(refund.attempts))
-    .bind(i64::from(refund.failures))
-    .bind(refund.failure.as_deref())
-    .bind(refund.next_query_at.map(unix_ms))
-    .bind(unix_ms(refund.created_at))
-    .bind(unix_ms(refund.updated_at))
-    .execute(&mut **tx)
-    .await?;
+    let sql = REFUND_TABLE.insert(1);
+    bind_refund(REFUND_TABLE.binder(sqlx::query(&sql)), refund)
+        .done()
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
+
+static SELECT_REFUND: LazyLock<String> =
+    LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND id = ?"));
+static SELECT_REFUND_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND payment_id = ? AND refund_key = ?"));
+static SELECT_REFUNDS_OF_PAYMENT: LazyLock<String> =
+    LazyLock::new(|| REFUND_TABLE.select("WHERE tenant = ? AND payment_id = ? ORDER BY id"));
+static SELECT_REFUNDS_WITH_STATUS: LazyLock<String> = LazyLock::new(|| {
+    REFUND_TABLE.select("WHERE tenant = ? AND status = ? ORDER BY id DESC LIMIT ?")
+});
+static SELECT_REFUNDS_DUE: LazyLock<String> = LazyLock::new(|| {
+    REFUND_TABLE.select(
+        "WHERE next_query_at_ms IS NOT NULL AND next_query_at_ms <= ? AND status = 'requested' ORDER BY next_query_at_ms LIMIT ?",
+    )
+});
 
 /// Reserve `amount` on a succeeded payment of `currency` while what is left covers it.
 pub(crate) async fn reserve_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> DomainResult<bool> {
@@ -370,36 +402,16 @@ pub(crate) async fn refund_by_key(
     payment_id: PaymentId,
     key: &str,
 ) -> DomainResult<Option<Refund>> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND payment_id = ? AND refund_key = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(payment_id.as_i64())
-    .bind(key)
-    .fetch_optional(pool)
-    .await
-    .map_err(convert)?
-    .as_ref()
-    .map(decode_refund)
-    .transpose()
-}
-
-pub(crate) async fn refund(
-    tx: &mut AnyTx<'_>,
-    tenant: &TenantId,
-    id: RefundId,
-) -> DomainResult<Option<Refund>> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND id = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(convert)?
-    .as_ref()
-    .map(decode_refund)
-    .transpose()
+    sqlx::query(&SELECT_REFUND_BY_KEY)
+        .bind(tenant.as_str())
+        .bind(payment_id.as_i64())
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(convert)?
+        .as_ref()
+        .map(decode_refund)
+        .transpose()
 }
 
 /// `requested` → `status` (no further steps); whether this transaction moved it.
@@ -452,22 +464,21 @@ pub(crate) async fn refunded(
         .transpose()
 }
 
+/// A refund, read on a pool or inside a transaction (as that transaction sees it).
 pub(crate) async fn get_refund(
-    pool: &AnyPool,
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
     tenant: &TenantId,
     id: RefundId,
 ) -> DomainResult<Option<Refund>> {
-    sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND id = ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .fetch_optional(pool)
-    .await
-    .map_err(convert)?
-    .as_ref()
-    .map(decode_refund)
-    .transpose()
+    sqlx::query(&SELECT_REFUND)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .fetch_optional(executor)
+        .await
+        .map_err(convert)?
+        .as_ref()
+        .map(decode_refund)
+        .transpose()
 }
 
 pub(crate) async fn refunds_of_payment(
@@ -475,14 +486,12 @@ pub(crate) async fn refunds_of_payment(
     tenant: &TenantId,
     payment_id: PaymentId,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND payment_id = ? ORDER BY id"
-    ))
-    .bind(tenant.as_str())
-    .bind(payment_id.as_i64())
-    .fetch_all(pool)
-    .await
-    .map_err(convert)?;
+    let rows = sqlx::query(&SELECT_REFUNDS_OF_PAYMENT)
+        .bind(tenant.as_str())
+        .bind(payment_id.as_i64())
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
     rows.iter().map(decode_refund).collect()
 }
 
@@ -492,15 +501,13 @@ pub(crate) async fn refunds_with_status(
     status: RefundStatus,
     limit: u32,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE tenant = ? AND status = ? ORDER BY id DESC LIMIT ?"
-    ))
-    .bind(tenant.as_str())
-    .bind(status.as_str())
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(convert)?;
+    let rows = sqlx::query(&SELECT_REFUNDS_WITH_STATUS)
+        .bind(tenant.as_str())
+        .bind(status.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
     rows.iter().map(decode_refund).collect()
 }
 
@@ -509,14 +516,12 @@ pub(crate) async fn refunds_due(
     now_ms: i64,
     limit: u32,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE next_query_at_ms IS NOT NULL AND next_query_at_ms <= ? AND status = 'requested' ORDER BY next_query_at_ms LIMIT ?"
-    ))
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(convert)?;
+    let rows = sqlx::query(&SELECT_REFUNDS_DUE)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(convert)?;
     rows.iter().map(decode_refund).collect()
 }
 

@@ -3,12 +3,18 @@
 //! from. Each test file is its own crate and uses part of this.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use oc_model::lifecycle::TransitionWrite;
 use oc_model::ports::{NewOrder, OrderStore};
-use oc_model::{Order, OrderEvent, OrderEventKind, StatusCode, TenantId, UnixMillis};
+use oc_model::{
+    HistoryEntry, Order, OrderEvent, OrderEventKind, StatusCode, StockEffect, TenantId,
+    TransitionEvent, UnixMillis,
+};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use sqlx::Row;
+use time::OffsetDateTime;
 
 pub const SHARDS: usize = 2;
 
@@ -106,14 +112,56 @@ impl Harness {
         let mut order = oc_test_support::fixtures::order(tenant, buyer);
         order.main.status = StatusCode::parse("pending_payment").unwrap();
         order.main.pay_deadline = deadline.map(|at| UnixMillis::new(at).to_datetime().unwrap());
+        self.insert_order(&order).await;
+        order
+    }
+
+    /// `order` written as it is, with its `Created` event.
+    pub async fn insert_order(&self, order: &Order) {
         self.store
             .insert(NewOrder {
                 order: order.clone(),
                 idempotency: None,
-                event: OrderEvent::of(&order, OrderEventKind::Created),
+                event: OrderEvent::of(order, OrderEventKind::Created),
             })
             .await
             .unwrap();
-        order
+    }
+}
+
+/// The fixed "now" of these tests, in milliseconds.
+pub const NOW_MS: i64 = 1_790_000_000_000;
+
+pub fn now() -> OffsetDateTime {
+    UnixMillis::new(NOW_MS).to_datetime().unwrap()
+}
+
+/// The write of `event` on `order` at its stored version (a pay or a timeout).
+pub fn transition(order: &Order, event: &str, to: &str, stock: StockEffect) -> TransitionWrite {
+    let mut next = order.clone();
+    next.main.version = order.main.version + 1;
+    next.main.status = StatusCode::parse(to).unwrap();
+    next.main.pay_deadline = None;
+    let entry = HistoryEntry {
+        tenant: order.main.tenant.clone(),
+        order_id: order.main.id,
+        version: next.main.version,
+        from: order.main.status.clone(),
+        to: next.main.status.clone(),
+        event: TransitionEvent::parse(event).unwrap(),
+        operator: event.into(),
+        source_system: "test".into(),
+        reason: None,
+        data: BTreeMap::new(),
+        stock,
+        occurred_at: now(),
+    };
+    let mut outbox = OrderEvent::of(&next, OrderEventKind::StatusChanged);
+    outbox.transition = Some(entry.note(to.into(), None));
+    TransitionWrite {
+        expected_version: order.main.version,
+        order: next,
+        event: outbox,
+        history: Some(entry),
     }
 }
