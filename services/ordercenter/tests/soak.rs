@@ -760,7 +760,7 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
         .count();
     let drain_started = Instant::now();
     let mut last_state = String::new();
-    let (shard_versions, reports) = loop {
+    let (shard_orders, reports) = loop {
         assert!(
             drain_started.elapsed() < DRAIN_LIMIT,
             "not drained within {DRAIN_LIMIT:?} after the last fault: {last_state}"
@@ -782,7 +782,7 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
                 "SELECT COUNT(*) FROM outbox WHERE published_at_ms IS NULL",
             )
             .await;
-            (timeouts, pending, shard_versions(&pools).await)
+            (timeouts, pending, shard_orders(&pools).await)
         });
         if timeouts < expected_timeouts as i64 || pending > 0 {
             last_state =
@@ -792,7 +792,7 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
         let cached = runtime.block_on(cache_versions(&versions));
         let cache_differences = versions
             .iter()
-            .filter(|(key, version)| cached.get(*key) != Some(*version))
+            .filter(|(key, (version, _))| cached.get(*key) != Some(version))
             .count();
         if cache_differences > 0 {
             last_state = format!("{cache_differences} orders not in step in the cache");
@@ -816,14 +816,10 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
         .iter()
         .map(|order| ((order.tenant, order.id.clone()), order))
         .collect();
-    assert_eq!(
-        shard_versions.len(),
-        placed_ids.len(),
-        "orders in the shards"
-    );
-    let statuses = runtime.block_on(shard_statuses(&pools));
+    assert_eq!(shard_orders.len(), placed_ids.len(), "orders in the shards");
+    // read in the drain's last pass, after every timeout: the final statuses
     for ((tenant, id), order) in &placed_ids {
-        let status = statuses
+        let (_, status) = shard_orders
             .get(&(tenant.to_string(), id.clone()))
             .unwrap_or_else(|| panic!("order {tenant}/{id} is missing"));
         assert_eq!(status, order.status, "order {tenant}/{id}: {order:?}");
@@ -854,7 +850,7 @@ fn soak_with_sigkills_and_link_cuts_ends_with_every_read_model_in_step() {
     );
     // version checks in every sink: a redelivered event is counted stale, never applied; an
     // order's events are its versions, so no sink can have applied more writes than that
-    let events: u64 = shard_versions.values().sum();
+    let events: u64 = shard_orders.values().map(|(version, _)| version).sum();
     let writes = counts.total();
     for sink in ["search", "cold", "cache"] {
         let applied = writes
@@ -939,36 +935,22 @@ async fn dead_letter_rows(pools: &[sqlx::MySqlPool]) -> Vec<String> {
     rows
 }
 
-/// (tenant, order id) → version, over every shard.
-async fn shard_versions(pools: &[sqlx::MySqlPool]) -> BTreeMap<(String, String), u64> {
-    let mut versions = BTreeMap::new();
+/// (tenant, order id) → (version, status), over every shard.
+async fn shard_orders(pools: &[sqlx::MySqlPool]) -> BTreeMap<(String, String), (u64, String)> {
+    let mut orders = BTreeMap::new();
     for pool in pools {
-        for row in sqlx::query("SELECT tenant, CAST(id AS CHAR), version FROM orders")
+        for row in sqlx::query("SELECT tenant, CAST(id AS CHAR), version, status FROM orders")
             .fetch_all(pool)
             .await
             .unwrap()
         {
-            versions.insert(
+            orders.insert(
                 (text(&row, 0), text(&row, 1)),
-                row.try_get::<i64, _>(2).unwrap() as u64,
+                (row.try_get::<i64, _>(2).unwrap() as u64, text(&row, 3)),
             );
         }
     }
-    versions
-}
-
-async fn shard_statuses(pools: &[sqlx::MySqlPool]) -> BTreeMap<(String, String), String> {
-    let mut statuses = BTreeMap::new();
-    for pool in pools {
-        for row in sqlx::query("SELECT tenant, CAST(id AS CHAR), status FROM orders")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-        {
-            statuses.insert((text(&row, 0), text(&row, 1)), text(&row, 2));
-        }
-    }
-    statuses
+    orders
 }
 
 /// MariaDB hands some text columns over as bytes: read either.
@@ -996,8 +978,8 @@ async fn stock_level(pools: &[sqlx::MySqlPool]) -> (i64, i64, i64) {
 
 /// The version each order's Redis entry holds (the projector's cache sink), read straight
 /// from Redis; entries without an order (tombstones) are left out.
-async fn cache_versions(
-    orders: &BTreeMap<(String, String), u64>,
+async fn cache_versions<V>(
+    orders: &BTreeMap<(String, String), V>,
 ) -> BTreeMap<(String, String), u64> {
     let client = redis::Client::open(oc_test_support::redis_url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
