@@ -229,67 +229,45 @@ impl Sandbox {
             (held.report(), held.request.notify_url.clone())
         };
         let faults = lock(&self.inner.faults).clone();
-        if faults.drop_callbacks {
-            self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
-            return Some(report);
-        }
-        let sandbox = self.clone();
-        let sent = report.clone();
-        tokio::spawn(async move {
-            sandbox.deliver(&notify_url, sent, faults).await;
-        });
+        let stale = PaymentReport {
+            status: ReportStatus::Pending,
+            amount: None,
+            paid_at: None,
+            ..report.clone()
+        };
+        self.dispatch(notify_url, report.clone(), stale, faults);
         Some(report)
     }
 
-    async fn deliver(&self, notify_url: &str, report: PaymentReport, faults: Faults) {
-        if faults.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
-        }
-        // the copies of a duplicated callback arrive at once, as concurrent retries do
-        let mut copies = tokio::task::JoinSet::new();
-        for _ in 0..=faults.duplicates {
-            let sandbox = self.clone();
-            let (url, report) = (notify_url.to_owned(), report.clone());
-            copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
-        }
-        while copies.join_next().await.is_some() {}
-        if faults.reorder {
-            let stale = PaymentReport {
-                status: ReportStatus::Pending,
-                amount: None,
-                paid_at: None,
-                ..report
-            };
-            self.send(notify_url, &stale.account, &stale).await;
-        }
-    }
-
-    /// A refund's callback under `faults` (dropped, delayed, duplicated; `reorder` sends a
-    /// stale `pending` copy after it).
-    fn deliver_refund(&self, report: RefundReport, notify_url: String, faults: Faults) {
+    /// A callback (`fresh`, signed for its account) under `faults`: dropped, or sent —
+    /// delayed, duplicated, and with `reorder` the `stale` copy (the earlier `pending` state)
+    /// after it. Payment and refund callbacks go out the same way.
+    fn dispatch<T: Serialize + Signed>(
+        &self,
+        notify_url: String,
+        fresh: T,
+        stale: T,
+        faults: Faults,
+    ) {
         if faults.drop_callbacks {
             self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let sandbox = self.clone();
+        let fresh = Arc::new(fresh);
         tokio::spawn(async move {
             if faults.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
             }
+            // the copies of a duplicated callback arrive at once, as concurrent retries do
             let mut copies = tokio::task::JoinSet::new();
             for _ in 0..=faults.duplicates {
-                let sandbox = sandbox.clone();
-                let (url, report) = (notify_url.clone(), report.clone());
-                copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
+                let (sandbox, url, fresh) = (sandbox.clone(), notify_url.clone(), fresh.clone());
+                copies.spawn(async move { sandbox.send(&url, &*fresh).await });
             }
             while copies.join_next().await.is_some() {}
             if faults.reorder {
-                let stale = RefundReport {
-                    status: ProviderRefundStatus::Pending,
-                    reason: None,
-                    ..report
-                };
-                sandbox.send(&notify_url, &stale.account, &stale).await;
+                sandbox.send(&notify_url, &stale).await;
             }
         });
     }
@@ -337,8 +315,8 @@ impl Sandbox {
         }
     }
 
-    async fn send<T: Serialize>(&self, notify_url: &str, account: &str, message: &T) {
-        let Some(credentials) = self.inner.accounts.get(account) else {
+    async fn send<T: Serialize + Signed>(&self, notify_url: &str, message: &T) {
+        let Some(credentials) = self.inner.accounts.get(message.account()) else {
             return;
         };
         let Ok(body) = serde_json::to_vec(message) else {
@@ -389,6 +367,24 @@ impl Sandbox {
         )
         .map_err(|refusal| Box::new(problem(StatusCode::UNAUTHORIZED, refusal.to_string())))?;
         Ok(credentials)
+    }
+}
+
+/// A message signed for the account it names (a callback is signed with that account's
+/// secret).
+trait Signed: Send + Sync + 'static {
+    fn account(&self) -> &str;
+}
+
+impl Signed for PaymentReport {
+    fn account(&self) -> &str {
+        &self.account
+    }
+}
+
+impl Signed for RefundReport {
+    fn account(&self) -> &str {
+        &self.account
     }
 }
 
@@ -577,7 +573,17 @@ async fn refund(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
             decided
         }
     };
-    sandbox.deliver_refund(held.report(), held.request.notify_url.clone(), faults);
+    let stale = RefundReport {
+        status: ProviderRefundStatus::Pending,
+        reason: None,
+        ..held.report()
+    };
+    sandbox.dispatch(
+        held.request.notify_url.clone(),
+        held.report(),
+        stale,
+        faults,
+    );
     // accepted; the result follows as a callback (or a query answer), as with real providers
     let accepted = RefundReport {
         status: ProviderRefundStatus::Pending,
