@@ -45,13 +45,7 @@ pub async fn create_payment(
     let created = service(&state)?
         .create(&caller, &id, body.value, &body.raw, key)
         .await?;
-    let mut response = (StatusCode::CREATED, Json(&created.view)).into_response();
-    if created.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(created_response(&created.view, created.replayed))
 }
 
 /// `GET /v1/orders/{id}/payments`: the order's payments, oldest first.
@@ -97,13 +91,7 @@ pub async fn create_refund(
             request.reason,
         )
         .await?;
-    let mut response = (StatusCode::CREATED, Json(&created.view)).into_response();
-    if created.replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(created_response(&created.view, created.replayed))
 }
 
 /// `GET /v1/orders/{id}/payments/{payment_id}/refunds`: the payment's refunds, oldest first.
@@ -140,6 +128,17 @@ pub async fn failed_refunds(
     Ok(Json(list).into_response())
 }
 
+/// 201 with `view`, marked `idempotent-replayed` when a retry answered the first one.
+fn created_response(view: &impl serde::Serialize, replayed: bool) -> Response {
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
 fn raw_callback(headers: &HeaderMap, body: &Bytes) -> RawCallback {
     let headers: BTreeMap<String, String> = headers
         .iter()
@@ -161,6 +160,23 @@ fn refused(refusal: oc_model::payment::CallbackRefusal) -> ApiError {
     .with_header(header::WWW_AUTHENTICATE, "Signature")
 }
 
+/// A callback's answer: 200 naming what it was about (`field`) and what it did; 401 when it
+/// was refused (nothing changed); a domain error as usual (5xx makes the provider retry).
+fn callback_answer(
+    field: &str,
+    result: Result<(String, &'static str), CallbackError>,
+) -> ApiResult<Response> {
+    match result {
+        Ok((id, outcome)) => Ok(Json(serde_json::json!({
+            field: id,
+            "outcome": outcome,
+        }))
+        .into_response()),
+        Err(CallbackError::Refused(refusal)) => Err(refused(refusal)),
+        Err(CallbackError::Domain(error)) => Err(error.into()),
+    }
+}
+
 /// `POST /v1/payments/refund-callbacks/{provider}`: a provider's signed refund report,
 /// verified and answered as a payment callback is.
 pub async fn refund_callback(
@@ -169,18 +185,13 @@ pub async fn refund_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    match service(&state)?
+    let result = service(&state)?
         .refund_callback(&provider, raw_callback(&headers, &body))
-        .await
-    {
-        Ok((refund_id, applied)) => Ok(Json(serde_json::json!({
-            "refund_id": refund_id.to_string(),
-            "outcome": applied.as_str(),
-        }))
-        .into_response()),
-        Err(CallbackError::Refused(refusal)) => Err(refused(refusal)),
-        Err(CallbackError::Domain(error)) => Err(error.into()),
-    }
+        .await;
+    callback_answer(
+        "refund_id",
+        result.map(|(id, applied)| (id.to_string(), applied.as_str())),
+    )
 }
 
 /// `POST /v1/payments/callbacks/{provider}`: a provider's signed report. 200 once it is
@@ -192,16 +203,11 @@ pub async fn payment_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    match service(&state)?
+    let result = service(&state)?
         .callback(&provider, raw_callback(&headers, &body))
-        .await
-    {
-        Ok((payment_id, applied)) => Ok(Json(serde_json::json!({
-            "payment_id": payment_id.to_string(),
-            "outcome": applied.as_str(),
-        }))
-        .into_response()),
-        Err(CallbackError::Refused(refusal)) => Err(refused(refusal)),
-        Err(CallbackError::Domain(error)) => Err(error.into()),
-    }
+        .await;
+    callback_answer(
+        "payment_id",
+        result.map(|(id, applied)| (id.to_string(), applied.as_str())),
+    )
 }

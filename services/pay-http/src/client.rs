@@ -23,8 +23,7 @@ use oc_model::payment::{
 use oc_model::{Checkout, DomainError, DomainResult, PaymentId, ProviderName, RefundId};
 
 use crate::protocol::{
-    self, CreateAnswer, CreateBody, PaymentReport, QueryBody, RefundBody, RefundQueryBody,
-    RefundReport,
+    self, CreateAnswer, PaymentReport, QueryBody, RefundQueryBody, RefundReport,
 };
 
 /// How far the provider's answer's signing time may be from ours.
@@ -113,6 +112,44 @@ impl HttpProvider {
         .map_err(|refusal| self.unavailable(format!("answer refused: {refusal}")))?;
         serde_json::from_slice(&bytes).map_err(|e| self.unavailable(format!("answer: {e}")))
     }
+
+    /// A refund create's or query's answer, if it is about `refund_id` of this account.
+    fn refund_answer(
+        &self,
+        credentials: &ProviderCredentials,
+        refund_id: RefundId,
+        report: RefundReport,
+    ) -> DomainResult<ProviderRefundReport> {
+        if report.refund_id != refund_id || report.account != credentials.account {
+            return Err(self.unavailable("answered about another refund"));
+        }
+        Ok(report.report())
+    }
+}
+
+/// A callback's body, once its signature verifies with `credentials` and the account the
+/// body names (`account_of`) is theirs: signed with one account's secret, a body cannot
+/// speak for another's.
+fn verified_callback<T: DeserializeOwned>(
+    credentials: &ProviderCredentials,
+    callback: &RawCallback,
+    now: OffsetDateTime,
+    window: time::Duration,
+    account_of: impl Fn(&T) -> &String,
+) -> Result<T, CallbackRefusal> {
+    protocol::verify(
+        &callback.headers,
+        &callback.body,
+        credentials.secret(),
+        now,
+        window,
+    )?;
+    let message: T = serde_json::from_slice(&callback.body)
+        .map_err(|e| CallbackRefusal::Malformed(e.to_string()))?;
+    if *account_of(&message) != credentials.account {
+        return Err(CallbackRefusal::BadSignature);
+    }
+    Ok(message)
 }
 
 #[async_trait]
@@ -127,17 +164,7 @@ impl PaymentProvider for HttpProvider {
         request: &ProviderPaymentRequest,
     ) -> DomainResult<Checkout> {
         let answer: CreateAnswer = self
-            .call(
-                credentials,
-                "/v1/payments/create",
-                &CreateBody {
-                    payment_id: request.payment_id,
-                    amount: request.amount,
-                    description: request.description.clone(),
-                    expires_at: request.expires_at,
-                    notify_url: request.notify_url.clone(),
-                },
-            )
+            .call(credentials, "/v1/payments/create", request)
             .await?;
         Ok(Checkout {
             provider_txn_id: Some(answer.provider_txn_id),
@@ -171,20 +198,10 @@ impl PaymentProvider for HttpProvider {
         now: OffsetDateTime,
         window: time::Duration,
     ) -> Result<ProviderNotification, CallbackRefusal> {
-        protocol::verify(
-            &callback.headers,
-            &callback.body,
-            credentials.secret(),
-            now,
-            window,
-        )?;
-        let report: PaymentReport = serde_json::from_slice(&callback.body)
-            .map_err(|e| CallbackRefusal::Malformed(e.to_string()))?;
-        // the body names the account it is for: signed with one account's secret, it cannot
-        // speak for another's
-        if report.account != credentials.account {
-            return Err(CallbackRefusal::BadSignature);
-        }
+        let report: PaymentReport =
+            verified_callback(credentials, callback, now, window, |r: &PaymentReport| {
+                &r.account
+            })?;
         Ok(ProviderNotification {
             payment_id: report.payment_id,
             state: report.state().map_err(CallbackRefusal::Malformed)?,
@@ -196,23 +213,10 @@ impl PaymentProvider for HttpProvider {
         credentials: &ProviderCredentials,
         request: &ProviderRefundRequest,
     ) -> DomainResult<ProviderRefundReport> {
-        let report: RefundReport = self
-            .call(
-                credentials,
-                "/v1/refunds/create",
-                &RefundBody {
-                    refund_id: request.refund_id,
-                    payment_id: request.payment_id,
-                    attempt: request.attempt,
-                    amount: request.amount,
-                    notify_url: request.notify_url.clone(),
-                },
-            )
+        let report = self
+            .call(credentials, "/v1/refunds/create", request)
             .await?;
-        if report.refund_id != request.refund_id || report.account != credentials.account {
-            return Err(self.unavailable("answered about another refund"));
-        }
-        Ok(report.report())
+        self.refund_answer(credentials, request.refund_id, report)
     }
 
     async fn refund_query(
@@ -220,17 +224,14 @@ impl PaymentProvider for HttpProvider {
         credentials: &ProviderCredentials,
         refund_id: RefundId,
     ) -> DomainResult<ProviderRefundReport> {
-        let report: RefundReport = self
+        let report = self
             .call(
                 credentials,
                 "/v1/refunds/query",
                 &RefundQueryBody { refund_id },
             )
             .await?;
-        if report.refund_id != refund_id || report.account != credentials.account {
-            return Err(self.unavailable("answered about another refund"));
-        }
-        Ok(report.report())
+        self.refund_answer(credentials, refund_id, report)
     }
 
     fn verify_refund_callback(
@@ -240,18 +241,10 @@ impl PaymentProvider for HttpProvider {
         now: OffsetDateTime,
         window: time::Duration,
     ) -> Result<ProviderRefundReport, CallbackRefusal> {
-        protocol::verify(
-            &callback.headers,
-            &callback.body,
-            credentials.secret(),
-            now,
-            window,
-        )?;
-        let report: RefundReport = serde_json::from_slice(&callback.body)
-            .map_err(|e| CallbackRefusal::Malformed(e.to_string()))?;
-        if report.account != credentials.account {
-            return Err(CallbackRefusal::BadSignature);
-        }
+        let report: RefundReport =
+            verified_callback(credentials, callback, now, window, |r: &RefundReport| {
+                &r.account
+            })?;
         Ok(report.report())
     }
 }

@@ -36,7 +36,8 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use oc_model::payment::{
-    CallbackRefusal, ProviderPaymentState, ProviderRefundReport, ProviderRefundStatus,
+    CallbackRefusal, ProviderPaymentRequest, ProviderPaymentState, ProviderRefundReport,
+    ProviderRefundRequest, ProviderRefundStatus,
 };
 use oc_model::{Money, PaymentId, RefundId};
 
@@ -44,16 +45,8 @@ pub const HEADER_ACCOUNT: &str = "oc-pay-account";
 pub const HEADER_TIMESTAMP: &str = "oc-pay-timestamp";
 pub const HEADER_SIGNATURE: &str = "oc-pay-signature";
 
-/// `POST /v1/payments/create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateBody {
-    pub payment_id: PaymentId,
-    pub amount: Money,
-    pub description: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    pub notify_url: String,
-}
+/// `POST /v1/payments/create`: the port's request as it is, on the wire.
+pub type CreateBody = ProviderPaymentRequest;
 
 /// The answer to a create: how the buyer pays.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,15 +114,9 @@ impl PaymentReport {
     }
 }
 
-/// `POST /v1/refunds/create`: attempt `attempt` of a refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundBody {
-    pub refund_id: RefundId,
-    pub payment_id: PaymentId,
-    pub attempt: u32,
-    pub amount: Money,
-    pub notify_url: String,
-}
+/// `POST /v1/refunds/create`: attempt `attempt` of a refund — the port's request as it is, on
+/// the wire.
+pub type RefundBody = ProviderRefundRequest;
 
 /// `POST /v1/refunds/query`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -229,67 +229,45 @@ impl Sandbox {
             (held.report(), held.request.notify_url.clone())
         };
         let faults = lock(&self.inner.faults).clone();
-        if faults.drop_callbacks {
-            self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
-            return Some(report);
-        }
-        let sandbox = self.clone();
-        let sent = report.clone();
-        tokio::spawn(async move {
-            sandbox.deliver(&notify_url, sent, faults).await;
-        });
+        let stale = PaymentReport {
+            status: ReportStatus::Pending,
+            amount: None,
+            paid_at: None,
+            ..report.clone()
+        };
+        self.dispatch(notify_url, report.clone(), stale, faults);
         Some(report)
     }
 
-    async fn deliver(&self, notify_url: &str, report: PaymentReport, faults: Faults) {
-        if faults.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
-        }
-        // the copies of a duplicated callback arrive at once, as concurrent retries do
-        let mut copies = tokio::task::JoinSet::new();
-        for _ in 0..=faults.duplicates {
-            let sandbox = self.clone();
-            let (url, report) = (notify_url.to_owned(), report.clone());
-            copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
-        }
-        while copies.join_next().await.is_some() {}
-        if faults.reorder {
-            let stale = PaymentReport {
-                status: ReportStatus::Pending,
-                amount: None,
-                paid_at: None,
-                ..report
-            };
-            self.send(notify_url, &stale.account, &stale).await;
-        }
-    }
-
-    /// A refund's callback under `faults` (dropped, delayed, duplicated; `reorder` sends a
-    /// stale `pending` copy after it).
-    fn deliver_refund(&self, report: RefundReport, notify_url: String, faults: Faults) {
+    /// A callback (`fresh`, signed for its account) under `faults`: dropped, or sent —
+    /// delayed, duplicated, and with `reorder` the `stale` copy (the earlier `pending` state)
+    /// after it. Payment and refund callbacks go out the same way.
+    fn dispatch<T: Serialize + Signed>(
+        &self,
+        notify_url: String,
+        fresh: T,
+        stale: T,
+        faults: Faults,
+    ) {
         if faults.drop_callbacks {
             self.inner.callbacks_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let sandbox = self.clone();
+        let fresh = Arc::new(fresh);
         tokio::spawn(async move {
             if faults.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
             }
+            // the copies of a duplicated callback arrive at once, as concurrent retries do
             let mut copies = tokio::task::JoinSet::new();
             for _ in 0..=faults.duplicates {
-                let sandbox = sandbox.clone();
-                let (url, report) = (notify_url.clone(), report.clone());
-                copies.spawn(async move { sandbox.send(&url, &report.account, &report).await });
+                let (sandbox, url, fresh) = (sandbox.clone(), notify_url.clone(), fresh.clone());
+                copies.spawn(async move { sandbox.send(&url, &*fresh).await });
             }
             while copies.join_next().await.is_some() {}
             if faults.reorder {
-                let stale = RefundReport {
-                    status: ProviderRefundStatus::Pending,
-                    reason: None,
-                    ..report
-                };
-                sandbox.send(&notify_url, &stale.account, &stale).await;
+                sandbox.send(&notify_url, &stale).await;
             }
         });
     }
@@ -337,8 +315,8 @@ impl Sandbox {
         }
     }
 
-    async fn send<T: Serialize>(&self, notify_url: &str, account: &str, message: &T) {
-        let Some(credentials) = self.inner.accounts.get(account) else {
+    async fn send<T: Serialize + Signed>(&self, notify_url: &str, message: &T) {
+        let Some(credentials) = self.inner.accounts.get(message.account()) else {
             return;
         };
         let Ok(body) = serde_json::to_vec(message) else {
@@ -371,15 +349,11 @@ impl Sandbox {
     }
 
     /// A signed message's account, verified; or the refusal to answer.
-    fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<ProviderCredentials, Box<Response>> {
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<ProviderCredentials, Refused> {
         let headers = protocol::header_map(headers);
         let credentials = protocol::account_of(&headers)
             .and_then(|account| self.inner.accounts.get(&account).cloned())
-            .ok_or_else(|| Box::new(problem(StatusCode::UNAUTHORIZED, "unknown account")))?;
+            .ok_or_else(|| Refused::new(StatusCode::UNAUTHORIZED, "unknown account"))?;
         protocol::verify(
             &headers,
             body,
@@ -387,8 +361,58 @@ impl Sandbox {
             OffsetDateTime::now_utc(),
             REQUEST_WINDOW,
         )
-        .map_err(|refusal| Box::new(problem(StatusCode::UNAUTHORIZED, refusal.to_string())))?;
+        .map_err(|refusal| Refused::new(StatusCode::UNAUTHORIZED, refusal.to_string()))?;
         Ok(credentials)
+    }
+
+    /// Whether queries are answered (the `fail_queries` fault answers them 503).
+    fn queries_answer(&self) -> Result<(), Refused> {
+        if lock(&self.inner.faults).fail_queries {
+            return Err(Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queries fail (sandbox fault)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A protocol request refused (unsigned, malformed, or failed by a fault): the problem
+/// answered instead.
+struct Refused(Box<Response>);
+
+impl Refused {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Refused {
+        Refused(Box::new(problem(status, detail)))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// A request's body as the protocol message `T`; 400 if it is not one.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
+    serde_json::from_slice(body).map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// A message signed for the account it names (a callback is signed with that account's
+/// secret).
+trait Signed: Send + Sync + 'static {
+    fn account(&self) -> &str;
+}
+
+impl Signed for PaymentReport {
+    fn account(&self) -> &str {
+        &self.account
+    }
+}
+
+impl Signed for RefundReport {
+    fn account(&self) -> &str {
+        &self.account
     }
 }
 
@@ -416,22 +440,25 @@ fn signed<T: Serialize>(credentials: &ProviderCredentials, value: &T) -> Respons
     response
 }
 
-async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
-    let credentials = match sandbox.verify(&headers, &body) {
-        Ok(credentials) => credentials,
-        Err(refused) => return *refused,
-    };
-    let request: CreateBody = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+async fn create(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let credentials = sandbox.verify(&headers, &body)?;
+    let request: CreateBody = decode(&body)?;
     let id = request.payment_id;
     let held = {
         let mut payments = lock(&sandbox.inner.payments);
         match payments.get(&id) {
             // idempotent by payment id, within its account
             Some(held) if held.account == credentials.account => held.clone(),
-            Some(_) => return problem(StatusCode::CONFLICT, "payment id of another account"),
+            Some(_) => {
+                return Err(Refused::new(
+                    StatusCode::CONFLICT,
+                    "payment id of another account",
+                ));
+            }
             None => {
                 let held = Held {
                     account: credentials.account.clone(),
@@ -447,7 +474,7 @@ async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
         }
     };
     let pay_url = format!("{}/sandbox/pay/{id}", sandbox.inner.public_url);
-    signed(
+    Ok(signed(
         &credentials,
         &CreateAnswer {
             provider_txn_id: held.provider_txn_id,
@@ -457,24 +484,17 @@ async fn create(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
             ),
             pay_url,
         },
-    )
+    ))
 }
 
-async fn query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
-    let credentials = match sandbox.verify(&headers, &body) {
-        Ok(credentials) => credentials,
-        Err(refused) => return *refused,
-    };
-    if lock(&sandbox.inner.faults).fail_queries {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queries fail (sandbox fault)",
-        );
-    }
-    let request: QueryBody = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+async fn query(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let credentials = sandbox.verify(&headers, &body)?;
+    sandbox.queries_answer()?;
+    let request: QueryBody = decode(&body)?;
     let report = lock(&sandbox.inner.payments)
         .get(&request.payment_id)
         .filter(|held| held.account == credentials.account)
@@ -488,7 +508,7 @@ async fn query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) 
             paid_at: None,
             reason: None,
         });
-    signed(&credentials, &report)
+    Ok(signed(&credentials, &report))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -544,17 +564,18 @@ async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
     }
 }
 
-async fn refund(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
-    let credentials = match sandbox.verify(&headers, &body) {
-        Ok(credentials) => credentials,
-        Err(refused) => return *refused,
-    };
-    let request: RefundBody = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+async fn refund(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let credentials = sandbox.verify(&headers, &body)?;
+    let request: RefundBody = decode(&body)?;
     if request.attempt == 0 || request.amount.minor <= 0 {
-        return problem(StatusCode::BAD_REQUEST, "attempt and amount are positive");
+        return Err(Refused::new(
+            StatusCode::BAD_REQUEST,
+            "attempt and amount are positive",
+        ));
     }
     let faults = lock(&sandbox.inner.faults).clone();
     let held = lock(&sandbox.inner.refunds)
@@ -562,14 +583,17 @@ async fn refund(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
         .cloned();
     let held = match held {
         Some(held) if held.account != credentials.account => {
-            return problem(StatusCode::CONFLICT, "refund id of another account");
+            return Err(Refused::new(
+                StatusCode::CONFLICT,
+                "refund id of another account",
+            ));
         }
         // the same attempt again, or a later one while the last did not fail: where it stands
         Some(held)
             if request.attempt <= held.request.attempt
                 || held.status != ProviderRefundStatus::Failed =>
         {
-            return signed(&credentials, &held.report());
+            return Ok(signed(&credentials, &held.report()));
         }
         _ => {
             let decided = sandbox.decide_refund(&request, &credentials.account, &faults);
@@ -577,38 +601,41 @@ async fn refund(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes)
             decided
         }
     };
-    sandbox.deliver_refund(held.report(), held.request.notify_url.clone(), faults);
+    let stale = RefundReport {
+        status: ProviderRefundStatus::Pending,
+        reason: None,
+        ..held.report()
+    };
+    sandbox.dispatch(
+        held.request.notify_url.clone(),
+        held.report(),
+        stale,
+        faults,
+    );
     // accepted; the result follows as a callback (or a query answer), as with real providers
     let accepted = RefundReport {
         status: ProviderRefundStatus::Pending,
         reason: None,
         ..held.report()
     };
-    signed(&credentials, &accepted)
+    Ok(signed(&credentials, &accepted))
 }
 
-async fn refund_query(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
-    let credentials = match sandbox.verify(&headers, &body) {
-        Ok(credentials) => credentials,
-        Err(refused) => return *refused,
-    };
-    if lock(&sandbox.inner.faults).fail_queries {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queries fail (sandbox fault)",
-        );
-    }
-    let request: RefundQueryBody = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+async fn refund_query(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    let credentials = sandbox.verify(&headers, &body)?;
+    sandbox.queries_answer()?;
+    let request: RefundQueryBody = decode(&body)?;
     let report = lock(&sandbox.inner.refunds)
         .get(&request.refund_id)
         .filter(|held| held.account == credentials.account)
         .map(HeldRefund::report);
     match report {
-        Some(report) => signed(&credentials, &report),
-        None => problem(StatusCode::NOT_FOUND, "no such refund"),
+        Some(report) => Ok(signed(&credentials, &report)),
+        None => Err(Refused::new(StatusCode::NOT_FOUND, "no such refund")),
     }
 }
 

@@ -195,13 +195,12 @@ impl PaymentService {
                 return None;
             }
         };
-        match self
-            .apply_refund_report(refund.tenant.clone(), report, "query")
-            .await
-        {
+        // the claim just proved it requested: applied to the refund in hand, not read again
+        let id = refund.id;
+        match self.apply_counted(refund, report, "query").await {
             Ok(applied) => Some(applied),
             Err(error) => {
-                tracing::error!(refund_id = %refund.id, error = %error.message, "applying a queried refund failed");
+                tracing::error!(refund_id = %id, error = %error.message, "applying a queried refund failed");
                 None
             }
         }

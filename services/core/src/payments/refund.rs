@@ -321,23 +321,34 @@ impl PaymentService {
                 return None;
             }
         };
-        match self
+        let now = self.now();
+        let recorded = match self
             .store
-            .record_refund_attempt(&refund.tenant, refund.id, attempt, self.now())
+            .record_refund_attempt(&refund.tenant, refund.id, attempt, now)
             .await
         {
-            Ok(_) => {}
+            Ok(recorded) => recorded,
             Err(error) => {
                 tracing::warn!(refund_id = %refund.id, error = %error.message, "recording a refund attempt failed");
                 return None;
             }
-        }
+        };
         self.stats.refund(source, "submitted");
-        // the answer may already be the result (a synchronous refusal, a quick provider)
-        match self
-            .apply_refund_report(refund.tenant.clone(), report, source)
-            .await
-        {
+        // the answer may already be the result (a synchronous refusal, a quick provider).
+        // Recorded, the refund is the one in hand with this attempt live; else someone moved
+        // it first and it is read again
+        let applied = if recorded {
+            let refund = Refund {
+                attempts: attempt,
+                updated_at: now,
+                ..refund.clone()
+            };
+            self.apply_counted(refund, report, source).await
+        } else {
+            self.apply_refund_report(refund.tenant.clone(), report, source)
+                .await
+        };
+        match applied {
             Ok(applied) => Some(applied),
             Err(error) => {
                 tracing::warn!(refund_id = %refund.id, error = %error.message, "applying a refund answer failed");
@@ -358,6 +369,16 @@ impl PaymentService {
             .get_refund(&tenant, report.refund_id)
             .await?
             .ok_or_else(|| DomainError::not_found("refund not found"))?;
+        self.apply_counted(refund, report, source).await
+    }
+
+    /// [`Self::apply_refund`], counted under `source`.
+    pub(crate) async fn apply_counted(
+        &self,
+        refund: Refund,
+        report: ProviderRefundReport,
+        source: &'static str,
+    ) -> DomainResult<RefundApplied> {
         let applied = self.apply_refund(refund, report).await?;
         self.stats.refund(source, applied.as_str());
         Ok(applied)

@@ -8,37 +8,32 @@ use std::sync::Mutex;
 /// `query`), and the callbacks refused, by reason.
 #[derive(Debug, Default)]
 pub struct PaymentStats {
-    applied: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    applied: Mutex<Pairs>,
     refused: Mutex<BTreeMap<&'static str, u64>>,
-    refunds: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    refunds: Mutex<Pairs>,
 }
 
 impl PaymentStats {
     pub(crate) fn applied(&self, source: &'static str, outcome: &'static str) {
-        let mut map = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((source, outcome)).or_default() += 1;
+        bump(&self.applied, (source, outcome));
     }
 
     pub(crate) fn refused(&self, reason: &'static str) {
-        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry(reason).or_default() += 1;
+        bump(&self.refused, reason);
     }
 
     pub(crate) fn refund(&self, source: &'static str, outcome: &'static str) {
-        let mut map = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
-        *map.entry((source, outcome)).or_default() += 1;
+        bump(&self.refunds, (source, outcome));
     }
 
     /// How many refund steps from `source` ended as `outcome` since start.
     pub fn refund_count(&self, source: &str, outcome: &str) -> u64 {
-        let map = self.refunds.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(source, outcome)).copied().unwrap_or(0)
+        read(&self.refunds, source, outcome)
     }
 
     /// How many reports from `source` ended as `outcome` since start.
     pub fn count(&self, source: &str, outcome: &str) -> u64 {
-        let map = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(source, outcome)).copied().unwrap_or(0)
+        read(&self.applied, source, outcome)
     }
 
     /// `oc_payment_reports_total{source,outcome}`, `oc_payment_mismatches_total` (the
@@ -47,30 +42,10 @@ impl PaymentStats {
     /// `oc_payment_refunds_total{source,outcome}` (source `request`, `callback`, `query`) and
     /// `oc_payment_refunds_failed_total` (refunds raised for manual handling, to alert on).
     pub fn render(&self, out: &mut String) {
-        let applied = self
-            .applied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        out.push_str("# TYPE oc_payment_reports_total counter\n");
-        for ((source, outcome), count) in &applied {
-            let _ = writeln!(
-                out,
-                "oc_payment_reports_total{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
-            );
-        }
-        let mismatches: u64 = applied
-            .iter()
-            .filter(|((_, outcome), _)| *outcome == "mismatch")
-            .map(|(_, count)| count)
-            .sum();
-        out.push_str("# TYPE oc_payment_mismatches_total counter\n");
-        let _ = writeln!(out, "oc_payment_mismatches_total {mismatches}");
-        let refused = self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let applied = snapshot(&self.applied);
+        render_pairs(out, "oc_payment_reports_total", &applied);
+        render_total(out, "oc_payment_mismatches_total", &applied, "mismatch");
+        let refused = snapshot(&self.refused);
         out.push_str("# TYPE oc_payment_callbacks_refused_total counter\n");
         for (reason, count) in &refused {
             let _ = writeln!(
@@ -78,24 +53,49 @@ impl PaymentStats {
                 "oc_payment_callbacks_refused_total{{reason=\"{reason}\"}} {count}"
             );
         }
-        let refunds = self
-            .refunds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        out.push_str("# TYPE oc_payment_refunds_total counter\n");
-        for ((source, outcome), count) in &refunds {
-            let _ = writeln!(
-                out,
-                "oc_payment_refunds_total{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
-            );
-        }
-        let failed: u64 = refunds
-            .iter()
-            .filter(|((_, outcome), _)| *outcome == "failed")
-            .map(|(_, count)| count)
-            .sum();
-        out.push_str("# TYPE oc_payment_refunds_failed_total counter\n");
-        let _ = writeln!(out, "oc_payment_refunds_failed_total {failed}");
+        let refunds = snapshot(&self.refunds);
+        render_pairs(out, "oc_payment_refunds_total", &refunds);
+        render_total(out, "oc_payment_refunds_failed_total", &refunds, "failed");
     }
+}
+
+type Pairs = BTreeMap<(&'static str, &'static str), u64>;
+
+fn bump<K: Ord>(counters: &Mutex<BTreeMap<K, u64>>, key: K) {
+    *counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(key)
+        .or_default() += 1;
+}
+
+fn read(counters: &Mutex<Pairs>, source: &str, outcome: &str) -> u64 {
+    let counters = counters.lock().unwrap_or_else(|p| p.into_inner());
+    counters.get(&(source, outcome)).copied().unwrap_or(0)
+}
+
+fn snapshot<K: Clone>(counters: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+    counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// `name{source,outcome}`, one line per pair counted.
+fn render_pairs(out: &mut String, name: &str, counters: &Pairs) {
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for ((source, outcome), count) in counters {
+        let _ = writeln!(
+            out,
+            "{name}{{source=\"{source}\",outcome=\"{outcome}\"}} {count}"
+        );
+    }
+}
+
+/// `name`: the sum of `outcome` over every source.
+fn render_total(out: &mut String, name: &str, counters: &Pairs, outcome: &str) {
+    let total: u64 = counters
+        .iter()
+        .filter(|((_, counted), _)| *counted == outcome)
+        .map(|(_, count)| count)
+        .sum();
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {total}");
 }
