@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use serde::Deserialize;
@@ -131,11 +131,7 @@ pub async fn failed_refunds(
 /// 201 with `view`, marked `idempotent-replayed` when a retry answered the first one.
 fn created_response(view: &impl serde::Serialize, replayed: bool) -> Response {
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
+    crate::routes::mark_replayed(&mut response, replayed);
     response
 }
 

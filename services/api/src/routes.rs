@@ -188,12 +188,17 @@ pub async fn create_order(
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    mark_replayed(&mut response, replayed);
+    Ok(response)
+}
+
+/// `Idempotent-Replayed: true` on the answer to a retried key (the first answer again).
+pub(crate) fn mark_replayed(response: &mut Response, replayed: bool) {
     if replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    Ok(response)
 }
 
 pub async fn get_order(
