@@ -666,6 +666,17 @@ pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
     parse: positive,
 };
 
+pub const PROJECTOR_DEAD_LETTER_AFTER_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PROJECTOR_DEAD_LETTER_AFTER_MS"),
+        Some("projector_dead_letter_after_ms"),
+        Fallback::Value("30000"),
+        "projector",
+        "how long a transient failure of one order on one read model must last, besides the attempt count, before it may be dead-lettered (a link cut's few seconds of mixed answers must not dead-letter orders)",
+    ),
+    parse: positive,
+};
+
 pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_REQUEST_TIMEOUT_MS"),
@@ -834,6 +845,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PAYMENT_CALLBACK_WINDOW_MS,
     &PAYMENT_REFUND_ATTEMPTS,
     &PROJECTOR_ATTEMPTS_PER_ORDER,
+    &PROJECTOR_DEAD_LETTER_AFTER_MS,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,
     &EDGE_LAYERS,
