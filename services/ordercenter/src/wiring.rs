@@ -229,6 +229,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         keyring: ring,
         projector_config: ProjectorConfig {
             attempts_per_order: config.projector_attempts_per_order,
+            dead_letter_after: config.projector_dead_letter_after,
             ..ProjectorConfig::default()
         },
     })

@@ -96,6 +96,9 @@ async fn cold_store_down_the_projector_retries_and_nothing_is_lost() {
             },
             // every order of the outage runs out of these long before the store is back
             attempts_per_order: 2,
+            // no time floor: this proves the "others went through" rule alone keeps an
+            // outage from dead-lettering anything
+            dead_letter_after: Duration::ZERO,
         },
     )
     .with_dead_letters(Arc::new(shards.store.clone()));

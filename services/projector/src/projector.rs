@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use oc_model::indexing::document_from_order;
@@ -117,6 +117,12 @@ pub struct ProjectorConfig {
     /// dead-lettered, provided the same read model took other orders meanwhile (the rule is
     /// on [`Projector`]). At least 1.
     pub attempts_per_order: u32,
+    /// How long a *transient* failure of one order must have lasted, since its first
+    /// failure, before the dead-letter rule may pass it over (besides the count above).
+    /// Found by the soak: right after an HBase link cut the Thrift server answers some
+    /// calls and times out others for a few seconds, so five quick failures of one order
+    /// while others went through said nothing about the order.
+    pub dead_letter_after: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -125,6 +131,7 @@ impl Default for ProjectorConfig {
             concurrency: 16,
             retry: RetryPolicy::default(),
             attempts_per_order: 5,
+            dead_letter_after: Duration::from_secs(30),
         }
     }
 }
@@ -162,9 +169,10 @@ pub struct BatchOutcome {
 ///   cannot hold, an argument it rejects, a document that cannot be built): recorded as a
 ///   dead letter at once and passed over;
 /// - *transient* (the read model is down, throttling, unreachable): retried with backoff;
-///   after [`ProjectorConfig::attempts_per_order`] attempts it is dead-lettered **only if an
-///   attempt that failed was started after the same read model had taken another order
-///   since this one first failed**: the read model works, for others, and this order still
+///   after [`ProjectorConfig::attempts_per_order`] attempts, and no sooner than
+///   [`ProjectorConfig::dead_letter_after`] after its first failure, it is dead-lettered
+///   **only if an attempt that failed was started after the same read model had taken
+///   another order since this one first failed**: the read model works, for others, and this order still
 ///   fails: the order is the problem. Otherwise the read model is taken to be down and the
 ///   projector keeps retrying: it stalls (its lag grows, the breaker opens) and
 ///   dead-letters nothing, because an outage must not turn every order into a dead letter.
@@ -211,8 +219,20 @@ fn is_permanent(error: &DomainError) -> bool {
 /// The first failure of one order on one read model, for the rule on [`Projector`].
 struct FirstFailure {
     at: OffsetDateTime,
+    /// `at` on the monotonic clock, for [`ProjectorConfig::dead_letter_after`].
+    since: Instant,
     /// The read model's successful writes when the failed attempt started.
     successes: u64,
+}
+
+impl FirstFailure {
+    fn now(successes: u64) -> FirstFailure {
+        FirstFailure {
+            at: OffsetDateTime::now_utc(),
+            since: Instant::now(),
+            successes,
+        }
+    }
 }
 
 impl Projector {
@@ -441,10 +461,7 @@ impl Projector {
                     message: format!("search document not buildable: {}", error.message),
                     ..error
                 };
-                let first = FirstFailure {
-                    at: OffsetDateTime::now_utc(),
-                    successes: 0,
-                };
+                let first = FirstFailure::now(0);
                 return self
                     .give_up(SinkKind::Search, order, event_id, &error, 1, &first)
                     .await;
@@ -554,10 +571,7 @@ impl Projector {
                 &sink.last_error,
                 format!("{kind} {}/{}: {error}", order.main.tenant, order.main.id),
             );
-            let first = first_failure.get_or_insert_with(|| FirstFailure {
-                at: OffsetDateTime::now_utc(),
-                successes: successes_before,
-            });
+            let first = first_failure.get_or_insert_with(|| FirstFailure::now(successes_before));
             if !error.is_transient() {
                 return self
                     .give_up(kind, order, event_id, &error, attempts, first)
@@ -574,7 +588,11 @@ impl Projector {
             // failed all the same: the order, not the read model
             let failed_while_others_went_through =
                 !error.unsent && successes_before > first.successes;
-            if sent_failures >= attempts_per_order && failed_while_others_went_through {
+            let failing_long_enough = first.since.elapsed() >= self.inner.config.dead_letter_after;
+            if sent_failures >= attempts_per_order
+                && failed_while_others_went_through
+                && failing_long_enough
+            {
                 return self
                     .give_up(kind, order, event_id, &error, attempts, first)
                     .await;

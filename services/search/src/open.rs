@@ -2,17 +2,20 @@
 //! gets a [`SearchIndex`], so no other crate matches these schemes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::{DomainError, DomainResult};
 
 use crate::elastic::{EsConfig, EsSearchIndex, MappedEsIndex};
-use crate::embedded::{TantivyConfig, TantivySearchIndex};
+use crate::embedded::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 
 /// Which search index to open, from a URL:
 ///
 /// - `tantivy://<dir>` (relative) or `tantivy:///var/lib/oc/search` (absolute): the embedded
-///   index in that directory, committing every second;
+///   index in that directory, committing every second, or every `N` ms with
+///   `?commit_ms=N` (how soon a write becomes searchable, traded against a commit and a new
+///   segment that often);
 /// - `http://host:9200[?prefix=…&replicas=…&shards=…&analyzer=…]`: Elasticsearch or
 ///   OpenSearch ([`EsConfig::from_url`]; `https://` needs this crate's `rustls-tls` feature);
 ///   each tenant's index and mapping follow its searchable fields ([`MappedEsIndex`]).
@@ -29,11 +32,32 @@ fn invalid(message: impl Into<String>) -> DomainError {
 impl SearchConfig {
     /// Parse a URL (no I/O).
     pub fn parse(url: &str) -> DomainResult<SearchConfig> {
-        if let Some(path) = url.strip_prefix("tantivy://") {
+        if let Some(rest) = url.strip_prefix("tantivy://") {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             if path.is_empty() {
                 return Err(invalid("tantivy:// needs a directory"));
             }
-            return Ok(SearchConfig::Tantivy(TantivyConfig::on_disk(path)));
+            let mut config = TantivyConfig::on_disk(path);
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                match (name, value.parse::<u64>()) {
+                    ("commit_ms", Ok(ms)) if ms > 0 => {
+                        config =
+                            config.with_commit(CommitPolicy::Interval(Duration::from_millis(ms)));
+                    }
+                    ("commit_ms", _) => {
+                        return Err(invalid(format!(
+                            "tantivy url: commit_ms must be a number of milliseconds, at least 1, not {value:?}"
+                        )));
+                    }
+                    _ => {
+                        return Err(invalid(format!(
+                            "tantivy url: unknown parameter {name:?} (commit_ms)"
+                        )));
+                    }
+                }
+            }
+            return Ok(SearchConfig::Tantivy(config));
         }
         if url.starts_with("https://") && !cfg!(feature = "rustls-tls") {
             return Err(invalid(format!(
@@ -100,8 +124,27 @@ mod tests {
             (tuned.index_prefix.as_str(), tuned.number_of_replicas),
             ("t-", 0)
         );
+        let SearchConfig::Tantivy(quick) =
+            SearchConfig::parse("tantivy://data/search?commit_ms=200").unwrap()
+        else {
+            panic!("not tantivy");
+        };
+        assert_eq!(
+            (quick.path.as_deref(), quick.commit),
+            (
+                Some(std::path::Path::new("data/search")),
+                CommitPolicy::Interval(Duration::from_millis(200))
+            )
+        );
+        assert_eq!(
+            tantivy.commit,
+            CommitPolicy::Interval(Duration::from_secs(1))
+        );
         for bad in [
             "tantivy://",
+            "tantivy://data?commit_ms=0",
+            "tantivy://data?commit_ms=soon",
+            "tantivy://data?merge=no",
             "http://",
             "s3://bucket",
             "es:9200",

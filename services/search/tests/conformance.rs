@@ -95,12 +95,14 @@ fn conformance_fields() -> Vec<SearchFieldSpec> {
 }
 
 /// The Elasticsearch adapter on the test engine, default settings but for the index prefix
-/// (one per test, removed afterwards) and no replicas (one node).
+/// (one per test, removed afterwards), no replicas (one node) and a refresh interval (so
+/// every case also shows the engine takes the index settings `refresh_ms` sends).
 async fn elasticsearch() -> (Box<dyn SearchIndex>, Guard) {
     let prefix = SearchPrefix::new("search_conformance").await.unwrap();
     let config = EsConfig {
         index_prefix: prefix.prefix().to_owned(),
         number_of_replicas: 0,
+        refresh_interval: Some(std::time::Duration::from_millis(500)),
         ..EsConfig::new(prefix.url())
     };
     let index = MappedEsIndex::new(

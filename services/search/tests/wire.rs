@@ -286,6 +286,44 @@ async fn get_version_and_delete_by_id() {
     assert_eq!(sent[2].path, "/oc-orders-acme/_doc/448135112458240001");
 }
 
+/// With `refresh_ms` configured, a new index is created with that refresh interval and an
+/// existing one is given it after its mapping (a dynamic setting): how soon a write becomes
+/// searchable. Without it, no settings call is made (the previous test's three requests).
+#[tokio::test]
+async fn ensure_index_sets_the_configured_refresh_interval() {
+    let exists = json!({
+        "error": {"type": "resource_already_exists_exception", "index": "oc-orders-acme.v1"},
+        "status": 400
+    });
+    let server = FakeElasticsearch::start(vec![
+        (200, json!({"acknowledged": true, "shards_acknowledged": true, "index": "oc-orders-acme.v1"})),
+        (400, exists),
+        (200, json!({"acknowledged": true})),
+        (200, json!({"acknowledged": true})),
+    ])
+    .await;
+    let client = EsSearchIndex::connect(
+        EsConfig::from_url(&format!("{}?refresh_ms=250", server.url)).unwrap(),
+    )
+    .unwrap();
+    client.ensure_index(&tenant("acme"), &[]).await.unwrap();
+    client.ensure_index(&tenant("acme"), &[]).await.unwrap();
+    let sent = server.requests();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(
+        sent[0].body["settings"]["index"]["refresh_interval"],
+        "250ms"
+    );
+    assert_eq!(
+        (sent[3].method.as_str(), sent[3].path.as_str()),
+        ("PUT", "/oc-orders-acme/_settings")
+    );
+    assert_eq!(
+        sent[3].body,
+        json!({"index": {"refresh_interval": "250ms"}})
+    );
+}
+
 #[tokio::test]
 async fn ensure_index_creates_or_extends_the_mapping() {
     let exists = json!({

@@ -50,6 +50,9 @@ pub fn migration_count() -> usize {
 /// and key ring reports (every shard has the tables).
 const SHARD_ZERO: ShardId = ShardId(0);
 
+/// How long [`SqlOrderStore::close`] waits for checked-out connections.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The order store over N shards, MySQL/MariaDB or SQLite. Implements [`OrderStore`], and for
 /// the read-model tooling [`ShardScan`] (key ranges, version windows) and [`OffsetStore`]
 /// (consumer positions, in shard 0).
@@ -122,10 +125,23 @@ impl SqlOrderStore {
         key_ring_reports::remove(self.shards.pool(SHARD_ZERO)?, process_id).await
     }
 
-    /// Close every pool.
+    /// Close every pool: new acquires fail at once, idle connections are closed, and each
+    /// pool waits for its checked-out connections, up to [`CLOSE_WAIT`] in all. sqlx's close
+    /// waits for a dropped connection's return (it pings the server first) without a
+    /// bound; a connection whose query was abandoned mid-way can keep that wait open, and a
+    /// command or test then hangs on its way out (seen once in CI after a test had aborted
+    /// relay and projector tasks mid-query). Past the bound the rest close with the process.
     pub async fn close(&self) {
-        for pool in self.shards.all() {
-            pool.close().await;
+        let all = async {
+            for pool in self.shards.all() {
+                pool.close().await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, all).await.is_err() {
+            tracing::warn!(
+                waited_ms = CLOSE_WAIT.as_millis() as u64,
+                "shard pools not closed in time: a connection was not returned; leaving it to close with the process"
+            );
         }
     }
 }

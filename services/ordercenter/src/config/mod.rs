@@ -66,6 +66,9 @@ pub struct ServiceConfig {
     /// Attempts of one order on one read model before a transient failure may be
     /// dead-lettered (`OC_PROJECTOR_ATTEMPTS_PER_ORDER`, `ProjectorConfig::attempts_per_order`).
     pub projector_attempts_per_order: u32,
+    /// How long a transient failure must last before it may be dead-lettered
+    /// (`OC_PROJECTOR_DEAD_LETTER_AFTER_MS`, `ProjectorConfig::dead_letter_after`).
+    pub projector_dead_letter_after: std::time::Duration,
     /// The edge limits (request timeout, requests in flight before shedding).
     pub edge: oc_api::edge::EdgeConfig,
     /// True when no shard URLs were given: SQLite files under `data_dir`.
@@ -349,6 +352,9 @@ impl ServiceConfig {
                 }
             },
             projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
+            projector_dead_letter_after: std::time::Duration::from_millis(
+                source.value(&PROJECTOR_DEAD_LETTER_AFTER_MS)?,
+            ),
             edge: oc_api::edge::EdgeConfig {
                 request_timeout: std::time::Duration::from_millis(
                     source.value(&REQUEST_TIMEOUT_MS)?,

@@ -403,7 +403,7 @@ pub const SEARCH_URL: Setting<SecretUrl> = Setting {
             Some("search_url"),
             Fallback::Derived("single node: `tantivy://<data dir>/search`; cluster: none"),
             "API, projector",
-            "`tantivy://<dir>` (single node) or `http://host:9200` (Elasticsearch/OpenSearch; query parameters `prefix`, `replicas`, `shards`, `analyzer`: `EsConfig::from_url`; each tenant's index and mapping are created from its live config before its first write)",
+            "`tantivy://<dir>` (single node; `?commit_ms=N`: commit, so searchable, every N ms, default 1000) or `http://host:9200` (Elasticsearch/OpenSearch; query parameters `prefix`, `replicas`, `shards`, `analyzer`, `refresh_ms`: `EsConfig::from_url`; each tenant's index and mapping are created from its live config before its first write)",
         ),
         Secrecy::Urls,
     ),
@@ -666,6 +666,17 @@ pub const PROJECTOR_ATTEMPTS_PER_ORDER: Setting<u32> = Setting {
     parse: positive,
 };
 
+pub const PROJECTOR_DEAD_LETTER_AFTER_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PROJECTOR_DEAD_LETTER_AFTER_MS"),
+        Some("projector_dead_letter_after_ms"),
+        Fallback::Value("30000"),
+        "projector",
+        "how long a transient failure of one order on one read model must last, besides the attempt count, before it may be dead-lettered (a link cut's few seconds of mixed answers must not dead-letter orders)",
+    ),
+    parse: positive,
+};
+
 pub const REQUEST_TIMEOUT_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_REQUEST_TIMEOUT_MS"),
@@ -834,6 +845,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PAYMENT_CALLBACK_WINDOW_MS,
     &PAYMENT_REFUND_ATTEMPTS,
     &PROJECTOR_ATTEMPTS_PER_ORDER,
+    &PROJECTOR_DEAD_LETTER_AFTER_MS,
     &REQUEST_TIMEOUT_MS,
     &MAX_IN_FLIGHT,
     &EDGE_LAYERS,

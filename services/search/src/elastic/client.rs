@@ -6,7 +6,9 @@ use elasticsearch::auth::Credentials;
 use elasticsearch::http::Url;
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::{IndicesCreateParts, IndicesPutMappingParts, IndicesRefreshParts};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesPutMappingParts, IndicesPutSettingsParts, IndicesRefreshParts,
+};
 use elasticsearch::params::VersionType;
 use elasticsearch::{DeleteParts, Elasticsearch, GetParts, IndexParts, SearchParts};
 use oc_model::ports::SearchIndex;
@@ -53,7 +55,8 @@ impl EsSearchIndex {
     }
 
     /// Create the tenant's index (generation 1, behind its alias) with the mapping for
-    /// `fields`, or, when it exists, add fields that are new. Run on start-up and after a
+    /// `fields`, or, when it exists, add fields that are new (and set the configured
+    /// refresh interval). Run on start-up and after a
     /// tenant-config apply.
     pub async fn ensure_index(
         &self,
@@ -84,10 +87,25 @@ impl EsSearchIndex {
             .send()
             .await;
         let (status, json) = read(answer).await?;
+        if status != 200 {
+            return Err(response::unexpected("put mapping", status, &json));
+        }
+        // an index created before the interval was configured (or changed) takes it now
+        let Some(settings) = request::build_refresh_settings_body(&self.config) else {
+            return Ok(());
+        };
+        let answer = self
+            .client
+            .indices()
+            .put_settings(IndicesPutSettingsParts::Index(&[&alias]))
+            .body(settings)
+            .send()
+            .await;
+        let (status, json) = read(answer).await?;
         if status == 200 {
             Ok(())
         } else {
-            Err(response::unexpected("put mapping", status, &json))
+            Err(response::unexpected("put settings", status, &json))
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct EsConfig {
     pub product_analyzer: String,
     pub number_of_shards: u32,
     pub number_of_replicas: u32,
+    /// The indexes' `refresh_interval`: how soon a write becomes searchable, traded against
+    /// the cost of a refresh (a new segment) that often. `None` leaves the engine's default
+    /// (1 s on an index that is searched). Set on creation and on every `ensure_index`.
+    pub refresh_interval: Option<Duration>,
     pub request_timeout: Duration,
     /// Basic auth (user, password); never printed.
     pub basic_auth: Option<(String, String)>,
@@ -45,6 +49,7 @@ impl EsConfig {
             product_analyzer: ORDERCENTER_CJK_ANALYZER.into(),
             number_of_shards: 1,
             number_of_replicas: 1,
+            refresh_interval: None,
             request_timeout: Duration::from_secs(10),
             basic_auth: None,
         }
@@ -52,7 +57,8 @@ impl EsConfig {
 
     /// The config of an Elasticsearch URL as the binary takes it (`OC_SEARCH_URL`):
     /// `http://host:9200`, optionally with query parameters `prefix` (index prefix),
-    /// `replicas`, `shards` and `analyzer` (product names); the rest are the defaults of
+    /// `replicas`, `shards`, `analyzer` (product names) and `refresh_ms` (the indexes'
+    /// refresh interval in milliseconds, [`EsConfig::refresh_interval`]); the rest are the defaults of
     /// [`EsConfig::new`]. A one-node test cluster, for instance:
     /// `http://127.0.0.1:9200?prefix=test-&replicas=0`.
     pub fn from_url(url: &str) -> DomainResult<EsConfig> {
@@ -76,11 +82,20 @@ impl EsConfig {
                 "replicas" => config.number_of_replicas = count("replicas")?,
                 "shards" => config.number_of_shards = count("shards")?,
                 "analyzer" => config.product_analyzer = value.into_owned(),
+                "refresh_ms" => match count("refresh_ms")? {
+                    0 => {
+                        return Err(DomainError::invalid(
+                            "/search/url",
+                            "elasticsearch url: refresh_ms must be at least 1",
+                        ));
+                    }
+                    ms => config.refresh_interval = Some(Duration::from_millis(u64::from(ms))),
+                },
                 other => {
                     return Err(DomainError::invalid(
                         "/search/url",
                         format!(
-                            "elasticsearch url: unknown parameter {other:?} (prefix, replicas, shards, analyzer)"
+                            "elasticsearch url: unknown parameter {other:?} (prefix, replicas, shards, analyzer, refresh_ms)"
                         ),
                     ));
                 }
@@ -133,6 +148,7 @@ impl fmt::Debug for EsConfig {
             .field("product_analyzer", &self.product_analyzer)
             .field("number_of_shards", &self.number_of_shards)
             .field("number_of_replicas", &self.number_of_replicas)
+            .field("refresh_interval", &self.refresh_interval)
             .field("request_timeout", &self.request_timeout)
             .field(
                 "basic_auth",
@@ -224,7 +240,12 @@ mod tests {
         assert_eq!(tuned.index_prefix, "test_1-");
         assert_eq!((tuned.number_of_replicas, tuned.number_of_shards), (0, 3));
         assert_eq!(tuned.product_analyzer, "standard");
+        assert_eq!(tuned.refresh_interval, None);
+        let quick = EsConfig::from_url("http://h:9200?refresh_ms=250").unwrap();
+        assert_eq!(quick.refresh_interval, Some(Duration::from_millis(250)));
         for bad in [
+            "http://h:9200?refresh_ms=0",
+            "http://h:9200?refresh_ms=soon",
             "not a url",
             "http://h:9200?replicas=x",
             "http://h:9200?prefix=Upper",

@@ -182,12 +182,16 @@ pub fn build_create_index_body(
         .iter()
         .map(|field| (field.to_string(), keyword.clone()))
         .collect();
+    let mut index = json!({
+        "number_of_shards": config.number_of_shards,
+        "number_of_replicas": config.number_of_replicas,
+    });
+    if let Some(refresh) = refresh_interval(config) {
+        index["refresh_interval"] = refresh;
+    }
     Ok(json!({
         "settings": {
-            "index": {
-                "number_of_shards": config.number_of_shards,
-                "number_of_replicas": config.number_of_replicas,
-            },
+            "index": index,
             "analysis": ordercenter_analysis(),
         },
         "aliases": {
@@ -263,6 +267,19 @@ fn product_names_mapping(config: &EsConfig) -> Value {
 /// The put-mapping body that adds new searchable fields to an existing tenant index.
 /// Elasticsearch refuses to change an existing field's type: that needs a new generation
 /// and a reindex.
+/// The configured refresh interval as the engine spells it (`"250ms"`).
+fn refresh_interval(config: &EsConfig) -> Option<Value> {
+    config
+        .refresh_interval
+        .map(|every| Value::String(format!("{}ms", every.as_millis())))
+}
+
+/// The settings body that gives an existing index the configured refresh interval (a
+/// dynamic setting), or `None` when the engine's default is kept.
+pub fn build_refresh_settings_body(config: &EsConfig) -> Option<Value> {
+    refresh_interval(config).map(|refresh| json!({"index": {"refresh_interval": refresh}}))
+}
+
 pub fn build_put_mapping_body(fields: &[SearchFieldSpec]) -> DomainResult<Value> {
     Ok(json!({
         "properties": {
