@@ -10,7 +10,12 @@
 //! answered), and the provider's word — a signed callback, or the answer to an active query —
 //! moves it exactly once, by a compare-and-set on `pending`, to `succeeded` (money captured)
 //! or `mismatch` (the provider reported another amount or currency than the record asked for:
-//! nothing is applied to the order, the reported amount is kept for an operator).
+//! nothing is applied to the order, the reported amount is kept for an operator), or to
+//! `failed` (the provider reported it failed) or `expired` (the active query's last query, at
+//! the payment's expiry, found it unpaid or could not reach the provider). A report of
+//! captured money arriving after `failed` / `expired` still settles it (see
+//! [`PaymentStatus::settles_from`]): the money is recorded and pays the order if the order
+//! still waits for payment, else it is `refund_required`.
 //!
 //! What a captured payment did to its order ([`OrderEffect`]) is decided in the same
 //! transaction: `applied` when the order's `pay` transition committed with it (the order's
@@ -48,8 +53,39 @@ wire_enum!(
         /// The provider reported an amount or currency other than the record's: nothing was
         /// applied to the order; the reported amount is kept for an operator.
         Mismatch => "mismatch",
+        /// The provider reported it failed (or closed it unpaid); nothing was applied.
+        Failed => "failed",
+        /// It passed its expiry unpaid (the active query's last query found it not paid, or
+        /// could not reach the provider); nothing was applied.
+        Expired => "expired",
     }
 );
+
+impl PaymentStatus {
+    /// The statuses a settlement into `self` moves a payment from (its compare-and-set).
+    ///
+    /// Captured money (`succeeded`, `mismatch`) settles a payment that is `pending`, and also
+    /// one we gave up on (`failed`, `expired`): the provider's word that money moved wins
+    /// over our inference that it would not, and the money must be recorded either way (it
+    /// pays the order if it still waits for payment, else it is `refund_required`). A
+    /// failure or an expiry only settles a `pending` payment: it never undoes captured money.
+    pub fn settles_from(self) -> &'static [PaymentStatus] {
+        match self {
+            PaymentStatus::Succeeded | PaymentStatus::Mismatch => &[
+                PaymentStatus::Pending,
+                PaymentStatus::Failed,
+                PaymentStatus::Expired,
+            ],
+            PaymentStatus::Failed | PaymentStatus::Expired => &[PaymentStatus::Pending],
+            PaymentStatus::Pending => &[],
+        }
+    }
+
+    /// Whether a report of captured money still settles a payment in this status.
+    pub fn takes_capture(self) -> bool {
+        PaymentStatus::Succeeded.settles_from().contains(&self)
+    }
+}
 
 wire_enum!(
     /// What a captured payment did to its order.

@@ -169,8 +169,12 @@ pub enum Applied {
     Mismatch,
     /// Money recorded for an order that cannot take it: `refund_required`, the order as it is.
     RefundRequired,
-    /// The provider reports no captured money (pending, failed, unknown): nothing changed.
+    /// The provider reports no captured money yet (pending, unknown): nothing changed.
     NotPaid,
+    /// The provider reports the payment failed: settled `failed`, the order as it is.
+    Failed,
+    /// The payment passed its expiry unpaid: settled `expired`, the order as it is.
+    Expired,
 }
 
 impl Applied {
@@ -181,6 +185,8 @@ impl Applied {
             Applied::Mismatch => "mismatch",
             Applied::RefundRequired => "refund_required",
             Applied::NotPaid => "not_paid",
+            Applied::Failed => "failed",
+            Applied::Expired => "expired",
         }
     }
 }
@@ -488,20 +494,26 @@ impl PaymentService {
         mut payment: Payment,
         state: ProviderPaymentState,
     ) -> DomainResult<Applied> {
-        let ProviderPaymentState::Succeeded {
-            provider_txn_id,
-            amount,
-            paid_at,
-        } = state
-        else {
-            return Ok(if payment.status == PaymentStatus::Pending {
-                Applied::NotPaid
-            } else {
-                Applied::Duplicate
-            });
+        let (provider_txn_id, amount, paid_at) = match state {
+            ProviderPaymentState::Succeeded {
+                provider_txn_id,
+                amount,
+                paid_at,
+            } => (provider_txn_id, amount, paid_at),
+            _ if payment.status != PaymentStatus::Pending => return Ok(Applied::Duplicate),
+            ProviderPaymentState::Failed { reason } => {
+                return self
+                    .settle_unpaid(&payment, PaymentStatus::Failed, &reason)
+                    .await;
+            }
+            ProviderPaymentState::Pending | ProviderPaymentState::Unknown => {
+                return Ok(Applied::NotPaid);
+            }
         };
         for _ in 0..SETTLE_ATTEMPTS {
-            if payment.status != PaymentStatus::Pending {
+            // captured money also settles a payment given up on (`failed`, `expired`): see
+            // `PaymentStatus::settles_from`
+            if !payment.status.takes_capture() {
                 return Ok(Applied::Duplicate);
             }
             let Some(order) = self
@@ -533,6 +545,63 @@ impl PaymentService {
             ErrorCode::Retryable,
             "the order kept changing while the payment settled; retry",
         ))
+    }
+
+    /// Settle a pending payment `failed` or `expired` (`status`): no money, nothing applied
+    /// to the order; `payment.failed` / `payment.expired` with `reason`. Exactly once by the
+    /// same compare-and-set on `pending` as a capture: a duplicate, or a capture that settled
+    /// it first, finds nothing to do.
+    pub(crate) async fn settle_unpaid(
+        &self,
+        payment: &Payment,
+        status: PaymentStatus,
+        reason: &str,
+    ) -> DomainResult<Applied> {
+        let (what, applied) = match status {
+            PaymentStatus::Failed => (PaymentEventType::Failed, Applied::Failed),
+            PaymentStatus::Expired => (PaymentEventType::Expired, Applied::Expired),
+            _ => return Err(DomainError::internal("an unpaid settlement fails or expires")),
+        };
+        let Some(order) = self
+            .transitions
+            .orders
+            .store
+            .get(&payment.tenant, payment.order_id)
+            .await?
+        else {
+            return Err(DomainError::internal("a payment's order is missing"));
+        };
+        let now = self.now();
+        tracing::info!(payment_id = %payment.id, status = status.as_str(), reason, "payment settled unpaid");
+        let settlement = PaymentSettlement {
+            tenant: payment.tenant.clone(),
+            id: payment.id,
+            status,
+            captured: 0,
+            provider_txn_id: None,
+            reported: None,
+            effect: OrderEffect::None,
+            paid_at: None,
+            at: now,
+            transition: None,
+            events: vec![OrderEvent::payment(
+                &order,
+                PaymentNote {
+                    what,
+                    payment_id: payment.id,
+                    provider: payment.provider.clone(),
+                    amount: payment.amount,
+                    reported: None,
+                    reason: Some(reason.to_owned()),
+                    refund_id: None,
+                },
+                now,
+            )],
+        };
+        Ok(match self.store.settle_payment(settlement).await? {
+            SettleOutcome::Settled => applied,
+            SettleOutcome::AlreadySettled => Applied::Duplicate,
+        })
     }
 
     async fn settle(

@@ -203,9 +203,22 @@ pub(crate) async fn settle(
     tx: &mut AnyTx<'_>,
     settlement: &PaymentSettlement,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payments SET status = ?, effect = ?, captured = ?, reported_amount = ?, reported_currency = ?, provider_txn_id = COALESCE(?, provider_txn_id), paid_at_ms = ?, updated_at_ms = ?, next_query_at_ms = NULL WHERE tenant = ? AND id = ? AND status = 'pending'",
-    )
+    // the compare-and-set: only from the statuses this settlement may leave (the list is the
+    // model's constant names, never input)
+    let from = settlement
+        .status
+        .settles_from()
+        .iter()
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if from.is_empty() {
+        return Err(oc_model::DomainError::internal("a settlement leaves pending"));
+    }
+    let sql = format!(
+        "UPDATE payments SET status = ?, effect = ?, captured = ?, reported_amount = ?, reported_currency = ?, provider_txn_id = COALESCE(?, provider_txn_id), paid_at_ms = ?, updated_at_ms = ?, next_query_at_ms = NULL WHERE tenant = ? AND id = ? AND status IN ({from})"
+    );
+    let done = sqlx::query(&sql)
     .bind(settlement.status.as_str())
     .bind(settlement.effect.as_str())
     .bind(settlement.captured)
