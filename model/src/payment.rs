@@ -622,6 +622,84 @@ pub trait PaymentProvider: Send + Sync + fmt::Debug + 'static {
     ) -> Result<ProviderRefundReport, CallbackRefusal>;
 }
 
+/// What a new payment of an order asks for (issue #15 item 1), in minor units of the order's
+/// currency: `captured` is what the order's payments captured so far (its
+/// `finance.payments`), so what is left to pay is `payable - captured`.
+///
+/// Without a `requested` amount: everything left. With one: an order type that takes partial
+/// payments (`partial_payments` in the tenant config, e.g. a pre-sale's deposit) takes any
+/// amount from one minor unit up to what is left; any other order type takes only everything
+/// left. A refusal names the field (`/amount/currency`, `/amount/minor`, `/amount`).
+pub fn payment_amount(
+    payable: Money,
+    captured: i64,
+    requested: Option<Money>,
+    partial_payments: bool,
+) -> DomainResult<Money> {
+    let left = payable.minor.checked_sub(captured).unwrap_or(0);
+    if left <= 0 {
+        return Err(crate::DomainError::invalid(
+            "/amount",
+            "nothing is left to pay on this order",
+        ));
+    }
+    let left = Money::new(left, payable.currency);
+    let Some(requested) = requested else {
+        return Ok(left);
+    };
+    if requested.currency != payable.currency {
+        return Err(crate::DomainError::invalid(
+            "/amount/currency",
+            format!("the order is paid in {}", payable.currency.code()),
+        ));
+    }
+    if !partial_payments {
+        return if requested.minor == left.minor {
+            Ok(left)
+        } else {
+            Err(crate::DomainError::invalid(
+                "/amount/minor",
+                format!(
+                    "this order type takes no partial payments: the amount is what is left to pay, {} minor units",
+                    left.minor
+                ),
+            ))
+        };
+    }
+    if requested.minor < 1 || requested.minor > left.minor {
+        return Err(crate::DomainError::invalid(
+            "/amount/minor",
+            format!(
+                "a payment of this order is between 1 and {} minor units (what is left to pay)",
+                left.minor
+            ),
+        ));
+    }
+    Ok(requested)
+}
+
+/// What captured money does to its order, given what the order's payments captured before it
+/// (see [`payment_amount`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentShare {
+    /// Less than what is left to pay (a deposit): recorded on the order, which still waits.
+    Part,
+    /// Exactly what is left: the order is paid (its `pay` transition fires).
+    Completes,
+    /// More than what is left (another payment got there first): the money must be refunded.
+    Exceeds,
+}
+
+impl PaymentShare {
+    pub fn of(payable: i64, captured_before: i64, reported: i64) -> PaymentShare {
+        match captured_before.saturating_add(reported).cmp(&payable) {
+            std::cmp::Ordering::Less => PaymentShare::Part,
+            std::cmp::Ordering::Equal => PaymentShare::Completes,
+            std::cmp::Ordering::Greater => PaymentShare::Exceeds,
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn _object_safety(_: &dyn PaymentStore, _: &dyn PaymentProvider, _: &dyn PaymentSecrets) {}
 
@@ -654,6 +732,75 @@ mod tests {
         }
         for effect in OrderEffect::ALL {
             assert_eq!(OrderEffect::parse(effect.as_str()), Some(*effect));
+        }
+    }
+
+    mod amounts {
+        use super::super::*;
+        use crate::money::Currency;
+        use proptest::prelude::*;
+
+        fn cny(minor: i64) -> Money {
+            Money::new(minor, Currency::parse("CNY").unwrap())
+        }
+
+        proptest! {
+            /// Payments asked for by the rule (each any allowed amount, or everything left),
+            /// captured one after the other, pay the order exactly: every share but the last
+            /// is a part, the last completes it, and together they are the payable amount.
+            #[test]
+            fn partial_payments_taken_by_the_rule_pay_the_order_exactly(
+                payable in 1i64..10_000_000,
+                picks in proptest::collection::vec((any::<bool>(), 1i64..10_000_000), 0..12),
+            ) {
+                let mut captured = 0i64;
+                let mut shares = Vec::new();
+                for (whole, pick) in picks.iter().copied().chain(std::iter::once((true, 0))) {
+                    let left = payable - captured;
+                    let requested = (!whole).then(|| cny(1 + pick % left));
+                    let amount = payment_amount(cny(payable), captured, requested, true).unwrap();
+                    prop_assert!(amount.minor >= 1 && amount.minor <= left);
+                    shares.push(PaymentShare::of(payable, captured, amount.minor));
+                    captured += amount.minor;
+                    if captured == payable {
+                        break;
+                    }
+                }
+                prop_assert_eq!(captured, payable);
+                prop_assert_eq!(shares.last(), Some(&PaymentShare::Completes));
+                prop_assert!(shares[..shares.len() - 1].iter().all(|s| *s == PaymentShare::Part));
+                // the order is paid: nothing more can be asked, and more money exceeds it
+                prop_assert!(payment_amount(cny(payable), captured, None, true).is_err());
+                prop_assert_eq!(PaymentShare::of(payable, captured, 1), PaymentShare::Exceeds);
+            }
+
+            /// Outside what is left, in another currency, or partial where the order type
+            /// takes none: refused, naming the field.
+            #[test]
+            fn amounts_outside_the_rule_are_refused_at_their_field(
+                payable in 2i64..10_000_000,
+                captured_part in 0i64..10_000_000,
+                requested in -10i64..20_000_000,
+            ) {
+                let captured = captured_part % payable;
+                let left = payable - captured;
+                let answer = payment_amount(cny(payable), captured, Some(cny(requested)), true);
+                if (1..=left).contains(&requested) {
+                    prop_assert_eq!(answer.unwrap(), cny(requested));
+                } else {
+                    prop_assert_eq!(answer.unwrap_err().field.as_deref(), Some("/amount/minor"));
+                }
+                let whole_only = payment_amount(cny(payable), captured, Some(cny(requested)), false);
+                if requested == left {
+                    prop_assert_eq!(whole_only.unwrap(), cny(left));
+                } else {
+                    prop_assert_eq!(whole_only.unwrap_err().field.as_deref(), Some("/amount/minor"));
+                }
+                let usd = Money::new(left, Currency::parse("USD").unwrap());
+                let other = payment_amount(cny(payable), captured, Some(usd), true);
+                prop_assert_eq!(other.unwrap_err().field.as_deref(), Some("/amount/currency"));
+                prop_assert_eq!(payment_amount(cny(payable), captured, None, false).unwrap(), cny(left));
+            }
         }
     }
 

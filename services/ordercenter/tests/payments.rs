@@ -921,6 +921,107 @@ fn an_unpaid_payment_expires_at_its_last_query(backend: Backend) {
     setup.finish();
 }
 
+/// `POST /v1/orders/{id}/payments` with `body`: (status, body).
+fn create_payment(setup: &Setup, order_id: &str, key: &str, body: &str) -> (u16, String) {
+    request(
+        setup.port,
+        "POST",
+        &format!("/v1/orders/{order_id}/payments"),
+        &[("Idempotency-Key", key)],
+        Some(body),
+    )
+    .unwrap()
+}
+
+/// A retail `presale` order (partial payments allowed by its tenant config) of 88.00 CNY: a
+/// bad amount is refused at its field with nothing written (and a part of a `standard`
+/// order, which takes none); a deposit of 20.00 is captured and recorded on the order, which
+/// still waits; the balance (asked without an amount: what is left, 68.00) pays it, and
+/// the captured payments add up to the payable exactly.
+fn a_deposit_then_the_balance_pay_a_presale_order_exactly(backend: Backend) {
+    let setup = Setup::start(backend, "pay_deposit", 1800, &[]);
+    let presale = r#"{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-deposit",
+        "lines":[{"sku":"PS-1","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}],
+        "extension":{"deposit_amount":"20.00","final_payment_due":"2030-01-31"},
+        "receiver":{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}"#;
+    let (status, body) = http(setup.port, "POST", "/v1/orders", Some(presale)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let order: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let order_id = id_of(&order);
+    assert_eq!(order["finance"]["payable"]["minor"], 8800);
+    let with_amount = |minor: i64, currency: &str| {
+        format!(r#"{{"provider":"sandbox","amount":{{"minor":{minor},"currency":"{currency}"}}}}"#)
+    };
+    for (body, field) in [
+        (with_amount(0, "CNY"), "/amount/minor"),
+        (with_amount(8801, "CNY"), "/amount/minor"),
+        (with_amount(-5, "CNY"), "/amount/minor"),
+        (with_amount(2000, "USD"), "/amount/currency"),
+    ] {
+        let (status, answer) = create_payment(&setup, &order_id, &format!("bad-{body}"), &body);
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer.contains(field), "{body}: {answer}");
+    }
+    assert!(setup.payments(&order_id).is_empty(), "nothing written");
+    // a standard order takes no part payment
+    let standard = create_retail_order(setup.port, "buyer-whole", "SKU-PAY");
+    let (status, answer) = create_payment(
+        &setup,
+        &id_of(&standard),
+        "part-of-standard",
+        &with_amount(2000, "CNY"),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("/amount/minor"), "{answer}");
+    assert!(setup.payments(&id_of(&standard)).is_empty());
+
+    // the deposit
+    let (status, body) = create_payment(&setup, &order_id, "deposit", &with_amount(2000, "CNY"));
+    assert_eq!(status, 201, "{body}");
+    let deposit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(deposit["amount"]["minor"], 2000);
+    setup.pay(&id_of(&deposit), None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup.payments(&order_id)[0]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(setup.payments(&order_id)[0]["effect"], "applied");
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+    assert!(setup.history_events(&order_id).is_empty());
+    let recorded = setup.order(&order_id);
+    assert_eq!(recorded["finance"]["payments"][0]["amount"]["minor"], 2000);
+    assert_eq!(recorded["status"], "pending_payment");
+
+    // more than is left is refused; the balance is what is left
+    let (status, answer) = create_payment(&setup, &order_id, "too-much", &with_amount(6801, "CNY"));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("/amount/minor"), "{answer}");
+    let (status, body) = create_payment(&setup, &order_id, "balance", r#"{"provider":"sandbox"}"#);
+    assert_eq!(status, 201, "{body}");
+    let balance: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(balance["amount"]["minor"], 6800);
+    setup.pay(&id_of(&balance), None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    let paid = setup.order(&order_id);
+    let captured: i64 = paid["finance"]["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["amount"]["minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(captured, 8800, "{paid}");
+    assert_eq!(
+        setup.metric("oc_payment_reports_total{source=\"callback\",outcome=\"part\"}"),
+        1.0
+    );
+    // paid: no more payments
+    let (status, answer) = create_payment(&setup, &order_id, "after", r#"{"provider":"sandbox"}"#);
+    assert_eq!(status, 409, "{answer}");
+    setup.finish();
+}
+
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -945,4 +1046,5 @@ on_both!(
     a_failed_refund_releases_its_amount_and_is_listed_for_manual_handling,
     a_failed_payment_settles_once_and_a_late_success_still_pays,
     an_unpaid_payment_expires_at_its_last_query,
+    a_deposit_then_the_balance_pay_a_presale_order_exactly,
 );
