@@ -806,7 +806,8 @@ impl Bench {
             ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
         ];
         env.extend(sandbox.env.iter().cloned());
-        let single = Server::start(&self.args.ordercenter, &env, self.dir.join("single.log")).await?;
+        let single =
+            Server::start(&self.args.ordercenter, &env, self.dir.join("single.log")).await?;
         let result = self.payment_callbacks("single-node", &single).await;
         single.stop();
         self.report

@@ -45,8 +45,7 @@ impl SandboxProvider {
             ProviderCredentials::new(ACCOUNT, SECRET.to_vec()),
         )]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let (_sandbox, address, task): (Sandbox, _, _) =
-            Sandbox::serve(accounts, listener).await?;
+        let (_sandbox, address, task): (Sandbox, _, _) = Sandbox::serve(accounts, listener).await?;
         let secrets = dir.join("payment-secrets.json");
         std::fs::write(
             &secrets,
@@ -97,10 +96,7 @@ pub async fn prepare(
                     .call("POST", "/v1/orders", tenant.key, Some(&order), &[])
                     .await?;
                 anyhow::ensure!(answer.status == 201, "create order: {}", answer.status);
-                let id = answer.json()["id"]
-                    .as_str()
-                    .context("order id")?
-                    .to_owned();
+                let id = answer.json()["id"].as_str().context("order id")?.to_owned();
                 let answer = http
                     .call(
                         "POST",

@@ -862,10 +862,7 @@ fn a_failed_payment_settles_once_and_a_late_success_still_pays(backend: Backend)
     }
     assert_eq!((counted("failed"), counted("duplicate")), (1.0, 9.0));
     assert_eq!(setup.metric("oc_payment_failed_total"), 1.0);
-    assert_eq!(
-        setup.outbox_events(&order_id, "failed"),
-        1
-    );
+    assert_eq!(setup.outbox_events(&order_id, "failed"), 1);
     assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
 
     setup.sandbox.set_faults(Faults::default());
@@ -902,10 +899,7 @@ fn an_unpaid_payment_expires_at_its_last_query(backend: Backend) {
     let (order, payment) = setup.order_with_payment("buyer-expiry");
     let (order_id, payment_id) = (id_of(&order), id_of(&payment));
     setup.wait_payment(&order_id, "expired", Duration::from_secs(20));
-    assert_eq!(
-        setup.outbox_events(&order_id, "expired"),
-        1
-    );
+    assert_eq!(setup.outbox_events(&order_id, "expired"), 1);
     assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
     if backend == Backend::Sqlite {
         // single node: the worker runs in this process

@@ -185,7 +185,10 @@ mod tests {
     async fn the_payments_rebuild_keeps_rows_and_widens_only_the_status_check() {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("shard.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("shard.db").display()
+        );
         let pool = AnyPool::connect(&url).await.unwrap();
         run_to(&pool, Dialect::Sqlite, 12).await.unwrap();
         let insert = |id: i64, status: &str, next: Option<i64>| {

@@ -39,17 +39,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use oc_model::order::PaymentItem;
 use oc_model::lifecycle::TransitionWrite;
+use oc_model::order::PaymentItem;
 use oc_model::payment::{
-    CallbackRefusal, PaymentShare, payment_amount, NewPayment, PaymentIdempotency, PaymentInsert, PaymentProvider,
-    PaymentSecrets, PaymentSettlement, PaymentStore, ProviderCredentials, ProviderPaymentRequest,
-    ProviderPaymentState, RawCallback, SettleOutcome,
+    CallbackRefusal, NewPayment, PaymentIdempotency, PaymentInsert, PaymentProvider,
+    PaymentSecrets, PaymentSettlement, PaymentShare, PaymentStore, ProviderCredentials,
+    ProviderPaymentRequest, ProviderPaymentState, RawCallback, SettleOutcome, payment_amount,
 };
 use oc_model::{
     DomainError, DomainResult, ErrorCode, Money, Order, OrderEffect, OrderEvent, OrderEventKind,
-    Payment,
-    PaymentEventType, PaymentId, PaymentNote, PaymentStatus, ProviderName, TenantId,
+    Payment, PaymentEventType, PaymentId, PaymentNote, PaymentStatus, ProviderName, TenantId,
     TransitionEvent, UnixMillis,
 };
 use oc_tenant_config::{ConfigHandle, TenantConfig};
@@ -577,7 +576,11 @@ impl PaymentService {
         let (what, applied) = match status {
             PaymentStatus::Failed => (PaymentEventType::Failed, Applied::Failed),
             PaymentStatus::Expired => (PaymentEventType::Expired, Applied::Expired),
-            _ => return Err(DomainError::internal("an unpaid settlement fails or expires")),
+            _ => {
+                return Err(DomainError::internal(
+                    "an unpaid settlement fails or expires",
+                ));
+            }
         };
         let Some(order) = self
             .transitions

@@ -113,12 +113,18 @@ impl PaymentService {
         }
         let Some(provider) = self.providers.get(&payment.provider) else {
             tracing::warn!(payment_id = %payment.id, provider = %payment.provider, "a pending payment's provider is not configured");
-            return self.expire_if_last(&payment, last, "its provider is not configured").await;
+            return self
+                .expire_if_last(&payment, last, "its provider is not configured")
+                .await;
         };
         let Some(credentials) = self.credentials(&payment.tenant, &payment.provider) else {
             tracing::warn!(payment_id = %payment.id, "the tenant has no account with the payment's provider any more");
             return self
-                .expire_if_last(&payment, last, "the tenant has no account with its provider")
+                .expire_if_last(
+                    &payment,
+                    last,
+                    "the tenant has no account with its provider",
+                )
                 .await;
         };
         let state = match provider.query(&credentials, payment.id).await {
@@ -129,13 +135,20 @@ impl PaymentService {
                     .expire_if_last(
                         &payment,
                         last,
-                        &format!("the provider did not answer the query at expiry: {}", error.message),
+                        &format!(
+                            "the provider did not answer the query at expiry: {}",
+                            error.message
+                        ),
                     )
                     .await;
             }
         };
         let id = payment.id;
-        if last && matches!(state, ProviderPaymentState::Pending | ProviderPaymentState::Unknown)
+        if last
+            && matches!(
+                state,
+                ProviderPaymentState::Pending | ProviderPaymentState::Unknown
+            )
         {
             return self
                 .expire_if_last(&payment, last, "the provider reported it unpaid at expiry")
