@@ -1016,6 +1016,79 @@ fn a_deposit_then_the_balance_pay_a_presale_order_exactly(backend: Backend) {
     setup.finish();
 }
 
+/// Four presale orders, each with a deposit (20.00) and a balance (68.00) payment whose
+/// captures are reported at the same moment: the two settlements race on the order's
+/// version, the loser decides again on what the winner wrote, and every order ends paid once
+/// with both payments recorded, adding up to its payable amount.
+fn a_deposit_and_the_balance_captured_at_once_pay_the_order_once(backend: Backend) {
+    let setup = Setup::start(backend, "pay_parts_race", 1800, &[]);
+    let mut orders = Vec::new();
+    for n in 0..4 {
+        let presale = format!(
+            r#"{{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-race-{n}",
+            "lines":[{{"sku":"PS-2","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}}],
+            "extension":{{"deposit_amount":"20.00","final_payment_due":"2030-01-31"}},
+            "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
+        );
+        let (status, body) = http(setup.port, "POST", "/v1/orders", Some(&presale)).unwrap();
+        assert_eq!(status, 201, "{body}");
+        let order_id = id_of(&serde_json::from_str(&body).unwrap());
+        let mut payments = Vec::new();
+        for (key, minor) in [("deposit", 2000), ("balance", 6800)] {
+            let (status, body) = create_payment(
+                &setup,
+                &order_id,
+                &format!("{key}-{n}"),
+                &format!(
+                    r#"{{"provider":"sandbox","amount":{{"minor":{minor},"currency":"CNY"}}}}"#
+                ),
+            );
+            assert_eq!(status, 201, "{body}");
+            payments.push(id_of(&serde_json::from_str(&body).unwrap()));
+        }
+        orders.push((order_id, payments));
+    }
+    std::thread::scope(|scope| {
+        for (_, payments) in &orders {
+            for payment_id in payments {
+                let setup = &setup;
+                scope.spawn(move || setup.pay(payment_id, None));
+            }
+        }
+    });
+    for (order_id, _) in &orders {
+        setup.wait_status(order_id, "paid", Duration::from_secs(20));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while setup
+            .payments(order_id)
+            .iter()
+            .any(|payment| payment["status"] != "succeeded")
+        {
+            assert!(Instant::now() < deadline, "{:?}", setup.payments(order_id));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            setup
+                .payments(order_id)
+                .iter()
+                .all(|payment| payment["effect"] == "applied"),
+            "{:?}",
+            setup.payments(order_id)
+        );
+        assert_eq!(setup.history_events(order_id), ["pay"]);
+        let paid = setup.order(order_id);
+        let mut captured: Vec<i64> = paid["finance"]["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["amount"]["minor"].as_i64().unwrap())
+            .collect();
+        captured.sort_unstable();
+        assert_eq!(captured, [2000, 6800], "{paid}");
+    }
+    setup.finish();
+}
+
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1041,4 +1114,5 @@ on_both!(
     a_failed_payment_settles_once_and_a_late_success_still_pays,
     an_unpaid_payment_expires_at_its_last_query,
     a_deposit_then_the_balance_pay_a_presale_order_exactly,
+    a_deposit_and_the_balance_captured_at_once_pay_the_order_once,
 );
