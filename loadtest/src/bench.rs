@@ -1251,10 +1251,13 @@ impl Bench {
                 );
             }
         }
-        println!(
-            "\nraw MariaDB ceiling: {:.0} tx/s",
-            self.report.raw_mariadb_ceiling_per_s
-        );
+        // (not measured by `--payments-only`)
+        if !self.report.raw_mariadb_sweep.is_empty() {
+            println!(
+                "\nraw MariaDB ceiling: {:.0} tx/s",
+                self.report.raw_mariadb_ceiling_per_s
+            );
+        }
         for (name, ratio) in &self.report.ratios {
             println!("{name}: {ratio:.2}");
         }
