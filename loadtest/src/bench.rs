@@ -19,7 +19,9 @@
 //!   p99), GET of cached orders; in cluster mode the GET is repeated with `OC_EDGE_LAYERS=off`
 //!   to price the tower edge stack, and the hot SKU with retail's inventory accelerated by
 //!   the Redis stock gate (`--redis`), then the same SKU sold out: refusals per second
-//!   answered by the gate's counter.
+//!   answered by the gate's counter. In single-node mode, payment callbacks applied per
+//!   second: signed success callbacks of payments created through the sandbox provider,
+//!   each paying its order (see [`crate::payments`]); `--payments-only` runs that step alone.
 //!
 //! Where `wrk` is installed (`deploy/local/bench.sh` installs it), the create capacity and
 //! the cached GET of both modes and the bare axum GET are measured a second time with it,
@@ -45,6 +47,7 @@ use sqlx::{Column, Executor, Row, TypeInfo};
 use crate::engine::{self, Load, Plan, Step};
 use crate::http::Http;
 use crate::orders;
+use crate::payments;
 use crate::scenarios::{Scenario, Traffic};
 use crate::stats::{Outcome, Percentiles, Report};
 use crate::svg;
@@ -82,6 +85,13 @@ pub struct BenchArgs {
     /// Connections per shard of the spawned servers.
     #[arg(long, default_value_t = 32)]
     connections_per_shard: u32,
+    /// Payments prepared for the payment-callback step (one callback applies each; a step
+    /// after they ran out counts as an error).
+    #[arg(long, default_value_t = 4_000)]
+    callback_payments: u64,
+    /// Run only single-node mode's payment-callback step.
+    #[arg(long)]
+    payments_only: bool,
     /// Write the JSON result here.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -762,16 +772,52 @@ impl Bench {
         Ok((results, created))
     }
 
-    async fn run(&mut self) -> anyhow::Result<()> {
-        let databases =
-            Databases::create(&self.args.mysql, &["raw_0", "raw_1", "cl_0", "cl_1"]).await?;
-        let outcome = self.run_with(&databases).await;
-        databases.drop_all().await;
-        outcome
+    /// Payment callbacks applied per second against `server` (wired to `sandbox`).
+    async fn payment_callbacks(
+        &mut self,
+        mode: &str,
+        server: &Server,
+    ) -> anyhow::Result<StepResult> {
+        let retail = orders::tenant("retail").context("retail profile")?;
+        let started = Instant::now();
+        let prepared =
+            payments::prepare(&server.http, retail, self.args.callback_payments, 32).await?;
+        eprintln!(
+            "bench: {} payments prepared in {:.1} s",
+            prepared.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let step = Arc::new(payments::Callbacks::new(server.http.clone(), prepared));
+        let plan = self.plan(
+            &format!("{mode} payment callbacks applied"),
+            self.closed(),
+            self.args.warmup,
+        );
+        let report = engine::run(step, &plan).await;
+        Ok(StepResult::of(&plan.name, &report))
     }
 
-    async fn run_with(&mut self, databases: &Databases) -> anyhow::Result<()> {
-        // tenant config with the rate limits lifted
+    /// `--payments-only`: a single-node server wired to the sandbox, the callback step.
+    async fn run_payments_only(&mut self) -> anyhow::Result<()> {
+        let tenants = self.lifted_tenants()?;
+        let sandbox = payments::SandboxProvider::start(&self.dir).await?;
+        let mut env = vec![
+            ("OC_DATA_DIR", self.dir.join("single").display().to_string()),
+            ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
+        ];
+        env.extend(sandbox.env.iter().cloned());
+        let single =
+            Server::start(&self.args.ordercenter, &env, self.dir.join("single.log")).await?;
+        let result = self.payment_callbacks("single-node", &single).await;
+        single.stop();
+        self.report
+            .single_node
+            .insert("payment_callbacks_applied".to_owned(), result?);
+        Ok(())
+    }
+
+    /// A copy of the tenant config with the rate limits lifted, in the bench's directory.
+    fn lifted_tenants(&self) -> anyhow::Result<PathBuf> {
         let tenants = self.dir.join("tenants");
         std::fs::create_dir_all(&tenants)?;
         for entry in std::fs::read_dir(&self.args.tenant_config)
@@ -786,6 +832,23 @@ impl Bench {
                 )?;
             }
         }
+        Ok(tenants)
+    }
+
+    async fn run(&mut self) -> anyhow::Result<()> {
+        if self.args.payments_only {
+            return self.run_payments_only().await;
+        }
+        let databases =
+            Databases::create(&self.args.mysql, &["raw_0", "raw_1", "cl_0", "cl_1"]).await?;
+        let outcome = self.run_with(&databases).await;
+        databases.drop_all().await;
+        outcome
+    }
+
+    async fn run_with(&mut self, databases: &Databases) -> anyhow::Result<()> {
+        // tenant config with the rate limits lifted
+        let tenants = self.lifted_tenants()?;
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
         let master: String = key.iter().map(|b| format!("{b:02x}")).collect();
@@ -992,18 +1055,25 @@ impl Bench {
         self.report.cluster = results;
 
         // (c) single-node mode
-        let single_env = vec![
+        let sandbox = payments::SandboxProvider::start(&self.dir).await?;
+        let mut single_env = vec![
             ("OC_DATA_DIR", self.dir.join("single").display().to_string()),
             ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
         ];
+        single_env.extend(sandbox.env.iter().cloned());
         let single = Server::start(
             &self.args.ordercenter,
             &single_env,
             self.dir.join("single.log"),
         )
         .await?;
-        let (results, _) = self.service_steps("single-node", &single, half).await?;
+        let (mut results, _) = self.service_steps("single-node", &single, half).await?;
+        results.insert(
+            "payment_callbacks_applied".to_owned(),
+            self.payment_callbacks("single-node", &single).await?,
+        );
         single.stop();
+        drop(sandbox);
         self.report.single_node = results;
 
         // (b) bare axum
@@ -1181,10 +1251,13 @@ impl Bench {
                 );
             }
         }
-        println!(
-            "\nraw MariaDB ceiling: {:.0} tx/s",
-            self.report.raw_mariadb_ceiling_per_s
-        );
+        // (not measured by `--payments-only`)
+        if !self.report.raw_mariadb_sweep.is_empty() {
+            println!(
+                "\nraw MariaDB ceiling: {:.0} tx/s",
+                self.report.raw_mariadb_ceiling_per_s
+            );
+        }
         for (name, ratio) in &self.report.ratios {
             println!("{name}: {ratio:.2}");
         }

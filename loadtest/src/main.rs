@@ -14,6 +14,7 @@ mod bench;
 mod engine;
 mod http;
 mod orders;
+mod payments;
 mod scenarios;
 mod stats;
 mod svg;

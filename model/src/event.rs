@@ -200,6 +200,11 @@ pub enum PaymentEventType {
     Created,
     /// The provider reported another amount or currency: nothing applied to the order.
     Mismatch,
+    /// The provider reported the payment failed (or closed it unpaid): nothing applied.
+    Failed,
+    /// The payment passed its expiry unpaid (the active query's last query found it not paid,
+    /// or could not reach the provider): nothing applied.
+    Expired,
     /// Money captured for an order that cannot take it (cancelled, or already paid): it must
     /// be refunded; the order stays as it is.
     RefundRequired,
@@ -217,6 +222,8 @@ impl PaymentEventType {
         match self {
             PaymentEventType::Created => "created",
             PaymentEventType::Mismatch => "mismatch",
+            PaymentEventType::Failed => "failed",
+            PaymentEventType::Expired => "expired",
             PaymentEventType::RefundRequired => "refund_required",
             PaymentEventType::RefundRequested => "refund_requested",
             PaymentEventType::Refunded => "refunded",

@@ -10,7 +10,12 @@
 //! answered), and the provider's word — a signed callback, or the answer to an active query —
 //! moves it exactly once, by a compare-and-set on `pending`, to `succeeded` (money captured)
 //! or `mismatch` (the provider reported another amount or currency than the record asked for:
-//! nothing is applied to the order, the reported amount is kept for an operator).
+//! nothing is applied to the order, the reported amount is kept for an operator), or to
+//! `failed` (the provider reported it failed) or `expired` (the active query's last query, at
+//! the payment's expiry, found it unpaid or could not reach the provider). A report of
+//! captured money arriving after `failed` / `expired` still settles it (see
+//! [`PaymentStatus::settles_from`]): the money is recorded and pays the order if the order
+//! still waits for payment, else it is `refund_required`.
 //!
 //! What a captured payment did to its order ([`OrderEffect`]) is decided in the same
 //! transaction: `applied` when the order's `pay` transition committed with it (the order's
@@ -48,8 +53,39 @@ wire_enum!(
         /// The provider reported an amount or currency other than the record's: nothing was
         /// applied to the order; the reported amount is kept for an operator.
         Mismatch => "mismatch",
+        /// The provider reported it failed (or closed it unpaid); nothing was applied.
+        Failed => "failed",
+        /// It passed its expiry unpaid (the active query's last query found it not paid, or
+        /// could not reach the provider); nothing was applied.
+        Expired => "expired",
     }
 );
+
+impl PaymentStatus {
+    /// The statuses a settlement into `self` moves a payment from (its compare-and-set).
+    ///
+    /// Captured money (`succeeded`, `mismatch`) settles a payment that is `pending`, and also
+    /// one we gave up on (`failed`, `expired`): the provider's word that money moved wins
+    /// over our inference that it would not, and the money must be recorded either way (it
+    /// pays the order if it still waits for payment, else it is `refund_required`). A
+    /// failure or an expiry only settles a `pending` payment: it never undoes captured money.
+    pub fn settles_from(self) -> &'static [PaymentStatus] {
+        match self {
+            PaymentStatus::Succeeded | PaymentStatus::Mismatch => &[
+                PaymentStatus::Pending,
+                PaymentStatus::Failed,
+                PaymentStatus::Expired,
+            ],
+            PaymentStatus::Failed | PaymentStatus::Expired => &[PaymentStatus::Pending],
+            PaymentStatus::Pending => &[],
+        }
+    }
+
+    /// Whether a report of captured money still settles a payment in this status.
+    pub fn takes_capture(self) -> bool {
+        PaymentStatus::Succeeded.settles_from().contains(&self)
+    }
+}
 
 wire_enum!(
     /// What a captured payment did to its order.
@@ -586,6 +622,84 @@ pub trait PaymentProvider: Send + Sync + fmt::Debug + 'static {
     ) -> Result<ProviderRefundReport, CallbackRefusal>;
 }
 
+/// What a new payment of an order asks for (issue #15 item 1), in minor units of the order's
+/// currency: `captured` is what the order's payments captured so far (its
+/// `finance.payments`), so what is left to pay is `payable - captured`.
+///
+/// Without a `requested` amount: everything left. With one: an order type that takes partial
+/// payments (`partial_payments` in the tenant config, e.g. a pre-sale's deposit) takes any
+/// amount from one minor unit up to what is left; any other order type takes only everything
+/// left. A refusal names the field (`/amount/currency`, `/amount/minor`, `/amount`).
+pub fn payment_amount(
+    payable: Money,
+    captured: i64,
+    requested: Option<Money>,
+    partial_payments: bool,
+) -> DomainResult<Money> {
+    let left = payable.minor.checked_sub(captured).unwrap_or(0);
+    if left <= 0 {
+        return Err(crate::DomainError::invalid(
+            "/amount",
+            "nothing is left to pay on this order",
+        ));
+    }
+    let left = Money::new(left, payable.currency);
+    let Some(requested) = requested else {
+        return Ok(left);
+    };
+    if requested.currency != payable.currency {
+        return Err(crate::DomainError::invalid(
+            "/amount/currency",
+            format!("the order is paid in {}", payable.currency.code()),
+        ));
+    }
+    if !partial_payments {
+        return if requested.minor == left.minor {
+            Ok(left)
+        } else {
+            Err(crate::DomainError::invalid(
+                "/amount/minor",
+                format!(
+                    "this order type takes no partial payments: the amount is what is left to pay, {} minor units",
+                    left.minor
+                ),
+            ))
+        };
+    }
+    if requested.minor < 1 || requested.minor > left.minor {
+        return Err(crate::DomainError::invalid(
+            "/amount/minor",
+            format!(
+                "a payment of this order is between 1 and {} minor units (what is left to pay)",
+                left.minor
+            ),
+        ));
+    }
+    Ok(requested)
+}
+
+/// What captured money does to its order, given what the order's payments captured before it
+/// (see [`payment_amount`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentShare {
+    /// Less than what is left to pay (a deposit): recorded on the order, which still waits.
+    Part,
+    /// Exactly what is left: the order is paid (its `pay` transition fires).
+    Completes,
+    /// More than what is left (another payment got there first): the money must be refunded.
+    Exceeds,
+}
+
+impl PaymentShare {
+    pub fn of(payable: i64, captured_before: i64, reported: i64) -> PaymentShare {
+        match captured_before.saturating_add(reported).cmp(&payable) {
+            std::cmp::Ordering::Less => PaymentShare::Part,
+            std::cmp::Ordering::Equal => PaymentShare::Completes,
+            std::cmp::Ordering::Greater => PaymentShare::Exceeds,
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn _object_safety(_: &dyn PaymentStore, _: &dyn PaymentProvider, _: &dyn PaymentSecrets) {}
 
@@ -618,6 +732,83 @@ mod tests {
         }
         for effect in OrderEffect::ALL {
             assert_eq!(OrderEffect::parse(effect.as_str()), Some(*effect));
+        }
+    }
+
+    mod amounts {
+        use super::super::*;
+        use crate::money::Currency;
+        use proptest::prelude::*;
+
+        fn cny(minor: i64) -> Money {
+            Money::new(minor, Currency::parse("CNY").unwrap())
+        }
+
+        proptest! {
+            /// Payments asked for by the rule (each any allowed amount, or everything left),
+            /// captured one after the other, pay the order exactly: every share but the last
+            /// is a part, the last completes it, and together they are the payable amount.
+            #[test]
+            fn partial_payments_taken_by_the_rule_pay_the_order_exactly(
+                payable in 1i64..10_000_000,
+                picks in proptest::collection::vec((any::<bool>(), 1i64..10_000_000), 0..12),
+            ) {
+                let mut captured = 0i64;
+                let mut shares = Vec::new();
+                for (whole, pick) in picks.iter().copied().chain(std::iter::once((true, 0))) {
+                    let left = payable - captured;
+                    let requested = (!whole).then(|| cny(1 + pick % left));
+                    let amount = payment_amount(cny(payable), captured, requested, true).unwrap();
+                    prop_assert!(amount.minor >= 1 && amount.minor <= left);
+                    shares.push(PaymentShare::of(payable, captured, amount.minor));
+                    captured += amount.minor;
+                    if captured == payable {
+                        break;
+                    }
+                }
+                prop_assert_eq!(captured, payable);
+                prop_assert_eq!(shares.last(), Some(&PaymentShare::Completes));
+                prop_assert!(shares[..shares.len() - 1].iter().all(|s| *s == PaymentShare::Part));
+                // the order is paid: nothing more can be asked, and more money exceeds it
+                prop_assert!(payment_amount(cny(payable), captured, None, true).is_err());
+                prop_assert_eq!(PaymentShare::of(payable, captured, 1), PaymentShare::Exceeds);
+            }
+
+            /// Outside what is left, in another currency, or partial where the order type
+            /// takes none: refused, naming the field.
+            #[test]
+            fn amounts_outside_the_rule_are_refused_at_their_field(
+                payable in 2i64..10_000_000,
+                captured_part in 0i64..10_000_000,
+                raw in -10i64..20_000_000,
+                edge in 0u8..3,
+                offset in -2i64..=2,
+            ) {
+                let captured = captured_part % payable;
+                let left = payable - captured;
+                // two cases in three at the edges: 1 and what is left, give or take two
+                let requested = match edge {
+                    0 => raw,
+                    1 => left + offset,
+                    _ => 1 + offset,
+                };
+                let answer = payment_amount(cny(payable), captured, Some(cny(requested)), true);
+                if (1..=left).contains(&requested) {
+                    prop_assert_eq!(answer.unwrap(), cny(requested));
+                } else {
+                    prop_assert_eq!(answer.unwrap_err().field, Some("/amount/minor".to_owned()));
+                }
+                let whole_only = payment_amount(cny(payable), captured, Some(cny(requested)), false);
+                if requested == left {
+                    prop_assert_eq!(whole_only.unwrap(), cny(left));
+                } else {
+                    prop_assert_eq!(whole_only.unwrap_err().field, Some("/amount/minor".to_owned()));
+                }
+                let usd = Money::new(left, Currency::parse("USD").unwrap());
+                let other = payment_amount(cny(payable), captured, Some(usd), true);
+                prop_assert_eq!(other.unwrap_err().field, Some("/amount/currency".to_owned()));
+                prop_assert_eq!(payment_amount(cny(payable), captured, None, false).unwrap(), cny(left));
+            }
         }
     }
 

@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// the tenant-config JSON Schema is one `json!` literal deeper than the default limit
+#![recursion_limit = "256"]
 
 mod auth;
 mod error;

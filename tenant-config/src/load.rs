@@ -421,6 +421,7 @@ fn resolve_identity(
             c,
         );
         let receiver_required = order_type.receiver_required;
+        let partial_payments = order_type.partial_payments;
         let remark_encrypted = order_type.remark.encrypted;
         let resolved = resolve_order_type(&type_path, order_type, c);
         if let (Some(identity), Some(parsed), Some((description, fields, retired))) =
@@ -435,6 +436,7 @@ fn resolve_identity(
             );
             config.payment_window = payment_window;
             config.receiver_required = receiver_required;
+            config.partial_payments = partial_payments;
             config.remark_encrypted = remark_encrypted;
             order_types.insert(parsed, config);
         }

@@ -217,6 +217,11 @@ pub fn json_schema_v1() -> Value {
                         "default": false,
                         "description": "Whether an order of this type needs a receiver (name, phone, address) to be created: shipped goods do, a virtual good or a service does not."
                     },
+                    "partial_payments": {
+                        "type": "boolean",
+                        "default": false,
+                        "description": "Whether an order of this type may be paid in parts (a pre-sale's deposit, then the balance): `POST /v1/orders/{id}/payments` then takes an `amount` up to what is left to pay, and the order is paid when its captured payments add up to its payable amount. Default: one payment of everything left to pay."
+                    },
                     "remark": {
                         "type": "object",
                         "additionalProperties": false,

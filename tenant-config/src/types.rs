@@ -637,6 +637,7 @@ pub struct OrderTypeConfig {
     pub(crate) retired_slots: BTreeSet<Slot>,
     pub(crate) payment_window: Option<time::Duration>,
     pub(crate) receiver_required: bool,
+    pub(crate) partial_payments: bool,
     pub(crate) remark_encrypted: bool,
 }
 
@@ -668,6 +669,7 @@ impl OrderTypeConfig {
             retired_slots,
             payment_window: None,
             receiver_required: false,
+            partial_payments: false,
             remark_encrypted: false,
         }
     }
@@ -682,6 +684,14 @@ impl OrderTypeConfig {
     /// do; a virtual good or a service may not).
     pub fn receiver_required(&self) -> bool {
         self.receiver_required
+    }
+
+    /// Whether an order of this type may be paid in parts (a pre-sale's deposit, then the
+    /// balance): a payment may then ask for less than what is left to pay, and the order is
+    /// paid when its captured payments reach its payable amount. Otherwise a payment is for
+    /// everything left to pay.
+    pub fn partial_payments(&self) -> bool {
+        self.partial_payments
     }
 
     /// Whether the free-text `remark` of an order of this type is sealed (it often holds

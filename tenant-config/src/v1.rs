@@ -152,6 +152,8 @@ pub(crate) struct RawOrderType {
     #[serde(default)]
     pub receiver_required: bool,
     #[serde(default)]
+    pub partial_payments: bool,
+    #[serde(default)]
     pub remark: RawRemark,
 }
 

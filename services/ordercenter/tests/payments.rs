@@ -298,19 +298,7 @@ impl Setup {
     /// Every payment in every shard, read from the database itself: (captured, refunded
     /// column, sum of the refunds that did not fail).
     fn refund_sums_in_shards(&self) -> Vec<(i64, i64, i64)> {
-        let urls: Vec<String> = match &self.databases {
-            Some(databases) => databases.urls().to_vec(),
-            None => std::fs::read_dir(self._data.path())
-                .unwrap()
-                .filter_map(|entry| {
-                    let path = entry.unwrap().path();
-                    let name = path.file_name()?.to_str()?.to_owned();
-                    (name.starts_with("shard-") && name.ends_with(".db"))
-                        .then(|| format!("sqlite://{}", path.display()))
-                })
-                .collect(),
-        };
-        assert!(!urls.is_empty());
+        let urls = self.shard_urls();
         self.runtime.block_on(async {
             sqlx::any::install_default_drivers();
             let mut sums = Vec::new();
@@ -331,6 +319,77 @@ impl Setup {
             }
             sums
         })
+    }
+
+    /// Outbox events of `order_id` that are payment events of kind `what` (CloudEvents type
+    /// `com.ordercenter.payment.<what>`), in the shards.
+    fn outbox_events(&self, order_id: &str, what: &str) -> i64 {
+        let urls = self.shard_urls();
+        let pattern = format!("%\"what\":\"{what}\"%");
+        self.runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut count = 0;
+            for url in urls {
+                let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FROM outbox WHERE order_id = ? AND payload LIKE ?",
+                )
+                .bind(order_id.parse::<i64>().unwrap())
+                .bind(pattern.as_str())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                use sqlx::Row as _;
+                count += row.try_get::<i64, _>(0).unwrap();
+                pool.close().await;
+            }
+            count
+        })
+    }
+
+    fn shard_urls(&self) -> Vec<String> {
+        let urls: Vec<String> = match &self.databases {
+            Some(databases) => databases.urls().to_vec(),
+            None => std::fs::read_dir(self._data.path())
+                .unwrap()
+                .filter_map(|entry| {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name()?.to_str()?.to_owned();
+                    (name.starts_with("shard-") && name.ends_with(".db"))
+                        .then(|| format!("sqlite://{}", path.display()))
+                })
+                .collect(),
+        };
+        assert!(!urls.is_empty());
+        urls
+    }
+
+    /// Wait until the order's first payment is in `status`; answers it.
+    fn wait_payment(&self, order_id: &str, status: &str, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let payment = self.payments(order_id)[0].clone();
+            if payment["status"] == status {
+                return payment;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "payment not {status} within {limit:?}: {payment}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The buyer's payment fails at the sandbox.
+    fn fail(&self, payment_id: &str) {
+        let (status, answer) = http(
+            self.sandbox_port,
+            "POST",
+            &format!("/sandbox/fail/{payment_id}"),
+            Some(r#"{"reason":"card declined"}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{answer}");
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -776,6 +835,260 @@ fn a_failed_refund_releases_its_amount_and_is_listed_for_manual_handling(backend
     setup.finish();
 }
 
+/// The provider reports the payment failed (the callback delivered ten times at once): it
+/// settles `failed` once (one `payment.failed` event, the metric), the order still waits
+/// for payment; the buyer then pays after all: the late success settles the failed payment
+/// `succeeded` and pays the order, once.
+fn a_failed_payment_settles_once_and_a_late_success_still_pays(backend: Backend) {
+    let setup = Setup::start(backend, "pay_failed", 1800, &[]);
+    let (order, payment) = setup.order_with_payment("buyer-failed");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.sandbox.set_faults(Faults {
+        duplicates: 9,
+        ..Faults::default()
+    });
+    setup.fail(&payment_id);
+    let failed = setup.wait_payment(&order_id, "failed", Duration::from_secs(20));
+    assert_eq!(failed["effect"], "none");
+    let counted = |outcome: &str| {
+        setup.metric(&format!(
+            "oc_payment_reports_total{{source=\"callback\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while counted("failed") + counted("duplicate") < 10.0 {
+        assert!(Instant::now() < deadline, "ten copies of the failure");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((counted("failed"), counted("duplicate")), (1.0, 9.0));
+    assert_eq!(setup.metric("oc_payment_failed_total"), 1.0);
+    assert_eq!(setup.outbox_events(&order_id, "failed"), 1);
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+
+    setup.sandbox.set_faults(Faults::default());
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    let paid = setup.wait_payment(&order_id, "succeeded", Duration::from_secs(20));
+    assert_eq!(paid["effect"], "applied");
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    setup.finish();
+}
+
+/// A payment nobody pays: the active query's last query, at its expiry, settles it
+/// `expired` (event, metric) — once while the provider fails every query, once when it
+/// answers "not paid"; the order is untouched. A success reported after the expiry still
+/// pays the order, which is still waiting for payment.
+fn an_unpaid_payment_expires_at_its_last_query(backend: Backend) {
+    let mut env = QUICK_QUERIES.to_vec();
+    env.push(("OC_PAYMENT_EXPIRY_MS", "1500"));
+    let setup = Setup::start(backend, "pay_expiry", 1800, &env);
+    // the provider unreachable at the expiry
+    setup.sandbox.set_faults(Faults {
+        fail_queries: true,
+        ..Faults::default()
+    });
+    let (order, _) = setup.order_with_payment("buyer-expiry-down");
+    let down = id_of(&order);
+    let expired = setup.wait_payment(&down, "expired", Duration::from_secs(20));
+    assert_eq!(expired["effect"], "none");
+    assert_eq!(setup.outbox_events(&down, "expired"), 1);
+    assert_eq!(setup.status(&down), ("pending_payment".to_owned(), 1));
+
+    // the provider answering "not paid" at the expiry
+    setup.sandbox.set_faults(Faults::default());
+    let (order, payment) = setup.order_with_payment("buyer-expiry");
+    let (order_id, payment_id) = (id_of(&order), id_of(&payment));
+    setup.wait_payment(&order_id, "expired", Duration::from_secs(20));
+    assert_eq!(setup.outbox_events(&order_id, "expired"), 1);
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+    if backend == Backend::Sqlite {
+        // single node: the worker runs in this process
+        assert_eq!(setup.metric("oc_payment_expired_total"), 2.0);
+    }
+
+    // the money arrives after all: the order still waits for it, so it is paid
+    setup.pay(&payment_id, None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    let paid = setup.wait_payment(&order_id, "succeeded", Duration::from_secs(20));
+    assert_eq!(paid["effect"], "applied");
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    setup.finish();
+}
+
+/// `POST /v1/orders/{id}/payments` with `body`: (status, body).
+fn create_payment(setup: &Setup, order_id: &str, key: &str, body: &str) -> (u16, String) {
+    request(
+        setup.port,
+        "POST",
+        &format!("/v1/orders/{order_id}/payments"),
+        &[("Idempotency-Key", key)],
+        Some(body),
+    )
+    .unwrap()
+}
+
+/// A retail `presale` order (partial payments allowed by its tenant config) of 88.00 CNY: a
+/// bad amount is refused at its field with nothing written (and a part of a `standard`
+/// order, which takes none); a deposit of 20.00 is captured and recorded on the order, which
+/// still waits; the balance (asked without an amount: what is left, 68.00) pays it, and
+/// the captured payments add up to the payable exactly.
+fn a_deposit_then_the_balance_pay_a_presale_order_exactly(backend: Backend) {
+    let setup = Setup::start(backend, "pay_deposit", 1800, &[]);
+    let presale = r#"{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-deposit",
+        "lines":[{"sku":"PS-1","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}],
+        "extension":{"deposit_amount":"20.00","final_payment_due":"2030-01-31"},
+        "receiver":{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}"#;
+    let (status, body) = http(setup.port, "POST", "/v1/orders", Some(presale)).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let order: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let order_id = id_of(&order);
+    assert_eq!(order["finance"]["payable"]["minor"], 8800);
+    let with_amount = |minor: i64, currency: &str| {
+        format!(r#"{{"provider":"sandbox","amount":{{"minor":{minor},"currency":"{currency}"}}}}"#)
+    };
+    for (body, field) in [
+        (with_amount(0, "CNY"), "/amount/minor"),
+        (with_amount(8801, "CNY"), "/amount/minor"),
+        (with_amount(-5, "CNY"), "/amount/minor"),
+        (with_amount(2000, "USD"), "/amount/currency"),
+    ] {
+        let (status, answer) = create_payment(&setup, &order_id, &format!("bad-{body}"), &body);
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer.contains(field), "{body}: {answer}");
+    }
+    assert!(setup.payments(&order_id).is_empty(), "nothing written");
+    // a standard order takes no part payment
+    let standard = create_retail_order(setup.port, "buyer-whole", "SKU-PAY");
+    let (status, answer) = create_payment(
+        &setup,
+        &id_of(&standard),
+        "part-of-standard",
+        &with_amount(2000, "CNY"),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("/amount/minor"), "{answer}");
+    assert!(setup.payments(&id_of(&standard)).is_empty());
+
+    // the deposit
+    let (status, body) = create_payment(&setup, &order_id, "deposit", &with_amount(2000, "CNY"));
+    assert_eq!(status, 201, "{body}");
+    let deposit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(deposit["amount"]["minor"], 2000);
+    setup.pay(&id_of(&deposit), None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup.payments(&order_id)[0]["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(setup.payments(&order_id)[0]["effect"], "applied");
+    assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
+    assert!(setup.history_events(&order_id).is_empty());
+    let recorded = setup.order(&order_id);
+    assert_eq!(recorded["finance"]["payments"][0]["amount"]["minor"], 2000);
+    assert_eq!(recorded["status"], "pending_payment");
+
+    // more than is left is refused; the balance is what is left
+    let (status, answer) = create_payment(&setup, &order_id, "too-much", &with_amount(6801, "CNY"));
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("/amount/minor"), "{answer}");
+    let (status, body) = create_payment(&setup, &order_id, "balance", r#"{"provider":"sandbox"}"#);
+    assert_eq!(status, 201, "{body}");
+    let balance: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(balance["amount"]["minor"], 6800);
+    setup.pay(&id_of(&balance), None);
+    setup.wait_status(&order_id, "paid", Duration::from_secs(20));
+    assert_eq!(setup.history_events(&order_id), ["pay"]);
+    let paid = setup.order(&order_id);
+    let captured: i64 = paid["finance"]["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["amount"]["minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(captured, 8800, "{paid}");
+    assert_eq!(
+        setup.metric("oc_payment_reports_total{source=\"callback\",outcome=\"part\"}"),
+        1.0
+    );
+    // paid: no more payments
+    let (status, answer) = create_payment(&setup, &order_id, "after", r#"{"provider":"sandbox"}"#);
+    assert_eq!(status, 409, "{answer}");
+    setup.finish();
+}
+
+/// Four presale orders, each with a deposit (20.00) and a balance (68.00) payment whose
+/// captures are reported at the same moment: the two settlements race on the order's
+/// version, the loser decides again on what the winner wrote, and every order ends paid once
+/// with both payments recorded, adding up to its payable amount.
+fn a_deposit_and_the_balance_captured_at_once_pay_the_order_once(backend: Backend) {
+    let setup = Setup::start(backend, "pay_parts_race", 1800, &[]);
+    let mut orders = Vec::new();
+    for n in 0..4 {
+        let presale = format!(
+            r#"{{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-race-{n}",
+            "lines":[{{"sku":"PS-2","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}}],
+            "extension":{{"deposit_amount":"20.00","final_payment_due":"2030-01-31"}},
+            "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
+        );
+        let (status, body) = http(setup.port, "POST", "/v1/orders", Some(&presale)).unwrap();
+        assert_eq!(status, 201, "{body}");
+        let order_id = id_of(&serde_json::from_str(&body).unwrap());
+        let mut payments = Vec::new();
+        for (key, minor) in [("deposit", 2000), ("balance", 6800)] {
+            let (status, body) = create_payment(
+                &setup,
+                &order_id,
+                &format!("{key}-{n}"),
+                &format!(
+                    r#"{{"provider":"sandbox","amount":{{"minor":{minor},"currency":"CNY"}}}}"#
+                ),
+            );
+            assert_eq!(status, 201, "{body}");
+            payments.push(id_of(&serde_json::from_str(&body).unwrap()));
+        }
+        orders.push((order_id, payments));
+    }
+    std::thread::scope(|scope| {
+        for (_, payments) in &orders {
+            for payment_id in payments {
+                let setup = &setup;
+                scope.spawn(move || setup.pay(payment_id, None));
+            }
+        }
+    });
+    for (order_id, _) in &orders {
+        setup.wait_status(order_id, "paid", Duration::from_secs(20));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while setup
+            .payments(order_id)
+            .iter()
+            .any(|payment| payment["status"] != "succeeded")
+        {
+            assert!(Instant::now() < deadline, "{:?}", setup.payments(order_id));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            setup
+                .payments(order_id)
+                .iter()
+                .all(|payment| payment["effect"] == "applied"),
+            "{:?}",
+            setup.payments(order_id)
+        );
+        assert_eq!(setup.history_events(order_id), ["pay"]);
+        let paid = setup.order(order_id);
+        let mut captured: Vec<i64> = paid["finance"]["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["amount"]["minor"].as_i64().unwrap())
+            .collect();
+        captured.sort_unstable();
+        assert_eq!(captured, [2000, 6800], "{paid}");
+    }
+    setup.finish();
+}
+
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -798,4 +1111,8 @@ on_both!(
     a_duplicated_refund_callback_applies_once,
     a_dropped_refund_callback_is_settled_by_the_active_query,
     a_failed_refund_releases_its_amount_and_is_listed_for_manual_handling,
+    a_failed_payment_settles_once_and_a_late_success_still_pays,
+    an_unpaid_payment_expires_at_its_last_query,
+    a_deposit_then_the_balance_pay_a_presale_order_exactly,
+    a_deposit_and_the_balance_captured_at_once_pay_the_order_once,
 );

@@ -16,6 +16,7 @@
 //! | `GET /sandbox/refunds/{refund_id}` | the refund as the sandbox holds it |
 //! | `POST /sandbox/pay/{payment_id}` | the buyer pays (body optional: `{"amount": {...}}`) |
 //! | `GET /sandbox/pay/{payment_id}` | the payment as the sandbox holds it |
+//! | `POST /sandbox/fail/{payment_id}` | the buyer's payment fails (body optional: `{"reason": "..."}`) |
 //! | `GET`, `PUT /sandbox/faults` | the faults in force ([`Faults`]) |
 
 use std::collections::BTreeMap;
@@ -99,6 +100,8 @@ struct Held {
     status: ReportStatus,
     captured: Option<Money>,
     paid_at: Option<OffsetDateTime>,
+    /// Why it failed (`failed`).
+    reason: Option<String>,
 }
 
 impl Held {
@@ -110,7 +113,7 @@ impl Held {
             provider_txn_id: Some(self.provider_txn_id.clone()),
             amount: self.captured,
             paid_at: self.paid_at,
-            reason: None,
+            reason: self.reason.clone(),
         }
     }
 }
@@ -191,6 +194,7 @@ impl Sandbox {
             .route("/v1/refunds/create", post(refund))
             .route("/v1/refunds/query", post(refund_query))
             .route("/sandbox/pay/{payment_id}", post(pay).get(show))
+            .route("/sandbox/fail/{payment_id}", post(fail))
             .route("/sandbox/refunds/{refund_id}", get(show_refund))
             .route("/sandbox/faults", get(get_faults).put(put_faults))
             .with_state(self.clone())
@@ -225,6 +229,7 @@ impl Sandbox {
                 held.status = ReportStatus::Succeeded;
                 held.captured = Some(amount.unwrap_or(held.request.amount));
                 held.paid_at = Some(OffsetDateTime::now_utc());
+                held.reason = None;
             }
             (held.report(), held.request.notify_url.clone())
         };
@@ -233,6 +238,30 @@ impl Sandbox {
             status: ReportStatus::Pending,
             amount: None,
             paid_at: None,
+            ..report.clone()
+        };
+        self.dispatch(notify_url, report.clone(), stale, faults);
+        Some(report)
+    }
+
+    /// The buyer's payment of `payment_id` fails (a declined card, a closed wallet order): the
+    /// payment is `failed` at the sandbox and its callback goes out as the faults say. `None`
+    /// if the sandbox does not know the payment. A payment already paid stays paid (its
+    /// report is sent again); a failed one can still be paid later (a late success).
+    pub fn fail(&self, payment_id: PaymentId, reason: &str) -> Option<PaymentReport> {
+        let (report, notify_url) = {
+            let mut payments = lock(&self.inner.payments);
+            let held = payments.get_mut(&payment_id)?;
+            if held.status != ReportStatus::Succeeded {
+                held.status = ReportStatus::Failed;
+                held.reason = Some(reason.to_owned());
+            }
+            (held.report(), held.request.notify_url.clone())
+        };
+        let faults = lock(&self.inner.faults).clone();
+        let stale = PaymentReport {
+            status: ReportStatus::Pending,
+            reason: None,
             ..report.clone()
         };
         self.dispatch(notify_url, report.clone(), stale, faults);
@@ -467,6 +496,7 @@ async fn create(
                     status: ReportStatus::Pending,
                     captured: None,
                     paid_at: None,
+                    reason: None,
                 };
                 payments.insert(id, held.clone());
                 held
@@ -534,6 +564,37 @@ async fn pay(
         }
     };
     match sandbox.pay(id, request.amount) {
+        Some(report) => axum::Json(report).into_response(),
+        None => problem(StatusCode::NOT_FOUND, "no such payment"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailBody {
+    reason: Option<String>,
+}
+
+async fn fail(
+    State(sandbox): State<Sandbox>,
+    Path(payment_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = payment_id.parse::<PaymentId>() else {
+        return problem(StatusCode::NOT_FOUND, "no such payment");
+    };
+    let request: FailBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FailBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    };
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "declined by the buyer's bank (sandbox)".to_owned());
+    match sandbox.fail(id, &reason) {
         Some(report) => axum::Json(report).into_response(),
         None => problem(StatusCode::NOT_FOUND, "no such payment"),
     }

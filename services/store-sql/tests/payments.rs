@@ -709,7 +709,122 @@ async fn the_payments_table_refuses_impossible_rows(h: &Harness) {
     assert_eq!(rows.try_get::<i64, _>(0).unwrap(), 0);
 }
 
+/// `failed` and `expired` settle only a pending payment, once: 32 racing settlements (half
+/// failures, half expiries) write one status and one event; another finds it settled. Money
+/// captured later still settles it (with the order's `pay`), and then no failure or expiry
+/// undoes the capture.
+async fn unpaid_settlements_are_compare_and_set_and_a_capture_still_settles_them(h: &Harness) {
+    let tenant = acme();
+    let order = h.insert(&tenant, "buyer-p9", Some(NOW_MS + 60_000)).await;
+    let PaymentInsert::Created(payment) =
+        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
+    else {
+        panic!("created")
+    };
+    let unpaid = |status: PaymentStatus| {
+        let what = if status == PaymentStatus::Failed {
+            PaymentEventType::Failed
+        } else {
+            PaymentEventType::Expired
+        };
+        PaymentSettlement {
+            status,
+            captured: 0,
+            provider_txn_id: None,
+            effect: OrderEffect::None,
+            paid_at: None,
+            events: vec![OrderEvent::payment(
+                &order,
+                PaymentNote {
+                    what,
+                    payment_id: payment.id,
+                    provider: payment.provider.clone(),
+                    amount: payment.amount,
+                    reported: None,
+                    reason: Some("unpaid".into()),
+                    refund_id: None,
+                },
+                now(),
+            )],
+            ..settlement(&payment, None)
+        }
+    };
+    let outbox_before = h.count("outbox", "1 = 1").await;
+    let racers: Vec<_> = (0..32)
+        .map(|n| {
+            let store = h.store.clone();
+            let settle = unpaid(if n % 2 == 0 {
+                PaymentStatus::Failed
+            } else {
+                PaymentStatus::Expired
+            });
+            tokio::spawn(async move {
+                loop {
+                    match store.settle_payment(settle.clone()).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other.unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut settled = 0;
+    for racer in racers {
+        if racer.await.unwrap() == SettleOutcome::Settled {
+            settled += 1;
+        }
+    }
+    assert_eq!(settled, 1);
+    assert_eq!(h.count("outbox", "1 = 1").await, outbox_before + 1);
+    let stored = h
+        .store
+        .get_payment(&tenant, payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            stored.status,
+            PaymentStatus::Failed | PaymentStatus::Expired
+        ),
+        "{stored:?}"
+    );
+    assert_eq!(stored.next_query_at, None);
+    // the money arrives after all: captured, and the order paid with it
+    let capture = settlement(
+        &payment,
+        Some(transition(&order, "pay", "paid", StockEffect::Confirm)),
+    );
+    assert_eq!(
+        h.store.settle_payment(capture.clone()).await.unwrap(),
+        SettleOutcome::Settled
+    );
+    assert_eq!(
+        h.store.settle_payment(capture).await.unwrap(),
+        SettleOutcome::AlreadySettled
+    );
+    for status in [PaymentStatus::Failed, PaymentStatus::Expired] {
+        assert_eq!(
+            h.store.settle_payment(unpaid(status)).await.unwrap(),
+            SettleOutcome::AlreadySettled
+        );
+    }
+    let stored = h
+        .store
+        .get_payment(&tenant, payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.status, stored.captured),
+        (PaymentStatus::Succeeded, payment.amount.minor)
+    );
+    let order = h.store.get(&tenant, order.main.id).await.unwrap().unwrap();
+    assert_eq!(order.main.status.as_str(), "paid");
+}
+
 both_dialects!(
+    unpaid_settlements_are_compare_and_set_and_a_capture_still_settles_them,
     payments_are_created_once_per_key_and_scoped_by_tenant,
     a_settlement_commits_with_the_pay_transition_exactly_once,
     a_settlement_whose_order_moved_on_writes_nothing,

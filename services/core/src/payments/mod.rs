@@ -39,15 +39,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use oc_model::lifecycle::TransitionWrite;
 use oc_model::order::PaymentItem;
 use oc_model::payment::{
     CallbackRefusal, NewPayment, PaymentIdempotency, PaymentInsert, PaymentProvider,
-    PaymentSecrets, PaymentSettlement, PaymentStore, ProviderCredentials, ProviderPaymentRequest,
-    ProviderPaymentState, RawCallback, SettleOutcome,
+    PaymentSecrets, PaymentSettlement, PaymentShare, PaymentStore, ProviderCredentials,
+    ProviderPaymentRequest, ProviderPaymentState, RawCallback, SettleOutcome, payment_amount,
 };
 use oc_model::{
-    DomainError, DomainResult, ErrorCode, Money, Order, OrderEffect, OrderEvent, Payment,
-    PaymentEventType, PaymentId, PaymentNote, PaymentStatus, ProviderName, TenantId,
+    DomainError, DomainResult, ErrorCode, Money, Order, OrderEffect, OrderEvent, OrderEventKind,
+    Payment, PaymentEventType, PaymentId, PaymentNote, PaymentStatus, ProviderName, TenantId,
     TransitionEvent, UnixMillis,
 };
 use oc_tenant_config::{ConfigHandle, TenantConfig};
@@ -142,6 +143,10 @@ impl PaymentProviders {
 pub struct CreatePaymentRequest {
     /// A configured provider's name (`sandbox`).
     pub provider: String,
+    /// What this payment asks for; absent: everything left to pay. Less than that only where
+    /// the order type takes partial payments (see `oc_model::payment::payment_amount`).
+    #[serde(default)]
+    pub amount: Option<Money>,
 }
 
 /// `POST /v1/orders/{id}/payments/{payment_id}/refunds`.
@@ -169,8 +174,15 @@ pub enum Applied {
     Mismatch,
     /// Money recorded for an order that cannot take it: `refund_required`, the order as it is.
     RefundRequired,
-    /// The provider reports no captured money (pending, failed, unknown): nothing changed.
+    /// Part of the order's payable amount (a deposit) recorded on the order, which still
+    /// waits for the rest.
+    Part,
+    /// The provider reports no captured money yet (pending, unknown): nothing changed.
     NotPaid,
+    /// The provider reports the payment failed: settled `failed`, the order as it is.
+    Failed,
+    /// The payment passed its expiry unpaid: settled `expired`, the order as it is.
+    Expired,
 }
 
 impl Applied {
@@ -180,7 +192,10 @@ impl Applied {
             Applied::Duplicate => "duplicate",
             Applied::Mismatch => "mismatch",
             Applied::RefundRequired => "refund_required",
+            Applied::Part => "part",
             Applied::NotPaid => "not_paid",
+            Applied::Failed => "failed",
+            Applied::Expired => "expired",
         }
     }
 }
@@ -272,6 +287,13 @@ impl PaymentService {
             })?;
         let order = self.transitions.orders.load(caller, order_id).await?;
         payable_in(caller.tenant_config(), &order)?;
+        let partial = takes_partial_payments(caller.tenant_config(), &order);
+        let amount = payment_amount(
+            order.finance.payable,
+            if partial { captured_on(&order) } else { 0 },
+            request.amount,
+            partial,
+        )?;
         let now = self.now();
         let id = PaymentId::generated(
             self.transitions
@@ -284,7 +306,7 @@ impl PaymentService {
             id,
             order_id: order.main.id,
             provider: provider_name.clone(),
-            amount: order.finance.payable,
+            amount,
             status: PaymentStatus::Pending,
             checkout: Default::default(),
             captured: 0,
@@ -488,20 +510,26 @@ impl PaymentService {
         mut payment: Payment,
         state: ProviderPaymentState,
     ) -> DomainResult<Applied> {
-        let ProviderPaymentState::Succeeded {
-            provider_txn_id,
-            amount,
-            paid_at,
-        } = state
-        else {
-            return Ok(if payment.status == PaymentStatus::Pending {
-                Applied::NotPaid
-            } else {
-                Applied::Duplicate
-            });
+        let (provider_txn_id, amount, paid_at) = match state {
+            ProviderPaymentState::Succeeded {
+                provider_txn_id,
+                amount,
+                paid_at,
+            } => (provider_txn_id, amount, paid_at),
+            _ if payment.status != PaymentStatus::Pending => return Ok(Applied::Duplicate),
+            ProviderPaymentState::Failed { reason } => {
+                return self
+                    .settle_unpaid(&payment, PaymentStatus::Failed, &reason)
+                    .await;
+            }
+            ProviderPaymentState::Pending | ProviderPaymentState::Unknown => {
+                return Ok(Applied::NotPaid);
+            }
         };
         for _ in 0..SETTLE_ATTEMPTS {
-            if payment.status != PaymentStatus::Pending {
+            // captured money also settles a payment given up on (`failed`, `expired`): see
+            // `PaymentStatus::settles_from`
+            if !payment.status.takes_capture() {
                 return Ok(Applied::Duplicate);
             }
             let Some(order) = self
@@ -533,6 +561,67 @@ impl PaymentService {
             ErrorCode::Retryable,
             "the order kept changing while the payment settled; retry",
         ))
+    }
+
+    /// Settle a pending payment `failed` or `expired` (`status`): no money, nothing applied
+    /// to the order; `payment.failed` / `payment.expired` with `reason`. Exactly once by the
+    /// same compare-and-set on `pending` as a capture: a duplicate, or a capture that settled
+    /// it first, finds nothing to do.
+    pub(crate) async fn settle_unpaid(
+        &self,
+        payment: &Payment,
+        status: PaymentStatus,
+        reason: &str,
+    ) -> DomainResult<Applied> {
+        let (what, applied) = match status {
+            PaymentStatus::Failed => (PaymentEventType::Failed, Applied::Failed),
+            PaymentStatus::Expired => (PaymentEventType::Expired, Applied::Expired),
+            _ => {
+                return Err(DomainError::internal(
+                    "an unpaid settlement fails or expires",
+                ));
+            }
+        };
+        let Some(order) = self
+            .transitions
+            .orders
+            .store
+            .get(&payment.tenant, payment.order_id)
+            .await?
+        else {
+            return Err(DomainError::internal("a payment's order is missing"));
+        };
+        let now = self.now();
+        tracing::info!(payment_id = %payment.id, status = status.as_str(), reason, "payment settled unpaid");
+        let settlement = PaymentSettlement {
+            tenant: payment.tenant.clone(),
+            id: payment.id,
+            status,
+            captured: 0,
+            provider_txn_id: None,
+            reported: None,
+            effect: OrderEffect::None,
+            paid_at: None,
+            at: now,
+            transition: None,
+            events: vec![OrderEvent::payment(
+                &order,
+                PaymentNote {
+                    what,
+                    payment_id: payment.id,
+                    provider: payment.provider.clone(),
+                    amount: payment.amount,
+                    reported: None,
+                    reason: Some(reason.to_owned()),
+                    refund_id: None,
+                },
+                now,
+            )],
+        };
+        Ok(match self.store.settle_payment(settlement).await? {
+            SettleOutcome::Settled => applied,
+            SettleOutcome::AlreadySettled => Applied::Duplicate,
+        })
     }
 
     async fn settle(
@@ -567,6 +656,17 @@ impl PaymentService {
             events: Vec::new(),
         };
         let mut prepared = None;
+        let mut part = None;
+        let refund_required = |settlement: &mut PaymentSettlement, why: String| {
+            settlement.effect = OrderEffect::RefundRequired;
+            settlement.reported = Some(reported);
+            settlement.events.push(OrderEvent::payment(
+                order,
+                note(PaymentEventType::RefundRequired, Some(reported), &why),
+                now,
+            ));
+            Applied::RefundRequired
+        };
         let applied = if reported != payment.amount {
             tracing::warn!(payment_id = %payment.id, expected = ?payment.amount, ?reported, "provider reported another amount or currency: not applied");
             settlement.status = PaymentStatus::Mismatch;
@@ -585,59 +685,103 @@ impl PaymentService {
             Applied::Mismatch
         } else {
             let config = self.config.current();
-            let firing = Firing {
-                event: TransitionEvent::parse(PAY_EVENT)?,
-                reason: Some(format!("payment {} captured", payment.id)),
-                data: BTreeMap::new(),
-                operator: SOURCE_PAYMENTS.to_owned(),
-                source_system: SOURCE_PAYMENTS,
-                payment: Some(PaymentItem {
-                    payment_id: payment.id.to_string(),
-                    channel: payment.provider.to_string(),
-                    amount: reported,
-                    refunded: Money::zero(reported.currency),
-                    paid_at,
-                }),
+            let tenant = config.tenant(&payment.tenant).ok_or_else(|| {
+                DomainError::unavailable("the payment's tenant is not configured")
+            })?;
+            let item = PaymentItem {
+                payment_id: payment.id.to_string(),
+                channel: payment.provider.to_string(),
+                amount: reported,
+                refunded: Money::zero(reported.currency),
+                paid_at,
             };
-            let pay = config
-                .tenant(&payment.tenant)
-                .ok_or_else(|| DomainError::unavailable("the payment's tenant is not configured"))
-                .and_then(|tenant| {
+            // where the order type takes partial payments, the order is paid by the payment
+            // that makes its captured payments reach its payable amount; otherwise every
+            // payment asks for the whole payable and completes it
+            let share = if takes_partial_payments(tenant, order) {
+                PaymentShare::of(
+                    order.finance.payable.minor,
+                    captured_on(order),
+                    reported.minor,
+                )
+            } else {
+                PaymentShare::Completes
+            };
+            let can_pay = payable_in(tenant, order);
+            match (share, can_pay) {
+                (PaymentShare::Completes, _) => {
+                    let firing = Firing {
+                        event: TransitionEvent::parse(PAY_EVENT)?,
+                        reason: Some(format!("payment {} captured", payment.id)),
+                        data: BTreeMap::new(),
+                        operator: SOURCE_PAYMENTS.to_owned(),
+                        source_system: SOURCE_PAYMENTS,
+                        payment: Some(item),
+                    };
+                    match self.transitions.prepare_event(tenant, order, firing) {
+                        Ok(p) => {
+                            settlement.transition = Some(p.write.clone());
+                            prepared = Some(p);
+                            Applied::Paid
+                        }
+                        // the order cannot be paid any more (cancelled, timed out, paid
+                        // already): the money is recorded and must go back; the order stays
+                        Err(error) if error.code == ErrorCode::InvalidTransition => {
+                            refund_required(
+                                &mut settlement,
+                                format!(
+                                    "money captured for an order in status {} that cannot take it",
+                                    order.main.status
+                                ),
+                            )
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                // a deposit for an order still waiting for payment: recorded on the order
+                // (`finance.payments`) by a change that is no transition, compare-and-set on
+                // the order's version like one, so two parts settling at once are serialised
+                // and the second sees the first
+                (PaymentShare::Part, Ok(())) => {
+                    let mut next = order.clone();
+                    next.finance.payments.push(item);
+                    next.operation.updated_by = Some(SOURCE_PAYMENTS.to_owned());
                     self.transitions
-                        .prepare_event(tenant, order, firing)
-                        .map(|p| (p, tenant))
-                });
-            match pay {
-                Ok((p, _)) => {
-                    settlement.transition = Some(p.write.clone());
-                    prepared = Some(p);
-                    Applied::Paid
+                        .orders
+                        .prepare_next_in(tenant, order, &mut next)?;
+                    let event = OrderEvent::of(&next, OrderEventKind::Updated);
+                    settlement.transition = Some(TransitionWrite {
+                        expected_version: order.main.version,
+                        order: next.clone(),
+                        event,
+                        history: None,
+                    });
+                    part = Some(next);
+                    Applied::Part
                 }
-                // the order cannot be paid any more (cancelled, timed out, paid already):
-                // the money is recorded and must go back; the order stays as it is
-                Err(error) if error.code == ErrorCode::InvalidTransition => {
-                    settlement.effect = OrderEffect::RefundRequired;
-                    settlement.reported = Some(reported);
-                    settlement.events.push(OrderEvent::payment(
-                        order,
-                        note(
-                            PaymentEventType::RefundRequired,
-                            Some(reported),
-                            &format!(
-                                "money captured for an order in status {} that cannot take it",
-                                order.main.status
-                            ),
-                        ),
-                        now,
-                    ));
-                    Applied::RefundRequired
-                }
-                Err(error) => return Err(error),
+                (PaymentShare::Part, Err(_)) => refund_required(
+                    &mut settlement,
+                    format!(
+                        "money captured for an order in status {} that cannot take it",
+                        order.main.status
+                    ),
+                ),
+                (PaymentShare::Exceeds, _) => refund_required(
+                    &mut settlement,
+                    format!(
+                        "more than is left to pay on the order ({} of {} minor units captured before)",
+                        captured_on(order),
+                        order.finance.payable.minor
+                    ),
+                ),
             }
         };
         match self.store.settle_payment(settlement).await? {
             SettleOutcome::AlreadySettled => Ok(Applied::Duplicate),
             SettleOutcome::Settled => {
+                if let Some(next) = part {
+                    self.transitions.orders.remember(&next).await;
+                }
                 if let Some(prepared) = prepared {
                     self.transitions
                         .finish(&prepared.write.order, prepared.stock, &prepared.inventory)
@@ -647,6 +791,24 @@ impl PaymentService {
             }
         }
     }
+}
+
+/// Whether the order's type takes partial payments (a deposit, then the balance).
+fn takes_partial_payments(tenant: &TenantConfig, order: &Order) -> bool {
+    tenant
+        .order_type(&order.main.business_identity, &order.main.order_type)
+        .is_some_and(|order_type| order_type.partial_payments())
+}
+
+/// Minor units the order's payments captured so far (its `finance.payments` in its currency).
+fn captured_on(order: &Order) -> i64 {
+    order
+        .finance
+        .payments
+        .iter()
+        .filter(|item| item.amount.currency == order.finance.payable.currency)
+        .map(|item| item.amount.minor)
+        .sum()
 }
 
 /// Whether `order` can take a payment now: in a status its state machine lets `pay` from.

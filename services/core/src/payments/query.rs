@@ -15,7 +15,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use oc_model::{DomainResult, Payment, Refund};
+use oc_model::payment::ProviderPaymentState;
+use oc_model::{DomainResult, Payment, PaymentStatus, Refund};
 
 use super::{Applied, PaymentService, RefundApplied};
 
@@ -36,7 +37,7 @@ impl Queried {
         match self {
             Queried::Applied(applied) => applied.as_str(),
             Queried::Claimed => "claimed",
-            Queried::Failed => "failed",
+            Queried::Failed => "unanswered",
         }
     }
 }
@@ -92,8 +93,12 @@ impl PaymentService {
             return Queried::Claimed;
         };
         let now = self.now();
-        // one query at or after the expiry is the last: the provider takes no money after it
-        let next = (now < payment.expires_at).then(|| now + self.settings.query_interval);
+        // a query at or after the expiry is the last: the provider takes no money after it,
+        // so an answer of "not paid", or none at all, settles the payment `expired`. Its
+        // claim still moves the next query on (not to none): a worker that dies before it
+        // settles leaves the payment due, and the next pass expires it.
+        let last = now >= payment.expires_at;
+        let next = Some(now + self.settings.query_interval);
         match self
             .store
             .claim_payment_query(&payment.tenant, payment.id, seen, next)
@@ -108,20 +113,47 @@ impl PaymentService {
         }
         let Some(provider) = self.providers.get(&payment.provider) else {
             tracing::warn!(payment_id = %payment.id, provider = %payment.provider, "a pending payment's provider is not configured");
-            return Queried::Failed;
+            return self
+                .expire_if_last(&payment, last, "its provider is not configured")
+                .await;
         };
         let Some(credentials) = self.credentials(&payment.tenant, &payment.provider) else {
             tracing::warn!(payment_id = %payment.id, "the tenant has no account with the payment's provider any more");
-            return Queried::Failed;
+            return self
+                .expire_if_last(
+                    &payment,
+                    last,
+                    "the tenant has no account with its provider",
+                )
+                .await;
         };
         let state = match provider.query(&credentials, payment.id).await {
             Ok(state) => state,
             Err(error) => {
                 tracing::warn!(payment_id = %payment.id, error = %error.message, "querying the provider failed; asking again at the next query");
-                return Queried::Failed;
+                return self
+                    .expire_if_last(
+                        &payment,
+                        last,
+                        &format!(
+                            "the provider did not answer the query at expiry: {}",
+                            error.message
+                        ),
+                    )
+                    .await;
             }
         };
         let id = payment.id;
+        if last
+            && matches!(
+                state,
+                ProviderPaymentState::Pending | ProviderPaymentState::Unknown
+            )
+        {
+            return self
+                .expire_if_last(&payment, last, "the provider reported it unpaid at expiry")
+                .await;
+        }
         match self.apply(payment, state).await {
             Ok(applied) => Queried::Applied(applied),
             Err(error) => {
@@ -133,6 +165,24 @@ impl PaymentService {
 }
 
 impl PaymentService {
+    /// After the last query (`last`) found no money: settle the payment `expired`; before
+    /// it, nothing (asked again at the next query).
+    async fn expire_if_last(&self, payment: &Payment, last: bool, reason: &str) -> Queried {
+        if !last {
+            return Queried::Failed;
+        }
+        match self
+            .settle_unpaid(payment, PaymentStatus::Expired, reason)
+            .await
+        {
+            Ok(applied) => Queried::Applied(applied),
+            Err(error) => {
+                tracing::error!(payment_id = %payment.id, error = %error.message, "expiring a payment failed");
+                Queried::Failed
+            }
+        }
+    }
+
     /// Every refund of `shard` whose next step is due now: claimed, submitted or queried.
     async fn refund_pass(&self, shard: oc_model::ShardId) -> DomainResult<()> {
         loop {

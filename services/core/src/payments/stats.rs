@@ -37,7 +37,8 @@ impl PaymentStats {
     }
 
     /// `oc_payment_reports_total{source,outcome}`, `oc_payment_mismatches_total` (the
-    /// mismatch outcomes of both sources, the figure to alert on) and
+    /// mismatch outcomes of both sources, the figure to alert on), `oc_payment_failed_total`
+    /// and `oc_payment_expired_total` (payments settled failed / expired unpaid) and
     /// `oc_payment_callbacks_refused_total{reason}`; for refunds
     /// `oc_payment_refunds_total{source,outcome}` (source `request`, `callback`, `query`) and
     /// `oc_payment_refunds_failed_total` (refunds raised for manual handling, to alert on).
@@ -45,6 +46,8 @@ impl PaymentStats {
         let applied = snapshot(&self.applied);
         render_pairs(out, "oc_payment_reports_total", &applied);
         render_total(out, "oc_payment_mismatches_total", &applied, "mismatch");
+        render_total(out, "oc_payment_failed_total", &applied, "failed");
+        render_total(out, "oc_payment_expired_total", &applied, "expired");
         let refused = snapshot(&self.refused);
         out.push_str("# TYPE oc_payment_callbacks_refused_total counter\n");
         for (reason, count) in &refused {

@@ -203,22 +203,37 @@ pub(crate) async fn settle(
     tx: &mut AnyTx<'_>,
     settlement: &PaymentSettlement,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payments SET status = ?, effect = ?, captured = ?, reported_amount = ?, reported_currency = ?, provider_txn_id = COALESCE(?, provider_txn_id), paid_at_ms = ?, updated_at_ms = ?, next_query_at_ms = NULL WHERE tenant = ? AND id = ? AND status = 'pending'",
-    )
-    .bind(settlement.status.as_str())
-    .bind(settlement.effect.as_str())
-    .bind(settlement.captured)
-    .bind(settlement.reported.map(|m| m.minor))
-    .bind(settlement.reported.map(|m| m.currency.code().to_owned()))
-    .bind(settlement.provider_txn_id.as_deref())
-    .bind(settlement.paid_at.map(unix_ms))
-    .bind(unix_ms(settlement.at))
-    .bind(settlement.tenant.as_str())
-    .bind(settlement.id.as_i64())
-    .execute(&mut **tx)
-    .await
-    .map_err(convert)?;
+    // the compare-and-set: only from the statuses this settlement may leave (the list is the
+    // model's constant names, never input)
+    let from = settlement
+        .status
+        .settles_from()
+        .iter()
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if from.is_empty() {
+        return Err(oc_model::DomainError::internal(
+            "a settlement leaves pending",
+        ));
+    }
+    let sql = format!(
+        "UPDATE payments SET status = ?, effect = ?, captured = ?, reported_amount = ?, reported_currency = ?, provider_txn_id = COALESCE(?, provider_txn_id), paid_at_ms = ?, updated_at_ms = ?, next_query_at_ms = NULL WHERE tenant = ? AND id = ? AND status IN ({from})"
+    );
+    let done = sqlx::query(&sql)
+        .bind(settlement.status.as_str())
+        .bind(settlement.effect.as_str())
+        .bind(settlement.captured)
+        .bind(settlement.reported.map(|m| m.minor))
+        .bind(settlement.reported.map(|m| m.currency.code().to_owned()))
+        .bind(settlement.provider_txn_id.as_deref())
+        .bind(settlement.paid_at.map(unix_ms))
+        .bind(unix_ms(settlement.at))
+        .bind(settlement.tenant.as_str())
+        .bind(settlement.id.as_i64())
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
     Ok(done.rows_affected() == 1)
 }
 
