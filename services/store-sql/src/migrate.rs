@@ -86,6 +86,13 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0012_archive.sql"),
         sqlite: include_str!("../migrations/sqlite/0012_archive.sql"),
     },
+    // 0013 is another branch's (the numbers are shared across branches, applied by version)
+    Migration {
+        version: 14,
+        name: "return_pickups",
+        mysql: include_str!("../migrations/mysql/0014_return_pickups.sql"),
+        sqlite: include_str!("../migrations/sqlite/0014_return_pickups.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

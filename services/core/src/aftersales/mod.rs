@@ -24,6 +24,7 @@
 //! ([`AfterSaleService::refund_settled`]). Should the process die between the two, a retry
 //! of the refund finds the refund settled and completes the after-sale then.
 
+pub mod pickup;
 mod view;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::caller::Caller;
 use crate::orders::OrderService;
 use crate::payments::{PaymentService, RefundWatcher};
 
+pub use pickup::{PickupReport, PickupSettings, PickupStats, PickupWorker};
 pub use view::AfterSaleView;
 
 /// `POST /v1/orders/{id}/after-sales`.
@@ -60,6 +62,11 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub reason: Option<String>,
     pub lines: Vec<RequestedLine>,
+    /// The earliest time a carrier may collect the goods (RFC 3339), for a type that sends
+    /// goods back: once approved, the pickup worker books one pickup for the order's returns
+    /// shortly before the earliest of them (`OC_PICKUP_LEAD_MS`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub pickup_at: Option<time::OffsetDateTime>,
 }
 
 /// `POST /v1/after-sales/{id}/review`.
@@ -162,6 +169,12 @@ impl AfterSaleService {
     ) -> DomainResult<AfterSaleView> {
         caller.require(Endpoint::AfterSalesApply)?;
         check_reason(&request.reason, "/reason")?;
+        if request.pickup_at.is_some() && !request.kind.returns_goods() {
+            return Err(DomainError::invalid(
+                "/pickup_at",
+                format!("a {} after-sale sends no goods back", request.kind),
+            ));
+        }
         let channel = Self::channel_of(caller, request.channel)?;
         let order = self.orders.load(caller, order_id).await?;
         if let Some(machine) = caller
@@ -233,6 +246,9 @@ impl AfterSaleService {
             reason: request.reason.clone(),
             lines,
             refund_amount: Money::zero(currency),
+            pickup_at: request.pickup_at,
+            pickup_id: None,
+            waybill_no: None,
             created_at: now,
             updated_at: now,
         };
