@@ -90,7 +90,10 @@ impl ReturnPickup {
     /// The carrier's idempotency key: a function of the durable row only, so every call for
     /// this pickup, by any worker at any time, sends the same key.
     pub fn idempotency_key(&self) -> String {
-        format!("{}-{}-return-pickup-{}", self.tenant, self.order_id, self.seq)
+        format!(
+            "{}-{}-return-pickup-{}",
+            self.tenant, self.order_id, self.seq
+        )
     }
 
     /// The after-sales it carries, in item order, each once.
@@ -261,8 +264,11 @@ pub trait PickupStore: Send + Sync + fmt::Debug + 'static {
     /// (nothing written). A stale after-sale version is `PreconditionFailed`, nothing written.
     async fn finish_pickup(&self, outcome: PickupOutcome) -> DomainResult<bool>;
 
-    async fn get_pickup(&self, tenant: &TenantId, id: OrderId)
-    -> DomainResult<Option<ReturnPickup>>;
+    async fn get_pickup(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+    ) -> DomainResult<Option<ReturnPickup>>;
 
     /// The pickups of an order, by `seq`.
     async fn pickups_of_order(

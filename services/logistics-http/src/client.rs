@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use hyper::StatusCode;
+use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -86,12 +86,18 @@ impl HttpLogistics {
     fn answer(key: &str, status: StatusCode, bytes: &Bytes) -> DomainResult<Waybill> {
         let excerpt = || String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Self::unavailable(format!("answered {status}: {}", excerpt())));
+            return Err(Self::unavailable(format!(
+                "answered {status}: {}",
+                excerpt()
+            )));
         }
         if !status.is_success() {
             return Err(DomainError::invalid(
                 "",
-                format!("logistics provider refused the pickup ({status}): {}", excerpt()),
+                format!(
+                    "logistics provider refused the pickup ({status}): {}",
+                    excerpt()
+                ),
             ));
         }
         let answer: WaybillAnswer =

@@ -232,7 +232,11 @@ async fn book(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -
     answer(&made)
 }
 
-async fn read(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+async fn read(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
     if !sandbox.authorized(&headers) {
         return problem(StatusCode::UNAUTHORIZED, "bearer token required");
     }
@@ -297,7 +301,11 @@ mod tests {
         let carrier = HttpLogistics::new(&base, Some("t0ken".into()), Duration::from_secs(5));
         let intruder = HttpLogistics::new(&base, Some("other".into()), Duration::from_secs(5));
         let refused = intruder.create_pickup(&request("k-1")).await.unwrap_err();
-        assert_eq!(refused.code, oc_model::ErrorCode::InvalidInput, "{refused:?}");
+        assert_eq!(
+            refused.code,
+            oc_model::ErrorCode::InvalidInput,
+            "{refused:?}"
+        );
         sandbox.set_faults(Faults {
             fail_next: 2,
             ..Faults::default()

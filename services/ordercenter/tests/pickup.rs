@@ -174,7 +174,12 @@ impl Env {
     }
 
     /// `pickup --once` passes until the one pickup is `status` (bounded: 60 passes).
-    async fn passes_until(&self, status: &str, backoff_ms: u64, attempts: u32) -> Vec<serde_json::Value> {
+    async fn passes_until(
+        &self,
+        status: &str,
+        backoff_ms: u64,
+        attempts: u32,
+    ) -> Vec<serde_json::Value> {
         let mut reports = Vec::new();
         for _ in 0..60 {
             reports.push(self.pass(backoff_ms, attempts));
@@ -272,7 +277,9 @@ async fn waybills_of(env: &Env, ids: &[String]) -> Vec<Option<String>> {
     let mut found = Vec::new();
     for id in ids {
         let rows = env
-            .rows(&format!("SELECT waybill_no FROM after_sales WHERE id = {id}"))
+            .rows(&format!(
+                "SELECT waybill_no FROM after_sales WHERE id = {id}"
+            ))
             .await;
         assert_eq!(rows.len(), 1);
         found.push(rows[0][0].clone());
@@ -306,7 +313,10 @@ async fn three_returns_of_one_order_share_one_waybill(env: Env) {
         "the nearest pickup time: {} vs {earliest}",
         waybill.pickup_at
     );
-    assert!(waybill.has_address, "the buyer's address, opened for the call");
+    assert!(
+        waybill.has_address,
+        "the buyer's address, opened for the call"
+    );
     assert_eq!(
         waybills_of(&env, &ids).await,
         vec![Some(waybill.waybill_no.clone()); 3]
@@ -314,7 +324,11 @@ async fn three_returns_of_one_order_share_one_waybill(env: Env) {
     assert_eq!(pickup_events(&env, &order_id, "pickup_booked").await, 3);
     // a second pass finds nothing to do
     let again = env.pass(1_000, 5);
-    assert_eq!((again["created"].as_u64(), again["booked"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(
+        (again["created"].as_u64(), again["booked"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
     assert_eq!(env.sandbox.stats().requests, 1);
 
     // the API shows the waybill and the history entry
@@ -388,7 +402,10 @@ async fn a_worker_killed_mid_call_and_restarted_makes_no_second_waybill(env: Env
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while env.sandbox.stats().requests == 0 {
-        assert!(Instant::now() < deadline, "the worker never called the carrier");
+        assert!(
+            Instant::now() < deadline,
+            "the worker never called the carrier"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SIGKILL: the call in flight, its answer never read
@@ -404,7 +421,10 @@ async fn a_worker_killed_mid_call_and_restarted_makes_no_second_waybill(env: Env
     env.passes_until("booked", 2_000, 5).await;
     let made = env.sandbox.waybills();
     assert_eq!(made.len(), 1, "no second waybill: {made:?}");
-    assert_eq!(made[0].bookings, 2, "the restarted worker asked again: {made:?}");
+    assert_eq!(
+        made[0].bookings, 2,
+        "the restarted worker asked again: {made:?}"
+    );
     assert_eq!(
         waybills_of(&env, &ids).await,
         vec![Some(made[0].waybill_no.clone()); 3]
@@ -466,8 +486,7 @@ async fn mariadb_carrier_failures_and_a_lost_answer_still_make_one_waybill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_worker_killed_mid_call_and_restarted_makes_no_second_waybill() {
-    a_worker_killed_mid_call_and_restarted_makes_no_second_waybill(Env::single_node().await)
-        .await;
+    a_worker_killed_mid_call_and_restarted_makes_no_second_waybill(Env::single_node().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,9 @@ impl PickupStore for SqlOrderStore {
             ));
         }
         if after_sales.is_empty() {
-            return Err(DomainError::internal("a pickup takes at least one after-sale"));
+            return Err(DomainError::internal(
+                "a pickup takes at least one after-sale",
+            ));
         }
         let pool = self.shards.for_bucket(pickup.order_id.bucket());
         let mut tx = begin(pool).await?;
@@ -181,7 +183,6 @@ impl PickupStore for SqlOrderStore {
         tenant: &TenantId,
         order_id: OrderId,
     ) -> DomainResult<Vec<ReturnPickup>> {
-        return_pickups::of_order(self.shards.for_bucket(order_id.bucket()), tenant, order_id)
-            .await
+        return_pickups::of_order(self.shards.for_bucket(order_id.bucket()), tenant, order_id).await
     }
 }

@@ -273,7 +273,11 @@ impl PickupWorker {
         report
     }
 
-    async fn order(&self, tenant: &oc_model::TenantId, id: oc_model::OrderId) -> DomainResult<Order> {
+    async fn order(
+        &self,
+        tenant: &oc_model::TenantId,
+        id: oc_model::OrderId,
+    ) -> DomainResult<Order> {
         self.after_sales
             .orders
             .store

@@ -337,9 +337,7 @@ impl ServiceConfig {
             pickup: {
                 let backoff = std::time::Duration::from_millis(source.value(&PICKUP_BACKOFF_MS)?);
                 oc_core::aftersales::PickupSettings {
-                    poll_interval: std::time::Duration::from_millis(
-                        source.value(&PICKUP_POLL_MS)?,
-                    ),
+                    poll_interval: std::time::Duration::from_millis(source.value(&PICKUP_POLL_MS)?),
                     lead: std::time::Duration::from_millis(source.value(&PICKUP_LEAD_MS)?),
                     max_attempts: source.value(&PICKUP_MAX_ATTEMPTS)?,
                     backoff_initial: backoff,

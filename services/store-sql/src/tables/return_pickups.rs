@@ -58,7 +58,10 @@ fn bind<'q>(row: Binder<'q>, pickup: &'q ReturnPickup, items: String) -> DomainR
             "waybill_no",
             pickup.waybill.as_ref().map(|w| w.waybill_no.as_str()),
         )
-        .bind("carrier", pickup.waybill.as_ref().map(|w| w.carrier.as_str()))
+        .bind(
+            "carrier",
+            pickup.waybill.as_ref().map(|w| w.carrier.as_str()),
+        )
         .bind("last_error", pickup.last_error.as_deref())
         .bind("created_at_ms", unix_ms(pickup.created_at))
         .bind("updated_at_ms", unix_ms(pickup.updated_at)))
@@ -70,8 +73,7 @@ fn id_of(raw: u64) -> DomainResult<OrderId> {
 
 fn decode(row: &AnyRow) -> DomainResult<ReturnPickup> {
     let status = text(row, "status")?;
-    let items: Vec<PickupItem> =
-        serde_json::from_str(&text(row, "items")?).map_err(corrupt)?;
+    let items: Vec<PickupItem> = serde_json::from_str(&text(row, "items")?).map_err(corrupt)?;
     let waybill = match (opt_text(row, "waybill_no")?, opt_text(row, "carrier")?) {
         (Some(waybill_no), carrier) => Some(Waybill {
             waybill_no,
@@ -119,8 +121,7 @@ pub(crate) async fn next_seq(
 }
 
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, pickup: &ReturnPickup) -> Result<(), WriteError> {
-    let items = serde_json::to_string(&pickup.items)
-        .map_err(|e| WriteError::Domain(corrupt(e)))?;
+    let items = serde_json::to_string(&pickup.items).map_err(|e| WriteError::Domain(corrupt(e)))?;
     let sql = TABLE.insert(1);
     bind(TABLE.binder(sqlx::query(&sql)), pickup, items)
         .map_err(WriteError::Domain)?
@@ -187,7 +188,11 @@ static SELECT_ONE: LazyLock<String> = LazyLock::new(|| TABLE.select("WHERE tenan
 static SELECT_OF_ORDER: LazyLock<String> =
     LazyLock::new(|| TABLE.select("WHERE tenant = ? AND order_id = ? ORDER BY seq"));
 
-pub(crate) async fn due(pool: &AnyPool, now_ms: i64, limit: u32) -> DomainResult<Vec<ReturnPickup>> {
+pub(crate) async fn due(
+    pool: &AnyPool,
+    now_ms: i64,
+    limit: u32,
+) -> DomainResult<Vec<ReturnPickup>> {
     sqlx::query(&SELECT_DUE)
         .bind(now_ms)
         .bind(i64::from(limit))
