@@ -193,7 +193,7 @@ pub struct AfterSaleMark {
 /// What writing a pickup did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PickupCreate {
-    Created(ReturnPickup),
+    Created(Box<ReturnPickup>),
     /// Another worker took some of the after-sales, or the order's next `seq`, first:
     /// nothing written.
     Lost,

@@ -66,7 +66,7 @@ impl PickupStore for SqlOrderStore {
             Err(e) => return Err(e.into_domain()),
         }
         match tx.commit().await {
-            Ok(()) => Ok(PickupCreate::Created(pickup)),
+            Ok(()) => Ok(PickupCreate::Created(Box::new(pickup))),
             Err(e) if is_unique_violation(&e) => Ok(PickupCreate::Lost),
             Err(e) => Err(convert(e)),
         }
