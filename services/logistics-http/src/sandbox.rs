@@ -158,8 +158,9 @@ impl Sandbox {
             .is_some_and(|given| given == token)
     }
 
-    /// The waybill of `key`: the one made before, or a new one (unless a fault fails it).
-    fn book(&self, key: &str, request: &PickupRequest) -> Result<MadeWaybill, Response> {
+    /// The waybill of `key`: the one made before, or a new one; `None` when a fault fails the
+    /// booking.
+    fn book(&self, key: &str, request: &PickupRequest) -> Option<MadeWaybill> {
         {
             let mut faults = lock(&self.inner.faults);
             let mut stats = lock(&self.inner.stats);
@@ -167,10 +168,7 @@ impl Sandbox {
             if faults.fail_all || faults.fail_next > 0 {
                 faults.fail_next = faults.fail_next.saturating_sub(1);
                 stats.failed += 1;
-                return Err(problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "bookings fail (sandbox fault)",
-                ));
+                return None;
             }
         }
         let mut waybills = lock(&self.inner.waybills);
@@ -189,7 +187,7 @@ impl Sandbox {
             }
         });
         entry.bookings += 1;
-        Ok(entry.clone())
+        Some(entry.clone())
     }
 }
 
@@ -221,9 +219,11 @@ async fn book(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -
             "an Idempotency-Key header equal to the body's idempotency_key is required",
         );
     }
-    let made = match sandbox.book(&key, &request) {
-        Ok(made) => made,
-        Err(refused) => return refused,
+    let Some(made) = sandbox.book(&key, &request) else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bookings fail (sandbox fault)",
+        );
     };
     let delay = lock(&sandbox.inner.faults).delay_ms;
     if delay > 0 {

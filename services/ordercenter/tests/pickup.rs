@@ -245,6 +245,20 @@ fn three_returns(env: &Env) -> (String, Vec<String>, time::OffsetDateTime) {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     let now = time::OffsetDateTime::now_utc();
+    // a refund-only after-sale sends nothing back: a pickup time is refused, naming the field
+    let refund_only = format!(
+        r#"{{"type":"refund_only","channel":"merchant","lines":[{{"sku":"RA","quantity":1}}],"pickup_at":"{}"}}"#,
+        now.format(&Rfc3339).unwrap()
+    );
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/orders/{order_id}/after-sales"),
+        Some(&refund_only),
+    )
+    .unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("/pickup_at"), "{body}");
     let mut ids = Vec::new();
     let kinds = ["return_and_refund", "exchange", "repair"];
     for ((sku, minutes), kind) in ["RA", "RB", "RC"].iter().zip(WINDOWS_MINUTES).zip(kinds) {
