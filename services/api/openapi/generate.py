@@ -185,6 +185,7 @@ schemas.update({
                                ["type", "channel", "lines"]),
   "ReviewAfterSaleRequest": obj({"decision": S(enum=["approve", "reject"]), "reason": S(maxLength=512)}, ["decision"]),
   "AppealAfterSaleRequest": obj({"reason": S(maxLength=512)}),
+  "AfterSaleStepRequest": obj({"event": S(enum=["receive_return", "ship", "complete", "cancel", "close"]), "reason": S(maxLength=512)}, ["event"]),
   "AfterSaleLine": obj({"line_no": I(), "sku": S(), "promotion_type": S(), "unit_price": ref("Money"), "quantity": I(),
                         "amount": ref("Money")}, ["line_no", "sku", "unit_price", "quantity", "amount"],
                        additional=False, desc="`amount`: what these units were paid, from the order's per-unit split (promotions, coupons and points already spread)."),
@@ -358,6 +359,15 @@ doc = {
                "responses": {"200": as_ok("The after-sale with its refund."), "404": as_404,
                              "409": problem("Not refundable in its status, already refunded or in progress, or more than the payment has left (the after-sale is then held for manual handling)."),
                              **errors}}},
+    "/v1/after-sales/{id}/transitions": {
+      "post": {"operationId": "stepAfterSale", "summary": "An after-sale's next step: receive_return, ship, complete, cancel or close",
+               "description": "Through the after-sale type's state machine, compare-and-set on its version. The reviewer's steps (role endpoint `after_sales.review`): `receive_return` (the goods are back: approved → returned), `ship` (exchange and repair: returned → shipped), `complete` (exchange and repair: shipped → completed; a refunding type completes when its refund succeeds, 409 here). The applicant's (role endpoint `after_sales.apply`): `cancel` (applied or approved → cancelled), `close` (accept a rejection: rejected → closed). A terminal state other than a completed refund gives the units back for another application.",
+               "parameters": [id_param],
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("AfterSaleStepRequest")}}},
+               "responses": {"200": as_ok("The after-sale after the step."), "404": as_404,
+                             "409": problem("The type's state machine does not allow the step now, or a concurrent change won."),
+                             "412": problem("The after-sale changed meanwhile; nothing written."),
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
     "/v1/orders/{id}/payments/{payment_id}/refunds": {
       "post": {"operationId": "createRefund", "summary": "Refund (part of) a captured payment at its provider",
                "description": "One local transaction on the order's shard writes the refund `requested`, reserves its amount on the payment (a conditional update and a database CHECK: the refunds that did not fail never sum above the captured amount, however many race) and an outbox event `com.ordercenter.payment.refund_requested`; then attempt 1 is submitted to the provider. Its result arrives asynchronously (a signed refund callback, or the active query's refund query) and is applied exactly once: `payment.refunded`; a failed attempt is retried up to `OC_PAYMENT_REFUND_ATTEMPTS`, then the refund settles `failed`, its amount goes back to the payment, event `payment.refund_failed`, metric `oc_payment_refunds_failed_total`, and it is listed at `/v1/payments/refunds/failed`. Role endpoint `payments.refund`.",

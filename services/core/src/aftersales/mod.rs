@@ -85,6 +85,52 @@ pub enum Decision {
     Reject,
 }
 
+/// `POST /v1/after-sales/{id}/transitions`: the steps after review that have no route of
+/// their own, each through the after-sale type's state machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRequest {
+    pub event: Step,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A step of an after-sale (the review, the appeal and the refund have their own routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The goods came back (return and refund, exchange, repair): `approved` → `returned`.
+    ReceiveReturn,
+    /// The replacement or the repaired goods went out (exchange, repair): `returned` →
+    /// `shipped`.
+    Ship,
+    /// The buyer has them back (exchange, repair): `shipped` → `completed`. A refunding type
+    /// completes when its refund succeeds, never by this route.
+    Complete,
+    /// The applicant withdraws (`applied` or `approved` → `cancelled`): the units are free again.
+    Cancel,
+    /// The applicant accepts a rejection (`rejected` → `closed`): the units are free again.
+    Close,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::ReceiveReturn => "receive_return",
+            Step::Ship => "ship",
+            Step::Complete => "complete",
+            Step::Cancel => "cancel",
+            Step::Close => "close",
+        }
+    }
+
+    /// The applicant's own steps (withdrawing, accepting a rejection) against the
+    /// reviewer's (the goods' way back and forth).
+    fn is_applicants(self) -> bool {
+        matches!(self, Step::Cancel | Step::Close)
+    }
+}
+
 /// `POST /v1/after-sales/{id}/appeal`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -466,6 +512,58 @@ impl AfterSaleService {
                 request.reason,
                 Reviewer::CustomerService,
                 true,
+                None,
+            )
+            .await?;
+        self.view(moved).await
+    }
+
+    /// Fire a step (see [`Step`]): the applicant's (`cancel`, `close`) need the role endpoint
+    /// `after_sales.apply`, the reviewer's (`receive_return`, `ship`, `complete`)
+    /// `after_sales.review`; each goes through the type's machine with its ledger effect (a
+    /// terminal state gives the units back), compare-and-set on the after-sale's version.
+    pub async fn step(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: StepRequest,
+    ) -> DomainResult<AfterSaleView> {
+        let step = request.event;
+        caller.require(if step.is_applicants() {
+            Endpoint::AfterSalesApply
+        } else {
+            Endpoint::AfterSalesReview
+        })?;
+        check_reason(&request.reason, "/reason")?;
+        let (after_sale, order) = self.load(caller, id).await?;
+        if step == Step::Complete && after_sale.kind.refunds() {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "a {} after-sale completes when its refund succeeds",
+                    after_sale.kind
+                ),
+            ));
+        }
+        let channel = if step.is_applicants() {
+            // a merchant-scoped key acts as the merchant; another key for the applicant
+            match caller.merchant {
+                Some(_) => AfterSaleChannel::Merchant,
+                None => after_sale.channel,
+            }
+        } else {
+            Self::reviewer_channel(caller)
+        };
+        let moved = self
+            .fire(
+                &order,
+                &after_sale,
+                step.as_str(),
+                channel,
+                &caller.key_id,
+                request.reason,
+                after_sale.reviewer,
+                after_sale.appealed,
                 None,
             )
             .await?;
