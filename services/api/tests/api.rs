@@ -2499,7 +2499,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        21,
+        22,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
