@@ -3507,6 +3507,15 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     let read = after_sale_call(app, RETAIL_CS, &path, None).await;
     read.expect(StatusCode::OK);
     assert_eq!(read.body["status"], "refunding");
+    // only its refund completes a refunding after-sale, never the steps route
+    after_sale_call(
+        app,
+        RETAIL_CS,
+        &format!("{path}/transitions"),
+        Some(json!({"event": "complete"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
     assert_eq!(read.body["refund"]["amount"]["minor"], 1_500);
     let events: Vec<&str> = read.body["history"]
         .as_array()
