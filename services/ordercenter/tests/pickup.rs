@@ -453,14 +453,38 @@ async fn a_pickup_failing_every_attempt_is_skipped_with_an_alert(env: Env) {
         fail_all: true,
         ..Faults::default()
     });
-    let reports = env.passes_until("skipped", 100, 3).await;
-    let skipped: u64 = reports.iter().map(|r| r["skipped"].as_u64().unwrap()).sum();
-    let failed: u64 = reports
-        .iter()
-        .map(|r| r["failed_calls"].as_u64().unwrap())
-        .sum();
-    assert_eq!((skipped, failed), (1, 3), "{reports:?}");
+    // the long-running worker: the alert is on its /metrics
+    let metrics_port = free_port();
+    let mut worker = Server(
+        env.pickup(100, 3)
+            .env("OC_LISTEN", format!("127.0.0.1:{metrics_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        if let Ok((200, metrics)) = http(metrics_port, "GET", "/metrics", None)
+            && metrics.contains("oc_pickup_alerts_total 1")
+        {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no alert on /metrics");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("oc_pickup_failed_calls_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("oc_pickup_pickups_total{outcome=\"skipped\"} 1"),
+        "{metrics}"
+    );
+    stop(&mut worker);
     let pickups = env.pickups().await;
+    assert_eq!(pickups.len(), 1);
+    assert_eq!(pickups[0].0, "skipped", "{pickups:?}");
     assert_eq!(pickups[0].1, 3, "exactly the maximum attempts: {pickups:?}");
     assert_eq!(env.sandbox.stats().requests, 3);
     assert_eq!(env.sandbox.stats().waybills, 0);
@@ -472,6 +496,42 @@ async fn a_pickup_failing_every_attempt_is_skipped_with_an_alert(env: Env) {
     let later = env.pass(100, 3);
     assert_eq!(later["booked"], 0, "{later}");
     assert_eq!(env.sandbox.stats().requests, 3);
+    env.finish().await;
+}
+
+/// Single-node `serve` with a logistics provider runs the pickup worker itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_serve_books_the_pickup_itself() {
+    let env = Env::single_node().await;
+    let (_, ids, _) = three_returns(&env);
+    let port = free_port();
+    let mut command = env.command();
+    command
+        .env("OC_LOGISTICS_URL", &env.sandbox_url)
+        .env("OC_LOGISTICS_TOKEN", "carrier-token")
+        .env("OC_PICKUP_POLL_MS", "100");
+    let mut server = serve(command, port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) =
+            http(port, "GET", &format!("/v1/after-sales/{}", ids[2]), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(waybill) = view["waybill_no"].as_str() {
+            assert_eq!(env.sandbox.waybills()[0].waybill_no, waybill);
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve never booked the pickup");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, metrics) = http(port, "GET", "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("oc_pickup_pickups_total{outcome=\"booked\"} 1"),
+        "{metrics}"
+    );
+    stop(&mut server);
+    assert_eq!(env.sandbox.stats().waybills, 1);
     env.finish().await;
 }
 
