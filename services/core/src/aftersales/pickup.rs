@@ -534,3 +534,41 @@ impl PickupWorker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_the_first_wait_up_to_its_cap() {
+        let settings = PickupSettings {
+            backoff_initial: Duration::from_millis(300),
+            backoff_max: Duration::from_secs(2),
+            ..PickupSettings::default()
+        };
+        let waits: Vec<u128> = (1..=6).map(|n| settings.backoff(n).as_millis()).collect();
+        assert_eq!(waits, [300, 600, 1_200, 2_000, 2_000, 2_000]);
+        // far past any real attempt count: capped, no overflow
+        assert_eq!(settings.backoff(u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_skipped_pickup_is_an_alert_on_the_metrics() {
+        let stats = PickupStats::default();
+        stats.add(&PickupReport {
+            created: 1,
+            failed_calls: 3,
+            skipped: 1,
+            ..PickupReport::default()
+        });
+        let mut out = String::new();
+        stats.render(&mut out);
+        assert!(out.contains("oc_pickup_alerts_total 1\n"), "{out}");
+        assert!(out.contains("oc_pickup_failed_calls_total 3\n"), "{out}");
+        assert!(
+            out.contains("oc_pickup_pickups_total{outcome=\"created\"} 1\n"),
+            "{out}"
+        );
+        assert_eq!(stats.alerts_total(), 1);
+    }
+}
