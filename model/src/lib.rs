@@ -8,6 +8,7 @@ pub mod ext;
 pub mod ids;
 pub mod indexing;
 pub mod lifecycle;
+pub mod logistics;
 pub mod millis;
 pub mod money;
 pub mod order;

@@ -50,6 +50,11 @@ impl AfterSaleType {
             AfterSaleType::RefundOnly | AfterSaleType::ReturnAndRefund
         )
     }
+
+    /// Whether the goods go back (and so may be collected by a carrier's pickup).
+    pub fn returns_goods(self) -> bool {
+        !matches!(self, AfterSaleType::RefundOnly)
+    }
 }
 
 wire_enum!(
@@ -166,6 +171,20 @@ pub struct AfterSale {
     pub lines: Vec<AfterSaleLine>,
     /// Sum of the lines' amounts for a refunding type, zero otherwise.
     pub refund_amount: Money,
+    /// The earliest time a carrier may collect the goods (a type that sends goods back):
+    /// approved, it is gathered into its order's combined pickup ([`crate::logistics`]).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pickup_at: Option<OffsetDateTime>,
+    /// The combined pickup that collects the goods, once one was written for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_id: Option<OrderId>,
+    /// The carrier's waybill of that pickup, once booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waybill_no: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

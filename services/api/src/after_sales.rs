@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use oc_core::aftersales::{AfterSaleService, AppealRequest, ApplyRequest, ReviewRequest};
+use oc_core::aftersales::{
+    AfterSaleService, AppealRequest, ApplyRequest, ReviewRequest, StepRequest,
+};
 use oc_model::DomainError;
 
 use crate::AppState;
@@ -79,4 +81,15 @@ pub async fn refund(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     Ok(Json(service(&state)?.refund(&caller, &id).await?).into_response())
+}
+
+/// `POST /v1/after-sales/{id}/transitions`: `receive_return`, `ship`, `complete` (the
+/// reviewer's), `cancel`, `close` (the applicant's), through the type's state machine.
+pub async fn step(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    body: ValidJson<StepRequest>,
+) -> ApiResult<Response> {
+    Ok(Json(service(&state)?.step(&caller, &id, body.value).await?).into_response())
 }

@@ -81,6 +81,7 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
         .route("/v1/after-sales/{id}/review", post(after_sales::review))
         .route("/v1/after-sales/{id}/appeal", post(after_sales::appeal))
         .route("/v1/after-sales/{id}/refund", post(after_sales::refund))
+        .route("/v1/after-sales/{id}/transitions", post(after_sales::step))
         .route(
             "/v1/orders/{id}/payments/{payment_id}/refunds",
             post(payments::create_refund).get(payments::list_refunds),

@@ -2352,6 +2352,7 @@ api_tests!(
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
     after_sales_apply_review_appeal_and_refund_once,
+    after_sale_steps_walk_each_type_through_its_machine,
     sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
     a_receiver_is_required_where_the_order_type_says_so,
     an_encrypted_remark_is_sealed_at_rest_and_shown_by_role,
@@ -2483,6 +2484,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/after-sales/{id}/review",
         "/v1/after-sales/{id}/appeal",
         "/v1/after-sales/{id}/refund",
+        "/v1/after-sales/{id}/transitions",
         "/v1/payments/callbacks/{provider}",
         "/v1/orders/{id}/payments/{payment_id}/refunds",
         "/v1/payments/refunds/failed",
@@ -2497,7 +2499,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        21,
+        22,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -3505,6 +3507,15 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     let read = after_sale_call(app, RETAIL_CS, &path, None).await;
     read.expect(StatusCode::OK);
     assert_eq!(read.body["status"], "refunding");
+    // only its refund completes a refunding after-sale, never the steps route
+    after_sale_call(
+        app,
+        RETAIL_CS,
+        &format!("{path}/transitions"),
+        Some(json!({"event": "complete"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
     assert_eq!(read.body["refund"]["amount"]["minor"], 1_500);
     let events: Vec<&str> = read.body["history"]
         .as_array()
@@ -3541,6 +3552,159 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     let listed = after_sale_call(app, RETAIL_CS, &applications, None).await;
     listed.expect(StatusCode::OK);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+}
+
+/// The steps after review (`POST /v1/after-sales/{id}/transitions`): an exchange walks
+/// approved → returned → shipped → completed and gives its unit back; a return and refund
+/// gets its goods back but is never completed by the route (its refund completes it); a
+/// user's application is cancelled by the applicant and a rejected one closed, each giving
+/// its unit back; the reviewer's steps need `after_sales.review`; a step the machine does not
+/// allow is 409, an unknown one 422 naming `/event`.
+async fn after_sale_steps_walk_each_type_through_its_machine(app: &TestApp) {
+    let order = acme_order(
+        "buyer-steps",
+        json!([
+        {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
+        ]),
+    );
+    let id = app.paid_order(RETAIL_BL, order).await;
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let step = |after_sale: &str| format!("/v1/after-sales/{after_sale}/transitions");
+    let apply = |key: &'static str, kind: &'static str, channel: &'static str| {
+        let applications = applications.clone();
+        async move {
+            let reply =
+                after_sale_call(app, key, &applications, Some(one_unit_of_b(kind, channel))).await;
+            reply.expect(StatusCode::CREATED);
+            reply.id()
+        }
+    };
+
+    let exchange = apply(RETAIL_MERCHANT, "exchange", "merchant").await;
+    after_sale_call(
+        app,
+        RETAIL_BL,
+        &step(&exchange),
+        Some(json!({"event": "receive_return"})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &step(&exchange),
+        Some(json!({"event": "ship"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &step(&exchange),
+        Some(json!({"event": "teleport"})),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/event"),
+    );
+    for (event, status) in [
+        ("receive_return", "returned"),
+        ("ship", "shipped"),
+        ("complete", "completed"),
+    ] {
+        let moved = after_sale_call(
+            app,
+            RETAIL_MERCHANT,
+            &step(&exchange),
+            Some(json!({"event": event})),
+        )
+        .await;
+        moved.expect(StatusCode::OK);
+        assert_eq!(moved.body["status"], status, "{:?}", moved.body);
+    }
+    let read = after_sale_call(app, RETAIL_CS, &format!("/v1/after-sales/{exchange}"), None).await;
+    let events: Vec<&str> = read.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["approve", "receive_return", "ship", "complete"]);
+
+    // both units free again after the exchange: a return takes one, gets its goods back, and
+    // only its refund completes it
+    let back = apply(RETAIL_MERCHANT, "return_and_refund", "merchant").await;
+    let received = after_sale_call(
+        app,
+        RETAIL_CS,
+        &step(&back),
+        Some(json!({"event": "receive_return"})),
+    )
+    .await;
+    received.expect(StatusCode::OK);
+    assert_eq!(received.body["status"], "returned");
+    after_sale_call(
+        app,
+        RETAIL_CS,
+        &step(&back),
+        Some(json!({"event": "complete"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    after_sale_call(
+        app,
+        RETAIL_BL,
+        &step(&back),
+        Some(json!({"event": "cancel"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+
+    // the last unit: the user withdraws, applies again, is rejected and accepts it
+    let withdrawn = apply(RETAIL_BL, "refund_only", "user").await;
+    let cancelled = after_sale_call(
+        app,
+        RETAIL_BL,
+        &step(&withdrawn),
+        Some(json!({"event": "cancel"})),
+    )
+    .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let again = apply(RETAIL_BL, "refund_only", "user").await;
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &format!("/v1/after-sales/{again}/review"),
+        Some(json!({"decision": "reject"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let closed = after_sale_call(
+        app,
+        RETAIL_BL,
+        &step(&again),
+        Some(json!({"event": "close", "reason": "fair enough"})),
+    )
+    .await;
+    closed.expect(StatusCode::OK);
+    assert_eq!(closed.body["status"], "closed");
+    // closed gives the unit back too
+    apply(RETAIL_BL, "refund_only", "user").await;
+    after_sale_call(
+        app,
+        RETAIL_BL,
+        &applications,
+        Some(one_unit_of_b("refund_only", "user")),
+    )
+    .await
+    .problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("/lines/0/quantity"),
+    );
 }
 
 /// 64 applications at once through the API from the three channels (the business line's key

@@ -259,6 +259,32 @@ pub fn payment_providers(config: &ServiceConfig) -> anyhow::Result<PaymentProvid
 /// of the worker).
 const PROVIDER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The combined return pickup worker over the store's shards, booking with the provider of
+/// `OC_LOGISTICS_URL` (the generic pickup protocol); `None` without one or without
+/// after-sales.
+pub fn pickup_worker(
+    wiring: &Wiring,
+    config: &ServiceConfig,
+) -> Option<oc_core::aftersales::PickupWorker> {
+    let url = config.logistics_url.as_ref()?;
+    let after_sales = wiring.state.core.after_sales.as_ref()?;
+    // a claimed call is not made again before the first backoff: the call fits inside it
+    let timeout = config.pickup.backoff_initial.min(PROVIDER_CALL_TIMEOUT);
+    let provider = oc_logistics_http::HttpLogistics::new(
+        url.expose(),
+        config
+            .logistics_token
+            .as_ref()
+            .map(|token| token.expose().clone()),
+        timeout,
+    );
+    Some(after_sales.pickup_worker(
+        wiring.store.clone() as Arc<dyn oc_model::logistics::PickupStore>,
+        Arc::new(provider),
+        config.pickup.clone(),
+    ))
+}
+
 /// The Kafka bus of `config` (`relay`, `project`).
 pub async fn kafka_bus(config: &ServiceConfig) -> anyhow::Result<Arc<oc_bus::KafkaEventBus>> {
     let url = config

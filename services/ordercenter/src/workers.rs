@@ -14,6 +14,7 @@ use oc_bus::{
     KafkaEventBus, KafkaStream, LocalBusConfig, LocalEventBus, OutboxStream, SourceConfig,
     StartOffset,
 };
+use oc_core::aftersales::PickupWorker;
 use oc_core::archive::Archiver;
 use oc_core::scheduler::{OutboxReader, Purger, Scheduler};
 use oc_model::archive::ArchiveStore;
@@ -115,6 +116,43 @@ pub async fn archive(config: ServiceConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pickup counters and alerts at `/metrics`.
+fn register_pickup_metrics(metrics: &Metrics, worker: &PickupWorker) {
+    let stats = worker.stats();
+    metrics.register(Box::new(move |out: &mut String| stats.render(out)));
+}
+
+/// `ordercenter pickup`: the combined return pickup worker over every shard until SIGTERM,
+/// with `/metrics`; `once`: one pass, its report printed as JSON. Any number may run: a
+/// pickup is written with the after-sales it takes in one transaction, each carrier call is
+/// claimed by a compare-and-set, and the carrier answers one waybill per idempotency key.
+pub async fn pickup(config: ServiceConfig, once: bool) -> anyhow::Result<()> {
+    let wiring = build(&config).await?;
+    let worker = crate::wiring::pickup_worker(&wiring, &config).ok_or_else(|| {
+        anyhow::anyhow!("the pickup worker needs a logistics provider (OC_LOGISTICS_URL)")
+    })?;
+    if once {
+        let report = worker.pass().await;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    wiring.reload_tenant_config_on_sighup(&config)?;
+    register_pickup_metrics(&wiring.state.metrics, &worker);
+    let (stop, http_stop) = stop_pair();
+    let http = serve_worker_http(&config, Arc::clone(&wiring.state.metrics), http_stop).await?;
+    println!(
+        "pickup running: {} shards, a pass every {} ms, booked {} ms before the earliest pickup, at most {} attempts",
+        config.shards.len(),
+        config.pickup.poll_interval.as_millis(),
+        config.pickup.lead.as_millis(),
+        config.pickup.max_attempts
+    );
+    worker.run(shutdown_signal()).await;
+    let _ = stop.send(true);
+    let _ = http.await;
+    Ok(())
+}
+
 /// The workers' HTTP listener: `/metrics` and `/healthz` on `OC_LISTEN` (default
 /// 127.0.0.1:9100), until `stop` resolves.
 async fn serve_worker_http(
@@ -208,7 +246,13 @@ fn spawn_single_node_workers(
         register_archive_metrics(&wiring.state.metrics, archiver);
     }
     let archive_stop = stopped(stop.clone());
+    let pickup_stop = stopped(stop.clone());
     let mut tasks = payment_queries(wiring, stopped(stop));
+    // the pickup worker of a single node, when a logistics provider is configured
+    if let Some(worker) = crate::wiring::pickup_worker(wiring, config) {
+        register_pickup_metrics(&wiring.state.metrics, &worker);
+        tasks.push(tokio::spawn(async move { worker.run(pickup_stop).await }));
+    }
     if let Some(archiver) = archiver {
         tasks.push(tokio::spawn(
             async move { archiver.run(archive_stop).await },

@@ -10,6 +10,7 @@ mod group_commit;
 mod migrate;
 mod open;
 mod payments;
+mod pickups;
 mod read;
 mod retention;
 pub mod router;

@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0013_payment_outcomes.sql"),
         sqlite: include_str!("../migrations/sqlite/0013_payment_outcomes.sql"),
     },
+    Migration {
+        version: 14,
+        name: "return_pickups",
+        mysql: include_str!("../migrations/mysql/0014_return_pickups.sql"),
+        sqlite: include_str!("../migrations/sqlite/0014_return_pickups.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

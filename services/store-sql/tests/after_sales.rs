@@ -83,6 +83,9 @@ fn application(
             })
             .collect(),
         refund_amount: Money::zero(currency),
+        pickup_at: None,
+        pickup_id: None,
+        waybill_no: None,
         created_at: now(),
         updated_at: now(),
     };

@@ -24,6 +24,7 @@
 //! ([`AfterSaleService::refund_settled`]). Should the process die between the two, a retry
 //! of the refund finds the refund settled and completes the after-sale then.
 
+pub mod pickup;
 mod view;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::caller::Caller;
 use crate::orders::OrderService;
 use crate::payments::{PaymentService, RefundWatcher};
 
+pub use pickup::{PickupReport, PickupSettings, PickupStats, PickupWorker};
 pub use view::AfterSaleView;
 
 /// `POST /v1/orders/{id}/after-sales`.
@@ -60,6 +62,11 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub reason: Option<String>,
     pub lines: Vec<RequestedLine>,
+    /// The earliest time a carrier may collect the goods (RFC 3339), for a type that sends
+    /// goods back: once approved, the pickup worker books one pickup for the order's returns
+    /// shortly before the earliest of them (`OC_PICKUP_LEAD_MS`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub pickup_at: Option<time::OffsetDateTime>,
 }
 
 /// `POST /v1/after-sales/{id}/review`.
@@ -76,6 +83,52 @@ pub struct ReviewRequest {
 pub enum Decision {
     Approve,
     Reject,
+}
+
+/// `POST /v1/after-sales/{id}/transitions`: the steps after review that have no route of
+/// their own, each through the after-sale type's state machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRequest {
+    pub event: Step,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A step of an after-sale (the review, the appeal and the refund have their own routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The goods came back (return and refund, exchange, repair): `approved` → `returned`.
+    ReceiveReturn,
+    /// The replacement or the repaired goods went out (exchange, repair): `returned` →
+    /// `shipped`.
+    Ship,
+    /// The buyer has them back (exchange, repair): `shipped` → `completed`. A refunding type
+    /// completes when its refund succeeds, never by this route.
+    Complete,
+    /// The applicant withdraws (`applied` or `approved` → `cancelled`): the units are free again.
+    Cancel,
+    /// The applicant accepts a rejection (`rejected` → `closed`): the units are free again.
+    Close,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::ReceiveReturn => "receive_return",
+            Step::Ship => "ship",
+            Step::Complete => "complete",
+            Step::Cancel => "cancel",
+            Step::Close => "close",
+        }
+    }
+
+    /// The applicant's own steps (withdrawing, accepting a rejection) against the
+    /// reviewer's (the goods' way back and forth).
+    fn is_applicants(self) -> bool {
+        matches!(self, Step::Cancel | Step::Close)
+    }
 }
 
 /// `POST /v1/after-sales/{id}/appeal`.
@@ -162,6 +215,12 @@ impl AfterSaleService {
     ) -> DomainResult<AfterSaleView> {
         caller.require(Endpoint::AfterSalesApply)?;
         check_reason(&request.reason, "/reason")?;
+        if request.pickup_at.is_some() && !request.kind.returns_goods() {
+            return Err(DomainError::invalid(
+                "/pickup_at",
+                format!("a {} after-sale sends no goods back", request.kind),
+            ));
+        }
         let channel = Self::channel_of(caller, request.channel)?;
         let order = self.orders.load(caller, order_id).await?;
         if let Some(machine) = caller
@@ -233,6 +292,9 @@ impl AfterSaleService {
             reason: request.reason.clone(),
             lines,
             refund_amount: Money::zero(currency),
+            pickup_at: request.pickup_at,
+            pickup_id: None,
+            waybill_no: None,
             created_at: now,
             updated_at: now,
         };
@@ -450,6 +512,58 @@ impl AfterSaleService {
                 request.reason,
                 Reviewer::CustomerService,
                 true,
+                None,
+            )
+            .await?;
+        self.view(moved).await
+    }
+
+    /// Fire a step (see [`Step`]): the applicant's (`cancel`, `close`) need the role endpoint
+    /// `after_sales.apply`, the reviewer's (`receive_return`, `ship`, `complete`)
+    /// `after_sales.review`; each goes through the type's machine with its ledger effect (a
+    /// terminal state gives the units back), compare-and-set on the after-sale's version.
+    pub async fn step(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: StepRequest,
+    ) -> DomainResult<AfterSaleView> {
+        let step = request.event;
+        caller.require(if step.is_applicants() {
+            Endpoint::AfterSalesApply
+        } else {
+            Endpoint::AfterSalesReview
+        })?;
+        check_reason(&request.reason, "/reason")?;
+        let (after_sale, order) = self.load(caller, id).await?;
+        if step == Step::Complete && after_sale.kind.refunds() {
+            return Err(DomainError::new(
+                ErrorCode::InvalidTransition,
+                format!(
+                    "a {} after-sale completes when its refund succeeds",
+                    after_sale.kind
+                ),
+            ));
+        }
+        let channel = if step.is_applicants() {
+            // a merchant-scoped key acts as the merchant; another key for the applicant
+            match caller.merchant {
+                Some(_) => AfterSaleChannel::Merchant,
+                None => after_sale.channel,
+            }
+        } else {
+            Self::reviewer_channel(caller)
+        };
+        let moved = self
+            .fire(
+                &order,
+                &after_sale,
+                step.as_str(),
+                channel,
+                &caller.key_id,
+                request.reason,
+                after_sale.reviewer,
+                after_sale.appealed,
                 None,
             )
             .await?;

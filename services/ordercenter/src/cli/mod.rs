@@ -10,6 +10,7 @@ pub mod archive;
 pub mod config;
 pub mod dead_letters;
 pub mod keys;
+pub mod pickup;
 pub mod process;
 pub mod read_models;
 pub mod sandbox_pay;
@@ -45,6 +46,11 @@ pub enum Command {
     /// event), until SIGTERM; `--once` runs one pass and prints its report. Several may run.
     /// Single-node `serve` runs one itself (OC_ARCHIVE_RATE > 0).
     Archive(archive::ArchiveArgs),
+    /// Combined return pickup: books one carrier pickup (OC_LOGISTICS_URL) per order for its
+    /// approved returns shortly before the earliest pickup time, retrying with backoff and
+    /// raising an alert after OC_PICKUP_MAX_ATTEMPTS; `--once` runs one pass and prints its
+    /// report. Several may run. Single-node `serve` runs one itself when OC_LOGISTICS_URL is set.
+    Pickup(pickup::PickupArgs),
     /// Rebuild the read models (search index, cold store, cache) from the shards by
     /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
     /// first (the embedded index has one writer).
@@ -61,6 +67,10 @@ pub enum Command {
     /// payment secrets file, sends callbacks, and misbehaves on request (PUT /sandbox/faults:
     /// drop, delay, duplicate or reorder callbacks, fail queries).
     SandboxPay(sandbox_pay::SandboxPayArgs),
+    /// The sandbox logistics provider (for demos and tests): one waybill per idempotency key,
+    /// and misbehaves on request (PUT /sandbox/faults: fail the next N bookings, fail all,
+    /// answer late).
+    SandboxLogistics(pickup::SandboxLogisticsArgs),
     /// Tenant config tooling: validate, plan, schema.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -88,6 +98,8 @@ pub fn main() -> ExitCode {
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
         Some(Command::DeadLetters(command)) => dead_letters::run(command),
         Some(Command::SandboxPay(args)) => sandbox_pay::run(args),
+        Some(Command::Pickup(args)) => pickup::run(args),
+        Some(Command::SandboxLogistics(args)) => pickup::sandbox(args),
         None => process::serve(process::ServeArgs::default()),
     };
     match outcome {

@@ -57,6 +57,11 @@ pub struct ServiceConfig {
     pub purge: oc_core::scheduler::PurgeSettings,
     /// The archive's pace (`OC_ARCHIVE_*`); `rate_per_sec` 0: none inside `serve`.
     pub archive: oc_core::archive::ArchiveSettings,
+    /// The logistics provider of combined return pickups (`OC_LOGISTICS_URL`, `_TOKEN`).
+    pub logistics_url: Option<SecretUrl>,
+    pub logistics_token: Option<Secret<String>>,
+    /// The pickup worker's pace and limits (`OC_PICKUP_*`).
+    pub pickup: oc_core::aftersales::PickupSettings,
     /// Payment providers by name and base URL (`OC_PAYMENT_PROVIDERS`).
     pub payment_providers: Vec<(oc_model::ProviderName, String)>,
     /// The tenants' provider accounts and secrets (`OC_PAYMENT_SECRETS_FILE`).
@@ -329,6 +334,19 @@ impl ServiceConfig {
                 rate_per_sec: source.value(&ARCHIVE_RATE)?,
                 batch_size: source.value(&ARCHIVE_BATCH)?,
                 ..oc_core::archive::ArchiveSettings::default()
+            },
+            logistics_url: source.get(&LOGISTICS_URL)?,
+            logistics_token: source.get(&LOGISTICS_TOKEN)?,
+            pickup: {
+                let backoff = std::time::Duration::from_millis(source.value(&PICKUP_BACKOFF_MS)?);
+                oc_core::aftersales::PickupSettings {
+                    poll_interval: std::time::Duration::from_millis(source.value(&PICKUP_POLL_MS)?),
+                    lead: std::time::Duration::from_millis(source.value(&PICKUP_LEAD_MS)?),
+                    max_attempts: source.value(&PICKUP_MAX_ATTEMPTS)?,
+                    backoff_initial: backoff,
+                    backoff_max: backoff.saturating_mul(20),
+                    ..oc_core::aftersales::PickupSettings::default()
+                }
             },
             payment_providers: source.get(&PAYMENT_PROVIDERS)?.unwrap_or_default(),
             payment_secrets_file: source.get(&PAYMENT_SECRETS_FILE)?,

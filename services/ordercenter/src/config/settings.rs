@@ -504,6 +504,91 @@ pub const ARCHIVE_BATCH: Setting<u32> = Setting {
     parse: purge_batch,
 };
 
+/// An `http(s)://` base URL of a logistics provider.
+fn logistics_url(text: &str) -> Result<SecretUrl, String> {
+    let url = text.trim();
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    Ok(SecretUrl::new(url))
+}
+
+fn logistics_token(text: &str) -> Result<Secret<String>, String> {
+    Ok(Secret::new(text.trim().to_owned()))
+}
+
+pub const LOGISTICS_URL: Setting<SecretUrl> = Setting {
+    meta: with(
+        meta(
+            Some("OC_LOGISTICS_URL"),
+            Some("logistics_url"),
+            Fallback::Derived("none: no pickup worker (after-sales keep their pickup times)"),
+            "API, pickup",
+            "base URL of the logistics provider speaking the generic pickup protocol, e.g. `http://127.0.0.1:8091` (`ordercenter sandbox-logistics`); set, single-node `serve` runs the pickup worker",
+        ),
+        Secrecy::Urls,
+    ),
+    parse: logistics_url,
+};
+
+pub const LOGISTICS_TOKEN: Setting<Secret<String>> = Setting {
+    meta: with(
+        meta(
+            Some("OC_LOGISTICS_TOKEN"),
+            Some("logistics_token"),
+            Fallback::Derived("none: no Authorization header"),
+            "API, pickup",
+            "bearer token of the logistics provider",
+        ),
+        Secrecy::Secret,
+    ),
+    parse: logistics_token,
+};
+
+pub const PICKUP_POLL_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PICKUP_POLL_MS"),
+        Some("pickup_poll_ms"),
+        Fallback::Value("5000"),
+        "API, pickup",
+        "pause between two passes of the combined return pickup worker over every shard",
+    ),
+    parse: positive,
+};
+
+pub const PICKUP_LEAD_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PICKUP_LEAD_MS"),
+        Some("pickup_lead_ms"),
+        Fallback::Value("600000"),
+        "API, pickup",
+        "how long before the earliest pickup time of an order's approved returns their one pickup is booked (seed: 10 minutes)",
+    ),
+    parse: number,
+};
+
+pub const PICKUP_MAX_ATTEMPTS: Setting<u32> = Setting {
+    meta: meta(
+        Some("OC_PICKUP_MAX_ATTEMPTS"),
+        Some("pickup_max_attempts"),
+        Fallback::Value("5"),
+        "API, pickup",
+        "carrier calls of one pickup before it is skipped and raised (`after_sale.pickup_skipped`, `oc_pickup_alerts_total`)",
+    ),
+    parse: positive,
+};
+
+pub const PICKUP_BACKOFF_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_PICKUP_BACKOFF_MS"),
+        Some("pickup_backoff_ms"),
+        Fallback::Value("30000"),
+        "API, pickup",
+        "wait after a pickup's first carrier call before the next, doubled after each (at most 20 times this); also the longest one call may take",
+    ),
+    parse: positive,
+};
+
 pub const OUTBOX_RETENTION_MS: Setting<u64> = Setting {
     meta: meta(
         Some("OC_OUTBOX_RETENTION_MS"),
@@ -832,6 +917,12 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &ARCHIVE_POLL_MS,
     &ARCHIVE_RATE,
     &ARCHIVE_BATCH,
+    &LOGISTICS_URL,
+    &LOGISTICS_TOKEN,
+    &PICKUP_POLL_MS,
+    &PICKUP_LEAD_MS,
+    &PICKUP_MAX_ATTEMPTS,
+    &PICKUP_BACKOFF_MS,
     &OUTBOX_RETENTION_MS,
     &IDEMPOTENCY_RETENTION_MS,
     &PURGE_BATCH,

@@ -43,6 +43,9 @@ pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
             "refund_amount",
             "created_at_ms",
             "updated_at_ms",
+            "pickup_at_ms",
+            "pickup_id",
+            "waybill_no",
         ]),
     )
 });
@@ -97,6 +100,9 @@ fn bind<'q>(row: Binder<'q>, after_sale: &'q AfterSale, version: i64) -> Binder<
         .bind("refund_amount", after_sale.refund_amount.minor)
         .bind("created_at_ms", unix_ms(after_sale.created_at))
         .bind("updated_at_ms", unix_ms(after_sale.updated_at))
+        .bind("pickup_at_ms", after_sale.pickup_at.map(unix_ms))
+        .bind("pickup_id", after_sale.pickup_id.map(OrderId::as_i64))
+        .bind("waybill_no", after_sale.waybill_no.as_deref())
 }
 
 fn bind_line<'q>(
@@ -160,6 +166,17 @@ fn decode(row: &AnyRow, lines: Vec<AfterSaleLine>) -> DomainResult<AfterSale> {
         reason: opt_text(row, "reason")?,
         lines,
         refund_amount: Money::new(int(row, "refund_amount")?, currency_of(row)?),
+        pickup_at: opt_int(row, "pickup_at_ms")?
+            .map(from_unix_ms)
+            .transpose()?,
+        pickup_id: opt_int(row, "pickup_id")?
+            .map(|raw| {
+                u64::try_from(raw)
+                    .map_err(corrupt)
+                    .and_then(|raw| OrderId::from_raw(raw).map_err(corrupt))
+            })
+            .transpose()?,
+        waybill_no: opt_text(row, "waybill_no")?,
         created_at: from_unix_ms(int(row, "created_at_ms")?)?,
         updated_at: from_unix_ms(int(row, "updated_at_ms")?)?,
     })

@@ -24,6 +24,7 @@ pub(crate) mod order_lines;
 pub(crate) mod orders;
 pub(crate) mod outbox;
 pub(crate) mod payments;
+pub(crate) mod return_pickups;
 pub(crate) mod slot_ledger;
 pub(crate) mod stock_levels;
 pub(crate) mod stock_reservations;
