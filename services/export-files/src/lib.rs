@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! Export files for the [`ExportFiles`] port: Parquet through the `parquet` crate's
 //! `ArrowWriter`, CSV through `arrow-csv`, one partition `tenant=<t>/date=<YYYY-MM-DD>` at a
 //! time; and [`DirJobs`], export jobs recorded as JSON beside their files.
