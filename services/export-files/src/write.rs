@@ -91,6 +91,9 @@ fn arrow_error(what: &str) -> impl Fn(arrow_schema::ArrowError) -> oc_model::Dom
     move |e| io_error(what, e)
 }
 
+// one sink per partition being written, inside its boxed writer: the size difference of the
+// variants costs nothing worth an indirection
+#[allow(clippy::large_enum_variant)]
 enum Sink {
     Parquet(ArrowWriter<BufWriter<File>>),
     Csv {

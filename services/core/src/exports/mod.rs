@@ -215,7 +215,7 @@ impl Exporter {
                 };
                 writer.write(row)?;
                 counts.rows += 1;
-                if counts.rows % PROGRESS_ROWS == 0 {
+                if counts.rows.is_multiple_of(PROGRESS_ROWS) {
                     progress(&counts, Some(day));
                 }
             }
