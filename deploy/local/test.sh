@@ -130,8 +130,9 @@ ensure_nextest() {
 }
 
 ensure_python_tools() {
-    # Python helpers for tests: kafka-python (an independent Kafka client) and schemathesis
-    # (hostile input from the OpenAPI document). Installed only when not importable.
+    # Python helpers for tests: kafka-python (an independent Kafka client), schemathesis
+    # (hostile input from the OpenAPI document) and pyarrow (the independent reader of the
+    # export test, oc-api tests/exports_check.py). Installed only when not importable.
     if ! command -v python3 >/dev/null 2>&1; then
         apt_install python3 python3-pip
     fi
@@ -140,6 +141,7 @@ ensure_python_tools() {
     fi
     pip_install_if_missing kafka kafka-python
     pip_install_if_missing schemathesis schemathesis
+    pip_install_if_missing pyarrow pyarrow
     python3 --version
 }
 

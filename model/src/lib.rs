@@ -4,6 +4,7 @@ pub mod aftersale;
 pub mod archive;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod ext;
 pub mod ids;
 pub mod indexing;

@@ -1,6 +1,6 @@
-#![doc = include_str!("../README.md")]
 // the tenant-config JSON Schema is one `json!` literal deeper than the default limit
 #![recursion_limit = "256"]
+#![doc = include_str!("../README.md")]
 
 mod auth;
 mod error;
@@ -25,8 +25,8 @@ pub use schema::{SCHEMA_ID_V1, json_schema, json_schema_v1};
 pub use set::ConfigSet;
 pub use slot::parse_slot;
 pub use types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
-    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, PiiAccess, RateLimit,
-    RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint, ExportPii,
+    Exports, InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, PiiAccess,
+    RateLimit, RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardKey, ShardPolicy,
     TenantConfig, TransitionConfig, UntrackedSkus,
 };

@@ -15,7 +15,7 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint,
+    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint, Exports,
     InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits,
     ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
 };
@@ -376,6 +376,9 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
         rate_limits,
         shard_policy,
         retention,
+        exports: Exports {
+            pii: raw.exports.pii,
+        },
         business_identities,
     })
 }

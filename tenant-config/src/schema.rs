@@ -54,6 +54,7 @@ pub fn json_schema_v1() -> Value {
             "rate_limits": { "$ref": "#/$defs/rate_limits" },
             "shard_policy": { "$ref": "#/$defs/shard_policy" },
             "retention": { "$ref": "#/$defs/retention" },
+            "exports": { "$ref": "#/$defs/exports" },
             "business_identities": {
                 "type": "object",
                 "propertyNames": { "pattern": CODE_PATTERN },
@@ -119,6 +120,17 @@ pub fn json_schema_v1() -> Value {
                 "properties": {
                     "key": { "enum": ["buyer_id", "merchant_id"] },
                     "shard_group": { "$ref": "#/$defs/code" }
+                }
+            },
+            "exports": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "Analytics exports (POST /v1/exports, ordercenter export).",
+                "properties": {
+                    "pii": {
+                        "enum": ["dropped", "masked", "token"],
+                        "description": "What an export writes for personal data unless a role with pii: full asks for plaintext: the column left out (default), the mask, or the blind-index token (equal values, equal tokens)."
+                    }
                 }
             },
             "retention": {

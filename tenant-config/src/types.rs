@@ -265,6 +265,39 @@ pub struct Retention {
     pub hot_days: u32,
 }
 
+/// What an analytics export writes in place of a personal-data field (a party's name,
+/// phone and address, a sealed remark, an encrypted extension field) unless the caller's
+/// role sees personal data in full and asks for plaintext.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportPii {
+    /// The column is left out of the files.
+    #[default]
+    Dropped,
+    /// The mask the API shows a masked role (`138****5678`).
+    Masked,
+    /// The value's blind-index token (an HMAC: equal values, equal tokens), so analysts can
+    /// join on a phone without seeing it; empty where the field has no blind index
+    /// (addresses, the remark, unsearchable extension fields).
+    Token,
+}
+
+impl ExportPii {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportPii::Dropped => "dropped",
+            ExportPii::Masked => "masked",
+            ExportPii::Token => "token",
+        }
+    }
+}
+
+/// The tenant's export settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exports {
+    pub pii: ExportPii,
+}
+
 /// How a field can be searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -792,6 +825,7 @@ pub struct TenantConfig {
     pub(crate) rate_limits: RateLimits,
     pub(crate) shard_policy: ShardPolicy,
     pub(crate) retention: Retention,
+    pub(crate) exports: Exports,
     pub(crate) business_identities: BTreeMap<BusinessIdentity, BusinessIdentityConfig>,
 }
 
@@ -878,6 +912,11 @@ impl TenantConfig {
 
     pub fn retention(&self) -> &Retention {
         &self.retention
+    }
+
+    /// Export settings (`exports:`; PII dropped when absent).
+    pub fn exports(&self) -> &Exports {
+        &self.exports
     }
 
     pub fn shard_policy(&self) -> &ShardPolicy {

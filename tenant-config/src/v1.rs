@@ -28,6 +28,8 @@ pub(crate) struct RawTenant {
     pub shard_policy: RawShardPolicy,
     pub retention: RawRetention,
     #[serde(default)]
+    pub exports: RawExports,
+    #[serde(default)]
     pub business_identities: BTreeMap<String, RawIdentity>,
 }
 
@@ -66,6 +68,13 @@ pub(crate) struct RawRateLimits {
 pub(crate) struct RawShardPolicy {
     pub key: ShardKey,
     pub shard_group: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExports {
+    #[serde(default)]
+    pub pii: crate::types::ExportPii,
 }
 
 #[derive(Debug, Deserialize)]

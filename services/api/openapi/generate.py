@@ -19,6 +19,23 @@ ext_input = {"type": "object", "additionalProperties": True,
              "description": "Extension fields by their configured names; values typed as the tenant config declares (decimals and dates as strings). In PATCH, null removes a field."}
 
 schemas = {
+  "CreateExportRequest": obj({
+      "from": S(format="date", description="First day of the window (UTC), included: orders created on it or later."),
+      "to": S(format="date", description="Last day of the window (UTC), excluded; at most 366 days after `from`."),
+      "format": S(enum=["parquet", "csv"], default="parquet", description="Parquet: one row per order, its lines a nested `lines` list. CSV: orders, and the lines in a second file tree under `lines/`."),
+      "pii": S(enum=["plain"], description="Ask for plaintext personal data: only a role with `pii: full` (else 403 at /pii). Absent: the tenant config's `exports.pii` (`dropped`, `masked` or `token`, the blind-index token).")},
+      ["from", "to"]),
+  "ExportedFile": obj({"path": S(description="Relative to the job's directory: `tenant=<t>/date=<YYYY-MM-DD>/part-00000.parquet`."),
+                       "rows": I(minimum=0), "bytes": I(minimum=0)}, ["path", "rows", "bytes"]),
+  "ExportJob": obj({
+      "id": S(format="uuid"), "tenant": S(), "requested_by": S(description="The API key id that asked."),
+      "role": S(), "pii": S(enum=["dropped", "masked", "token", "plain"], description="The policy applied to personal data."),
+      "format": S(enum=["parquet", "csv"]), "from": S(format="date"), "to": S(format="date"),
+      "status": S(enum=["running", "succeeded", "failed"], description="`failed` also when the server stopped while the job ran (jobs are not resumed: create a new export)."),
+      "progress": obj({"days_total": I(minimum=0), "days_done": I(minimum=0), "rows": I(minimum=0)}, ["days_total", "days_done", "rows"]),
+      "files": {"type": "array", "items": ref("ExportedFile")},
+      "error": S(), "created_at_ms": I(format="int64"), "finished_at_ms": I(format="int64")},
+      ["id", "tenant", "requested_by", "role", "pii", "format", "from", "to", "status", "progress", "files", "created_at_ms"]),
   "DependencyStatus": obj({"status": S(enum=["up", "down", "degraded"]), "required": {"type": "boolean"},
                            "breaker": S(enum=["closed", "half_open", "open"], description="Circuit breaker state, when one guards the dependency."),
                            "last_error": S(description="The probe's error, else the last error the breaker saw.")},
@@ -402,6 +419,19 @@ doc = {
                              "401": problem("Unsigned, a signature that does not verify, an unknown account, or a timestamp outside the window; nothing changed."),
                              "404": problem("No such provider, or no such refund of the account's tenant."),
                              "503": problem("Not applied now (store busy or down); the provider retries.")}}},
+    "/v1/exports": {
+      "post": {"operationId": "createExport", "summary": "Export the tenant's orders created in a window of days as Parquet or CSV (role endpoint `exports.create`)",
+               "description": "Records a job and runs it in the server: every order of the tenant created in [from, to) exactly once (hot ones from the shards, archived ones from the cold store; the higher version wins), written Hive-style as `tenant=<t>/date=<YYYY-MM-DD>/part-00000.parquet` under the server's `OC_EXPORT_DIR/<job id>/`. Columns: the core fields (amounts in minor units), personal data as the tenant's `exports.pii` policy says, extension fields under their configured names and types, KV identifiers as `<domain>.<key>`. The job records who asked and the policy applied. Poll `GET /v1/exports/{id}`.",
+               "requestBody": {"required": True, "content": {"application/json": {"schema": ref("CreateExportRequest")}}},
+               "responses": {"202": {"description": "Recorded and started; `Location` is the job.",
+                                     "headers": {"Location": {"schema": S()}},
+                                     "content": {"application/json": {"schema": ref("ExportJob")}}},
+                             "415": problem("Content-Type is not JSON."), **too_large, **errors}}},
+    "/v1/exports/{id}": {
+      "get": {"operationId": "getExport", "summary": "An export job: status, progress, and its files once it succeeded (role endpoint `exports.create`)",
+              "parameters": [{"name": "id", "in": "path", "required": True, "schema": S()}],
+              "responses": {"200": {"description": "The job.", "content": {"application/json": {"schema": ref("ExportJob")}}},
+                            "404": problem("No such export for this tenant."), **errors}}},
     "/v1/stock/{sku}": {
       "parameters": [{"name": "sku", "in": "path", "required": True, "schema": S(minLength=1, maxLength=128)}],
       "put": {"operationId": "setStock", "summary": "Set a SKU's units for sale (role endpoint `admin.stock`)",

@@ -4,6 +4,7 @@ pub mod access;
 pub mod after_sales;
 pub mod dto;
 pub mod edge;
+pub mod exports;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
@@ -33,6 +34,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The optional dependencies `/readyz` reports (the shards are always checked).
     pub readiness: Arc<ready::Readiness>,
+    /// Analytics exports (`POST /v1/exports`); `None` when the server has no export
+    /// directory.
+    pub exports: Option<oc_core::exports::Exporter>,
 }
 
 impl AppState {
@@ -42,7 +46,14 @@ impl AppState {
             limiters: Arc::default(),
             metrics: metrics::Metrics::new(),
             readiness: Arc::default(),
+            exports: None,
         }
+    }
+
+    /// Serve `POST /v1/exports` with `exporter`.
+    pub fn with_exports(mut self, exporter: oc_core::exports::Exporter) -> AppState {
+        self.exports = Some(exporter);
+        self
     }
 }
 
@@ -87,6 +98,8 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
             post(payments::create_refund).get(payments::list_refunds),
         )
         .route("/v1/payments/refunds/failed", get(payments::failed_refunds))
+        .route("/v1/exports", post(exports::create))
+        .route("/v1/exports/{id}", get(exports::get))
         .route(
             "/v1/stock/{sku}",
             get(routes::get_stock).put(routes::set_stock),

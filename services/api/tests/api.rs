@@ -2490,6 +2490,8 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/payments/refunds/failed",
         "/v1/payments/refund-callbacks/{provider}",
         "/v1/stock/{sku}",
+        "/v1/exports",
+        "/v1/exports/{id}",
         "/healthz",
         "/readyz",
         "/openapi.json",
@@ -2499,7 +2501,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        22,
+        24,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)

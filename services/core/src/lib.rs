@@ -4,6 +4,7 @@ pub mod aftersales;
 pub mod archive;
 pub mod builder;
 pub mod caller;
+pub mod exports;
 pub mod orders;
 pub mod pace;
 pub mod payments;

@@ -12,9 +12,10 @@ use oc_core::payments::PaymentProviders;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::aftersale::AfterSaleStore;
+use oc_model::export::ExportJobs;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
-use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields};
+use oc_model::ports::{Cache, DeadLetters, OrderStore, SearchFields, ShardScan};
 use oc_model::stock::StockStore;
 use oc_pay_http::{FileSecrets, HttpProvider};
 use oc_projector::{Projector, ProjectorConfig, Sinks};
@@ -195,7 +196,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         sealer,
     )
     .cache(Some(cache))
-    .cold(cold)
+    .cold(cold.clone())
     .search(search)
     .transitions(store.clone() as Arc<dyn TransitionStore>)
     .stock(store.clone() as Arc<dyn StockStore>)
@@ -209,7 +210,23 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     .node_id(config.node_id)
     .build()
     .map_err(|e| anyhow::anyhow!(e.message))?;
-    let state = AppState::new(core);
+    let mut state = AppState::new(core);
+    if let Some(cold) = &cold {
+        let jobs = match &config.export_dir {
+            Some(dir) => Some(Arc::new(
+                oc_export_files::DirJobs::new(dir)
+                    .map_err(|e| anyhow::anyhow!("export dir: {}", e.message))?,
+            ) as Arc<dyn ExportJobs>),
+            None => None,
+        };
+        let exporter = state.core.exporter(
+            store.clone() as Arc<dyn ShardScan>,
+            Arc::clone(cold),
+            Arc::new(oc_export_files::ArrowFiles),
+            jobs,
+        );
+        state = state.with_exports(exporter);
+    }
     guards.expose(&state, tiered.l2().cloned(), unguarded_search);
     state
         .metrics

@@ -293,6 +293,20 @@ fn payment_queries(
 /// Ctrl-C or SIGTERM.
 pub async fn serve(config: ServiceConfig) -> anyhow::Result<()> {
     let wiring = build(&config).await?;
+    // export jobs run inside the server that accepted them: any still `running` in its
+    // export dir lost their process, and are marked failed rather than left running
+    if let Some(exporter) = &wiring.state.exports
+        && config.export_dir.is_some()
+    {
+        match exporter.fail_interrupted() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                jobs = n,
+                "export jobs interrupted by a restart marked failed"
+            ),
+            Err(error) => tracing::warn!(%error, "export jobs not checked"),
+        }
+    }
     wiring.reload_tenant_config_on_sighup(&config)?;
     spawn_sighup_reloader(wiring.key_ring())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod archive;
 pub mod config;
 pub mod dead_letters;
+pub mod export;
 pub mod keys;
 pub mod pickup;
 pub mod process;
@@ -51,6 +52,10 @@ pub enum Command {
     /// raising an alert after OC_PICKUP_MAX_ATTEMPTS; `--once` runs one pass and prints its
     /// report. Several may run. Single-node `serve` runs one itself when OC_LOGISTICS_URL is set.
     Pickup(pickup::PickupArgs),
+    /// Export a tenant's orders created in [--from, --to) as Parquet or CSV files under --out,
+    /// partitioned tenant=<t>/date=<YYYY-MM-DD> (hot orders from the shards, archived ones
+    /// from the cold store, each once); progress on stderr, a JSON summary on stdout.
+    Export(export::ExportArgs),
     /// Rebuild the read models (search index, cold store, cache) from the shards by
     /// primary-key ranges; resumable with --checkpoint. In single-node mode stop the server
     /// first (the embedded index has one writer).
@@ -94,6 +99,7 @@ pub fn main() -> ExitCode {
         Some(Command::Project(args)) => process::worker(args, false),
         Some(Command::Scheduler(args)) => process::scheduler(args),
         Some(Command::Archive(args)) => archive::run(args),
+        Some(Command::Export(args)) => export::run(args),
         Some(Command::Backfill(args)) => read_models::backfill(args),
         Some(Command::Reconcile(args)) => read_models::reconcile(args),
         Some(Command::DeadLetters(command)) => dead_letters::run(command),

@@ -46,6 +46,8 @@ pub struct ServiceConfig {
     /// The cold store: `redb://<file>` or `hbase://host:port`; single-node default
     /// `redb://<data>/cold.redb`.
     pub cold_url: Option<SecretUrl>,
+    /// Where export jobs write (`OC_EXPORT_DIR`); `None`: no `POST /v1/exports`.
+    pub export_dir: Option<PathBuf>,
     /// Redis behind the in-process cache (cluster mode); none = in-process cache only.
     pub redis_url: Option<SecretUrl>,
     /// This projector's share of the topics' partitions, `i/n` (`OC_PROJECTOR_MEMBER`).
@@ -298,7 +300,11 @@ impl ServiceConfig {
             single_node
                 .then(|| SecretUrl::new(format!("redb://{}", data_dir.join("cold.redb").display())))
         });
+        let export_dir = source
+            .get(&EXPORT_DIR)?
+            .or_else(|| single_node.then(|| data_dir.join("exports")));
         Ok(ServiceConfig {
+            export_dir,
             listen,
             listen_set,
             tenant_config_dir: source.value(&TENANT_CONFIG_DIR)?,

@@ -493,6 +493,19 @@ pub const ARCHIVE_RATE: Setting<u32> = Setting {
     parse: number,
 };
 
+pub const EXPORT_DIR: Setting<PathBuf> = Setting {
+    meta: meta(
+        Some("OC_EXPORT_DIR"),
+        Some("export_dir"),
+        Fallback::Derived(
+            "single node: `<data dir>/exports`; cluster: none (`POST /v1/exports` answers 503)",
+        ),
+        "API",
+        "where `POST /v1/exports` jobs write their files and records (`<dir>/<job id>/`); in a cluster, a volume every API instance mounts",
+    ),
+    parse: path,
+};
+
 pub const ARCHIVE_BATCH: Setting<u32> = Setting {
     meta: meta(
         Some("OC_ARCHIVE_BATCH"),
@@ -923,6 +936,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &PICKUP_LEAD_MS,
     &PICKUP_MAX_ATTEMPTS,
     &PICKUP_BACKOFF_MS,
+    &EXPORT_DIR,
     &OUTBOX_RETENTION_MS,
     &IDEMPOTENCY_RETENTION_MS,
     &PURGE_BATCH,
