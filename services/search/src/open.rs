@@ -13,7 +13,7 @@ use crate::embedded::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 /// Which search index to open, from a URL:
 ///
 /// - `tantivy://<dir>` (relative) or `tantivy:///var/lib/oc/search` (absolute): the embedded
-///   index in that directory, committing every second, or every `N` ms with
+///   index in that directory, committing every 500 ms, or every `N` ms with
 ///   `?commit_ms=N` (how soon a write becomes searchable, traded against a commit and a new
 ///   segment that often);
 /// - `http://host:9200[?prefix=…&replicas=…&shards=…&analyzer=…]`: Elasticsearch or
@@ -138,7 +138,7 @@ mod tests {
         );
         assert_eq!(
             tantivy.commit,
-            CommitPolicy::Interval(Duration::from_secs(1))
+            CommitPolicy::Interval(Duration::from_millis(500))
         );
         for bad in [
             "tantivy://",

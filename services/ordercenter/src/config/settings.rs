@@ -403,7 +403,7 @@ pub const SEARCH_URL: Setting<SecretUrl> = Setting {
             Some("search_url"),
             Fallback::Derived("single node: `tantivy://<data dir>/search`; cluster: none"),
             "API, projector",
-            "`tantivy://<dir>` (single node; `?commit_ms=N`: commit, so searchable, every N ms, default 1000) or `http://host:9200` (Elasticsearch/OpenSearch; query parameters `prefix`, `replicas`, `shards`, `analyzer`, `refresh_ms`: `EsConfig::from_url`; each tenant's index and mapping are created from its live config before its first write)",
+            "`tantivy://<dir>` (single node; `?commit_ms=N`: commit, so searchable, every N ms, default 500) or `http://host:9200` (Elasticsearch/OpenSearch; query parameters `prefix`, `replicas`, `shards`, `analyzer`, `refresh_ms`: `EsConfig::from_url`; each tenant's index and mapping are created from its live config before its first write)",
         ),
         Secrecy::Urls,
     ),
