@@ -264,9 +264,6 @@ fn product_names_mapping(config: &EsConfig) -> Value {
     }
 }
 
-/// The put-mapping body that adds new searchable fields to an existing tenant index.
-/// Elasticsearch refuses to change an existing field's type: that needs a new generation
-/// and a reindex.
 /// The configured refresh interval as the engine spells it (`"250ms"`).
 fn refresh_interval(config: &EsConfig) -> Option<Value> {
     config
@@ -280,6 +277,9 @@ pub fn build_refresh_settings_body(config: &EsConfig) -> Option<Value> {
     refresh_interval(config).map(|refresh| json!({"index": {"refresh_interval": refresh}}))
 }
 
+/// The put-mapping body that adds new searchable fields to an existing tenant index.
+/// Elasticsearch refuses to change an existing field's type: that needs a new generation
+/// and a reindex.
 pub fn build_put_mapping_body(fields: &[SearchFieldSpec]) -> DomainResult<Value> {
     Ok(json!({
         "properties": {
