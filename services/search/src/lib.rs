@@ -3,6 +3,7 @@
 mod cursor;
 pub mod elastic;
 pub mod embedded;
+mod interval;
 mod open;
 pub mod text;
 

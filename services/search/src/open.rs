@@ -2,7 +2,6 @@
 //! gets a [`SearchIndex`], so no other crate matches these schemes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::{DomainError, DomainResult};
@@ -40,15 +39,10 @@ impl SearchConfig {
             let mut config = TantivyConfig::on_disk(path);
             for pair in query.split('&').filter(|pair| !pair.is_empty()) {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                match (name, value.parse::<u64>()) {
-                    ("commit_ms", Ok(ms)) if ms > 0 => {
-                        config =
-                            config.with_commit(CommitPolicy::Interval(Duration::from_millis(ms)));
-                    }
-                    ("commit_ms", _) => {
-                        return Err(invalid(format!(
-                            "tantivy url: commit_ms must be a number of milliseconds, at least 1, not {value:?}"
-                        )));
+                match name {
+                    "commit_ms" => {
+                        let every = crate::interval::millis("tantivy", name, value)?;
+                        config = config.with_commit(CommitPolicy::Interval(every));
                     }
                     _ => {
                         return Err(invalid(format!(
@@ -98,6 +92,8 @@ pub async fn open(url: &str, fields: Arc<dyn SearchFields>) -> DomainResult<Arc<
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

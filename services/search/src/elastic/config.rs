@@ -82,15 +82,13 @@ impl EsConfig {
                 "replicas" => config.number_of_replicas = count("replicas")?,
                 "shards" => config.number_of_shards = count("shards")?,
                 "analyzer" => config.product_analyzer = value.into_owned(),
-                "refresh_ms" => match count("refresh_ms")? {
-                    0 => {
-                        return Err(DomainError::invalid(
-                            "/search/url",
-                            "elasticsearch url: refresh_ms must be at least 1",
-                        ));
-                    }
-                    ms => config.refresh_interval = Some(Duration::from_millis(u64::from(ms))),
-                },
+                "refresh_ms" => {
+                    config.refresh_interval = Some(crate::interval::millis(
+                        "elasticsearch",
+                        "refresh_ms",
+                        &value,
+                    )?)
+                }
                 other => {
                     return Err(DomainError::invalid(
                         "/search/url",
