@@ -205,6 +205,11 @@ impl<'a> Source<'a> {
             .map_err(|why| anyhow!("{origin}={}: {why}", meta.shown(&text)))
     }
 
+    /// A `_MS` setting's value (or its default) as a duration.
+    fn millis(&self, setting: &Setting<u64>) -> anyhow::Result<std::time::Duration> {
+        self.value(setting).map(std::time::Duration::from_millis)
+    }
+
     /// The setting's value, or its [`Fallback::Value`].
     fn value<T>(&self, setting: &Setting<T>) -> anyhow::Result<T> {
         match self.get(setting)? {
@@ -323,10 +328,8 @@ impl ServiceConfig {
             redis_url: source.get(&REDIS_URL)?,
             projector_member: source.value(&PROJECTOR_MEMBER)?,
             scheduler: oc_core::scheduler::SchedulerSettings {
-                poll_interval: std::time::Duration::from_millis(source.value(&SCHEDULER_POLL_MS)?),
-                orphan_grace: time::Duration::milliseconds(
-                    i64::try_from(source.value(&SCHEDULER_ORPHAN_GRACE_MS)?).unwrap_or(i64::MAX),
-                ),
+                poll_interval: source.millis(&SCHEDULER_POLL_MS)?,
+                orphan_grace: millis(source.value(&SCHEDULER_ORPHAN_GRACE_MS)?),
                 ..oc_core::scheduler::SchedulerSettings::default()
             },
             purge: oc_core::scheduler::PurgeSettings {
@@ -336,7 +339,7 @@ impl ServiceConfig {
                 ..oc_core::scheduler::PurgeSettings::default()
             },
             archive: oc_core::archive::ArchiveSettings {
-                poll_interval: std::time::Duration::from_millis(source.value(&ARCHIVE_POLL_MS)?),
+                poll_interval: source.millis(&ARCHIVE_POLL_MS)?,
                 rate_per_sec: source.value(&ARCHIVE_RATE)?,
                 batch_size: source.value(&ARCHIVE_BATCH)?,
                 ..oc_core::archive::ArchiveSettings::default()
@@ -344,10 +347,10 @@ impl ServiceConfig {
             logistics_url: source.get(&LOGISTICS_URL)?,
             logistics_token: source.get(&LOGISTICS_TOKEN)?,
             pickup: {
-                let backoff = std::time::Duration::from_millis(source.value(&PICKUP_BACKOFF_MS)?);
+                let backoff = source.millis(&PICKUP_BACKOFF_MS)?;
                 oc_core::aftersales::PickupSettings {
-                    poll_interval: std::time::Duration::from_millis(source.value(&PICKUP_POLL_MS)?),
-                    lead: std::time::Duration::from_millis(source.value(&PICKUP_LEAD_MS)?),
+                    poll_interval: source.millis(&PICKUP_POLL_MS)?,
+                    lead: source.millis(&PICKUP_LEAD_MS)?,
                     max_attempts: source.value(&PICKUP_MAX_ATTEMPTS)?,
                     backoff_initial: backoff,
                     backoff_max: backoff.saturating_mul(20),
@@ -356,33 +359,22 @@ impl ServiceConfig {
             },
             payment_providers: source.get(&PAYMENT_PROVIDERS)?.unwrap_or_default(),
             payment_secrets_file: source.get(&PAYMENT_SECRETS_FILE)?,
-            payments: {
-                let ms = |value: u64| {
-                    time::Duration::milliseconds(i64::try_from(value).unwrap_or(i64::MAX))
-                };
-                oc_core::payments::PaymentSettings {
-                    expiry: ms(source.value(&PAYMENT_EXPIRY_MS)?),
-                    query_delay: ms(source.value(&PAYMENT_QUERY_DELAY_MS)?),
-                    query_interval: ms(source.value(&PAYMENT_QUERY_INTERVAL_MS)?),
-                    callback_window: ms(source.value(&PAYMENT_CALLBACK_WINDOW_MS)?),
-                    refund_attempts: source.value(&PAYMENT_REFUND_ATTEMPTS)?,
-                    public_url: source
-                        .get(&PAYMENT_PUBLIC_URL)?
-                        .unwrap_or_else(|| format!("http://{listen}")),
-                    poll_interval: std::time::Duration::from_millis(
-                        source.value(&PAYMENT_POLL_MS)?,
-                    ),
-                    ..oc_core::payments::PaymentSettings::default()
-                }
+            payments: oc_core::payments::PaymentSettings {
+                expiry: millis(source.value(&PAYMENT_EXPIRY_MS)?),
+                query_delay: millis(source.value(&PAYMENT_QUERY_DELAY_MS)?),
+                query_interval: millis(source.value(&PAYMENT_QUERY_INTERVAL_MS)?),
+                callback_window: millis(source.value(&PAYMENT_CALLBACK_WINDOW_MS)?),
+                refund_attempts: source.value(&PAYMENT_REFUND_ATTEMPTS)?,
+                public_url: source
+                    .get(&PAYMENT_PUBLIC_URL)?
+                    .unwrap_or_else(|| format!("http://{listen}")),
+                poll_interval: source.millis(&PAYMENT_POLL_MS)?,
+                ..oc_core::payments::PaymentSettings::default()
             },
             projector_attempts_per_order: source.value(&PROJECTOR_ATTEMPTS_PER_ORDER)?,
-            projector_dead_letter_after: std::time::Duration::from_millis(
-                source.value(&PROJECTOR_DEAD_LETTER_AFTER_MS)?,
-            ),
+            projector_dead_letter_after: source.millis(&PROJECTOR_DEAD_LETTER_AFTER_MS)?,
             edge: oc_api::edge::EdgeConfig {
-                request_timeout: std::time::Duration::from_millis(
-                    source.value(&REQUEST_TIMEOUT_MS)?,
-                ),
+                request_timeout: source.millis(&REQUEST_TIMEOUT_MS)?,
                 max_in_flight: source.value(&MAX_IN_FLIGHT)?,
                 // benchmarks only (`loadtest bench` measures the cost of the edge layers)
                 layers: source.value(&EDGE_LAYERS)?,

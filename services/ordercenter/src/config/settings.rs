@@ -517,13 +517,18 @@ pub const ARCHIVE_BATCH: Setting<u32> = Setting {
     parse: purge_batch,
 };
 
+/// `url` when it is an `http(s)://` one (an external party's base URL).
+fn http_url(url: &str) -> Result<&str, String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err(format!("{url:?} is not an http(s) URL"))
+    }
+}
+
 /// An `http(s)://` base URL of a logistics provider.
 fn logistics_url(text: &str) -> Result<SecretUrl, String> {
-    let url = text.trim();
-    if !url.starts_with("http://") && !url.starts_with("https://") {
-        return Err(format!("{url:?} is not an http(s) URL"));
-    }
-    Ok(SecretUrl::new(url))
+    http_url(text.trim()).map(SecretUrl::new)
 }
 
 fn logistics_token(text: &str) -> Result<Secret<String>, String> {
@@ -623,10 +628,7 @@ fn payment_providers(text: &str) -> Result<Vec<(oc_model::ProviderName, String)>
                 .split_once('=')
                 .ok_or_else(|| format!("{part:?} is not name=url"))?;
             let name = oc_model::ProviderName::parse(name.trim()).map_err(|e| e.message)?;
-            let url = url.trim();
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(format!("provider {name}: {url:?} is not an http(s) URL"));
-            }
+            let url = http_url(url.trim()).map_err(|why| format!("provider {name}: {why}"))?;
             Ok((name, url.to_owned()))
         })
         .collect()
