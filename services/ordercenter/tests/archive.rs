@@ -195,18 +195,9 @@ fn archive_killed_after(env: &Env, step: &str) {
 }
 
 fn archive_once(env: &Env) -> serde_json::Value {
-    let output = env
-        .command()
-        .args(["archive", "--once", "--rate", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let mut command = env.command();
+    command.args(["archive", "--once", "--rate", "0"]);
+    json_report(command)
 }
 
 fn version_of(port: u16, id: &str) -> (u16, serde_json::Value) {

@@ -65,14 +65,9 @@ impl Keys {
     }
 
     fn run_json(&self, args: &[&str]) -> serde_json::Value {
-        let output = self.run(args);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        let mut command = self.command();
+        command.args(args);
+        json_report(command)
     }
 }
 

@@ -81,21 +81,29 @@ pub fn reconcile_report(command: Command, tenant: &str) -> serde_json::Value {
     report
 }
 
-/// `ordercenter backfill` of `tenant` in `command`'s environment, which must exit 0: its
-/// JSON report.
-pub fn backfill(mut command: Command, tenant: &str) -> serde_json::Value {
+/// Runs `command` (an `ordercenter` subcommand that prints a JSON report), which must exit
+/// 0: its report.
+pub fn json_report(mut command: Command) -> serde_json::Value {
     let output = command
         .stdout(Stdio::piped())
-        .args(["backfill", "--tenant", tenant])
+        .stderr(Stdio::piped())
         .output()
         .unwrap();
     assert_eq!(
         output.status.code(),
         Some(0),
-        "{}",
+        "{:?}: {}",
+        command.get_args().collect::<Vec<_>>(),
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `ordercenter backfill` of `tenant` in `command`'s environment, which must exit 0: its
+/// JSON report.
+pub fn backfill(mut command: Command, tenant: &str) -> serde_json::Value {
+    command.args(["backfill", "--tenant", tenant]);
+    json_report(command)
 }
 
 /// Gives `tenant`'s `standard` orders in the config directory `dir` (a copy of the examples)
