@@ -397,6 +397,24 @@ struct OneFailing {
     projector: Projector,
 }
 
+impl OneFailing {
+    /// The failing order reached the cold store in the end and nothing was dead-lettered.
+    async fn assert_written_not_dead_lettered(&self, why: &str) {
+        let letters = self.shards.store.list(None, 10).await.unwrap();
+        assert!(letters.is_empty(), "{letters:?}");
+        assert_eq!(
+            self.models
+                .cold
+                .get(&tenant("retail"), self.failing.main.id)
+                .await
+                .unwrap(),
+            Some(self.failing.clone()),
+            "{why}"
+        );
+        assert_eq!(self.projector.stats().cold.unwrap().dead_lettered, 0);
+    }
+}
+
 async fn apply_with_one_failing(
     label: &str,
     dead_letter_after: Duration,
@@ -484,18 +502,8 @@ async fn an_order_a_breaker_refuses_while_others_go_through_is_written_not_dead_
         FailingFor::refused_by_breaker(cold, id, 8)
     })
     .await;
-    let letters = run.shards.store.list(None, 10).await.unwrap();
-    assert!(letters.is_empty(), "{letters:?}");
-    assert_eq!(
-        run.models
-            .cold
-            .get(&tenant("retail"), run.failing.main.id)
-            .await
-            .unwrap(),
-        Some(run.failing.clone()),
-        "written once the breaker let it through"
-    );
-    assert_eq!(run.projector.stats().cold.unwrap().dead_lettered, 0);
+    run.assert_written_not_dead_lettered("written once the breaker let it through")
+        .await;
     run.shards.finish().await;
 }
 
@@ -513,20 +521,9 @@ async fn an_order_failing_transiently_for_a_moment_while_others_go_through_is_wr
         FailingFor::unavailable_for(cold, id, 6)
     })
     .await;
-    let letters = run.shards.store.list(None, 10).await.unwrap();
-    assert!(letters.is_empty(), "{letters:?}");
-    assert_eq!(
-        run.models
-            .cold
-            .get(&tenant("retail"), run.failing.main.id)
-            .await
-            .unwrap(),
-        Some(run.failing.clone()),
-        "written once the read model answered it"
-    );
-    let stats = run.projector.stats();
-    let cold = stats.cold.unwrap();
-    assert_eq!(cold.dead_lettered, 0);
+    run.assert_written_not_dead_lettered("written once the read model answered it")
+        .await;
+    let cold = run.projector.stats().cold.unwrap();
     assert!(cold.failures >= 6, "{cold:?}");
     run.shards.finish().await;
 }
