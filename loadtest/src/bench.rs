@@ -797,9 +797,12 @@ impl Bench {
         Ok(StepResult::of(&plan.name, &report))
     }
 
-    /// `--payments-only`: a single-node server wired to the sandbox, the callback step.
-    async fn run_payments_only(&mut self) -> anyhow::Result<()> {
-        let tenants = self.lifted_tenants()?;
+    /// A single-node server on `tenants`, wired to a sandbox payment provider (kept alive
+    /// as long as the server is used).
+    async fn start_single_node(
+        &self,
+        tenants: &Path,
+    ) -> anyhow::Result<(Server, payments::SandboxProvider)> {
         let sandbox = payments::SandboxProvider::start(&self.dir).await?;
         let mut env = vec![
             ("OC_DATA_DIR", self.dir.join("single").display().to_string()),
@@ -808,6 +811,13 @@ impl Bench {
         env.extend(sandbox.env.iter().cloned());
         let single =
             Server::start(&self.args.ordercenter, &env, self.dir.join("single.log")).await?;
+        Ok((single, sandbox))
+    }
+
+    /// `--payments-only`: a single-node server wired to the sandbox, the callback step.
+    async fn run_payments_only(&mut self) -> anyhow::Result<()> {
+        let tenants = self.lifted_tenants()?;
+        let (single, _sandbox) = self.start_single_node(&tenants).await?;
         let result = self.payment_callbacks("single-node", &single).await;
         single.stop();
         self.report
@@ -1055,18 +1065,7 @@ impl Bench {
         self.report.cluster = results;
 
         // (c) single-node mode
-        let sandbox = payments::SandboxProvider::start(&self.dir).await?;
-        let mut single_env = vec![
-            ("OC_DATA_DIR", self.dir.join("single").display().to_string()),
-            ("OC_TENANT_CONFIG_DIR", tenants.display().to_string()),
-        ];
-        single_env.extend(sandbox.env.iter().cloned());
-        let single = Server::start(
-            &self.args.ordercenter,
-            &single_env,
-            self.dir.join("single.log"),
-        )
-        .await?;
+        let (single, sandbox) = self.start_single_node(&tenants).await?;
         let (mut results, _) = self.service_steps("single-node", &single, half).await?;
         results.insert(
             "payment_callbacks_applied".to_owned(),
