@@ -707,9 +707,14 @@ impl PaymentService {
             } else {
                 PaymentShare::Completes
             };
-            let can_pay = payable_in(tenant, order);
-            match (share, can_pay) {
-                (PaymentShare::Completes, _) => {
+            let cannot_take_it = || {
+                format!(
+                    "money captured for an order in status {} that cannot take it",
+                    order.main.status
+                )
+            };
+            match share {
+                PaymentShare::Completes => {
                     let firing = Firing {
                         event: TransitionEvent::parse(PAY_EVENT)?,
                         reason: Some(format!("payment {} captured", payment.id)),
@@ -727,13 +732,7 @@ impl PaymentService {
                         // the order cannot be paid any more (cancelled, timed out, paid
                         // already): the money is recorded and must go back; the order stays
                         Err(error) if error.code == ErrorCode::InvalidTransition => {
-                            refund_required(
-                                &mut settlement,
-                                format!(
-                                    "money captured for an order in status {} that cannot take it",
-                                    order.main.status
-                                ),
-                            )
+                            refund_required(&mut settlement, cannot_take_it())
                         }
                         Err(error) => return Err(error),
                     }
@@ -742,7 +741,7 @@ impl PaymentService {
                 // (`finance.payments`) by a change that is no transition, compare-and-set on
                 // the order's version like one, so two parts settling at once are serialised
                 // and the second sees the first
-                (PaymentShare::Part, Ok(())) => {
+                PaymentShare::Part if payable_in(tenant, order).is_ok() => {
                     let mut next = order.clone();
                     next.finance.payments.push(item);
                     next.operation.updated_by = Some(SOURCE_PAYMENTS.to_owned());
@@ -759,14 +758,8 @@ impl PaymentService {
                     part = Some(next);
                     Applied::Part
                 }
-                (PaymentShare::Part, Err(_)) => refund_required(
-                    &mut settlement,
-                    format!(
-                        "money captured for an order in status {} that cannot take it",
-                        order.main.status
-                    ),
-                ),
-                (PaymentShare::Exceeds, _) => refund_required(
+                PaymentShare::Part => refund_required(&mut settlement, cannot_take_it()),
+                PaymentShare::Exceeds => refund_required(
                     &mut settlement,
                     format!(
                         "more than is left to pay on the order ({} of {} minor units captured before)",
