@@ -321,15 +321,7 @@ impl PaymentService {
         };
         let event = OrderEvent::payment(
             &order,
-            PaymentNote {
-                what: PaymentEventType::Created,
-                payment_id: id,
-                provider: provider_name.clone(),
-                amount: payment.amount,
-                reported: None,
-                reason: None,
-                refund_id: None,
-            },
+            payment_note(&payment, PaymentEventType::Created, None, None),
             now,
         );
         let idempotency = key.map(|key| PaymentIdempotency {
@@ -606,15 +598,7 @@ impl PaymentService {
             transition: None,
             events: vec![OrderEvent::payment(
                 &order,
-                PaymentNote {
-                    what,
-                    payment_id: payment.id,
-                    provider: payment.provider.clone(),
-                    amount: payment.amount,
-                    reported: None,
-                    reason: Some(reason.to_owned()),
-                    refund_id: None,
-                },
+                payment_note(payment, what, None, Some(reason.to_owned())),
                 now,
             )],
         };
@@ -633,14 +617,8 @@ impl PaymentService {
         paid_at: OffsetDateTime,
     ) -> DomainResult<Applied> {
         let now = self.now();
-        let note = |what: PaymentEventType, reported: Option<Money>, reason: &str| PaymentNote {
-            what,
-            payment_id: payment.id,
-            provider: payment.provider.clone(),
-            amount: payment.amount,
-            reported,
-            reason: Some(reason.to_owned()),
-            refund_id: None,
+        let note = |what: PaymentEventType, reported: Option<Money>, reason: &str| {
+            payment_note(payment, what, reported, Some(reason.to_owned()))
         };
         let mut settlement = PaymentSettlement {
             tenant: payment.tenant.clone(),
@@ -783,6 +761,25 @@ impl PaymentService {
                 Ok(applied)
             }
         }
+    }
+}
+
+/// A payment event's note: the payment, its provider and amount, what the provider
+/// reported (if it differs) and why.
+fn payment_note(
+    payment: &Payment,
+    what: PaymentEventType,
+    reported: Option<Money>,
+    reason: Option<String>,
+) -> PaymentNote {
+    PaymentNote {
+        what,
+        payment_id: payment.id,
+        provider: payment.provider.clone(),
+        amount: payment.amount,
+        reported,
+        reason,
+        refund_id: None,
     }
 }
 
