@@ -524,15 +524,7 @@ impl PaymentService {
             if !payment.status.takes_capture() {
                 return Ok(Applied::Duplicate);
             }
-            let Some(order) = self
-                .transitions
-                .orders
-                .store
-                .get(&payment.tenant, payment.order_id)
-                .await?
-            else {
-                return Err(DomainError::internal("a payment's order is missing"));
-            };
+            let order = self.order_of(&payment).await?;
             match self
                 .settle(&payment, &order, &provider_txn_id, amount, paid_at)
                 .await
@@ -555,6 +547,16 @@ impl PaymentService {
         ))
     }
 
+    /// The payment's order as stored now (a payment's order never goes away).
+    async fn order_of(&self, payment: &Payment) -> DomainResult<Order> {
+        self.transitions
+            .orders
+            .store
+            .get(&payment.tenant, payment.order_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("a payment's order is missing"))
+    }
+
     /// Settle a pending payment `failed` or `expired` (`status`): no money, nothing applied
     /// to the order; `payment.failed` / `payment.expired` with `reason`. Exactly once by the
     /// same compare-and-set on `pending` as a capture: a duplicate, or a capture that settled
@@ -574,15 +576,7 @@ impl PaymentService {
                 ));
             }
         };
-        let Some(order) = self
-            .transitions
-            .orders
-            .store
-            .get(&payment.tenant, payment.order_id)
-            .await?
-        else {
-            return Err(DomainError::internal("a payment's order is missing"));
-        };
+        let order = self.order_of(payment).await?;
         let now = self.now();
         tracing::info!(payment_id = %payment.id, status = status.as_str(), reason, "payment settled unpaid");
         let settlement = PaymentSettlement {
