@@ -96,7 +96,7 @@ pub async fn prepare(
                     .call("POST", "/v1/orders", tenant.key, Some(&order), &[])
                     .await?;
                 anyhow::ensure!(answer.status == 201, "create order: {}", answer.status);
-                let id = answer.json()["id"].as_str().context("order id")?.to_owned();
+                let id = answer.id().context("order id")?;
                 let answer = http
                     .call(
                         "POST",
@@ -110,7 +110,7 @@ pub async fn prepare(
                     answer.status == 201,
                     "create payment: {} {}",
                     answer.status,
-                    String::from_utf8_lossy(&answer.body)
+                    answer.text()
                 );
                 let payment = answer.json();
                 made.push((
@@ -182,14 +182,9 @@ impl Step for Callbacks {
             Ok(answer) if answer.status == 200 && answer.json()["outcome"] == "paid" => {
                 Outcome::status("callback", 200)
             }
-            Ok(answer) => Outcome::failed(
-                "callback",
-                format!(
-                    "{} {}",
-                    answer.status,
-                    String::from_utf8_lossy(&answer.body)
-                ),
-            ),
+            Ok(answer) => {
+                Outcome::failed("callback", format!("{} {}", answer.status, answer.text()))
+            }
             Err(error) => Outcome::failed("callback", error),
         }
     }

@@ -583,11 +583,7 @@ fn forged_stale_and_wrong_amount_callbacks_change_nothing(backend: Backend) {
     // the buyer pays one fen less than asked
     let asked = payment["amount"]["minor"].as_i64().unwrap();
     setup.pay(&payment_id, Some(asked - 1));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while setup.payments(&order_id)[0]["status"] != "mismatch" {
-        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    setup.wait_payment(&order_id, "mismatch", Duration::from_secs(20));
     let listed = &setup.payments(&order_id)[0];
     assert_eq!(listed["effect"], "none");
     assert_eq!(listed["reported"]["minor"], asked - 1);
@@ -610,11 +606,7 @@ fn paid_after_timeout_requires_a_refund(backend: Backend) {
     let (order_id, payment_id) = (id_of(&order), id_of(&payment));
     setup.wait_status(&order_id, "cancelled", Duration::from_secs(30));
     setup.pay(&payment_id, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while setup.payments(&order_id)[0]["status"] != "succeeded" {
-        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    setup.wait_payment(&order_id, "succeeded", Duration::from_secs(20));
     assert_eq!(setup.payments(&order_id)[0]["effect"], "refund_required");
     assert_eq!(setup.status(&order_id).0, "cancelled");
     assert_eq!(setup.history_events(&order_id), ["timeout"]);
@@ -975,11 +967,7 @@ fn a_deposit_then_the_balance_pay_a_presale_order_exactly(backend: Backend) {
     let deposit: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(deposit["amount"]["minor"], 2000);
     setup.pay(&id_of(&deposit), None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while setup.payments(&order_id)[0]["status"] != "succeeded" {
-        assert!(Instant::now() < deadline, "{:?}", setup.payments(&order_id));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    setup.wait_payment(&order_id, "succeeded", Duration::from_secs(20));
     assert_eq!(setup.payments(&order_id)[0]["effect"], "applied");
     assert_eq!(setup.status(&order_id), ("pending_payment".to_owned(), 1));
     assert!(setup.history_events(&order_id).is_empty());

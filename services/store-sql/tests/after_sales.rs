@@ -27,23 +27,6 @@ fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
 }
 
-/// A delivered order whose line 1 has 5 units paid 1,003 together (shares 201, 201, 201,
-/// 200, 200) and line 2 one unit paid 200.
-async fn delivered_order(h: &Harness, tenant: &TenantId, buyer: &str) -> Order {
-    let mut order = oc_test_support::fixtures::order(tenant, buyer);
-    order.main.status = StatusCode::parse("completed").unwrap();
-    order.lines[0].quantity = 5;
-    order.lines[0].payable = oc_test_support::fixtures::cny(1_003);
-    // goods 5 × 300 + 200; the lines pay 1,003 + 200
-    order.finance.goods_total = oc_test_support::fixtures::cny(1_700);
-    order.finance.discount_total = oc_test_support::fixtures::cny(497);
-    order.finance.payable = oc_test_support::fixtures::cny(1_203)
-        .checked_add(order.finance.freight)
-        .unwrap();
-    h.insert_order(&order).await;
-    order
-}
-
 /// An application for `lines` (line number, units) of `order`, through `channel`.
 fn application(
     order: &Order,
@@ -169,7 +152,7 @@ async fn sixty_four_concurrent_applications_from_three_channels_accept_exactly_t
     h: &Harness,
 ) {
     let tenant = acme();
-    let order = delivered_order(h, &tenant, "buyer-race").await;
+    let order = h.delivered_order(&tenant, "buyer-race").await;
     let channels = [
         AfterSaleChannel::User,
         AfterSaleChannel::Merchant,
@@ -227,7 +210,7 @@ async fn sixty_four_concurrent_applications_from_three_channels_accept_exactly_t
 /// when the statement's own condition is left out.
 async fn the_last_unit_cannot_be_taken_twice(h: &Harness) {
     let tenant = acme();
-    let order = delivered_order(h, &tenant, "buyer-dup").await;
+    let order = h.delivered_order(&tenant, "buyer-dup").await;
     let first = application(
         &order,
         1,
@@ -266,7 +249,7 @@ async fn the_last_unit_cannot_be_taken_twice(h: &Harness) {
 /// keeps them; a stale version writes nothing; an after-sale is refunded once.
 async fn closing_releases_units_and_a_refund_keeps_them_once(h: &Harness) {
     let tenant = acme();
-    let order = delivered_order(h, &tenant, "buyer-flow").await;
+    let order = h.delivered_order(&tenant, "buyer-flow").await;
     let store = h.store.as_ref();
     let whole = apply(
         store,
@@ -457,7 +440,7 @@ async fn closing_releases_units_and_a_refund_keeps_them_once(h: &Harness) {
 /// Another tenant's after-sale and order read as nothing.
 async fn after_sales_are_scoped_by_tenant(h: &Harness) {
     let tenant = acme();
-    let order = delivered_order(h, &tenant, "buyer-scope").await;
+    let order = h.delivered_order(&tenant, "buyer-scope").await;
     let mine = apply(
         h.store.as_ref(),
         application(

@@ -100,6 +100,51 @@ fn settlement(payment: &Payment, transition: Option<TransitionWrite>) -> Payment
     }
 }
 
+/// The payment `sequence` of `order`, inserted: it must be a new one.
+async fn created(h: &Harness, order: &Order, sequence: u64) -> Payment {
+    let PaymentInsert::Created(payment) = h
+        .store
+        .insert_payment(payment_of(order, sequence))
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    payment
+}
+
+/// The stored payment `id` of `tenant`: it must exist.
+async fn stored_payment(h: &Harness, tenant: &TenantId, id: PaymentId) -> Payment {
+    h.store.get_payment(tenant, id).await.unwrap().unwrap()
+}
+
+/// Every settlement at once, each on its own task and retried while the database answers
+/// `Retryable` (a deadlock victim): the outcomes, in the order given.
+async fn race_settlements(
+    h: &Harness,
+    settlements: Vec<PaymentSettlement>,
+) -> Vec<oc_model::DomainResult<SettleOutcome>> {
+    let racers: Vec<_> = settlements
+        .into_iter()
+        .map(|settle| {
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                loop {
+                    match store.settle_payment(settle.clone()).await {
+                        Err(e) if e.code == ErrorCode::Retryable => continue,
+                        other => return other,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    outcomes
+}
+
 /// A create writes the record and its `payment.created` event in one transaction; 16
 /// concurrent creates with one key write one record (the others replay it, a different body is
 /// a conflict); another tenant sees none of it; the provider's answer is kept once.
@@ -182,32 +227,14 @@ async fn payments_are_created_once_per_key_and_scoped_by_tenant(h: &Harness) {
 async fn a_settlement_commits_with_the_pay_transition_exactly_once(h: &Harness) {
     let tenant = acme();
     let order = h.insert(&tenant, "buyer-p2", Some(NOW_MS + 60_000)).await;
-    let PaymentInsert::Created(payment) =
-        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
-    else {
-        panic!("created")
-    };
+    let payment = created(h, &order, 0).await;
     let outbox_before = h.count("outbox", "1 = 1").await;
-    let racers: Vec<_> = (0..50)
-        .map(|_| {
-            let store = h.store.clone();
-            let settle = settlement(
-                &payment,
-                Some(transition(&order, "pay", "paid", StockEffect::Confirm)),
-            );
-            tokio::spawn(async move {
-                loop {
-                    match store.settle_payment(settle.clone()).await {
-                        Err(e) if e.code == ErrorCode::Retryable => continue,
-                        other => return other,
-                    }
-                }
-            })
-        })
-        .collect();
+    let settle = settlement(
+        &payment,
+        Some(transition(&order, "pay", "paid", StockEffect::Confirm)),
+    );
     let mut outcomes = BTreeMap::new();
-    for racer in racers {
-        let outcome = racer.await.unwrap();
+    for outcome in race_settlements(h, vec![settle; 50]).await {
         *outcomes.entry(format!("{outcome:?}")).or_insert(0) += 1;
     }
     assert_eq!(
@@ -227,12 +254,7 @@ async fn a_settlement_commits_with_the_pay_transition_exactly_once(h: &Harness) 
     );
     assert_eq!(h.count("order_history", "event = 'pay'").await, 1);
     assert_eq!(h.count("outbox", "1 = 1").await, outbox_before + 1);
-    let settled = h
-        .store
-        .get_payment(&tenant, payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let settled = stored_payment(h, &tenant, payment.id).await;
     assert_eq!(
         (
             settled.status,
@@ -255,11 +277,7 @@ async fn a_settlement_commits_with_the_pay_transition_exactly_once(h: &Harness) 
 async fn a_settlement_whose_order_moved_on_writes_nothing(h: &Harness) {
     let tenant = acme();
     let order = h.insert(&tenant, "buyer-p3", Some(NOW_MS)).await;
-    let PaymentInsert::Created(payment) =
-        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
-    else {
-        panic!("created")
-    };
+    let payment = created(h, &order, 0).await;
     h.store
         .commit_transition(transition(
             &order,
@@ -276,12 +294,7 @@ async fn a_settlement_whose_order_moved_on_writes_nothing(h: &Harness) {
     );
     let refused = h.store.settle_payment(stale).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::PreconditionFailed);
-    let unchanged = h
-        .store
-        .get_payment(&tenant, payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let unchanged = stored_payment(h, &tenant, payment.id).await;
     assert_eq!(unchanged, payment);
     assert_eq!(h.count("outbox", "1 = 1").await, outbox_before);
     // another tenant cannot settle it either
@@ -291,14 +304,7 @@ async fn a_settlement_whose_order_moved_on_writes_nothing(h: &Harness) {
         h.store.settle_payment(foreign).await.unwrap(),
         SettleOutcome::AlreadySettled
     );
-    assert_eq!(
-        h.store
-            .get_payment(&tenant, payment.id)
-            .await
-            .unwrap()
-            .unwrap(),
-        payment
-    );
+    assert_eq!(stored_payment(h, &tenant, payment.id).await, payment);
 }
 
 /// Pending payments whose query is due are listed per shard; of four workers claiming the
@@ -308,11 +314,7 @@ async fn a_due_query_is_claimed_by_one_worker(h: &Harness) {
     let mut payments = Vec::new();
     for n in 0..6 {
         let order = h.insert(&tenant, &format!("buyer-q{n}"), None).await;
-        let PaymentInsert::Created(p) =
-            h.store.insert_payment(payment_of(&order, n)).await.unwrap()
-        else {
-            panic!("created")
-        };
+        let p = created(h, &order, n).await;
         payments.push(p);
     }
     let due_at = now() + Duration::minutes(1);
@@ -419,11 +421,7 @@ fn settled(refund: RefundId, status: RefundStatus) -> RefundSettlement {
 async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
     let tenant = acme();
     let order = h.insert(&tenant, "buyer-refund", None).await;
-    let PaymentInsert::Created(payment) =
-        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
-    else {
-        panic!("created")
-    };
+    let payment = created(h, &order, 0).await;
     // nothing captured yet: nothing to refund
     assert_eq!(
         h.store
@@ -540,11 +538,7 @@ async fn refunds_never_exceed_the_captured_amount(h: &Harness) {
 async fn refund_attempts_and_failures_are_compare_and_set(h: &Harness) {
     let tenant = acme();
     let order = h.insert(&tenant, "buyer-steps", None).await;
-    let PaymentInsert::Created(payment) =
-        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
-    else {
-        panic!("created")
-    };
+    let payment = created(h, &order, 0).await;
     h.store
         .settle_payment(settlement(&payment, None))
         .await
@@ -716,11 +710,7 @@ async fn the_payments_table_refuses_impossible_rows(h: &Harness) {
 async fn unpaid_settlements_are_compare_and_set_and_a_capture_still_settles_them(h: &Harness) {
     let tenant = acme();
     let order = h.insert(&tenant, "buyer-p9", Some(NOW_MS + 60_000)).await;
-    let PaymentInsert::Created(payment) =
-        h.store.insert_payment(payment_of(&order, 0)).await.unwrap()
-    else {
-        panic!("created")
-    };
+    let payment = created(h, &order, 0).await;
     let unpaid = |status: PaymentStatus| {
         let what = if status == PaymentStatus::Failed {
             PaymentEventType::Failed
@@ -750,38 +740,24 @@ async fn unpaid_settlements_are_compare_and_set_and_a_capture_still_settles_them
         }
     };
     let outbox_before = h.count("outbox", "1 = 1").await;
-    let racers: Vec<_> = (0..32)
+    let racers = (0..32)
         .map(|n| {
-            let store = h.store.clone();
-            let settle = unpaid(if n % 2 == 0 {
+            unpaid(if n % 2 == 0 {
                 PaymentStatus::Failed
             } else {
                 PaymentStatus::Expired
-            });
-            tokio::spawn(async move {
-                loop {
-                    match store.settle_payment(settle.clone()).await {
-                        Err(e) if e.code == ErrorCode::Retryable => continue,
-                        other => return other.unwrap(),
-                    }
-                }
             })
         })
         .collect();
     let mut settled = 0;
-    for racer in racers {
-        if racer.await.unwrap() == SettleOutcome::Settled {
+    for outcome in race_settlements(h, racers).await {
+        if outcome.unwrap() == SettleOutcome::Settled {
             settled += 1;
         }
     }
     assert_eq!(settled, 1);
     assert_eq!(h.count("outbox", "1 = 1").await, outbox_before + 1);
-    let stored = h
-        .store
-        .get_payment(&tenant, payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_payment(h, &tenant, payment.id).await;
     assert!(
         matches!(
             stored.status,
@@ -809,12 +785,7 @@ async fn unpaid_settlements_are_compare_and_set_and_a_capture_still_settles_them
             SettleOutcome::AlreadySettled
         );
     }
-    let stored = h
-        .store
-        .get_payment(&tenant, payment.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_payment(h, &tenant, payment.id).await;
     assert_eq!(
         (stored.status, stored.captured),
         (PaymentStatus::Succeeded, payment.amount.minor)

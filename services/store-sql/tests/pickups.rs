@@ -32,17 +32,7 @@ fn generator() -> OrderIdGenerator {
 /// pickup times.
 async fn three_returns(h: &Harness) -> (Order, Vec<AfterSale>) {
     let tenant = acme();
-    let mut order = oc_test_support::fixtures::order(&tenant, "buyer-pickup");
-    order.main.status = StatusCode::parse("completed").unwrap();
-    order.lines[0].quantity = 5;
-    order.lines[0].payable = oc_test_support::fixtures::cny(1_003);
-    // goods 5 × 300 + 200; the lines pay 1,003 + 200
-    order.finance.goods_total = oc_test_support::fixtures::cny(1_700);
-    order.finance.discount_total = oc_test_support::fixtures::cny(497);
-    order.finance.payable = oc_test_support::fixtures::cny(1_203)
-        .checked_add(order.finance.freight)
-        .unwrap();
-    h.insert_order(&order).await;
+    let order = h.delivered_order(&tenant, "buyer-pickup").await;
     let currency = order.finance.currency;
     let mut returns = Vec::new();
     for sequence in 0..3u64 {

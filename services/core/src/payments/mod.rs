@@ -321,15 +321,7 @@ impl PaymentService {
         };
         let event = OrderEvent::payment(
             &order,
-            PaymentNote {
-                what: PaymentEventType::Created,
-                payment_id: id,
-                provider: provider_name.clone(),
-                amount: payment.amount,
-                reported: None,
-                reason: None,
-                refund_id: None,
-            },
+            payment_note(&payment, PaymentEventType::Created, None, None),
             now,
         );
         let idempotency = key.map(|key| PaymentIdempotency {
@@ -532,15 +524,7 @@ impl PaymentService {
             if !payment.status.takes_capture() {
                 return Ok(Applied::Duplicate);
             }
-            let Some(order) = self
-                .transitions
-                .orders
-                .store
-                .get(&payment.tenant, payment.order_id)
-                .await?
-            else {
-                return Err(DomainError::internal("a payment's order is missing"));
-            };
+            let order = self.order_of(&payment).await?;
             match self
                 .settle(&payment, &order, &provider_txn_id, amount, paid_at)
                 .await
@@ -563,6 +547,16 @@ impl PaymentService {
         ))
     }
 
+    /// The payment's order as stored now (a payment's order never goes away).
+    async fn order_of(&self, payment: &Payment) -> DomainResult<Order> {
+        self.transitions
+            .orders
+            .store
+            .get(&payment.tenant, payment.order_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("a payment's order is missing"))
+    }
+
     /// Settle a pending payment `failed` or `expired` (`status`): no money, nothing applied
     /// to the order; `payment.failed` / `payment.expired` with `reason`. Exactly once by the
     /// same compare-and-set on `pending` as a capture: a duplicate, or a capture that settled
@@ -582,15 +576,7 @@ impl PaymentService {
                 ));
             }
         };
-        let Some(order) = self
-            .transitions
-            .orders
-            .store
-            .get(&payment.tenant, payment.order_id)
-            .await?
-        else {
-            return Err(DomainError::internal("a payment's order is missing"));
-        };
+        let order = self.order_of(payment).await?;
         let now = self.now();
         tracing::info!(payment_id = %payment.id, status = status.as_str(), reason, "payment settled unpaid");
         let settlement = PaymentSettlement {
@@ -606,15 +592,7 @@ impl PaymentService {
             transition: None,
             events: vec![OrderEvent::payment(
                 &order,
-                PaymentNote {
-                    what,
-                    payment_id: payment.id,
-                    provider: payment.provider.clone(),
-                    amount: payment.amount,
-                    reported: None,
-                    reason: Some(reason.to_owned()),
-                    refund_id: None,
-                },
+                payment_note(payment, what, None, Some(reason.to_owned())),
                 now,
             )],
         };
@@ -633,14 +611,8 @@ impl PaymentService {
         paid_at: OffsetDateTime,
     ) -> DomainResult<Applied> {
         let now = self.now();
-        let note = |what: PaymentEventType, reported: Option<Money>, reason: &str| PaymentNote {
-            what,
-            payment_id: payment.id,
-            provider: payment.provider.clone(),
-            amount: payment.amount,
-            reported,
-            reason: Some(reason.to_owned()),
-            refund_id: None,
+        let note = |what: PaymentEventType, reported: Option<Money>, reason: &str| {
+            payment_note(payment, what, reported, Some(reason.to_owned()))
         };
         let mut settlement = PaymentSettlement {
             tenant: payment.tenant.clone(),
@@ -707,9 +679,14 @@ impl PaymentService {
             } else {
                 PaymentShare::Completes
             };
-            let can_pay = payable_in(tenant, order);
-            match (share, can_pay) {
-                (PaymentShare::Completes, _) => {
+            let cannot_take_it = || {
+                format!(
+                    "money captured for an order in status {} that cannot take it",
+                    order.main.status
+                )
+            };
+            match share {
+                PaymentShare::Completes => {
                     let firing = Firing {
                         event: TransitionEvent::parse(PAY_EVENT)?,
                         reason: Some(format!("payment {} captured", payment.id)),
@@ -727,13 +704,7 @@ impl PaymentService {
                         // the order cannot be paid any more (cancelled, timed out, paid
                         // already): the money is recorded and must go back; the order stays
                         Err(error) if error.code == ErrorCode::InvalidTransition => {
-                            refund_required(
-                                &mut settlement,
-                                format!(
-                                    "money captured for an order in status {} that cannot take it",
-                                    order.main.status
-                                ),
-                            )
+                            refund_required(&mut settlement, cannot_take_it())
                         }
                         Err(error) => return Err(error),
                     }
@@ -742,7 +713,7 @@ impl PaymentService {
                 // (`finance.payments`) by a change that is no transition, compare-and-set on
                 // the order's version like one, so two parts settling at once are serialised
                 // and the second sees the first
-                (PaymentShare::Part, Ok(())) => {
+                PaymentShare::Part if payable_in(tenant, order).is_ok() => {
                     let mut next = order.clone();
                     next.finance.payments.push(item);
                     next.operation.updated_by = Some(SOURCE_PAYMENTS.to_owned());
@@ -759,14 +730,8 @@ impl PaymentService {
                     part = Some(next);
                     Applied::Part
                 }
-                (PaymentShare::Part, Err(_)) => refund_required(
-                    &mut settlement,
-                    format!(
-                        "money captured for an order in status {} that cannot take it",
-                        order.main.status
-                    ),
-                ),
-                (PaymentShare::Exceeds, _) => refund_required(
+                PaymentShare::Part => refund_required(&mut settlement, cannot_take_it()),
+                PaymentShare::Exceeds => refund_required(
                     &mut settlement,
                     format!(
                         "more than is left to pay on the order ({} of {} minor units captured before)",
@@ -790,6 +755,25 @@ impl PaymentService {
                 Ok(applied)
             }
         }
+    }
+}
+
+/// A payment event's note: the payment, its provider and amount, what the provider
+/// reported (if it differs) and why.
+fn payment_note(
+    payment: &Payment,
+    what: PaymentEventType,
+    reported: Option<Money>,
+    reason: Option<String>,
+) -> PaymentNote {
+    PaymentNote {
+        what,
+        payment_id: payment.id,
+        provider: payment.provider.clone(),
+        amount: payment.amount,
+        reported,
+        reason,
+        refund_id: None,
     }
 }
 

@@ -19,8 +19,8 @@ use oc_model::{
 };
 
 use super::{
-    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, int, opt_int,
-    opt_text, text, unix_ms, unsigned,
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, fetch_all, from_unix_ms, int,
+    moved_one, opt_int, opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
 
@@ -362,13 +362,14 @@ pub(crate) async fn history(
     tenant: &TenantId,
     id: AfterSaleId,
 ) -> DomainResult<Vec<AfterSaleHistoryEntry>> {
-    let rows = sqlx::query(&SELECT_HISTORY)
-        .bind(tenant.as_str())
-        .bind(id.as_i64())
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode_history).collect()
+    fetch_all(
+        sqlx::query(&SELECT_HISTORY)
+            .bind(tenant.as_str())
+            .bind(id.as_i64()),
+        pool,
+        decode_history,
+    )
+    .await
 }
 
 /// The after-sale's compare-and-set on its version: whether this transaction moved it.
@@ -383,20 +384,20 @@ pub(crate) async fn set_status(
     appealed: bool,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE after_sales SET status = ?, version = version + 1, reviewer = ?, appealed = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND version = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE after_sales SET status = ?, version = version + 1, reviewer = ?, appealed = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND version = ?",
+        )
+        .bind(status.as_str())
+        .bind(reviewer.as_str())
+        .bind(i64::from(appealed))
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::try_from(expected_version).map_err(corrupt)?),
+        &mut **tx,
     )
-    .bind(status.as_str())
-    .bind(reviewer.as_str())
-    .bind(i64::from(appealed))
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::try_from(expected_version).map_err(corrupt)?)
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@
 //!
 //! A table added later gets its own module here in the same shape: a `static TABLE:
 //! LazyLock<Table>` naming its columns, a `bind` function per row kind, a `decode` per row,
-//! and async functions for its statements taking a connection or transaction.
+//! and async functions for its statements taking a connection or transaction. A statement that
+//! reads rows decodes them through [`fetch_optional`] / [`fetch_all`], a compare-and-set
+//! answers through [`moved_one`].
 //!
 //! Text columns: MySQL reports columns with a binary collation (`utf8mb4_bin`, which every
 //! table uses so keys compare byte for byte) as BLOB; [`text`] and [`opt_text`] accept both
@@ -33,6 +35,8 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, Row as _};
 
 use oc_model::{Currency, DomainError};
+
+use crate::error::convert;
 
 /// A statement with its arguments, on any of the two dialects.
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
@@ -179,6 +183,59 @@ impl<'q> Binder<'q> {
         );
         self.query
     }
+}
+
+/// The row `query` finds on `executor` (a pool, a connection, a transaction), if any,
+/// decoded by the table's `decode`.
+pub(crate) async fn fetch_optional<'q, 'e, 'c: 'e, E, T>(
+    query: AnyQuery<'q>,
+    executor: E,
+    decode: fn(&AnyRow) -> Result<T, DomainError>,
+) -> Result<Option<T>, DomainError>
+where
+    'q: 'e,
+    E: 'e + sqlx::Executor<'c, Database = Any>,
+{
+    query
+        .fetch_optional(executor)
+        .await
+        .map_err(convert)?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// Every row `query` finds on `executor`, decoded by the table's `decode`, in order.
+pub(crate) async fn fetch_all<'q, 'e, 'c: 'e, E, T>(
+    query: AnyQuery<'q>,
+    executor: E,
+    decode: fn(&AnyRow) -> Result<T, DomainError>,
+) -> Result<Vec<T>, DomainError>
+where
+    'q: 'e,
+    E: 'e + sqlx::Executor<'c, Database = Any>,
+{
+    query
+        .fetch_all(executor)
+        .await
+        .map_err(convert)?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// Runs a compare-and-set `UPDATE` (its `WHERE` names one row and the state it must be in):
+/// whether it moved that row.
+pub(crate) async fn moved_one<'q, 'e, 'c: 'e, E>(
+    query: AnyQuery<'q>,
+    executor: E,
+) -> Result<bool, DomainError>
+where
+    'q: 'e,
+    E: 'e + sqlx::Executor<'c, Database = Any>,
+{
+    let done = query.execute(executor).await.map_err(convert)?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) fn corrupt(error: impl std::fmt::Display) -> DomainError {

@@ -20,7 +20,7 @@ use oc_model::{
     StatusCode, TenantId, UnixMillis,
 };
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, text};
+use super::{AnyTx, Binder, Columns, Table, corrupt, ext, int, moved_one, opt_int, opt_text, text};
 use crate::error::{WriteError, convert};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -194,14 +194,14 @@ pub(crate) async fn update(
         .bind("body", body_json(order)?)
         .bind_ext(ext::encode(&order.extension.columns)?)
         .done();
-    let updated = query
-        .bind(main.tenant.as_str())
-        .bind(main.id.as_i64())
-        .bind(expected_version as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(convert)?;
-    Ok(updated.rows_affected() == 1)
+    moved_one(
+        query
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .bind(expected_version as i64),
+        &mut **tx,
+    )
+    .await
 }
 
 /// A transition's compare-and-set: status, version, updated at, pay deadline and body only.
@@ -215,21 +215,21 @@ pub(crate) async fn update_for_transition(
     expected_version: u64,
 ) -> DomainResult<bool> {
     let main = &order.main;
-    let updated = sqlx::query(
-        "UPDATE orders SET status = ?, version = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ? WHERE tenant = ? AND id = ? AND version = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE orders SET status = ?, version = ?, updated_at_ms = ?, pay_deadline_ms = ?, body = ? WHERE tenant = ? AND id = ? AND version = ?",
+        )
+        .bind(main.status.as_str())
+        .bind(main.version as i64)
+        .bind(ms(main.updated_at))
+        .bind(main.pay_deadline.map(ms))
+        .bind(body_json(order)?)
+        .bind(main.tenant.as_str())
+        .bind(main.id.as_i64())
+        .bind(expected_version as i64),
+        &mut **tx,
     )
-    .bind(main.status.as_str())
-    .bind(main.version as i64)
-    .bind(ms(main.updated_at))
-    .bind(main.pay_deadline.map(ms))
-    .bind(body_json(order)?)
-    .bind(main.tenant.as_str())
-    .bind(main.id.as_i64())
-    .bind(expected_version as i64)
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(updated.rows_affected() == 1)
 }
 
 /// Writes re-sealed values back if the row is still at `order.main.version`, without bumping
@@ -241,14 +241,14 @@ pub(crate) async fn rewrite_sealed(tx: &mut AnyTx<'_>, order: &Order) -> DomainR
         .bind("body", body_json(order)?)
         .bind_ext(ext::encode(&order.extension.columns)?)
         .done();
-    let updated = query
-        .bind(main.tenant.as_str())
-        .bind(main.id.as_i64())
-        .bind(main.version as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(convert)?;
-    Ok(updated.rows_affected() == 1)
+    moved_one(
+        query
+            .bind(main.tenant.as_str())
+            .bind(main.id.as_i64())
+            .bind(main.version as i64),
+        &mut **tx,
+    )
+    .await
 }
 
 pub(crate) async fn select_one(

@@ -14,8 +14,8 @@ use oc_model::{
 };
 
 use super::{
-    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, from_unix_ms, idempotency, int,
-    opt_int, opt_text, text, unix_ms, unsigned,
+    AnyTx, Binder, Columns, Table, corrupt, count, currency_of, fetch_all, fetch_optional,
+    from_unix_ms, idempotency, int, moved_one, opt_int, opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
 
@@ -140,15 +140,14 @@ pub(crate) async fn get(
     tenant: &TenantId,
     id: PaymentId,
 ) -> DomainResult<Option<Payment>> {
-    sqlx::query(&SELECT_ONE)
-        .bind(tenant.as_str())
-        .bind(id.as_i64())
-        .fetch_optional(pool)
-        .await
-        .map_err(convert)?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    fetch_optional(
+        sqlx::query(&SELECT_ONE)
+            .bind(tenant.as_str())
+            .bind(id.as_i64()),
+        pool,
+        decode,
+    )
+    .await
 }
 
 pub(crate) async fn of_order(
@@ -156,23 +155,23 @@ pub(crate) async fn of_order(
     tenant: &TenantId,
     order_id: OrderId,
 ) -> DomainResult<Vec<Payment>> {
-    let rows = sqlx::query(&SELECT_OF_ORDER)
-        .bind(tenant.as_str())
-        .bind(order_id.as_i64())
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode).collect()
+    fetch_all(
+        sqlx::query(&SELECT_OF_ORDER)
+            .bind(tenant.as_str())
+            .bind(order_id.as_i64()),
+        pool,
+        decode,
+    )
+    .await
 }
 
 pub(crate) async fn due(pool: &AnyPool, now_ms: i64, limit: u32) -> DomainResult<Vec<Payment>> {
-    let rows = sqlx::query(&SELECT_DUE)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode).collect()
+    fetch_all(
+        sqlx::query(&SELECT_DUE).bind(now_ms).bind(i64::from(limit)),
+        pool,
+        decode,
+    )
+    .await
 }
 
 /// The provider's answer to the create, while the payment is pending and has none yet.
@@ -220,21 +219,21 @@ pub(crate) async fn settle(
     let sql = format!(
         "UPDATE payments SET status = ?, effect = ?, captured = ?, reported_amount = ?, reported_currency = ?, provider_txn_id = COALESCE(?, provider_txn_id), paid_at_ms = ?, updated_at_ms = ?, next_query_at_ms = NULL WHERE tenant = ? AND id = ? AND status IN ({from})"
     );
-    let done = sqlx::query(&sql)
-        .bind(settlement.status.as_str())
-        .bind(settlement.effect.as_str())
-        .bind(settlement.captured)
-        .bind(settlement.reported.map(|m| m.minor))
-        .bind(settlement.reported.map(|m| m.currency.code().to_owned()))
-        .bind(settlement.provider_txn_id.as_deref())
-        .bind(settlement.paid_at.map(unix_ms))
-        .bind(unix_ms(settlement.at))
-        .bind(settlement.tenant.as_str())
-        .bind(settlement.id.as_i64())
-        .execute(&mut **tx)
-        .await
-        .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
+    moved_one(
+        sqlx::query(&sql)
+            .bind(settlement.status.as_str())
+            .bind(settlement.effect.as_str())
+            .bind(settlement.captured)
+            .bind(settlement.reported.map(|m| m.minor))
+            .bind(settlement.reported.map(|m| m.currency.code().to_owned()))
+            .bind(settlement.provider_txn_id.as_deref())
+            .bind(settlement.paid_at.map(unix_ms))
+            .bind(unix_ms(settlement.at))
+            .bind(settlement.tenant.as_str())
+            .bind(settlement.id.as_i64()),
+        &mut **tx,
+    )
+    .await
 }
 
 /// Move a due query from `seen` to `next`, counting the attempt, unless someone did first.
@@ -245,17 +244,17 @@ pub(crate) async fn claim_query(
     seen_ms: i64,
     next_ms: Option<i64>,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payments SET next_query_at_ms = ?, query_attempts = query_attempts + 1 WHERE tenant = ? AND id = ? AND status = 'pending' AND next_query_at_ms = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE payments SET next_query_at_ms = ?, query_attempts = query_attempts + 1 WHERE tenant = ? AND id = ? AND status = 'pending' AND next_query_at_ms = ?",
+        )
+        .bind(next_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(seen_ms),
+        pool,
     )
-    .bind(next_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(seen_ms)
-    .execute(pool)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// The idempotency claim of a create, written first. The database's own error is kept: a
@@ -397,18 +396,18 @@ static SELECT_REFUNDS_DUE: LazyLock<String> = LazyLock::new(|| {
 
 /// Reserve `amount` on a succeeded payment of `currency` while what is left covers it.
 pub(crate) async fn reserve_refund(tx: &mut AnyTx<'_>, refund: &Refund) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payments SET refunded = refunded + ? WHERE tenant = ? AND id = ? AND status = 'succeeded' AND currency = ? AND refunded + ? <= captured",
+    moved_one(
+        sqlx::query(
+            "UPDATE payments SET refunded = refunded + ? WHERE tenant = ? AND id = ? AND status = 'succeeded' AND currency = ? AND refunded + ? <= captured",
+        )
+        .bind(refund.amount.minor)
+        .bind(refund.tenant.as_str())
+        .bind(refund.payment_id.as_i64())
+        .bind(refund.amount.currency.code())
+        .bind(refund.amount.minor),
+        &mut **tx,
     )
-    .bind(refund.amount.minor)
-    .bind(refund.tenant.as_str())
-    .bind(refund.payment_id.as_i64())
-    .bind(refund.amount.currency.code())
-    .bind(refund.amount.minor)
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn refund_by_key(
@@ -417,16 +416,15 @@ pub(crate) async fn refund_by_key(
     payment_id: PaymentId,
     key: &str,
 ) -> DomainResult<Option<Refund>> {
-    sqlx::query(&SELECT_REFUND_BY_KEY)
-        .bind(tenant.as_str())
-        .bind(payment_id.as_i64())
-        .bind(key)
-        .fetch_optional(pool)
-        .await
-        .map_err(convert)?
-        .as_ref()
-        .map(decode_refund)
-        .transpose()
+    fetch_optional(
+        sqlx::query(&SELECT_REFUND_BY_KEY)
+            .bind(tenant.as_str())
+            .bind(payment_id.as_i64())
+            .bind(key),
+        pool,
+        decode_refund,
+    )
+    .await
 }
 
 /// `requested` → `status` (no further steps); whether this transaction moved it.
@@ -438,18 +436,18 @@ pub(crate) async fn settle_refund(
     failure: Option<&str>,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payment_refunds SET status = ?, failure = COALESCE(?, failure), next_query_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
+    moved_one(
+        sqlx::query(
+            "UPDATE payment_refunds SET status = ?, failure = COALESCE(?, failure), next_query_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
+        )
+        .bind(status.as_str())
+        .bind(failure)
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64()),
+        &mut **tx,
     )
-    .bind(status.as_str())
-    .bind(failure)
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Give a failed refund's reservation back.
@@ -485,15 +483,14 @@ pub(crate) async fn get_refund(
     tenant: &TenantId,
     id: RefundId,
 ) -> DomainResult<Option<Refund>> {
-    sqlx::query(&SELECT_REFUND)
-        .bind(tenant.as_str())
-        .bind(id.as_i64())
-        .fetch_optional(executor)
-        .await
-        .map_err(convert)?
-        .as_ref()
-        .map(decode_refund)
-        .transpose()
+    fetch_optional(
+        sqlx::query(&SELECT_REFUND)
+            .bind(tenant.as_str())
+            .bind(id.as_i64()),
+        executor,
+        decode_refund,
+    )
+    .await
 }
 
 pub(crate) async fn refunds_of_payment(
@@ -501,13 +498,14 @@ pub(crate) async fn refunds_of_payment(
     tenant: &TenantId,
     payment_id: PaymentId,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&SELECT_REFUNDS_OF_PAYMENT)
-        .bind(tenant.as_str())
-        .bind(payment_id.as_i64())
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode_refund).collect()
+    fetch_all(
+        sqlx::query(&SELECT_REFUNDS_OF_PAYMENT)
+            .bind(tenant.as_str())
+            .bind(payment_id.as_i64()),
+        pool,
+        decode_refund,
+    )
+    .await
 }
 
 pub(crate) async fn refunds_with_status(
@@ -516,14 +514,15 @@ pub(crate) async fn refunds_with_status(
     status: RefundStatus,
     limit: u32,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&SELECT_REFUNDS_WITH_STATUS)
-        .bind(tenant.as_str())
-        .bind(status.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode_refund).collect()
+    fetch_all(
+        sqlx::query(&SELECT_REFUNDS_WITH_STATUS)
+            .bind(tenant.as_str())
+            .bind(status.as_str())
+            .bind(i64::from(limit)),
+        pool,
+        decode_refund,
+    )
+    .await
 }
 
 pub(crate) async fn refunds_due(
@@ -531,13 +530,14 @@ pub(crate) async fn refunds_due(
     now_ms: i64,
     limit: u32,
 ) -> DomainResult<Vec<Refund>> {
-    let rows = sqlx::query(&SELECT_REFUNDS_DUE)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?;
-    rows.iter().map(decode_refund).collect()
+    fetch_all(
+        sqlx::query(&SELECT_REFUNDS_DUE)
+            .bind(now_ms)
+            .bind(i64::from(limit)),
+        pool,
+        decode_refund,
+    )
+    .await
 }
 
 /// Move a refund's due step from `seen` to `next`, unless someone did first.
@@ -548,17 +548,17 @@ pub(crate) async fn claim_refund_step(
     seen_ms: i64,
     next_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payment_refunds SET next_query_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND next_query_at_ms = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE payment_refunds SET next_query_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND next_query_at_ms = ?",
+        )
+        .bind(next_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(seen_ms),
+        pool,
     )
-    .bind(next_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(seen_ms)
-    .execute(pool)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Submission `attempt` accepted: only from no live attempt (`attempts = failures`).
@@ -569,19 +569,19 @@ pub(crate) async fn record_refund_attempt(
     attempt: u32,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payment_refunds SET attempts = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE payment_refunds SET attempts = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+        )
+        .bind(i64::from(attempt))
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::from(attempt) - 1)
+        .bind(i64::from(attempt) - 1),
+        pool,
     )
-    .bind(i64::from(attempt))
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::from(attempt) - 1)
-    .bind(i64::from(attempt) - 1)
-    .execute(pool)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// The live attempt `attempt` failed: only while it is the live one.
@@ -594,19 +594,19 @@ pub(crate) async fn record_refund_failure(
     next_ms: i64,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE payment_refunds SET failures = ?, failure = ?, next_query_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE payment_refunds SET failures = ?, failure = ?, next_query_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested' AND attempts = ? AND failures = ?",
+        )
+        .bind(i64::from(attempt))
+        .bind(failure)
+        .bind(next_ms)
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::from(attempt))
+        .bind(i64::from(attempt) - 1),
+        pool,
     )
-    .bind(i64::from(attempt))
-    .bind(failure)
-    .bind(next_ms)
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::from(attempt))
-    .bind(i64::from(attempt) - 1)
-    .execute(pool)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }

@@ -11,8 +11,8 @@ use oc_model::logistics::{PickupCandidate, PickupItem, PickupStatus, ReturnPicku
 use oc_model::{DomainResult, OrderId, StatusCode, TenantId};
 
 use super::{
-    AnyTx, Binder, Columns, Table, corrupt, count, from_unix_ms, int, opt_int, opt_text, text,
-    unix_ms, unsigned,
+    AnyTx, Binder, Columns, Table, corrupt, count, fetch_all, fetch_optional, from_unix_ms, int,
+    moved_one, opt_int, opt_text, text, unix_ms, unsigned,
 };
 use crate::error::{WriteError, convert};
 
@@ -140,17 +140,17 @@ pub(crate) async fn take_after_sale(
     version: u64,
     pickup: OrderId,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE after_sales SET pickup_id = ? WHERE tenant = ? AND id = ? AND version = ? AND status = 'approved' AND pickup_id IS NULL",
+    moved_one(
+        sqlx::query(
+            "UPDATE after_sales SET pickup_id = ? WHERE tenant = ? AND id = ? AND version = ? AND status = 'approved' AND pickup_id IS NULL",
+        )
+        .bind(pickup.as_i64())
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::try_from(version).map_err(corrupt)?),
+        &mut **tx,
     )
-    .bind(pickup.as_i64())
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::try_from(version).map_err(corrupt)?)
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// Approved after-sales without a pickup whose time is due, one row per order (its
@@ -193,15 +193,12 @@ pub(crate) async fn due(
     now_ms: i64,
     limit: u32,
 ) -> DomainResult<Vec<ReturnPickup>> {
-    sqlx::query(&SELECT_DUE)
-        .bind(now_ms)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?
-        .iter()
-        .map(decode)
-        .collect()
+    fetch_all(
+        sqlx::query(&SELECT_DUE).bind(now_ms).bind(i64::from(limit)),
+        pool,
+        decode,
+    )
+    .await
 }
 
 pub(crate) async fn get(
@@ -209,15 +206,14 @@ pub(crate) async fn get(
     tenant: &TenantId,
     id: OrderId,
 ) -> DomainResult<Option<ReturnPickup>> {
-    sqlx::query(&SELECT_ONE)
-        .bind(tenant.as_str())
-        .bind(id.as_i64())
-        .fetch_optional(pool)
-        .await
-        .map_err(convert)?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    fetch_optional(
+        sqlx::query(&SELECT_ONE)
+            .bind(tenant.as_str())
+            .bind(id.as_i64()),
+        pool,
+        decode,
+    )
+    .await
 }
 
 pub(crate) async fn of_order(
@@ -225,15 +221,14 @@ pub(crate) async fn of_order(
     tenant: &TenantId,
     order_id: OrderId,
 ) -> DomainResult<Vec<ReturnPickup>> {
-    sqlx::query(&SELECT_OF_ORDER)
-        .bind(tenant.as_str())
-        .bind(order_id.as_i64())
-        .fetch_all(pool)
-        .await
-        .map_err(convert)?
-        .iter()
-        .map(decode)
-        .collect()
+    fetch_all(
+        sqlx::query(&SELECT_OF_ORDER)
+            .bind(tenant.as_str())
+            .bind(order_id.as_i64()),
+        pool,
+        decode,
+    )
+    .await
 }
 
 /// Claim the next call: attempts from `seen` to `seen + 1`, only while pending.
@@ -245,18 +240,18 @@ pub(crate) async fn claim_attempt(
     next_ms: i64,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE return_pickups SET attempts = attempts + 1, next_attempt_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'pending' AND attempts = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE return_pickups SET attempts = attempts + 1, next_attempt_at_ms = ?, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'pending' AND attempts = ?",
+        )
+        .bind(next_ms)
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::from(seen)),
+        pool,
     )
-    .bind(next_ms)
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::from(seen))
-    .execute(pool)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn record_failure(
@@ -291,20 +286,20 @@ pub(crate) async fn finish(
     at_ms: i64,
 ) -> DomainResult<bool> {
     let error: Option<String> = error.map(|e| e.chars().take(512).collect());
-    let done = sqlx::query(
-        "UPDATE return_pickups SET status = ?, waybill_no = ?, carrier = ?, last_error = COALESCE(?, last_error), next_attempt_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'pending'",
+    moved_one(
+        sqlx::query(
+            "UPDATE return_pickups SET status = ?, waybill_no = ?, carrier = ?, last_error = COALESCE(?, last_error), next_attempt_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(waybill.map(|w| w.waybill_no.clone()))
+        .bind(waybill.map(|w| w.carrier.clone()))
+        .bind(error)
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64()),
+        &mut **tx,
     )
-    .bind(status.as_str())
-    .bind(waybill.map(|w| w.waybill_no.clone()))
-    .bind(waybill.map(|w| w.carrier.clone()))
-    .bind(error)
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }
 
 /// An after-sale's side of a pickup's end: its waybill (when booked) and the version bump of
@@ -318,17 +313,17 @@ pub(crate) async fn mark_after_sale(
     waybill: Option<&Waybill>,
     at_ms: i64,
 ) -> DomainResult<bool> {
-    let done = sqlx::query(
-        "UPDATE after_sales SET waybill_no = COALESCE(?, waybill_no), version = version + 1, updated_at_ms = ? WHERE tenant = ? AND id = ? AND version = ? AND status = ?",
+    moved_one(
+        sqlx::query(
+            "UPDATE after_sales SET waybill_no = COALESCE(?, waybill_no), version = version + 1, updated_at_ms = ? WHERE tenant = ? AND id = ? AND version = ? AND status = ?",
+        )
+        .bind(waybill.map(|w| w.waybill_no.clone()))
+        .bind(at_ms)
+        .bind(tenant.as_str())
+        .bind(id.as_i64())
+        .bind(i64::try_from(expected_version).map_err(corrupt)?)
+        .bind(status.as_str()),
+        &mut **tx,
     )
-    .bind(waybill.map(|w| w.waybill_no.clone()))
-    .bind(at_ms)
-    .bind(tenant.as_str())
-    .bind(id.as_i64())
-    .bind(i64::try_from(expected_version).map_err(corrupt)?)
-    .bind(status.as_str())
-    .execute(&mut **tx)
     .await
-    .map_err(convert)?;
-    Ok(done.rows_affected() == 1)
 }

@@ -116,6 +116,23 @@ impl Harness {
         order
     }
 
+    /// A delivered order whose line 1 has 5 units paid 1,003 together (shares 201, 201, 201,
+    /// 200, 200) and line 2 one unit paid 200.
+    pub async fn delivered_order(&self, tenant: &TenantId, buyer: &str) -> Order {
+        let mut order = oc_test_support::fixtures::order(tenant, buyer);
+        order.main.status = StatusCode::parse("completed").unwrap();
+        order.lines[0].quantity = 5;
+        order.lines[0].payable = oc_test_support::fixtures::cny(1_003);
+        // goods 5 × 300 + 200; the lines pay 1,003 + 200
+        order.finance.goods_total = oc_test_support::fixtures::cny(1_700);
+        order.finance.discount_total = oc_test_support::fixtures::cny(497);
+        order.finance.payable = oc_test_support::fixtures::cny(1_203)
+            .checked_add(order.finance.freight)
+            .unwrap();
+        self.insert_order(&order).await;
+        order
+    }
+
     /// `order` written as it is, with its `Created` event.
     pub async fn insert_order(&self, order: &Order) {
         self.store
