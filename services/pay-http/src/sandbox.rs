@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,6 +45,7 @@ use crate::protocol::{
     self, CreateAnswer, CreateBody, PaymentReport, QueryBody, RefundBody, RefundQueryBody,
     RefundReport, ReportStatus,
 };
+use crate::sandbox_kit::{self, WithFaults, lock, problem};
 
 /// How far a merchant request's signing time may be from the sandbox's clock.
 const REQUEST_WINDOW: time::Duration = time::Duration::minutes(5);
@@ -137,16 +138,12 @@ pub struct Sandbox {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+impl WithFaults for Sandbox {
+    type Faults = Faults;
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "status": status.as_u16(), "detail": detail.into() })),
-    )
-        .into_response()
+    fn faults(&self) -> &Mutex<Faults> {
+        &self.inner.faults
+    }
 }
 
 impl Sandbox {
@@ -178,12 +175,7 @@ impl Sandbox {
     ) -> std::io::Result<(Sandbox, SocketAddr, tokio::task::JoinHandle<()>)> {
         let address = listener.local_addr()?;
         let sandbox = Sandbox::new(accounts, format!("http://{address}"));
-        let router = sandbox.router();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "sandbox provider stopped");
-            }
-        });
+        let (address, task) = sandbox_kit::serve(listener, sandbox.router(), "sandbox provider")?;
         Ok((sandbox, address, task))
     }
 
@@ -196,7 +188,7 @@ impl Sandbox {
             .route("/sandbox/pay/{payment_id}", post(pay).get(show))
             .route("/sandbox/fail/{payment_id}", post(fail))
             .route("/sandbox/refunds/{refund_id}", get(show_refund))
-            .route("/sandbox/faults", get(get_faults).put(put_faults))
+            .route("/sandbox/faults", sandbox_kit::faults_route())
             .with_state(self.clone())
     }
 
@@ -619,20 +611,6 @@ async fn show(
         .ok()
         .and_then(|id| lock(&sandbox.inner.payments).get(&id).map(Held::report));
     buyer_answer(report)
-}
-
-async fn get_faults(State(sandbox): State<Sandbox>) -> Response {
-    axum::Json(lock(&sandbox.inner.faults).clone()).into_response()
-}
-
-async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => {
-            sandbox.set_faults(faults.clone());
-            axum::Json(faults).into_response()
-        }
-        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
 }
 
 async fn refund(
