@@ -399,6 +399,13 @@ impl TestApp {
         id
     }
 
+    /// `POST /v1/after-sales/{after_sale}/transitions` of `body` as `key`: the reply,
+    /// unchecked.
+    async fn after_sale_step(&self, key: &str, after_sale: &str, body: Value) -> Reply {
+        let path = format!("/v1/after-sales/{after_sale}/transitions");
+        self.call("POST", &path, Some(key), &[], Some(body)).await
+    }
+
     /// Rows across every shard of a table.
     async fn count(&self, table: &str) -> i64 {
         let mut total = 0;
@@ -3510,14 +3517,9 @@ async fn after_sales_apply_review_appeal_and_refund_once(app: &TestApp) {
     read.expect(StatusCode::OK);
     assert_eq!(read.body["status"], "refunding");
     // only its refund completes a refunding after-sale, never the steps route
-    after_sale_call(
-        app,
-        RETAIL_CS,
-        &format!("{path}/transitions"),
-        Some(json!({"event": "complete"})),
-    )
-    .await
-    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    app.after_sale_step(RETAIL_CS, &after_sale, json!({"event": "complete"}))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
     assert_eq!(read.body["refund"]["amount"]["minor"], 1_500);
     let events: Vec<&str> = read.body["history"]
         .as_array()
@@ -3571,7 +3573,6 @@ async fn after_sale_steps_walk_each_type_through_its_machine(app: &TestApp) {
     );
     let id = app.paid_order(RETAIL_BL, order).await;
     let applications = format!("/v1/orders/{id}/after-sales");
-    let step = |after_sale: &str| format!("/v1/after-sales/{after_sale}/transitions");
     let apply = |key: &'static str, kind: &'static str, channel: &'static str| {
         let applications = applications.clone();
         async move {
@@ -3583,46 +3584,27 @@ async fn after_sale_steps_walk_each_type_through_its_machine(app: &TestApp) {
     };
 
     let exchange = apply(RETAIL_MERCHANT, "exchange", "merchant").await;
-    after_sale_call(
-        app,
-        RETAIL_BL,
-        &step(&exchange),
-        Some(json!({"event": "receive_return"})),
-    )
-    .await
-    .expect(StatusCode::FORBIDDEN);
-    after_sale_call(
-        app,
-        RETAIL_MERCHANT,
-        &step(&exchange),
-        Some(json!({"event": "ship"})),
-    )
-    .await
-    .problem(StatusCode::CONFLICT, "invalid_transition", None);
-    after_sale_call(
-        app,
-        RETAIL_MERCHANT,
-        &step(&exchange),
-        Some(json!({"event": "teleport"})),
-    )
-    .await
-    .problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        Some("/event"),
-    );
+    app.after_sale_step(RETAIL_BL, &exchange, json!({"event": "receive_return"}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.after_sale_step(RETAIL_MERCHANT, &exchange, json!({"event": "ship"}))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    app.after_sale_step(RETAIL_MERCHANT, &exchange, json!({"event": "teleport"}))
+        .await
+        .problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("/event"),
+        );
     for (event, status) in [
         ("receive_return", "returned"),
         ("ship", "shipped"),
         ("complete", "completed"),
     ] {
-        let moved = after_sale_call(
-            app,
-            RETAIL_MERCHANT,
-            &step(&exchange),
-            Some(json!({"event": event})),
-        )
-        .await;
+        let moved = app
+            .after_sale_step(RETAIL_MERCHANT, &exchange, json!({"event": event}))
+            .await;
         moved.expect(StatusCode::OK);
         assert_eq!(moved.body["status"], status, "{:?}", moved.body);
     }
@@ -3638,41 +3620,23 @@ async fn after_sale_steps_walk_each_type_through_its_machine(app: &TestApp) {
     // both units free again after the exchange: a return takes one, gets its goods back, and
     // only its refund completes it
     let back = apply(RETAIL_MERCHANT, "return_and_refund", "merchant").await;
-    let received = after_sale_call(
-        app,
-        RETAIL_CS,
-        &step(&back),
-        Some(json!({"event": "receive_return"})),
-    )
-    .await;
+    let received = app
+        .after_sale_step(RETAIL_CS, &back, json!({"event": "receive_return"}))
+        .await;
     received.expect(StatusCode::OK);
     assert_eq!(received.body["status"], "returned");
-    after_sale_call(
-        app,
-        RETAIL_CS,
-        &step(&back),
-        Some(json!({"event": "complete"})),
-    )
-    .await
-    .problem(StatusCode::CONFLICT, "invalid_transition", None);
-    after_sale_call(
-        app,
-        RETAIL_BL,
-        &step(&back),
-        Some(json!({"event": "cancel"})),
-    )
-    .await
-    .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    app.after_sale_step(RETAIL_CS, &back, json!({"event": "complete"}))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
+    app.after_sale_step(RETAIL_BL, &back, json!({"event": "cancel"}))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
 
     // the last unit: the user withdraws, applies again, is rejected and accepts it
     let withdrawn = apply(RETAIL_BL, "refund_only", "user").await;
-    let cancelled = after_sale_call(
-        app,
-        RETAIL_BL,
-        &step(&withdrawn),
-        Some(json!({"event": "cancel"})),
-    )
-    .await;
+    let cancelled = app
+        .after_sale_step(RETAIL_BL, &withdrawn, json!({"event": "cancel"}))
+        .await;
     cancelled.expect(StatusCode::OK);
     assert_eq!(cancelled.body["status"], "cancelled");
     let again = apply(RETAIL_BL, "refund_only", "user").await;
@@ -3684,13 +3648,13 @@ async fn after_sale_steps_walk_each_type_through_its_machine(app: &TestApp) {
     )
     .await
     .expect(StatusCode::OK);
-    let closed = after_sale_call(
-        app,
-        RETAIL_BL,
-        &step(&again),
-        Some(json!({"event": "close", "reason": "fair enough"})),
-    )
-    .await;
+    let closed = app
+        .after_sale_step(
+            RETAIL_BL,
+            &again,
+            json!({"event": "close", "reason": "fair enough"}),
+        )
+        .await;
     closed.expect(StatusCode::OK);
     assert_eq!(closed.body["status"], "closed");
     // closed gives the unit back too

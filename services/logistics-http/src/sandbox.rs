@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use oc_model::logistics::{PickupItem, PickupRequest};
+use oc_pay_http::sandbox_kit::{self, WithFaults, lock, problem};
 
 use crate::protocol::{HEADER_IDEMPOTENCY_KEY, WaybillAnswer};
 
@@ -85,16 +86,12 @@ pub struct Sandbox {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+impl WithFaults for Sandbox {
+    type Faults = Faults;
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "status": status.as_u16(), "detail": detail.into() })),
-    )
-        .into_response()
+    fn faults(&self) -> &Mutex<Faults> {
+        &self.inner.faults
+    }
 }
 
 impl Sandbox {
@@ -113,14 +110,8 @@ impl Sandbox {
         token: Option<String>,
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<(Sandbox, SocketAddr, tokio::task::JoinHandle<()>)> {
-        let address = listener.local_addr()?;
         let sandbox = Sandbox::new(token);
-        let router = sandbox.router();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "sandbox carrier stopped");
-            }
-        });
+        let (address, task) = sandbox_kit::serve(listener, sandbox.router(), "sandbox carrier")?;
         Ok((sandbox, address, task))
     }
 
@@ -130,7 +121,7 @@ impl Sandbox {
             .route("/v1/pickups/{key}", get(read))
             .route("/sandbox/pickups", get(list))
             .route("/sandbox/stats", get(stats))
-            .route("/sandbox/faults", get(get_faults).put(put_faults))
+            .route("/sandbox/faults", sandbox_kit::faults_route())
             .with_state(self.clone())
     }
 
@@ -252,20 +243,6 @@ async fn list(State(sandbox): State<Sandbox>) -> Response {
 
 async fn stats(State(sandbox): State<Sandbox>) -> Response {
     axum::Json(sandbox.stats()).into_response()
-}
-
-async fn get_faults(State(sandbox): State<Sandbox>) -> Response {
-    axum::Json(lock(&sandbox.inner.faults).clone()).into_response()
-}
-
-async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => {
-            sandbox.set_faults(faults.clone());
-            axum::Json(faults).into_response()
-        }
-        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
 }
 
 #[cfg(test)]

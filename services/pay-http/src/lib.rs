@@ -3,6 +3,7 @@
 pub mod client;
 pub mod protocol;
 pub mod sandbox;
+pub mod sandbox_kit;
 pub mod secrets;
 
 pub use client::HttpProvider;

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,6 +45,7 @@ use crate::protocol::{
     self, CreateAnswer, CreateBody, PaymentReport, QueryBody, RefundBody, RefundQueryBody,
     RefundReport, ReportStatus,
 };
+use crate::sandbox_kit::{self, WithFaults, lock, problem};
 
 /// How far a merchant request's signing time may be from the sandbox's clock.
 const REQUEST_WINDOW: time::Duration = time::Duration::minutes(5);
@@ -137,16 +138,12 @@ pub struct Sandbox {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+impl WithFaults for Sandbox {
+    type Faults = Faults;
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "status": status.as_u16(), "detail": detail.into() })),
-    )
-        .into_response()
+    fn faults(&self) -> &Mutex<Faults> {
+        &self.inner.faults
+    }
 }
 
 impl Sandbox {
@@ -178,12 +175,7 @@ impl Sandbox {
     ) -> std::io::Result<(Sandbox, SocketAddr, tokio::task::JoinHandle<()>)> {
         let address = listener.local_addr()?;
         let sandbox = Sandbox::new(accounts, format!("http://{address}"));
-        let router = sandbox.router();
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "sandbox provider stopped");
-            }
-        });
+        let (address, task) = sandbox_kit::serve(listener, sandbox.router(), "sandbox provider")?;
         Ok((sandbox, address, task))
     }
 
@@ -196,7 +188,7 @@ impl Sandbox {
             .route("/sandbox/pay/{payment_id}", post(pay).get(show))
             .route("/sandbox/fail/{payment_id}", post(fail))
             .route("/sandbox/refunds/{refund_id}", get(show_refund))
-            .route("/sandbox/faults", get(get_faults).put(put_faults))
+            .route("/sandbox/faults", sandbox_kit::faults_route())
             .with_state(self.clone())
     }
 
@@ -222,26 +214,21 @@ impl Sandbox {
     /// `None` if the sandbox does not know the payment; paying twice changes nothing (the
     /// callback is sent again, as a provider's retry would be).
     pub fn pay(&self, payment_id: PaymentId, amount: Option<Money>) -> Option<PaymentReport> {
-        let (report, notify_url) = {
-            let mut payments = lock(&self.inner.payments);
-            let held = payments.get_mut(&payment_id)?;
-            if held.status != ReportStatus::Succeeded {
+        self.buyer_step(
+            payment_id,
+            |held| {
                 held.status = ReportStatus::Succeeded;
                 held.captured = Some(amount.unwrap_or(held.request.amount));
                 held.paid_at = Some(OffsetDateTime::now_utc());
                 held.reason = None;
-            }
-            (held.report(), held.request.notify_url.clone())
-        };
-        let faults = lock(&self.inner.faults).clone();
-        let stale = PaymentReport {
-            status: ReportStatus::Pending,
-            amount: None,
-            paid_at: None,
-            ..report.clone()
-        };
-        self.dispatch(notify_url, report.clone(), stale, faults);
-        Some(report)
+            },
+            |report| PaymentReport {
+                status: ReportStatus::Pending,
+                amount: None,
+                paid_at: None,
+                ..report.clone()
+            },
+        )
     }
 
     /// The buyer's payment of `payment_id` fails (a declined card, a closed wallet order): the
@@ -249,22 +236,39 @@ impl Sandbox {
     /// if the sandbox does not know the payment. A payment already paid stays paid (its
     /// report is sent again); a failed one can still be paid later (a late success).
     pub fn fail(&self, payment_id: PaymentId, reason: &str) -> Option<PaymentReport> {
+        self.buyer_step(
+            payment_id,
+            |held| {
+                held.status = ReportStatus::Failed;
+                held.reason = Some(reason.to_owned());
+            },
+            |report| PaymentReport {
+                status: ReportStatus::Pending,
+                reason: None,
+                ..report.clone()
+            },
+        )
+    }
+
+    /// A buyer's step on `payment_id`: `change` the held payment unless it is already paid
+    /// (a paid payment stays paid), then send its report with `stale` of it as the earlier
+    /// copy, as the faults say. `None` if the sandbox does not know the payment.
+    fn buyer_step(
+        &self,
+        payment_id: PaymentId,
+        change: impl FnOnce(&mut Held),
+        stale: impl FnOnce(&PaymentReport) -> PaymentReport,
+    ) -> Option<PaymentReport> {
         let (report, notify_url) = {
             let mut payments = lock(&self.inner.payments);
             let held = payments.get_mut(&payment_id)?;
             if held.status != ReportStatus::Succeeded {
-                held.status = ReportStatus::Failed;
-                held.reason = Some(reason.to_owned());
+                change(held);
             }
             (held.report(), held.request.notify_url.clone())
         };
         let faults = lock(&self.inner.faults).clone();
-        let stale = PaymentReport {
-            status: ReportStatus::Pending,
-            reason: None,
-            ..report.clone()
-        };
-        self.dispatch(notify_url, report.clone(), stale, faults);
+        self.dispatch(notify_url, report.clone(), stale(&report), faults);
         Some(report)
     }
 
@@ -547,26 +551,37 @@ struct PayBody {
     amount: Option<Money>,
 }
 
+/// A buyer's request (`/sandbox/pay`, `/sandbox/fail`): the payment id of the path and the
+/// optional body (none, or blank: `T::default()`); 404 for an id the sandbox cannot hold, 400
+/// for a body that is not a `T`.
+fn buyer_request<T: Default + serde::de::DeserializeOwned>(
+    payment_id: &str,
+    body: &[u8],
+) -> Result<(PaymentId, T), Refused> {
+    let id = payment_id
+        .parse::<PaymentId>()
+        .map_err(|_| Refused::new(StatusCode::NOT_FOUND, "no such payment"))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((id, T::default()));
+    }
+    Ok((id, decode(body)?))
+}
+
+/// What the buyer's step answered: the payment's report, or 404 if the sandbox does not know
+/// it.
+fn buyer_answer(report: Option<PaymentReport>) -> Result<Response, Refused> {
+    report
+        .map(|report| axum::Json(report).into_response())
+        .ok_or_else(|| Refused::new(StatusCode::NOT_FOUND, "no such payment"))
+}
+
 async fn pay(
     State(sandbox): State<Sandbox>,
     Path(payment_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let Ok(id) = payment_id.parse::<PaymentId>() else {
-        return problem(StatusCode::NOT_FOUND, "no such payment");
-    };
-    let request: PayBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PayBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(request) => request,
-            Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-        }
-    };
-    match sandbox.pay(id, request.amount) {
-        Some(report) => axum::Json(report).into_response(),
-        None => problem(StatusCode::NOT_FOUND, "no such payment"),
-    }
+) -> Result<Response, Refused> {
+    let (id, request): (_, PayBody) = buyer_request(&payment_id, &body)?;
+    buyer_answer(sandbox.pay(id, request.amount))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -579,50 +594,23 @@ async fn fail(
     State(sandbox): State<Sandbox>,
     Path(payment_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let Ok(id) = payment_id.parse::<PaymentId>() else {
-        return problem(StatusCode::NOT_FOUND, "no such payment");
-    };
-    let request: FailBody = if body.iter().all(u8::is_ascii_whitespace) {
-        FailBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(request) => request,
-            Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
-        }
-    };
+) -> Result<Response, Refused> {
+    let (id, request): (_, FailBody) = buyer_request(&payment_id, &body)?;
     let reason = request
         .reason
         .unwrap_or_else(|| "declined by the buyer's bank (sandbox)".to_owned());
-    match sandbox.fail(id, &reason) {
-        Some(report) => axum::Json(report).into_response(),
-        None => problem(StatusCode::NOT_FOUND, "no such payment"),
-    }
+    buyer_answer(sandbox.fail(id, &reason))
 }
 
-async fn show(State(sandbox): State<Sandbox>, Path(payment_id): Path<String>) -> Response {
+async fn show(
+    State(sandbox): State<Sandbox>,
+    Path(payment_id): Path<String>,
+) -> Result<Response, Refused> {
     let report = payment_id
         .parse::<PaymentId>()
         .ok()
         .and_then(|id| lock(&sandbox.inner.payments).get(&id).map(Held::report));
-    match report {
-        Some(report) => axum::Json(report).into_response(),
-        None => problem(StatusCode::NOT_FOUND, "no such payment"),
-    }
-}
-
-async fn get_faults(State(sandbox): State<Sandbox>) -> Response {
-    axum::Json(lock(&sandbox.inner.faults).clone()).into_response()
-}
-
-async fn put_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => {
-            sandbox.set_faults(faults.clone());
-            axum::Json(faults).into_response()
-        }
-        Err(e) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-    }
+    buyer_answer(report)
 }
 
 async fn refund(

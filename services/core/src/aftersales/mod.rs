@@ -323,6 +323,20 @@ impl AfterSaleService {
 
     /// The after-sale and the order it belongs to, as the caller may see them (another
     /// tenant's, another merchant's or a malformed id: 404).
+    /// The order of an after-sale the service already holds (a worker's or a callback's, no
+    /// caller): from its shard, where it must be.
+    pub(crate) async fn order_of(
+        &self,
+        tenant: &TenantId,
+        order_id: oc_model::OrderId,
+    ) -> DomainResult<Order> {
+        self.orders
+            .store
+            .get(tenant, order_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("an after-sale's order vanished"))
+    }
+
     async fn load(&self, caller: &Caller, id: &str) -> DomainResult<(AfterSale, Order)> {
         let not_found = || DomainError::not_found("after-sale not found");
         let id: AfterSaleId = id.parse().map_err(|_| not_found())?;
@@ -721,12 +735,7 @@ impl AfterSaleService {
         if !succeeded || after_sale.status.as_str() != "refunding" {
             return Ok(None);
         }
-        let order = self
-            .orders
-            .store
-            .get(tenant, after_sale.order_id)
-            .await?
-            .ok_or_else(|| DomainError::internal("an after-sale's order vanished"))?;
+        let order = self.order_of(tenant, after_sale.order_id).await?;
         match self
             .fire(
                 &order,

@@ -273,26 +273,16 @@ impl PickupWorker {
         report
     }
 
-    async fn order(
-        &self,
-        tenant: &oc_model::TenantId,
-        id: oc_model::OrderId,
-    ) -> DomainResult<Order> {
-        self.after_sales
-            .orders
-            .store
-            .get(tenant, id)
-            .await?
-            .ok_or_else(|| DomainError::internal("an after-sale's order vanished"))
-    }
-
     /// Write one pickup for every approved return of the candidate's order without one.
     async fn gather(
         &self,
         candidate: &PickupCandidate,
         report: &mut PickupReport,
     ) -> DomainResult<()> {
-        let order = self.order(&candidate.tenant, candidate.order_id).await?;
+        let order = self
+            .after_sales
+            .order_of(&candidate.tenant, candidate.order_id)
+            .await?;
         let waiting: Vec<AfterSale> = self
             .after_sales
             .store
@@ -403,7 +393,10 @@ impl PickupWorker {
             report.lost += 1;
             return Ok(());
         }
-        let order = self.order(&pickup.tenant, pickup.order_id).await?;
+        let order = self
+            .after_sales
+            .order_of(&pickup.tenant, pickup.order_id)
+            .await?;
         let answer = match self.contact(&order) {
             Ok(contact) => {
                 let request = PickupRequest {
@@ -477,7 +470,10 @@ impl PickupWorker {
         });
         let mut attempts_left = 3;
         loop {
-            let order = self.order(&pickup.tenant, pickup.order_id).await?;
+            let order = self
+                .after_sales
+                .order_of(&pickup.tenant, pickup.order_id)
+                .await?;
             let now = self.now();
             let after_sales = self
                 .after_sales
