@@ -195,11 +195,8 @@ impl Exporter {
             };
             let mut writer = None;
             let mut orders = self.day(&caller.tenant, day);
-            loop {
-                let order = match orders.next().await {
-                    None => break,
-                    Some(order) => order?,
-                };
+            while let Some(order) = orders.next().await {
+                let order = order?;
                 if !caller.sees(&order) {
                     continue;
                 }
@@ -243,44 +240,26 @@ impl Exporter {
             from: UnixMillis::from(start),
             to: UnixMillis::from(end),
         };
-        struct Merge<'a> {
-            cold: futures_util::stream::Peekable<
-                futures_util::stream::BoxStream<'a, DomainResult<Order>>,
-            >,
-            shards: Vec<ShardCursor>,
-        }
-        let merge = Merge {
-            cold: self.cold.scan_stream(tenant, start, end, PAGE).peekable(),
-            shards: self
-                .shards
-                .shards()
-                .into_iter()
-                .map(|shard| ShardCursor {
-                    shard,
-                    buffered: VecDeque::new(),
-                    after: None,
-                    done: false,
-                })
-                .collect(),
-        };
-        futures_util::stream::unfold((merge, window), move |(mut merge, window)| async move {
-            let next = self
-                .next_of_day(&mut merge.cold, &mut merge.shards, &window)
-                .await;
-            match next {
-                Ok(None) => None,
-                Ok(Some(order)) => Some((Ok(order), (merge, window))),
-                Err(error) => {
-                    // an error ends the stream after it is yielded
-                    merge.shards.iter_mut().for_each(|s| s.done = true);
-                    merge.shards.iter_mut().for_each(|s| s.buffered.clear());
-                    let cold: futures_util::stream::BoxStream<'a, DomainResult<Order>> =
-                        futures_util::stream::empty().boxed();
-                    merge.cold = cold.peekable();
-                    Some((Err(error), (merge, window)))
-                }
-            }
-        })
+        let cold = self.cold.scan_stream(tenant, start, end, PAGE).peekable();
+        let shards: Vec<ShardCursor> = self
+            .shards
+            .shards()
+            .into_iter()
+            .map(|shard| ShardCursor {
+                shard,
+                buffered: VecDeque::new(),
+                after: None,
+                done: false,
+            })
+            .collect();
+        // try_unfold ends the stream after the first error it yields
+        futures_util::stream::try_unfold(
+            (cold, shards, window),
+            move |(mut cold, mut shards, window)| async move {
+                let next = self.next_of_day(&mut cold, &mut shards, &window).await?;
+                Ok(next.map(|order| (order, (cold, shards, window))))
+            },
+        )
         .boxed()
     }
 
@@ -325,10 +304,7 @@ impl Exporter {
         };
         match (cold_head, hot) {
             (None, None) => Ok(None),
-            (Some((cold_id, _)), None) => {
-                let _ = cold_id;
-                cold.next().await.transpose()
-            }
+            (Some(_), None) => cold.next().await.transpose(),
             (Some((cold_id, _)), Some((_, (hot_id, _)))) if cold_id < hot_id => {
                 cold.next().await.transpose()
             }
