@@ -72,7 +72,7 @@ fn array<'a>(kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRe
         }))),
         ColumnType::Timestamp => Arc::new(
             TimestampMillisecondArray::from_iter(cells.map(|c| match c {
-                Cell::Timestamp(ms) => Some(*ms),
+                Cell::Timestamp(ms) => Some(ms.get()),
                 _ => None,
             }))
             .with_timezone(UTC),

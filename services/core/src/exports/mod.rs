@@ -344,8 +344,8 @@ impl Exporter {
             .ok_or_else(|| DomainError::new(ErrorCode::Unavailable, "exports are not configured"))
     }
 
-    fn now_ms(&self) -> i64 {
-        UnixMillis::from(self.clock.now()).as_u64() as i64
+    fn now_ms(&self) -> UnixMillis {
+        UnixMillis::from(self.clock.now())
     }
 
     /// Record a job for `caller`'s export and run it in the background; the job as recorded.

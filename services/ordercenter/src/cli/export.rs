@@ -117,7 +117,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let seconds = started.elapsed().as_secs_f64();
         let (files, counts) =
             outcome.map_err(|e| anyhow::anyhow!("export failed: {}", e.message))?;
-        let now = UnixMillis::now().as_u64() as i64;
+        let now = UnixMillis::now();
         let record = ExportJob {
             id: format!("cli-{now}"),
             tenant: tenant.clone(),
@@ -131,7 +131,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             progress: counts.clone(),
             files,
             error: None,
-            created_at_ms: now - (seconds * 1000.0) as i64,
+            created_at_ms: UnixMillis::new(now.get() - (seconds * 1000.0) as i64),
             finished_at_ms: Some(now),
         };
         std::fs::write(
