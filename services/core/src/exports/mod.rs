@@ -348,12 +348,18 @@ impl Exporter {
         UnixMillis::from(self.clock.now())
     }
 
-    /// Record a job for `caller`'s export and run it in the background; the job as recorded.
-    pub fn start_job(&self, caller: &Caller, request: ExportRequest) -> DomainResult<ExportJob> {
-        let jobs = Arc::clone(self.jobs()?);
+    /// The record of `caller`'s export of `request` as job `id`, `running`: who asked, under
+    /// which PII policy (403 at `/pii` for plaintext asked by a role that may not see it).
+    /// `POST /v1/exports` and `ordercenter export` record their exports alike.
+    pub fn new_job(
+        &self,
+        id: String,
+        caller: &Caller,
+        request: &ExportRequest,
+    ) -> DomainResult<ExportJob> {
         let policy = policy(caller, request.plaintext)?;
-        let job = ExportJob {
-            id: uuid::Uuid::new_v4().to_string(),
+        Ok(ExportJob {
+            id,
             tenant: caller.tenant.clone(),
             requested_by: caller.key_id.clone(),
             role: caller.role.to_string(),
@@ -370,14 +376,41 @@ impl Exporter {
             error: None,
             created_at_ms: self.now_ms(),
             finished_at_ms: None,
-        };
+        })
+    }
+
+    /// Record the end of `job` from the outcome of [`Exporter::run`]: succeeded with its
+    /// files and counts, or failed with the error's message.
+    pub fn finish(
+        &self,
+        job: &mut ExportJob,
+        outcome: DomainResult<(Vec<ExportedFile>, JobProgress)>,
+    ) {
+        job.finished_at_ms = Some(self.now_ms());
+        match outcome {
+            Ok((files, counts)) => {
+                job.status = JobStatus::Succeeded;
+                job.progress = counts;
+                job.files = files;
+            }
+            Err(error) => {
+                job.status = JobStatus::Failed;
+                job.error = Some(error.message);
+            }
+        }
+    }
+
+    /// Record a job for `caller`'s export and run it in the background; the job as recorded.
+    pub fn start_job(&self, caller: &Caller, request: ExportRequest) -> DomainResult<ExportJob> {
+        let jobs = Arc::clone(self.jobs()?);
+        let job = self.new_job(uuid::Uuid::new_v4().to_string(), caller, &request)?;
         jobs.save(&job)?;
         let exporter = self.clone();
         let caller = caller.clone();
         let started = job.clone();
         tokio::spawn(async move {
             let dir = jobs.dir(&started.id);
-            let live = std::sync::Mutex::new(started.clone());
+            let live = std::sync::Mutex::new(started);
             let record = |counts: &JobProgress, _: Option<Date>| {
                 let mut job = live.lock().unwrap_or_else(|e| e.into_inner());
                 job.progress = counts.clone();
@@ -387,19 +420,10 @@ impl Exporter {
             };
             let outcome = exporter.run(&caller, &request, &dir, &record).await;
             let mut job = live.into_inner().unwrap_or_else(|e| e.into_inner());
-            job.finished_at_ms = Some(exporter.now_ms());
-            match outcome {
-                Ok((files, counts)) => {
-                    job.status = JobStatus::Succeeded;
-                    job.progress = counts;
-                    job.files = files;
-                }
-                Err(error) => {
-                    tracing::warn!(job = %job.id, %error, "export failed");
-                    job.status = JobStatus::Failed;
-                    job.error = Some(error.message);
-                }
+            if let Err(error) = &outcome {
+                tracing::warn!(job = %job.id, %error, "export failed");
             }
+            exporter.finish(&mut job, outcome);
             if let Err(error) = jobs.save(&job) {
                 tracing::error!(job = %job.id, %error, "export outcome not recorded");
             }
