@@ -138,7 +138,7 @@ impl Core {
 }
 
 /// Progress as the export goes: after each day and every [`PROGRESS_ROWS`] rows.
-pub type ProgressFn<'a> = &'a (dyn Fn(&JobProgress, Option<Date>) + Send + Sync);
+pub type ProgressFn<'a> = &'a (dyn Fn(&JobProgress, Date) + Send + Sync);
 pub const PROGRESS_ROWS: u64 = 5_000;
 
 /// The policy for `caller`'s export: plaintext when asked and its role sees PII in full
@@ -213,14 +213,14 @@ impl Exporter {
                 writer.write(row)?;
                 counts.rows += 1;
                 if counts.rows.is_multiple_of(PROGRESS_ROWS) {
-                    progress(&counts, Some(day));
+                    progress(&counts, day);
                 }
             }
             if let Some(writer) = writer {
                 files.extend(writer.finish()?);
             }
             counts.days_done += 1;
-            progress(&counts, Some(day));
+            progress(&counts, day);
             day = day.next_day().unwrap_or(request.to);
         }
         Ok((files, counts))
@@ -411,7 +411,7 @@ impl Exporter {
         tokio::spawn(async move {
             let dir = jobs.dir(&started.id);
             let live = std::sync::Mutex::new(started);
-            let record = |counts: &JobProgress, _: Option<Date>| {
+            let record = |counts: &JobProgress, _: Date| {
                 let mut job = live.lock().unwrap_or_else(|e| e.into_inner());
                 job.progress = counts.clone();
                 if let Err(error) = jobs.save(&job) {

@@ -82,7 +82,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("creating {}", args.out.display()))?;
         let started = Instant::now();
         let quiet = args.quiet;
-        let progress = move |counts: &JobProgress, day: Option<time::Date>| {
+        let progress = move |counts: &JobProgress, day: time::Date| {
             if quiet {
                 return;
             }
@@ -99,7 +99,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 ".".repeat(width - done),
                 counts.days_done,
                 counts.days_total,
-                day.map(|d| d.to_string()).unwrap_or_default(),
+                day,
                 counts.rows,
                 counts.rows as f64 / seconds
             );
