@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::TenantId;
+use crate::millis::UnixMillis;
 
 /// The type of one exported column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +52,7 @@ pub enum Cell {
     Int(i64),
     Bool(bool),
     Date(time::Date),
-    /// Unix milliseconds.
-    Timestamp(i64),
+    Timestamp(UnixMillis),
 }
 
 /// The columns of an export: an order's, and a line's (a nested list in Parquet, a second
@@ -187,9 +187,9 @@ pub struct ExportJob {
     pub files: Vec<ExportedFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub created_at_ms: i64,
+    pub created_at_ms: UnixMillis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at_ms: Option<i64>,
+    pub finished_at_ms: Option<UnixMillis>,
 }
 
 /// The durable record of export jobs.

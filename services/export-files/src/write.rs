@@ -72,7 +72,7 @@ fn array<'a>(kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRe
         }))),
         ColumnType::Timestamp => Arc::new(
             TimestampMillisecondArray::from_iter(cells.map(|c| match c {
-                Cell::Timestamp(ms) => Some(*ms),
+                Cell::Timestamp(ms) => Some(ms.get()),
                 _ => None,
             }))
             .with_timezone(UTC),
@@ -80,11 +80,9 @@ fn array<'a>(kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRe
     }
 }
 
+/// Parquet/Arrow DATE: days since 1970-01-01.
 fn days_since_epoch(date: time::Date) -> i32 {
-    date.to_julian_day()
-        - time::Date::from_calendar_date(1970, time::Month::January, 1)
-            .map(time::Date::to_julian_day)
-            .unwrap_or(2_440_588)
+    date.to_julian_day() - time::OffsetDateTime::UNIX_EPOCH.date().to_julian_day()
 }
 
 fn arrow_error(what: &str) -> impl Fn(arrow_schema::ArrowError) -> oc_model::DomainError + '_ {
@@ -314,6 +312,13 @@ mod tests {
     use super::*;
     use oc_model::TenantId;
     use oc_model::export::ExportFiles;
+
+    #[test]
+    fn a_date_is_its_days_since_1970() {
+        assert_eq!(days_since_epoch(time::macros::date!(1970 - 01 - 01)), 0);
+        assert_eq!(days_since_epoch(time::macros::date!(1969 - 12 - 31)), -1);
+        assert_eq!(days_since_epoch(time::macros::date!(2026 - 11 - 01)), 20_758);
+    }
 
     #[test]
     fn a_partition_is_written_under_its_hive_path_and_only_when_finished() {

@@ -138,7 +138,7 @@ impl Core {
 }
 
 /// Progress as the export goes: after each day and every [`PROGRESS_ROWS`] rows.
-pub type ProgressFn<'a> = &'a (dyn Fn(&JobProgress, Option<Date>) + Send + Sync);
+pub type ProgressFn<'a> = &'a (dyn Fn(&JobProgress, Date) + Send + Sync);
 pub const PROGRESS_ROWS: u64 = 5_000;
 
 /// The policy for `caller`'s export: plaintext when asked and its role sees PII in full
@@ -195,11 +195,8 @@ impl Exporter {
             };
             let mut writer = None;
             let mut orders = self.day(&caller.tenant, day);
-            loop {
-                let order = match orders.next().await {
-                    None => break,
-                    Some(order) => order?,
-                };
+            while let Some(order) = orders.next().await {
+                let order = order?;
                 if !caller.sees(&order) {
                     continue;
                 }
@@ -216,14 +213,14 @@ impl Exporter {
                 writer.write(row)?;
                 counts.rows += 1;
                 if counts.rows.is_multiple_of(PROGRESS_ROWS) {
-                    progress(&counts, Some(day));
+                    progress(&counts, day);
                 }
             }
             if let Some(writer) = writer {
                 files.extend(writer.finish()?);
             }
             counts.days_done += 1;
-            progress(&counts, Some(day));
+            progress(&counts, day);
             day = day.next_day().unwrap_or(request.to);
         }
         Ok((files, counts))
@@ -243,44 +240,26 @@ impl Exporter {
             from: UnixMillis::from(start),
             to: UnixMillis::from(end),
         };
-        struct Merge<'a> {
-            cold: futures_util::stream::Peekable<
-                futures_util::stream::BoxStream<'a, DomainResult<Order>>,
-            >,
-            shards: Vec<ShardCursor>,
-        }
-        let merge = Merge {
-            cold: self.cold.scan_stream(tenant, start, end, PAGE).peekable(),
-            shards: self
-                .shards
-                .shards()
-                .into_iter()
-                .map(|shard| ShardCursor {
-                    shard,
-                    buffered: VecDeque::new(),
-                    after: None,
-                    done: false,
-                })
-                .collect(),
-        };
-        futures_util::stream::unfold((merge, window), move |(mut merge, window)| async move {
-            let next = self
-                .next_of_day(&mut merge.cold, &mut merge.shards, &window)
-                .await;
-            match next {
-                Ok(None) => None,
-                Ok(Some(order)) => Some((Ok(order), (merge, window))),
-                Err(error) => {
-                    // an error ends the stream after it is yielded
-                    merge.shards.iter_mut().for_each(|s| s.done = true);
-                    merge.shards.iter_mut().for_each(|s| s.buffered.clear());
-                    let cold: futures_util::stream::BoxStream<'a, DomainResult<Order>> =
-                        futures_util::stream::empty().boxed();
-                    merge.cold = cold.peekable();
-                    Some((Err(error), (merge, window)))
-                }
-            }
-        })
+        let cold = self.cold.scan_stream(tenant, start, end, PAGE).peekable();
+        let shards: Vec<ShardCursor> = self
+            .shards
+            .shards()
+            .into_iter()
+            .map(|shard| ShardCursor {
+                shard,
+                buffered: VecDeque::new(),
+                after: None,
+                done: false,
+            })
+            .collect();
+        // try_unfold ends the stream after the first error it yields
+        futures_util::stream::try_unfold(
+            (cold, shards, window),
+            move |(mut cold, mut shards, window)| async move {
+                let next = self.next_of_day(&mut cold, &mut shards, &window).await?;
+                Ok(next.map(|order| (order, (cold, shards, window))))
+            },
+        )
         .boxed()
     }
 
@@ -325,10 +304,7 @@ impl Exporter {
         };
         match (cold_head, hot) {
             (None, None) => Ok(None),
-            (Some((cold_id, _)), None) => {
-                let _ = cold_id;
-                cold.next().await.transpose()
-            }
+            (Some(_), None) => cold.next().await.transpose(),
             (Some((cold_id, _)), Some((_, (hot_id, _)))) if cold_id < hot_id => {
                 cold.next().await.transpose()
             }
@@ -368,16 +344,22 @@ impl Exporter {
             .ok_or_else(|| DomainError::new(ErrorCode::Unavailable, "exports are not configured"))
     }
 
-    fn now_ms(&self) -> i64 {
-        UnixMillis::from(self.clock.now()).as_u64() as i64
+    fn now_ms(&self) -> UnixMillis {
+        UnixMillis::from(self.clock.now())
     }
 
-    /// Record a job for `caller`'s export and run it in the background; the job as recorded.
-    pub fn start_job(&self, caller: &Caller, request: ExportRequest) -> DomainResult<ExportJob> {
-        let jobs = Arc::clone(self.jobs()?);
+    /// The record of `caller`'s export of `request` as job `id`, `running`: who asked, under
+    /// which PII policy (403 at `/pii` for plaintext asked by a role that may not see it).
+    /// `POST /v1/exports` and `ordercenter export` record their exports alike.
+    pub fn new_job(
+        &self,
+        id: String,
+        caller: &Caller,
+        request: &ExportRequest,
+    ) -> DomainResult<ExportJob> {
         let policy = policy(caller, request.plaintext)?;
-        let job = ExportJob {
-            id: uuid::Uuid::new_v4().to_string(),
+        Ok(ExportJob {
+            id,
             tenant: caller.tenant.clone(),
             requested_by: caller.key_id.clone(),
             role: caller.role.to_string(),
@@ -394,15 +376,42 @@ impl Exporter {
             error: None,
             created_at_ms: self.now_ms(),
             finished_at_ms: None,
-        };
+        })
+    }
+
+    /// Record the end of `job` from the outcome of [`Exporter::run`]: succeeded with its
+    /// files and counts, or failed with the error's message.
+    pub fn finish(
+        &self,
+        job: &mut ExportJob,
+        outcome: DomainResult<(Vec<ExportedFile>, JobProgress)>,
+    ) {
+        job.finished_at_ms = Some(self.now_ms());
+        match outcome {
+            Ok((files, counts)) => {
+                job.status = JobStatus::Succeeded;
+                job.progress = counts;
+                job.files = files;
+            }
+            Err(error) => {
+                job.status = JobStatus::Failed;
+                job.error = Some(error.message);
+            }
+        }
+    }
+
+    /// Record a job for `caller`'s export and run it in the background; the job as recorded.
+    pub fn start_job(&self, caller: &Caller, request: ExportRequest) -> DomainResult<ExportJob> {
+        let jobs = Arc::clone(self.jobs()?);
+        let job = self.new_job(uuid::Uuid::new_v4().to_string(), caller, &request)?;
         jobs.save(&job)?;
         let exporter = self.clone();
         let caller = caller.clone();
         let started = job.clone();
         tokio::spawn(async move {
             let dir = jobs.dir(&started.id);
-            let live = std::sync::Mutex::new(started.clone());
-            let record = |counts: &JobProgress, _: Option<Date>| {
+            let live = std::sync::Mutex::new(started);
+            let record = |counts: &JobProgress, _: Date| {
                 let mut job = live.lock().unwrap_or_else(|e| e.into_inner());
                 job.progress = counts.clone();
                 if let Err(error) = jobs.save(&job) {
@@ -411,19 +420,10 @@ impl Exporter {
             };
             let outcome = exporter.run(&caller, &request, &dir, &record).await;
             let mut job = live.into_inner().unwrap_or_else(|e| e.into_inner());
-            job.finished_at_ms = Some(exporter.now_ms());
-            match outcome {
-                Ok((files, counts)) => {
-                    job.status = JobStatus::Succeeded;
-                    job.progress = counts;
-                    job.files = files;
-                }
-                Err(error) => {
-                    tracing::warn!(job = %job.id, %error, "export failed");
-                    job.status = JobStatus::Failed;
-                    job.error = Some(error.message);
-                }
+            if let Err(error) = &outcome {
+                tracing::warn!(job = %job.id, %error, "export failed");
             }
+            exporter.finish(&mut job, outcome);
             if let Err(error) = jobs.save(&job) {
                 tracing::error!(job = %job.id, %error, "export outcome not recorded");
             }

@@ -66,7 +66,7 @@ fn opt_text<T: ToString>(value: Option<T>) -> Cell {
 }
 
 fn millis(at: time::OffsetDateTime) -> Cell {
-    Cell::Timestamp(UnixMillis::from(at).as_u64() as i64)
+    Cell::Timestamp(UnixMillis::from(at))
 }
 
 fn opt_millis(at: Option<time::OffsetDateTime>) -> Cell {

@@ -7,15 +7,13 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 
 use oc_core::caller::{Caller, PiiView};
-use oc_core::exports::{ExportRequest, policy};
-use oc_model::export::{ExportJob, JobProgress, JobStatus};
-use oc_model::ports::ShardScan;
+use oc_core::exports::ExportRequest;
+use oc_model::export::JobProgress;
 use oc_model::{TenantId, UnixMillis};
 
 use crate::config::ServiceConfig;
@@ -55,9 +53,10 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let tenant = TenantId::parse(args.tenant.clone()).map_err(|e| anyhow::anyhow!(e.message))?;
     crate::runtime()?.block_on(async move {
         let wiring = crate::wiring::build(&config).await?;
-        let cold = wiring
-            .sinks
-            .cold
+        // the server's exporter (wired only with a cold store); its job records are unused here
+        let exporter = wiring
+            .state
+            .exports
             .clone()
             .ok_or_else(|| anyhow::anyhow!("exports read the cold store (OC_COLD_URL)"))?;
         let tenant_config = wiring
@@ -75,19 +74,15 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         } else {
             PiiView::None
         };
-        let caller = Caller::operator(tenant_config, who.clone(), pii);
-        let policy = policy(&caller, args.plaintext).map_err(|e| anyhow::anyhow!(e.message))?;
-        let exporter = wiring.state.core.exporter(
-            wiring.store.clone() as Arc<dyn ShardScan>,
-            cold,
-            Arc::new(oc_export_files::ArrowFiles),
-            None,
-        );
+        let caller = Caller::operator(tenant_config, who, pii);
+        let mut record = exporter
+            .new_job(format!("cli-{}", UnixMillis::now()), &caller, &request)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
         let started = Instant::now();
         let quiet = args.quiet;
-        let progress = move |counts: &JobProgress, day: Option<time::Date>| {
+        let progress = move |counts: &JobProgress, day: time::Date| {
             if quiet {
                 return;
             }
@@ -104,7 +99,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 ".".repeat(width - done),
                 counts.days_done,
                 counts.days_total,
-                day.map(|d| d.to_string()).unwrap_or_default(),
+                day,
                 counts.rows,
                 counts.rows as f64 / seconds
             );
@@ -115,25 +110,10 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             eprintln!();
         }
         let seconds = started.elapsed().as_secs_f64();
-        let (files, counts) =
-            outcome.map_err(|e| anyhow::anyhow!("export failed: {}", e.message))?;
-        let now = UnixMillis::now().as_u64() as i64;
-        let record = ExportJob {
-            id: format!("cli-{now}"),
-            tenant: tenant.clone(),
-            requested_by: who,
-            role: "operator".to_owned(),
-            pii: policy.as_str().to_owned(),
-            format: request.format,
-            from: request.from.to_string(),
-            to: request.to.to_string(),
-            status: JobStatus::Succeeded,
-            progress: counts.clone(),
-            files,
-            error: None,
-            created_at_ms: now - (seconds * 1000.0) as i64,
-            finished_at_ms: Some(now),
-        };
+        exporter.finish(&mut record, outcome);
+        if let Some(error) = &record.error {
+            anyhow::bail!("export failed: {error}");
+        }
         std::fs::write(
             args.out.join("_export.json"),
             serde_json::to_vec_pretty(&record)?,
@@ -142,11 +122,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             "{}",
             serde_json::json!({
                 "tenant": tenant.as_str(),
-                "rows": counts.rows,
+                "rows": record.progress.rows,
                 "files": record.files.len(),
                 "pii": record.pii,
                 "seconds": seconds,
-                "rows_per_second": if seconds > 0.0 { counts.rows as f64 / seconds } else { 0.0 },
+                "rows_per_second": if seconds > 0.0 { record.progress.rows as f64 / seconds } else { 0.0 },
             })
         );
         Ok(ExitCode::SUCCESS)
