@@ -317,7 +317,10 @@ mod tests {
     fn a_date_is_its_days_since_1970() {
         assert_eq!(days_since_epoch(time::macros::date!(1970 - 01 - 01)), 0);
         assert_eq!(days_since_epoch(time::macros::date!(1969 - 12 - 31)), -1);
-        assert_eq!(days_since_epoch(time::macros::date!(2026 - 11 - 01)), 20_758);
+        assert_eq!(
+            days_since_epoch(time::macros::date!(2026 - 11 - 01)),
+            20_758
+        );
     }
 
     #[test]

@@ -88,18 +88,9 @@ impl Env {
 
     /// One `pickup --once` pass: its report.
     fn pass(&self, backoff_ms: u64, attempts: u32) -> serde_json::Value {
-        let output = self
-            .pickup(backoff_ms, attempts)
-            .arg("--once")
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        let mut command = self.pickup(backoff_ms, attempts);
+        command.arg("--once");
+        json_report(command)
     }
 
     fn shard_urls(&self) -> Vec<String> {
