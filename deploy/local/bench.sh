@@ -4,7 +4,7 @@
 #
 #   deploy/local/bench.sh [extra loadtest bench arguments, e.g. --seconds 8]
 #
-# It measures (a) the raw MariaDB ceiling for the order transaction, (b) a bare axum JSON
+# It measures (a) the raw MariaDB and SQLite ceilings for the order transaction, (b) a bare axum JSON
 # endpoint, (c) the order center in cluster and single-node mode, prints a table with the
 # ratios, and writes bench.json and bench.svg (latency by percentile) in the repository root.
 # The create and cached-GET steps and the bare axum GET are measured a second time by wrk

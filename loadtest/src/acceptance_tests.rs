@@ -24,7 +24,7 @@ use oc_tenant_config::{ConfigHandle, ConfigSet};
 
 use crate::orders::{Generator, TENANTS, tenant_of_request};
 
-async fn app(dir: &std::path::Path) -> Router {
+pub(crate) async fn app(dir: &std::path::Path) -> Router {
     let examples =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tenant-config/examples");
     let tenants = ConfigSet::load_dir(&examples).expect("example tenant config loads");
@@ -60,7 +60,7 @@ async fn app(dir: &std::path::Path) -> Router {
     router(AppState::new(core))
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &Router,
     method: &str,
     path: &str,

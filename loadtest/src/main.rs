@@ -15,6 +15,7 @@ mod engine;
 mod http;
 mod orders;
 mod payments;
+mod raw;
 mod scenarios;
 mod stats;
 mod svg;
