@@ -105,6 +105,29 @@ impl SearchIndex for SwitchableIndex {
         self.check()?;
         self.inner.search(tenant, query).await
     }
+    async fn upsert_after_sale(
+        &self,
+        document: &oc_model::aftersale::listing::AfterSaleDocument,
+    ) -> DomainResult<bool> {
+        self.check()?;
+        self.inner.upsert_after_sale(document).await
+    }
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: oc_model::aftersale::AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        self.check()?;
+        self.inner.after_sale_version(tenant, id).await
+    }
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &oc_model::aftersale::listing::AfterSaleQuery,
+    ) -> DomainResult<oc_model::aftersale::listing::AfterSalePage> {
+        self.check()?;
+        self.inner.search_after_sales(tenant, query).await
+    }
     async fn refresh(&self) -> DomainResult<()> {
         self.check()?;
         self.inner.refresh().await
