@@ -81,7 +81,8 @@ impl Wiring {
     }
 
     /// A projector over the wired read models, recording the orders they refuse as dead
-    /// letters in the store (shard 0) so one bad order cannot stop every tenant.
+    /// letters in the store (shard 0) so one bad order cannot stop every tenant, and
+    /// indexing after-sales from the same store.
     pub fn projector(&self) -> Projector {
         Projector::new(
             self.store.clone() as Arc<dyn OrderStore>,
@@ -90,6 +91,7 @@ impl Wiring {
             self.projector_config.clone(),
         )
         .with_dead_letters(self.dead_letters())
+        .with_after_sales(self.store.clone() as Arc<dyn AfterSaleStore>)
     }
 
     /// The dead-letter record of the read models.
