@@ -9,12 +9,16 @@
 //!
 //! No personal data: ids, codes, SKUs and times.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{AfterSale, AfterSaleChannel, AfterSaleId, AfterSaleType};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{OrderId, PartyId, StatusCode, TenantId};
+use crate::ports::Page;
 use crate::search::{MAX_SEARCH_LIMIT, TimeRange};
 
 /// The flattened after-sale an index holds.
@@ -160,6 +164,21 @@ impl AfterSalePage {
         self.hits.iter().map(|hit| hit.after_sale_id).collect()
     }
 }
+
+/// The shards' answer to an after-sale list, for when the index is unavailable (the
+/// degraded switch): every shard of the tenant is asked and the answers merged, newest first
+/// (`created_at`, then the id, descending). Slower than the index, and a page's cursor is the
+/// shards' own (an index cursor is refused at `/cursor`, and the other way round).
+#[async_trait]
+pub trait AfterSaleListing: Send + Sync + fmt::Debug + 'static {
+    async fn list_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<Page<AfterSale>>;
+}
+
+fn _object_safety(_: &dyn AfterSaleListing) {}
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ use oc_core::payments::{PaymentProviders, PaymentSettings};
 use oc_core::{Core, Sealer};
 use oc_crypto::{KeyRing, MasterKey};
 use oc_model::aftersale::AfterSaleStore;
+use oc_model::aftersale::listing::AfterSaleListing;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
 use oc_model::ports::{Cache, OrderStore, SearchIndex};
@@ -167,6 +168,7 @@ impl TestApp {
             PaymentSettings::default(),
         )
         .after_sales(store.clone() as Arc<dyn AfterSaleStore>)
+        .after_sale_lists(store.clone() as Arc<dyn AfterSaleListing>)
         .stock_gate(shape.stock_gate)
         .node_id(2)
         .build()
@@ -2359,6 +2361,7 @@ api_tests!(
     points_are_deducted_from_the_payable,
     transitions_compare_if_match_strongly,
     after_sales_apply_review_appeal_and_refund_once,
+    after_sale_lists_from_the_index_and_the_shards,
     after_sale_steps_walk_each_type_through_its_machine,
     sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
     a_receiver_is_required_where_the_order_type_says_so,
@@ -3850,4 +3853,251 @@ async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
     assert_eq!((again.orphans_released, again.settled), (0, 0));
     assert_eq!(counter().await, Some(5));
     app.finish().await;
+}
+
+/// Paid retail order of merchant `merchant` with one `skuA` (10.00) and two `skuB` (15.00
+/// each), its 40.00 captured: the id.
+async fn paid_order_of(app: &TestApp, buyer: &str, merchant: &str) -> String {
+    let mut order = acme_order(
+        buyer,
+        json!([
+        {"sku": "skuA", "product_name": "A", "quantity": 1, "unit_price_minor": 1000, "promotion_type": "1"},
+        {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
+        ]),
+    );
+    order["merchant_id"] = json!(merchant);
+    let created = app.create(RETAIL_BL, order).await;
+    created.expect(StatusCode::CREATED);
+    let id = created.id();
+    fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
+        .await
+        .expect(StatusCode::OK);
+    captured_payment(app, &id, 4_000).await;
+    id
+}
+
+/// Every outbox event of every shard so far, in commit order per shard.
+async fn outbox_events(app: &TestApp) -> Vec<oc_model::OrderEvent> {
+    let mut events = Vec::new();
+    for shard in app.store.shards() {
+        let pending = app.store.pending_outbox(shard, 10_000).await.unwrap();
+        events.extend(pending.into_iter().map(|entry| entry.event));
+    }
+    events
+}
+
+/// The after-sale ids of a list reply, in order.
+fn listed(reply: &Reply) -> Vec<String> {
+    reply.expect(StatusCode::OK);
+    reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// After-sale lists (issue #20 item 6): the projector re-reads each after-sale an event
+/// names and writes its whole document, so events applied in reverse or replayed stale never
+/// regress it; `GET /v1/after-sales` filters on status, type, channel, merchant, order, SKU
+/// and creation time with cursor pages, details read from the shard; another tenant sees
+/// none, a merchant key its merchant's only; bad parameters are named; and without the index
+/// the shards give the same answers, flagged degraded.
+async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
+    use oc_model::ports::SearchFields;
+    use oc_projector::{Projector, ProjectorConfig, Sinks};
+
+    let first = paid_order_of(app, "buyer-lists-1", "acme").await;
+    let second = paid_order_of(app, "buyer-lists-2", "zeta").await;
+    let mut applied = Vec::new();
+    for (key, order, body) in [
+        (RETAIL_BL, &first, one_unit_of_b("refund_only", "user")),
+        (
+            RETAIL_MERCHANT,
+            &first,
+            json!({"type": "return_and_refund", "channel": "merchant",
+                   "lines": [{"sku": "skuA", "promotion_type": "1", "quantity": 1}]}),
+        ),
+        (RETAIL_CS, &second, one_unit_of_b("exchange", "customer_service")),
+    ] {
+        // distinct creation milliseconds, so the expected order is plain
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let reply = after_sale_call(
+            app,
+            key,
+            &format!("/v1/orders/{order}/after-sales"),
+            Some(body),
+        )
+        .await;
+        reply.expect(StatusCode::CREATED);
+        applied.push(reply.body.clone());
+    }
+    let id_of = |n: usize| applied[n]["id"].as_str().unwrap().to_owned();
+    let (refund, ret, exchange) = (id_of(0), id_of(1), id_of(2));
+    let status_of = |n: usize| applied[n]["status"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(1), "approved", "the merchant's own: approved at once");
+
+    let projector = Projector::new(
+        app.store.clone() as Arc<dyn OrderStore>,
+        Sinks::none().with_search(app.search.clone()),
+        app.tenants.clone() as Arc<dyn SearchFields>,
+        ProjectorConfig::default(),
+    )
+    .with_after_sales(app.store.clone() as Arc<dyn AfterSaleStore>);
+    let mut events = outbox_events(app).await;
+    events.reverse();
+    projector.apply_events(&events).await.unwrap();
+
+    // the merchant rejects the user's application: a newer version of the same after-sale
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &format!("/v1/after-sales/{refund}/review"),
+        Some(json!({"decision": "reject", "reason": "used"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let everything = outbox_events(app).await;
+    let newest: Vec<_> = everything[events.len()..].to_vec();
+    assert!(!newest.is_empty());
+    projector.apply_events(&newest).await.unwrap();
+    // a late redelivery of the application's event re-reads the row: still rejected
+    projector.apply_events(&everything).await.unwrap();
+    app.search.refresh().await.unwrap();
+
+    let list = |key: &'static str, query: String| async move {
+        let path = if query.is_empty() {
+            "/v1/after-sales".to_owned()
+        } else {
+            format!("/v1/after-sales?{query}")
+        };
+        app.call("GET", &path, Some(key), &[], None).await
+    };
+    let all = list(RETAIL_CS, String::new()).await;
+    assert_eq!(listed(&all), vec![exchange.clone(), ret.clone(), refund.clone()]);
+    assert_eq!(all.body["degraded"], false);
+    assert_eq!(all.body["items"][2]["status"], "rejected", "details from the shard");
+    assert_eq!(all.body["items"][2]["lines"][0]["sku"], "skuB");
+
+    let at = |n: usize| applied[n]["created_at"].as_str().unwrap().to_owned();
+    let cases: Vec<(String, Vec<String>)> = vec![
+        ("status=rejected".into(), vec![refund.clone()]),
+        (
+            format!("status=approved,{}", status_of(2)),
+            vec![exchange.clone(), ret.clone()],
+        ),
+        ("type=exchange".into(), vec![exchange.clone()]),
+        ("type=refund_only".into(), vec![refund.clone()]),
+        ("channel=merchant".into(), vec![ret.clone()]),
+        ("channel=user".into(), vec![refund.clone()]),
+        ("merchant=zeta".into(), vec![exchange.clone()]),
+        (format!("order={first}"), vec![ret.clone(), refund.clone()]),
+        ("sku=skuA".into(), vec![ret.clone()]),
+        ("sku=skuB".into(), vec![exchange.clone(), refund.clone()]),
+        ("sku=skuZ".into(), vec![]),
+        (format!("from={}", at(1)), vec![exchange.clone(), ret.clone()]),
+        (format!("to={}", at(1)), vec![refund.clone()]),
+        (
+            format!("order={first}&status=approved&channel=merchant&sku=skuA"),
+            vec![ret.clone()],
+        ),
+    ];
+    for (query, expected) in &cases {
+        assert_eq!(&listed(&list(RETAIL_CS, query.clone()).await), expected, "{query}");
+    }
+
+    // pages of one, through the cursor
+    let mut walked = Vec::new();
+    let mut query = "limit=1".to_owned();
+    for _ in 0..10 {
+        let page = list(RETAIL_CS, query.clone()).await;
+        walked.extend(listed(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, vec![exchange.clone(), ret.clone(), refund.clone()]);
+
+    // scope: the merchant key sees acme's only; another tenant sees none
+    assert_eq!(
+        listed(&list(RETAIL_MERCHANT, String::new()).await),
+        vec![ret.clone(), refund.clone()]
+    );
+    list(RETAIL_MERCHANT, "merchant=zeta".into()).await.problem(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        Some("/query/merchant"),
+    );
+    assert!(listed(&list(EXPRESS_CS, String::new()).await).is_empty());
+    list(RETAIL_BL, String::new())
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden", None);
+    for (query, field) in [
+        ("type=refund", "/query/type"),
+        ("channel=app", "/query/channel"),
+        ("colour=red", "/query/colour"),
+        ("limit=0", "/query/limit"),
+        ("from=yesterday", "/query/from"),
+        ("order=x", "/query/order"),
+        ("cursor=garbage", "/query/cursor"),
+    ] {
+        list(RETAIL_CS, query.into()).await.problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some(field),
+        );
+    }
+
+    // the degraded switch: no index, the shards answer the same, flagged
+    let shards = oc_core::aftersales::list::AfterSaleLists::new(
+        app.core.after_sales.clone().unwrap(),
+        None,
+        app.store.clone() as Arc<dyn AfterSaleListing>,
+    );
+    let config = app.tenants.current();
+    let params = |query: &str| -> std::collections::BTreeMap<String, String> {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap();
+                (name.to_owned(), value.to_owned())
+            })
+            .collect()
+    };
+    let ids = |list: &oc_core::aftersales::list::AfterSaleList| -> Vec<String> {
+        list.items
+            .iter()
+            .map(|view| view.after_sale.id.to_string())
+            .collect()
+    };
+    let cs = oc_core::authenticate(&config, RETAIL_CS).unwrap();
+    let merchant = oc_core::authenticate(&config, RETAIL_MERCHANT).unwrap();
+    let other_tenant = oc_core::authenticate(&config, EXPRESS_CS).unwrap();
+    let degraded = shards.list(&cs, &params("")).await.unwrap();
+    assert!(degraded.degraded);
+    assert_eq!(ids(&degraded), vec![exchange.clone(), ret.clone(), refund.clone()]);
+    for (query, expected) in &cases {
+        let answer = shards.list(&cs, &params(query)).await.unwrap();
+        assert_eq!(&ids(&answer), expected, "degraded {query}");
+    }
+    assert_eq!(
+        ids(&shards.list(&merchant, &params("")).await.unwrap()),
+        vec![ret.clone(), refund.clone()]
+    );
+    assert!(ids(&shards.list(&other_tenant, &params("")).await.unwrap()).is_empty());
+    let mut walked = Vec::new();
+    let mut query = "limit=1".to_owned();
+    for _ in 0..10 {
+        let page = shards.list(&cs, &params(&query)).await.unwrap();
+        walked.extend(ids(&page));
+        match page.next_cursor {
+            Some(cursor) => query = format!("limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, vec![exchange, ret, refund]);
+    let error = shards.list(&cs, &params("cursor=garbage")).await.unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("/query/cursor"));
 }

@@ -12,6 +12,7 @@ use oc_core::payments::PaymentProviders;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::aftersale::AfterSaleStore;
+use oc_model::aftersale::listing::AfterSaleListing;
 use oc_model::export::ExportJobs;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
@@ -208,6 +209,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         config.payments.clone(),
     )
     .after_sales(store.clone() as Arc<dyn AfterSaleStore>)
+    .after_sale_lists(store.clone() as Arc<dyn AfterSaleListing>)
     .stock_gate(stock_gate)
     .node_id(config.node_id)
     .build()
