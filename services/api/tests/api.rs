@@ -2490,6 +2490,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
         "/v1/orders/{id}/history",
         "/v1/orders/{id}/payments",
         "/v1/orders/{id}/after-sales",
+        "/v1/after-sales",
         "/v1/after-sales/{id}",
         "/v1/after-sales/{id}/review",
         "/v1/after-sales/{id}/appeal",
@@ -2511,7 +2512,7 @@ async fn openapi_document_matches_snapshot_and_routes() {
     }
     assert_eq!(
         paths.len(),
-        24,
+        25,
         "every documented path is routed (and the reverse)"
     );
     app.call("GET", "/healthz", None, &[], None)
@@ -3918,7 +3919,11 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
             json!({"type": "return_and_refund", "channel": "merchant",
                    "lines": [{"sku": "skuA", "promotion_type": "1", "quantity": 1}]}),
         ),
-        (RETAIL_CS, &second, one_unit_of_b("exchange", "customer_service")),
+        (
+            RETAIL_CS,
+            &second,
+            one_unit_of_b("exchange", "customer_service"),
+        ),
     ] {
         // distinct creation milliseconds, so the expected order is plain
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -3935,7 +3940,11 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
     let id_of = |n: usize| applied[n]["id"].as_str().unwrap().to_owned();
     let (refund, ret, exchange) = (id_of(0), id_of(1), id_of(2));
     let status_of = |n: usize| applied[n]["status"].as_str().unwrap().to_owned();
-    assert_eq!(status_of(1), "approved", "the merchant's own: approved at once");
+    assert_eq!(
+        status_of(1),
+        "approved",
+        "the merchant's own: approved at once"
+    );
 
     let projector = Projector::new(
         app.store.clone() as Arc<dyn OrderStore>,
@@ -3974,9 +3983,15 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         app.call("GET", &path, Some(key), &[], None).await
     };
     let all = list(RETAIL_CS, String::new()).await;
-    assert_eq!(listed(&all), vec![exchange.clone(), ret.clone(), refund.clone()]);
+    assert_eq!(
+        listed(&all),
+        vec![exchange.clone(), ret.clone(), refund.clone()]
+    );
     assert_eq!(all.body["degraded"], false);
-    assert_eq!(all.body["items"][2]["status"], "rejected", "details from the shard");
+    assert_eq!(
+        all.body["items"][2]["status"], "rejected",
+        "details from the shard"
+    );
     assert_eq!(all.body["items"][2]["lines"][0]["sku"], "skuB");
 
     let at = |n: usize| applied[n]["created_at"].as_str().unwrap().to_owned();
@@ -3995,7 +4010,10 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         ("sku=skuA".into(), vec![ret.clone()]),
         ("sku=skuB".into(), vec![exchange.clone(), refund.clone()]),
         ("sku=skuZ".into(), vec![]),
-        (format!("from={}", at(1)), vec![exchange.clone(), ret.clone()]),
+        (
+            format!("from={}", at(1)),
+            vec![exchange.clone(), ret.clone()],
+        ),
         (format!("to={}", at(1)), vec![refund.clone()]),
         (
             format!("order={first}&status=approved&channel=merchant&sku=skuA"),
@@ -4003,7 +4021,11 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         ),
     ];
     for (query, expected) in &cases {
-        assert_eq!(&listed(&list(RETAIL_CS, query.clone()).await), expected, "{query}");
+        assert_eq!(
+            &listed(&list(RETAIL_CS, query.clone()).await),
+            expected,
+            "{query}"
+        );
     }
 
     // pages of one, through the cursor
@@ -4077,7 +4099,10 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
     let other_tenant = oc_core::authenticate(&config, EXPRESS_CS).unwrap();
     let degraded = shards.list(&cs, &params("")).await.unwrap();
     assert!(degraded.degraded);
-    assert_eq!(ids(&degraded), vec![exchange.clone(), ret.clone(), refund.clone()]);
+    assert_eq!(
+        ids(&degraded),
+        vec![exchange.clone(), ret.clone(), refund.clone()]
+    );
     for (query, expected) in &cases {
         let answer = shards.list(&cs, &params(query)).await.unwrap();
         assert_eq!(&ids(&answer), expected, "degraded {query}");
@@ -4098,6 +4123,9 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         }
     }
     assert_eq!(walked, vec![exchange, ret, refund]);
-    let error = shards.list(&cs, &params("cursor=garbage")).await.unwrap_err();
+    let error = shards
+        .list(&cs, &params("cursor=garbage"))
+        .await
+        .unwrap_err();
     assert_eq!(error.field.as_deref(), Some("/query/cursor"));
 }

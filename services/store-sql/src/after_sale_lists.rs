@@ -49,9 +49,8 @@ impl AfterSaleListing for SqlOrderStore {
     ) -> DomainResult<Page<AfterSale>> {
         query.validate()?;
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let mut sql = String::from(
-            "SELECT a.id, a.created_at_ms FROM after_sales a WHERE a.tenant = ?",
-        );
+        let mut sql =
+            String::from("SELECT a.id, a.created_at_ms FROM after_sales a WHERE a.tenant = ?");
         if !query.statuses.is_empty() {
             let marks = vec!["?"; query.statuses.len()].join(", ");
             sql.push_str(&format!(" AND a.status IN ({marks})"));
@@ -161,7 +160,14 @@ mod tests {
             decode_cursor(&encode_cursor(1_790_000_000_123, 42)).unwrap(),
             (1_790_000_000_123, 42)
         );
-        for bad in ["", "as1.1", "as1.x.2", "as2.1.2", "as1.1.2.3", "eyJzIjp7fX0"] {
+        for bad in [
+            "",
+            "as1.1",
+            "as1.x.2",
+            "as2.1.2",
+            "as1.1.2.3",
+            "eyJzIjp7fX0",
+        ] {
             assert_eq!(
                 decode_cursor(bad).unwrap_err().field.as_deref(),
                 Some("/cursor"),

@@ -120,10 +120,10 @@ impl AfterSaleLists {
             })
             .transpose()?;
         if let Some(sku) = get("sku") {
-            if sku.is_empty() || sku.chars().count() > 64 {
+            if sku.is_empty() || sku.chars().count() > 128 {
                 return Err(DomainError::invalid(
                     query_path("sku"),
-                    "a SKU is 1 to 64 characters",
+                    "a SKU is 1 to 128 characters",
                 ));
             }
             query.sku = Some(sku.to_owned());
@@ -180,7 +180,10 @@ impl AfterSaleLists {
         let mut items = Vec::with_capacity(page.hits.len());
         for hit in &page.hits {
             // details from the shard; the index can trail an archiving: skip what is gone
-            if let Some(after_sale) = store.get_after_sale(&caller.tenant, hit.after_sale_id).await? {
+            if let Some(after_sale) = store
+                .get_after_sale(&caller.tenant, hit.after_sale_id)
+                .await?
+            {
                 items.push(view(after_sale));
             }
         }
