@@ -3905,6 +3905,7 @@ fn listed(reply: &Reply) -> Vec<String> {
 /// none, a merchant key its merchant's only; bad parameters are named; and without the index
 /// the shards give the same answers, flagged degraded.
 async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
+    use oc_model::aftersale::listing::AfterSaleQuery;
     use oc_model::ports::SearchFields;
     use oc_projector::{Projector, ProjectorConfig, Sinks};
 
@@ -4122,10 +4123,92 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
             None => break,
         }
     }
-    assert_eq!(walked, vec![exchange, ret, refund]);
+    assert_eq!(walked, vec![exchange.clone(), ret.clone(), refund.clone()]);
     let error = shards
         .list(&cs, &params("cursor=garbage"))
         .await
         .unwrap_err();
     assert_eq!(error.field.as_deref(), Some("/query/cursor"));
+
+    // a backfill into an empty index covers the after-sales too
+    let retail = TenantId::parse("retail").unwrap();
+    let fresh = Arc::new(
+        TantivySearchIndex::open(TantivyConfig::in_memory().with_commit(CommitPolicy::EveryWrite))
+            .unwrap(),
+    );
+    let rebuilt = Projector::new(
+        app.store.clone() as Arc<dyn OrderStore>,
+        Sinks::none().with_search(fresh.clone()),
+        app.tenants.clone() as Arc<dyn SearchFields>,
+        ProjectorConfig::default(),
+    )
+    .with_after_sales(app.store.clone() as Arc<dyn AfterSaleStore>);
+    let options = oc_projector::BackfillOptions {
+        tenant: Some(retail.clone()),
+        ..oc_projector::BackfillOptions::default()
+    };
+    oc_projector::backfill(app.store.as_ref(), &rebuilt, &options)
+        .await
+        .unwrap();
+    let page = fresh
+        .search_after_sales(&retail, &AfterSaleQuery::default())
+        .await
+        .unwrap();
+    let backfilled: Vec<String> = page.ids().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        backfilled,
+        vec![exchange.clone(), ret.clone(), refund.clone()]
+    );
+
+    // reconcile: clean; then an application and an appeal the projector never saw are
+    // reported missing and stale, and the repair re-indexes exactly those
+    let now = time::OffsetDateTime::now_utc();
+    let window = oc_projector::ReconcileOptions::new(
+        retail.clone(),
+        now - time::Duration::hours(1),
+        now + time::Duration::hours(1),
+    );
+    let listing = app.store.clone() as Arc<dyn AfterSaleListing>;
+    let clean = oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), &window)
+        .await
+        .unwrap();
+    assert!(clean.clean, "{clean:?}");
+    assert_eq!(clean.shard_count, 3);
+    let unseen = after_sale_call(
+        app,
+        RETAIL_CS,
+        &format!("/v1/orders/{second}/after-sales"),
+        Some(json!({"type": "refund_only", "channel": "customer_service",
+                    "lines": [{"sku": "skuA", "promotion_type": "1", "quantity": 1}]})),
+    )
+    .await;
+    unseen.expect(StatusCode::CREATED);
+    after_sale_call(
+        app,
+        RETAIL_BL,
+        &format!("/v1/after-sales/{refund}/appeal"),
+        Some(json!({"reason": "it arrived broken"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let dirty = oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), &window)
+        .await
+        .unwrap();
+    let missing: Vec<String> = dirty.missing.iter().map(ToString::to_string).collect();
+    assert_eq!(missing, vec![unseen.id()]);
+    assert_eq!(dirty.stale.len(), 1, "{dirty:?}");
+    assert_eq!(dirty.stale[0].after_sale_id.to_string(), refund);
+    assert!(
+        dirty.ahead.is_empty() && dirty.extra.is_empty(),
+        "{dirty:?}"
+    );
+    let repaired = oc_projector::repair_after_sales(listing.as_ref(), &projector, &window)
+        .await
+        .unwrap();
+    assert_eq!(repaired.reapplied_orders, 2);
+    assert!(repaired.after.clean, "{:?}", repaired.after);
+    assert_eq!(
+        listed(&list(RETAIL_CS, "status=appealed".into()).await),
+        vec![refund]
+    );
 }
