@@ -3857,7 +3857,7 @@ async fn the_sweepers_releases_give_units_back_to_the_stock_gate() {
 }
 
 /// Paid retail order of merchant `merchant` with one `skuA` (10.00) and two `skuB` (15.00
-/// each), its 40.00 captured: the id.
+/// each) (paid by the transition; no payment record, which only a refund needs): the id.
 async fn paid_order_of(app: &TestApp, buyer: &str, merchant: &str) -> String {
     let mut order = acme_order(
         buyer,
@@ -3873,7 +3873,6 @@ async fn paid_order_of(app: &TestApp, buyer: &str, merchant: &str) -> String {
     fire(app, RETAIL_BL, &id, Some("\"1\""), json!({"event": "pay"}))
         .await
         .expect(StatusCode::OK);
-    captured_payment(app, &id, 4_000).await;
     id
 }
 
@@ -4211,4 +4210,127 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         listed(&list(RETAIL_CS, "status=appealed".into()).await),
         vec![refund]
     );
+}
+
+/// The figure of issue #20 item 6: after-sale list latency from the index (tantivy and
+/// OpenSearch) against the shards (the degraded switch), through the list use case, each
+/// page's after-sales read from MariaDB either way. Bounded: 120 orders with two
+/// after-sales each, 300 lists per path over six filter mixes; prints p50/p99, asserts
+/// nothing about speed.
+///
+/// `cargo nextest run -p oc-api --test api after_sale_list_latency --run-ignored only --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn after_sale_list_latency_index_against_shards() {
+    use oc_core::aftersales::list::AfterSaleLists;
+    use oc_model::ports::SearchFields;
+    use oc_projector::{Projector, ProjectorConfig, Sinks};
+    use oc_search::{EsConfig, EsSearchIndex, MappedEsIndex};
+
+    const ORDERS: usize = 120;
+    const LISTS: usize = 300;
+    let app = TestApp::mariadb("aslist_latency").await;
+    let prefix = oc_test_support::SearchPrefix::new("aslist_latency")
+        .await
+        .unwrap();
+    // as the binary wires it: the projector writes the orders to their mapped indexes too
+    let opensearch: Arc<dyn SearchIndex> = Arc::new(MappedEsIndex::new(
+        EsSearchIndex::connect(EsConfig {
+            index_prefix: prefix.prefix().to_owned(),
+            number_of_replicas: 0,
+            ..EsConfig::new(prefix.url())
+        })
+        .unwrap(),
+        app.tenants.clone() as Arc<dyn SearchFields>,
+    ));
+    for n in 0..ORDERS {
+        let merchant = if n % 3 == 0 { "zeta" } else { "acme" };
+        let order = paid_order_of(&app, &format!("buyer-lat-{n}"), merchant).await;
+        let applications = format!("/v1/orders/{order}/after-sales");
+        after_sale_call(
+            &app,
+            RETAIL_BL,
+            &applications,
+            Some(one_unit_of_b("refund_only", "user")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        after_sale_call(
+            &app,
+            RETAIL_CS,
+            &applications,
+            Some(
+                json!({"type": "return_and_refund", "channel": "customer_service",
+                        "lines": [{"sku": "skuA", "promotion_type": "1", "quantity": 1}]}),
+            ),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let events = outbox_events(&app).await;
+    for index in [
+        app.search.clone() as Arc<dyn SearchIndex>,
+        opensearch.clone(),
+    ] {
+        Projector::new(
+            app.store.clone() as Arc<dyn OrderStore>,
+            Sinks::none().with_search(index.clone()),
+            app.tenants.clone() as Arc<dyn SearchFields>,
+            ProjectorConfig::default(),
+        )
+        .with_after_sales(app.store.clone() as Arc<dyn AfterSaleStore>)
+        .apply_events(&events)
+        .await
+        .unwrap();
+        index.refresh().await.unwrap();
+    }
+    let service = app.core.after_sales.clone().unwrap();
+    let listing = app.store.clone() as Arc<dyn AfterSaleListing>;
+    let paths = [
+        ("tantivy", Some(app.search.clone() as Arc<dyn SearchIndex>)),
+        ("opensearch", Some(opensearch.clone())),
+        ("shards (degraded)", None),
+    ];
+    let mixes = [
+        "",
+        "status=applied",
+        "type=return_and_refund",
+        "sku=skuA&limit=50",
+        "merchant=zeta",
+        "channel=user&limit=10",
+    ];
+    let caller = oc_core::authenticate(&app.tenants.current(), RETAIL_CS).unwrap();
+    println!(
+        "after-sale lists: {} after-sales on 2 MariaDB shards, {LISTS} lists per path (limit 20 unless set)",
+        ORDERS * 2
+    );
+    for (name, index) in paths {
+        let lists = AfterSaleLists::new(service.clone(), index, listing.clone());
+        let mut micros = Vec::with_capacity(LISTS);
+        for n in 0..LISTS {
+            let params: std::collections::BTreeMap<String, String> = mixes[n % mixes.len()]
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect();
+            let started = std::time::Instant::now();
+            let page = lists.list(&caller, &params).await.unwrap();
+            micros.push(started.elapsed().as_micros() as u64);
+            assert!(!page.items.is_empty());
+        }
+        micros.sort_unstable();
+        let at = |q: f64| {
+            micros[((micros.len() as f64 * q) as usize).min(micros.len() - 1)] as f64 / 1000.0
+        };
+        println!(
+            "  {name:<18} p50 {:>7.2} ms   p99 {:>7.2} ms",
+            at(0.50),
+            at(0.99)
+        );
+    }
+    prefix.cleanup().await.unwrap();
+    app.finish().await;
 }
