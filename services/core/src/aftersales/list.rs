@@ -172,7 +172,7 @@ impl AfterSaleLists {
             Ok(page) => page,
             Err(error) if index_unavailable(&error) => {
                 tracing::warn!(error = %error.message, "search index unavailable; listing after-sales from the shards");
-                return self.from_the_shards(caller, &query).await;
+                return self.list_on_the_shards(caller, &query).await;
             }
             Err(error) => return Err(query_error(error)),
         };
@@ -194,7 +194,7 @@ impl AfterSaleLists {
         })
     }
 
-    async fn from_the_shards(
+    async fn list_on_the_shards(
         &self,
         caller: &Caller,
         query: &AfterSaleQuery,
