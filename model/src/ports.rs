@@ -27,6 +27,8 @@ use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::aftersale::AfterSaleId;
+use crate::aftersale::listing::{AfterSaleDocument, AfterSalePage, AfterSaleQuery};
 use crate::error::DomainResult;
 use crate::event::{OrderEvent, OutboxEntry, ShardId};
 use crate::ids::{OrderId, PartyId, TenantId};
@@ -140,6 +142,26 @@ pub trait SearchIndex: Send + Sync + Debug + 'static {
     /// Matching orders of `tenant` only, sorted, one page at a time. Writes become visible to
     /// search after a short, adapter-specific lag (see [`SearchIndex::refresh`]).
     async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage>;
+
+    /// After-sales (issue #20 item 6) live beside the orders in an index (or document
+    /// type) of their own, tenant-scoped the same way, with the same version rule: write
+    /// `document` unless the index holds the same or a newer version of that after-sale.
+    async fn upsert_after_sale(&self, document: &AfterSaleDocument) -> DomainResult<bool>;
+
+    /// The version the index holds for an after-sale, for reconciliation.
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<u64>>;
+
+    /// Matching after-sales of `tenant` only, newest first, one page at a time (visible
+    /// after the same lag as orders).
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<AfterSalePage>;
 
     /// Make every write acknowledged so far visible to search (tests, end of a backfill).
     async fn refresh(&self) -> DomainResult<()>;

@@ -8,6 +8,7 @@
 //! ([`AfterSaleStore::apply`]): however many channels apply at once, the units held by live
 //! after-sales plus those already returned never exceed what was bought.
 
+pub mod listing;
 mod machine;
 pub mod split;
 

@@ -224,6 +224,10 @@ schemas.update({
                    ["tenant", "id", "order_id", "kind", "channel", "applicant", "reviewer", "status", "version", "appealed", "lines",
                     "refund_amount", "created_at", "updated_at"]),
   "AfterSaleList": obj({"items": {"type": "array", "items": ref("AfterSale")}}, ["items"]),
+  "AfterSalePage": obj({"items": {"type": "array", "items": ref("AfterSale")},
+                        "next_cursor": S(description="Present when there may be more: pass it as `cursor` for the next page."),
+                        "degraded": {"type": "boolean", "description": "True when the search index was unavailable and the shards answered (slower; their cursors are their own)."}},
+                       ["items", "degraded"]),
 })
 as_ok = lambda desc: {"description": desc, "content": {"application/json": {"schema": ref("AfterSale")}}}
 as_404 = problem("No such after-sale for this tenant (or the caller's merchant).")
@@ -351,6 +355,24 @@ doc = {
               "parameters": [id_param],
               "responses": {"200": {"description": "Oldest first.", "content": {"application/json": {"schema": ref("AfterSaleList")}}},
                             "404": problem("No such order for this tenant."), **errors}}},
+    "/v1/after-sales": {
+      "get": {"operationId": "listAfterSales", "summary": "The tenant's after-sales for the merchant and customer-service consoles, newest first (role endpoint `after_sales.list`)",
+              "description": "Filtered in the search index (every after-sale event re-indexes the whole after-sale, re-read by primary key), each after-sale then read from its shard. A merchant-scoped key lists its merchant's after-sales only (403 at `merchant` for another). When the index is unavailable the shards answer, `degraded: true`. Unknown parameters are refused.",
+              "parameters": [
+                {"name": "status", "in": "query", "required": False, "schema": S(maxLength=512), "description": "Comma-separated statuses."},
+                {"name": "type", "in": "query", "required": False, "schema": as_type},
+                {"name": "channel", "in": "query", "required": False, "schema": as_channel},
+                {"name": "merchant", "in": "query", "required": False, "schema": party_id, "description": "The merchant of the after-sale's order."},
+                {"name": "order", "in": "query", "required": False, "schema": S(maxLength=20), "description": "An order id."},
+                {"name": "sku", "in": "query", "required": False, "schema": S(maxLength=128), "description": "After-sales with a line of this SKU."},
+                {"name": "from", "in": "query", "required": False, "schema": dt, "description": "Applied at or after (RFC 3339)."},
+                {"name": "to", "in": "query", "required": False, "schema": dt, "description": "Applied before (RFC 3339)."},
+                {"name": "cursor", "in": "query", "required": False, "schema": S(maxLength=512)},
+                {"name": "limit", "in": "query", "required": False, "schema": I(minimum=1, maximum=100), "description": "Default 20."}],
+              "responses": {"200": {"description": "A page of matching after-sales, newest first.", "content": {"application/json": {"schema": ref("AfterSalePage")}}},
+                            **errors,
+                            "403": problem("The role lacks `after_sales.list`, or a merchant-scoped key asked for another merchant."),
+                            "422": problem("A bad parameter, named at `/query/<name>`.")}}},
     "/v1/after-sales/{id}": {
       "get": {"operationId": "getAfterSale", "summary": "An after-sale with its status history and refund (role endpoint `after_sales.get`)",
               "parameters": [id_param],

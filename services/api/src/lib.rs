@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod access;
+pub mod after_sale_lists;
 pub mod after_sales;
 pub mod dto;
 pub mod edge;
@@ -88,6 +89,7 @@ pub fn router_with(state: AppState, limits: edge::EdgeConfig) -> Router {
             "/v1/orders/{id}/after-sales",
             post(after_sales::apply).get(after_sales::list_of_order),
         )
+        .route("/v1/after-sales", get(after_sale_lists::list))
         .route("/v1/after-sales/{id}", get(after_sales::get))
         .route("/v1/after-sales/{id}/review", post(after_sales::review))
         .route("/v1/after-sales/{id}/appeal", post(after_sales::appeal))

@@ -51,6 +51,26 @@ use oc_tenant_config::{ConfigHandle, ConfigSet};
 use oc_test_support::TcpProxy;
 
 const RETAIL_BL: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
+const RETAIL_CS: &str = "oc_test_retail_cs_0001_06f3d8a2c7b5e1943a0d";
+
+/// No payment provider accounts: after-sales are wired (they need the payments domain), no
+/// payment is made here.
+#[derive(Debug)]
+struct NoPaymentAccounts;
+
+impl oc_model::payment::PaymentSecrets for NoPaymentAccounts {
+    fn credentials(
+        &self,
+        _: &TenantId,
+        _: &oc_model::ProviderName,
+    ) -> Option<oc_model::payment::ProviderCredentials> {
+        None
+    }
+
+    fn tenant_of_account(&self, _: &oc_model::ProviderName, _: &str) -> Option<TenantId> {
+        None
+    }
+}
 /// Upper bound of every wait for the breaker to move.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -104,6 +124,29 @@ impl SearchIndex for SwitchableIndex {
     async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
         self.check()?;
         self.inner.search(tenant, query).await
+    }
+    async fn upsert_after_sale(
+        &self,
+        document: &oc_model::aftersale::listing::AfterSaleDocument,
+    ) -> DomainResult<bool> {
+        self.check()?;
+        self.inner.upsert_after_sale(document).await
+    }
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: oc_model::aftersale::AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        self.check()?;
+        self.inner.after_sale_version(tenant, id).await
+    }
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &oc_model::aftersale::listing::AfterSaleQuery,
+    ) -> DomainResult<oc_model::aftersale::listing::AfterSalePage> {
+        self.check()?;
+        self.inner.search_after_sales(tenant, query).await
     }
     async fn refresh(&self) -> DomainResult<()> {
         self.check()?;
@@ -297,6 +340,13 @@ impl App {
         .search(Some(guarded_index))
         .transitions(store.clone() as Arc<dyn TransitionStore>)
         .stock(store.clone() as Arc<dyn StockStore>)
+        .payments(
+            store.clone() as Arc<dyn oc_model::payment::PaymentStore>,
+            oc_core::payments::PaymentProviders::new(Arc::new(NoPaymentAccounts)),
+            oc_core::payments::PaymentSettings::default(),
+        )
+        .after_sales(store.clone() as Arc<dyn oc_model::aftersale::AfterSaleStore>)
+        .after_sale_lists(store.clone() as Arc<dyn oc_model::aftersale::listing::AfterSaleListing>)
         .stock_gate(Some(guarded_gate))
         .node_id(3)
         .build()
@@ -341,10 +391,14 @@ impl App {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(RETAIL_BL, method, path, body).await
+    }
+
+    async fn call_as(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {RETAIL_BL}"));
+            .header(header::AUTHORIZATION, format!("Bearer {key}"));
         let request = match body {
             Some(body) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
@@ -595,6 +649,43 @@ async fn search_index_down_buyer_lists_fall_back_to_the_shard_flagged_degraded()
     assert_eq!(listed(&back), expected);
     let ready = app.readyz().await;
     assert_eq!(ready.body["dependencies"]["search"]["status"], "up");
+    app.finish().await;
+}
+
+/// After-sale lists behind the same index breaker (issue #20 item 6): with the index down
+/// the shards answer, flagged degraded, and once the breaker is open the index is not called;
+/// back up, lists come from the index again. (That the shards give the same answers as the
+/// index is `api.rs`'s `after_sale_lists_from_the_index_and_the_shards`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_index_down_after_sale_lists_come_from_the_shards_flagged_degraded() {
+    let app = App::start("degrade_as_lists").await;
+    let list = async || {
+        let reply = app
+            .call_as(RETAIL_CS, "GET", "/v1/after-sales?status=applied", None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body["items"], json!([]));
+        reply.body["degraded"].as_bool().unwrap()
+    };
+    assert!(!list().await, "the index answers");
+    app.index.down.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        assert!(list().await, "the shards answer, flagged");
+    }
+    assert_eq!(app.search_breaker.state(), BreakerState::Open);
+    let calls = app.index.calls.load(Ordering::SeqCst);
+    assert!(list().await);
+    assert_eq!(
+        app.index.calls.load(Ordering::SeqCst),
+        calls,
+        "open: the index is not called"
+    );
+    app.index.down.store(false, Ordering::SeqCst);
+    wait_for_state(&app.search_breaker, BreakerState::Closed, async || {
+        list().await;
+    })
+    .await;
+    assert!(!list().await, "back on the index");
     app.finish().await;
 }
 

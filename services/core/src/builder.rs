@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use oc_model::aftersale::AfterSaleStore;
+use oc_model::aftersale::listing::AfterSaleListing;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::PaymentStore;
 use oc_model::ports::{Cache, Clock, ColdStore, OrderStore, SearchIndex, SystemClock};
@@ -12,6 +13,7 @@ use oc_model::{DomainError, DomainResult, OrderIdGenerator};
 use oc_tenant_config::ConfigHandle;
 
 use crate::aftersales::AfterSaleService;
+use crate::aftersales::list::AfterSaleLists;
 use crate::orders::{OrderService, ReadModels};
 use crate::payments::{PaymentProviders, PaymentService, PaymentSettings};
 use crate::sealing::Sealer;
@@ -38,6 +40,9 @@ pub struct Core {
     /// After-sales: apply, review, appeal, refund. `None` unless the composition root wired
     /// an after-sale store and a payment store (refunds are recorded on payments).
     pub after_sales: Option<AfterSaleService>,
+    /// After-sale lists (the index, or the shards when it is unavailable); present with
+    /// after-sales and a shard listing ([`CoreBuilder::after_sale_lists`]).
+    pub after_sale_lists: Option<AfterSaleLists>,
 }
 
 impl Core {
@@ -55,6 +60,7 @@ impl Core {
             stock: None,
             payments: None,
             after_sales: None,
+            after_sale_listing: None,
             stock_gate: None,
             read: ReadModels::default(),
             clock: Arc::new(SystemClock),
@@ -73,6 +79,7 @@ pub struct CoreBuilder {
     stock: Option<Arc<dyn StockStore>>,
     payments: Option<(Arc<dyn PaymentStore>, PaymentProviders, PaymentSettings)>,
     after_sales: Option<Arc<dyn AfterSaleStore>>,
+    after_sale_listing: Option<Arc<dyn AfterSaleListing>>,
     stock_gate: Option<Arc<dyn StockGate>>,
     read: ReadModels,
     clock: Arc<dyn Clock>,
@@ -115,6 +122,12 @@ impl CoreBuilder {
 
     /// The admission gate in front of the stock store for hot SKUs (used for business
     /// identities with `accelerator: redis`; without it they reserve in SQL alone).
+    /// The shards' after-sale listing: the degraded answer of after-sale lists.
+    pub fn after_sale_lists(mut self, shards: Arc<dyn AfterSaleListing>) -> Self {
+        self.after_sale_listing = Some(shards);
+        self
+    }
+
     pub fn stock_gate(mut self, gate: Option<Arc<dyn StockGate>>) -> Self {
         self.stock_gate = gate;
         self
@@ -197,10 +210,19 @@ impl CoreBuilder {
             }
             _ => None,
         };
+        let after_sale_lists = match (&after_sales, self.after_sale_listing) {
+            (Some(after_sales), Some(shards)) => Some(AfterSaleLists::new(
+                after_sales.clone(),
+                orders.read.search.clone(),
+                shards,
+            )),
+            _ => None,
+        };
         Ok(Core {
             transitions,
             payments,
             after_sales,
+            after_sale_lists,
             stock: StockService {
                 store: stock,
                 clock: self.clock,

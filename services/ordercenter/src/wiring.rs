@@ -12,6 +12,7 @@ use oc_core::payments::PaymentProviders;
 use oc_core::{Core, Sealer};
 use oc_crypto::KeyRing;
 use oc_model::aftersale::AfterSaleStore;
+use oc_model::aftersale::listing::AfterSaleListing;
 use oc_model::export::ExportJobs;
 use oc_model::lifecycle::TransitionStore;
 use oc_model::payment::{PaymentSecrets, PaymentStore};
@@ -81,7 +82,8 @@ impl Wiring {
     }
 
     /// A projector over the wired read models, recording the orders they refuse as dead
-    /// letters in the store (shard 0) so one bad order cannot stop every tenant.
+    /// letters in the store (shard 0) so one bad order cannot stop every tenant, and
+    /// indexing after-sales from the same store.
     pub fn projector(&self) -> Projector {
         Projector::new(
             self.store.clone() as Arc<dyn OrderStore>,
@@ -90,6 +92,7 @@ impl Wiring {
             self.projector_config.clone(),
         )
         .with_dead_letters(self.dead_letters())
+        .with_after_sales(self.store.clone() as Arc<dyn AfterSaleStore>)
     }
 
     /// The dead-letter record of the read models.
@@ -206,6 +209,7 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
         config.payments.clone(),
     )
     .after_sales(store.clone() as Arc<dyn AfterSaleStore>)
+    .after_sale_lists(store.clone() as Arc<dyn AfterSaleListing>)
     .stock_gate(stock_gate)
     .node_id(config.node_id)
     .build()

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod after_sale_reconcile;
 mod backfill;
 mod dead_letters;
 mod projector;
 mod reconcile;
 mod stats;
 
+pub use after_sale_reconcile::{
+    AfterSaleReconcileReport, AfterSaleRepairReport, AfterSaleVersionDiff, reconcile_after_sales,
+    repair_after_sales,
+};
 pub use backfill::{
     BackfillCheckpoint, BackfillOptions, BackfillReport, ShardCheckpoint, backfill,
 };

@@ -1,12 +1,14 @@
 //! The projector: order events in, read models out, by re-reading each order by primary key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use oc_model::aftersale::listing::AfterSaleDocument;
+use oc_model::aftersale::{AfterSale, AfterSaleId, AfterSaleStore};
 use oc_model::indexing::document_from_order;
 use oc_model::ports::{
     Cache, ColdStore, DeadLetter, DeadLetters, EventStream, OrderStore, SearchFields, SearchIndex,
@@ -200,7 +202,19 @@ struct Inner {
     fields: Arc<dyn SearchFields>,
     config: ProjectorConfig,
     dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// Where after-sales are re-read for their search documents (issue #20 item 6); without
+    /// it after-sales are not indexed.
+    after_sales: Option<Arc<dyn AfterSaleStore>>,
     counters: Counters,
+}
+
+/// Which after-sales of an order to re-index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AfterSaleTargets {
+    /// Those the batch's events named (`after_sale` events).
+    Named(BTreeSet<u64>),
+    /// Every after-sale of the order (a backfill or a repair, which have no events).
+    All,
 }
 
 enum Attempt<T> {
@@ -249,6 +263,7 @@ impl Projector {
                 fields,
                 config,
                 dead_letters: None,
+                after_sales: None,
                 counters: Counters::default(),
             }),
         }
@@ -264,6 +279,25 @@ impl Projector {
                 fields: Arc::clone(&self.inner.fields),
                 config: self.inner.config.clone(),
                 dead_letters: Some(dead_letters),
+                after_sales: self.inner.after_sales.clone(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The same projector also indexing after-sales: every `after_sale` event re-reads the
+    /// after-sale it names by primary key from `store` and writes its whole document (the
+    /// seed's rule), and [`Projector::apply_orders`] (backfill, repair) re-reads every
+    /// after-sale of each order. Counters start afresh: call it before use.
+    pub fn with_after_sales(self, store: Arc<dyn AfterSaleStore>) -> Projector {
+        Projector {
+            inner: Arc::new(Inner {
+                store: Arc::clone(&self.inner.store),
+                sinks: self.inner.sinks.clone(),
+                fields: Arc::clone(&self.inner.fields),
+                config: self.inner.config.clone(),
+                dead_letters: self.inner.dead_letters.clone(),
+                after_sales: Some(store),
                 counters: Counters::default(),
             }),
         }
@@ -311,7 +345,20 @@ impl Projector {
             .into_iter()
             .map(|(key, event)| (key, event.event_id()))
             .collect();
-        let outcome = self.apply_keys(&keys, &event_ids).await?;
+        let mut named: HashMap<(TenantId, OrderId), AfterSaleTargets> = HashMap::new();
+        for event in events {
+            if let Some(note) = &event.after_sale {
+                let entry = named
+                    .entry((event.tenant.clone(), event.order_id))
+                    .or_insert_with(|| AfterSaleTargets::Named(BTreeSet::new()));
+                if let AfterSaleTargets::Named(ids) = entry {
+                    ids.insert(note.after_sale_id);
+                }
+            }
+        }
+        let outcome = self
+            .apply_keys(&keys, &event_ids, |key| named.get(key).cloned())
+            .await?;
         self.inner
             .counters
             .events
@@ -321,13 +368,15 @@ impl Projector {
 
     /// Re-reads each order (duplicates once) and writes its current state to every sink.
     pub async fn apply_orders(&self, keys: &[(TenantId, OrderId)]) -> DomainResult<BatchOutcome> {
-        self.apply_keys(keys, &HashMap::new()).await
+        self.apply_keys(keys, &HashMap::new(), |_| Some(AfterSaleTargets::All))
+            .await
     }
 
     async fn apply_keys(
         &self,
         keys: &[(TenantId, OrderId)],
         event_ids: &HashMap<(TenantId, OrderId), String>,
+        after_sales: impl Fn(&(TenantId, OrderId)) -> Option<AfterSaleTargets>,
     ) -> DomainResult<BatchOutcome> {
         let mut seen = HashSet::with_capacity(keys.len());
         let distinct: Vec<(TenantId, OrderId)> = keys
@@ -338,9 +387,12 @@ impl Projector {
         let count = distinct.len();
         // owned items: the futures must not borrow from the iterator (keeps `run` Send)
         let results: Vec<DomainResult<bool>> = futures_util::stream::iter(distinct)
-            .map(|(tenant, id)| async move {
-                let event_id = event_ids.get(&(tenant.clone(), id)).map(String::as_str);
-                self.apply_one(&tenant, id, event_id).await
+            .map(|(tenant, id)| {
+                let targets = after_sales(&(tenant.clone(), id));
+                async move {
+                    let event_id = event_ids.get(&(tenant.clone(), id)).map(String::as_str);
+                    self.apply_one(&tenant, id, event_id, targets).await
+                }
             })
             .buffer_unordered(self.inner.config.concurrency.max(1))
             .collect()
@@ -363,6 +415,7 @@ impl Projector {
         tenant: &TenantId,
         id: OrderId,
         event_id: Option<&str>,
+        after_sales: Option<AfterSaleTargets>,
     ) -> DomainResult<bool> {
         let counters = &self.inner.counters;
         let read = self
@@ -385,8 +438,71 @@ impl Projector {
             return Ok(false);
         };
         self.apply_order_from(&order, event_id).await?;
+        if let Some(targets) = after_sales {
+            self.write_after_sales(&order, targets, event_id).await?;
+        }
         counters.orders.fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Re-reads the after-sales `targets` of `order` by primary key and writes each one's
+    /// whole document to the search index, version-checked (a late event re-reads the
+    /// current row, so it can only write the newest state or nothing). A failed write
+    /// follows the rule on [`Projector`] under the order's name: a dead letter of it,
+    /// replayed, re-indexes the order; the after-sale is re-indexed by its next event, a
+    /// backfill or a repair.
+    async fn write_after_sales(
+        &self,
+        order: &Order,
+        targets: AfterSaleTargets,
+        event_id: Option<&str>,
+    ) -> DomainResult<()> {
+        let (Some(store), Some(index)) = (&self.inner.after_sales, &self.inner.sinks.search) else {
+            return Ok(());
+        };
+        let tenant = &order.main.tenant;
+        let order_id = order.main.id;
+        let counters = &self.inner.counters;
+        let on_failure = |error: &DomainError| {
+            counters.store_failures.fetch_add(1, Ordering::Relaxed);
+            set_error(
+                &counters.last_error,
+                format!("store after-sales of {tenant}/{order_id}: {error}"),
+            );
+        };
+        let mut rows: Vec<AfterSale> = Vec::new();
+        match targets {
+            AfterSaleTargets::All => {
+                let read = self
+                    .retrying(on_failure, || store.after_sales_of_order(tenant, order_id))
+                    .await?;
+                if let Attempt::Done(all) = read {
+                    rows = all;
+                }
+            }
+            AfterSaleTargets::Named(ids) => {
+                for raw in ids {
+                    let Ok(id) = AfterSaleId::from_raw(raw) else {
+                        tracing::warn!(%tenant, %order_id, raw, "event names no after-sale id");
+                        continue;
+                    };
+                    let read = self
+                        .retrying(&on_failure, || store.get_after_sale(tenant, id))
+                        .await?;
+                    if let Attempt::Done(Some(row)) = read {
+                        rows.push(row);
+                    }
+                }
+            }
+        }
+        for row in rows.iter().filter(|row| row.order_id == order_id) {
+            let document = AfterSaleDocument::of(row, order.main.merchant_id.clone());
+            self.sink_write(SinkKind::Search, order, event_id, || {
+                index.upsert_after_sale(&document)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// An order gone from its shard: when the cold store holds it, it was archived, and the

@@ -14,6 +14,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use oc_model::aftersale::AfterSaleId;
+use oc_model::aftersale::listing::{AfterSaleDocument, AfterSalePage, AfterSaleQuery};
 use oc_model::ports::{Cache, ColdStore, EventBus, Page, PageRequest, SearchIndex};
 use oc_model::search::{SearchDocument, SearchPage, SearchQuery};
 use oc_model::stock::{GateOutcome, Sku, StockGate};
@@ -74,6 +76,32 @@ impl<P: SearchIndex + ?Sized> SearchIndex for Guarded<P> {
 
     async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
         self.breaker.call(self.inner.search(tenant, query)).await
+    }
+
+    async fn upsert_after_sale(&self, document: &AfterSaleDocument) -> DomainResult<bool> {
+        self.breaker
+            .call(self.inner.upsert_after_sale(document))
+            .await
+    }
+
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        self.breaker
+            .call(self.inner.after_sale_version(tenant, id))
+            .await
+    }
+
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<AfterSalePage> {
+        self.breaker
+            .call(self.inner.search_after_sales(tenant, query))
+            .await
     }
 
     async fn refresh(&self) -> DomainResult<()> {

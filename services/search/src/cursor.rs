@@ -42,6 +42,13 @@ impl Cursor {
     }
 }
 
+/// The one order of after-sale lists, newest first: the key is `created_at` and the
+/// cursor's id the after-sale's (same shape, so one cursor type serves both).
+pub(crate) const AFTER_SALE_SORT: SearchSort = SearchSort {
+    field: SortField::CreatedAt,
+    direction: SortDirection::Desc,
+};
+
 /// The name both adapters give the sort key field.
 pub(crate) fn sort_field_name(field: SortField) -> &'static str {
     match field {

@@ -148,6 +148,11 @@ macro_rules! search_index_suite {
             tenants_are_isolated,
             delete_removes,
             bad_queries_are_input_errors,
+            after_sale_versions_only_move_forward,
+            after_sale_filters_match_the_reference,
+            after_sale_pages_are_newest_first_without_gaps,
+            after_sales_are_tenant_scoped_and_apart_from_orders,
+            bad_after_sale_queries_are_input_errors,
         ]);
     };
     (@cases $module:ident, $open:path, [$($case:ident),* $(,)?]) => {
@@ -177,6 +182,11 @@ fn query() -> SearchQuery {
 }
 
 mod cases {
+    pub use super::after_sale_cases::{
+        after_sale_filters_match_the_reference, after_sale_pages_are_newest_first_without_gaps,
+        after_sale_versions_only_move_forward, after_sales_are_tenant_scoped_and_apart_from_orders,
+        bad_after_sale_queries_are_input_errors,
+    };
     use time::Duration;
 
     use super::*;
@@ -947,6 +957,366 @@ mod cases {
                 .as_deref(),
             Some("/product_text")
         );
+    }
+}
+
+/// After-sale documents (issue #20 item 6): the same adapters, their own index.
+mod after_sale_cases {
+    use std::collections::BTreeSet;
+
+    use oc_model::aftersale::listing::{AfterSaleDocument, AfterSaleQuery};
+    use oc_model::aftersale::{AfterSaleChannel, AfterSaleId, AfterSaleType};
+    use oc_model::search::TimeRange;
+    use time::Duration;
+
+    use super::*;
+
+    pub fn as_id(raw: u64) -> AfterSaleId {
+        AfterSaleId::from_raw(raw).unwrap()
+    }
+
+    /// A refund-only after-sale by the user channel, `applied`, of order 1000 + `raw_id`,
+    /// merchant `m-1`, SKU `sku-a`, created `raw_id` minutes after the base time.
+    pub fn as_doc(tenant_name: &str, raw_id: u64, version: u64) -> AfterSaleDocument {
+        let at = base_time() + Duration::minutes(raw_id as i64);
+        AfterSaleDocument {
+            tenant: tenant(tenant_name),
+            after_sale_id: as_id(raw_id),
+            order_id: id(1000 + raw_id),
+            version,
+            status: StatusCode::parse("applied").unwrap(),
+            kind: AfterSaleType::RefundOnly,
+            channel: AfterSaleChannel::User,
+            merchant_id: Some(PartyId::parse("m-1").unwrap()),
+            skus: vec!["sku-a".into()],
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    pub fn as_query() -> AfterSaleQuery {
+        AfterSaleQuery {
+            limit: 100,
+            ..AfterSaleQuery::default()
+        }
+    }
+
+    async fn put(index: &dyn SearchIndex, docs: &[AfterSaleDocument]) {
+        for document in docs {
+            assert!(
+                index.upsert_after_sale(document).await.unwrap(),
+                "{}",
+                document.after_sale_id
+            );
+        }
+        index.refresh().await.unwrap();
+    }
+
+    /// Every id matching `query`, walking all pages; panics on a duplicate.
+    pub async fn after_sale_ids(
+        index: &dyn SearchIndex,
+        tenant_name: &str,
+        query: AfterSaleQuery,
+    ) -> Vec<u64> {
+        let mut query = query;
+        let mut seen = BTreeSet::new();
+        let mut ids = Vec::new();
+        for _ in 0..1000 {
+            let page = index
+                .search_after_sales(&tenant(tenant_name), &query)
+                .await
+                .unwrap();
+            for hit in &page.hits {
+                let raw = hit.after_sale_id.get();
+                assert!(seen.insert(raw), "duplicate {raw}");
+                ids.push(raw);
+            }
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return ids,
+            }
+        }
+        panic!("pagination did not end");
+    }
+
+    pub async fn after_sale_versions_only_move_forward(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        assert_eq!(index.after_sale_version(&t, as_id(7)).await.unwrap(), None);
+        let mut newer = as_doc("acme", 7, 3);
+        newer.status = StatusCode::parse("approved").unwrap();
+        assert!(index.upsert_after_sale(&newer).await.unwrap());
+        // an event delivered late re-read an older row: it must not win
+        assert!(
+            !index
+                .upsert_after_sale(&as_doc("acme", 7, 2))
+                .await
+                .unwrap()
+        );
+        assert!(!index.upsert_after_sale(&newer).await.unwrap(), "repeat");
+        index.refresh().await.unwrap();
+        assert!(
+            !index
+                .upsert_after_sale(&as_doc("acme", 7, 1))
+                .await
+                .unwrap()
+        );
+        index.refresh().await.unwrap();
+        assert_eq!(
+            index.after_sale_version(&t, as_id(7)).await.unwrap(),
+            Some(3)
+        );
+        let page = index.search_after_sales(&t, &as_query()).await.unwrap();
+        assert_eq!(page.ids(), vec![as_id(7)], "one document per after-sale");
+        assert_eq!(page.hits[0].version, 3);
+        let applied = AfterSaleQuery {
+            statuses: vec![StatusCode::parse("applied").unwrap()],
+            ..as_query()
+        };
+        assert!(after_sale_ids(index, "acme", applied).await.is_empty());
+        let mut newest = as_doc("acme", 7, 4);
+        newest.status = StatusCode::parse("refunded").unwrap();
+        assert!(index.upsert_after_sale(&newest).await.unwrap());
+        index.refresh().await.unwrap();
+        let refunded = AfterSaleQuery {
+            statuses: vec![StatusCode::parse("refunded").unwrap()],
+            ..as_query()
+        };
+        assert_eq!(after_sale_ids(index, "acme", refunded).await, vec![7]);
+    }
+
+    pub async fn after_sale_filters_match_the_reference(index: &dyn SearchIndex) {
+        let mut docs = Vec::new();
+        for raw in 1..=12u64 {
+            let mut doc = as_doc("acme", raw, 1);
+            if raw % 2 == 0 {
+                doc.status = StatusCode::parse("approved").unwrap();
+            }
+            if raw % 3 == 0 {
+                doc.kind = AfterSaleType::ReturnAndRefund;
+            }
+            if raw % 4 == 0 {
+                doc.kind = AfterSaleType::Exchange;
+            }
+            if raw % 5 == 0 {
+                doc.channel = AfterSaleChannel::Merchant;
+            }
+            if raw == 7 {
+                doc.channel = AfterSaleChannel::CustomerService;
+            }
+            if raw % 3 == 1 {
+                doc.merchant_id = Some(PartyId::parse("m-2").unwrap());
+            }
+            if raw == 11 {
+                doc.merchant_id = None;
+            }
+            if raw > 8 {
+                doc.order_id = id(1001);
+            }
+            if raw % 2 == 1 {
+                doc.skus = vec!["sku-a".into(), "sku-b".into()];
+            }
+            if raw == 6 {
+                doc.skus = vec!["sku-c".into()];
+            }
+            docs.push(doc);
+        }
+        put(index, &docs).await;
+        let at = |minutes: i64| base_time() + Duration::minutes(minutes);
+        let status = |text: &str| StatusCode::parse(text).unwrap();
+        let queries = vec![
+            as_query(),
+            AfterSaleQuery {
+                statuses: vec![status("approved")],
+                ..as_query()
+            },
+            AfterSaleQuery {
+                statuses: vec![status("approved"), status("applied")],
+                ..as_query()
+            },
+            AfterSaleQuery {
+                kind: Some(AfterSaleType::ReturnAndRefund),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                kind: Some(AfterSaleType::Repair),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                channel: Some(AfterSaleChannel::Merchant),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                channel: Some(AfterSaleChannel::CustomerService),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                merchant_id: Some(PartyId::parse("m-2").unwrap()),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                order_id: Some(id(1001)),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                sku: Some("sku-b".into()),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                sku: Some("sku-c".into()),
+                ..as_query()
+            },
+            AfterSaleQuery {
+                created_at: TimeRange {
+                    from: Some(at(3)),
+                    to: Some(at(9)),
+                },
+                ..as_query()
+            },
+            AfterSaleQuery {
+                created_at: TimeRange {
+                    from: Some(at(10)),
+                    to: None,
+                },
+                ..as_query()
+            },
+            AfterSaleQuery {
+                statuses: vec![status("approved")],
+                merchant_id: Some(PartyId::parse("m-1").unwrap()),
+                sku: Some("sku-a".into()),
+                created_at: TimeRange {
+                    from: None,
+                    to: Some(at(9)),
+                },
+                ..as_query()
+            },
+        ];
+        for query in queries {
+            let mut expected: Vec<u64> = docs
+                .iter()
+                .filter(|doc| query.matches(doc))
+                .map(|doc| doc.after_sale_id.get())
+                .collect();
+            expected.reverse(); // created one minute apart: newest first is highest first
+            assert_eq!(
+                after_sale_ids(index, "acme", query.clone()).await,
+                expected,
+                "{query:?}"
+            );
+        }
+    }
+
+    pub async fn after_sale_pages_are_newest_first_without_gaps(index: &dyn SearchIndex) {
+        // 23 after-sales, three of each creation minute, so pages cut through ties
+        let docs: Vec<AfterSaleDocument> = (1..=23u64)
+            .map(|raw| {
+                let mut doc = as_doc("acme", raw, 1);
+                doc.created_at = base_time() + Duration::minutes((raw / 3) as i64);
+                doc
+            })
+            .collect();
+        put(index, &docs).await;
+        let mut expected: Vec<(time::OffsetDateTime, u64)> = docs
+            .iter()
+            .map(|doc| (doc.created_at, doc.after_sale_id.get()))
+            .collect();
+        expected.sort();
+        expected.reverse();
+        let expected: Vec<u64> = expected.into_iter().map(|(_, raw)| raw).collect();
+        for limit in [1, 4, 7, 23, 100] {
+            let query = AfterSaleQuery {
+                limit,
+                ..as_query()
+            };
+            assert_eq!(
+                after_sale_ids(index, "acme", query).await,
+                expected,
+                "limit {limit}"
+            );
+        }
+        let last = index
+            .search_after_sales(
+                &tenant("acme"),
+                &AfterSaleQuery {
+                    limit: 23,
+                    ..as_query()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(last.next_cursor, None, "an exact last page says so");
+    }
+
+    pub async fn after_sales_are_tenant_scoped_and_apart_from_orders(index: &dyn SearchIndex) {
+        put(index, &[as_doc("acme", 1, 1), as_doc("acme", 2, 1)]).await;
+        put(index, &[as_doc("globex", 3, 1), as_doc("globex", 1, 5)]).await;
+        // an order with the same raw id as an after-sale: another document type
+        assert!(index.upsert(&doc("acme", 1, 9)).await.unwrap());
+        index.refresh().await.unwrap();
+        assert_eq!(after_sale_ids(index, "acme", as_query()).await, vec![2, 1]);
+        assert_eq!(
+            after_sale_ids(index, "globex", as_query()).await,
+            vec![3, 1]
+        );
+        assert!(
+            after_sale_ids(index, "initech", as_query())
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            index
+                .after_sale_version(&tenant("acme"), as_id(1))
+                .await
+                .unwrap(),
+            Some(1),
+            "same id in another tenant is another document"
+        );
+        assert_eq!(
+            index.get_version(&tenant("acme"), id(1)).await.unwrap(),
+            Some(9),
+            "the order of the same id is untouched"
+        );
+        assert_eq!(id_set(index, "acme", query()).await, set(&[1]));
+        assert_eq!(
+            index
+                .after_sale_version(&tenant("initech"), as_id(1))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn bad_after_sale_queries_are_input_errors(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        put(index, &[as_doc("acme", 1, 1), as_doc("acme", 2, 1)]).await;
+        for bad in [
+            AfterSaleQuery {
+                limit: 0,
+                ..as_query()
+            },
+            AfterSaleQuery {
+                cursor: Some("%%%".into()),
+                ..as_query()
+            },
+        ] {
+            let error = index.search_after_sales(&t, &bad).await.unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidInput, "{bad:?}");
+        }
+        // an order list's cursor of another sort is refused, not misread
+        let orders = index
+            .search(
+                &t,
+                &SearchQuery {
+                    limit: 1,
+                    sort: SearchSort {
+                        field: SortField::Payable,
+                        direction: SortDirection::Asc,
+                    },
+                    ..query()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(orders.hits.is_empty());
     }
 }
 

@@ -441,10 +441,10 @@ async fn refresh_and_health() {
     let sent = server.requests();
     // the client sends a bodiless refresh as GET, which Elasticsearch accepts like POST
     assert_eq!(sent[0].method, "GET");
-    assert!(
-        sent[0].path == "/oc-orders-*/_refresh" || sent[0].path == "/oc-orders-%2A/_refresh",
-        "{}",
-        sent[0].path
+    // both families: orders and after-sales
+    assert_eq!(
+        sent[0].path.replace("%2A", "*").replace("%2C", ","),
+        "/oc-orders-*,oc-after-sales-*/_refresh"
     );
     assert_eq!(
         (sent[1].method.as_str(), sent[1].path.as_str()),
@@ -501,4 +501,59 @@ impl SearchFields for Configured {
     fn of_tenant(&self, _: &oc_model::TenantId) -> Vec<oc_model::search::SearchFieldSpec> {
         self.0.lock().unwrap().clone()
     }
+}
+
+/// The first after-sale of a tenant finds no alias (`require_alias` refuses to auto-create an
+/// index with a dynamic mapping): the adapter creates the after-sale index with its fixed
+/// mapping, then writes again, externally versioned, to the after-sale alias.
+#[tokio::test]
+async fn the_first_after_sale_of_a_tenant_creates_its_index_then_writes() {
+    use oc_model::aftersale::listing::AfterSaleDocument;
+    use oc_model::aftersale::{AfterSaleChannel, AfterSaleId, AfterSaleType};
+    let server = FakeElasticsearch::start(vec![
+        (
+            404,
+            json!({"error": {"type": "index_not_found_exception", "reason": "no such index [oc-after-sales-acme]"}, "status": 404}),
+        ),
+        (200, json!({"acknowledged": true})),
+        (201, json!({"result": "created", "_version": 2})),
+    ])
+    .await;
+    let at = base_time();
+    let document = AfterSaleDocument {
+        tenant: tenant("acme"),
+        after_sale_id: AfterSaleId::from_raw(77).unwrap(),
+        order_id: id(7),
+        version: 2,
+        status: oc_model::StatusCode::parse("approved").unwrap(),
+        kind: AfterSaleType::Exchange,
+        channel: AfterSaleChannel::Merchant,
+        merchant_id: None,
+        skus: vec!["sku-a".into()],
+        created_at: at,
+        updated_at: at,
+    };
+    assert!(server.client().upsert_after_sale(&document).await.unwrap());
+    let sent = server.requests();
+    assert_eq!(sent.len(), 3);
+    for write in [&sent[0], &sent[2]] {
+        assert_eq!(write.path, "/oc-after-sales-acme/_doc/77");
+        assert_eq!(write.query.get("version").map(String::as_str), Some("2"));
+        assert_eq!(
+            write.query.get("version_type").map(String::as_str),
+            Some("external")
+        );
+        assert_eq!(
+            write.query.get("require_alias").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(write.body["kind"], "exchange");
+        assert!(write.body.get("merchant_id").is_none());
+    }
+    assert_eq!(
+        (sent[1].method.as_str(), sent[1].path.as_str()),
+        ("PUT", "/oc-after-sales-acme.v1")
+    );
+    assert_eq!(sent[1].body["mappings"]["dynamic"], "strict");
+    assert!(sent[1].body["aliases"]["oc-after-sales-acme"]["is_write_index"] == true);
 }

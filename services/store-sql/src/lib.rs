@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod after_sale_lists;
 mod after_sales;
 mod archive;
 mod change;

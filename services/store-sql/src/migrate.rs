@@ -98,6 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         mysql: include_str!("../migrations/mysql/0014_return_pickups.sql"),
         sqlite: include_str!("../migrations/sqlite/0014_return_pickups.sql"),
     },
+    Migration {
+        version: 15,
+        name: "after_sale_lists",
+        mysql: include_str!("../migrations/mysql/0015_after_sale_lists.sql"),
+        sqlite: include_str!("../migrations/sqlite/0015_after_sale_lists.sql"),
+    },
 ];
 
 /// How many migrations this build applies to a shard.

@@ -24,6 +24,7 @@
 //! ([`AfterSaleService::refund_settled`]). Should the process die between the two, a retry
 //! of the refund finds the refund settled and completes the after-sale then.
 
+pub mod list;
 pub mod pickup;
 mod view;
 

@@ -20,7 +20,7 @@ pub mod input;
 pub mod output;
 mod parties;
 mod read;
-mod search;
+pub(crate) mod search;
 mod service;
 mod validate;
 mod view;

@@ -80,11 +80,12 @@ const MAX_LENGTHS: &[(&str, usize)] = &[
     ("shipper_name", 128),
 ];
 
-fn query_path(name: &str) -> String {
+/// A query parameter's field path (`/query/<name>`): lists and searches name bad input this way.
+pub(crate) fn query_path(name: &str) -> String {
     format!("/query/{name}")
 }
 
-fn parse_time(name: &str, text: &str) -> DomainResult<OffsetDateTime> {
+pub(crate) fn parse_time(name: &str, text: &str) -> DomainResult<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
         DomainError::invalid(
             query_path(name),
@@ -93,7 +94,7 @@ fn parse_time(name: &str, text: &str) -> DomainResult<OffsetDateTime> {
     })
 }
 
-fn parse_int(name: &str, text: &str) -> DomainResult<i64> {
+pub(crate) fn parse_int(name: &str, text: &str) -> DomainResult<i64> {
     text.parse()
         .map_err(|_| DomainError::invalid(query_path(name), "expected a whole number"))
 }
@@ -134,6 +135,13 @@ fn resolve_field<'a>(
         ));
     }
     Ok(first)
+}
+
+/// Whether a read model's failure means it is unavailable (down, throttled, its breaker
+/// open): a list then answers from the shards, flagged degraded. Any other failure is an
+/// answer (a bad query, a bug) and is passed on.
+pub(crate) fn index_unavailable(error: &DomainError) -> bool {
+    matches!(error.code, ErrorCode::Unavailable | ErrorCode::Retryable)
 }
 
 impl OrderService {
@@ -457,7 +465,7 @@ impl OrderService {
         };
         let page = match outcome {
             Ok(page) => page,
-            Err(error) if matches!(error.code, ErrorCode::Unavailable | ErrorCode::Retryable) => {
+            Err(error) if index_unavailable(&error) => {
                 tracing::warn!(error = %error.message, "search index unavailable; trying the shard fallback");
                 return self.search_on_the_shard(caller, &query).await;
             }

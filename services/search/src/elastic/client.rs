@@ -11,13 +11,15 @@ use elasticsearch::indices::{
 };
 use elasticsearch::params::VersionType;
 use elasticsearch::{DeleteParts, Elasticsearch, GetParts, IndexParts, SearchParts};
+use oc_model::aftersale::AfterSaleId;
+use oc_model::aftersale::listing::{AfterSaleDocument, AfterSalePage, AfterSaleQuery};
 use oc_model::ports::SearchIndex;
 use oc_model::search::{SearchDocument, SearchFieldSpec, SearchPage, SearchQuery};
 use oc_model::{DomainError, DomainResult, OrderId, TenantId};
 use serde_json::Value;
 
 use super::config::EsConfig;
-use super::{request, response};
+use super::{after_sales, request, response};
 
 /// The cluster-mode search index.
 #[derive(Debug, Clone)]
@@ -110,6 +112,48 @@ impl EsSearchIndex {
     }
 }
 
+impl EsSearchIndex {
+    /// Create the tenant's after-sale index (fixed mapping) unless it exists.
+    async fn ensure_after_sale_index(&self, tenant: &TenantId) -> DomainResult<()> {
+        let physical = after_sales::physical_index(&self.config, tenant);
+        let answer = self
+            .client
+            .indices()
+            .create(IndicesCreateParts::Index(&physical))
+            .body(after_sales::build_create_index_body(&self.config, tenant))
+            .send()
+            .await;
+        let (status, json) = read(answer).await?;
+        match status {
+            200 => Ok(()),
+            400 if response::error_type(&json) == Some("resource_already_exists_exception") => {
+                Ok(())
+            }
+            _ => Err(response::unexpected(
+                "create after-sale index",
+                status,
+                &json,
+            )),
+        }
+    }
+
+    async fn index_after_sale(
+        &self,
+        request: &request::IndexRequest,
+    ) -> DomainResult<(u16, Value)> {
+        let answer = self
+            .client
+            .index(IndexParts::IndexId(&request.index, &request.id))
+            .version(request.version)
+            .version_type(VersionType::External)
+            .require_alias(true)
+            .body(request.body.clone())
+            .send()
+            .await;
+        read(answer).await
+    }
+}
+
 /// Status and JSON body of an answer; transport failures are `Unavailable`.
 async fn read(answer: Result<Response, elasticsearch::Error>) -> DomainResult<(u16, Value)> {
     let answer = answer.map_err(transport_error)?;
@@ -193,12 +237,69 @@ impl SearchIndex for EsSearchIndex {
         }
     }
 
+    async fn upsert_after_sale(&self, document: &AfterSaleDocument) -> DomainResult<bool> {
+        let request = after_sales::build_index_request(&self.config, document)?;
+        let (mut status, mut json) = self.index_after_sale(&request).await?;
+        // the tenant's first after-sale: its index does not exist yet (`require_alias`
+        // refused to auto-create one with a dynamic mapping)
+        if status == 404 {
+            self.ensure_after_sale_index(&document.tenant).await?;
+            (status, json) = self.index_after_sale(&request).await?;
+        }
+        response::index_outcome(status, &json)
+    }
+
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        let alias = after_sales::alias(&self.config, tenant);
+        let id = id.to_string();
+        let answer = self
+            .client
+            .get(GetParts::IndexId(&alias, &id))
+            ._source(&["false"])
+            .send()
+            .await;
+        let (status, json) = read(answer).await?;
+        response::parse_get_version(status, &json)
+    }
+
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<AfterSalePage> {
+        let body = after_sales::build_search_body(tenant, query)?;
+        let alias = after_sales::alias(&self.config, tenant);
+        let answer = self
+            .client
+            .search(SearchParts::Index(&[&alias]))
+            .body(body)
+            .send()
+            .await;
+        let (status, json) = read(answer).await?;
+        match status {
+            200 => after_sales::parse_search_response(&json, query.limit),
+            // no after-sale of the tenant was ever indexed
+            404 if response::error_type(&json) == Some("index_not_found_exception") => {
+                Ok(AfterSalePage {
+                    hits: Vec::new(),
+                    next_cursor: None,
+                })
+            }
+            _ => Err(response::unexpected("after-sale search", status, &json)),
+        }
+    }
+
     async fn refresh(&self) -> DomainResult<()> {
         let pattern = self.config.all_aliases_pattern();
+        let after_sale_pattern = after_sales::all_aliases_pattern(&self.config);
         let answer = self
             .client
             .indices()
-            .refresh(IndicesRefreshParts::Index(&[&pattern]))
+            .refresh(IndicesRefreshParts::Index(&[&pattern, &after_sale_pattern]))
             .send()
             .await;
         let (status, json) = read(answer).await?;

@@ -14,6 +14,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use oc_model::aftersale::AfterSaleId;
+use oc_model::aftersale::listing::{AfterSaleDocument, AfterSalePage, AfterSaleQuery};
 use oc_model::ports::{SearchFields, SearchIndex};
 use oc_model::search::{SearchDocument, SearchFieldSpec, SearchPage, SearchQuery};
 use oc_model::{DomainResult, OrderId, TenantId};
@@ -97,6 +99,28 @@ impl SearchIndex for MappedEsIndex {
 
     async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
         self.inner.search(tenant, query).await
+    }
+
+    // after-sale indexes have a fixed mapping (no configured fields): the inner adapter
+    // creates them on first write
+    async fn upsert_after_sale(&self, document: &AfterSaleDocument) -> DomainResult<bool> {
+        self.inner.upsert_after_sale(document).await
+    }
+
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        self.inner.after_sale_version(tenant, id).await
+    }
+
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<AfterSalePage> {
+        self.inner.search_after_sales(tenant, query).await
     }
 
     async fn refresh(&self) -> DomainResult<()> {

@@ -1,6 +1,7 @@
 //! The Elasticsearch adapter (cluster mode), laid out like every sink: `config`, `request`
 //! (pure request building), `response` (pure answer reading) and `client` (the wire).
 
+pub mod after_sales;
 mod client;
 mod config;
 mod mapped;

@@ -12,6 +12,7 @@
 //!   [`SearchIndex::refresh`]. `get_version` sees uncommitted writes at once. Dropping the
 //!   last handle commits what is pending.
 
+mod after_sales;
 mod query;
 mod schema;
 
@@ -22,6 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use oc_model::aftersale::AfterSaleId;
+use oc_model::aftersale::listing::{AfterSaleDocument, AfterSalePage, AfterSaleQuery};
 use oc_model::ports::SearchIndex;
 use oc_model::search::{
     SearchDocument, SearchHit, SearchPage, SearchQuery, SortDirection, TotalHits,
@@ -33,6 +36,7 @@ use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use self::after_sales::AfterSaleIndex;
 use self::schema::{Fields, ORDER_ID, VERSION, doc_key};
 use crate::cursor::{Cursor, sort_field_name};
 
@@ -103,6 +107,8 @@ struct Inner {
     fields: Fields,
     reader: IndexReader,
     writer: Mutex<WriterState>,
+    /// After-sale documents: an index of their own, committed with this one.
+    after_sales: AfterSaleIndex,
 }
 
 struct WriterState {
@@ -147,7 +153,9 @@ impl TantivySearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(engine_error)?;
+        let after_sales = AfterSaleIndex::open(config.path.as_deref())?;
         let inner = Arc::new(Inner {
+            after_sales,
             path: config.path,
             commit: config.commit,
             fields,
@@ -269,6 +277,7 @@ impl Inner {
     }
 
     fn commit(&self) -> DomainResult<()> {
+        self.after_sales.commit()?;
         let state = self.lock_writer();
         if state.pending.is_empty() {
             return Ok(());
@@ -403,6 +412,36 @@ impl SearchIndex for TantivySearchIndex {
         let tenant = tenant.clone();
         let query = query.clone();
         self.blocking(move |inner| inner.search(&tenant, &query))
+            .await
+    }
+
+    async fn upsert_after_sale(&self, document: &AfterSaleDocument) -> DomainResult<bool> {
+        let document = document.clone();
+        self.blocking(move |inner| {
+            let commit_now = inner.commit == CommitPolicy::EveryWrite;
+            inner.after_sales.upsert(&document, commit_now)
+        })
+        .await
+    }
+
+    async fn after_sale_version(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<u64>> {
+        let tenant = tenant.clone();
+        self.blocking(move |inner| inner.after_sales.version(&tenant, id))
+            .await
+    }
+
+    async fn search_after_sales(
+        &self,
+        tenant: &TenantId,
+        query: &AfterSaleQuery,
+    ) -> DomainResult<AfterSalePage> {
+        let tenant = tenant.clone();
+        let query = query.clone();
+        self.blocking(move |inner| inner.after_sales.search(&tenant, &query))
             .await
     }
 
