@@ -65,6 +65,9 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     assert_eq!(report["checksum"]["shard"], report["checksum"]["search"]);
     assert_eq!(report["checksum"]["shard"], report["checksum"]["cold"]);
     assert_eq!(report["checksum"]["shard"]["count"], 1);
+    // the after-sale lists of the same window are checked too (none here)
+    assert_eq!(report["after_sales"]["clean"], true, "{report}");
+    assert_eq!(report["after_sales"]["shard_count"], 0, "{report}");
 
     // a rebuilt read model reconciles clean as well: the search index is thrown away, so
     // what reconcile finds in it is what backfill wrote (without the rebuild it is not clean)

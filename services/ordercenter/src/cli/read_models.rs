@@ -1,5 +1,7 @@
 //! `ordercenter backfill` and `reconcile`: rebuilding and checking the read models against
-//! the shards (operator tools, same config as `serve`).
+//! the shards (operator tools, same config as `serve`). Reconcile checks the orders' read
+//! models and, where a search index is wired, the after-sale lists of the same window (the
+//! report's `after_sales`); backfill re-indexes after-sales with their orders.
 
 use std::process::ExitCode;
 
@@ -72,20 +74,43 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     crate::runtime()?.block_on(async move {
         let wiring = build(&config).await?;
         let options = oc_projector::ReconcileOptions::new(tenant, from, to);
-        let clean = if args.repair {
-            let report = oc_projector::repair(wiring.store.as_ref(), &wiring.projector(), &options)
+        let projector = wiring.projector();
+        let (mut report, clean) = if args.repair {
+            let report = oc_projector::repair(wiring.store.as_ref(), &projector, &options)
                 .await
                 .map_err(|e| anyhow::anyhow!("repair: {}", e.message))?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            report.after.clean
+            (serde_json::to_value(&report)?, report.after.clean)
         } else {
             let report = oc_projector::reconcile(wiring.store.as_ref(), &wiring.sinks, &options)
                 .await
                 .map_err(|e| anyhow::anyhow!("reconcile: {}", e.message))?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            report.clean
+            (serde_json::to_value(&report)?, report.clean)
         };
-        Ok(if clean {
+        // the after-sales of the same window, where a search index holds their lists
+        let mut after_sales_clean = true;
+        if let Some(index) = &wiring.sinks.search {
+            let after_sales = if args.repair {
+                let repaired =
+                    oc_projector::repair_after_sales(wiring.store.as_ref(), &projector, &options)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("repair after-sales: {}", e.message))?;
+                after_sales_clean = repaired.after.clean;
+                serde_json::to_value(&repaired)?
+            } else {
+                let checked = oc_projector::reconcile_after_sales(
+                    wiring.store.as_ref(),
+                    index.as_ref(),
+                    &options,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("reconcile after-sales: {}", e.message))?;
+                after_sales_clean = checked.clean;
+                serde_json::to_value(&checked)?
+            };
+            report["after_sales"] = after_sales;
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        Ok(if clean && after_sales_clean {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)
