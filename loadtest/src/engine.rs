@@ -229,12 +229,10 @@ mod tests {
                 items: 20,
                 calls: AtomicU64::new(0),
             });
-            let report = tokio::time::timeout(
-                Duration::from_secs(30),
-                run(Arc::clone(&step), &plan(load)),
-            )
-            .await
-            .expect("the run ends once the prepared items are used up");
+            let report =
+                tokio::time::timeout(Duration::from_secs(30), run(Arc::clone(&step), &plan(load)))
+                    .await
+                    .expect("the run ends once the prepared items are used up");
             assert_eq!(step.calls.load(Ordering::Relaxed), 20, "{load:?}");
             assert_eq!(report.ok, 20, "{load:?}: {:?}", report.first_error);
             assert_eq!(report.errors, 0, "{load:?}: {:?}", report.first_error);

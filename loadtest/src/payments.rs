@@ -80,6 +80,20 @@ pub async fn prepare(
     count: u64,
     workers: u64,
 ) -> anyhow::Result<Vec<(PaymentId, Money)>> {
+    Ok(prepare_orders(http, tenant, count, workers)
+        .await?
+        .into_iter()
+        .map(|(_, payment, amount)| (payment, amount))
+        .collect())
+}
+
+/// [`prepare`], keeping each payment's order id: (order id, payment id, amount).
+pub async fn prepare_orders(
+    http: &Http,
+    tenant: &'static TenantProfile,
+    count: u64,
+    workers: u64,
+) -> anyhow::Result<Vec<(String, PaymentId, Money)>> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
@@ -115,6 +129,7 @@ pub async fn prepare(
                 );
                 let payment = answer.json();
                 made.push((
+                    id,
                     payment["id"].as_str().context("payment id")?.parse()?,
                     serde_json::from_value(payment["amount"].clone())?,
                 ));

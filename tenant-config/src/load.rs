@@ -16,9 +16,10 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    AfterSalesConfig, ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint, Exports,
-    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits,
-    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
+    AfterSalesConfig, ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget,
+    Endpoint, Exports, InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig,
+    RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
+    TransitionConfig,
 };
 use crate::v1::{
     RawAfterSales, RawDataField, RawField, RawIdentity, RawInventory, RawOrderType,
@@ -417,9 +418,11 @@ fn resolve_after_sales(raw: RawAfterSales, c: &mut Collector<'_>) -> Option<Afte
         for gap in gaps {
             let at = child(&path, gap.at);
             // an event no route fires: point at the transition that names it
-            let at = match gap.event.as_deref().and_then(|event| {
-                machine.transitions.iter().position(|t| t.event == event)
-            }) {
+            let at = match gap
+                .event
+                .as_deref()
+                .and_then(|event| machine.transitions.iter().position(|t| t.event == event))
+            {
                 Some(index) => child(&child(&at, index), "event"),
                 None => at,
             };

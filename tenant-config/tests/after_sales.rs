@@ -104,7 +104,9 @@ fn the_examples_differ_for_express_and_keep_the_defaults_for_retail() {
         Reviewer::CustomerService
     );
     assert_eq!(
-        express.routing().reviewer(AfterSaleChannel::CustomerService),
+        express
+            .routing()
+            .reviewer(AfterSaleChannel::CustomerService),
         Reviewer::CustomerService
     );
     assert_ne!(
@@ -204,4 +206,3 @@ fn the_initial_status_must_be_applied() {
         "{errors:?}"
     );
 }
-

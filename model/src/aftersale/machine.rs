@@ -182,10 +182,11 @@ impl AfterSaleMachines {
             "customer service's rejection of an appeal is final",
         ));
         if kind.refunds() {
-            if !machine
-                .states()
-                .any(|state| machine.next(state, &refund_event()).is_ok_and(|to| to.as_str() == "refunding"))
-            {
+            if !machine.states().any(|state| {
+                machine
+                    .next(state, &refund_event())
+                    .is_ok_and(|to| to.as_str() == "refunding")
+            }) {
                 gaps.push(MachineGap {
                     at: "transitions",
                     event: None,
@@ -205,7 +206,9 @@ impl AfterSaleMachines {
                 gaps.push(MachineGap {
                     at: "terminal",
                     event: None,
-                    message: "`completed` must be terminal: a completed refund keeps the units for good".to_owned(),
+                    message:
+                        "`completed` must be terminal: a completed refund keeps the units for good"
+                            .to_owned(),
                 });
             }
         }
@@ -361,8 +364,16 @@ mod tests {
             machines.of(AfterSaleType::Exchange),
         );
         assert_eq!(gaps.len(), 2, "{gaps:?}");
-        assert!(gaps[0].message.contains("`refund` transition into `refunding`"));
-        assert!(gaps[1].message.contains("`refunding` --complete--> `completed`"));
+        assert!(
+            gaps[0]
+                .message
+                .contains("`refund` transition into `refunding`")
+        );
+        assert!(
+            gaps[1]
+                .message
+                .contains("`refunding` --complete--> `completed`")
+        );
     }
 
     #[test]

@@ -3994,8 +3994,10 @@ async fn an_after_sales_personal_data_is_shown_by_role(app: &TestApp) {
         app,
         MARKET_BL,
         &format!("/v1/orders/{id}/after-sales"),
-        Some(json!({"type": "return_and_refund", "channel": "user", "reason": REASON,
-                    "lines": [{"line_no": 1, "quantity": 1}]})),
+        Some(
+            json!({"type": "return_and_refund", "channel": "user", "reason": REASON,
+                    "lines": [{"line_no": 1, "quantity": 1}]}),
+        ),
     )
     .await;
     applied.expect(StatusCode::CREATED);
