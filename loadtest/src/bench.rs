@@ -28,6 +28,9 @@
 //!   answered by the gate's counter. In single-node mode, payment callbacks applied per
 //!   second: signed success callbacks of payments created through the sandbox provider,
 //!   each paying its order (see [`crate::payments`]); `--payments-only` runs that step alone.
+//!   Then after-sale applications per second with refunds: paid orders each taken through a
+//!   refund-only application, its approval and its refund on the captured payment (see
+//!   [`crate::after_sales`]); `--after-sales-only` runs that step alone.
 //!
 //! Where `wrk` is installed (`deploy/local/bench.sh` installs it), the create capacity and
 //! the cached GET of both modes and the bare axum GET are measured a second time with it,
@@ -51,6 +54,7 @@ use serde::Serialize;
 use sqlx::Executor;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 
+use crate::after_sales;
 use crate::engine::{self, Load, Plan, Step};
 use crate::http::Http;
 use crate::orders;
@@ -145,13 +149,20 @@ pub struct BenchArgs {
     /// Connections per shard of the spawned servers.
     #[arg(long, default_value_t = 32)]
     connections_per_shard: u32,
-    /// Payments prepared for the payment-callback step (one callback applies each; a step
-    /// after they ran out counts as an error).
+    /// Payments prepared for the payment-callback step (one callback applies each; the step
+    /// ends when they are used up).
     #[arg(long, default_value_t = 4_000)]
     callback_payments: u64,
     /// Run only single-node mode's payment-callback step.
     #[arg(long)]
     payments_only: bool,
+    /// Paid orders prepared for the after-sales step (one after-sale with its refund each;
+    /// the step ends when they are used up).
+    #[arg(long, default_value_t = 1_000)]
+    after_sale_orders: u64,
+    /// Run only single-node mode's after-sales step (applications with refunds).
+    #[arg(long)]
+    after_sales_only: bool,
     /// Write the JSON result here.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -727,6 +738,49 @@ impl Bench {
         Ok(StepResult::of(&plan.name, &report))
     }
 
+    /// After-sale applications approved and refunded per second against `server` (wired to
+    /// `sandbox`).
+    async fn after_sale_refunds(
+        &mut self,
+        mode: &str,
+        server: &Server,
+    ) -> anyhow::Result<StepResult> {
+        let retail = orders::tenant("retail").context("retail profile")?;
+        let started = Instant::now();
+        let prepared =
+            payments::prepare_orders(&server.http, retail, self.args.after_sale_orders, 32).await?;
+        let paid = after_sales::capture(&server.http, prepared, 32).await?;
+        eprintln!(
+            "bench: {} paid orders prepared for after-sales in {:.1} s",
+            paid.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let step = Arc::new(after_sales::Refunds::new(
+            server.http.clone(),
+            retail.key,
+            paid,
+        ));
+        let plan = self.plan(
+            &format!("{mode} after-sales applied, approved and refunded"),
+            self.closed(),
+            self.args.warmup,
+        );
+        let report = engine::run(step, &plan).await;
+        Ok(StepResult::of(&plan.name, &report))
+    }
+
+    /// `--after-sales-only`: a single-node server wired to the sandbox, the after-sales step.
+    async fn run_after_sales_only(&mut self) -> anyhow::Result<()> {
+        let tenants = self.lifted_tenants()?;
+        let (single, _sandbox) = self.start_single_node(&tenants).await?;
+        let result = self.after_sale_refunds("single-node", &single).await;
+        single.stop();
+        self.report
+            .single_node
+            .insert("after_sales_refunded".to_owned(), result?);
+        Ok(())
+    }
+
     /// A single-node server on `tenants`, wired to a sandbox payment provider (kept alive
     /// as long as the server is used).
     async fn start_single_node(
@@ -781,6 +835,9 @@ impl Bench {
     async fn run(&mut self) -> anyhow::Result<()> {
         if self.args.payments_only {
             return self.run_payments_only().await;
+        }
+        if self.args.after_sales_only {
+            return self.run_after_sales_only().await;
         }
         let databases =
             Databases::create(&self.args.mysql, &["raw_0", "raw_1", "cl_0", "cl_1"]).await?;
@@ -1000,6 +1057,10 @@ impl Bench {
         results.insert(
             "payment_callbacks_applied".to_owned(),
             self.payment_callbacks("single-node", &single).await?,
+        );
+        results.insert(
+            "after_sales_refunded".to_owned(),
+            self.after_sale_refunds("single-node", &single).await?,
         );
         single.stop();
         drop(sandbox);
@@ -1222,7 +1283,7 @@ impl Bench {
                 );
             }
         }
-        // (not measured by `--payments-only`)
+        // (not measured by `--payments-only` and `--after-sales-only`)
         if !self.report.raw_mariadb_sweep.is_empty() {
             println!(
                 "\nraw MariaDB ceiling: {:.0} tx/s",

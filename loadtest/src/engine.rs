@@ -42,6 +42,14 @@ pub struct Plan {
 /// One step of a scenario: request number `n` → what it gave.
 pub trait Step: Send + Sync + 'static {
     fn step(&self, n: u64) -> impl Future<Output = Outcome> + Send;
+
+    /// How many steps there are, for a step that consumes prepared items (payments to call
+    /// back, after-sales to refund): the run ends when they are used up instead of failing
+    /// each further step at once, which in a closed loop is a busy loop counting millions
+    /// of instant "failures" against a handful of real answers.
+    fn limit(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Run `step` under `plan` and report the measured part.
@@ -50,6 +58,7 @@ pub async fn run<S: Step>(step: Arc<S>, plan: &Plan) -> Report {
     let started = Instant::now();
     let total = plan.warmup + plan.duration;
     let counter = Arc::new(AtomicU64::new(0));
+    let limit = step.limit().unwrap_or(u64::MAX);
     let progress = plan
         .progress
         .then(|| tokio::spawn(progress_line(plan.clone(), Arc::clone(&tally), started)));
@@ -76,13 +85,16 @@ pub async fn run<S: Step>(step: Arc<S>, plan: &Plan) -> Report {
                     }
                     continue;
                 }
+                let number = counter.fetch_add(1, Ordering::Relaxed);
+                if number >= limit {
+                    break;
+                }
                 in_flight.fetch_add(1, Ordering::Relaxed);
                 let (step, tally, in_flight) = (
                     Arc::clone(&step),
                     Arc::clone(&tally),
                     Arc::clone(&in_flight),
                 );
-                let number = counter.fetch_add(1, Ordering::Relaxed);
                 tasks.spawn(async move {
                     let outcome = step.step(number).await;
                     if measuring {
@@ -104,7 +116,11 @@ pub async fn run<S: Step>(step: Arc<S>, plan: &Plan) -> Report {
                     while started.elapsed() < total {
                         let sent_at = Instant::now();
                         let measuring = sent_at.duration_since(started) >= warmup;
-                        let outcome = step.step(counter.fetch_add(1, Ordering::Relaxed)).await;
+                        let number = counter.fetch_add(1, Ordering::Relaxed);
+                        if number >= limit {
+                            break;
+                        }
+                        let outcome = step.step(number).await;
                         if measuring {
                             tally.record(&outcome, sent_at.elapsed());
                         }
@@ -118,6 +134,14 @@ pub async fn run<S: Step>(step: Arc<S>, plan: &Plan) -> Report {
         progress.abort();
         eprintln!();
     }
+    if counter.load(Ordering::Relaxed) >= limit {
+        eprintln!(
+            "{}: all {limit} prepared items used after {:.1} s; the run ends there (prepare more to run longer)",
+            plan.name,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    // the measured time ends when the run did, also when the prepared items ran out early
     let measured = started.elapsed().saturating_sub(plan.warmup);
     tally.report(&plan.name, &plan.load.describe(), measured)
 }
@@ -152,5 +176,66 @@ async fn progress_line(plan: Plan, tally: Arc<Tally>, started: Instant) {
             let _ = writeln!(stderr, "{line}");
         }
         let _ = stderr.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step over `items` prepared items that fails, like the payments step did, once they
+    /// are used up.
+    struct Prepared {
+        items: u64,
+        calls: AtomicU64,
+    }
+
+    impl Step for Prepared {
+        async fn step(&self, n: u64) -> Outcome {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if n >= self.items {
+                return Outcome::failed("item", "ran out of prepared items");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Outcome::status("item", 200)
+        }
+
+        fn limit(&self) -> Option<u64> {
+            Some(self.items)
+        }
+    }
+
+    fn plan(load: Load) -> Plan {
+        Plan {
+            name: "prepared".to_owned(),
+            load,
+            warmup: Duration::ZERO,
+            // far longer than the items last: the run must end when they are used up
+            duration: Duration::from_secs(600),
+            progress: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_over_prepared_items_ends_when_they_are_used_up() {
+        for load in [
+            Load::Closed { workers: 4 },
+            Load::Open {
+                rate: 1000.0,
+                max_in_flight: 64,
+            },
+        ] {
+            let step = Arc::new(Prepared {
+                items: 20,
+                calls: AtomicU64::new(0),
+            });
+            let report =
+                tokio::time::timeout(Duration::from_secs(30), run(Arc::clone(&step), &plan(load)))
+                    .await
+                    .expect("the run ends once the prepared items are used up");
+            assert_eq!(step.calls.load(Ordering::Relaxed), 20, "{load:?}");
+            assert_eq!(report.ok, 20, "{load:?}: {:?}", report.first_error);
+            assert_eq!(report.errors, 0, "{load:?}: {:?}", report.first_error);
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 mod acceptance_tests;
+mod after_sales;
 mod bench;
 mod engine;
 mod http;

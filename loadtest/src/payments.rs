@@ -9,7 +9,8 @@
 //! the sandbox sends — and counts it when the server answers that it `paid` the order (HMAC
 //! check, the payment's compare-and-set, the order's `pay` transition and outbox events, one
 //! transaction). A step after the prepared payments ran out is an error, never a duplicate
-//! counted as applied.
+//! counted as applied; the step's `limit` ends the run when they are used up (before, each
+//! further step failed at once: a closed loop spun through millions of such failures).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,6 +80,20 @@ pub async fn prepare(
     count: u64,
     workers: u64,
 ) -> anyhow::Result<Vec<(PaymentId, Money)>> {
+    Ok(prepare_orders(http, tenant, count, workers)
+        .await?
+        .into_iter()
+        .map(|(_, payment, amount)| (payment, amount))
+        .collect())
+}
+
+/// [`prepare`], keeping each payment's order id: (order id, payment id, amount).
+pub async fn prepare_orders(
+    http: &Http,
+    tenant: &'static TenantProfile,
+    count: u64,
+    workers: u64,
+) -> anyhow::Result<Vec<(String, PaymentId, Money)>> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
@@ -114,6 +129,7 @@ pub async fn prepare(
                 );
                 let payment = answer.json();
                 made.push((
+                    id,
                     payment["id"].as_str().context("payment id")?.parse()?,
                     serde_json::from_value(payment["amount"].clone())?,
                 ));
@@ -140,7 +156,12 @@ impl Callbacks {
 }
 
 impl Step for Callbacks {
+    fn limit(&self) -> Option<u64> {
+        Some(self.payments.len() as u64)
+    }
+
     async fn step(&self, n: u64) -> Outcome {
+        // the engine stops at `limit`: this is never reached in a run
         let Some((payment_id, amount)) = self.payments.get(n as usize) else {
             return Outcome::failed(
                 "callback",

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use oc_model::aftersale::{AfterSaleMachines, AfterSaleType, Reviewer};
 use oc_model::{
     BusinessIdentity, Currency, ExtFieldType, OrderType, PartyId, RoleName, Sku, Slot,
     StateMachine, StateMachineError, StatusCode, StockEffect, TenantId, TransitionDef,
@@ -15,12 +16,14 @@ use crate::error::{Collector, ConfigErrors, child};
 use crate::schema::validator_v1;
 use crate::slot::parse_slot;
 use crate::types::{
-    ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget, Endpoint, Exports,
-    InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig, RateLimits,
-    ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig, TransitionConfig,
+    AfterSalesConfig, ApiKeyConfig, BusinessIdentityConfig, Constraints, DataField, DataTarget,
+    Endpoint, Exports, InventoryAccelerator, InventoryConfig, InventoryMode, OrderTypeConfig,
+    RateLimits, ResolvedField, Retention, RoleConfig, SearchMode, ShardPolicy, TenantConfig,
+    TransitionConfig,
 };
 use crate::v1::{
-    RawDataField, RawField, RawIdentity, RawInventory, RawOrderType, RawStateMachine, RawTenant,
+    RawAfterSales, RawDataField, RawField, RawIdentity, RawInventory, RawOrderType,
+    RawStateMachine, RawTenant,
 };
 
 /// Longest payment window: 30 days.
@@ -365,6 +368,7 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
         }
     }
     check_search_kinds(&business_identities, c);
+    let after_sales = resolve_after_sales(raw.after_sales.unwrap_or_default(), c);
 
     Some(TenantConfig {
         source_file: file.to_owned(),
@@ -380,7 +384,77 @@ fn resolve_tenant(file: &str, raw: RawTenant, c: &mut Collector<'_>) -> Option<T
             pii: raw.exports.pii,
         },
         business_identities,
+        after_sales: after_sales?,
     })
+}
+
+/// `after_sales:`: each configured machine checked like an order machine (by the same code,
+/// with the same paths) and then for what the after-sale core drives by name; the routing's
+/// reviewers. What is left out keeps seed 000's default.
+fn resolve_after_sales(raw: RawAfterSales, c: &mut Collector<'_>) -> Option<AfterSalesConfig> {
+    let before = c.errors.len();
+    let mut config = AfterSalesConfig::default();
+    for (name, machine) in &raw.state_machines {
+        let path = child("/after_sales/state_machines", name);
+        let Some(kind) = AfterSaleType::parse(name) else {
+            let known: Vec<&str> = AfterSaleType::ALL.iter().map(|t| t.as_str()).collect();
+            c.push(
+                path,
+                format!(
+                    "unknown after-sale type `{name}`; one of {}",
+                    known.join(", ")
+                ),
+            );
+            continue;
+        };
+        let Some((resolved, _)) = resolve_state_machine(&path, &machine.as_order_machine(), c)
+        else {
+            continue;
+        };
+        let gaps = AfterSaleMachines::gaps(kind, &resolved);
+        if gaps.is_empty() {
+            config.machines = config.machines.with(kind, resolved);
+        }
+        for gap in gaps {
+            let at = child(&path, gap.at);
+            // an event no route fires: point at the transition that names it
+            let at = match gap
+                .event
+                .as_deref()
+                .and_then(|event| machine.transitions.iter().position(|t| t.event == event))
+            {
+                Some(index) => child(&child(&at, index), "event"),
+                None => at,
+            };
+            c.push(at, gap.message);
+        }
+    }
+    if let Some(routing) = raw.review_routing {
+        for (key, value, slot) in [
+            ("user", routing.user, &mut config.routing.user),
+            (
+                "customer_service",
+                routing.customer_service,
+                &mut config.routing.customer_service,
+            ),
+        ] {
+            let Some(value) = value else { continue };
+            match Reviewer::parse(&value) {
+                Some(reviewer @ (Reviewer::Merchant | Reviewer::CustomerService)) => {
+                    *slot = reviewer;
+                }
+                _ => c.push(
+                    child("/after_sales/review_routing", key),
+                    format!(
+                        "the reviewer of a {} application is `merchant` or `customer_service`, got {value:?} \
+                         (only a merchant's own application is approved without review)",
+                        key.replace('_', " ")
+                    ),
+                ),
+            }
+        }
+    }
+    (c.errors.len() == before).then_some(config)
 }
 
 fn check_rate(c: &mut Collector<'_>, path: &str, per_second: u32, burst: u32) {

@@ -364,6 +364,41 @@ fn plan_tenant(plan: &mut Plan, old: &TenantConfig, new: &TenantConfig) {
             );
         }
     }
+    plan_after_sales(plan, scope, old, new);
+}
+
+/// After-sale machines are checked like order machines (a removed state may hold live
+/// after-sales: refused); a routing change applies to new applications only, each stored
+/// after-sale keeps the reviewer it was routed to.
+fn plan_after_sales(plan: &mut Plan, scope: &str, old: &TenantConfig, new: &TenantConfig) {
+    let (old, new) = (old.after_sales(), new.after_sales());
+    for kind in oc_model::aftersale::AfterSaleType::ALL.iter().copied() {
+        plan_state_machine(
+            plan,
+            &format!("{scope}/after_sales/{kind}"),
+            old.machines().of(kind),
+            new.machines().of(kind),
+        );
+    }
+    let (old_routing, new_routing) = (old.routing(), new.routing());
+    for (channel, was, now) in [
+        ("user", old_routing.user, new_routing.user),
+        (
+            "customer_service",
+            old_routing.customer_service,
+            new_routing.customer_service,
+        ),
+    ] {
+        if was != now {
+            plan.change(
+                Severity::Warning,
+                &format!("{scope}/after_sales"),
+                format!(
+                    "a {channel} application is reviewed by {now} instead of {was}: new applications only, stored ones keep their reviewer"
+                ),
+            );
+        }
+    }
 }
 
 fn plan_keys_and_roles(plan: &mut Plan, scope: &str, old: &TenantConfig, new: &TenantConfig) {

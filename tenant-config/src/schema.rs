@@ -32,6 +32,10 @@ pub fn json_schema() -> Value {
 pub fn json_schema_v1() -> Value {
     let endpoints: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
     let data_targets: Vec<&str> = DataTarget::ALL.iter().map(|t| t.as_str()).collect();
+    let after_sale_types: Vec<&str> = oc_model::aftersale::AfterSaleType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID_V1,
@@ -55,6 +59,7 @@ pub fn json_schema_v1() -> Value {
             "shard_policy": { "$ref": "#/$defs/shard_policy" },
             "retention": { "$ref": "#/$defs/retention" },
             "exports": { "$ref": "#/$defs/exports" },
+            "after_sales": { "$ref": "#/$defs/after_sales" },
             "business_identities": {
                 "type": "object",
                 "propertyNames": { "pattern": CODE_PATTERN },
@@ -130,6 +135,51 @@ pub fn json_schema_v1() -> Value {
                     "pii": {
                         "enum": ["dropped", "masked", "token"],
                         "description": "What an export writes for personal data unless a role with pii: full asks for plaintext: the column left out (default), the mask, or the blind-index token (equal values, equal tokens)."
+                    }
+                }
+            },
+            "after_sales": {
+                "type": "object",
+                "additionalProperties": false,
+                "description": "After-sales (refund only, return and refund, exchange, repair): who reviews applications and each type's state machine. Absent or partial: the defaults (merchant review; the machines in AFTERSALES docs).",
+                "properties": {
+                    "review_routing": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "description": "Who reviews an application from each channel. A merchant's own application is always approved at once.",
+                        "properties": {
+                            "user": { "enum": ["merchant", "customer_service"], "default": "merchant", "description": "Reviewer of an application the business line makes on the buyer's behalf." },
+                            "customer_service": { "enum": ["merchant", "customer_service"], "default": "merchant", "description": "Reviewer of customer service's own application." }
+                        }
+                    },
+                    "state_machines": {
+                        "type": "object",
+                        "description": "A machine per after-sale type, checked like an order machine and for what the core fires by name: initial `applied`; applied --approve--> approved, applied --reject--> rejected, rejected --appeal--> appealed, appealed --approve--> approved, appealed --reject--> a terminal status; a refunding type also --refund--> refunding and refunding --complete--> completed (terminal).",
+                        "propertyNames": { "enum": after_sale_types },
+                        "additionalProperties": { "$ref": "#/$defs/after_sale_machine" }
+                    }
+                }
+            },
+            "after_sale_machine": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["initial", "states", "terminal", "transitions"],
+                "properties": {
+                    "initial": { "$ref": "#/$defs/code" },
+                    "states": { "type": "array", "items": { "$ref": "#/$defs/code" } },
+                    "terminal": { "type": "array", "minItems": 1, "items": { "$ref": "#/$defs/code" } },
+                    "transitions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["from", "event", "to"],
+                            "properties": {
+                                "from": { "$ref": "#/$defs/code" },
+                                "event": { "$ref": "#/$defs/code" },
+                                "to": { "$ref": "#/$defs/code" }
+                            }
+                        }
                     }
                 }
             },

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use oc_model::aftersale::{AfterSaleMachines, ReviewRouting};
 use oc_model::ext::MAX_KV_VALUE_LEN;
 use oc_model::{
     BusinessIdentity, Currency, DomainError, ExtFieldType, ExtValue, OrderType, PartyId, RoleName,
@@ -813,6 +814,36 @@ impl BusinessIdentityConfig {
     }
 }
 
+/// A tenant's after-sales (`after_sales:`, issue #20): the state machine of each after-sale
+/// type and who reviews an application from each channel. What a tenant leaves out is seed
+/// 000's default ([`AfterSaleMachines::defaults`], [`ReviewRouting::default`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterSalesConfig {
+    pub(crate) machines: AfterSaleMachines,
+    pub(crate) routing: ReviewRouting,
+}
+
+impl Default for AfterSalesConfig {
+    fn default() -> Self {
+        AfterSalesConfig {
+            machines: AfterSaleMachines::defaults(),
+            routing: ReviewRouting::default(),
+        }
+    }
+}
+
+impl AfterSalesConfig {
+    /// The machine of every after-sale type (the tenant's own where it configured one).
+    pub fn machines(&self) -> &AfterSaleMachines {
+        &self.machines
+    }
+
+    /// Who reviews a user's and a customer service's application.
+    pub fn routing(&self) -> ReviewRouting {
+        self.routing
+    }
+}
+
 /// The checked config of one tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
@@ -827,6 +858,7 @@ pub struct TenantConfig {
     pub(crate) retention: Retention,
     pub(crate) exports: Exports,
     pub(crate) business_identities: BTreeMap<BusinessIdentity, BusinessIdentityConfig>,
+    pub(crate) after_sales: AfterSalesConfig,
 }
 
 impl TenantConfig {
@@ -921,5 +953,10 @@ impl TenantConfig {
 
     pub fn shard_policy(&self) -> &ShardPolicy {
         &self.shard_policy
+    }
+
+    /// After-sale machines and review routing (`after_sales:`; the defaults when absent).
+    pub fn after_sales(&self) -> &AfterSalesConfig {
+        &self.after_sales
     }
 }

@@ -31,6 +31,69 @@ pub(crate) struct RawTenant {
     pub exports: RawExports,
     #[serde(default)]
     pub business_identities: BTreeMap<String, RawIdentity>,
+    #[serde(default)]
+    pub after_sales: Option<RawAfterSales>,
+}
+
+/// `after_sales:`: machines per after-sale type and review routing, each optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAfterSales {
+    #[serde(default)]
+    pub review_routing: Option<RawReviewRouting>,
+    #[serde(default)]
+    pub state_machines: BTreeMap<String, RawAfterSaleMachine>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReviewRouting {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub customer_service: Option<String>,
+}
+
+/// An order machine's shape without what only orders have (stock effects, event data and
+/// types): an after-sale's events are the core's own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAfterSaleMachine {
+    pub initial: String,
+    pub states: Vec<String>,
+    pub terminal: Vec<String>,
+    pub transitions: Vec<RawAfterSaleTransition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAfterSaleTransition {
+    pub from: String,
+    pub event: String,
+    pub to: String,
+}
+
+impl RawAfterSaleMachine {
+    /// As an order machine, to be checked by the same code (paths included).
+    pub fn as_order_machine(&self) -> RawStateMachine {
+        RawStateMachine {
+            initial: self.initial.clone(),
+            states: self.states.clone(),
+            terminal: self.terminal.clone(),
+            transitions: self
+                .transitions
+                .iter()
+                .map(|t| RawTransition {
+                    from: t.from.clone(),
+                    event: t.event.clone(),
+                    to: t.to.clone(),
+                    event_type: None,
+                    stock: None,
+                    data: Vec::new(),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

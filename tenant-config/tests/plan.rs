@@ -425,3 +425,41 @@ fn a_start_planned_against_the_written_slots_refuses_what_a_reload_refuses() {
     let start = plan_against_written(&written, &retail_only);
     assert_eq!(refusal_kinds(&start), [RefusalKind::TenantRemoved]);
 }
+
+/// `after_sales:` (issue #20): a routing change is a warning (stored after-sales keep their
+/// reviewer), an after-sale machine is planned like an order machine.
+#[test]
+fn after_sale_routing_and_machines_are_planned() {
+    let plan = plan_express(|text| {
+        let text = edit(
+            &text,
+            "    user: customer_service\n",
+            "    user: merchant\n",
+        );
+        edit(
+            &text,
+            "        - { from: refunding, event: complete, to: completed }\n",
+            "        - { from: refunding, event: complete, to: completed }\n        - { from: approved, event: cancel, to: cancelled }\n",
+        )
+    });
+    assert!(plan.is_safe(), "{plan}");
+    let warning = plan
+        .changes
+        .iter()
+        .find(|c| c.scope == "express/after_sales")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(warning.severity, Severity::Warning);
+    assert!(
+        warning
+            .message
+            .contains("a user application is reviewed by merchant instead of customer_service"),
+        "{plan}"
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.scope == "express/after_sales/refund_only"
+                && c.message == "transition `approved` --cancel--> `cancelled` added"),
+        "{plan}"
+    );
+}

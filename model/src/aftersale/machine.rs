@@ -93,6 +93,155 @@ impl AfterSaleMachines {
         // every type has a machine: `defaults` builds all of them and `with` only replaces
         &self.machines[&kind]
     }
+
+    /// What a tenant's machine for `kind` lacks of what the application core relies on
+    /// (empty: none). [`StateMachine::new`] has already checked that it is a machine at all;
+    /// this checks that it is one the core can drive: the statuses and events it names in
+    /// code (the initial `applied`; `approve` and `reject` from it, the merchant's own
+    /// application approved at once by that same `approve`; the one `appeal` of a rejection
+    /// and the arbiter's final word; for a refunding type, `refund` into `refunding` and the
+    /// refund's success completing it in the terminal `completed`, which keeps the units).
+    pub fn gaps(kind: AfterSaleType, machine: &StateMachine) -> Vec<MachineGap> {
+        let mut gaps = Vec::new();
+        // an event nobody fires is a typo or a wish: the API's routes fire only these
+        let mut unknown: Vec<String> = machine
+            .states()
+            .flat_map(|state| machine.events_from(state))
+            .map(|event| event.as_str().to_owned())
+            .filter(|event| !EVENTS.contains(&event.as_str()))
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        for event in unknown {
+            gaps.push(MachineGap {
+                at: "transitions",
+                event: Some(event.clone()),
+                message: format!(
+                    "event `{event}` is never fired: an after-sale moves only by {}",
+                    EVENTS.join(", ")
+                ),
+            });
+        }
+        let applied = status("applied");
+        if machine.initial() != &applied {
+            gaps.push(MachineGap {
+                at: "initial",
+                event: None,
+                message: format!(
+                    "the initial status must be `applied` (got `{}`): applications start there",
+                    machine.initial()
+                ),
+            });
+        }
+        let need = |from: &str, event: &str, to: Option<&str>, why: &str| {
+            let from = status(from);
+            let fired = TransitionEvent::parse(event).expect("a built-in event is valid");
+            let reached = machine.next(&from, &fired).ok();
+            let ok = match (reached, to) {
+                (Some(reached), Some(to)) => reached.as_str() == to,
+                (Some(reached), None) => machine.is_terminal(reached),
+                (None, _) => false,
+            };
+            (!ok).then(|| {
+                let target = to.map_or("a terminal status".to_owned(), |to| format!("`{to}`"));
+                MachineGap {
+                    at: "transitions",
+                    event: None,
+                    message: format!("missing transition `{from}` --{event}--> {target}: {why}"),
+                }
+            })
+        };
+        gaps.extend(need(
+            "applied",
+            "approve",
+            Some("approved"),
+            "a review approves with it, and a merchant's own application is approved at once by it",
+        ));
+        gaps.extend(need(
+            "applied",
+            "reject",
+            Some("rejected"),
+            "a review rejects with it",
+        ));
+        gaps.extend(need(
+            "rejected",
+            "appeal",
+            Some("appealed"),
+            "a rejection may be appealed once, to customer service",
+        ));
+        gaps.extend(need(
+            "appealed",
+            "approve",
+            Some("approved"),
+            "customer service approves an appeal with it",
+        ));
+        gaps.extend(need(
+            "appealed",
+            "reject",
+            None,
+            "customer service's rejection of an appeal is final",
+        ));
+        if kind.refunds() {
+            if !machine.states().any(|state| {
+                machine
+                    .next(state, &refund_event())
+                    .is_ok_and(|to| to.as_str() == "refunding")
+            }) {
+                gaps.push(MachineGap {
+                    at: "transitions",
+                    event: None,
+                    message: format!(
+                        "a {kind} machine needs a `refund` transition into `refunding`: the refund claims the after-sale by it"
+                    ),
+                });
+            }
+            gaps.extend(need(
+                "refunding",
+                "complete",
+                Some("completed"),
+                "the refund's success completes the after-sale by it",
+            ));
+            let completed = status("completed");
+            if machine.contains(&completed) && !machine.is_terminal(&completed) {
+                gaps.push(MachineGap {
+                    at: "terminal",
+                    event: None,
+                    message:
+                        "`completed` must be terminal: a completed refund keeps the units for good"
+                            .to_owned(),
+                });
+            }
+        }
+        gaps
+    }
+}
+
+/// Every event the after-sale core fires: the review, the appeal, the refund and its
+/// completion, and the steps of `POST /v1/after-sales/{id}/transitions`.
+pub const EVENTS: &[&str] = &[
+    "approve",
+    "reject",
+    "appeal",
+    "refund",
+    "complete",
+    "receive_return",
+    "ship",
+    "cancel",
+    "close",
+];
+
+fn refund_event() -> TransitionEvent {
+    TransitionEvent::parse("refund").expect("a built-in event is valid")
+}
+
+/// Something a tenant's after-sale machine lacks (see [`AfterSaleMachines::gaps`]): `at` is
+/// the key of the machine it concerns (`initial`, `transitions`, `terminal`); `event` the
+/// event no route fires, when that is the gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineGap {
+    pub at: &'static str,
+    pub event: Option<String>,
+    pub message: String,
 }
 
 /// Who reviews an application from each channel (seed 000): the user's and customer
@@ -201,6 +350,30 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[test]
+    fn the_default_machines_have_no_gaps_and_a_machine_without_refund_has() {
+        let machines = AfterSaleMachines::defaults();
+        for kind in AfterSaleType::ALL.iter().copied() {
+            assert_eq!(AfterSaleMachines::gaps(kind, machines.of(kind)), vec![]);
+        }
+        // the exchange machine has no refund: fine for an exchange, a gap for a refund
+        let gaps = AfterSaleMachines::gaps(
+            AfterSaleType::RefundOnly,
+            machines.of(AfterSaleType::Exchange),
+        );
+        assert_eq!(gaps.len(), 2, "{gaps:?}");
+        assert!(
+            gaps[0]
+                .message
+                .contains("`refund` transition into `refunding`")
+        );
+        assert!(
+            gaps[1]
+                .message
+                .contains("`refunding` --complete--> `completed`")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::ids::{OrderId, StatusCode, TenantId, TransitionEvent};
 use crate::money::Money;
 use crate::payment_ids::{PaymentId, RefundId};
 
-pub use machine::{AfterSaleMachines, ReviewRouting, ledger_effect};
+pub use machine::{AfterSaleMachines, MachineGap, ReviewRouting, ledger_effect};
 pub use split::{LineSplit, RefundSplit, RequestedLine, SplitKey};
 
 use crate::wire::wire_enum;

@@ -2364,6 +2364,8 @@ api_tests!(
     after_sale_lists_from_the_index_and_the_shards,
     after_sale_steps_walk_each_type_through_its_machine,
     sixty_four_applications_from_three_channels_take_exactly_the_bought_units,
+    after_sale_rules_come_from_the_callers_tenant_config,
+    an_after_sales_personal_data_is_shown_by_role,
     a_receiver_is_required_where_the_order_type_says_so,
     an_encrypted_remark_is_sealed_at_rest_and_shown_by_role,
     a_remark_set_by_transition_data_is_sealed_and_kept_out_of_the_event,
@@ -3911,8 +3913,10 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
     let first = paid_order_of(app, "buyer-lists-1", "acme").await;
     let second = paid_order_of(app, "buyer-lists-2", "zeta").await;
     let mut applied = Vec::new();
+    let mut with_reason = one_unit_of_b("refund_only", "user");
+    with_reason["reason"] = json!("parcel arrived crushed");
     for (key, order, body) in [
-        (RETAIL_BL, &first, one_unit_of_b("refund_only", "user")),
+        (RETAIL_BL, &first, with_reason),
         (
             RETAIL_MERCHANT,
             &first,
@@ -3993,6 +3997,12 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         "details from the shard"
     );
     assert_eq!(all.body["items"][2]["lines"][0]["sku"], "skuB");
+    // a list shows a reason as the caller's role may see it, as a GET does (customer
+    // service's role is masked: never the text in the clear)
+    let got = after_sale_call(app, RETAIL_CS, &format!("/v1/after-sales/{refund}"), None).await;
+    got.expect(StatusCode::OK);
+    assert_ne!(all.body["items"][2]["reason"], "parcel arrived crushed");
+    assert_eq!(all.body["items"][2]["reason"], got.body["reason"]);
 
     let at = |n: usize| applied[n]["created_at"].as_str().unwrap().to_owned();
     let cases: Vec<(String, Vec<String>)> = vec![
@@ -4333,4 +4343,167 @@ async fn after_sale_list_latency_index_against_shards() {
     }
     prefix.cleanup().await.unwrap();
     app.finish().await;
+}
+
+/// Issue #20: review routing and after-sale machines come from the CALLER's tenant config.
+/// `express` (its example config) sends a user's and customer service's applications to
+/// customer service and its refund only cannot be withdrawn once approved; `retail`, which
+/// configures nothing, keeps the defaults: merchant review, withdrawal allowed.
+async fn after_sale_rules_come_from_the_callers_tenant_config(app: &TestApp) {
+    let id = app
+        .paid_order(EXPRESS_BL, cold_chain_order("buyer-as-rules"))
+        .await;
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let mut express = Vec::new();
+    for (channel, line_no) in [("user", 1), ("customer_service", 2)] {
+        let applied = after_sale_call(
+            app,
+            EXPRESS_CS,
+            &applications,
+            Some(json!({"type": "refund_only", "channel": channel,
+                        "lines": [{"line_no": line_no, "quantity": 1}]})),
+        )
+        .await;
+        applied.expect(StatusCode::CREATED);
+        assert_eq!(applied.body["status"], "applied");
+        assert_eq!(applied.body["reviewer"], "customer_service", "{channel}");
+        express.push(applied.id());
+    }
+    after_sale_call(
+        app,
+        EXPRESS_CS,
+        &format!("/v1/after-sales/{}/review", express[0]),
+        Some(json!({"decision": "approve"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // express's machine has no `approved --cancel-->`
+    app.after_sale_step(EXPRESS_CS, &express[0], json!({"event": "cancel"}))
+        .await
+        .problem(StatusCode::CONFLICT, "invalid_transition", None);
+
+    let order = acme_order(
+        "buyer-as-rules",
+        json!([
+        {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
+        ]),
+    );
+    let id = app.paid_order(RETAIL_BL, order).await;
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let mut retail = Vec::new();
+    for channel in ["user", "customer_service"] {
+        let applied = after_sale_call(
+            app,
+            RETAIL_CS,
+            &applications,
+            Some(one_unit_of_b("refund_only", channel)),
+        )
+        .await;
+        applied.expect(StatusCode::CREATED);
+        assert_eq!(applied.body["reviewer"], "merchant", "{channel}");
+        retail.push(applied.id());
+    }
+    after_sale_call(
+        app,
+        RETAIL_MERCHANT,
+        &format!("/v1/after-sales/{}/review", retail[0]),
+        Some(json!({"decision": "approve"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let cancelled = app
+        .after_sale_step(RETAIL_CS, &retail[0], json!({"event": "cancel"}))
+        .await;
+    cancelled.expect(StatusCode::OK);
+    assert_eq!(cancelled.body["status"], "cancelled");
+}
+
+/// Issue #20 item 7: an after-sale's personal data by role, rendered like an order's. The
+/// free-text reason (here with a phone number in it) is in full for a `pii: full` role,
+/// masked for a masked one and left out for `pii: none`; the pickup contact of a return (the
+/// order's receiver) is opened, masked or withheld like the order's parties. Lists mask too.
+async fn an_after_sales_personal_data_is_shown_by_role(app: &TestApp) {
+    const REASON: &str = "broken; call me on 13900001111";
+    let order = acme_order(
+        "buyer-as-pii",
+        json!([
+        {"sku": "skuB", "product_name": "B", "quantity": 2, "unit_price_minor": 1500, "promotion_type": "1"}
+        ]),
+    );
+    let id = app.paid_order(RETAIL_BL, order).await;
+    let applications = format!("/v1/orders/{id}/after-sales");
+    let mut body = one_unit_of_b("return_and_refund", "user");
+    body["reason"] = json!(REASON);
+    let applied = after_sale_call(app, RETAIL_BL, &applications, Some(body)).await;
+    applied.expect(StatusCode::CREATED);
+    assert_eq!(applied.body["reason"], REASON);
+    let path = format!("/v1/after-sales/{}", applied.id());
+
+    let full = after_sale_call(app, RETAIL_BL, &path, None).await;
+    full.expect(StatusCode::OK);
+    assert_eq!(full.body["reason"], REASON);
+    assert_eq!(full.body["history"][0]["reason"], REASON);
+    let contact = &full.body["pickup_contact"];
+    assert_eq!(contact["name"], "Li Lei");
+    assert_eq!(contact["phone"], "13900001111");
+    assert_eq!(contact["address"], "1 Nanjing Road");
+    assert_eq!(contact["pii"], "full");
+
+    let masked = after_sale_call(app, RETAIL_CS, &path, None).await;
+    masked.expect(StatusCode::OK);
+    let reason = masked.body["reason"].as_str().unwrap();
+    assert!(
+        reason != REASON && !reason.contains("13900001111") && reason.starts_with('b'),
+        "{reason}"
+    );
+    assert_eq!(masked.body["history"][0]["reason"], reason);
+    let contact = &masked.body["pickup_contact"];
+    assert_eq!(contact["phone"], "139****1111");
+    assert_ne!(contact["name"], "Li Lei");
+    assert_ne!(contact["address"], "1 Nanjing Road");
+    assert_eq!(contact["pii"], "masked");
+    let listed = after_sale_call(app, RETAIL_CS, &applications, None).await;
+    listed.expect(StatusCode::OK);
+    assert_eq!(listed.body["items"][0]["reason"], reason);
+    // a refund only sends nothing back: no pickup contact
+    let refund_only = after_sale_call(
+        app,
+        RETAIL_BL,
+        &applications,
+        Some(one_unit_of_b("refund_only", "user")),
+    )
+    .await;
+    refund_only.expect(StatusCode::CREATED);
+    assert!(refund_only.body.get("pickup_contact").is_none());
+
+    // `pii: none` (the test tenant market's analytics role reads after-sales)
+    let mut order = retail_order("buyer-as-pii");
+    order["business_identity"] = json!("market");
+    order["order_type"] = json!("goods");
+    let id = app.paid_order(MARKET_BL, order).await;
+    let applied = after_sale_call(
+        app,
+        MARKET_BL,
+        &format!("/v1/orders/{id}/after-sales"),
+        Some(
+            json!({"type": "return_and_refund", "channel": "user", "reason": REASON,
+                    "lines": [{"line_no": 1, "quantity": 1}]}),
+        ),
+    )
+    .await;
+    applied.expect(StatusCode::CREATED);
+    let none = after_sale_call(
+        app,
+        MARKET_ANALYTICS,
+        &format!("/v1/after-sales/{}", applied.id()),
+        None,
+    )
+    .await;
+    none.expect(StatusCode::OK);
+    assert!(none.body.get("reason").is_none(), "{}", none.body);
+    assert!(none.body["history"][0].get("reason").is_none());
+    let contact = &none.body["pickup_contact"];
+    assert_eq!(contact["phone"], oc_core::orders::WITHHELD);
+    assert_eq!(contact["name"], oc_core::orders::WITHHELD);
+    assert_eq!(contact["pii"], "none");
 }

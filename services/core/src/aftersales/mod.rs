@@ -35,7 +35,7 @@ use serde::Deserialize;
 use oc_model::aftersale::{
     AfterSale, AfterSaleChannel, AfterSaleHistoryEntry, AfterSaleId, AfterSaleLine,
     AfterSaleMachines, AfterSaleRefund, AfterSaleStore, AfterSaleTransition, AfterSaleType,
-    NewAfterSale, RefundSplit, RequestedLine, ReviewRouting, Reviewer, ledger_effect,
+    NewAfterSale, RefundSplit, RequestedLine, Reviewer, ledger_effect,
 };
 use oc_model::payment::PaymentStore;
 use oc_model::{
@@ -164,10 +164,6 @@ pub struct AfterSaleService {
     pub(crate) payments: Arc<dyn PaymentStore>,
     /// The refunds themselves: recorded, submitted and settled by the payments domain.
     pub(crate) refunds: PaymentService,
-    /// The per-type machines and the review routing. Per tenant in the issue; every tenant
-    /// gets seed 000's defaults until the tenant config carries its own.
-    pub(crate) machines: AfterSaleMachines,
-    pub(crate) routing: ReviewRouting,
 }
 
 impl AfterSaleService {
@@ -181,15 +177,17 @@ impl AfterSaleService {
             store,
             payments: Arc::clone(&refunds.store),
             refunds,
-            machines: AfterSaleMachines::defaults(),
-            routing: ReviewRouting::default(),
         }
     }
 
-    /// Replace the review routing (tests and, later, the tenant config).
-    pub fn with_routing(mut self, routing: ReviewRouting) -> AfterSaleService {
-        self.routing = routing;
-        self
+    /// The machines of a tenant whose after-sale moves without a caller (a refund's
+    /// settlement): from the live tenant config, as a caller's snapshot would have them.
+    fn machines_of(&self, tenant: &TenantId) -> DomainResult<AfterSaleMachines> {
+        let config = self.refunds.config.current();
+        let tenant = config
+            .tenant(tenant)
+            .ok_or_else(|| DomainError::unavailable("the after-sale's tenant is not configured"))?;
+        Ok(tenant.after_sales().machines().clone())
     }
 
     /// The channel a caller acts through: a merchant-scoped key is the merchant whatever it
@@ -250,8 +248,10 @@ impl AfterSaleService {
                 .ids
                 .next(order.main.id.bucket(), UnixMillis::floor(now).as_u64()),
         );
-        let reviewer = self.routing.reviewer(channel);
-        let machine = self.machines.of(request.kind);
+        // the caller's tenant's rules (its config snapshot), seed 000's where it set none
+        let rules = caller.tenant_config().after_sales();
+        let reviewer = rules.routing().reviewer(channel);
+        let machine = rules.machines().of(request.kind);
         // seed 000: the merchant's own application is approved at once
         let (apply_event, status) = if reviewer == Reviewer::None {
             let approve = event("approve");
@@ -319,7 +319,9 @@ impl AfterSaleService {
                 after_sale,
             })
             .await?;
-        Ok(AfterSaleView::of(written, Vec::new(), None))
+        AfterSaleView::of(written, Vec::new(), None)
+            .shown_to(caller)
+            .with_pickup_contact(&self.orders.sealer, caller, &order)
     }
 
     /// The after-sale and the order it belongs to, as the caller may see them (another
@@ -363,11 +365,18 @@ impl AfterSaleService {
     /// One after-sale with its history and refund.
     pub async fn get(&self, caller: &Caller, id: &str) -> DomainResult<AfterSaleView> {
         caller.require(Endpoint::AfterSalesGet)?;
-        let (after_sale, _) = self.load(caller, id).await?;
-        self.view(after_sale).await
+        let (after_sale, order) = self.load(caller, id).await?;
+        self.view(caller, &order, after_sale).await
     }
 
-    async fn view(&self, after_sale: AfterSale) -> DomainResult<AfterSaleView> {
+    /// A single read as `caller` may see it: history, refund, reasons and pickup contact by
+    /// the caller's PII view.
+    async fn view(
+        &self,
+        caller: &Caller,
+        order: &Order,
+        after_sale: AfterSale,
+    ) -> DomainResult<AfterSaleView> {
         let history = self
             .store
             .after_sale_history(&after_sale.tenant, after_sale.id)
@@ -376,7 +385,9 @@ impl AfterSaleService {
             .store
             .after_sale_refund(&after_sale.tenant, after_sale.id)
             .await?;
-        Ok(AfterSaleView::of(after_sale, history, refund))
+        AfterSaleView::of(after_sale, history, refund)
+            .shown_to(caller)
+            .with_pickup_contact(&self.orders.sealer, caller, order)
     }
 
     /// The after-sales of an order, oldest first.
@@ -393,7 +404,7 @@ impl AfterSaleService {
             .await?;
         Ok(found
             .into_iter()
-            .map(|after_sale| AfterSaleView::of(after_sale, Vec::new(), None))
+            .map(|after_sale| AfterSaleView::of(after_sale, Vec::new(), None).shown_to(caller))
             .collect())
     }
 
@@ -402,6 +413,7 @@ impl AfterSaleService {
     #[allow(clippy::too_many_arguments)]
     async fn fire(
         &self,
+        machines: &AfterSaleMachines,
         order: &Order,
         after_sale: &AfterSale,
         event_name: &str,
@@ -412,7 +424,7 @@ impl AfterSaleService {
         appealed: bool,
         refund: Option<AfterSaleRefund>,
     ) -> DomainResult<AfterSale> {
-        let machine = self.machines.of(after_sale.kind);
+        let machine = machines.of(after_sale.kind);
         let fired = event(event_name);
         let to = machine.next(&after_sale.status, &fired)?.clone();
         let now = self.orders.now_ms();
@@ -487,6 +499,7 @@ impl AfterSaleService {
         };
         let moved = self
             .fire(
+                caller.tenant_config().after_sales().machines(),
                 &order,
                 &after_sale,
                 name,
@@ -498,7 +511,7 @@ impl AfterSaleService {
                 None,
             )
             .await?;
-        self.view(moved).await
+        self.view(caller, &order, moved).await
     }
 
     /// Appeal a rejection, once, to customer service as arbiter.
@@ -519,6 +532,7 @@ impl AfterSaleService {
         }
         let moved = self
             .fire(
+                caller.tenant_config().after_sales().machines(),
                 &order,
                 &after_sale,
                 "appeal",
@@ -530,7 +544,7 @@ impl AfterSaleService {
                 None,
             )
             .await?;
-        self.view(moved).await
+        self.view(caller, &order, moved).await
     }
 
     /// Fire a step (see [`Step`]): the applicant's (`cancel`, `close`) need the role endpoint
@@ -571,6 +585,7 @@ impl AfterSaleService {
         };
         let moved = self
             .fire(
+                caller.tenant_config().after_sales().machines(),
                 &order,
                 &after_sale,
                 step.as_str(),
@@ -582,7 +597,7 @@ impl AfterSaleService {
                 None,
             )
             .await?;
-        self.view(moved).await
+        self.view(caller, &order, moved).await
     }
 
     /// Refund an approved after-sale (a return once the goods are back): claim its one refund,
@@ -616,8 +631,10 @@ impl AfterSaleService {
                 claimed
             }
             None => {
-                let machine = self.machines.of(after_sale.kind);
-                machine.next(&after_sale.status, &event("refund"))?;
+                let machines = caller.tenant_config().after_sales().machines();
+                machines
+                    .of(after_sale.kind)
+                    .next(&after_sale.status, &event("refund"))?;
                 let payment = self.payment_for(&order, after_sale.refund_amount).await?;
                 let now = self.orders.now_ms();
                 let claim = AfterSaleRefund {
@@ -630,6 +647,7 @@ impl AfterSaleService {
                     amount: after_sale.refund_amount,
                 };
                 self.fire(
+                    machines,
                     &order,
                     &after_sale,
                     "refund",
@@ -687,8 +705,8 @@ impl AfterSaleService {
             self.refund_settled(&caller.tenant, after_sale.id, true)
                 .await?;
         }
-        let (current, _) = self.load(caller, id).await?;
-        self.view(current).await
+        let (current, order) = self.load(caller, id).await?;
+        self.view(caller, &order, current).await
     }
 
     /// A captured payment of the order with at least `amount` left to refund, oldest first.
@@ -737,8 +755,10 @@ impl AfterSaleService {
             return Ok(None);
         }
         let order = self.order_of(tenant, after_sale.order_id).await?;
+        let machines = self.machines_of(tenant)?;
         match self
             .fire(
+                &machines,
                 &order,
                 &after_sale,
                 "complete",

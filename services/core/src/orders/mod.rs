@@ -30,3 +30,4 @@ pub use create::request_hash;
 pub use service::{OrderService, ReadModels};
 pub(crate) use validate::{MAX_TEXT, optional_text};
 pub use view::WITHHELD;
+pub(crate) use view::{Renderer, free_text};

@@ -25,6 +25,15 @@ fn render(view: PiiView, plain: &str, mask: fn(&str) -> String) -> String {
     }
 }
 
+/// Free text that may hold personal data (a sealed remark, an after-sale's reasons) for a
+/// role: in full, masked keeping its first and last character, or left out.
+pub(crate) fn free_text(view: PiiView, text: &str) -> Option<String> {
+    match view {
+        PiiView::None => None,
+        pii => Some(render(pii, text, |text| mask_middle(text, 1, 1))),
+    }
+}
+
 /// Renders the orders of one caller.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Renderer<'a> {
@@ -123,7 +132,8 @@ impl Renderer<'_> {
         })
     }
 
-    fn party_view(
+    /// A party as the caller's role may see it (also an after-sale's pickup contact).
+    pub(crate) fn party_view(
         &self,
         order: &Order,
         role: PartyRole,
@@ -171,7 +181,7 @@ impl Renderer<'_> {
                         &SealedSite::Remark,
                         sealed,
                     )?;
-                    Some(render(pii, &plain, |text| mask_middle(text, 1, 1)))
+                    free_text(pii, &plain)
                 }
             },
         };
