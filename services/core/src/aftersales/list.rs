@@ -184,7 +184,7 @@ impl AfterSaleLists {
                 .get_after_sale(&caller.tenant, hit.after_sale_id)
                 .await?
             {
-                items.push(view(after_sale));
+                items.push(view(after_sale, caller));
             }
         }
         Ok(AfterSaleList {
@@ -205,15 +205,20 @@ impl AfterSaleLists {
             .await
             .map_err(query_error)?;
         Ok(AfterSaleList {
-            items: page.items.into_iter().map(view).collect(),
+            items: page
+                .items
+                .into_iter()
+                .map(|after_sale| view(after_sale, caller))
+                .collect(),
             next_cursor: page.next_cursor,
             degraded: true,
         })
     }
 }
 
-fn view(after_sale: AfterSale) -> AfterSaleView {
-    AfterSaleView::of(after_sale, Vec::new(), None)
+/// A listed after-sale as `caller` may see it (its reason by the role's PII view).
+fn view(after_sale: AfterSale, caller: &Caller) -> AfterSaleView {
+    AfterSaleView::of(after_sale, Vec::new(), None).shown_to(caller)
 }
 
 /// A query error of the index or the shards (a bad cursor) named at its query parameter.
