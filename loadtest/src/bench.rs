@@ -772,7 +772,9 @@ impl Bench {
     /// `--after-sales-only`: a single-node server wired to the sandbox, the after-sales step.
     async fn run_after_sales_only(&mut self) -> anyhow::Result<()> {
         let tenants = self.lifted_tenants()?;
-        let (single, _sandbox) = self.start_single_node(&tenants).await?;
+        let (single, _sandbox) = self
+            .start_single_node(&tenants, &self.dir.join("single"))
+            .await?;
         let result = self.after_sale_refunds("single-node", &single).await;
         single.stop();
         self.report
