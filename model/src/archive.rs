@@ -8,11 +8,19 @@
 //! order's life (its event needs its own `(order id, version)` identity, and the read models,
 //! which keep the highest version they were given, must take the archived state over the
 //! hot one); the order's content is unchanged.
+//!
+//! The order's after-sales (each with its lines, status history and the refund it issued)
+//! go with it ([`ArchivedAfterSale`]): copied, verified, and deleted in the same guarded
+//! transaction. Its payments and their refunds stay on the shard (see
+//! [`ArchiveStore::delete_archived`]).
 
 use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+use serde::{Deserialize, Serialize};
+
+use crate::aftersale::{AfterSale, AfterSaleHistoryEntry, AfterSaleId, AfterSaleRefund};
 use crate::error::DomainResult;
 use crate::event::{OrderEvent, ShardId};
 use crate::ids::{OrderId, StatusCode, TenantId};
@@ -24,6 +32,16 @@ use crate::millis::UnixMillis;
 pub struct ArchiveCandidate {
     pub updated_at: UnixMillis,
     pub id: OrderId,
+}
+
+/// One after-sale of an archived order as the cold store keeps it: the record with its
+/// lines, its status history and the refund it issued, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedAfterSale {
+    pub after_sale: AfterSale,
+    pub history: Vec<AfterSaleHistoryEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<AfterSaleRefund>,
 }
 
 /// The archive's reads and its delete, per shard.
@@ -45,15 +63,32 @@ pub trait ArchiveStore: Send + Sync + Debug + 'static {
         limit: u32,
     ) -> DomainResult<Vec<ArchiveCandidate>>;
 
+    /// Whether something still in flight keeps the order hot whatever its status: a stock
+    /// reservation not settled, an after-sale still holding units, a payment pending or a
+    /// refund requested. Read before the copy, so such an order is not copied pass after
+    /// pass; [`ArchiveStore::delete_archived`] checks the same again under its lock.
+    async fn in_flight(&self, tenant: &TenantId, id: OrderId) -> DomainResult<bool>;
+
     /// One local transaction on the order's shard: delete the order (main row, lines,
-    /// identifiers, status history, settled stock reservations) if it is still at
-    /// `expected_version`, and write `event` to the outbox. `false`: the order is at another
-    /// version or gone, and nothing was written.
+    /// identifiers, status history, settled stock reservations, and its after-sales with
+    /// their lines, history, refund records and unit ledger) if it is still at
+    /// `expected_version` and its after-sales are exactly `after_sales` (id, version): the
+    /// ones the cold store was given. Write `event` to the outbox. `false`: the order is at
+    /// another version or gone, an after-sale was applied or changed since the copy, or
+    /// something still in flight keeps it hot (a stock reservation not settled, an
+    /// after-sale still holding units, a payment pending or a refund requested), and nothing
+    /// was written.
+    ///
+    /// Payments and their refunds are never deleted: they are the money ledger (the refund
+    /// cap, the provider's callbacks and reconciliation are by payment id), so they stay
+    /// with the payments domain; a change through them of an archived order is refused by
+    /// the order's read-only rule.
     async fn delete_archived(
         &self,
         tenant: &TenantId,
         id: OrderId,
         expected_version: u64,
+        after_sales: &[(AfterSaleId, u64)],
         event: &OrderEvent,
     ) -> DomainResult<bool>;
 }

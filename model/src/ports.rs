@@ -202,6 +202,33 @@ pub trait ColdStore: Send + Sync + Debug + 'static {
         tenant: &TenantId,
         id: OrderId,
     ) -> DomainResult<Option<Vec<HistoryEntry>>>;
+
+    /// Store the after-sales of an archived order, replacing what is stored for it, and
+    /// index each by its own id (for [`ColdStore::after_sale_order`]). The archive writes
+    /// them after the order and its history, before it verifies all three.
+    async fn put_after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        after_sales: &[crate::archive::ArchivedAfterSale],
+    ) -> DomainResult<()>;
+
+    /// The stored after-sales of an archived order, oldest first; `None` when none were
+    /// stored.
+    async fn after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Option<Vec<crate::archive::ArchivedAfterSale>>>;
+
+    /// The archived order an archived after-sale belongs to (GET of an after-sale by its own
+    /// id), `None` when the cold store holds no such after-sale of `tenant`.
+    async fn after_sale_order(
+        &self,
+        tenant: &TenantId,
+        id: crate::aftersale::AfterSaleId,
+    ) -> DomainResult<Option<OrderId>>;
+
     /// Every order of `tenant` created in `[from, to)`, in id order, as a stream that asks
     /// [`ColdStore::scan`] for one page of `page_size` at a time when the previous one is
     /// consumed: whatever the window holds, memory holds one page (exports, reconcile).

@@ -1,5 +1,6 @@
 //! The stored value: the JSON of the full `Order`, exactly as given (PII stays sealed).
 
+use oc_model::archive::ArchivedAfterSale;
 use oc_model::{DomainError, DomainResult, HistoryEntry, Order, OrderId, TenantId};
 
 /// Refuse an order with plaintext personal data: the cold store keeps what it is given for
@@ -76,4 +77,40 @@ pub(crate) fn decode_history(
         ));
     }
     Ok(history)
+}
+
+/// The stored after-sales of an archived order: the JSON array of their records.
+pub(crate) fn encode_after_sales(after_sales: &[ArchivedAfterSale]) -> DomainResult<Vec<u8>> {
+    serde_json::to_vec(after_sales)
+        .map_err(|error| DomainError::internal(format!("encode archived after-sales: {error}")))
+}
+
+/// Decode stored after-sales and check every one belongs to the order it was read under.
+pub(crate) fn decode_after_sales(
+    bytes: &[u8],
+    tenant: &TenantId,
+    order_id: OrderId,
+) -> DomainResult<Vec<ArchivedAfterSale>> {
+    let after_sales: Vec<ArchivedAfterSale> = serde_json::from_slice(bytes).map_err(|error| {
+        tracing::error!(%tenant, %order_id, %error, "undecodable archived after-sales");
+        DomainError::internal("undecodable archived after-sales")
+    })?;
+    if after_sales.iter().any(|archived| {
+        &archived.after_sale.tenant != tenant || archived.after_sale.order_id != order_id
+    }) {
+        tracing::error!(%tenant, %order_id, "archived after-sales do not match their key");
+        return Err(DomainError::internal(
+            "archived after-sales do not match their key",
+        ));
+    }
+    Ok(after_sales)
+}
+
+/// The value of an after-sale's index entry: its order's id, 8 bytes big-endian.
+pub(crate) fn decode_order_ref(bytes: &[u8]) -> DomainResult<OrderId> {
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| DomainError::internal("malformed after-sale index entry in the cold store"))?;
+    OrderId::from_raw(u64::from_be_bytes(raw))
+        .map_err(|_| DomainError::internal("malformed after-sale index entry in the cold store"))
 }

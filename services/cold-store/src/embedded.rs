@@ -4,12 +4,15 @@
 //! runs one write transaction at a time, so "write unless a newer version is stored" is a
 //! read and an insert inside one write transaction, with no retry loop. Every commit is
 //! durable (fsync) before `put` returns. redb is synchronous: every call runs on tokio's
-//! blocking pool.
+//! blocking pool. Beside it, tables for archived orders only: `history`, `after_sales`
+//! (same key as `orders`) and `after_sale_orders` (an after-sale's id → its order's id).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use oc_model::aftersale::AfterSaleId;
+use oc_model::archive::ArchivedAfterSale;
 use oc_model::ports::{ColdStore, Page, PageRequest};
 use oc_model::{DomainError, DomainResult, HistoryEntry, Order, OrderId, TenantId};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -23,6 +26,12 @@ const ORDERS: TableDefinition<&[u8], (u64, &[u8])> = TableDefinition::new("order
 
 /// key: as in `orders`; value: the status history JSON of an archived order.
 const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
+
+/// key: as in `orders`; value: the JSON array of an archived order's after-sales.
+const AFTER_SALES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("after_sales");
+
+/// key: `{tenant}\0{after-sale id big-endian}`; value: its order's id (GET by after-sale id).
+const AFTER_SALE_ORDERS: TableDefinition<&[u8], u64> = TableDefinition::new("after_sale_orders");
 
 /// The cold store in one redb file.
 #[derive(Clone)]
@@ -58,6 +67,8 @@ impl RedbColdStore {
             let transaction = db.begin_write().map_err(convert)?;
             transaction.open_table(ORDERS).map_err(convert)?;
             transaction.open_table(HISTORY).map_err(convert)?;
+            transaction.open_table(AFTER_SALES).map_err(convert)?;
+            transaction.open_table(AFTER_SALE_ORDERS).map_err(convert)?;
             transaction.commit().map_err(convert)?;
             Ok(db)
         })
@@ -213,6 +224,78 @@ impl ColdStore for RedbColdStore {
                 return Ok(None);
             };
             codec::decode_history(guard.value(), &tenant, id).map(Some)
+        })
+        .await
+    }
+
+    async fn put_after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        after_sales: &[ArchivedAfterSale],
+    ) -> DomainResult<()> {
+        let value = codec::encode_after_sales(after_sales)?;
+        let key = key::tenant_key(tenant, order_id.get());
+        let index: Vec<Vec<u8>> = after_sales
+            .iter()
+            .map(|archived| key::tenant_key(tenant, archived.after_sale.id.get()))
+            .collect();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            // the after-sales and their index entries in one transaction
+            let transaction = db.begin_write().map_err(convert)?;
+            {
+                let mut table = transaction.open_table(AFTER_SALES).map_err(convert)?;
+                table
+                    .insert(key.as_slice(), value.as_slice())
+                    .map_err(convert)?;
+                let mut orders = transaction.open_table(AFTER_SALE_ORDERS).map_err(convert)?;
+                for entry in &index {
+                    orders
+                        .insert(entry.as_slice(), order_id.get())
+                        .map_err(convert)?;
+                }
+            }
+            transaction.commit().map_err(convert)
+        })
+        .await
+    }
+
+    async fn after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Option<Vec<ArchivedAfterSale>>> {
+        let key = key::tenant_key(tenant, order_id.get());
+        let tenant = tenant.clone();
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_read().map_err(convert)?;
+            let table = transaction.open_table(AFTER_SALES).map_err(convert)?;
+            let Some(guard) = table.get(key.as_slice()).map_err(convert)? else {
+                return Ok(None);
+            };
+            codec::decode_after_sales(guard.value(), &tenant, order_id).map(Some)
+        })
+        .await
+    }
+
+    async fn after_sale_order(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<OrderId>> {
+        let key = key::tenant_key(tenant, id.get());
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let transaction = db.begin_read().map_err(convert)?;
+            let table = transaction.open_table(AFTER_SALE_ORDERS).map_err(convert)?;
+            let Some(guard) = table.get(key.as_slice()).map_err(convert)? else {
+                return Ok(None);
+            };
+            OrderId::from_raw(guard.value()).map(Some).map_err(|_| {
+                DomainError::internal("malformed after-sale index entry in the cold store")
+            })
         })
         .await
     }

@@ -37,6 +37,18 @@ pub(crate) fn tenant_key(tenant: &TenantId, raw_id: u64) -> Vec<u8> {
     key
 }
 
+/// `{tenant}\x01{raw after-sale id big-endian}`: the key of an archived after-sale's index
+/// entry where it shares a key space with orders (HBase). `\x01` sorts above the orders'
+/// `\0` and below every tenant-id byte, so these keys fall in no tenant's order range (a
+/// scan never meets them) and in no other tenant's either.
+pub(crate) fn after_sale_key(tenant: &TenantId, raw_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(tenant.as_str().len() + 1 + ID_LEN);
+    key.extend_from_slice(tenant.as_str().as_bytes());
+    key.push(1);
+    key.extend_from_slice(&raw_id.to_be_bytes());
+    key
+}
+
 /// The id at the end of a key, when the key is `prefix` followed by exactly eight bytes.
 pub(crate) fn id_after_prefix(key: &[u8], prefix: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(prefix)?;

@@ -22,6 +22,11 @@ use oc_cold_store::hbase::{
     self as hb, COLUMN_CREATED, COLUMN_ORDER, COLUMN_STATUS, COLUMN_VERSION,
 };
 use oc_cold_store::{HbaseColdStore, HbaseConfig, RedbColdStore};
+use oc_model::aftersale::{
+    AfterSale, AfterSaleChannel, AfterSaleHistoryEntry, AfterSaleId, AfterSaleLine,
+    AfterSaleRefund, AfterSaleType, Reviewer,
+};
+use oc_model::archive::ArchivedAfterSale;
 use oc_model::ext::Sealed;
 use oc_model::order::{
     Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
@@ -168,6 +173,28 @@ impl ColdStore for Unopened {
         _: &TenantId,
         _: OrderId,
     ) -> oc_model::DomainResult<Option<Vec<oc_model::HistoryEntry>>> {
+        unreachable!()
+    }
+    async fn put_after_sales(
+        &self,
+        _: &TenantId,
+        _: OrderId,
+        _: &[ArchivedAfterSale],
+    ) -> oc_model::DomainResult<()> {
+        unreachable!()
+    }
+    async fn after_sales(
+        &self,
+        _: &TenantId,
+        _: OrderId,
+    ) -> oc_model::DomainResult<Option<Vec<ArchivedAfterSale>>> {
+        unreachable!()
+    }
+    async fn after_sale_order(
+        &self,
+        _: &TenantId,
+        _: AfterSaleId,
+    ) -> oc_model::DomainResult<Option<OrderId>> {
         unreachable!()
     }
 }
@@ -619,6 +646,163 @@ async fn history_round_trips_is_replaced_and_tenant_scoped(harness: &mut Harness
     );
 }
 
+fn archived_after_sale(
+    tenant_id: &TenantId,
+    order_id: OrderId,
+    id: AfterSaleId,
+    refunded: bool,
+) -> ArchivedAfterSale {
+    let at = at_ms(order_id.unix_ms() + 5_000);
+    let amount = Money::new(1_250, Currency::CNY);
+    let status = StatusCode::parse(if refunded { "completed" } else { "cancelled" }).unwrap();
+    ArchivedAfterSale {
+        after_sale: AfterSale {
+            tenant: tenant_id.clone(),
+            id,
+            order_id,
+            kind: AfterSaleType::RefundOnly,
+            channel: AfterSaleChannel::User,
+            applicant: "key-1".into(),
+            reviewer: Reviewer::Merchant,
+            status: status.clone(),
+            version: 2,
+            appealed: false,
+            reason: Some("破损".into()),
+            lines: vec![AfterSaleLine {
+                line_no: 1,
+                sku: "TEA".into(),
+                promotion_type: None,
+                unit_price: amount,
+                quantity: 1,
+                amount,
+            }],
+            refund_amount: amount,
+            pickup_at: None,
+            pickup_id: None,
+            waybill_no: None,
+            created_at: at,
+            updated_at: at,
+        },
+        history: vec![AfterSaleHistoryEntry {
+            version: 2,
+            from: Some(StatusCode::parse("applied").unwrap()),
+            to: status,
+            event: oc_model::TransitionEvent::parse("cancel").unwrap(),
+            channel: AfterSaleChannel::User,
+            operator: "key-1".into(),
+            reason: None,
+            occurred_at: at,
+        }],
+        refund: refunded.then(|| AfterSaleRefund {
+            refund_id: oc_model::RefundId::from_raw(id.get()).unwrap(),
+            payment_id: oc_model::PaymentId::from_raw(order_id.get()).unwrap(),
+            amount,
+        }),
+    }
+}
+
+async fn after_sales_round_trip_are_indexed_by_id_and_tenant_scoped(harness: &mut Harness) {
+    let acme = tenant("acme");
+    let other = tenant("acme2");
+    let id = id_at(22, BASE_MS + 8);
+    let first_id = AfterSaleId::generated(id_at(22, BASE_MS + 9));
+    let second_id = AfterSaleId::generated(id_at(22, BASE_MS + 10));
+    assert!(harness.store().put(&order(&acme, id, 3)).await.unwrap());
+    assert_eq!(harness.store().after_sales(&acme, id).await.unwrap(), None);
+    assert_eq!(
+        harness
+            .store()
+            .after_sale_order(&acme, first_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let first = vec![archived_after_sale(&acme, id, first_id, true)];
+    harness
+        .store()
+        .put_after_sales(&acme, id, &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.store().after_sales(&acme, id).await.unwrap(),
+        Some(first.clone())
+    );
+    // an archive that ran again after another application stores both
+    let both = vec![
+        first[0].clone(),
+        archived_after_sale(&acme, id, second_id, false),
+    ];
+    harness
+        .store()
+        .put_after_sales(&acme, id, &both)
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.store().after_sales(&acme, id).await.unwrap(),
+        Some(both.clone())
+    );
+    for after_sale in [first_id, second_id] {
+        assert_eq!(
+            harness
+                .store()
+                .after_sale_order(&acme, after_sale)
+                .await
+                .unwrap(),
+            Some(id)
+        );
+        // another tenant never sees them
+        assert_eq!(
+            harness
+                .store()
+                .after_sale_order(&other, after_sale)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(harness.store().after_sales(&other, id).await.unwrap(), None);
+    // the order and its history are untouched, and a scan over the after-sales' times
+    // still finds exactly the order (the index entries are not orders)
+    assert_eq!(
+        harness.store().get(&acme, id).await.unwrap(),
+        Some(order(&acme, id, 3))
+    );
+    let found = scan_all(
+        harness.store(),
+        &acme,
+        at_ms(BASE_MS),
+        at_ms(BASE_MS + 1000),
+        10,
+    )
+    .await;
+    assert_eq!(found.len(), 1);
+    assert!(
+        scan_all(
+            harness.store(),
+            &other,
+            at_ms(BASE_MS),
+            at_ms(BASE_MS + 1000),
+            10
+        )
+        .await
+        .is_empty()
+    );
+    // durable
+    harness.reopen().await;
+    assert_eq!(
+        harness.store().after_sales(&acme, id).await.unwrap(),
+        Some(both)
+    );
+    assert_eq!(
+        harness
+            .store()
+            .after_sale_order(&acme, second_id)
+            .await
+            .unwrap(),
+        Some(id)
+    );
+}
+
 async fn scan_stream_yields_the_window_once_in_id_order_a_page_at_a_time(harness: &mut Harness) {
     use futures_util::StreamExt as _;
     let store = harness.store();
@@ -700,6 +884,7 @@ conformance!(
     data_survives_reopen,
     concurrent_versions_end_with_the_newest,
     history_round_trips_is_replaced_and_tenant_scoped,
+    after_sales_round_trip_are_indexed_by_id_and_tenant_scoped,
     scan_stream_yields_the_window_once_in_id_order_a_page_at_a_time,
 );
 

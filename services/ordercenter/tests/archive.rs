@@ -5,6 +5,11 @@
 //! hidden `--pause-after STEP:N` stops it there first, so every step is hit, not a random
 //! moment) loses no order and writes no second `order.archived` event; GET and the history
 //! of an archived order still answer, a change answers 409; reconcile is clean afterwards.
+//!
+//! Every due order was paid and had an after-sale (applied, then cancelled) before it was
+//! closed by a refund: its after-sale leaves the shard with it and still answers from the
+//! cold store; an order with a live after-sale or a pending payment stays hot; the payment
+//! of an archived order stays on its shard, and a refund of it is refused.
 
 mod common;
 
@@ -16,10 +21,11 @@ use common::*;
 use sqlx::Row;
 
 /// Every step of one order's archive, as `--pause-after` names them.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     "read",
     "copied",
     "history_copied",
+    "after_sales_copied",
     "verified",
     "deleted",
     "cache_dropped",
@@ -28,8 +34,52 @@ const STEPS: [&str; 6] = [
 /// Retail keeps orders hot for 180 days; the aged ones are older than that.
 const AGE_MS: i64 = 200 * 86_400_000;
 
-/// Orders due for the archive (cancelled and aged), one per kill and two more.
+/// The customer-service key of the example tenant `retail` (lists and reviews after-sales).
+const RETAIL_CS_KEY: &str = "oc_test_retail_cs_0001_06f3d8a2c7b5e1943a0d";
+
+/// The customer-service key of the example tenant `express` (may read after-sales).
+const EXPRESS_KEY: &str = "oc_test_express_cs_0001_3b8e0d52f9a6c1477d20";
+
+/// Orders due for the archive (closed and aged), one per kill and two more.
 const DUE: usize = STEPS.len() + 2;
+
+/// A retail order paid, then an after-sale applied as the user (waiting for the merchant's
+/// review) on it; returns the after-sale's id.
+fn pay_and_apply(port: u16, id: &str) -> String {
+    let (status, body) = request(
+        port,
+        "POST",
+        &format!("/v1/orders/{id}/transitions"),
+        &[("If-Match", "\"1\"")],
+        Some(r#"{"event":"pay"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/orders/{id}/after-sales"),
+        Some(r#"{"type":"refund_only","channel":"user","reason":"damaged","lines":[{"sku":"TEA","quantity":1}]}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let after_sale: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(after_sale["status"], "applied", "{body}");
+    after_sale["id"].as_str().unwrap().to_owned()
+}
+
+/// The paid order closed by its `refund` event (version 2 → 3).
+fn close(port: u16, id: &str) {
+    let (status, body) = request(
+        port,
+        "POST",
+        &format!("/v1/orders/{id}/transitions"),
+        &[("If-Match", "\"2\"")],
+        Some(r#"{"event":"refund"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
 
 enum Mode {
     SingleNode,
@@ -194,6 +244,20 @@ fn archive_killed_after(env: &Env, step: &str) {
     child.0.wait().unwrap();
 }
 
+/// The pool of the shard holding `id` (the one whose `orders` has it).
+async fn shard_of<'p>(pools: &'p [sqlx::AnyPool], id: &str) -> &'p sqlx::AnyPool {
+    for pool in pools {
+        let row = sqlx::query(&format!("SELECT COUNT(*) FROM orders WHERE id = {id}"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if row.try_get::<i64, _>(0).unwrap() == 1 {
+            return pool;
+        }
+    }
+    panic!("order {id} is on no shard");
+}
+
 fn archive_once(env: &Env) -> serde_json::Value {
     let mut command = env.command();
     command.args(["archive", "--once", "--rate", "0"]);
@@ -206,16 +270,36 @@ fn version_of(port: u16, id: &str) -> (u16, serde_json::Value) {
 }
 
 async fn archive_survives_a_kill_at_every_step(env: Env) {
-    // orders: DUE cancelled and aged; one cancelled but recent; one aged but still open
+    // orders: DUE closed and aged, each with an ended after-sale; one cancelled but recent;
+    // one aged but still open; one closed and aged with an after-sale still under review;
+    // one closed and aged with a payment still pending
     let port = free_port();
     let mut server = env.serve(port);
     set_stock(port, "TEA", 1_000);
     let mut ids = Vec::new();
-    for i in 0..DUE + 2 {
+    for i in 0..DUE + 4 {
         let order = create_retail_order(port, &format!("buyer-{i}"), "TEA");
         ids.push(order["id"].as_str().unwrap().to_owned());
     }
-    for id in &ids[..DUE + 1] {
+    let mut after_sales = Vec::new();
+    for id in &ids[..DUE] {
+        let after_sale = pay_and_apply(port, id);
+        // the applicant withdraws it: it ends (terminal), its unit released
+        let (status, body) = http(
+            port,
+            "POST",
+            &format!("/v1/after-sales/{after_sale}/transitions"),
+            Some(r#"{"event":"cancel"}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        close(port, id);
+        after_sales.push(after_sale);
+    }
+    let (live, pending) = (&ids[DUE + 2], &ids[DUE + 3]);
+    let live_after_sale = pay_and_apply(port, live);
+    close(port, live);
+    for id in [&ids[DUE], pending] {
         let (status, body) = http(port, "POST", &format!("/v1/orders/{id}/cancel"), None).unwrap();
         assert_eq!(status, 200, "{body}");
     }
@@ -230,7 +314,18 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     let (recent, open) = (&ids[DUE], &ids[DUE + 1]);
     let pools = env.pools().await;
     let mut aged = due.clone();
-    aged.push(open.clone());
+    aged.extend([open.clone(), live.clone(), pending.clone()]);
+    // payments (a provider's records; written here as its callback would leave them): the
+    // first due order's captured one, and one still pending on `pending`
+    for (id, status, captured) in [(&due[0], "succeeded", 8_800), (pending, "pending", 0)] {
+        let pool = shard_of(&pools, id).await;
+        sqlx::query(&format!(
+            "INSERT INTO payments (tenant, id, order_id, provider, currency, amount, status, effect, captured, created_at_ms, updated_at_ms, expires_at_ms, query_attempts, refunded) VALUES ('retail', {id}, {id}, 'sandbox', 'CNY', 8800, '{status}', 'applied', {captured}, 0, 0, 0, 0, 0)"
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
     for pool in &pools {
         sqlx::query(&format!(
             "UPDATE orders SET updated_at_ms = updated_at_ms - {AGE_MS} WHERE id IN ({})",
@@ -261,14 +356,26 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     assert_eq!(report["errors"], 0, "{report}");
     let (hot, events, archived) = census(&pools, &due).await;
     assert_eq!((hot, events, archived), (0, DUE as i64, DUE as i64));
-    // the recent and the open order stay hot
+    // the recent and the open order stay hot, and those with something in flight
     let kept = sum(
         &pools,
-        &format!("SELECT COUNT(*) FROM orders WHERE id IN ({recent},{open})"),
+        &format!("SELECT COUNT(*) FROM orders WHERE id IN ({recent},{open},{live},{pending})"),
     )
     .await;
-    assert_eq!(kept, 2);
-    for table in ["order_lines", "order_history", "order_identifiers"] {
+    assert_eq!(kept, 4);
+    let live_kept = sum(
+        &pools,
+        &format!("SELECT COUNT(*) FROM after_sales WHERE id = {live_after_sale}"),
+    )
+    .await;
+    assert_eq!(live_kept, 1);
+    for table in [
+        "order_lines",
+        "order_history",
+        "order_identifiers",
+        "after_sales",
+        "after_sale_units",
+    ] {
         let left = sum(
             &pools,
             &format!(
@@ -279,6 +386,24 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
         .await;
         assert_eq!(left, 0, "{table} rows of archived orders are left");
     }
+    for table in ["after_sale_lines", "after_sale_history"] {
+        let left = sum(
+            &pools,
+            &format!(
+                "SELECT COUNT(*) FROM {table} WHERE after_sale_id IN ({})",
+                id_list(&after_sales)
+            ),
+        )
+        .await;
+        assert_eq!(left, 0, "{table} rows of archived after-sales are left");
+    }
+    // the money ledger stays: the archived order's payment is still on its shard
+    let payments = sum(
+        &pools,
+        &format!("SELECT COUNT(*) FROM payments WHERE order_id = {}", due[0]),
+    )
+    .await;
+    assert_eq!(payments, 1);
     // a second run finds nothing more to do
     let again = archive_once(&env);
     assert_eq!(again["moved"], 0, "{again}");
@@ -292,15 +417,80 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
         let (status, order) = version_of(port, id);
         assert_eq!(status, 200, "{order}");
         assert_eq!(order["version"].as_u64(), Some(hot_version + 1), "{order}");
-        assert_eq!(order["status"], "cancelled");
+        assert_eq!(order["status"], "closed");
         let (status, body) = http(port, "GET", &format!("/v1/orders/{id}/history"), None).unwrap();
         assert_eq!(status, 200, "{body}");
         let history: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+        assert_eq!(history["items"].as_array().unwrap().len(), 2, "{history}");
         let (status, body) = http(port, "POST", &format!("/v1/orders/{id}/cancel"), None).unwrap();
         assert_eq!(status, 409, "{body}");
         assert!(body.contains("archived"), "{body}");
     }
+    // their after-sales answer from the cold store, read-only too
+    for (id, after_sale) in due.iter().zip(&after_sales) {
+        let (status, body) = request_as(
+            RETAIL_CS_KEY,
+            port,
+            "GET",
+            &format!("/v1/orders/{id}/after-sales"),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let items = listed["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{listed}");
+        assert_eq!(items[0]["id"], after_sale.as_str(), "{listed}");
+        assert_eq!(items[0]["status"], "cancelled", "{listed}");
+        let (status, body) =
+            http(port, "GET", &format!("/v1/after-sales/{after_sale}"), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(read["order_id"], id.as_str(), "{read}");
+        assert_eq!(read["reason"], "damaged", "{read}");
+        assert_eq!(read["history"].as_array().unwrap().len(), 2, "{read}");
+        let (status, body) = request_as(
+            RETAIL_CS_KEY,
+            port,
+            "POST",
+            &format!("/v1/after-sales/{after_sale}/review"),
+            &[],
+            Some(r#"{"decision":"approve"}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("archived"), "{body}");
+        let (status, body) = http(
+            port,
+            "POST",
+            &format!("/v1/orders/{id}/after-sales"),
+            Some(r#"{"type":"refund_only","channel":"user","lines":[{"sku":"TEA","quantity":1}]}"#),
+        )
+        .unwrap();
+        assert_eq!(status, 409, "{body}");
+    }
+    // a refund of the archived order's payment is refused, and nothing is recorded
+    let (status, body) = http(
+        port,
+        "POST",
+        &format!("/v1/orders/{}/payments/{}/refunds", due[0], due[0]),
+        Some(r#"{"refund_key":"late-1","amount":{"minor":100,"currency":"CNY"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("archived"), "{body}");
+    // another tenant's key sees none of it
+    let (status, body) = request_as(
+        EXPRESS_KEY,
+        port,
+        "GET",
+        &format!("/v1/after-sales/{}", after_sales[0]),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 404, "{body}");
     let (status, _) = version_of(port, open);
     assert_eq!(status, 200);
     if let Mode::SingleNode = env.mode {
@@ -335,7 +525,8 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
 
     let report = reconcile_report(env.command(), "retail");
     assert_eq!(report["clean"], true, "{report}");
-    assert_eq!(report["shard_count"], 2, "{report}");
+    // the four kept hot: recent, open, with a live after-sale, with a pending payment
+    assert_eq!(report["shard_count"], 4, "{report}");
     let cold_archived = report["per_model"]["cold"]["archived"].as_array().unwrap();
     assert_eq!(cold_archived.len(), DUE, "{report}");
     if let Mode::SingleNode = env.mode {

@@ -383,6 +383,33 @@ impl ColdStore for FailingFor {
     ) -> DomainResult<Option<Vec<oc_model::HistoryEntry>>> {
         self.inner.history(tenant, id).await
     }
+
+    async fn put_after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        after_sales: &[oc_model::archive::ArchivedAfterSale],
+    ) -> DomainResult<()> {
+        self.inner
+            .put_after_sales(tenant, order_id, after_sales)
+            .await
+    }
+
+    async fn after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Option<Vec<oc_model::archive::ArchivedAfterSale>>> {
+        self.inner.after_sales(tenant, order_id).await
+    }
+
+    async fn after_sale_order(
+        &self,
+        tenant: &TenantId,
+        id: oc_model::aftersale::AfterSaleId,
+    ) -> DomainResult<Option<OrderId>> {
+        self.inner.after_sale_order(tenant, id).await
+    }
 }
 
 /// One retail order whose cold-store writes go through `switch`, ten express orders that

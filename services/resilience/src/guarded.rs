@@ -153,6 +153,37 @@ impl<P: ColdStore + ?Sized> ColdStore for Guarded<P> {
     ) -> DomainResult<Option<Vec<HistoryEntry>>> {
         self.breaker.call(self.inner.history(tenant, id)).await
     }
+
+    async fn put_after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        after_sales: &[oc_model::archive::ArchivedAfterSale],
+    ) -> DomainResult<()> {
+        self.breaker
+            .call(self.inner.put_after_sales(tenant, order_id, after_sales))
+            .await
+    }
+
+    async fn after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Option<Vec<oc_model::archive::ArchivedAfterSale>>> {
+        self.breaker
+            .call(self.inner.after_sales(tenant, order_id))
+            .await
+    }
+
+    async fn after_sale_order(
+        &self,
+        tenant: &TenantId,
+        id: oc_model::aftersale::AfterSaleId,
+    ) -> DomainResult<Option<OrderId>> {
+        self.breaker
+            .call(self.inner.after_sale_order(tenant, id))
+            .await
+    }
 }
 
 #[async_trait]

@@ -1,12 +1,14 @@
 //! [`ArchiveStore`] over the shards: the archive worker's page of candidates (index
-//! `idx_orders_archive` of migration 0012) and the delete of an archived order, one local
-//! transaction with its outbox event.
+//! `idx_orders_archive` of migration 0012) and the delete of an archived order with its
+//! after-sales, one local transaction with its outbox event.
 
 use async_trait::async_trait;
+use oc_model::aftersale::AfterSaleId;
 use oc_model::archive::{ArchiveCandidate, ArchiveStore};
 use oc_model::{DomainResult, OrderEvent, OrderId, ShardId, StatusCode, TenantId, UnixMillis};
 
 use crate::SqlOrderStore;
+use crate::config::Dialect;
 use crate::error::convert;
 use crate::shards::begin;
 use crate::tables::{corrupt, int, outbox};
@@ -23,7 +25,7 @@ const SELECT_AFTER: &str = "SELECT updated_at_ms, id FROM orders WHERE tenant = 
 const DELETE_ORDER: &str = "DELETE FROM orders WHERE tenant = ? AND id = ? AND version = ?";
 
 /// The rows that hang off an order, by (tenant, order id). Payments (and their refunds) are
-/// the payments domain's records and stay.
+/// the payments domain's records and stay (see [`ArchiveStore::delete_archived`]).
 const DELETE_CHILDREN: [&str; 3] = [
     "DELETE FROM order_lines WHERE tenant = ? AND order_id = ?",
     "DELETE FROM order_identifiers WHERE tenant = ? AND order_id = ?",
@@ -36,6 +38,46 @@ const DELETE_SETTLED_RESERVATIONS: &str =
     "DELETE FROM stock_reservations WHERE tenant = ? AND order_id = ? AND state <> 'reserved'";
 const COUNT_UNSETTLED: &str =
     "SELECT COUNT(*) AS n FROM stock_reservations WHERE tenant = ? AND order_id = ?";
+
+/// The order's after-sales as this transaction sees them. On MariaDB a locking read: its
+/// next-key locks on `idx_after_sales_order` hold off an application inserted meanwhile
+/// until this transaction ends (an application also locks the order row first, see
+/// `apply_after_sale`); SQLite runs one writer at a time.
+fn select_after_sales(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::MySql => {
+            "SELECT id, version FROM after_sales WHERE tenant = ? AND order_id = ? ORDER BY id FOR UPDATE"
+        }
+        Dialect::Sqlite => {
+            "SELECT id, version FROM after_sales WHERE tenant = ? AND order_id = ? ORDER BY id"
+        }
+    }
+}
+
+/// What keeps an order hot whatever its status: units still held by a live after-sale
+/// (a terminal after-sale has released or settled its units), a payment still pending
+/// (its outcome moves the order) or a refund requested and not settled (its outcome
+/// completes an after-sale or tells the order). Binds: tenant, order id, three times.
+const COUNT_IN_FLIGHT: &str = "SELECT (SELECT COUNT(*) FROM after_sale_units WHERE tenant = ? AND order_id = ? AND held > 0) + (SELECT COUNT(*) FROM payments WHERE tenant = ? AND order_id = ? AND status = 'pending') + (SELECT COUNT(*) FROM payment_refunds WHERE tenant = ? AND order_id = ? AND status = 'requested') AS n";
+
+/// [`COUNT_IN_FLIGHT`] and the reservations not settled, outside a transaction. Binds:
+/// tenant, order id, four times.
+const COUNT_IN_FLIGHT_ALL: &str = "SELECT (SELECT COUNT(*) FROM stock_reservations WHERE tenant = ? AND order_id = ? AND state = 'reserved') + (SELECT COUNT(*) FROM after_sale_units WHERE tenant = ? AND order_id = ? AND held > 0) + (SELECT COUNT(*) FROM payments WHERE tenant = ? AND order_id = ? AND status = 'pending') + (SELECT COUNT(*) FROM payment_refunds WHERE tenant = ? AND order_id = ? AND status = 'requested') AS n";
+
+/// The after-sale rows of an order, by (tenant, order id): children first, the records
+/// last (the children find theirs through them). Binds: tenant, tenant, order id.
+const DELETE_AFTER_SALES: [&str; 3] = [
+    "DELETE FROM after_sale_lines WHERE tenant = ? AND after_sale_id IN (SELECT id FROM after_sales WHERE tenant = ? AND order_id = ?)",
+    "DELETE FROM after_sale_history WHERE tenant = ? AND after_sale_id IN (SELECT id FROM after_sales WHERE tenant = ? AND order_id = ?)",
+    "DELETE FROM after_sale_refunds WHERE tenant = ? AND after_sale_id IN (SELECT id FROM after_sales WHERE tenant = ? AND order_id = ?)",
+];
+
+/// Then the records and the order's unit ledger (derived from them; nothing can apply for
+/// an archived order). Binds: tenant, order id.
+const DELETE_AFTER_SALE_RECORDS: [&str; 2] = [
+    "DELETE FROM after_sales WHERE tenant = ? AND order_id = ?",
+    "DELETE FROM after_sale_units WHERE tenant = ? AND order_id = ?",
+];
 
 #[async_trait]
 impl ArchiveStore for SqlOrderStore {
@@ -81,11 +123,24 @@ impl ArchiveStore for SqlOrderStore {
             .collect()
     }
 
+    async fn in_flight(&self, tenant: &TenantId, id: OrderId) -> DomainResult<bool> {
+        let mut query = sqlx::query(COUNT_IN_FLIGHT_ALL);
+        for _ in 0..4 {
+            query = query.bind(tenant.as_str()).bind(id.as_i64());
+        }
+        let row = query
+            .fetch_one(self.shards.for_bucket(id.bucket()))
+            .await
+            .map_err(convert)?;
+        Ok(int(&row, "n")? > 0)
+    }
+
     async fn delete_archived(
         &self,
         tenant: &TenantId,
         id: OrderId,
         expected_version: u64,
+        after_sales: &[(AfterSaleId, u64)],
         event: &OrderEvent,
     ) -> DomainResult<bool> {
         let pool = self.shards.for_bucket(id.bucket());
@@ -116,6 +171,58 @@ impl ArchiveStore for SqlOrderStore {
             .map_err(convert)?;
         if int(&row, "n")? > 0 {
             return Ok(false);
+        }
+        // the after-sales on the shard must be exactly the ones the cold store holds
+        let rows = sqlx::query(select_after_sales(self.shards.dialect))
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(convert)?;
+        let mut on_shard = rows
+            .iter()
+            .map(|row| Ok((int(row, "id")?, int(row, "version")?)))
+            .collect::<DomainResult<Vec<(i64, i64)>>>()?;
+        let mut copied: Vec<(i64, i64)> = after_sales
+            .iter()
+            .map(|(id, version)| (id.as_i64(), *version as i64))
+            .collect();
+        on_shard.sort_unstable();
+        copied.sort_unstable();
+        if on_shard != copied {
+            return Ok(false);
+        }
+        let row = sqlx::query(COUNT_IN_FLIGHT)
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .bind(tenant.as_str())
+            .bind(id.as_i64())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(convert)?;
+        if int(&row, "n")? > 0 {
+            return Ok(false);
+        }
+        if !after_sales.is_empty() {
+            for statement in DELETE_AFTER_SALES {
+                sqlx::query(statement)
+                    .bind(tenant.as_str())
+                    .bind(tenant.as_str())
+                    .bind(id.as_i64())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(convert)?;
+            }
+        }
+        for statement in DELETE_AFTER_SALE_RECORDS {
+            sqlx::query(statement)
+                .bind(tenant.as_str())
+                .bind(id.as_i64())
+                .execute(&mut *tx)
+                .await
+                .map_err(convert)?;
         }
         for statement in DELETE_CHILDREN {
             sqlx::query(statement)

@@ -11,7 +11,11 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hbase_thrift::hbase::{ColumnDescriptor, Mutation, ScannerID, THbaseSyncClient, TRowResult};
+use hbase_thrift::hbase::{
+    BatchMutation, ColumnDescriptor, Mutation, ScannerID, THbaseSyncClient, TRowResult,
+};
+use oc_model::aftersale::AfterSaleId;
+use oc_model::archive::ArchivedAfterSale;
 use oc_model::ports::{ColdStore, Page, PageRequest};
 use oc_model::{
     DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderId, TenantId, UnixMillis,
@@ -36,6 +40,11 @@ pub const COLUMN_STATUS: &[u8] = b"d:s";
 pub const COLUMN_CREATED: &[u8] = b"d:t";
 /// The status history JSON of an archived order, in the order's row.
 pub const COLUMN_HISTORY: &[u8] = b"d:h";
+/// The after-sales JSON of an archived order, in the order's row.
+pub const COLUMN_AFTER_SALES: &[u8] = b"d:a";
+/// An archived after-sale's order id (8 bytes big-endian), in the after-sale's index row
+/// ([`after_sale_row_key`]).
+pub const COLUMN_AFTER_SALE_ORDER: &[u8] = b"d:r";
 /// The row that records the table's salt count. Starts with `0xff`, above every salt.
 pub const META_ROW: &[u8] = b"\xff\xffoc-cold-store-meta";
 /// The meta column holding the salt count (one byte).
@@ -62,6 +71,14 @@ pub fn row_key(salt_buckets: u8, tenant: &TenantId, id: OrderId) -> Vec<u8> {
 pub fn salt_of(salt_buckets: u8, id: OrderId) -> u8 {
     // salt_buckets is 1..=128 (validated), so the remainder fits in u8
     (id.bucket().get() % u16::from(salt_buckets.max(1))) as u8
+}
+
+/// The index row of an archived after-sale: `{salt}{tenant}\x01{after-sale id}`, salted by
+/// the after-sale id as an order's row is by its id; outside every tenant's order range, so
+/// scans never meet it.
+pub fn after_sale_row_key(salt_buckets: u8, tenant: &TenantId, id: AfterSaleId) -> Vec<u8> {
+    let salt = (id.bucket().get() % u16::from(salt_buckets.max(1))) as u8;
+    salted(salt, &key::after_sale_key(tenant, id.get()))
 }
 
 fn salted(salt: u8, tenant_key: &[u8]) -> Vec<u8> {
@@ -186,6 +203,74 @@ impl ColdStore for HbaseColdStore {
                 read_cell(client, config.table.as_bytes(), &row, COLUMN_HISTORY)?
                     .map(|json| Ok(codec::decode_history(&json, &tenant, id)?))
                     .transpose()
+            })
+            .await
+    }
+
+    async fn put_after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+        after_sales: &[ArchivedAfterSale],
+    ) -> DomainResult<()> {
+        let json = codec::encode_after_sales(after_sales)?;
+        let salt_buckets = self.config().salt_buckets;
+        let mut rows = vec![BatchMutation {
+            row: Some(row_key(salt_buckets, tenant, order_id)),
+            mutations: Some(vec![put_mutation(COLUMN_AFTER_SALES, json)]),
+        }];
+        rows.extend(after_sales.iter().map(|archived| BatchMutation {
+            row: Some(after_sale_row_key(
+                salt_buckets,
+                tenant,
+                archived.after_sale.id,
+            )),
+            mutations: Some(vec![put_mutation(
+                COLUMN_AFTER_SALE_ORDER,
+                order_id.get().to_be_bytes().to_vec(),
+            )]),
+        }));
+        // not atomic across rows: the archive reads every row back before it deletes
+        self.pool
+            .run(move |client, config| {
+                client.mutate_rows(config.table.as_bytes().to_vec(), rows, BTreeMap::new())?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn after_sales(
+        &self,
+        tenant: &TenantId,
+        order_id: OrderId,
+    ) -> DomainResult<Option<Vec<ArchivedAfterSale>>> {
+        let row = row_key(self.config().salt_buckets, tenant, order_id);
+        let tenant = tenant.clone();
+        self.pool
+            .run(move |client, config| {
+                read_cell(client, config.table.as_bytes(), &row, COLUMN_AFTER_SALES)?
+                    .map(|json| Ok(codec::decode_after_sales(&json, &tenant, order_id)?))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn after_sale_order(
+        &self,
+        tenant: &TenantId,
+        id: AfterSaleId,
+    ) -> DomainResult<Option<OrderId>> {
+        let row = after_sale_row_key(self.config().salt_buckets, tenant, id);
+        self.pool
+            .run(move |client, config| {
+                read_cell(
+                    client,
+                    config.table.as_bytes(),
+                    &row,
+                    COLUMN_AFTER_SALE_ORDER,
+                )?
+                .map(|value| Ok(codec::decode_order_ref(&value)?))
+                .transpose()
             })
             .await
     }

@@ -24,6 +24,7 @@
 //! ([`AfterSaleService::refund_settled`]). Should the process die between the two, a retry
 //! of the refund finds the refund settled and completes the after-sale then.
 
+mod archived;
 pub mod list;
 pub mod pickup;
 mod view;
@@ -343,11 +344,9 @@ impl AfterSaleService {
     async fn load(&self, caller: &Caller, id: &str) -> DomainResult<(AfterSale, Order)> {
         let not_found = || DomainError::not_found("after-sale not found");
         let id: AfterSaleId = id.parse().map_err(|_| not_found())?;
-        let after_sale = self
-            .store
-            .get_after_sale(&caller.tenant, id)
-            .await?
-            .ok_or_else(not_found)?;
+        let Some(after_sale) = self.store.get_after_sale(&caller.tenant, id).await? else {
+            return Err(self.archived_refusal(caller, id, not_found()).await?);
+        };
         let order = self
             .orders
             .load(caller, &after_sale.order_id.to_string())
@@ -365,7 +364,10 @@ impl AfterSaleService {
     /// One after-sale with its history and refund.
     pub async fn get(&self, caller: &Caller, id: &str) -> DomainResult<AfterSaleView> {
         caller.require(Endpoint::AfterSalesGet)?;
-        let (after_sale, order) = self.load(caller, id).await?;
+        let (after_sale, order) = match self.load(caller, id).await {
+            Err(e) if e.code == ErrorCode::Conflict => return self.archived(caller, id, e).await,
+            loaded => loaded?,
+        };
         self.view(caller, &order, after_sale).await
     }
 
@@ -397,7 +399,12 @@ impl AfterSaleService {
         order_id: &str,
     ) -> DomainResult<Vec<AfterSaleView>> {
         caller.require(Endpoint::AfterSalesList)?;
-        let order = self.orders.load(caller, order_id).await?;
+        let order = match self.orders.load(caller, order_id).await {
+            Err(e) if e.code == ErrorCode::Conflict => {
+                return self.archived_of_order(caller, order_id, e).await;
+            }
+            loaded => loaded?,
+        };
         let found = self
             .store
             .after_sales_of_order(&caller.tenant, order.main.id)

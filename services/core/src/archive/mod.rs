@@ -5,18 +5,25 @@
 //!
 //! 1. **Read** the order from its shard (the truth, not the listing) and check it is still
 //!    terminal in its state machine and still past the tenant's hot window.
+//!    Nothing may be in flight ([`ArchiveStore::in_flight`]: a stock reservation not
+//!    settled, a payment pending, a refund requested) and its after-sales must all have
+//!    ended (terminal in their type's machine): otherwise the order stays hot.
 //! 2. **Copy**: the order at version `v + 1` (content unchanged; see [`oc_model::archive`]
-//!    for why the version moves) and its status history are written to the cold store.
-//!    `put` keeps the highest version, so a copy made by an earlier, interrupted pass is
-//!    left as it is.
-//! 3. **Verify**: both are read back and compared with what was written: the version and the
-//!    SHA-256 of the canonical form (the order's JSON, the history's JSON). A difference
-//!    (the cold store holds another copy) stops here: the order stays hot and is counted as
-//!    `mismatch`.
-//! 4. **Delete** from the shard, guarded by version `v`, in one transaction with an
-//!    `order.archived` outbox event (the projector then gives the search index the archived
-//!    copy and drops the order from the cache). A change of the order between 1 and 4 makes
-//!    the guard fail: nothing is deleted, the pass moves on.
+//!    for why the version moves), its status history and its after-sales (each with its
+//!    lines, history and refund record) are written to the cold store. `put` keeps the
+//!    highest version, so a copy made by an earlier, interrupted pass is left as it is.
+//! 3. **Verify**: all three are read back and compared with what was written: the version
+//!    and the SHA-256 of the canonical form (the order's JSON, the history's JSON, the
+//!    after-sales' JSON), and each after-sale's index entry must name the order. A
+//!    difference (the cold store holds another copy) stops here: the order stays hot and is
+//!    counted as `mismatch`.
+//! 4. **Delete** from the shard, guarded by version `v` and by the (id, version) of every
+//!    after-sale copied, in one transaction with an `order.archived` outbox event (the
+//!    projector then gives the search index the archived copy and drops the order from the
+//!    cache). A change of the order or of its after-sales (a new application, a transition)
+//!    between 1 and 4 makes the guard fail: nothing is deleted, the pass moves on.
+//!    Payments and refunds stay on the shard (the money ledger, see
+//!    [`ArchiveStore::delete_archived`]).
 //! 5. **Drop** the order from this process's cache.
 //!
 //! A process killed anywhere leaves the order either hot (before 4 commits; the next pass
@@ -41,7 +48,8 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use oc_model::archive::{ArchiveCandidate, ArchiveStore};
+use oc_model::aftersale::AfterSaleStore;
+use oc_model::archive::{ArchiveCandidate, ArchiveStore, ArchivedAfterSale};
 use oc_model::lifecycle::TransitionStore;
 use oc_model::ports::{Cache, ColdStore, OrderStore};
 use oc_model::{
@@ -81,6 +89,8 @@ pub enum ArchiveStep {
     Copied,
     /// Its history written to the cold store.
     HistoryCopied,
+    /// Its after-sales written to the cold store (reached also when it has none).
+    AfterSalesCopied,
     /// Both read back and found equal.
     Verified,
     /// Deleted from the shard with its outbox event (committed).
@@ -90,10 +100,11 @@ pub enum ArchiveStep {
 }
 
 impl ArchiveStep {
-    pub const ALL: [ArchiveStep; 6] = [
+    pub const ALL: [ArchiveStep; 7] = [
         ArchiveStep::Read,
         ArchiveStep::Copied,
         ArchiveStep::HistoryCopied,
+        ArchiveStep::AfterSalesCopied,
         ArchiveStep::Verified,
         ArchiveStep::Deleted,
         ArchiveStep::CacheDropped,
@@ -104,6 +115,7 @@ impl ArchiveStep {
             ArchiveStep::Read => "read",
             ArchiveStep::Copied => "copied",
             ArchiveStep::HistoryCopied => "history_copied",
+            ArchiveStep::AfterSalesCopied => "after_sales_copied",
             ArchiveStep::Verified => "verified",
             ArchiveStep::Deleted => "deleted",
             ArchiveStep::CacheDropped => "cache_dropped",
@@ -183,6 +195,10 @@ pub struct ArchiveReport {
 pub struct Archiver {
     store: Arc<dyn OrderStore>,
     history: Arc<dyn TransitionStore>,
+    /// The after-sales that go with their order (the tenant's machines say when one has
+    /// ended); `None` when the core has no after-sales domain (an order with after-sales
+    /// then fails the delete's guard and stays hot).
+    after_sales: Option<Arc<dyn AfterSaleStore>>,
     archive: Arc<dyn ArchiveStore>,
     cold: Arc<dyn ColdStore>,
     cache: Option<Arc<dyn Cache>>,
@@ -204,6 +220,10 @@ impl Core {
         Archiver {
             store: Arc::clone(&self.store),
             history: Arc::clone(&self.transitions.store),
+            after_sales: self
+                .after_sales
+                .as_ref()
+                .map(|service| Arc::clone(&service.store)),
             archive,
             cold,
             cache: self.orders.read.cache.clone(),
@@ -396,6 +416,13 @@ impl Archiver {
         {
             return Ok((Archived::NotDue, 0));
         }
+        // a payment, refund, reservation or after-sale still under way keeps it hot
+        if self.archive.in_flight(tenant_id, id).await? {
+            return Ok((Archived::NotDue, 0));
+        }
+        let Some(after_sales) = self.after_sales_of(tenant, id).await? else {
+            return Ok((Archived::NotDue, 0));
+        };
         self.step(ArchiveStep::Read, tenant_id, id);
         let history = self.history.history(tenant_id, id).await?;
         // 2. the copy
@@ -403,13 +430,22 @@ impl Archiver {
         copy.main.version = order.main.version + 1;
         let (order_bytes, order_sum) = checksum(&copy)?;
         let (history_bytes, history_sum) = checksum(&history)?;
+        let (after_sales_bytes, after_sales_sum) = checksum(&after_sales)?;
         self.cold.put(&copy).await?;
         self.step(ArchiveStep::Copied, tenant_id, id);
         self.cold.put_history(tenant_id, id, &history).await?;
         self.step(ArchiveStep::HistoryCopied, tenant_id, id);
+        // most orders have none: nothing to write, and nothing stored reads back as none
+        if !after_sales.is_empty() {
+            self.cold
+                .put_after_sales(tenant_id, id, &after_sales)
+                .await?;
+        }
+        self.step(ArchiveStep::AfterSalesCopied, tenant_id, id);
         // 3. read back and compare
+        let sums = [order_sum, history_sum, after_sales_sum];
         if !self
-            .verified(tenant_id, id, &copy, order_sum, history_sum)
+            .verified(tenant_id, id, &copy, sums, &after_sales)
             .await?
         {
             tracing::warn!(tenant = %tenant_id, order_id = %id, "the cold copy differs from the order: left hot");
@@ -418,9 +454,13 @@ impl Archiver {
         self.step(ArchiveStep::Verified, tenant_id, id);
         // 4. delete from the shard with the outbox event, guarded by the copied version
         let event = OrderEvent::of(&copy, OrderEventKind::Archived);
+        let copied: Vec<_> = after_sales
+            .iter()
+            .map(|archived| (archived.after_sale.id, archived.after_sale.version))
+            .collect();
         if !self
             .archive
-            .delete_archived(tenant_id, id, order.main.version, &event)
+            .delete_archived(tenant_id, id, order.main.version, &copied, &event)
             .await?
         {
             return Ok((Archived::Raced, 0));
@@ -433,7 +473,10 @@ impl Archiver {
             tracing::warn!(error = %error.message, order_id = %id, "cache invalidation after archive failed");
         }
         self.step(ArchiveStep::CacheDropped, tenant_id, id);
-        Ok((Archived::Moved, (order_bytes + history_bytes) as u64))
+        Ok((
+            Archived::Moved,
+            (order_bytes + history_bytes + after_sales_bytes) as u64,
+        ))
     }
 
     fn step(&self, step: ArchiveStep, tenant: &TenantId, id: OrderId) {
@@ -442,13 +485,46 @@ impl Archiver {
         }
     }
 
+    /// The order's after-sales, each with its history and refund, oldest first; `None` when
+    /// one of them has not ended yet (the order is not due).
+    async fn after_sales_of(
+        &self,
+        tenant_config: &TenantConfig,
+        id: OrderId,
+    ) -> DomainResult<Option<Vec<ArchivedAfterSale>>> {
+        let Some(store) = &self.after_sales else {
+            return Ok(Some(Vec::new()));
+        };
+        let tenant = tenant_config.id();
+        // the tenant's machines (seed 000's where its config sets none)
+        let machines = tenant_config.after_sales().machines();
+        let found = store.after_sales_of_order(tenant, id).await?;
+        if found
+            .iter()
+            .any(|after_sale| !machines.of(after_sale.kind).is_terminal(&after_sale.status))
+        {
+            return Ok(None);
+        }
+        let mut archived = Vec::with_capacity(found.len());
+        for after_sale in found {
+            let history = store.after_sale_history(tenant, after_sale.id).await?;
+            let refund = store.after_sale_refund(tenant, after_sale.id).await?;
+            archived.push(ArchivedAfterSale {
+                after_sale,
+                history,
+                refund,
+            });
+        }
+        Ok(Some(archived))
+    }
+
     async fn verified(
         &self,
         tenant: &TenantId,
         id: OrderId,
         copy: &Order,
-        order_sum: [u8; 32],
-        history_sum: [u8; 32],
+        [order_sum, history_sum, after_sales_sum]: [[u8; 32]; 3],
+        after_sales: &[ArchivedAfterSale],
     ) -> DomainResult<bool> {
         let Some(stored) = self.cold.get(tenant, id).await? else {
             return Ok(false);
@@ -458,6 +534,24 @@ impl Archiver {
         }
         let stored_history: Vec<HistoryEntry> =
             self.cold.history(tenant, id).await?.unwrap_or_default();
-        Ok(checksum(&stored_history)?.1 == history_sum)
+        if checksum(&stored_history)?.1 != history_sum {
+            return Ok(false);
+        }
+        let stored_after_sales = self.cold.after_sales(tenant, id).await?.unwrap_or_default();
+        if checksum(&stored_after_sales)?.1 != after_sales_sum {
+            return Ok(false);
+        }
+        // each reachable by its own id (GET /v1/after-sales/{id} of an archived one)
+        for archived in after_sales {
+            if self
+                .cold
+                .after_sale_order(tenant, archived.after_sale.id)
+                .await?
+                != Some(id)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }

@@ -27,6 +27,7 @@ mod view;
 
 pub(crate) use change::stale;
 pub use create::request_hash;
+pub(crate) use service::archived_error;
 pub use service::{OrderService, ReadModels};
 pub(crate) use validate::{MAX_TEXT, optional_text};
 pub use view::WITHHELD;
