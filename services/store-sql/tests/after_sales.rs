@@ -2,7 +2,9 @@
 //! order line under live after-sales plus those returned never exceed what was bought, however
 //! many channels apply at once (the database's conditional update, no lock); the units'
 //! amounts add up to the line's payable exactly; a closed after-sale gives its units back and a
-//! refunded one keeps them; one refund per after-sale; every read is tenant-scoped.
+//! refunded one keeps them; one refund per after-sale; every read is tenant-scoped; the
+//! archive deletes ended after-sales with their order, and an application for an archived
+//! order is refused.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -493,7 +495,115 @@ async fn after_sales_are_scoped_by_tenant(h: &Harness) {
     );
 }
 
+/// The archive's delete takes an order's after-sales with it only when they are exactly the
+/// ones copied and none still holds units; an application for an order the archive deleted
+/// is refused as archived (409), whatever the applicant read before.
+async fn the_archive_deletes_ended_after_sales_with_their_order_and_refuses_late_applications(
+    h: &Harness,
+) {
+    use oc_model::archive::ArchiveStore;
+    let tenant = acme();
+    let order = h.delivered_order(&tenant, "buyer-archive").await;
+    let store = h.store.as_ref();
+    let live = apply(
+        store,
+        application(
+            &order,
+            1,
+            AfterSaleChannel::User,
+            AfterSaleType::RefundOnly,
+            &[(1, 1)],
+        ),
+    )
+    .await
+    .unwrap();
+    let mut copy = order.clone();
+    copy.main.version += 1;
+    let event = oc_model::OrderEvent::of(&copy, oc_model::OrderEventKind::Archived);
+    let version = order.main.version;
+    // a live after-sale (units held) keeps the order hot, even named in the copy
+    assert!(store.in_flight(&tenant, order.main.id).await.unwrap());
+    assert!(
+        !store
+            .delete_archived(&tenant, order.main.id, version, &[(live.id, 1)], &event)
+            .await
+            .unwrap()
+    );
+    let ended = store
+        .transition_after_sale(moved(
+            &order,
+            &live,
+            "cancel",
+            "cancelled",
+            LedgerEffect::Release,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert!(!store.in_flight(&tenant, order.main.id).await.unwrap());
+    // a copy that misses it, or holds an older version of it, deletes nothing
+    for copied in [vec![], vec![(ended.id, 1)]] {
+        assert!(
+            !store
+                .delete_archived(&tenant, order.main.id, version, &copied, &event)
+                .await
+                .unwrap(),
+            "{copied:?}"
+        );
+    }
+    assert!(
+        store
+            .get_after_sale(&tenant, ended.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // the copy of what is there: order and after-sale go together
+    assert!(
+        store
+            .delete_archived(&tenant, order.main.id, version, &[(ended.id, 2)], &event)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_after_sale(&tenant, ended.id).await.unwrap(), None);
+    assert!(
+        store
+            .after_sale_history(&tenant, ended.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .units_taken(&tenant, order.main.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // an application made from what was read before the delete is refused, nothing written
+    let late = store
+        .apply_after_sale(application(
+            &order,
+            2,
+            AfterSaleChannel::User,
+            AfterSaleType::RefundOnly,
+            &[(1, 1)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code, ErrorCode::Conflict, "{late}");
+    assert!(late.message.contains("archived"), "{late}");
+    assert!(
+        store
+            .after_sales_of_order(&tenant, order.main.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 both_dialects!(
+    the_archive_deletes_ended_after_sales_with_their_order_and_refuses_late_applications,
     sixty_four_concurrent_applications_from_three_channels_accept_exactly_the_bought_units,
     the_last_unit_cannot_be_taken_twice,
     closing_releases_units_and_a_refund_keeps_them_once,
