@@ -18,19 +18,19 @@ use oc_model::aftersale::listing::{
     AfterSaleDocument, AfterSaleHit, AfterSalePage, AfterSaleQuery,
 };
 use oc_model::{DomainError, DomainResult, OrderId, TenantId};
+use tantivy::collector::TopDocs;
 use tantivy::collector::sort_key::SortByStaticFastValue;
-use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STRING, Schema};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use super::engine_error;
+use super::{engine_error, highest_version};
 use crate::cursor::{AFTER_SALE_SORT as SORT, Cursor, epoch_millis};
 
 const AFTER_SALE_ID: &str = "after_sale_id";
 const CREATED_AT: &str = "created_at";
-const VERSION: &str = "version";
+use super::schema::VERSION;
 /// The smallest budget tantivy takes; after-sales are few and small next to orders.
 const WRITER_MEMORY_BYTES: usize = 15_000_000;
 
@@ -179,24 +179,10 @@ impl AfterSaleIndex {
         if let Some(pending) = state.pending.get(key) {
             return Ok(Some(*pending));
         }
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(
+        highest_version(
+            &self.reader.searcher(),
             Term::from_field_text(self.fields.doc_key, key),
-            IndexRecordOption::Basic,
-        );
-        let found = searcher
-            .search(&query, &DocSetCollector)
-            .map_err(engine_error)?;
-        let mut highest = None;
-        for address in found {
-            let versions = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64(VERSION)
-                .map_err(engine_error)?;
-            highest = highest.max(versions.first(address.doc_id));
-        }
-        Ok(highest)
+        )
     }
 
     /// Write unless the same or a newer version is held; `commit_now` under

@@ -221,21 +221,7 @@ impl Inner {
         if let Some(pending) = state.pending.get(key) {
             return Ok(*pending);
         }
-        let searcher = self.reader.searcher();
-        let query = TermQuery::new(term.clone(), IndexRecordOption::Basic);
-        let found = searcher
-            .search(&query, &DocSetCollector)
-            .map_err(engine_error)?;
-        let mut highest = None;
-        for address in found {
-            let versions = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .u64(VERSION)
-                .map_err(engine_error)?;
-            highest = highest.max(versions.first(address.doc_id));
-        }
-        Ok(highest)
+        highest_version(&self.reader.searcher(), term.clone())
     }
 
     fn upsert(&self, document: &SearchDocument) -> DomainResult<bool> {
@@ -378,6 +364,25 @@ impl Drop for Inner {
             tracing::warn!(%error, "search index commit on close failed");
         }
     }
+}
+
+/// The highest `version` fast value among the documents `term` finds in `searcher` (orders'
+/// and after-sales' indexes both name the field [`VERSION`]).
+fn highest_version(searcher: &tantivy::Searcher, term: Term) -> DomainResult<Option<u64>> {
+    let query = TermQuery::new(term, IndexRecordOption::Basic);
+    let found = searcher
+        .search(&query, &DocSetCollector)
+        .map_err(engine_error)?;
+    let mut highest = None;
+    for address in found {
+        let versions = searcher
+            .segment_reader(address.segment_ord)
+            .fast_fields()
+            .u64(VERSION)
+            .map_err(engine_error)?;
+        highest = highest.max(versions.first(address.doc_id));
+    }
+    Ok(highest)
 }
 
 fn engine_error(error: tantivy::TantivyError) -> DomainError {
