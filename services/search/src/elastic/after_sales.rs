@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::config::EsConfig;
 use super::request::IndexRequest;
+use super::response::parse_hits;
 use crate::cursor::{AFTER_SALE_SORT as SORT, Cursor, epoch_millis};
 
 pub fn alias(config: &EsConfig, tenant: &TenantId) -> String {
@@ -156,56 +157,29 @@ pub fn build_search_body(tenant: &TenantId, query: &AfterSaleQuery) -> DomainRes
 
 /// The page of an answer to [`build_search_body`].
 pub fn parse_search_response(body: &Value, limit: u32) -> DomainResult<AfterSalePage> {
-    let malformed =
-        |what: &str| DomainError::internal(format!("elasticsearch after-sale search: {what}"));
-    if body.get("timed_out").and_then(Value::as_bool) == Some(true) {
-        return Err(DomainError::unavailable("elasticsearch search timed out"));
-    }
-    if let Some(failed) = body.pointer("/_shards/failed").and_then(Value::as_u64)
-        && failed > 0
-    {
-        return Err(DomainError::unavailable(format!(
-            "elasticsearch search: {failed} shard(s) failed"
-        )));
-    }
-    let raw_hits = body
-        .pointer("/hits/hits")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("no hits array"))?;
-    let limit = limit as usize;
-    let mut hits = Vec::with_capacity(raw_hits.len().min(limit));
-    let mut last = None;
-    for raw in raw_hits.iter().take(limit) {
-        let after_sale_id: AfterSaleId = raw
-            .get("_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed("hit without _id"))?
-            .parse()
-            .map_err(|_| malformed("hit _id is not an after-sale id"))?;
-        let version = raw
-            .get("_version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| malformed("hit without _version"))?;
-        let key = raw
-            .pointer("/sort/0")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| malformed("hit without a numeric sort key"))?;
-        hits.push(AfterSaleHit {
-            after_sale_id,
-            version,
-        });
-        last = Some((key, after_sale_id));
-    }
-    let next_cursor = match last {
-        Some((key, id)) if raw_hits.len() > limit => Some(
+    let (found, more) = parse_hits::<AfterSaleId>(
+        body,
+        limit,
+        "elasticsearch after-sale search",
+        "an after-sale id",
+    )?;
+    let hits = found
+        .iter()
+        .map(|hit| AfterSaleHit {
+            after_sale_id: hit.id,
+            version: hit.version,
+        })
+        .collect();
+    let next_cursor = match found.last().filter(|_| more) {
+        Some(hit) => Some(
             Cursor {
                 sort: SORT,
-                key,
-                order_id: OrderId::from_raw(id.get())?,
+                key: hit.key,
+                order_id: OrderId::from_raw(hit.id.get())?,
             }
             .encode(),
         ),
-        _ => None,
+        None => None,
     };
     Ok(AfterSalePage { hits, next_cursor })
 }

@@ -95,14 +95,24 @@ pub fn delete_outcome(status: u16, body: &Value) -> DomainResult<()> {
     }
 }
 
-/// The page of a search answer to a body from
-/// [`build_search_body`](super::request::build_search_body) (which asked `limit + 1` hits).
-pub fn parse_search_response(
+/// One hit of a search answer: its document id, version and first sort key.
+pub(crate) struct Hit<Id> {
+    pub id: Id,
+    pub version: u64,
+    pub key: i64,
+}
+
+/// The hits of a search answer, at most `limit`, and whether it held more (the next page
+/// starts after the last one): the checks every search answer gets (timed out, failed
+/// shards, the hits array; each hit's `_id` parsed as `Id`, `_version`, numeric sort key).
+/// `search` names the request in errors, `id_kind` what `_id` should be.
+pub(crate) fn parse_hits<Id: std::str::FromStr>(
     body: &Value,
-    sort: SearchSort,
     limit: u32,
-) -> DomainResult<SearchPage> {
-    let malformed = |what: &str| DomainError::internal(format!("elasticsearch search: {what}"));
+    search: &str,
+    id_kind: &str,
+) -> DomainResult<(Vec<Hit<Id>>, bool)> {
+    let malformed = |what: &str| DomainError::internal(format!("{search}: {what}"));
     if body.get("timed_out").and_then(Value::as_bool) == Some(true) {
         return Err(DomainError::unavailable("elasticsearch search timed out"));
     }
@@ -119,14 +129,13 @@ pub fn parse_search_response(
         .ok_or_else(|| malformed("no hits array"))?;
     let limit = limit as usize;
     let mut hits = Vec::with_capacity(raw_hits.len().min(limit));
-    let mut last = None;
     for raw in raw_hits.iter().take(limit) {
-        let order_id: OrderId = raw
+        let id = raw
             .get("_id")
             .and_then(Value::as_str)
             .ok_or_else(|| malformed("hit without _id"))?
             .parse()
-            .map_err(|_| malformed("hit _id is not an order id"))?;
+            .map_err(|_| malformed(&format!("hit _id is not {id_kind}")))?;
         let version = raw
             .get("_version")
             .and_then(Value::as_u64)
@@ -135,20 +144,34 @@ pub fn parse_search_response(
             .pointer("/sort/0")
             .and_then(Value::as_i64)
             .ok_or_else(|| malformed("hit without a numeric sort key"))?;
-        hits.push(SearchHit { order_id, version });
-        last = Some((key, order_id));
+        hits.push(Hit { id, version, key });
     }
-    let next_cursor = match last {
-        Some((key, order_id)) if raw_hits.len() > limit => Some(
-            Cursor {
-                sort,
-                key,
-                order_id,
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
+    Ok((hits, raw_hits.len() > limit))
+}
+
+/// The page of a search answer to a body from
+/// [`build_search_body`](super::request::build_search_body) (which asked `limit + 1` hits).
+pub fn parse_search_response(
+    body: &Value,
+    sort: SearchSort,
+    limit: u32,
+) -> DomainResult<SearchPage> {
+    let (found, more) = parse_hits::<OrderId>(body, limit, "elasticsearch search", "an order id")?;
+    let hits = found
+        .iter()
+        .map(|hit| SearchHit {
+            order_id: hit.id,
+            version: hit.version,
+        })
+        .collect();
+    let next_cursor = found.last().filter(|_| more).map(|hit| {
+        Cursor {
+            sort,
+            key: hit.key,
+            order_id: hit.id,
+        }
+        .encode()
+    });
     let total = body.pointer("/hits/total").and_then(|total| {
         Some(TotalHits {
             value: total.get("value")?.as_u64()?,
