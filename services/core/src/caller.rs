@@ -120,15 +120,39 @@ impl Caller {
         requested: Option<PartyId>,
         field: &str,
     ) -> DomainResult<Option<PartyId>> {
+        self.merchant_scope(requested, field, |own, requested| {
+            format!(
+                "this key is scoped to merchant {own} and may not write orders of merchant {requested}"
+            )
+        })
+    }
+
+    /// The merchant a search or list by this caller is limited to: the key's own for a
+    /// merchant-scoped key (asking for another merchant is refused at `field`), else
+    /// `requested`.
+    pub fn merchant_for_read(
+        &self,
+        requested: Option<PartyId>,
+        field: &str,
+    ) -> DomainResult<Option<PartyId>> {
+        self.merchant_scope(requested, field, |own, _| {
+            format!("this key is scoped to merchant {own}")
+        })
+    }
+
+    fn merchant_scope(
+        &self,
+        requested: Option<PartyId>,
+        field: &str,
+        refusal: impl FnOnce(&PartyId, &PartyId) -> String,
+    ) -> DomainResult<Option<PartyId>> {
         match (&self.merchant, requested) {
             (None, requested) => Ok(requested),
             (Some(own), None) => Ok(Some(own.clone())),
             (Some(own), Some(requested)) if &requested == own => Ok(Some(requested)),
-            (Some(own), Some(requested)) => Err(DomainError::new(
-                ErrorCode::Forbidden,
-                format!("this key is scoped to merchant {own} and may not write orders of merchant {requested}"),
-            )
-            .under(field)),
+            (Some(own), Some(requested)) => {
+                Err(DomainError::new(ErrorCode::Forbidden, refusal(own, &requested)).under(field))
+            }
         }
     }
 

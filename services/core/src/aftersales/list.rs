@@ -97,22 +97,11 @@ impl AfterSaleLists {
         query.channel = get("channel")
             .map(|text| parse_list("channel", text, AfterSaleChannel::parse))
             .transpose()?;
-        query.merchant_id = get("merchant")
+        let merchant_id = get("merchant")
             .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("merchant"))))
             .transpose()?;
-        if let Some(own) = &caller.merchant {
-            // a merchant-scoped key lists its own merchant's after-sales only
-            match &query.merchant_id {
-                Some(requested) if requested != own => {
-                    return Err(DomainError::new(
-                        ErrorCode::Forbidden,
-                        format!("this key is scoped to merchant {own}"),
-                    )
-                    .under(&query_path("merchant")));
-                }
-                _ => query.merchant_id = Some(own.clone()),
-            }
-        }
+        // a merchant-scoped key lists its own merchant's after-sales only
+        query.merchant_id = caller.merchant_for_read(merchant_id, &query_path("merchant"))?;
         query.order_id = get("order")
             .map(|v| {
                 v.parse::<OrderId>()

@@ -236,22 +236,11 @@ impl OrderService {
         query.buyer_id = get("buyer_id")
             .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("buyer_id"))))
             .transpose()?;
-        query.merchant_id = get("merchant_id")
+        let merchant_id = get("merchant_id")
             .map(|v| PartyId::parse(v).map_err(|e| e.under(&query_path("merchant_id"))))
             .transpose()?;
-        if let Some(own) = &caller.merchant {
-            // a merchant-scoped key searches its own merchant's orders only
-            match &query.merchant_id {
-                Some(requested) if requested != own => {
-                    return Err(DomainError::new(
-                        ErrorCode::Forbidden,
-                        format!("this key is scoped to merchant {own}"),
-                    )
-                    .under(&query_path("merchant_id")));
-                }
-                _ => query.merchant_id = Some(own.clone()),
-            }
-        }
+        // a merchant-scoped key searches its own merchant's orders only
+        query.merchant_id = caller.merchant_for_read(merchant_id, &query_path("merchant_id"))?;
         query.sku = get("sku").map(str::to_owned);
         query.product_text = get("q").map(str::to_owned);
         query.created_at = TimeRange {
