@@ -216,15 +216,8 @@ impl ArchiveStore for SqlOrderStore {
                     .map_err(convert)?;
             }
         }
-        for statement in DELETE_AFTER_SALE_RECORDS {
-            sqlx::query(statement)
-                .bind(tenant.as_str())
-                .bind(id.as_i64())
-                .execute(&mut *tx)
-                .await
-                .map_err(convert)?;
-        }
-        for statement in DELETE_CHILDREN {
+        // the after-sales' per-order records, then the order's own children (same binds)
+        for statement in DELETE_AFTER_SALE_RECORDS.into_iter().chain(DELETE_CHILDREN) {
             sqlx::query(statement)
                 .bind(tenant.as_str())
                 .bind(id.as_i64())
