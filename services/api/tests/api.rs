@@ -4178,9 +4178,10 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
         now + time::Duration::hours(1),
     );
     let listing = app.store.clone() as Arc<dyn AfterSaleListing>;
-    let clean = oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), &window)
-        .await
-        .unwrap();
+    let clean =
+        oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), None, &window)
+            .await
+            .unwrap();
     assert!(clean.clean, "{clean:?}");
     assert_eq!(clean.shard_count, 3);
     let unseen = after_sale_call(
@@ -4200,9 +4201,10 @@ async fn after_sale_lists_from_the_index_and_the_shards(app: &TestApp) {
     )
     .await
     .expect(StatusCode::OK);
-    let dirty = oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), &window)
-        .await
-        .unwrap();
+    let dirty =
+        oc_projector::reconcile_after_sales(listing.as_ref(), app.search.as_ref(), None, &window)
+            .await
+            .unwrap();
     let missing: Vec<String> = dirty.missing.iter().map(ToString::to_string).collect();
     assert_eq!(missing, vec![unseen.id()]);
     assert_eq!(dirty.stale.len(), 1, "{dirty:?}");

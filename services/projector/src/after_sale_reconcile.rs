@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use oc_model::aftersale::AfterSaleId;
 use oc_model::aftersale::listing::{AfterSaleListing, AfterSaleQuery};
-use oc_model::ports::SearchIndex;
+use oc_model::ports::{ColdStore, SearchIndex};
 use oc_model::search::{MAX_SEARCH_LIMIT, TimeRange};
 use oc_model::{DomainResult, OrderId, TenantId};
 use serde::{Deserialize, Serialize};
@@ -44,8 +44,13 @@ pub struct AfterSaleReconcileReport {
     pub stale: Vec<AfterSaleVersionDiff>,
     /// The index holds a newer version than the shard (should never happen).
     pub ahead: Vec<AfterSaleVersionDiff>,
-    /// In the index's window, in no shard (archived with its order, or never written).
+    /// In the index's window, in no shard, and not archived (never written to a shard, or
+    /// no cold store to ask).
     pub extra: Vec<AfterSaleId>,
+    /// In the index's window, in no shard, in the cold store: archived with its order (the
+    /// index keeps its last document, as it keeps an archived order's). Not a difference.
+    #[serde(default)]
+    pub archived: Vec<AfterSaleId>,
     pub clean: bool,
 }
 
@@ -110,11 +115,13 @@ async fn index_after_sales(
     }
 }
 
-/// Compares the shards' after-sales of `tenant` created in `[from, to)` with the index's.
-/// Read-only.
+/// Compares the shards' after-sales of `tenant` created in `[from, to)` with the index's;
+/// what the index holds beyond the shards is looked up in `cold` (archived with its order)
+/// where a cold store is given. Read-only.
 pub async fn reconcile_after_sales(
     shards: &dyn AfterSaleListing,
     index: &dyn SearchIndex,
+    cold: Option<&dyn ColdStore>,
     options: &ReconcileOptions,
 ) -> DomainResult<AfterSaleReconcileReport> {
     let shard = shard_after_sales(shards, options).await?;
@@ -128,6 +135,7 @@ pub async fn reconcile_after_sales(
         stale: Vec::new(),
         ahead: Vec::new(),
         extra: Vec::new(),
+        archived: Vec::new(),
         clean: false,
     };
     for (id, (_, shard_version)) in &shard {
@@ -148,11 +156,17 @@ pub async fn reconcile_after_sales(
             Some(_) => {}
         }
     }
-    report.extra = indexed
-        .keys()
-        .filter(|id| !shard.contains_key(id))
-        .copied()
-        .collect();
+    for id in indexed.keys().filter(|id| !shard.contains_key(id)) {
+        let archived = match cold {
+            Some(cold) => cold.after_sale_order(&options.tenant, *id).await?.is_some(),
+            None => false,
+        };
+        if archived {
+            report.archived.push(*id);
+        } else {
+            report.extra.push(*id);
+        }
+    }
     report.clean = report.differences() == 0;
     Ok(report)
 }
@@ -182,7 +196,8 @@ pub async fn repair_after_sales(
             "the projector has no search index to repair",
         ));
     };
-    let before = reconcile_after_sales(shards, index.as_ref(), options).await?;
+    let cold = projector.sinks().cold.clone();
+    let before = reconcile_after_sales(shards, index.as_ref(), cold.as_deref(), options).await?;
     let shard = shard_after_sales(shards, options).await?;
     let orders: BTreeSet<OrderId> = before
         .missing
@@ -196,7 +211,7 @@ pub async fn repair_after_sales(
         .collect();
     projector.apply_orders(&keys).await?;
     index.refresh().await?;
-    let after = reconcile_after_sales(shards, index.as_ref(), options).await?;
+    let after = reconcile_after_sales(shards, index.as_ref(), cold.as_deref(), options).await?;
     Ok(AfterSaleRepairReport {
         before,
         reapplied_orders: keys.len(),

@@ -100,6 +100,7 @@ pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
                 let checked = oc_projector::reconcile_after_sales(
                     wiring.store.as_ref(),
                     index.as_ref(),
+                    wiring.sinks.cold.as_deref(),
                     &options,
                 )
                 .await
