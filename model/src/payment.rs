@@ -217,6 +217,10 @@ pub struct RefundSettlement {
     pub status: RefundStatus,
     /// Why it failed (`failed`).
     pub failure: Option<String>,
+    /// The attempt the settling report is about: the refund's `attempts` are raised to it.
+    /// A provider's callback can arrive before the submitter has recorded the attempt it
+    /// answers, and the settled refund must still say how many attempts were made.
+    pub attempt: u32,
     pub at: OffsetDateTime,
     pub events: Vec<OrderEvent>,
 }

@@ -233,6 +233,7 @@ impl PaymentStore for SqlOrderStore {
             id,
             status,
             failure,
+            attempt,
             at,
             events,
         } = settlement;
@@ -248,6 +249,7 @@ impl PaymentStore for SqlOrderStore {
             id,
             status,
             failure.as_deref(),
+            attempt,
             unix_ms(at),
         )
         .await?

@@ -409,6 +409,7 @@ fn settled(refund: RefundId, status: RefundStatus) -> RefundSettlement {
         id: refund,
         status,
         failure: None,
+        attempt: 1,
         at: now(),
         events: Vec::new(),
     }
@@ -645,8 +646,13 @@ async fn refund_attempts_and_failures_are_compare_and_set(h: &Harness) {
     assert_eq!(due(now()).await, 1, "due again now after a failure");
     let mut settlement = settled(id, RefundStatus::Succeeded);
     settlement.events = vec![note(&refund, PaymentEventType::Refunded)];
+    // settled by the callback of attempt 3, before its submitter recorded it: the refund
+    // still says three attempts were made
+    settlement.attempt = 3;
     assert!(h.store.settle_refund(settlement.clone()).await.unwrap());
     assert!(!h.store.settle_refund(settlement).await.unwrap());
+    let read = h.store.get_refund(&tenant, id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.attempts), (RefundStatus::Succeeded, 3));
     assert_eq!(
         due(later + Duration::hours(1)).await,
         0,

@@ -401,7 +401,7 @@ impl PaymentService {
             }
             ProviderRefundStatus::Succeeded => {
                 let settled = self
-                    .settle_refund(&refund, RefundStatus::Succeeded, None, now)
+                    .settle_refund(&refund, RefundStatus::Succeeded, None, report.attempt, now)
                     .await?;
                 Ok(if settled {
                     self.tell_watcher(&refund, true).await;
@@ -418,7 +418,13 @@ impl PaymentService {
                 if report.attempt >= self.settings.refund_attempts {
                     // the last allowed attempt: give the amount back and raise it for a person
                     let settled = self
-                        .settle_refund(&refund, RefundStatus::Failed, Some(failure), now)
+                        .settle_refund(
+                            &refund,
+                            RefundStatus::Failed,
+                            Some(failure),
+                            report.attempt,
+                            now,
+                        )
                         .await?;
                     return Ok(if settled {
                         tracing::error!(refund_id = %refund.id, payment_id = %refund.payment_id, attempts = report.attempt, "refund failed on every attempt: released, raised for manual handling");
@@ -454,6 +460,7 @@ impl PaymentService {
         refund: &Refund,
         status: RefundStatus,
         failure: Option<String>,
+        attempt: u32,
         now: time::OffsetDateTime,
     ) -> DomainResult<bool> {
         let order = self
@@ -488,6 +495,7 @@ impl PaymentService {
                 id: refund.id,
                 status,
                 failure,
+                attempt,
                 at: now,
                 events: vec![event],
             })

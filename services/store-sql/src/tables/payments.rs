@@ -434,14 +434,17 @@ pub(crate) async fn settle_refund(
     id: RefundId,
     status: RefundStatus,
     failure: Option<&str>,
+    attempt: u32,
     at_ms: i64,
 ) -> DomainResult<bool> {
     moved_one(
         sqlx::query(
-            "UPDATE payment_refunds SET status = ?, failure = COALESCE(?, failure), next_query_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
+            "UPDATE payment_refunds SET status = ?, failure = COALESCE(?, failure), attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END, next_query_at_ms = NULL, updated_at_ms = ? WHERE tenant = ? AND id = ? AND status = 'requested'",
         )
         .bind(status.as_str())
         .bind(failure)
+        .bind(i64::from(attempt))
+        .bind(i64::from(attempt))
         .bind(at_ms)
         .bind(tenant.as_str())
         .bind(id.as_i64()),
