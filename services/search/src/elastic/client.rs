@@ -113,6 +113,19 @@ impl EsSearchIndex {
 }
 
 impl EsSearchIndex {
+    /// The version of document `id` under `alias` (orders' or after-sales'), without its
+    /// source.
+    async fn version_in(&self, alias: &str, id: &str) -> DomainResult<Option<u64>> {
+        let answer = self
+            .client
+            .get(GetParts::IndexId(alias, id))
+            ._source(&["false"])
+            .send()
+            .await;
+        let (status, json) = read(answer).await?;
+        response::parse_get_version(status, &json)
+    }
+
     /// Create the tenant's after-sale index (fixed mapping) unless it exists.
     async fn ensure_after_sale_index(&self, tenant: &TenantId) -> DomainResult<()> {
         let physical = after_sales::physical_index(&self.config, tenant);
@@ -201,16 +214,8 @@ impl SearchIndex for EsSearchIndex {
     }
 
     async fn get_version(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<u64>> {
-        let alias = self.config.alias(tenant);
-        let id = id.to_string();
-        let answer = self
-            .client
-            .get(GetParts::IndexId(&alias, &id))
-            ._source(&["false"])
-            .send()
-            .await;
-        let (status, json) = read(answer).await?;
-        response::parse_get_version(status, &json)
+        self.version_in(&self.config.alias(tenant), &id.to_string())
+            .await
     }
 
     async fn search(&self, tenant: &TenantId, query: &SearchQuery) -> DomainResult<SearchPage> {
@@ -254,16 +259,8 @@ impl SearchIndex for EsSearchIndex {
         tenant: &TenantId,
         id: AfterSaleId,
     ) -> DomainResult<Option<u64>> {
-        let alias = after_sales::alias(&self.config, tenant);
-        let id = id.to_string();
-        let answer = self
-            .client
-            .get(GetParts::IndexId(&alias, &id))
-            ._source(&["false"])
-            .send()
-            .await;
-        let (status, json) = read(answer).await?;
-        response::parse_get_version(status, &json)
+        self.version_in(&after_sales::alias(&self.config, tenant), &id.to_string())
+            .await
     }
 
     async fn search_after_sales(
