@@ -78,6 +78,13 @@ enum Half {
     OfCapacity,
 }
 
+/// The one single-node step `--payments-only` or `--after-sales-only` runs.
+#[derive(Debug, Clone, Copy)]
+enum OnlyStep {
+    PaymentCallbacks,
+    AfterSales,
+}
+
 /// Half of a measured throughput, as an offered rate.
 fn half_of(throughput_per_s: f64) -> f64 {
     (throughput_per_s / 2.0).round().max(1.0)
@@ -728,14 +735,17 @@ impl Bench {
             prepared.len(),
             started.elapsed().as_secs_f64()
         );
-        let step = Arc::new(payments::Callbacks::new(server.http.clone(), prepared));
-        let plan = self.plan(
-            &format!("{mode} payment callbacks applied"),
-            self.closed(),
-            self.args.warmup,
-        );
-        let report = engine::run(step, &plan).await;
-        Ok(StepResult::of(&plan.name, &report))
+        let step = payments::Callbacks::new(server.http.clone(), prepared);
+        Ok(self
+            .closed_step(format!("{mode} payment callbacks applied"), step)
+            .await)
+    }
+
+    /// A closed-loop step named `what` over `step`: its result.
+    async fn closed_step<S: Step>(&self, what: String, step: S) -> StepResult {
+        let plan = self.plan(&what, self.closed(), self.args.warmup);
+        let report = engine::run(Arc::new(step), &plan).await;
+        StepResult::of(&plan.name, &report)
     }
 
     /// After-sale applications approved and refunded per second against `server` (wired to
@@ -755,31 +765,34 @@ impl Bench {
             paid.len(),
             started.elapsed().as_secs_f64()
         );
-        let step = Arc::new(after_sales::Refunds::new(
-            server.http.clone(),
-            retail.key,
-            paid,
-        ));
-        let plan = self.plan(
-            &format!("{mode} after-sales applied, approved and refunded"),
-            self.closed(),
-            self.args.warmup,
-        );
-        let report = engine::run(step, &plan).await;
-        Ok(StepResult::of(&plan.name, &report))
+        let step = after_sales::Refunds::new(server.http.clone(), retail.key, paid);
+        Ok(self
+            .closed_step(
+                format!("{mode} after-sales applied, approved and refunded"),
+                step,
+            )
+            .await)
     }
 
-    /// `--after-sales-only`: a single-node server wired to the sandbox, the after-sales step.
-    async fn run_after_sales_only(&mut self) -> anyhow::Result<()> {
+    /// `--payments-only` / `--after-sales-only`: a single-node server wired to the sandbox,
+    /// that one step.
+    async fn run_single_node_step(&mut self, only: OnlyStep) -> anyhow::Result<()> {
         let tenants = self.lifted_tenants()?;
         let (single, _sandbox) = self
             .start_single_node(&tenants, &self.dir.join("single"))
             .await?;
-        let result = self.after_sale_refunds("single-node", &single).await;
+        let (key, result) = match only {
+            OnlyStep::PaymentCallbacks => (
+                "payment_callbacks_applied",
+                self.payment_callbacks("single-node", &single).await,
+            ),
+            OnlyStep::AfterSales => (
+                "after_sales_refunded",
+                self.after_sale_refunds("single-node", &single).await,
+            ),
+        };
         single.stop();
-        self.report
-            .single_node
-            .insert("after_sales_refunded".to_owned(), result?);
+        self.report.single_node.insert(key.to_owned(), result?);
         Ok(())
     }
 
@@ -799,20 +812,6 @@ impl Bench {
         let single =
             Server::start(&self.args.ordercenter, &env, data_dir.with_extension("log")).await?;
         Ok((single, sandbox))
-    }
-
-    /// `--payments-only`: a single-node server wired to the sandbox, the callback step.
-    async fn run_payments_only(&mut self) -> anyhow::Result<()> {
-        let tenants = self.lifted_tenants()?;
-        let (single, _sandbox) = self
-            .start_single_node(&tenants, &self.dir.join("single"))
-            .await?;
-        let result = self.payment_callbacks("single-node", &single).await;
-        single.stop();
-        self.report
-            .single_node
-            .insert("payment_callbacks_applied".to_owned(), result?);
-        Ok(())
     }
 
     /// A copy of the tenant config with the rate limits lifted, in the bench's directory.
@@ -836,10 +835,10 @@ impl Bench {
 
     async fn run(&mut self) -> anyhow::Result<()> {
         if self.args.payments_only {
-            return self.run_payments_only().await;
+            return self.run_single_node_step(OnlyStep::PaymentCallbacks).await;
         }
         if self.args.after_sales_only {
-            return self.run_after_sales_only().await;
+            return self.run_single_node_step(OnlyStep::AfterSales).await;
         }
         let databases =
             Databases::create(&self.args.mysql, &["raw_0", "raw_1", "cl_0", "cl_1"]).await?;
