@@ -85,6 +85,11 @@ impl RedisStockGateConfig {
         self.ttl = ttl;
         self
     }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
 }
 
 /// The Redis stock gate. Cheap to clone (one auto-reconnecting connection).

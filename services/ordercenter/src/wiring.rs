@@ -184,9 +184,10 @@ pub async fn build(config: &ServiceConfig) -> anyhow::Result<Wiring> {
     let stock_gate = match &config.redis_url {
         Some(url) => Some(
             guards.stock_gate(Arc::new(
-                oc_cache::RedisStockGate::connect(oc_cache::RedisStockGateConfig::new(
-                    url.expose(),
-                ))
+                oc_cache::RedisStockGate::connect(
+                    oc_cache::RedisStockGateConfig::new(url.expose())
+                        .with_timeout(config.stock_gate_timeout),
+                )
                 .map_err(|e| anyhow::anyhow!("stock gate: {}", e.message))?,
             )),
         ),

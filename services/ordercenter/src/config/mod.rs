@@ -50,6 +50,8 @@ pub struct ServiceConfig {
     pub export_dir: Option<PathBuf>,
     /// Redis behind the in-process cache (cluster mode); none = in-process cache only.
     pub redis_url: Option<SecretUrl>,
+    /// The stock gate's budget per Redis call (`OC_STOCK_GATE_TIMEOUT_MS`).
+    pub stock_gate_timeout: std::time::Duration,
     /// This projector's share of the topics' partitions, `i/n` (`OC_PROJECTOR_MEMBER`).
     pub projector_member: oc_bus::Assignment,
     /// The timeout worker's and reservation sweeper's pace (`OC_SCHEDULER_*`).
@@ -326,6 +328,7 @@ impl ServiceConfig {
             search_url,
             cold_url,
             redis_url: source.get(&REDIS_URL)?,
+            stock_gate_timeout: source.millis(&STOCK_GATE_TIMEOUT_MS)?,
             projector_member: source.value(&PROJECTOR_MEMBER)?,
             scheduler: oc_core::scheduler::SchedulerSettings {
                 poll_interval: source.millis(&SCHEDULER_POLL_MS)?,

@@ -396,6 +396,17 @@ pub const REDIS_URL: Setting<SecretUrl> = Setting {
     parse: cache_url,
 };
 
+pub const STOCK_GATE_TIMEOUT_MS: Setting<u64> = Setting {
+    meta: meta(
+        Some("OC_STOCK_GATE_TIMEOUT_MS"),
+        Some("stock_gate_timeout_ms"),
+        Fallback::Value("100"),
+        "API",
+        "budget of one stock gate call to Redis, reconnection included; a slower answer places the order through SQL alone",
+    ),
+    parse: positive,
+};
+
 pub const SEARCH_URL: Setting<SecretUrl> = Setting {
     meta: with(
         meta(
@@ -923,6 +934,7 @@ pub static SETTINGS: &[&dyn AnySetting] = &[
     &KEYRING_FILE,
     &MAX_CONNECTIONS_PER_SHARD,
     &REDIS_URL,
+    &STOCK_GATE_TIMEOUT_MS,
     &SEARCH_URL,
     &COLD_URL,
     &KAFKA_URL,
