@@ -165,6 +165,20 @@ impl StockStore for SqlOrderStore {
                 "a reservation holds at least 1 unit",
             ));
         }
+        // Most placements name SKUs nobody tracks, and a sold-out SKU is refused over and
+        // over: both are answered from one plain read of the level, without the
+        // transaction (begin, conditional update, read, rollback: four round trips per
+        // line, and on SQLite the file's write lock each time). The answer is the level
+        // as of that read, the same as a placement a moment earlier would have had; a
+        // level with units goes on to the conditional update, which alone decides.
+        let level = self.stock_level(tenant, sku).await?;
+        match &level {
+            None => return Ok(ReserveOutcome::Short(None)),
+            Some(known) if known.available < hold.quantity => {
+                return Ok(ReserveOutcome::Short(level));
+            }
+            Some(_) => {}
+        }
         let mut tx = begin(self.stock_pool(tenant, sku)).await?;
         let taken = stock_levels::bind_move(
             sqlx::query(stock_levels::RESERVE_AVAILABLE),
