@@ -182,6 +182,15 @@ pub trait StockStore: Send + Sync + Debug + 'static {
     /// The level of a SKU, `None` when no stock was ever set for it.
     async fn stock_level(&self, tenant: &TenantId, sku: &Sku) -> DomainResult<Option<StockLevel>>;
 
+    /// The levels of `skus`, in their order (`None`: no stock was ever set), read with one
+    /// statement per shard that holds any of them: a placement learns which of its SKUs are
+    /// tracked, and which are already short, before it opens a transaction for any.
+    async fn stock_levels(
+        &self,
+        tenant: &TenantId,
+        skus: &[Sku],
+    ) -> DomainResult<Vec<Option<StockLevel>>>;
+
     /// Move `hold.quantity` units from `available` to `reserved` with a conditional
     /// decrement (never read-then-write) and write the reservation row, in one transaction.
     async fn reserve(&self, hold: &Hold) -> DomainResult<ReserveOutcome>;

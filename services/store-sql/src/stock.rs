@@ -4,12 +4,15 @@
 //! state change, so concurrent buyers can never take more than there is, and a confirm or
 //! release runs at most once per reservation (the row's state is the guard).
 
+use std::collections::{BTreeMap, HashMap};
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use oc_model::stock::{Hold, Reservation, ReserveOutcome, Settle, StockStore};
 use oc_model::{
-    Bucket, DomainError, DomainResult, OrderId, ReservationState, Sku, StockLevel, TenantId,
+    Bucket, DomainError, DomainResult, OrderId, ReservationState, ShardId, Sku, StockLevel,
+    TenantId,
 };
 
 use crate::SqlOrderStore;
@@ -157,6 +160,35 @@ impl StockStore for SqlOrderStore {
         row.as_ref().map(stock_levels::decode).transpose()
     }
 
+    async fn stock_levels(
+        &self,
+        tenant: &TenantId,
+        skus: &[Sku],
+    ) -> DomainResult<Vec<Option<StockLevel>>> {
+        let mut by_shard: BTreeMap<ShardId, Vec<&Sku>> = BTreeMap::new();
+        for sku in skus {
+            let shard = self.shards.shard_of(Bucket::of_key(tenant, sku.as_str()));
+            by_shard.entry(shard).or_default().push(sku);
+        }
+        let mut found: HashMap<Sku, StockLevel> = HashMap::with_capacity(skus.len());
+        for (shard, wanted) in by_shard {
+            let statement = stock_levels::select_many(wanted.len());
+            let mut query = sqlx::query(&statement).bind(tenant.as_str());
+            for sku in &wanted {
+                query = query.bind(sku.as_str());
+            }
+            let rows = query
+                .fetch_all(self.shards.pool(shard)?)
+                .await
+                .map_err(convert)?;
+            for row in &rows {
+                let level = stock_levels::decode(row)?;
+                found.insert(level.sku.clone(), level);
+            }
+        }
+        Ok(skus.iter().map(|sku| found.get(sku).cloned()).collect())
+    }
+
     async fn reserve(&self, hold: &Hold) -> DomainResult<ReserveOutcome> {
         let (tenant, sku) = (&hold.tenant, &hold.sku);
         if hold.quantity == 0 {
@@ -164,20 +196,6 @@ impl StockStore for SqlOrderStore {
                 "/quantity",
                 "a reservation holds at least 1 unit",
             ));
-        }
-        // Most placements name SKUs nobody tracks, and a sold-out SKU is refused over and
-        // over: both are answered from one plain read of the level, without the
-        // transaction (begin, conditional update, read, rollback: four round trips per
-        // line, and on SQLite the file's write lock each time). The answer is the level
-        // as of that read, the same as a placement a moment earlier would have had; a
-        // level with units goes on to the conditional update, which alone decides.
-        let level = self.stock_level(tenant, sku).await?;
-        match &level {
-            None => return Ok(ReserveOutcome::Short(None)),
-            Some(known) if known.available < hold.quantity => {
-                return Ok(ReserveOutcome::Short(level));
-            }
-            Some(_) => {}
         }
         let mut tx = begin(self.stock_pool(tenant, sku)).await?;
         let taken = stock_levels::bind_move(

@@ -277,7 +277,57 @@ async fn a_transition_is_one_transaction(h: &Harness) {
     );
 }
 
+/// Many SKUs' levels in one call (one statement per shard): each in the order asked, `None`
+/// for a SKU without stock (or with stock only in another tenant), a SKU asked twice
+/// answered twice.
+async fn levels_of_many_skus_are_read_together(h: &Harness) {
+    let (acme, globex) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("globex").unwrap(),
+    );
+    let sku = |i: u64| Sku::parse(&format!("MANY-{i}")).unwrap();
+    for i in 0..12u64 {
+        h.store
+            .set_available(&acme, &sku(i), 100 + i, now())
+            .await
+            .unwrap();
+    }
+    // another tenant's stock of an SKU acme never set
+    h.store
+        .set_available(&globex, &sku(20), 7, now())
+        .await
+        .unwrap();
+    let asked: Vec<Sku> = [11, 20, 0, 5, 13, 5, 3, 7, 1, 9, 2, 4, 6, 8, 10]
+        .into_iter()
+        .map(sku)
+        .collect();
+    let levels = h.store.stock_levels(&acme, &asked).await.unwrap();
+    let seen: Vec<Option<(String, u64)>> = levels
+        .iter()
+        .map(|level| {
+            level.as_ref().map(|level| {
+                assert_eq!(level.tenant, acme);
+                (level.sku.as_str().to_owned(), level.available)
+            })
+        })
+        .collect();
+    let expected: Vec<Option<(String, u64)>> = asked
+        .iter()
+        .map(|asked| {
+            let i: u64 = asked.as_str()["MANY-".len()..].parse().unwrap();
+            (i < 12).then(|| (asked.as_str().to_owned(), 100 + i))
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    // each answer is what the one-SKU read answers
+    for (asked, level) in asked.iter().zip(&levels) {
+        assert_eq!(&h.store.stock_level(&acme, asked).await.unwrap(), level);
+    }
+    assert!(h.store.stock_levels(&acme, &[]).await.unwrap().is_empty());
+}
+
 both_dialects!(
+    levels_of_many_skus_are_read_together,
     concurrent_buyers_never_oversell,
     confirm_and_release_move_units_once,
     a_transition_is_one_transaction,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use oc_model::stock::{GateOutcome, Hold, ReserveOutcome, Settle, StockGate, StockStore};
-use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderId, Sku, StockEffect, TenantId};
+use oc_model::{
+    DomainError, DomainResult, ErrorCode, Order, OrderId, Sku, StockEffect, StockLevel, TenantId,
+};
 use oc_tenant_config::{InventoryConfig, TenantConfig, UntrackedSkus};
 
 /// How long a reservation holds when the order type declares no payment window.
@@ -105,6 +107,31 @@ impl Reserver {
             },
             _ => false,
         };
+        // SKUs the gate did not admit: their levels in one read per shard, so that an
+        // untracked SKU (most of a catalogue, often) or one already short costs no
+        // transaction (begin, conditional update, read, rollback), nor on SQLite the
+        // file's write lock. A level read as having enough goes on to the conditional
+        // decrement, which alone decides; a refusal from this read is the level as of it,
+        // as a placement a moment earlier would have found it.
+        let unadmitted: Vec<Sku> = needs
+            .keys()
+            .filter(|sku| !(gated && hot.iter().any(|(hot, _)| hot == *sku)))
+            .cloned()
+            .collect();
+        let read: BTreeMap<Sku, Option<StockLevel>> = if unadmitted.is_empty() {
+            BTreeMap::new()
+        } else {
+            match self.store.stock_levels(&main.tenant, &unadmitted).await {
+                Ok(levels) => unadmitted.into_iter().zip(levels).collect(),
+                Err(error) => {
+                    // nothing is reserved yet: only the gate's units go back
+                    for (sku, quantity) in hot.iter().filter(|_| gated) {
+                        self.give_back(&main.tenant, sku, *quantity).await;
+                    }
+                    return Err(error);
+                }
+            }
+        };
         let mut taken = Vec::new();
         for (sku, (quantity, index)) in &needs {
             let is_gated = gated && hot.iter().any(|(hot, _)| hot == sku);
@@ -116,7 +143,14 @@ impl Reserver {
                 expires_at,
                 created_at: now,
             };
-            let refusal = match self.store.reserve(&hold).await {
+            let outcome = match read.get(sku) {
+                Some(None) => Ok(ReserveOutcome::Short(None)),
+                Some(Some(level)) if level.available < *quantity => {
+                    Ok(ReserveOutcome::Short(Some(level.clone())))
+                }
+                _ => self.store.reserve(&hold).await,
+            };
+            let refusal = match outcome {
                 Ok(ReserveOutcome::Reserved) => {
                     taken.push(Taken {
                         sku: sku.clone(),

@@ -19,6 +19,12 @@ const COLUMNS: &str = "tenant, sku, bucket, available, reserved, sold, updated_a
 pub(crate) static SELECT: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {COLUMNS} FROM stock_levels WHERE tenant = ? AND sku = ?"));
 
+/// The levels of `count` SKUs of one tenant. Binds: tenant, then each sku.
+pub(crate) fn select_many(count: usize) -> String {
+    let marks = vec!["?"; count].join(", ");
+    format!("SELECT {COLUMNS} FROM stock_levels WHERE tenant = ? AND sku IN ({marks})")
+}
+
 /// A new level with `available` units and nothing else; binds: [`bind_new`].
 pub(crate) static INSERT: LazyLock<String> =
     LazyLock::new(|| format!("INSERT INTO stock_levels ({COLUMNS}) VALUES (?, ?, ?, ?, 0, 0, ?)"));
