@@ -201,6 +201,8 @@ start_mariadb() {
             die "mariadb-install-db failed, see $STATE_DIR/mariadb.log"
     fi
     log "starting MariaDB on $LOOPBACK:$MARIADB_PORT"
+    # max-connections: the default 151 is reached by a bench's servers (32 connections per
+    # shard each) beside parallel test binaries, and a refused connection fails a test
     # mariadbd writes its error log as the mysql user, which cannot write into root's home:
     # it goes to the package's log dir; start-up output before that goes to our state dir.
     as_root mkdir -p "$MARIADB_LOG_DIR"
@@ -212,6 +214,7 @@ start_mariadb() {
         --user=mysql --datadir="$MARIADB_DATADIR" \
         --bind-address="$LOOPBACK" --port="$MARIADB_PORT" \
         --socket="$MARIADB_RUN_DIR/mysqld.sock" --log-error="$MARIADB_ERROR_LOG" \
+        --max-connections=1000 \
         >>"$STATE_DIR/mariadb.log" 2>&1 ||
         die "starting mariadbd failed, see $STATE_DIR/mariadb.log"
 }
