@@ -27,8 +27,11 @@ pub use oc_core::Core;
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The application core: every use case.
-    pub core: Core,
+    /// The application core: every use case. Behind an `Arc`: axum clones the state for
+    /// every request and every `from_fn` layer, and the core's services hold dozens of
+    /// `Arc`s (one atomic increment and decrement each per clone; ~5% of single-node
+    /// create's CPU in a profile, `loadtest/PROFILE.md`).
+    pub core: Arc<Core>,
     /// Per-tenant and per-key token buckets of the edge.
     pub limiters: Arc<edge::RateLimiters>,
     /// Prometheus registry behind `/metrics`.
@@ -43,7 +46,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(core: Core) -> AppState {
         AppState {
-            core,
+            core: Arc::new(core),
             limiters: Arc::default(),
             metrics: metrics::Metrics::new(),
             readiness: Arc::default(),
