@@ -123,6 +123,8 @@ pub fn document_from_order(
         skus: dedup(order.lines.iter().map(|l| l.sku.clone())),
         ext,
         pii_blind,
+        // the projector marks the cold copy of an archived order itself
+        archived: false,
     })
 }
 

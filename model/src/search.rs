@@ -410,6 +410,10 @@ pub struct SearchDocument {
     pub ext: BTreeMap<SearchFieldName, Vec<SearchValue>>,
     /// Blind indexes of the parties' sealed personal data.
     pub pii_blind: BTreeMap<PiiField, BlindIndex>,
+    /// The order was archived (moved to the cold store): set only by the projector when it
+    /// indexes the cold copy of an order gone from its shard, never by the hot write path.
+    /// Searches leave archived orders out unless [`SearchQuery::include_archived`] asks.
+    pub archived: bool,
 }
 
 /// An amount range on the payable, in one currency's minor units; both bounds inclusive.
@@ -521,6 +525,9 @@ pub struct SearchQuery {
     pub pii: Vec<(PiiField, BlindIndex)>,
     /// Words that must all appear in the orders' product names.
     pub product_text: Option<String>,
+    /// Also list archived orders (by default a search lists hot orders only). A document
+    /// written before the index knew the flag counts as hot.
+    pub include_archived: bool,
     pub sort: SearchSort,
     /// The opaque cursor of the previous page.
     pub cursor: Option<String>,
@@ -542,6 +549,7 @@ impl Default for SearchQuery {
             ext: Vec::new(),
             pii: Vec::new(),
             product_text: None,
+            include_archived: false,
             sort: SearchSort::default(),
             cursor: None,
             limit: 20,

@@ -165,7 +165,7 @@ schemas = {
       ["id", "tenant", "business_identity", "order_type", "status", "version", "buyer_id", "created_at", "updated_at",
        "lines", "logistics", "marketing", "finance", "channel", "parties", "operation", "extension"]),
   "OrderList": obj({"items": {"type": "array", "items": ref("Order")}, "next_cursor": S()}, ["items"]),
-  "SearchResult": obj({"items": {"type": "array", "items": ref("Order")}, "next_cursor": S(),
+  "SearchResult": obj({"items": {"type": "array", "items": ref("SearchItem")}, "next_cursor": S(),
                        "total": obj({"value": I(minimum=0), "exact": {"type": "boolean"}}, ["value", "exact"]),
                        "degraded": {"type": "boolean", "description": "True when the search index was unavailable and the buyer's shard answered."}},
                       ["items", "degraded"]),
@@ -191,6 +191,14 @@ id_param = {"name": "id", "in": "path", "required": True, "schema": S(maxLength=
 # after-sales (issue #20)
 as_type = S(enum=["refund_only", "return_and_refund", "exchange", "repair"])
 as_channel = S(enum=["user", "merchant", "customer_service"])
+# a search item is an order as GET renders it plus whether it is archived (the Order schema
+# is closed, so the item repeats its properties rather than extending it with allOf)
+schemas["SearchItem"] = obj(
+  {**schemas["Order"]["properties"],
+   "archived": {"type": "boolean", "description": "True when the order is archived (moved to the cold store)."}},
+  schemas["Order"]["required"] + ["archived"],
+  desc="An order as `GET /v1/orders/{id}` renders it, and whether it is archived.")
+
 schemas.update({
   "AfterSaleRequestLine": obj({"line_no": I(minimum=1, description="The order line; or name it by the split key below."),
                                "sku": S(maxLength=128), "promotion_type": S(maxLength=64, description="Absent: the regular-price units."),
@@ -275,6 +283,8 @@ doc = {
                 {"name": "sort", "in": "query", "required": False, "schema": S(enum=["created_at", "-created_at", "updated_at", "-updated_at", "payable", "-payable"])},
                 {"name": "cursor", "in": "query", "required": False, "schema": S(maxLength=512)},
                 {"name": "limit", "in": "query", "required": False, "schema": I(minimum=1, maximum=100)},
+                {"name": "include_archived", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+                 "description": "Also list archived orders (moved to the cold store), which a search leaves out by default; each item says `archived`."},
                 {"name": "receiver_phone", "in": "query", "required": False, "schema": S(maxLength=40)},
                 {"name": "receiver_name", "in": "query", "required": False, "schema": S(maxLength=128)},
                 {"name": "shipper_phone", "in": "query", "required": False, "schema": S(maxLength=40)},

@@ -12,7 +12,7 @@ pub use oc_core::orders::input::{
     LineExtensionUpdate, LineInput, LogisticsInput, PartyInput, PromotionInput, UpdateOrderRequest,
 };
 pub use oc_core::orders::output::{
-    Created, LineView, OrderList, OrderView, PartiesView, PartyView, SearchResult,
+    Created, LineView, OrderList, OrderView, PartiesView, PartyView, SearchItem, SearchResult,
 };
 pub use oc_core::stock::{SetStockRequest, StockView};
 pub use oc_core::transitions::{HistoryList, HistoryView, TransitionRequest};

@@ -86,6 +86,10 @@ enum Mode {
     Cluster {
         databases: oc_test_support::TestDatabases,
         table: oc_test_support::HbaseTable,
+        /// This run's OpenSearch indices (the search index of the cluster).
+        search: oc_test_support::SearchPrefix,
+        /// `kafka://…?prefix=…`: this run's topics, for the relay and the projector.
+        kafka: String,
     },
 }
 
@@ -109,6 +113,12 @@ impl Env {
                     .await
                     .unwrap(),
                 table: oc_test_support::HbaseTable::new(label).await.unwrap(),
+                search: oc_test_support::SearchPrefix::new(label).await.unwrap(),
+                kafka: format!(
+                    "kafka://{}?prefix={}&partitions=2",
+                    oc_test_support::kafka_brokers().join(","),
+                    oc_test_support::unique_prefix(label)
+                ),
             },
             data: tempfile::tempdir().unwrap(),
         };
@@ -120,15 +130,27 @@ impl Env {
         let mut command = command(self.data.path());
         // no archive inside `serve`: the test runs it as its own process
         command.env("OC_ARCHIVE_RATE", "0");
-        if let Mode::Cluster { databases, table } = &self.mode {
-            on_shards(&mut command, &databases.urls().join(",")).env(
-                "OC_COLD_URL",
-                format!(
-                    "hbase://{}?table={}",
-                    oc_test_support::hbase_address(),
-                    table.name()
-                ),
-            );
+        if let Mode::Cluster {
+            databases,
+            table,
+            search,
+            kafka,
+        } = &self.mode
+        {
+            on_shards(&mut command, &databases.urls().join(","))
+                .env(
+                    "OC_COLD_URL",
+                    format!(
+                        "hbase://{}?table={}",
+                        oc_test_support::hbase_address(),
+                        table.name()
+                    ),
+                )
+                .env(
+                    "OC_SEARCH_URL",
+                    format!("{}?prefix={}&replicas=0", search.url(), search.prefix()),
+                )
+                .env("OC_KAFKA_URL", kafka);
         }
         command
     }
@@ -161,10 +183,28 @@ impl Env {
         serve(self.command(), port)
     }
 
+    /// `ordercenter <subcommand>` (a cluster's relay or projector) running in the background.
+    fn spawn(&self, subcommand: &str) -> Server {
+        let mut command = self.command();
+        command
+            .arg(subcommand)
+            .env("OC_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Server(command.spawn().unwrap())
+    }
+
     async fn finish(self) {
-        if let Mode::Cluster { databases, table } = self.mode {
+        if let Mode::Cluster {
+            databases,
+            table,
+            search,
+            ..
+        } = self.mode
+        {
             databases.cleanup().await.unwrap();
             table.cleanup().await.unwrap();
+            search.cleanup().await.unwrap();
         }
     }
 }
@@ -262,6 +302,96 @@ fn archive_once(env: &Env) -> serde_json::Value {
     let mut command = env.command();
     command.args(["archive", "--once", "--rate", "0"]);
     json_report(command)
+}
+
+/// The orders a search of `key`'s tenant lists with `query` (one page: the test has fewer
+/// than 100 orders), each with its `archived` flag.
+fn searched(key: &str, port: u16, query: &str) -> Vec<(String, bool)> {
+    try_searched(key, port, query).unwrap_or_else(|body| panic!("{body}"))
+}
+
+/// [`searched`], or the answer when it was not a page (a 503 while a cluster's new index
+/// is still being allocated).
+fn try_searched(key: &str, port: u16, query: &str) -> Result<Vec<(String, bool)>, String> {
+    let (status, body) = request_as(
+        key,
+        port,
+        "GET",
+        &format!("/v1/orders/search?limit=100{query}"),
+        &[],
+        None,
+    )
+    .unwrap();
+    if status != 200 {
+        return Err(format!("{status}: {body}"));
+    }
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["degraded"], false, "{page}");
+    assert_eq!(page.get("next_cursor"), None, "{page}");
+    Ok(page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let archived = item["archived"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("an item without archived: {item}"));
+            (item["id"].as_str().unwrap().to_owned(), archived)
+        })
+        .collect())
+}
+
+/// Once the index has taken the archive (bounded wait): a default search lists exactly the
+/// hot orders, `include_archived=true` every order, the archived ones flagged; another
+/// tenant's search lists none of them; a bad flag is refused at its parameter.
+fn search_leaves_archived_out_unless_included(port: u16, hot: &[String], archived: &[String]) {
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let ids = |listed: &[(String, bool)]| sorted(listed.iter().map(|(id, _)| id.clone()).collect());
+    let want_hot = sorted(hot.to_vec());
+    let want_all = sorted(hot.iter().chain(archived).cloned().collect());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (default, including) = loop {
+        let default = try_searched(RETAIL_KEY, port, "");
+        let including = try_searched(RETAIL_KEY, port, "&include_archived=true");
+        if let (Ok(default), Ok(including)) = (&default, &including)
+            && ids(default) == want_hot
+            && ids(including) == want_all
+        {
+            break (default.clone(), including.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the search never left out the archived orders: default {default:?}, including {including:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(default.iter().all(|(_, flag)| !flag), "{default:?}");
+    for (id, flag) in &including {
+        assert_eq!(*flag, archived.contains(id), "{id}: {including:?}");
+    }
+    let explicit = searched(RETAIL_KEY, port, "&include_archived=false");
+    assert_eq!(ids(&explicit), want_hot);
+    // other filters still apply to archived orders
+    let closed = searched(RETAIL_KEY, port, "&include_archived=true&status=closed");
+    assert!(
+        archived
+            .iter()
+            .all(|id| closed.iter().any(|(c, _)| c == id)),
+        "{closed:?}"
+    );
+    for query in ["", "&include_archived=true"] {
+        let theirs = searched(EXPRESS_KEY, port, query);
+        assert!(
+            theirs.iter().all(|(id, _)| !want_all.contains(id)),
+            "another tenant lists retail's orders: {theirs:?}"
+        );
+    }
+    let (status, body) = http(port, "GET", "/v1/orders/search?include_archived=yes", None).unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("/query/include_archived"), "{body}");
 }
 
 fn version_of(port: u16, id: &str) -> (u16, serde_json::Value) {
@@ -515,6 +645,19 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
         // past the embedded index's commit interval
         std::thread::sleep(Duration::from_millis(1_500));
     }
+    let hot: Vec<String> = ids[DUE..].to_vec();
+    if let Mode::Cluster { .. } = env.mode {
+        // the relay publishes the outbox (creations, changes, archives) and a projector
+        // applies it to OpenSearch: an archived order's events find it gone from its shard,
+        // so its cold copy is indexed, marked archived
+        let mut relay = env.spawn("relay");
+        let mut projector = env.spawn("project");
+        search_leaves_archived_out_unless_included(port, &hot, &due);
+        stop(&mut projector);
+        stop(&mut relay);
+    } else {
+        search_leaves_archived_out_unless_included(port, &hot, &due);
+    }
     stop(&mut server);
     if let Mode::Cluster { .. } = env.mode {
         // a cluster's projector (not running here: no Kafka in this test) keeps every hot
@@ -529,11 +672,12 @@ async fn archive_survives_a_kill_at_every_step(env: Env) {
     assert_eq!(report["shard_count"], 4, "{report}");
     let cold_archived = report["per_model"]["cold"]["archived"].as_array().unwrap();
     assert_eq!(cold_archived.len(), DUE, "{report}");
+    // the index holds the archived orders (marked), which reconcile counts as archived
+    let search_archived = report["per_model"]["search"]["archived"]
+        .as_array()
+        .unwrap();
+    assert_eq!(search_archived.len(), DUE, "{report}");
     if let Mode::SingleNode = env.mode {
-        let search_archived = report["per_model"]["search"]["archived"]
-            .as_array()
-            .unwrap();
-        assert_eq!(search_archived.len(), DUE, "{report}");
         // the archived orders' after-sales the index had listed stay there, found in the
         // cold store: archived, not a difference (how many the projector indexed before
         // the archive took their orders varies with timing)

@@ -14,6 +14,7 @@ use oc_model::ports::{
     Cache, ColdStore, DeadLetter, DeadLetters, EventStream, OrderStore, SearchFields, SearchIndex,
 };
 use oc_model::retry::{Backoff, BackoffConfig};
+use oc_model::search::SearchDocument;
 use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderEvent, OrderId, TenantId};
 use time::OffsetDateTime;
 
@@ -215,6 +216,15 @@ enum AfterSaleTargets {
     Named(BTreeSet<u64>),
     /// Every after-sale of the order (a backfill or a repair, which have no events).
     All,
+}
+
+/// Whether a search document is the cold copy of an archived order: only
+/// [`Projector::apply_archived`] writes one, so the hot write path can never mark an order
+/// archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archived {
+    Yes,
+    No,
 }
 
 enum Attempt<T> {
@@ -538,7 +548,8 @@ impl Projector {
         let Attempt::Done(Some(archived)) = read else {
             return Ok(());
         };
-        self.write_search(&archived, event_id).await?;
+        self.write_search(&archived, event_id, Archived::Yes)
+            .await?;
         if let Some(cache) = &sinks.cache {
             let invalidate = self
                 .retrying(
@@ -564,13 +575,21 @@ impl Projector {
 
     /// Writes `order` to the search index (when there is one), version-checked, by the rule
     /// on [`Projector`].
-    async fn write_search(&self, order: &Order, event_id: Option<&str>) -> DomainResult<()> {
+    async fn write_search(
+        &self,
+        order: &Order,
+        event_id: Option<&str>,
+        archived: Archived,
+    ) -> DomainResult<()> {
         let sinks = &self.inner.sinks;
         let Some(index) = &sinks.search else {
             return Ok(());
         };
         let document = match document_from_order(order, self.inner.fields.as_ref()) {
-            Ok(document) => document,
+            Ok(document) => SearchDocument {
+                archived: archived == Archived::Yes,
+                ..document
+            },
             Err(error) => {
                 // deterministic: retrying the same order cannot help
                 let error = DomainError {
@@ -596,7 +615,7 @@ impl Projector {
 
     async fn apply_order_from(&self, order: &Order, event_id: Option<&str>) -> DomainResult<()> {
         let sinks = &self.inner.sinks;
-        let search = self.write_search(order, event_id);
+        let search = self.write_search(order, event_id, Archived::No);
         let cold = async {
             let Some(cold) = &sinks.cold else {
                 return Ok(());

@@ -214,6 +214,9 @@ async fn search_versions(
                 field: SortField::CreatedAt,
                 direction: SortDirection::Asc,
             },
+            // every document of the window: archived orders' too, which reconcile
+            // compares with the cold store
+            include_archived: true,
             cursor: cursor.take(),
             limit: options
                 .page_size

@@ -1372,3 +1372,360 @@ async fn tantivy_interval_commit_makes_writes_visible() {
     }
     panic!("write never became visible");
 }
+
+// ---------------------------------------------------------------------------------------
+// Archived orders (issue #16): the projector writes an archived order's cold copy (one
+// version above its last hot one) with `archived: true`; searches leave archived orders out
+// unless `include_archived` asks. Self-contained: its own suite macro, cases and
+// upgrade tests, over the same adapters as the suite above.
+// ---------------------------------------------------------------------------------------
+
+macro_rules! archived_suite {
+    ($module:ident, $open:path) => {
+        mod $module {
+            archived_suite!(@case $open, archived_orders_are_left_out_unless_included);
+            archived_suite!(@case $open, a_hot_write_cannot_undo_an_archive);
+            archived_suite!(@case $open, pages_including_archived_orders_have_no_gaps);
+        }
+    };
+    (@case $open:path, $case:ident) => {
+        #[tokio::test]
+        async fn $case() {
+            let (index, guard) = $open().await;
+            super::archived_cases::$case(&*index).await;
+            guard.finish().await;
+        }
+    };
+}
+
+archived_suite!(archived_tantivy_memory, super::tantivy_in_memory);
+archived_suite!(archived_tantivy_disk, super::tantivy_on_disk);
+archived_suite!(
+    archived_tantivy_commit_every_write,
+    super::tantivy_every_write
+);
+archived_suite!(archived_elasticsearch, super::elasticsearch);
+
+mod archived_cases {
+    use std::collections::BTreeSet;
+
+    use oc_model::search::SearchDocument;
+
+    use super::*;
+
+    /// The cold copy of `doc(tenant, raw_id, hot_version)` as the projector indexes it.
+    fn archived_copy(tenant_name: &str, raw_id: u64, hot_version: u64) -> SearchDocument {
+        SearchDocument {
+            status: StatusCode::parse("completed").unwrap(),
+            archived: true,
+            ..doc(tenant_name, raw_id, hot_version + 1)
+        }
+    }
+
+    fn including(query: SearchQuery) -> SearchQuery {
+        SearchQuery {
+            include_archived: true,
+            ..query
+        }
+    }
+
+    async fn write(index: &dyn SearchIndex, document: &SearchDocument) {
+        assert!(
+            index.upsert(document).await.unwrap(),
+            "{} v{}",
+            document.order_id,
+            document.version
+        );
+    }
+
+    pub async fn archived_orders_are_left_out_unless_included(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        for raw in [1, 2, 3] {
+            write(index, &doc("acme", raw, 1)).await;
+        }
+        write(index, &doc("other", 4, 1)).await;
+        index.refresh().await.unwrap();
+        // orders 2 and 3 are archived: their cold copies replace the hot documents
+        write(index, &archived_copy("acme", 2, 1)).await;
+        write(index, &archived_copy("acme", 3, 1)).await;
+        write(index, &archived_copy("other", 4, 1)).await;
+        index.refresh().await.unwrap();
+        assert_eq!(index.get_version(&t, id(2)).await.unwrap(), Some(2));
+
+        let hot = index.search(&t, &query()).await.unwrap();
+        assert_eq!(hot.order_ids(), vec![id(1)], "archived orders are hidden");
+        assert_eq!(hot.total.map(|total| total.value), Some(1));
+        let all = index.search(&t, &including(query())).await.unwrap();
+        assert_eq!(
+            all.hits
+                .iter()
+                .map(|hit| hit.order_id.get())
+                .collect::<BTreeSet<_>>(),
+            set(&[1, 2, 3])
+        );
+        assert_eq!(all.total.map(|total| total.value), Some(3));
+        let archived_hit = all.hits.iter().find(|hit| hit.order_id == id(2)).unwrap();
+        assert_eq!(archived_hit.version, 2, "the archived copy's version");
+
+        // the other filters still hold for archived orders
+        let completed = SearchQuery {
+            statuses: vec![StatusCode::parse("completed").unwrap()],
+            ..query()
+        };
+        assert_eq!(id_set(index, "acme", completed.clone()).await, set(&[]));
+        assert_eq!(
+            id_set(index, "acme", including(completed)).await,
+            set(&[2, 3])
+        );
+        let by_buyer = SearchQuery {
+            buyer_id: Some(PartyId::parse("buyer-1").unwrap()),
+            ..query()
+        };
+        assert_eq!(id_set(index, "acme", by_buyer.clone()).await, set(&[1]));
+        assert_eq!(
+            id_set(index, "acme", including(by_buyer)).await,
+            set(&[1, 2, 3])
+        );
+        // another tenant's archived order is never listed, included or not
+        assert_eq!(id_set(index, "other", query()).await, set(&[]));
+        assert_eq!(id_set(index, "other", including(query())).await, set(&[4]));
+        assert_eq!(
+            id_set(index, "acme", including(query())).await,
+            set(&[1, 2, 3])
+        );
+    }
+
+    /// A late hot event (a version at or below the archived copy's) finds the archived copy
+    /// newer and changes nothing: the order stays archived in the index.
+    pub async fn a_hot_write_cannot_undo_an_archive(index: &dyn SearchIndex) {
+        let t = tenant("acme");
+        write(index, &doc("acme", 5, 3)).await;
+        write(index, &archived_copy("acme", 5, 3)).await;
+        // before and after a commit
+        assert!(!index.upsert(&doc("acme", 5, 3)).await.unwrap());
+        assert!(
+            !index.upsert(&doc("acme", 5, 4)).await.unwrap(),
+            "same version"
+        );
+        index.refresh().await.unwrap();
+        assert!(!index.upsert(&doc("acme", 5, 2)).await.unwrap());
+        assert!(!index.upsert(&doc("acme", 5, 4)).await.unwrap());
+        index.refresh().await.unwrap();
+        assert_eq!(index.get_version(&t, id(5)).await.unwrap(), Some(4));
+        assert_eq!(id_set(index, "acme", query()).await, set(&[]));
+        assert_eq!(id_set(index, "acme", including(query())).await, set(&[5]));
+        // and an archived copy is not re-marked hot by a repeated archived write either
+        assert!(!index.upsert(&archived_copy("acme", 5, 3)).await.unwrap());
+    }
+
+    /// Cursor pages over hot and archived orders mixed: every order once, in order; the
+    /// default pages skip the archived ones without a gap among the hot.
+    pub async fn pages_including_archived_orders_have_no_gaps(index: &dyn SearchIndex) {
+        for raw in 1..=9u64 {
+            let mut hot = doc("acme", raw, 1);
+            hot.created_at += time::Duration::minutes(i64::try_from(raw).unwrap());
+            write(index, &hot).await;
+            if raw % 3 == 0 {
+                let mut archived = archived_copy("acme", raw, 1);
+                archived.created_at = hot.created_at;
+                write(index, &archived).await;
+            }
+        }
+        index.refresh().await.unwrap();
+        let small = SearchQuery {
+            limit: 2,
+            ..SearchQuery::default()
+        };
+        assert_eq!(
+            all_ids(index, "acme", including(small.clone())).await,
+            vec![9, 8, 7, 6, 5, 4, 3, 2, 1]
+        );
+        assert_eq!(all_ids(index, "acme", small).await, vec![8, 7, 5, 4, 2, 1]);
+    }
+}
+
+/// The embedded index's schema as it was before archived orders were marked (a copy of
+/// `Fields::new` then; the mark is a term of the existing `ext` field, so the schema did not
+/// change).
+fn tantivy_schema_before_archived() -> tantivy::schema::Schema {
+    use tantivy::schema::{FAST, INDEXED, STRING};
+    let mut builder = tantivy::schema::Schema::builder();
+    for name in ["doc_key", "tenant"] {
+        builder.add_text_field(name, STRING);
+    }
+    builder.add_u64_field("order_id", INDEXED | FAST);
+    builder.add_u64_field("version", FAST);
+    for name in [
+        "status",
+        "business_identity",
+        "order_type",
+        "buyer_id",
+        "merchant_id",
+    ] {
+        builder.add_text_field(name, STRING);
+    }
+    for name in ["created_at", "updated_at", "payable_minor"] {
+        builder.add_i64_field(name, INDEXED | FAST);
+    }
+    for name in ["currency", "product_terms", "sku", "ext", "pii_blind"] {
+        builder.add_text_field(name, STRING);
+    }
+    builder.build()
+}
+
+/// Upgrade path of the embedded index: an index on disk written by the code before archived
+/// orders were marked opens with this code as it is (no rebuild), its documents count as hot,
+/// and an order archived afterwards is marked and hidden like any other.
+#[tokio::test]
+async fn tantivy_index_of_the_schema_before_archived_opens_and_counts_as_hot() {
+    use tantivy::TantivyDocument;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    std::fs::create_dir_all(&path).unwrap();
+    {
+        let schema = tantivy_schema_before_archived();
+        let old = tantivy::Index::create_in_dir(&path, schema.clone()).unwrap();
+        let mut writer: tantivy::IndexWriter<TantivyDocument> = old.writer(15_000_000).unwrap();
+        let field = |name: &str| schema.get_field(name).unwrap();
+        let created = i64::try_from(base_time().unix_timestamp_nanos() / 1_000_000).unwrap();
+        for raw in [1u64, 2] {
+            // what the old `Fields::to_document` wrote for `doc("acme", raw, 1)`
+            let mut document = TantivyDocument::new();
+            document.add_text(field("doc_key"), format!("acme/{raw}"));
+            document.add_text(field("tenant"), "acme");
+            document.add_u64(field("order_id"), raw);
+            document.add_u64(field("version"), 1);
+            document.add_text(field("status"), "pending_payment");
+            document.add_text(field("business_identity"), "cold-chain");
+            document.add_text(field("order_type"), "standard");
+            document.add_text(field("buyer_id"), "buyer-1");
+            document.add_text(field("merchant_id"), "m-1");
+            document.add_i64(field("created_at"), created + i64::try_from(raw).unwrap());
+            document.add_i64(field("updated_at"), created);
+            document.add_i64(field("payable_minor"), 10_000);
+            document.add_text(field("currency"), "CNY");
+            document.add_text(field("sku"), "sku-plain");
+            writer.add_document(document).unwrap();
+        }
+        writer.commit().unwrap();
+    }
+    let config = TantivyConfig {
+        writer_memory_bytes: 15_000_000,
+        ..TantivyConfig::on_disk(&path).with_commit(CommitPolicy::Manual)
+    };
+    let index = TantivySearchIndex::open(config).expect("an index of the old schema opens");
+    let t = tenant("acme");
+    assert_eq!(index.get_version(&t, id(1)).await.unwrap(), Some(1));
+    assert_eq!(
+        id_set(&index, "acme", query()).await,
+        set(&[1, 2]),
+        "old documents are hot"
+    );
+    let including = SearchQuery {
+        include_archived: true,
+        ..query()
+    };
+    assert_eq!(
+        id_set(&index, "acme", including.clone()).await,
+        set(&[1, 2])
+    );
+    // order 2 archived now: its cold copy replaces the old document
+    let archived = oc_model::search::SearchDocument {
+        archived: true,
+        ..doc("acme", 2, 2)
+    };
+    assert!(index.upsert(&archived).await.unwrap());
+    index.refresh().await.unwrap();
+    assert_eq!(id_set(&index, "acme", query()).await, set(&[1]));
+    assert_eq!(id_set(&index, "acme", including).await, set(&[1, 2]));
+}
+
+/// Upgrade path of the OpenSearch adapter: a tenant index created with the mapping before
+/// `archived` existed (strict), holding a document written then, keeps answering (the
+/// default filter is `must_not archived: true`, so the unflagged document is hot, before and
+/// after the field is mapped), and the first write of this code puts the field into the
+/// existing index's mapping, so an archived copy can be written and is hidden.
+#[tokio::test]
+async fn opensearch_index_of_the_mapping_before_archived_gains_the_field() {
+    let prefix = SearchPrefix::new("search_archived_upgrade").await.unwrap();
+    let config = EsConfig {
+        index_prefix: prefix.prefix().to_owned(),
+        number_of_replicas: 0,
+        ..EsConfig::new(prefix.url())
+    };
+    let t = tenant("acme");
+    // the index as the code before this change created it: today's body without `archived`
+    let mut old_body =
+        oc_search::elastic::request::build_create_index_body(&config, &t, &conformance_fields())
+            .unwrap();
+    old_body["mappings"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("archived")
+        .expect("the mapping declares archived");
+    let physical = config.physical_index(&t, 1);
+    let (status, body) = prefix
+        .request("PUT", &format!("/{physical}"), Some(&old_body.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // a hot document as it was written then (a hot body has no `archived`)
+    let written =
+        oc_search::elastic::request::build_index_request(&config, &doc("acme", 1, 1)).unwrap();
+    assert_eq!(written.body.get("archived"), None);
+    let (status, body) = prefix
+        .request(
+            "PUT",
+            &format!(
+                "/{}/_doc/1?version=1&version_type=external&require_alias=true&refresh=true",
+                config.alias(&t)
+            ),
+            Some(&written.body.to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let mapped = |properties: &str| {
+        serde_json::from_str::<serde_json::Value>(properties).unwrap()[&physical]["mappings"]
+            ["properties"]["archived"]
+            .clone()
+    };
+    let (_, mapping) = prefix
+        .request("GET", &format!("/{physical}/_mapping"), None)
+        .await
+        .unwrap();
+    assert_eq!(mapped(&mapping), serde_json::Value::Null, "old mapping");
+
+    let index = MappedEsIndex::new(
+        EsSearchIndex::connect(config.clone()).unwrap(),
+        Arc::new(ConformanceFields),
+    );
+    let including = SearchQuery {
+        include_archived: true,
+        ..query()
+    };
+    // searching an index without the field: the old document is hot
+    assert_eq!(id_set(&index, "acme", query()).await, set(&[1]));
+    assert_eq!(id_set(&index, "acme", including.clone()).await, set(&[1]));
+    // the first write ensures the mapping; an archived copy is then accepted by the strict
+    // mapping (it would be refused without the field)
+    let archived = oc_model::search::SearchDocument {
+        archived: true,
+        ..doc("acme", 2, 2)
+    };
+    assert!(index.upsert(&doc("acme", 2, 1)).await.unwrap());
+    assert!(index.upsert(&archived).await.unwrap());
+    index.refresh().await.unwrap();
+    let (_, mapping) = prefix
+        .request("GET", &format!("/{physical}/_mapping"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        mapped(&mapping),
+        serde_json::json!({"type": "boolean"}),
+        "{mapping}"
+    );
+    assert_eq!(id_set(&index, "acme", query()).await, set(&[1]));
+    assert_eq!(id_set(&index, "acme", including).await, set(&[1, 2]));
+    prefix.cleanup().await.unwrap();
+}

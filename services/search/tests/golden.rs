@@ -135,6 +135,45 @@ fn one_name_cannot_have_two_kinds() {
     assert_eq!(error.field.as_deref(), Some("/ext/pallets"));
 }
 
+/// An archived order's document carries `archived: true`; a hot one carries no flag at all
+/// (its body is what it was before the flag existed). A search leaves out what is marked
+/// archived (`must_not`, so a document without the flag is hot) unless it includes archived
+/// orders; the mapping and the put-mapping of an existing index both declare the flag.
+#[test]
+fn archived_documents_are_marked_and_left_out_unless_asked() {
+    let hot = request::document_body(&full_document());
+    assert_eq!(hot.get("archived"), None);
+    let archived = request::document_body(&oc_model::search::SearchDocument {
+        archived: true,
+        ..full_document()
+    });
+    assert_eq!(archived.get("archived"), Some(&json!(true)));
+
+    let default = request::build_search_body(&tenant("acme"), &SearchQuery::default()).unwrap();
+    assert_eq!(
+        default.pointer("/query/bool/must_not"),
+        Some(&json!([{"term": {"archived": true}}]))
+    );
+    let including = request::build_search_body(
+        &tenant("acme"),
+        &SearchQuery {
+            include_archived: true,
+            ..SearchQuery::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(including.pointer("/query/bool/must_not"), None);
+
+    let boolean = json!({"type": "boolean"});
+    let create = request::build_create_index_body(&config(), &tenant("acme"), &[]).unwrap();
+    assert_eq!(
+        create.pointer("/mappings/properties/archived"),
+        Some(&boolean)
+    );
+    let put = request::build_put_mapping_body(&[]).unwrap();
+    assert_eq!(put.pointer("/properties/archived"), Some(&boolean));
+}
+
 #[test]
 fn minimal_search_body_filters_by_tenant() {
     let body = request::build_search_body(&tenant("acme"), &SearchQuery::default()).unwrap();
@@ -162,6 +201,7 @@ fn all_filters() -> SearchQuery {
             max_minor: Some(50_000),
         }),
         sku: Some("sku-a".into()),
+        include_archived: false,
         ext: vec![
             ExtFilter {
                 name: name("cold_box"),

@@ -600,6 +600,12 @@ async fn the_archive_deletes_ended_after_sales_with_their_order_and_refuses_late
             .unwrap()
             .is_empty()
     );
+    // not even the line's unit ledger row (opened before the application's transaction)
+    assert_eq!(
+        store.units_taken(&tenant, order.main.id).await.unwrap(),
+        std::collections::BTreeMap::new(),
+        "a refused late application left a unit ledger row"
+    );
 }
 
 both_dialects!(

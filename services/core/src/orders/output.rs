@@ -103,10 +103,20 @@ pub struct OrderList {
     pub next_cursor: Option<String>,
 }
 
+/// One order of a search answer: the order as `GET` renders it, and whether it is archived.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchItem {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// True when the order was archived (moved to the cold store; listed only when the
+    /// search asked `include_archived=true`, or while the index has not caught up).
+    pub archived: bool,
+}
+
 /// The answer of a search.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchResult {
-    pub items: Vec<OrderView>,
+    pub items: Vec<SearchItem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,15 @@ pub(crate) fn cursor_error(e: DomainError) -> DomainError {
     }
 }
 
+/// Where a read found an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// On its shard (or in the cache).
+    Hot,
+    /// Only in the cold store: archived.
+    Archived,
+}
+
 impl OrderService {
     /// The order `id` as the caller may see it.
     pub async fn get(&self, caller: &Caller, id: &str) -> DomainResult<OrderView> {
@@ -37,18 +46,30 @@ impl OrderService {
     /// is a read model (it may trail the shard by its staleness bound); cache errors count
     /// as misses, never as failures.
     pub(crate) async fn load_for_read(&self, caller: &Caller, id: OrderId) -> DomainResult<Order> {
-        let order = self.read_through(caller, id).await?;
+        self.load_located(caller, id).await.map(|(order, _)| order)
+    }
+
+    /// [`Self::load_for_read`] and where the order was found: `Archived` when only the cold
+    /// store holds it (gone from its shard).
+    pub(crate) async fn load_located(
+        &self,
+        caller: &Caller,
+        id: OrderId,
+    ) -> DomainResult<(Order, Found)> {
+        let (order, found) = self.read_through(caller, id).await?;
         if caller.sees(&order) {
-            Ok(order)
+            Ok((order, found))
         } else {
             Err(DomainError::not_found("order not found"))
         }
     }
 
-    async fn read_through(&self, caller: &Caller, id: OrderId) -> DomainResult<Order> {
+    async fn read_through(&self, caller: &Caller, id: OrderId) -> DomainResult<(Order, Found)> {
         if let Some(cache) = &self.read.cache {
             match cache.get(&caller.tenant, id).await {
-                Ok(Some(order)) => return Ok(order),
+                // the projector drops an archived order from the cache, so a cached order is
+                // hot (up to the cache's staleness bound)
+                Ok(Some(order)) => return Ok((order, Found::Hot)),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::debug!(error = %error.message, "cache read failed; reading the shard")
@@ -57,12 +78,12 @@ impl OrderService {
         }
         if let Some(order) = self.store.get(&caller.tenant, id).await? {
             self.remember(&order).await;
-            return Ok(order);
+            return Ok((order, Found::Hot));
         }
         if let Some(cold) = &self.read.cold
             && let Some(order) = cold.get(&caller.tenant, id).await?
         {
-            return Ok(order);
+            return Ok((order, Found::Archived));
         }
         Err(DomainError::not_found("order not found"))
     }

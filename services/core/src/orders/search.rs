@@ -7,7 +7,9 @@
 //! (RFC 3339, `[from, to)`), `payable_min` / `payable_max` (minor units of the tenant
 //! currency), `sort` (`created_at`, `updated_at`, `payable`; `-` prefix for descending;
 //! default `-created_at`), `cursor`, `limit` (1–100), `receiver_phone`, `receiver_name`,
-//! `shipper_phone`, `shipper_name` (equality through the blind index), and for searchable
+//! `shipper_phone`, `shipper_name` (equality through the blind index), `include_archived`
+//! (`true` also lists archived orders, which a search leaves out by default; each item says
+//! `archived`), and for searchable
 //! extension fields by configured name: `ext.<name>` (equality) and `ext.<name>.min` /
 //! `ext.<name>.max` (ranges on int, decimal and date fields). Unknown parameters are refused.
 //!
@@ -38,8 +40,8 @@ use oc_model::{
 use oc_tenant_config::{ResolvedField, TenantConfig};
 
 use crate::caller::Caller;
-use crate::orders::output::SearchResult;
-use crate::orders::read::cursor_error;
+use crate::orders::output::{SearchItem, SearchResult};
+use crate::orders::read::{Found, cursor_error};
 use crate::orders::service::OrderService;
 use crate::orders::view::Renderer;
 use crate::sealing::{EXT_NORMALIZER, party_normalizer};
@@ -59,6 +61,7 @@ const PLAIN_PARAMETERS: &[&str] = &[
     "sort",
     "cursor",
     "limit",
+    "include_archived",
 ];
 
 const PII_PARAMETERS: &[(&str, PiiField)] = &[
@@ -277,6 +280,16 @@ impl OrderService {
             };
             query.sort = SearchSort { field, direction };
         }
+        query.include_archived = match get("include_archived") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    query_path("include_archived"),
+                    "expected true or false",
+                ));
+            }
+        };
         query.cursor = get("cursor").map(str::to_owned);
         query.limit = match get("limit") {
             Some(text) => u32::try_from(parse_int("limit", text)?).unwrap_or(0),
@@ -466,8 +479,11 @@ impl OrderService {
         };
         let mut items = Vec::with_capacity(page.hits.len());
         for hit in &page.hits {
-            match self.load_for_read(caller, hit.order_id).await {
-                Ok(order) => items.push(renderer.view(&order)?),
+            match self.load_located(caller, hit.order_id).await {
+                Ok((order, found)) => items.push(SearchItem {
+                    order: renderer.view(&order)?,
+                    archived: found == Found::Archived,
+                }),
                 // the index can trail a deletion or archiving: skip what is gone
                 Err(error) if error.code == ErrorCode::NotFound => {}
                 Err(error) => return Err(error),
@@ -539,11 +555,17 @@ impl OrderService {
             sealer: &self.sealer,
             caller,
         };
+        // the shard holds hot orders only: archived ones are not listed here, asked or not
         let items = page
             .items
             .iter()
             .filter(|o| keep(o))
-            .map(|o| renderer.view(o))
+            .map(|o| {
+                renderer.view(o).map(|order| SearchItem {
+                    order,
+                    archived: false,
+                })
+            })
             .collect::<DomainResult<_>>()?;
         Ok(SearchResult {
             items,

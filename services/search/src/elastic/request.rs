@@ -117,6 +117,11 @@ pub fn document_body(doc: &SearchDocument) -> Value {
         .map(|(field, blind)| (field.to_string(), json!(blind.as_str())))
         .collect();
     body.insert("pii_blind".into(), Value::Object(pii));
+    // only archived documents carry the flag: a hot document's source is what it was before
+    // the flag existed, and the search filter reads a missing flag as hot
+    if doc.archived {
+        body.insert("archived".into(), json!(true));
+    }
     Value::Object(body)
 }
 
@@ -212,6 +217,7 @@ pub fn build_create_index_body(
                 "updated_at": millis,
                 "payable_minor": {"type": "long"},
                 "currency": keyword,
+                "archived": {"type": "boolean"},
                 "product_names": product_names_mapping(config),
                 "skus": keyword,
                 "ext": {
@@ -277,12 +283,14 @@ pub fn build_refresh_settings_body(config: &EsConfig) -> Option<Value> {
     refresh_interval(config).map(|refresh| json!({"index": {"refresh_interval": refresh}}))
 }
 
-/// The put-mapping body that adds new searchable fields to an existing tenant index.
-/// Elasticsearch refuses to change an existing field's type: that needs a new generation
-/// and a reindex.
+/// The put-mapping body that adds new searchable fields to an existing tenant index, and
+/// `archived` to an index created before that flag existed (adding a field is allowed on a
+/// strict mapping; putting the same mapping again is a no-op). Elasticsearch refuses to
+/// change an existing field's type: that needs a new generation and a reindex.
 pub fn build_put_mapping_body(fields: &[SearchFieldSpec]) -> DomainResult<Value> {
     Ok(json!({
         "properties": {
+            "archived": {"type": "boolean"},
             "ext": {"properties": ext_properties(fields)?}
         }
     }))
@@ -380,6 +388,11 @@ pub fn build_search_body(tenant: &TenantId, query: &SearchQuery) -> DomainResult
     }
     let mut bool_query = Map::new();
     bool_query.insert("filter".into(), Value::Array(filter));
+    if !query.include_archived {
+        // `must_not archived: true`, not `archived: false`: documents written before the flag
+        // existed have no `archived` at all and are hot
+        bool_query.insert("must_not".into(), json!([{"term": {"archived": true}}]));
+    }
     if let Some(text) = &query.product_text {
         if crate::text::query_terms(text).is_empty() {
             return Err(DomainError::invalid(

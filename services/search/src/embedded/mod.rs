@@ -290,7 +290,10 @@ impl Inner {
         let whole = query::tenant_scoped(&self.fields, tenant, filters);
         let mut page_filters = query::filter_clauses(&self.fields, request)?;
         if let Some(cursor) = &after {
-            page_filters.push(query::after_clause(&self.fields, sort, cursor));
+            page_filters.push((
+                tantivy::query::Occur::Must,
+                query::after_clause(&self.fields, sort, cursor),
+            ));
         }
         let page_query = query::tenant_scoped(&self.fields, tenant, page_filters);
 

@@ -11,20 +11,20 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption};
 
-use super::schema::{Fields, day_number, ext_prefix, ext_term, pii_term, sortable};
+use super::schema::{ARCHIVED_TERM, Fields, day_number, ext_prefix, ext_term, pii_term, sortable};
 use crate::cursor::{Cursor, epoch_millis};
 use crate::text;
 
-/// All `clauses` must hold, and the document must belong to `tenant`. The only way a
-/// search query is built.
+/// All `clauses` hold as they say, and the document must belong to `tenant`. The only way
+/// a search query is built.
 pub(crate) fn tenant_scoped(
     fields: &Fields,
     tenant: &TenantId,
-    clauses: Vec<Box<dyn Query>>,
+    clauses: Vec<(Occur, Box<dyn Query>)>,
 ) -> BooleanQuery {
     let mut all = Vec::with_capacity(clauses.len() + 1);
     all.push((Occur::Must, term(fields.tenant, tenant.as_str())));
-    all.extend(clauses.into_iter().map(|clause| (Occur::Must, clause)));
+    all.extend(clauses);
     BooleanQuery::new(all)
 }
 
@@ -40,11 +40,12 @@ fn i64_range(field: Field, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn Quer
     Box::new(RangeQuery::new(lower.map(to_term), upper.map(to_term)))
 }
 
-/// The filter clauses of `query` (without the tenant and the page position).
+/// The filter clauses of `query` (without the tenant and the page position), each with how
+/// it must hold.
 pub(crate) fn filter_clauses(
     fields: &Fields,
     query: &SearchQuery,
-) -> DomainResult<Vec<Box<dyn Query>>> {
+) -> DomainResult<Vec<(Occur, Box<dyn Query>)>> {
     let mut clauses: Vec<Box<dyn Query>> = Vec::new();
     if !query.statuses.is_empty() {
         clauses.push(Box::new(TermSetQuery::new(query.statuses.iter().map(
@@ -129,7 +130,15 @@ pub(crate) fn filter_clauses(
             clauses.push(term(fields.product_terms, &word));
         }
     }
-    Ok(clauses)
+    let mut all: Vec<(Occur, Box<dyn Query>)> = clauses
+        .into_iter()
+        .map(|clause| (Occur::Must, clause))
+        .collect();
+    if !query.include_archived {
+        // "not marked archived", so a document written before the mark existed is hot
+        all.push((Occur::MustNot, term(fields.ext, ARCHIVED_TERM)));
+    }
+    Ok(all)
 }
 
 /// Documents strictly after `cursor` in `sort` order: `(key, id)` beyond the cursor's pair.

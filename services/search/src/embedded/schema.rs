@@ -15,6 +15,17 @@
 //! | blind index | `x:<name>\0<blind index>` |
 //!
 //! The numeric encodings sort as the numbers do, so a range is a term range.
+//!
+//! **Archived orders** carry one more `ext` term, [`ARCHIVED_TERM`] (`@archived`: no
+//! extension term starts with `@`), and searches leave documents holding it out unless they
+//! include archived orders. A term in an existing field rather than a new field on purpose:
+//! a tantivy index keeps the schema it was created with, so a new field would make every
+//! existing on-disk index unopenable until rebuilt, and a rebuild from the shards (backfill)
+//! cannot bring archived orders back (they are gone from the shards). With the schema
+//! unchanged, an index written before archiving was marked opens as it is and its documents
+//! count as hot, which is what they were when written. The schema is pinned by
+//! `tantivy_index_of_the_schema_before_archived_opens_and_counts_as_hot`
+//! (`tests/conformance.rs`).
 
 use oc_model::search::{PiiField, SearchDocument, SearchFieldName, SearchValue, SortField};
 use tantivy::TantivyDocument;
@@ -46,6 +57,9 @@ pub(crate) struct Fields {
     pub ext: Field,
     pub pii_blind: Field,
 }
+
+/// The `ext` term marking an archived order's document.
+pub(crate) const ARCHIVED_TERM: &str = "@archived";
 
 pub(crate) const ORDER_ID: &str = "order_id";
 pub(crate) const VERSION: &str = "version";
@@ -140,6 +154,9 @@ impl Fields {
         }
         for (field, blind) in &doc.pii_blind {
             out.add_text(self.pii_blind, pii_term(*field, blind.as_str()));
+        }
+        if doc.archived {
+            out.add_text(self.ext, ARCHIVED_TERM);
         }
         out
     }

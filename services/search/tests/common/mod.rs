@@ -57,6 +57,7 @@ pub fn doc(tenant_name: &str, raw_id: u64, version: u64) -> SearchDocument {
         skus: vec!["sku-plain".into()],
         ext: BTreeMap::new(),
         pii_blind: BTreeMap::new(),
+        archived: false,
     }
 }
 

@@ -405,7 +405,13 @@ pub(crate) async fn set_status(
 
 /// The ledger row of an order line, written the first time the line is applied for, outside
 /// any application's transaction (so concurrent first applications do not queue on each
-/// other's inserted row); a row that exists is left as it is.
+/// other's inserted row); a row that exists is left as it is. Written only while the order
+/// row exists (`INSERT … SELECT … FROM orders`): an application for an order the archive
+/// deleted is refused afterwards and must leave nothing behind, and the archive's delete
+/// (which removes the order's ledger rows with it) and this insert meet on the order row
+/// (MariaDB, at REPEATABLE READ, reads it with a shared lock; SQLite runs one write at a
+/// time), so a row is either written before the delete and deleted with the order, or not
+/// written.
 pub(crate) async fn open_line(
     pool: &AnyPool,
     tenant: &TenantId,
@@ -425,7 +431,7 @@ pub(crate) async fn open_line(
         return Ok(());
     }
     let inserted = sqlx::query(
-        "INSERT INTO after_sale_units (tenant, order_id, line_no, bought, currency, refundable) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO after_sale_units (tenant, order_id, line_no, bought, currency, refundable) SELECT ?, ?, ?, ?, ?, ? FROM orders WHERE tenant = ? AND id = ?",
     )
     .bind(tenant.as_str())
     .bind(order_id.as_i64())
@@ -433,6 +439,8 @@ pub(crate) async fn open_line(
     .bind(i64::from(line.bought))
     .bind(line.refundable.currency.code())
     .bind(line.refundable.minor)
+    .bind(tenant.as_str())
+    .bind(order_id.as_i64())
     .execute(pool)
     .await;
     match inserted {
