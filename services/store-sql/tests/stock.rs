@@ -285,7 +285,7 @@ async fn levels_of_many_skus_are_read_together(h: &Harness) {
         TenantId::parse("acme").unwrap(),
         TenantId::parse("globex").unwrap(),
     );
-    let sku = |i: u64| Sku::parse(&format!("MANY-{i}")).unwrap();
+    let sku = |i: u64| Sku::parse(format!("MANY-{i}")).unwrap();
     for i in 0..12u64 {
         h.store
             .set_available(&acme, &sku(i), 100 + i, now())
