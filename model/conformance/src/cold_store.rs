@@ -23,6 +23,8 @@ use oc_model::{
     OrderIdGenerator, OrderType, PartyId, Protected, StatusCode, TenantId,
 };
 use rand::seq::SliceRandom;
+
+pub use crate::fixtures::{cny, sealed, tenant};
 use time::OffsetDateTime;
 
 /// One adapter under test, opened fresh for one case.
@@ -42,23 +44,6 @@ pub trait ColdStoreHarness: Send {
 }
 
 // ---- fixtures ----
-
-pub fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).unwrap()
-}
-
-pub fn sealed(tag: &str) -> Protected<String> {
-    Protected::Sealed {
-        sealed: Sealed {
-            ciphertext: format!("AQAAAAE{tag}"),
-            blind_index: Some(format!("bi{tag}")),
-        },
-    }
-}
-
-pub fn cny(minor: i64) -> Money {
-    Money::new(minor, Currency::CNY)
-}
 
 /// Base time of the fixtures: 2026-09-21T…Z.
 pub const BASE_MS: u64 = 1_790_000_000_000;

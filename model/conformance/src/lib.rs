@@ -12,4 +12,6 @@
 //!
 //! A dev-dependency only: no release build links it.
 
+pub mod cache;
 pub mod cold_store;
+pub mod fixtures;

@@ -1,15 +1,14 @@
 //! The cache conformance suite: the same cases against `RedisCache`, `TieredCache` over Redis
 //! and moka only, on the real Redis of `OC_TEST_REDIS_URL`. Every test gets its own key prefix.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{at_version, order, shuffled, tenant};
 use oc_cache::{L1Config, RedisCache, RedisCacheConfig, TieredCache};
+use oc_conformance::cache::{CacheHarness, get, version};
+use oc_conformance::fixtures::{at_version, order, tenant};
 use oc_model::ports::Cache;
-use oc_model::{Order, OrderId, TenantId};
+use oc_model::{OrderId, TenantId};
 use oc_test_support::RedisPrefix;
 
 const TTL: Duration = Duration::from_secs(600);
@@ -75,13 +74,6 @@ impl Harness {
         }
     }
 
-    async fn invalidate_at(&self, tenant: &TenantId, id: OrderId, version: u64) {
-        match &self.kind {
-            Kind::Redis(cache) => cache.invalidate_at(tenant, id, version).await.unwrap(),
-            Kind::Tiered(cache) => cache.invalidate_at(tenant, id, version).await.unwrap(),
-        }
-    }
-
     /// Milliseconds to live of the raw Redis key (`PTTL`).
     async fn pttl(&self, key: &str) -> i64 {
         let prefix = self.prefix.as_ref().unwrap();
@@ -92,6 +84,19 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+impl CacheHarness for Harness {
+    fn shared(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    async fn invalidate_at(&self, tenant: &TenantId, id: OrderId, version: u64) {
+        match &self.kind {
+            Kind::Redis(cache) => cache.invalidate_at(tenant, id, version).await.unwrap(),
+            Kind::Tiered(cache) => cache.invalidate_at(tenant, id, version).await.unwrap(),
+        }
+    }
 
     async fn finish(self) {
         if let Some(prefix) = self.prefix {
@@ -100,185 +105,21 @@ impl Harness {
     }
 }
 
-async fn get(cache: &dyn Cache, order: &Order) -> Option<Order> {
-    cache.get(&order.main.tenant, order.main.id).await.unwrap()
-}
-
-async fn version(cache: &dyn Cache, order: &Order) -> Option<u64> {
-    get(cache, order).await.map(|order| order.main.version)
-}
-
-// ---- the cases ----
-
-async fn round_trips(h: &Harness) {
-    let cache = h.cache.as_ref();
-    let original = order(&tenant("express"), "buyer-1");
-    assert_eq!(get(cache, &original).await, None);
-    assert!(cache.put_if_newer(&original).await.unwrap());
-    assert_eq!(
-        get(cache, &original).await.as_ref(),
-        Some(&original),
-        "every group, line, sealed field and extension survives the round trip"
-    );
-    // A second read (an L1 hit in tiered mode) is the same.
-    assert_eq!(get(cache, &original).await.as_ref(), Some(&original));
-    let other = order(&tenant("express"), "buyer-1");
-    assert_eq!(get(cache, &other).await, None);
-}
-
-async fn tenants_are_isolated(h: &Harness) {
-    let cache = h.cache.as_ref();
+/// The Redis key of an order names its tenant (under the test's prefix): two tenants' copies
+/// of one id are two keys.
+async fn redis_keys_name_the_tenant(h: &Harness) {
     let express = order(&tenant("express"), "buyer-1");
     let mut retail = at_version(&express, 7);
     retail.main.tenant = tenant("retail");
-    retail.main.external_ref = Some("retail-copy".into());
-    assert_eq!(express.main.id, retail.main.id);
-
-    assert!(cache.put_if_newer(&express).await.unwrap());
+    let redis = h.redis_tier().expect("a harness with a Redis tier");
+    let express_key = redis.key(&express.main.tenant, express.main.id);
+    let retail_key = redis.key(&retail.main.tenant, retail.main.id);
+    let prefix = h.prefix.as_ref().unwrap().prefix();
     assert_eq!(
-        cache.get(&tenant("retail"), express.main.id).await.unwrap(),
-        None,
-        "the wrong tenant finds nothing"
+        express_key,
+        format!("{prefix}:oc:express:order:{}", express.main.id)
     );
-    // Same id, other tenant: a separate entry, not a newer version of the first.
-    assert!(cache.put_if_newer(&retail).await.unwrap());
-    assert_eq!(get(cache, &express).await.as_ref(), Some(&express));
-    assert_eq!(get(cache, &retail).await.as_ref(), Some(&retail));
-    assert_eq!(
-        cache.get(&tenant("other"), express.main.id).await.unwrap(),
-        None
-    );
-
-    cache
-        .invalidate(&tenant("retail"), retail.main.id)
-        .await
-        .unwrap();
-    assert_eq!(get(cache, &retail).await, None);
-    assert_eq!(get(cache, &express).await.as_ref(), Some(&express));
-
-    if let Some(redis) = h.redis_tier() {
-        let express_key = redis.key(&express.main.tenant, express.main.id);
-        let retail_key = redis.key(&retail.main.tenant, retail.main.id);
-        let prefix = h.prefix.as_ref().unwrap().prefix();
-        assert_eq!(
-            express_key,
-            format!("{prefix}:oc:express:order:{}", express.main.id)
-        );
-        assert_ne!(express_key, retail_key);
-    }
-}
-
-async fn stale_versions_never_overwrite(h: &Harness) {
-    let cache = h.cache.as_ref();
-    let first = order(&tenant("express"), "buyer-2");
-    assert!(cache.put_if_newer(&at_version(&first, 3)).await.unwrap());
-    assert!(!cache.put_if_newer(&at_version(&first, 2)).await.unwrap());
-    assert!(!cache.put_if_newer(&at_version(&first, 1)).await.unwrap());
-    assert_eq!(version(cache, &first).await, Some(3));
-    assert!(cache.put_if_newer(&at_version(&first, 4)).await.unwrap());
-    assert_eq!(version(cache, &first).await, Some(4));
-    // Versions compare as numbers, not strings ("10" > "9").
-    assert!(cache.put_if_newer(&at_version(&first, 10)).await.unwrap());
-    assert!(!cache.put_if_newer(&at_version(&first, 9)).await.unwrap());
-    assert_eq!(version(cache, &first).await, Some(10));
-    // And exactly beyond 2^53, where Lua numbers would round.
-    let big = 1u64 << 60;
-    assert!(cache.put_if_newer(&at_version(&first, big)).await.unwrap());
-    assert!(
-        !cache
-            .put_if_newer(&at_version(&first, big - 1))
-            .await
-            .unwrap()
-    );
-    assert!(
-        cache
-            .put_if_newer(&at_version(&first, big + 1))
-            .await
-            .unwrap()
-    );
-    assert_eq!(version(cache, &first).await, Some(big + 1));
-}
-
-async fn same_version_is_idempotent(h: &Harness) {
-    let cache = h.cache.as_ref();
-    let original = at_version(&order(&tenant("express"), "buyer-3"), 5);
-    assert!(cache.put_if_newer(&original).await.unwrap());
-    assert!(!cache.put_if_newer(&original).await.unwrap());
-    let mut changed = original.clone();
-    changed.main.external_ref = Some("changed".into());
-    assert!(!cache.put_if_newer(&changed).await.unwrap());
-    assert_eq!(get(cache, &original).await.as_ref(), Some(&original));
-}
-
-async fn concurrent_puts_end_at_the_highest_version(h: &Harness) {
-    let original = order(&tenant("express"), "buyer-4");
-    let (versions, seed) = shuffled(50);
-    let mut tasks = Vec::new();
-    for version in versions {
-        let cache = h.cache.clone();
-        let order = at_version(&original, version);
-        tasks.push(tokio::spawn(async move {
-            cache.put_if_newer(&order).await.unwrap()
-        }));
-    }
-    let mut written = 0;
-    for task in tasks {
-        written += u32::from(task.await.unwrap());
-    }
-    assert!(written >= 1, "seed {seed}");
-    assert_eq!(
-        version(h.cache.as_ref(), &original).await,
-        Some(50),
-        "seed {seed}"
-    );
-    assert!(
-        !h.cache
-            .put_if_newer(&at_version(&original, 50))
-            .await
-            .unwrap()
-    );
-}
-
-async fn invalidate_leaves_a_tombstone(h: &Harness) {
-    let cache = h.cache.as_ref();
-    let original = order(&tenant("express"), "buyer-5");
-    // Invalidating what was never cached is fine.
-    cache
-        .invalidate(&original.main.tenant, original.main.id)
-        .await
-        .unwrap();
-    assert!(cache.put_if_newer(&at_version(&original, 2)).await.unwrap());
-    cache
-        .invalidate(&original.main.tenant, original.main.id)
-        .await
-        .unwrap();
-    assert_eq!(get(cache, &original).await, None);
-    assert_eq!(get(cache, &original).await, None);
-    // A late put of the same or an older version cannot resurrect the order.
-    assert!(!cache.put_if_newer(&at_version(&original, 2)).await.unwrap());
-    assert!(!cache.put_if_newer(&at_version(&original, 1)).await.unwrap());
-    assert_eq!(get(cache, &original).await, None);
-    // A newer version is accepted.
-    assert!(cache.put_if_newer(&at_version(&original, 3)).await.unwrap());
-    assert_eq!(version(cache, &original).await, Some(3));
-}
-
-async fn invalidate_at_guards_uncached_orders(h: &Harness) {
-    let cache = h.cache.as_ref();
-    let original = order(&tenant("express"), "buyer-6");
-    h.invalidate_at(&original.main.tenant, original.main.id, 4)
-        .await;
-    assert!(!cache.put_if_newer(&at_version(&original, 4)).await.unwrap());
-    assert!(!cache.put_if_newer(&at_version(&original, 3)).await.unwrap());
-    assert_eq!(get(cache, &original).await, None);
-    assert!(cache.put_if_newer(&at_version(&original, 5)).await.unwrap());
-    // A lower floor than what is cached keeps the cached version as the floor.
-    h.invalidate_at(&original.main.tenant, original.main.id, 1)
-        .await;
-    assert_eq!(get(cache, &original).await, None);
-    assert!(!cache.put_if_newer(&at_version(&original, 5)).await.unwrap());
-    assert!(cache.put_if_newer(&at_version(&original, 6)).await.unwrap());
-    assert_eq!(version(cache, &original).await, Some(6));
+    assert_ne!(express_key, retail_key);
 }
 
 async fn entries_expire(h: &Harness) {
@@ -313,51 +154,32 @@ async fn entries_expire(h: &Harness) {
     }
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod redis_only {
+// ---- the port's suite (`oc_conformance::cache`) over the three shapes ----
+
+oc_conformance::cache_conformance!(redis_only, Harness::redis);
+oc_conformance::cache_conformance!(tiered, Harness::tiered);
+oc_conformance::cache_conformance!(moka_only, Harness::moka);
+
+// ---- engine-specific: Redis key names, TTLs ----
+
+macro_rules! engine_cases {
+    ($module:ident, $open:path; $($case:ident),* $(,)?) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let harness = super::Harness::redis(stringify!($case)).await;
+                    let harness = $open(stringify!($case)).await;
                     super::$case(&harness).await;
-                    harness.finish().await;
-                }
-            )*
-        }
-        mod tiered {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let harness = super::Harness::tiered(stringify!($case)).await;
-                    super::$case(&harness).await;
-                    harness.finish().await;
-                }
-            )*
-        }
-        mod moka_only {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let harness = super::Harness::moka(stringify!($case)).await;
-                    super::$case(&harness).await;
-                    harness.finish().await;
+                    oc_conformance::cache::CacheHarness::finish(harness).await;
                 }
             )*
         }
     };
 }
 
-conformance!(
-    round_trips,
-    tenants_are_isolated,
-    stale_versions_never_overwrite,
-    same_version_is_idempotent,
-    concurrent_puts_end_at_the_highest_version,
-    invalidate_leaves_a_tombstone,
-    invalidate_at_guards_uncached_orders,
-    entries_expire,
-);
+engine_cases!(redis_only_engine, super::Harness::redis; redis_keys_name_the_tenant, entries_expire);
+engine_cases!(tiered_engine, super::Harness::tiered; redis_keys_name_the_tenant, entries_expire);
+engine_cases!(moka_only_engine, super::Harness::moka; entries_expire);
 
 /// Tiered: an L2 hit fills the L1, the next read is an L1 hit; the counters say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

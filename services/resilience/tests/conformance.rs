@@ -8,9 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use oc_cache::{L1Config, TieredCache};
 use oc_cold_store::RedbColdStore;
+use oc_conformance::cache::CacheHarness;
 use oc_conformance::cold_store::ColdStoreHarness;
-use oc_model::ports::ColdStore;
+use oc_model::ports::{Cache, ColdStore};
+use oc_model::{OrderId, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
 
 /// The breaker the binary puts in front of a dependency, default thresholds.
@@ -82,3 +85,41 @@ impl ColdStoreHarness for GuardedRedb {
 }
 
 oc_conformance::cold_store_conformance!(guarded_redb, GuardedRedb::open);
+
+// ---- cache: Guarded<moka> (the in-process tier, as single-node mode runs it) ----
+
+struct GuardedMoka {
+    /// the adapter itself, for its `invalidate_at` (not on the port: the projector's)
+    inner: TieredCache,
+    breaker: Arc<CircuitBreaker>,
+    cache: Arc<dyn Cache>,
+}
+
+impl GuardedMoka {
+    async fn open(_label: &str) -> GuardedMoka {
+        let inner = TieredCache::moka_only(L1Config::single_node());
+        let breaker = breaker("cache");
+        let cache = Arc::new(Guarded::new(Arc::new(inner.clone()), Arc::clone(&breaker)));
+        GuardedMoka {
+            inner,
+            breaker,
+            cache,
+        }
+    }
+}
+
+impl CacheHarness for GuardedMoka {
+    fn shared(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    async fn invalidate_at(&self, tenant: &TenantId, id: OrderId, version: u64) {
+        self.inner.invalidate_at(tenant, id, version).await.unwrap();
+    }
+
+    async fn finish(self) {
+        assert_closed(&self.breaker);
+    }
+}
+
+oc_conformance::cache_conformance!(guarded_moka, GuardedMoka::open);

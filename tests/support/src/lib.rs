@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 
 mod env;
-pub mod fixtures;
 mod hbase;
 mod kafka;
 mod mysql;
@@ -20,6 +19,8 @@ pub use env::{
 pub use hbase::{HbaseClient, HbaseTable, STALE_TABLE_AGE, hbase_client, with_hbase_client};
 pub use kafka::{KafkaTopic, kafka_client};
 pub use mysql::{STALE_DATABASE_AGE, TestDatabases, database_url, sweep_stale_databases};
+/// The order fixtures, kept here under their old path; they live beside the model now.
+pub use oc_conformance::fixtures;
 pub use prefix::unique_prefix;
 pub use proxy::TcpProxy;
 pub use redis_prefix::RedisPrefix;

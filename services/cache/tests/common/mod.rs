@@ -1,27 +1,14 @@
-//! Shared test helpers: the order fixture (copied from the store-sql conformance suite) and a
+//! Shared test helpers: the order fixtures (`oc_conformance::fixtures`) and a
 //! loopback TCP proxy that can be stopped and restarted.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use oc_model::{Order, TenantId};
-use time::OffsetDateTime;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).unwrap()
-}
-
-/// The fixture at `version`.
-pub fn at_version(order: &Order, version: u64) -> Order {
-    let mut order = order.clone();
-    order.main.version = version;
-    order
-}
-
-pub use oc_test_support::fixtures::order;
+pub use oc_conformance::fixtures::{at_version, order, tenant};
 
 /// `(url with host:port replaced by 127.0.0.1:{port}, upstream host:port)` of a redis URL.
 pub fn redirect_url(url: &str, port: u16) -> (String, String) {
@@ -126,22 +113,4 @@ impl Drop for Proxy {
             task.abort();
         }
     }
-}
-
-/// A shuffled `1..=n`, from a xorshift seeded by the clock; returns the seed for messages.
-pub fn shuffled(n: u64) -> (Vec<u64>, u64) {
-    let seed = (OffsetDateTime::now_utc().unix_timestamp_nanos() as u64) | 1;
-    let mut state = seed;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut values: Vec<u64> = (1..=n).collect();
-    for i in (1..values.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        values.swap(i, j);
-    }
-    (values, seed)
 }

@@ -17,6 +17,11 @@ use oc_model::{
 };
 use time::OffsetDateTime;
 
+/// A tenant id from a valid code.
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
 /// A sealed text value whose fake ciphertext and blind index derive from `tag`.
 pub fn sealed(tag: &str) -> Protected<String> {
     Protected::Sealed {
@@ -179,4 +184,29 @@ where
             Err(error) => panic!("{error}"),
         }
     }
+}
+
+/// `order` at `version`.
+pub fn at_version(order: &Order, version: u64) -> Order {
+    let mut order = order.clone();
+    order.main.version = version;
+    order
+}
+
+/// A shuffled `1..=n`, from a xorshift seeded by the clock; returns the seed for messages.
+pub fn shuffled(n: u64) -> (Vec<u64>, u64) {
+    let seed = (OffsetDateTime::now_utc().unix_timestamp_nanos() as u64) | 1;
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut values: Vec<u64> = (1..=n).collect();
+    for i in (1..values.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        values.swap(i, j);
+    }
+    (values, seed)
 }
