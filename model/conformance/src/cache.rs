@@ -202,11 +202,13 @@ pub async fn invalidate_at_guards_uncached_orders(h: &impl CacheHarness) {
 }
 
 /// One `#[tokio::test]` per case in a module `$module`, each on a fresh harness from
-/// `$open(label)` (an async fn taking the case's name, resolved beside the macro call).
+/// `$open(label)` (an async fn taking the case's name, resolved beside the macro call);
+/// `also: [name, …]` adds the adapter's own cases to the module, each an async fn
+/// `name(&harness)` beside the macro call.
 #[macro_export]
 macro_rules! cache_conformance {
-    ($module:ident, $open:path) => {
-        $crate::cache_conformance!(@cases $module, $open;
+    ($module:ident, $open:path $(, also: [$($extra:ident),* $(,)?])?) => {
+        $crate::cache_conformance!(@cases $module, $open, [$($($extra),*)?];
             round_trips,
             tenants_are_isolated,
             stale_versions_never_overwrite,
@@ -216,7 +218,7 @@ macro_rules! cache_conformance {
             invalidate_at_guards_uncached_orders,
         );
     };
-    (@cases $module:ident, $open:path; $($case:ident),* $(,)?) => {
+    (@cases $module:ident, $open:path, [$($extra:ident),*]; $($case:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -226,6 +228,15 @@ macro_rules! cache_conformance {
                     use $crate::cache::CacheHarness as _;
                     let harness = $open(stringify!($case)).await;
                     $crate::cache::$case(&harness).await;
+                    harness.finish().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $extra() {
+                    use $crate::cache::CacheHarness as _;
+                    let harness = $open(stringify!($extra)).await;
+                    super::$extra(&harness).await;
                     harness.finish().await;
                 }
             )*

@@ -682,11 +682,13 @@ pub async fn scan_stream_yields_the_window_once_in_id_order_a_page_at_a_time(
 }
 
 /// One `#[tokio::test]` per case in a module `$module`, each on a fresh harness from
-/// `$open(label)` (an async fn taking the case's name, resolved beside the macro call).
+/// `$open(label)` (an async fn taking the case's name, resolved beside the macro call);
+/// `also: [name, …]` adds the adapter's own cases to the module, each an async fn
+/// `name(&harness)` beside the macro call.
 #[macro_export]
 macro_rules! cold_store_conformance {
-    ($module:ident, $open:path) => {
-        $crate::cold_store_conformance!(@cases $module, $open;
+    ($module:ident, $open:path $(, also: [$($extra:ident),* $(,)?])?) => {
+        $crate::cold_store_conformance!(@cases $module, $open, [$($($extra),*)?];
             put_then_get_round_trips,
             missing_order_is_none,
             stale_versions_never_overwrite,
@@ -701,7 +703,7 @@ macro_rules! cold_store_conformance {
             scan_stream_yields_the_window_once_in_id_order_a_page_at_a_time,
         );
     };
-    (@cases $module:ident, $open:path; $($case:ident),* $(,)?) => {
+    (@cases $module:ident, $open:path, [$($extra:ident),*]; $($case:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -711,6 +713,15 @@ macro_rules! cold_store_conformance {
                     use $crate::cold_store::ColdStoreHarness as _;
                     let mut harness = $open(stringify!($case)).await;
                     $crate::cold_store::$case(&mut harness).await;
+                    harness.finish().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $extra() {
+                    use $crate::cold_store::ColdStoreHarness as _;
+                    let mut harness = $open(stringify!($extra)).await;
+                    super::$extra(&mut harness).await;
                     harness.finish().await;
                 }
             )*

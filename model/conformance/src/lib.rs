@@ -15,3 +15,4 @@
 pub mod cache;
 pub mod cold_store;
 pub mod fixtures;
+pub mod order_store;

@@ -154,32 +154,14 @@ async fn entries_expire(h: &Harness) {
     }
 }
 
-// ---- the port's suite (`oc_conformance::cache`) over the three shapes ----
+// ---- the port's suite (`oc_conformance::cache`) over the three shapes, with what only
+// the engine can show: Redis key names, TTLs ----
 
-oc_conformance::cache_conformance!(redis_only, Harness::redis);
-oc_conformance::cache_conformance!(tiered, Harness::tiered);
-oc_conformance::cache_conformance!(moka_only, Harness::moka);
-
-// ---- engine-specific: Redis key names, TTLs ----
-
-macro_rules! engine_cases {
-    ($module:ident, $open:path; $($case:ident),* $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let harness = $open(stringify!($case)).await;
-                    super::$case(&harness).await;
-                    oc_conformance::cache::CacheHarness::finish(harness).await;
-                }
-            )*
-        }
-    };
-}
-
-engine_cases!(redis_only_engine, super::Harness::redis; redis_keys_name_the_tenant, entries_expire);
-engine_cases!(tiered_engine, super::Harness::tiered; redis_keys_name_the_tenant, entries_expire);
-engine_cases!(moka_only_engine, super::Harness::moka; entries_expire);
+oc_conformance::cache_conformance!(redis_only, Harness::redis,
+    also: [redis_keys_name_the_tenant, entries_expire]);
+oc_conformance::cache_conformance!(tiered, Harness::tiered,
+    also: [redis_keys_name_the_tenant, entries_expire]);
+oc_conformance::cache_conformance!(moka_only, Harness::moka, also: [entries_expire]);
 
 /// Tiered: an L2 hit fills the L1, the next read is an L1 hit; the counters say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_model::ports::{IdempotencyRecord, InsertOutcome, NewOrder, OrderStore, PageRequest};
-use oc_model::{
-    BusinessDomain, ColumnIndex, ErrorCode, ExtValue, KvIdentifier, KvValue, Order, OrderEvent,
-    OrderEventKind, PartyId, Protected, ShardId, TenantId,
-};
+use oc_conformance::fixtures::{order, tenant};
+use oc_conformance::order_store::{OrderStoreHarness, create, new_order};
+use oc_model::ports::{IdempotencyRecord, InsertOutcome, OrderStore, PageRequest};
+use oc_model::{ErrorCode, Order, OrderId, ShardId};
 use oc_store_sql::{KeyRingReport, SqlOrderStore, StoreConfig};
 use sqlx::Row;
 
@@ -17,6 +16,8 @@ const SHARDS: usize = 2;
 
 struct Harness {
     store: SqlOrderStore,
+    /// `store` behind the port, for the suite
+    shared: Arc<dyn OrderStore>,
     /// The shard URLs, to connect a second time.
     urls: Vec<String>,
     cleanup: Cleanup,
@@ -38,6 +39,7 @@ impl Harness {
             .await
             .unwrap();
         Harness {
+            shared: Arc::new(store.clone()),
             store,
             urls,
             cleanup: Cleanup::Sqlite(dir),
@@ -53,10 +55,25 @@ impl Harness {
             .await
             .unwrap();
         Harness {
+            shared: Arc::new(store.clone()),
             store,
             urls,
             cleanup: Cleanup::MariaDb(databases),
         }
+    }
+}
+
+impl OrderStoreHarness for Harness {
+    fn shared(&self) -> &Arc<dyn OrderStore> {
+        &self.shared
+    }
+
+    async fn rows(&self, kind: &'static str) -> i64 {
+        count(&self.store, kind).await
+    }
+
+    fn shard_of(&self, id: OrderId) -> ShardId {
+        self.store.bucket_map().shard_of(id.bucket())
     }
 
     async fn finish(self) {
@@ -65,32 +82,6 @@ impl Harness {
             Cleanup::Sqlite(dir) => std::fs::remove_dir_all(dir).unwrap(),
             Cleanup::MariaDb(databases) => databases.cleanup().await.unwrap(),
         }
-    }
-}
-
-fn tenant(name: &str) -> TenantId {
-    TenantId::parse(name).unwrap()
-}
-
-use oc_test_support::fixtures::order;
-
-fn event(order: &Order, kind: OrderEventKind) -> OrderEvent {
-    OrderEvent::of(order, kind)
-}
-
-fn new_order(order: Order, idempotency: Option<IdempotencyRecord>) -> NewOrder {
-    let event = event(&order, OrderEventKind::Created);
-    NewOrder {
-        order,
-        idempotency,
-        event,
-    }
-}
-
-async fn create(store: &SqlOrderStore, order: Order) -> Order {
-    match store.insert(new_order(order, None)).await.unwrap() {
-        InsertOutcome::Created(order) => order,
-        InsertOutcome::Replayed(_) => panic!("unexpected replay"),
     }
 }
 
@@ -109,148 +100,7 @@ async fn count(store: &SqlOrderStore, table: &str) -> i64 {
 
 // ---- the cases ----
 
-async fn create_then_get_round_trips(store: &SqlOrderStore) {
-    let original = order(&tenant("express"), "buyer-1");
-    let created = create(store, original.clone()).await;
-    assert_eq!(created, original);
-    let read = store
-        .get(&tenant("express"), original.main.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        read, original,
-        "every group, line, extension column and identifier survives the round trip"
-    );
-    assert_eq!(count(store, "outbox").await, 1);
-    assert_eq!(count(store, "order_lines").await, 2);
-    assert_eq!(count(store, "order_identifiers").await, 3);
-}
-
-async fn reads_are_tenant_scoped(store: &SqlOrderStore) {
-    let created = create(store, order(&tenant("express"), "buyer-1")).await;
-    assert!(
-        store
-            .get(&tenant("retail"), created.main.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let listed = store
-        .list_by_buyer(
-            &tenant("retail"),
-            &created.main.buyer_id,
-            PageRequest {
-                cursor: None,
-                limit: 50,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(listed.items.is_empty());
-    let mut foreign = created.clone();
-    foreign.main.tenant = tenant("retail");
-    foreign.main.version = 2;
-    let refused = store
-        .update(1, foreign.clone(), event(&foreign, OrderEventKind::Updated))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.code,
-        ErrorCode::NotFound,
-        "another tenant's order cannot be updated"
-    );
-    let unchanged = store
-        .get(&tenant("express"), created.main.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(unchanged.main.version, 1);
-}
-
-async fn idempotency_replays_and_conflicts(store: &SqlOrderStore) {
-    let first = order(&tenant("express"), "buyer-2");
-    let record = IdempotencyRecord {
-        key: "key-1".into(),
-        request_hash: "a".repeat(64),
-    };
-    let created = store
-        .insert(new_order(first.clone(), Some(record.clone())))
-        .await
-        .unwrap();
-    assert!(matches!(created, InsertOutcome::Created(_)));
-    // a retry builds a new order (new id) from the same request: the first one comes back
-    let retry = order(&tenant("express"), "buyer-2");
-    match store
-        .insert(new_order(retry, Some(record.clone())))
-        .await
-        .unwrap()
-    {
-        InsertOutcome::Replayed(replayed) => assert_eq!(replayed, first),
-        InsertOutcome::Created(_) => panic!("a retry created a second order"),
-    }
-    let other_body = IdempotencyRecord {
-        key: "key-1".into(),
-        request_hash: "b".repeat(64),
-    };
-    let refused = store
-        .insert(new_order(
-            order(&tenant("express"), "buyer-2"),
-            Some(other_body),
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Conflict);
-    assert_eq!(count(store, "orders").await, 1);
-    assert_eq!(count(store, "outbox").await, 1);
-}
-
-async fn concurrent_identical_creates_make_one_order(store: &SqlOrderStore) {
-    let store = Arc::new(store.clone());
-    let record = IdempotencyRecord {
-        key: "burst".into(),
-        request_hash: "c".repeat(64),
-    };
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            let record = record.clone();
-            tokio::spawn(async move {
-                loop {
-                    match store
-                        .insert(new_order(
-                            order(&tenant("express"), "buyer-burst"),
-                            Some(record.clone()),
-                        ))
-                        .await
-                    {
-                        Ok(outcome) => return outcome,
-                        // SQLite may answer busy under a burst; the API retries these
-                        Err(e) if e.code == ErrorCode::Retryable => tokio::task::yield_now().await,
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut created = 0;
-    let mut ids = HashSet::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            InsertOutcome::Created(order) => {
-                created += 1;
-                ids.insert(order.main.id);
-            }
-            InsertOutcome::Replayed(order) => {
-                ids.insert(order.main.id);
-            }
-        }
-    }
-    assert_eq!(created, 1, "exactly one submission creates");
-    assert_eq!(ids.len(), 1, "every submission answers the same order");
-    assert_eq!(count(&store, "orders").await, 1);
-    assert_eq!(count(&store, "outbox").await, 1);
-}
+// ---- SQL adapter only: group commit, key-ring reports, shard pools ----
 
 /// Creates sent at once share transactions (group commit), and each still gets the answer it
 /// would have had alone. First 60 plain creates at the same time, which must share
@@ -258,7 +108,8 @@ async fn concurrent_identical_creates_make_one_order(store: &SqlOrderStore) {
 /// each created, the other refused on `/external_ref`), 10 pairs that share an idempotency key
 /// and body (one created, the other replaying it) and 20 more plain creates. (A group holding
 /// a conflict is written again one by one, so the second round may share nothing.)
-async fn concurrent_creates_share_transactions_and_keep_their_answers(store: &SqlOrderStore) {
+async fn concurrent_creates_share_transactions_and_keep_their_answers(harness: &Harness) {
+    let store = &harness.store;
     enum Kind {
         Plain,
         SharedRef(usize),
@@ -373,188 +224,8 @@ async fn concurrent_creates_share_transactions_and_keep_their_answers(store: &Sq
     assert_eq!(orders, 100, "every created order counted once");
 }
 
-async fn update_is_compare_and_set(store: &SqlOrderStore) {
-    let created = create(store, order(&tenant("express"), "buyer-3")).await;
-    let mut changed = created.clone();
-    changed.main.version = 2;
-    changed.operation.remark = Some(Protected::Plain("leave at the door".into()));
-    changed
-        .extension
-        .columns
-        .remove(&ColumnIndex::new(20).unwrap());
-    changed.extension.identifiers.retain(|i| i.key != "vip");
-    changed.lines[1].ext.insert(
-        ColumnIndex::new(5).unwrap(),
-        Protected::Plain(ExtValue::Int(7)),
-    );
-    let updated = store
-        .update(1, changed.clone(), event(&changed, OrderEventKind::Updated))
-        .await
-        .unwrap();
-    assert_eq!(updated, changed);
-    assert_eq!(
-        store
-            .get(&tenant("express"), created.main.id)
-            .await
-            .unwrap()
-            .unwrap(),
-        changed
-    );
-
-    // a writer that still holds version 1 loses, and nothing of its change lands
-    let mut stale = created.clone();
-    stale.main.version = 2;
-    stale.operation.remark = Some(Protected::Plain("stale".into()));
-    let refused = store
-        .update(1, stale.clone(), event(&stale, OrderEventKind::Updated))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code, ErrorCode::PreconditionFailed);
-    assert_eq!(
-        store
-            .get(&tenant("express"), created.main.id)
-            .await
-            .unwrap()
-            .unwrap(),
-        changed
-    );
-    assert_eq!(
-        count(store, "outbox").await,
-        2,
-        "one event per successful change only"
-    );
-
-    let mut missing = order(&tenant("express"), "buyer-3");
-    missing.main.version = 2;
-    let refused = store
-        .update(1, missing.clone(), event(&missing, OrderEventKind::Updated))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code, ErrorCode::NotFound);
-}
-
-/// `order` at `version`, with the version written into every line (`ext_05`) and into the
-/// `stamp` identifier: a read that mixes a main row with another version's children shows it.
-fn stamped(mut order: Order, version: u64) -> Order {
-    order.main.version = version;
-    for line in &mut order.lines {
-        line.ext.insert(
-            ColumnIndex::new(5).unwrap(),
-            Protected::Plain(ExtValue::Int(version as i64)),
-        );
-    }
-    order.extension.identifiers.retain(|i| i.key != "stamp");
-    order.extension.identifiers.push(
-        KvIdentifier::new(
-            BusinessDomain::Order,
-            "stamp",
-            KvValue::clear(version.to_string()),
-        )
-        .unwrap(),
-    );
-    order.extension.identifiers.sort();
-    order
-}
-
-/// Where `order`'s children disagree with its main row's version, if they do.
-fn mixed_versions(order: &Order) -> Option<String> {
-    let version = order.main.version;
-    let lines: Vec<Option<&Protected<ExtValue>>> = order
-        .lines
-        .iter()
-        .map(|line| line.ext.get(&ColumnIndex::new(5).unwrap()))
-        .collect();
-    let stamps: Vec<&str> = order
-        .extension
-        .identifiers
-        .iter()
-        .filter(|i| i.key == "stamp")
-        .map(|i| i.value.stored())
-        .collect();
-    let lines_agree = lines
-        .iter()
-        .all(|value| *value == Some(&Protected::Plain(ExtValue::Int(version as i64))));
-    let version_text = version.to_string();
-    if lines_agree && stamps == [version_text.as_str()] {
-        None
-    } else {
-        Some(format!(
-            "main row at version {version}, lines {lines:?}, stamp identifiers {stamps:?}"
-        ))
-    }
-}
-
-async fn reads_never_mix_versions_of_an_order(store: &SqlOrderStore) {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    const UPDATES: u64 = 300;
-    let express = tenant("express");
-    let mut current = create(store, stamped(order(&express, "buyer-snapshot"), 1)).await;
-    let id = current.main.id;
-    let buyer = current.main.buyer_id.clone();
-    let done = Arc::new(AtomicBool::new(false));
-    let reads = Arc::new(AtomicU64::new(0));
-    let mut readers = Vec::new();
-    for reader in 0..4 {
-        let (store, express, buyer) = (store.clone(), express.clone(), buyer.clone());
-        let (done, reads) = (done.clone(), reads.clone());
-        readers.push(tokio::spawn(async move {
-            let mut mixed = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                // three readers by id, one by the buyer's list: both read an order's rows
-                let read = if reader == 0 {
-                    let page = PageRequest {
-                        limit: 10,
-                        cursor: None,
-                    };
-                    let page = store.list_by_buyer(&express, &buyer, page).await.unwrap();
-                    page.items.into_iter().next().unwrap()
-                } else {
-                    store.get(&express, id).await.unwrap().unwrap()
-                };
-                if let Some(problem) = mixed_versions(&read) {
-                    mixed.push(problem);
-                }
-                reads.fetch_add(1, Ordering::Relaxed);
-            }
-            mixed
-        }));
-    }
-    for version in 2..=UPDATES {
-        // every update is raced by at least one read
-        let seen = reads.load(Ordering::Relaxed);
-        while reads.load(Ordering::Relaxed) == seen {
-            tokio::task::yield_now().await;
-        }
-        let next = stamped(current.clone(), version);
-        current = store
-            .update(
-                version - 1,
-                next.clone(),
-                event(&next, OrderEventKind::Updated),
-            )
-            .await
-            .unwrap();
-    }
-    done.store(true, Ordering::Relaxed);
-    let mut mixed = Vec::new();
-    for reader in readers {
-        mixed.extend(reader.await.unwrap());
-    }
-    assert!(
-        mixed.is_empty(),
-        "{} of {} reads mixed versions, e.g. {:?}",
-        mixed.len(),
-        reads.load(Ordering::Relaxed),
-        mixed.iter().take(3).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        store.get(&express, id).await.unwrap().unwrap(),
-        current,
-        "the last version is read whole"
-    );
-}
-
-async fn key_ring_reports_are_kept_per_process(store: &SqlOrderStore) {
+async fn key_ring_reports_are_kept_per_process(harness: &Harness) {
+    let store = &harness.store;
     assert!(store.key_ring_reports().await.unwrap().is_empty());
     let first = KeyRingReport {
         process_id: "host-a:41:1790000000000".into(),
@@ -592,107 +263,8 @@ async fn key_ring_reports_are_kept_per_process(store: &SqlOrderStore) {
     assert_eq!(store.key_ring_reports().await.unwrap(), vec![second]);
 }
 
-async fn outbox_is_ordered_and_marked(store: &SqlOrderStore) {
-    let mut expected = Vec::new();
-    for n in 0..6 {
-        let created = create(store, order(&tenant("express"), &format!("buyer-o{n}"))).await;
-        expected.push((created.main.id, 1));
-        let mut next = created.clone();
-        next.main.version = 2;
-        store
-            .update(1, next.clone(), event(&next, OrderEventKind::Updated))
-            .await
-            .unwrap();
-        expected.push((created.main.id, 2));
-    }
-    let mut seen = Vec::new();
-    for shard in store.shards() {
-        let pending = store.pending_outbox(shard, 100).await.unwrap();
-        assert!(pending.windows(2).all(|w| w[0].sequence < w[1].sequence));
-        for entry in &pending {
-            assert_eq!(entry.shard, shard);
-            assert_eq!(
-                store.bucket_map().shard_of(entry.event.order_id.bucket()),
-                shard
-            );
-            seen.push((entry.event.order_id, entry.event.version));
-        }
-        // per order, version 1 precedes version 2
-        let versions: Vec<_> = pending
-            .iter()
-            .map(|e| (e.event.order_id, e.event.version))
-            .collect();
-        for (id, _) in &versions {
-            let mine: Vec<u64> = versions
-                .iter()
-                .filter(|(i, _)| i == id)
-                .map(|(_, v)| *v)
-                .collect();
-            assert_eq!(mine, vec![1, 2]);
-        }
-        let first_two: Vec<u64> = pending.iter().take(2).map(|e| e.sequence).collect();
-        store.mark_published(shard, &first_two).await.unwrap();
-        let left = store.pending_outbox(shard, 100).await.unwrap();
-        assert_eq!(left.len(), pending.len() - first_two.len());
-        assert!(left.iter().all(|e| !first_two.contains(&e.sequence)));
-    }
-    seen.sort();
-    expected.sort();
-    assert_eq!(seen, expected);
-}
-
-async fn buyer_lists_page_newest_first(store: &SqlOrderStore) {
-    let mut mine = Vec::new();
-    for _ in 0..25 {
-        mine.push(
-            create(store, order(&tenant("express"), "buyer-list"))
-                .await
-                .main
-                .id,
-        );
-    }
-    create(store, order(&tenant("express"), "buyer-other")).await;
-    create(store, order(&tenant("retail"), "buyer-list")).await;
-    let mut pages = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list_by_buyer(
-                &tenant("express"),
-                &PartyId::parse("buyer-list").unwrap(),
-                PageRequest { cursor, limit: 10 },
-            )
-            .await
-            .unwrap();
-        pages.push(page.items.iter().map(|o| o.main.id).collect::<Vec<_>>());
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(
-        pages.iter().map(Vec::len).collect::<Vec<_>>(),
-        vec![10, 10, 5]
-    );
-    let listed: Vec<_> = pages.concat();
-    mine.reverse();
-    assert_eq!(
-        listed, mine,
-        "newest first, each order once, no other buyer or tenant"
-    );
-}
-
-async fn plaintext_pii_is_refused(store: &SqlOrderStore) {
-    let mut leaky = order(&tenant("express"), "buyer-4");
-    if let Some(receiver) = leaky.parties.receiver.as_mut() {
-        receiver.phone = Protected::Plain("13812345678".into());
-    }
-    let refused = store.insert(new_order(leaky, None)).await.unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Internal);
-    assert_eq!(count(store, "orders").await, 0);
-}
-
-async fn orders_land_on_the_shard_of_their_bucket(store: &SqlOrderStore) {
+async fn orders_land_on_the_shard_of_their_bucket(harness: &Harness) {
+    let store = &harness.store;
     let mut per_shard = vec![0i64; SHARDS];
     for n in 0..40 {
         let created = create(store, order(&tenant("retail"), &format!("buyer-s{n}"))).await;
@@ -710,35 +282,6 @@ async fn orders_land_on_the_shard_of_their_bucket(store: &SqlOrderStore) {
         per_shard.iter().all(|c| *c > 0),
         "40 buyers spread over both shards: {per_shard:?}"
     );
-}
-
-async fn duplicate_external_ref_writes_nothing(store: &SqlOrderStore) {
-    let mut first = order(&tenant("express"), "buyer-5");
-    first.main.external_ref = Some("ERP-1".into());
-    create(store, first).await;
-    let mut second = order(&tenant("express"), "buyer-5");
-    second.main.external_ref = Some("ERP-1".into());
-    let refused = store.insert(new_order(second, None)).await.unwrap_err();
-    assert_eq!(refused.code, ErrorCode::AlreadyExists);
-    assert_eq!(refused.field.as_deref(), Some("/external_ref"));
-    assert_eq!(count(store, "orders").await, 1);
-    assert_eq!(count(store, "order_lines").await, 2);
-    assert_eq!(count(store, "outbox").await, 1);
-}
-
-/// An order id generated twice (two nodes with one node id) is a server fault, not the
-/// caller's duplicate external reference, and writes nothing.
-async fn a_reused_order_id_is_not_blamed_on_the_caller(store: &SqlOrderStore) {
-    let first = create(store, order(&tenant("express"), "buyer-7")).await;
-    let mut second = order(&tenant("express"), "buyer-7");
-    second.main.id = first.main.id;
-    second.main.external_ref = Some("ERP-2".into());
-    let refused = store.insert(new_order(second, None)).await.unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Internal, "{refused:?}");
-    assert_eq!(refused.field, None);
-    assert_eq!(count(store, "orders").await, 1);
-    assert_eq!(count(store, "order_lines").await, 2);
-    assert_eq!(count(store, "outbox").await, 1);
 }
 
 /// Connecting again to the same shards applies no migration and keeps the data.
@@ -786,47 +329,19 @@ async fn mariadb_reconnecting_applies_nothing_and_keeps_the_data() {
     harness.finish().await;
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let harness = super::Harness::sqlite(stringify!($case)).await;
-                    super::$case(&harness.store).await;
-                    harness.finish().await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let harness = super::Harness::mariadb(stringify!($case)).await;
-                    super::$case(&harness.store).await;
-                    harness.finish().await;
-                }
-            )*
-        }
-    };
-}
+// ---- the port's suite (`oc_conformance::order_store`) over both engines, with the SQL
+// adapter's own cases ----
 
-conformance!(
-    create_then_get_round_trips,
-    reads_are_tenant_scoped,
-    idempotency_replays_and_conflicts,
-    concurrent_identical_creates_make_one_order,
+oc_conformance::order_store_conformance!(sqlite, Harness::sqlite, also: [
     concurrent_creates_share_transactions_and_keep_their_answers,
-    update_is_compare_and_set,
-    reads_never_mix_versions_of_an_order,
     key_ring_reports_are_kept_per_process,
-    outbox_is_ordered_and_marked,
-    buyer_lists_page_newest_first,
-    plaintext_pii_is_refused,
     orders_land_on_the_shard_of_their_bucket,
-    duplicate_external_ref_writes_nothing,
-    a_reused_order_id_is_not_blamed_on_the_caller,
-);
+]);
+oc_conformance::order_store_conformance!(mariadb, Harness::mariadb, also: [
+    concurrent_creates_share_transactions_and_keep_their_answers,
+    key_ring_reports_are_kept_per_process,
+    orders_land_on_the_shard_of_their_bucket,
+]);
 
 // ---- connections the server dropped while they sat in the pool (MariaDB) ----
 
