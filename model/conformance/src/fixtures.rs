@@ -1,7 +1,10 @@
-//! Order fixtures shared by the adapters' test suites: a valid, fully populated order (two
-//! lines, one with a line extension column; order extension columns, plain and sealed; KV
-//! identifiers, one of them per line; sealed receiver PII). Sealed values are fake
-//! ciphertexts: adapters store them, never open them.
+//! The order fixtures of every test suite: [`OrderBuilder`] starts from one of two valid
+//! orders, [`OrderBuilder::full`] (two lines, one with a line extension column; order
+//! extension columns, plain and sealed; KV identifiers, one of them per line; sealed
+//! receiver PII) or [`OrderBuilder::minimal`] (one line, no parties, no extensions), and
+//! sets what a suite needs (identity, version, status, extension values…); [`order`] is the
+//! full one as it is. Sealed values are fake ciphertexts: adapters store them, never open
+//! them.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +15,8 @@ use oc_model::order::{
 };
 use oc_model::{
     Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, Decimal, ExtValue,
-    KvIdentifier, KvValue, Money, Order, OrderIdGenerator, OrderType, PartyId, Protected,
-    StatusCode, TenantId,
+    KvIdentifier, KvValue, Money, Order, OrderId, OrderIdGenerator, OrderType, PartyId, Protected,
+    StatusCode, TenantId, UnixMillis,
 };
 use time::OffsetDateTime;
 
@@ -22,8 +25,8 @@ pub fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
 }
 
-/// A sealed text value whose fake ciphertext and blind index derive from `tag`.
-pub fn sealed(tag: &str) -> Protected<String> {
+/// A sealed value whose fake ciphertext and blind index derive from `tag`.
+pub fn sealed<T>(tag: &str) -> Protected<T> {
     Protected::Sealed {
         sealed: Sealed {
             ciphertext: format!("AQAAAAE{tag}"),
@@ -40,8 +43,161 @@ pub fn cny(minor: i64) -> Money {
 static IDS: std::sync::LazyLock<OrderIdGenerator> =
     std::sync::LazyLock::new(|| OrderIdGenerator::new(1).unwrap());
 
-/// A valid, fully populated order for `buyer`.
+/// A valid, fully populated order for `buyer`: [`OrderBuilder::full`] as it is.
 pub fn order(tenant_id: &TenantId, buyer: &str) -> Order {
+    OrderBuilder::full(tenant_id, buyer).build()
+}
+
+/// Builds a test order from a valid starting point; every setter keeps it valid as long as
+/// what it is given is (the finance totals are the caller's to keep in step with the lines).
+#[derive(Debug, Clone)]
+pub struct OrderBuilder {
+    order: Order,
+}
+
+impl OrderBuilder {
+    /// The fully populated order of `buyer` (see the module), created at a fixed time
+    /// (2026-09-21) with an id of now.
+    pub fn full(tenant_id: &TenantId, buyer: &str) -> OrderBuilder {
+        OrderBuilder {
+            order: full_order(tenant_id, buyer),
+        }
+    }
+
+    /// A minimal valid `retail/standard` order of `buyer`, version 1, created when its id
+    /// says (now): one line, no parties, no extension values, no merchant.
+    pub fn minimal(tenant_id: &TenantId, buyer: &str) -> OrderBuilder {
+        let buyer = PartyId::parse(buyer).unwrap();
+        let id = IDS.next(Bucket::of(tenant_id, &buyer), UnixMillis::now().as_u64());
+        // ids embed the creation millisecond
+        let created = UnixMillis::new(id.unix_ms() as i64).to_datetime().unwrap();
+        OrderBuilder {
+            order: Order {
+                main: OrderMain {
+                    id,
+                    tenant: tenant_id.clone(),
+                    business_identity: BusinessIdentity::parse("retail").unwrap(),
+                    order_type: OrderType::parse("standard").unwrap(),
+                    status: StatusCode::parse("pending_payment").unwrap(),
+                    version: 1,
+                    buyer_id: buyer,
+                    merchant_id: None,
+                    external_ref: None,
+                    created_at: created,
+                    updated_at: created,
+                    pay_deadline: None,
+                },
+                lines: vec![OrderLine {
+                    line_no: 1,
+                    sku: "sku-1".into(),
+                    product_name: "thing".into(),
+                    quantity: 2,
+                    unit_price: cny(300),
+                    unit_weight_grams: None,
+                    promotion_type: None,
+                    payable: cny(500),
+                    ext: BTreeMap::new(),
+                }],
+                logistics: LogisticsService::default(),
+                marketing: Marketing::default(),
+                finance: Finance {
+                    currency: Currency::CNY,
+                    goods_total: cny(600),
+                    discount_total: cny(100),
+                    freight: cny(50),
+                    payable: cny(550),
+                    payments: vec![],
+                },
+                channel: Channel::default(),
+                parties: Parties::default(),
+                operation: Operation::default(),
+                extension: Extension::default(),
+            },
+        }
+    }
+
+    pub fn id(mut self, id: OrderId) -> OrderBuilder {
+        self.order.main.id = id;
+        self
+    }
+
+    pub fn version(mut self, version: u64) -> OrderBuilder {
+        self.order.main.version = version;
+        self
+    }
+
+    pub fn status(mut self, status: &str) -> OrderBuilder {
+        self.order.main.status = StatusCode::parse(status).unwrap();
+        self
+    }
+
+    pub fn business_identity(mut self, identity: &str) -> OrderBuilder {
+        self.order.main.business_identity = BusinessIdentity::parse(identity).unwrap();
+        self
+    }
+
+    pub fn merchant(mut self, merchant: &str) -> OrderBuilder {
+        self.order.main.merchant_id = Some(PartyId::parse(merchant).unwrap());
+        self
+    }
+
+    /// A receiver whose name, phone and address are sealed (tags `n`, `p`, `a`).
+    pub fn sealed_receiver(mut self) -> OrderBuilder {
+        self.order.parties.receiver = Some(Party {
+            name: sealed("n"),
+            phone: sealed("p"),
+            address: sealed("a"),
+            region: Some("310000".into()),
+        });
+        self
+    }
+
+    /// Order extension column `column` (1-based) set to `value`.
+    pub fn ext(mut self, column: u8, value: Protected<ExtValue>) -> OrderBuilder {
+        self.order
+            .extension
+            .columns
+            .insert(ColumnIndex::new(column).unwrap(), value);
+        self
+    }
+
+    /// Extension column `column` of line `line_no` set to `value`.
+    pub fn line_ext(
+        mut self,
+        line_no: u32,
+        column: u8,
+        value: Protected<ExtValue>,
+    ) -> OrderBuilder {
+        let line = self
+            .order
+            .lines
+            .iter_mut()
+            .find(|line| line.line_no == line_no)
+            .expect("the order has that line");
+        line.ext.insert(ColumnIndex::new(column).unwrap(), value);
+        self
+    }
+
+    /// One more KV identifier, kept in the order's (sorted) order.
+    pub fn identifier(mut self, domain: BusinessDomain, key: &str, value: &str) -> OrderBuilder {
+        let identifiers = &mut self.order.extension.identifiers;
+        identifiers.push(KvIdentifier::new(domain, key, KvValue::clear(value)).unwrap());
+        identifiers.sort();
+        self
+    }
+
+    /// Anything else, in place.
+    pub fn with(mut self, change: impl FnOnce(&mut Order)) -> OrderBuilder {
+        change(&mut self.order);
+        self
+    }
+
+    pub fn build(self) -> Order {
+        self.order
+    }
+}
+
+fn full_order(tenant_id: &TenantId, buyer: &str) -> Order {
     let buyer = PartyId::parse(buyer).unwrap();
     let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
     let id = IDS.next(

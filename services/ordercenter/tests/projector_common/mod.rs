@@ -3,24 +3,16 @@
 //! embedded read models on temporary directories.
 #![allow(dead_code)]
 
-use oc_test_support::fixtures::retrying;
-use std::collections::BTreeMap;
+use oc_test_support::fixtures::{OrderBuilder, retrying, sealed};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oc_cold_store::RedbColdStore;
-use oc_model::ext::Sealed;
-use oc_model::order::{
-    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
-    Parties, Party,
-};
 use oc_model::ports::SearchFields;
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
 use oc_model::{
-    Bucket, BusinessDomain, BusinessIdentity, ColumnIndex, Currency, ExtValue, KvIdentifier,
-    KvValue, Money, Order, OrderEvent, OrderEventKind, OrderIdGenerator, OrderType, PartyId,
-    Protected, StatusCode, TenantId,
+    BusinessDomain, ExtValue, Order, OrderEvent, OrderEventKind, Protected, StatusCode, TenantId,
 };
 use oc_projector::{Projector, ProjectorConfig, Sinks};
 use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
@@ -29,8 +21,6 @@ use oc_tenant_config::ConfigSet;
 use time::OffsetDateTime;
 
 pub const SHARDS: usize = 2;
-
-static IDS: LazyLock<OrderIdGenerator> = LazyLock::new(|| OrderIdGenerator::new(7).unwrap());
 
 static STARTED: LazyLock<OffsetDateTime> = LazyLock::new(OffsetDateTime::now_utc);
 
@@ -122,107 +112,28 @@ pub fn projector(store: Arc<dyn OrderStore>, sinks: Sinks) -> Projector {
     Projector::new(store, sinks, fields(), ProjectorConfig::default())
 }
 
-fn sealed<T>(tag: &str) -> Protected<T> {
-    Protected::Sealed {
-        sealed: Sealed {
-            ciphertext: format!("AQAAAAE{tag}"),
-            blind_index: Some(format!("bi{tag}")),
-        },
-    }
-}
-
-fn cny(minor: i64) -> Money {
-    Money::new(minor, Currency::CNY)
-}
-
-/// A valid, fully populated `retail/standard` order of `buyer-{n}` (the store conformance
-/// fixture, with extension values where the example config puts its fields).
+/// A valid, fully populated `retail/standard` order of `buyer-{n}` (the minimal fixture,
+/// with extension values where the example config puts its fields).
 pub fn order(tenant_id: &TenantId, n: usize) -> Order {
-    let buyer = PartyId::parse(format!("buyer-{n}")).unwrap();
     LazyLock::force(&STARTED);
-    let id = IDS.next(
-        Bucket::of(tenant_id, &buyer),
-        oc_model::UnixMillis::now().as_u64(),
-    );
-    // created when its id says (ids embed the creation millisecond)
-    let created = oc_model::UnixMillis::new(id.unix_ms() as i64)
-        .to_datetime()
-        .unwrap();
-    let mut order_ext = BTreeMap::new();
-    order_ext.insert(ColumnIndex::new(1).unwrap(), sealed("gift"));
-    order_ext.insert(
-        ColumnIndex::new(3).unwrap(),
-        Protected::Plain(ExtValue::Enum("gold".into())),
-    );
-    order_ext.insert(ColumnIndex::new(4).unwrap(), sealed("tail"));
-    let mut line_ext = BTreeMap::new();
-    line_ext.insert(
-        ColumnIndex::new(2).unwrap(),
-        Protected::Plain(ExtValue::Int(12)),
-    );
-    let identifiers = vec![
-        KvIdentifier::new(
-            BusinessDomain::Marketing,
-            "campaign_id",
-            KvValue::clear("c-7"),
-        )
-        .unwrap(),
-    ];
-    Order {
-        main: OrderMain {
-            id,
-            tenant: tenant_id.clone(),
-            business_identity: BusinessIdentity::parse("retail").unwrap(),
-            order_type: OrderType::parse("standard").unwrap(),
-            status: StatusCode::parse("pending_payment").unwrap(),
-            version: 1,
-            buyer_id: buyer,
-            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
-            external_ref: None,
-            created_at: created,
-            updated_at: created,
-            pay_deadline: Some(created + time::Duration::minutes(30)),
-        },
-        lines: vec![OrderLine {
-            line_no: 1,
-            sku: "sku-a".into(),
-            product_name: "冻品 A".into(),
-            quantity: 2,
-            unit_price: cny(300),
-            unit_weight_grams: Some(500),
-            promotion_type: Some("full-price".into()),
-            payable: cny(500),
-            ext: line_ext,
-        }],
-        logistics: LogisticsService::default(),
-        marketing: Marketing {
-            points_used: 10,
-            ..Default::default()
-        },
-        finance: Finance {
-            currency: Currency::CNY,
-            goods_total: cny(600),
-            discount_total: cny(100),
-            freight: cny(50),
-            payable: cny(550),
-            payments: vec![],
-        },
-        channel: Channel::default(),
-        parties: Parties {
-            shipper: None,
-            receiver: Some(Party {
-                name: sealed("n"),
-                phone: sealed("p"),
-                address: sealed("a"),
-                region: Some("310000".into()),
-            }),
-        },
-        operation: Operation::default(),
-        extension: Extension {
-            columns: order_ext,
-            identifiers,
-        },
-    }
+    OrderBuilder::minimal(tenant_id, &format!("buyer-{n}"))
+        .merchant("merchant-9")
+        .sealed_receiver()
+        .ext(1, sealed("gift"))
+        .ext(3, Protected::Plain(ExtValue::Enum("gold".into())))
+        .ext(4, sealed("tail"))
+        .line_ext(1, 2, Protected::Plain(ExtValue::Int(12)))
+        .identifier(BusinessDomain::Marketing, "campaign_id", "c-7")
+        .with(|order| {
+            order.main.pay_deadline = Some(order.main.created_at + time::Duration::minutes(30));
+            order.marketing.points_used = 10;
+            let line = &mut order.lines[0];
+            line.sku = "sku-a".into();
+            line.product_name = "冻品 A".into();
+            line.unit_weight_grams = Some(500);
+            line.promotion_type = Some("full-price".into());
+        })
+        .build()
 }
 
 pub fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {

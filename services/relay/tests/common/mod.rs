@@ -2,22 +2,15 @@
 //! on MariaDB or SQLite, and a reader of the Kafka topics.
 #![allow(dead_code)]
 
-use oc_test_support::fixtures::{cny, retrying};
+use oc_test_support::fixtures::{OrderBuilder, retrying};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use oc_bus::{ConsumedEvent, KafkaEventSource, SourceConfig, StartOffset};
-use oc_model::order::{
-    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
-    Parties,
-};
 use oc_model::ports::{InsertOutcome, NewOrder, OrderStore};
-use oc_model::{
-    Bucket, BusinessIdentity, Currency, Order, OrderEvent, OrderEventKind, OrderId,
-    OrderIdGenerator, OrderType, PartyId, StatusCode, TenantId,
-};
+use oc_model::{Order, OrderEvent, OrderEventKind, OrderId, StatusCode, TenantId};
 use oc_store_sql::{SqlOrderStore, StoreConfig};
 use rskafka::client::Client;
 use time::OffsetDateTime;
@@ -62,8 +55,6 @@ impl RunningRelay {
         assert!(self.task.await.unwrap_err().is_cancelled());
     }
 }
-
-static IDS: LazyLock<OrderIdGenerator> = LazyLock::new(|| OrderIdGenerator::new(5).unwrap());
 
 pub fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap()
@@ -136,53 +127,9 @@ impl Shards {
     }
 }
 
-/// A minimal valid order of `buyer-{n}`, version 1, timestamped now.
+/// A minimal valid order of `buyer-{n}`, version 1, created now.
 pub fn order(tenant_id: &TenantId, n: usize) -> Order {
-    let buyer = PartyId::parse(format!("buyer-{n}")).unwrap();
-    let now = OffsetDateTime::now_utc();
-    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as u64;
-    let id = IDS.next(Bucket::of(tenant_id, &buyer), now_ms);
-    Order {
-        main: OrderMain {
-            id,
-            tenant: tenant_id.clone(),
-            business_identity: BusinessIdentity::parse("retail").unwrap(),
-            order_type: OrderType::parse("standard").unwrap(),
-            status: StatusCode::parse("pending_payment").unwrap(),
-            version: 1,
-            buyer_id: buyer,
-            merchant_id: None,
-            external_ref: None,
-            created_at: now,
-            updated_at: now,
-            pay_deadline: None,
-        },
-        lines: vec![OrderLine {
-            line_no: 1,
-            sku: "sku-1".into(),
-            product_name: "thing".into(),
-            quantity: 2,
-            unit_price: cny(300),
-            unit_weight_grams: None,
-            promotion_type: None,
-            payable: cny(500),
-            ext: BTreeMap::new(),
-        }],
-        logistics: LogisticsService::default(),
-        marketing: Marketing::default(),
-        finance: Finance {
-            currency: Currency::CNY,
-            goods_total: cny(600),
-            discount_total: cny(100),
-            freight: cny(50),
-            payable: cny(550),
-            payments: vec![],
-        },
-        channel: Channel::default(),
-        parties: Parties::default(),
-        operation: Operation::default(),
-        extension: Extension::default(),
-    }
+    OrderBuilder::minimal(tenant_id, &format!("buyer-{n}")).build()
 }
 
 pub fn event_of(order: &Order, kind: OrderEventKind) -> OrderEvent {
