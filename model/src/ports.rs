@@ -11,11 +11,15 @@
 
 mod dead_letters;
 mod fields;
+// its own file: the after-sale listing (`aftersale::listing`) pages with it, and this file
+// names the listing's types
+pub(crate) mod page;
 mod scan;
 mod stream;
 
 pub use dead_letters::{DeadLetter, DeadLetters, SinkKind};
 pub use fields::{NoSearchFields, SearchFields};
+pub use page::{Page, PageRequest};
 pub use scan::{CreatedWindow, OrderKey, ShardScan};
 pub use stream::{EventStream, OffsetStore};
 
@@ -59,20 +63,6 @@ pub enum InsertOutcome {
     Created(Order),
     /// The idempotency key was seen with the same request: the first order, unchanged.
     Replayed(Order),
-}
-
-/// A page request: an opaque cursor from the previous page and a limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageRequest {
-    pub cursor: Option<String>,
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Present when there may be more.
-    pub next_cursor: Option<String>,
 }
 
 /// The system of record: sharded SQL.

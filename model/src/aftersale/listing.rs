@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::{AfterSale, AfterSaleChannel, AfterSaleId, AfterSaleType};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{OrderId, PartyId, StatusCode, TenantId};
-use crate::ports::Page;
+use crate::ports::page::Page;
 use crate::search::{MAX_SEARCH_LIMIT, TimeRange};
 
 /// The flattened after-sale an index holds.
