@@ -366,3 +366,112 @@ pub fn shuffled(n: u64) -> (Vec<u64>, u64) {
     }
     (values, seed)
 }
+
+/// The body of a create request (`POST /v1/orders`) for the example tenants' config
+/// (`tenant-config/examples`): the HTTP suites' one way to write an order.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    body: serde_json::Value,
+}
+
+impl CreateRequest {
+    /// A `standard` order of `identity` for `buyer`, without lines yet.
+    pub fn new(identity: &str, buyer: &str) -> CreateRequest {
+        CreateRequest {
+            body: serde_json::json!({
+                "business_identity": identity,
+                "order_type": "standard",
+                "buyer_id": buyer,
+                "lines": [],
+            }),
+        }
+    }
+
+    /// A `retail/standard` order of one `TEA-1` "Tea set" at 88.00 for `buyer`.
+    pub fn retail(buyer: &str) -> CreateRequest {
+        CreateRequest::new("retail", buyer).line("TEA-1", "Tea set", 1, 8800)
+    }
+
+    pub fn order_type(self, order_type: &str) -> CreateRequest {
+        self.set("order_type", order_type)
+    }
+
+    /// One more line.
+    pub fn line(
+        mut self,
+        sku: &str,
+        product_name: &str,
+        quantity: u32,
+        unit_price_minor: i64,
+    ) -> CreateRequest {
+        self.body["lines"]
+            .as_array_mut()
+            .expect("lines is an array")
+            .push(serde_json::json!({
+                "sku": sku,
+                "product_name": product_name,
+                "quantity": quantity,
+                "unit_price_minor": unit_price_minor,
+            }));
+        self
+    }
+
+    /// Extension field `name` of the last line set to `value`.
+    pub fn line_extension(
+        mut self,
+        name: &str,
+        value: impl Into<serde_json::Value>,
+    ) -> CreateRequest {
+        let line = self.body["lines"]
+            .as_array_mut()
+            .and_then(|lines| lines.last_mut())
+            .expect("a line to extend");
+        if line.get("extension").is_none() {
+            line["extension"] = serde_json::json!({});
+        }
+        line["extension"][name] = value.into();
+        self
+    }
+
+    /// The SKU of the first line.
+    pub fn sku(mut self, sku: &str) -> CreateRequest {
+        self.body["lines"][0]["sku"] = sku.into();
+        self
+    }
+
+    pub fn receiver(self, name: &str, phone: &str, address: &str) -> CreateRequest {
+        self.set(
+            "receiver",
+            serde_json::json!({"name": name, "phone": phone, "address": address}),
+        )
+    }
+
+    /// The receiver most suites use: Li Lei, 13900001111, 1 Nanjing Road.
+    pub fn li_lei(self) -> CreateRequest {
+        self.receiver("Li Lei", "13900001111", "1 Nanjing Road")
+    }
+
+    /// Extension field `name` (by its configured name) set to `value`.
+    pub fn extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> CreateRequest {
+        if self.body.get("extension").is_none() {
+            self.body["extension"] = serde_json::json!({});
+        }
+        self.body["extension"][name] = value.into();
+        self
+    }
+
+    /// Any other top-level member (`merchant_id`, `coupons`, `promotions`, …).
+    pub fn set(mut self, member: &str, value: impl Into<serde_json::Value>) -> CreateRequest {
+        self.body[member] = value.into();
+        self
+    }
+
+    pub fn json(self) -> serde_json::Value {
+        self.body
+    }
+
+    /// The body as text.
+    pub fn body(&self) -> String {
+        self.body.to_string()
+    }
+}

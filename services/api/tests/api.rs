@@ -534,13 +534,10 @@ fn cold_chain_order(buyer: &str) -> Value {
 }
 
 fn retail_order(buyer: &str) -> Value {
-    json!({
-        "business_identity": "retail",
-        "order_type": "standard",
-        "buyer_id": buyer,
-        "lines": [{"sku": "TSHIRT-M", "product_name": "T-shirt", "quantity": 1, "unit_price_minor": 9900}],
-        "receiver": {"name": "Li Lei", "phone": "13900001111", "address": "1 Nanjing Road"}
-    })
+    oc_test_support::fixtures::CreateRequest::new("retail", buyer)
+        .line("TSHIRT-M", "T-shirt", 1, 9900)
+        .li_lei()
+        .json()
 }
 
 async fn create_get_update_cancel(app: &TestApp) {

@@ -102,15 +102,12 @@ fn create(port: u16, n: u64) -> Result<Expected, String> {
         address: format!("{n} Nanjing Road"),
         gift: format!("happy birthday #{n}"),
     };
-    let order = serde_json::json!({
-        "business_identity": "retail",
-        "order_type": "standard",
-        "buyer_id": format!("buyer-k{}", n % 7),
-        "lines": [{"sku": "SKU-1", "product_name": "Tea set", "quantity": 1, "unit_price_minor": 8800}],
-        "receiver": {"name": expected.name, "phone": expected.phone, "address": expected.address},
-        "extension": {"gift_message": expected.gift, "buyer_phone_tail": expected.tail},
-    })
-    .to_string();
+    let order = CreateRequest::retail(&format!("buyer-k{}", n % 7))
+        .sku("SKU-1")
+        .receiver(&expected.name, &expected.phone, &expected.address)
+        .extension("gift_message", expected.gift.as_str())
+        .extension("buyer_phone_tail", expected.tail.as_str())
+        .body();
     let (status, body) = request(port, "POST", "/v1/orders", &[], Some(&order))
         .map_err(|e| format!("create: {e}"))?;
     if status != 201 {
@@ -506,14 +503,10 @@ async fn rotation_reencryption_and_retirement_under_live_traffic() {
     // issue #13 item 5: a clear KV value whose text looks sealed is a clear value; it is not
     // counted as an unreadable ciphertext, so it does not keep a version from retiring
     let look_alike = r#"{"sealed":{"c":"AQIDBA"}}"#;
-    let order = serde_json::json!({
-        "business_identity": "retail",
-        "order_type": "standard",
-        "buyer_id": "buyer-look-alike",
-        "lines": [{"sku": "SKU-1", "product_name": "Tea set", "quantity": 1, "unit_price_minor": 8800}],
-        "extension": {"campaign_id": look_alike},
-    })
-    .to_string();
+    let order = CreateRequest::retail("buyer-look-alike")
+        .sku("SKU-1")
+        .extension("campaign_id", look_alike)
+        .body();
     let (status, created) = request(port_a, "POST", "/v1/orders", &[], Some(&order)).unwrap();
     assert_eq!(status, 201, "{created}");
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();

@@ -919,6 +919,17 @@ fn create_payment(setup: &Setup, order_id: &str, key: &str, body: &str) -> (u16,
     .unwrap()
 }
 
+/// A `retail/presale` order of one unit of `sku` (88.00, a 20.00 deposit) for `buyer`.
+fn presale(buyer: &str, sku: &str) -> String {
+    CreateRequest::new("retail", buyer)
+        .order_type("presale")
+        .line(sku, "Pre-sale tea", 1, 8800)
+        .extension("deposit_amount", "20.00")
+        .extension("final_payment_due", "2030-01-31")
+        .li_lei()
+        .body()
+}
+
 /// A retail `presale` order (partial payments allowed by its tenant config) of 88.00 CNY: a
 /// bad amount is refused at its field with nothing written (and a part of a `standard`
 /// order, which takes none); a deposit of 20.00 is captured and recorded on the order, which
@@ -926,11 +937,8 @@ fn create_payment(setup: &Setup, order_id: &str, key: &str, body: &str) -> (u16,
 /// the captured payments add up to the payable exactly.
 fn a_deposit_then_the_balance_pay_a_presale_order_exactly(backend: Backend) {
     let setup = Setup::start(backend, "pay_deposit", 1800, &[]);
-    let presale = r#"{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-deposit",
-        "lines":[{"sku":"PS-1","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}],
-        "extension":{"deposit_amount":"20.00","final_payment_due":"2030-01-31"},
-        "receiver":{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}"#;
-    let (status, body) = http(setup.port, "POST", "/v1/orders", Some(presale)).unwrap();
+    let presale = presale("buyer-deposit", "PS-1");
+    let (status, body) = http(setup.port, "POST", "/v1/orders", Some(&presale)).unwrap();
     assert_eq!(status, 201, "{body}");
     let order: serde_json::Value = serde_json::from_str(&body).unwrap();
     let order_id = id_of(&order);
@@ -1012,12 +1020,7 @@ fn a_deposit_and_the_balance_captured_at_once_pay_the_order_once(backend: Backen
     let setup = Setup::start(backend, "pay_parts_race", 1800, &[]);
     let mut orders = Vec::new();
     for n in 0..4 {
-        let presale = format!(
-            r#"{{"business_identity":"retail","order_type":"presale","buyer_id":"buyer-race-{n}",
-            "lines":[{{"sku":"PS-2","product_name":"Pre-sale tea","quantity":1,"unit_price_minor":8800}}],
-            "extension":{{"deposit_amount":"20.00","final_payment_due":"2030-01-31"}},
-            "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
-        );
+        let presale = presale(&format!("buyer-race-{n}"), "PS-2");
         let (status, body) = http(setup.port, "POST", "/v1/orders", Some(&presale)).unwrap();
         assert_eq!(status, 201, "{body}");
         let order_id = id_of(&serde_json::from_str(&body).unwrap());

@@ -14,11 +14,10 @@ use sqlx::Row;
 /// An `outlet` order for `buyer`, with a receiver (personal data, sealed under the tenant's
 /// data key).
 fn create_outlet_order(port: u16, buyer: &str) -> (u16, String) {
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"{buyer}",
-        "lines":[{{"sku":"OUT-1","product_name":"Kettle","quantity":1,"unit_price_minor":5900}}],
-        "receiver":{{"name":"Wang Fang","phone":"13800003333","address":"3 Xizang Road"}}}}"#
-    );
+    let order = CreateRequest::new("retail", buyer)
+        .line("OUT-1", "Kettle", 1, 5900)
+        .receiver("Wang Fang", "13800003333", "3 Xizang Road")
+        .body();
     request_as(OUTLET_KEY, port, "POST", "/v1/orders", &[], Some(&order)).unwrap()
 }
 

@@ -90,11 +90,13 @@ fn metric(port: u16, name: &str) -> f64 {
 
 /// A retail order of one unit of `sku` with a coupon `CPN-<buyer>`; its id.
 fn place(port: u16, buyer: &str, sku: &str) -> String {
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"{buyer}",
-        "lines":[{{"sku":"{sku}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
-        "coupons":[{{"code":"CPN-{buyer}","discount_minor":100}}]}}"#
-    );
+    let order = CreateRequest::retail(buyer)
+        .sku(sku)
+        .set(
+            "coupons",
+            serde_json::json!([{"code": format!("CPN-{buyer}"), "discount_minor": 100}]),
+        )
+        .body();
     let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
     assert_eq!(status, 201, "{body}");
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -518,10 +520,9 @@ async fn a_server_killed_mid_placement_leaks_no_stock() {
             std::thread::spawn(move || {
                 let mut placed = 0;
                 for n in 0.. {
-                    let order = format!(
-                        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-{thread}-{n}",
-                        "lines":[{{"sku":"SKU-K","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}]}}"#
-                    );
+                    let order = CreateRequest::retail(&format!("buyer-{thread}-{n}"))
+                        .sku("SKU-K")
+                        .body();
                     match http(port, "POST", "/v1/orders", Some(&order)) {
                         Ok((201, _)) => placed += 1,
                         // the server is gone: killed mid-request or refusing connections

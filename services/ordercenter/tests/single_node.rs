@@ -13,11 +13,12 @@ fn an_order_reaches_search_and_cold_store_and_reconciles_clean() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = serve(command(data.path()), port);
-    let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-sn",
-        "lines":[{"sku":"MUG","product_name":"Ceramic mug","quantity":1,"unit_price_minor":2500}],
-        "receiver":{"name":"Han Meimei","phone":"13700002222","address":"2 Huaihai Road"},
-        "extension":{"member_level":"gold"}}"#;
-    let (status, body) = http(port, "POST", "/v1/orders", Some(order)).unwrap();
+    let order = CreateRequest::new("retail", "buyer-sn")
+        .line("MUG", "Ceramic mug", 1, 2500)
+        .receiver("Han Meimei", "13700002222", "2 Huaihai Road")
+        .extension("member_level", "gold")
+        .body();
+    let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
     assert_eq!(status, 201, "{body}");
     let created = Instant::now();
     let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
@@ -178,10 +179,11 @@ fn single_node_serve_purges_the_outbox_and_idempotency_keys_behind_the_projector
         .env("OC_IDEMPOTENCY_RETENTION_MS", "1")
         .env("OC_SCHEDULER_POLL_MS", "100");
     let _server = serve(purging, port);
-    let order = r#"{"business_identity":"retail","order_type":"standard","buyer_id":"buyer-purge",
-        "lines":[{"sku":"KETTLE","product_name":"Kettle","quantity":1,"unit_price_minor":4500}]}"#;
+    let order = CreateRequest::new("retail", "buyer-purge")
+        .line("KETTLE", "Kettle", 1, 4500)
+        .body();
     let key = [("Idempotency-Key", "purge-key-1")];
-    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(order)).unwrap();
+    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(&order)).unwrap();
     assert_eq!(status, 201, "{body}");
     let first = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
         .as_str()
@@ -200,7 +202,7 @@ fn single_node_serve_purges_the_outbox_and_idempotency_keys_behind_the_projector
         vec![first.clone()]
     );
     // the key is gone: the same request is a new order
-    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(order)).unwrap();
+    let (status, body) = request(port, "POST", "/v1/orders", &key, Some(&order)).unwrap();
     assert_eq!(status, 201, "{body}");
     let second = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
         .as_str()

@@ -163,32 +163,22 @@ fn get(port: u16, key: &str, id: &str) -> serde_json::Value {
 }
 
 fn cold_chain_order(buyer: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut extension = serde_json::json!({
-        "temperature_min": "2.0",
-        "temperature_max": "8.0",
-        "cargo_category": "vaccine",
-    });
+    let mut order = CreateRequest::new("cold-chain", buyer)
+        .line("VAC-1", "Vaccine", 1, 12000)
+        .line_extension("storage_band", "chilled")
+        .extension("temperature_min", "2.0")
+        .extension("temperature_max", "8.0")
+        .extension("cargo_category", "vaccine");
     for (name, value) in extra.as_object().unwrap() {
-        extension[name] = value.clone();
+        order = order.extension(name, value.clone());
     }
-    serde_json::json!({
-        "business_identity": "cold-chain",
-        "order_type": "standard",
-        "buyer_id": buyer,
-        "lines": [{"sku": "VAC-1", "product_name": "Vaccine", "quantity": 1,
-                   "unit_price_minor": 12000, "extension": {"storage_band": "chilled"}}],
-        "extension": extension,
-    })
+    order.json()
 }
 
 fn retail_order(buyer: &str) -> serde_json::Value {
-    serde_json::json!({
-        "business_identity": "retail",
-        "order_type": "standard",
-        "buyer_id": buyer,
-        "lines": [{"sku": "TEA-1", "product_name": "Tea set", "quantity": 1, "unit_price_minor": 8800}],
-        "extension": {"invoice_title": "ACME Ltd"},
-    })
+    CreateRequest::retail(buyer)
+        .extension("invoice_title", "ACME Ltd")
+        .json()
 }
 
 /// Renaming a written slot's field and moving a written field are refused at start with

@@ -244,12 +244,14 @@ fn write_one(port: u16, n: usize, outcome: &Mutex<WriterOutcome>) {
             .unexpected
             .push((what, status, body));
     };
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"soak-{n}",
-        "lines":[{{"sku":"{sku}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
-        "receiver":{{"name":"Li Lei","phone":"1390000{:04}","address":"{n} Nanjing Road"}}}}"#,
-        n % 10_000
-    );
+    let order = CreateRequest::retail(&format!("soak-{n}"))
+        .sku(&sku)
+        .receiver(
+            "Li Lei",
+            &format!("1390000{:04}", n % 10_000),
+            &format!("{n} Nanjing Road"),
+        )
+        .body();
     let (status, body) = match request_as(key, port, "POST", "/v1/orders", &[], Some(&order)) {
         Ok(answer) => answer,
         Err(error) => return unexpected(format!("create {n}"), 0, error.to_string()),

@@ -126,10 +126,9 @@ async fn race(label: &str, sku: &str, mode: Stock) {
         .map(|buyer| {
             let (start, sku) = (Arc::clone(&start), sku.to_owned());
             std::thread::spawn(move || {
-                let order = format!(
-                    r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"racer-{buyer}",
-                    "lines":[{{"sku":"{sku}","product_name":"Flash-sale kettle","quantity":1,"unit_price_minor":19900}}]}}"#
-                );
+                let order = CreateRequest::new("retail", &format!("racer-{buyer}"))
+                    .line(&sku, "Flash-sale kettle", 1, 19900)
+                    .body();
                 start.wait();
                 http(port, "POST", "/v1/orders", Some(&order)).unwrap()
             })

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use oc_test_support::fixtures::CreateRequest;
+
 pub const RETAIL_KEY: &str = "oc_test_retail_bl_0001_e4b1279c5a3f0d86b7e9";
 /// The tenant admin key of `retail` (role endpoint `admin.stock`).
 pub const ADMIN_KEY: &str = "oc_test_retail_admin_0001_a7c3e91f04b25d6e8f3a";
@@ -188,11 +190,7 @@ impl Drop for Server {
 /// Creates a one-line retail order for `buyer` as the example business-line key; it must be
 /// created (201). Returns the order as answered.
 pub fn create_retail_order(port: u16, buyer: &str, sku: &str) -> serde_json::Value {
-    let order = format!(
-        r#"{{"business_identity":"retail","order_type":"standard","buyer_id":"{buyer}",
-        "lines":[{{"sku":"{sku}","product_name":"Tea set","quantity":1,"unit_price_minor":8800}}],
-        "receiver":{{"name":"Li Lei","phone":"13900001111","address":"1 Nanjing Road"}}}}"#
-    );
+    let order = CreateRequest::retail(buyer).sku(sku).li_lei().body();
     let (status, body) = http(port, "POST", "/v1/orders", Some(&order)).unwrap();
     assert_eq!(status, 201, "{body}");
     serde_json::from_str(&body).unwrap()
