@@ -13,19 +13,17 @@ use oc_model::aftersale::{
 };
 use oc_model::archive::ArchivedAfterSale;
 use oc_model::ext::Sealed;
-use oc_model::order::{
-    Channel, Extension, Finance, LogisticsService, Marketing, Operation, OrderLine, OrderMain,
-    Parties, Party,
-};
+use oc_model::order::Finance;
 use oc_model::ports::{ColdStore, PageRequest};
 use oc_model::{
-    Bucket, BusinessIdentity, ColumnIndex, Currency, ErrorCode, ExtValue, Money, Order, OrderId,
-    OrderIdGenerator, OrderType, PartyId, Protected, StatusCode, TenantId,
+    Bucket, Currency, ErrorCode, ExtValue, Money, Order, OrderId, OrderIdGenerator, Protected,
+    StatusCode, TenantId,
 };
 use rand::seq::SliceRandom;
-
-pub use crate::fixtures::{cny, sealed, tenant};
 use time::OffsetDateTime;
+
+use crate::fixtures::OrderBuilder;
+pub use crate::fixtures::{cny, sealed, tenant};
 
 /// One adapter under test, opened fresh for one case.
 pub trait ColdStoreHarness: Send {
@@ -61,84 +59,49 @@ pub fn id_at(bucket: u16, unix_ms: u64) -> OrderId {
         .next(Bucket::new(bucket).unwrap(), unix_ms)
 }
 
-/// A valid, populated order (sealed PII, extension columns) with the given identity.
+/// A valid, populated order (sealed PII, extension columns) with the given identity,
+/// created when its id says, its status and last change telling its version.
 pub fn order(tenant_id: &TenantId, id: OrderId, version: u64) -> Order {
     let created = at_ms(id.unix_ms());
-    let mut order_ext = BTreeMap::new();
-    order_ext.insert(
-        ColumnIndex::new(1).unwrap(),
-        Protected::Plain(ExtValue::Enum("frozen".into())),
-    );
-    order_ext.insert(
-        ColumnIndex::new(3).unwrap(),
-        Protected::Sealed {
-            sealed: Sealed {
-                ciphertext: "AQAAAAEcipher".into(),
-                blind_index: None,
+    OrderBuilder::minimal(tenant_id, "buyer-1")
+        .id(id)
+        .created_at(created)
+        .version(version)
+        .status(&format!("status-v{version}"))
+        .business_identity("cold-chain")
+        .merchant("merchant-9")
+        .sealed_receiver()
+        .ext(1, Protected::Plain(ExtValue::Enum("frozen".into())))
+        .ext(
+            3,
+            Protected::Sealed {
+                sealed: Sealed {
+                    ciphertext: "AQAAAAEcipher".into(),
+                    blind_index: None,
+                },
             },
-        },
-    );
-    Order {
-        main: OrderMain {
-            id,
-            tenant: tenant_id.clone(),
-            business_identity: BusinessIdentity::parse("cold-chain").unwrap(),
-            order_type: OrderType::parse("standard").unwrap(),
-            status: StatusCode::parse(format!("status-v{version}")).unwrap(),
-            version,
-            buyer_id: PartyId::parse("buyer-1").unwrap(),
-            merchant_id: Some(PartyId::parse("merchant-9").unwrap()),
-            external_ref: Some(format!("ext-{id}")),
-            created_at: created,
-            updated_at: created + time::Duration::seconds(version as i64),
-            pay_deadline: None,
-        },
-        lines: vec![OrderLine {
-            line_no: 1,
-            sku: "sku-a".into(),
-            product_name: "冻品 A".into(),
-            quantity: 2,
-            unit_price: cny(300),
-            unit_weight_grams: Some(500),
-            promotion_type: None,
-            payable: cny(600),
-            ext: BTreeMap::new(),
-        }],
-        logistics: LogisticsService {
-            service_product: Some("cold-chain-2-8c".into()),
-            ..Default::default()
-        },
-        marketing: Marketing::default(),
-        finance: Finance {
-            currency: Currency::CNY,
-            goods_total: cny(600),
-            discount_total: cny(0),
-            freight: cny(0),
-            payable: cny(600),
-            payments: vec![],
-        },
-        channel: Channel {
-            source: Some("app".into()),
-            customer_channel: None,
-        },
-        parties: Parties {
-            shipper: None,
-            receiver: Some(Party {
-                name: sealed("n"),
-                phone: sealed("p"),
-                address: sealed("a"),
-                region: Some("310000".into()),
-            }),
-        },
-        operation: Operation {
-            created_by: Some("bl-main".into()),
-            ..Default::default()
-        },
-        extension: Extension {
-            columns: order_ext,
-            identifiers: vec![],
-        },
-    }
+        )
+        .with(|order| {
+            order.main.external_ref = Some(format!("ext-{id}"));
+            order.main.updated_at = created + time::Duration::seconds(version as i64);
+            let line = &mut order.lines[0];
+            line.sku = "sku-a".into();
+            line.product_name = "冻品 A".into();
+            line.unit_weight_grams = Some(500);
+            line.payable = cny(600);
+            order.logistics.service_product = Some("cold-chain-2-8c".into());
+            order.finance = Finance {
+                currency: Currency::CNY,
+                goods_total: cny(600),
+                discount_total: cny(0),
+                freight: cny(0),
+                payable: cny(600),
+                payments: vec![],
+            };
+            order.channel.source = Some("app".into());
+            order.operation.created_by = Some("bl-main".into());
+        })
+        .build()
 }
 
 pub fn page(limit: u32, cursor: Option<String>) -> PageRequest {

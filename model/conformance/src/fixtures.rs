@@ -121,6 +121,13 @@ impl OrderBuilder {
         self
     }
 
+    /// Created (and last changed) at `at`.
+    pub fn created_at(mut self, at: OffsetDateTime) -> OrderBuilder {
+        self.order.main.created_at = at;
+        self.order.main.updated_at = at;
+        self
+    }
+
     pub fn version(mut self, version: u64) -> OrderBuilder {
         self.order.main.version = version;
         self
