@@ -16,3 +16,4 @@ pub mod cache;
 pub mod cold_store;
 pub mod fixtures;
 pub mod order_store;
+pub mod search;

@@ -12,9 +12,11 @@ use oc_cache::{L1Config, TieredCache};
 use oc_cold_store::RedbColdStore;
 use oc_conformance::cache::CacheHarness;
 use oc_conformance::cold_store::ColdStoreHarness;
-use oc_model::ports::{Cache, ColdStore};
+use oc_conformance::search::SearchIndexHarness;
+use oc_model::ports::{Cache, ColdStore, SearchIndex};
 use oc_model::{OrderId, TenantId};
 use oc_resilience::{BreakerConfig, BreakerState, CircuitBreaker, Guarded};
+use oc_search::{CommitPolicy, TantivyConfig, TantivySearchIndex};
 
 /// The breaker the binary puts in front of a dependency, default thresholds.
 fn breaker(dependency: &'static str) -> Arc<CircuitBreaker> {
@@ -123,3 +125,38 @@ impl CacheHarness for GuardedMoka {
 }
 
 oc_conformance::cache_conformance!(guarded_moka, GuardedMoka::open);
+
+// ---- search index: Guarded<tantivy in memory> ----
+
+struct GuardedTantivy {
+    breaker: Arc<CircuitBreaker>,
+    index: Guarded<dyn SearchIndex>,
+}
+
+impl GuardedTantivy {
+    async fn open(_label: &str) -> GuardedTantivy {
+        // as the suite's own in-memory tantivy: commits when a case refreshes
+        let config = TantivyConfig {
+            writer_memory_bytes: 15_000_000,
+            ..TantivyConfig::in_memory().with_commit(CommitPolicy::Manual)
+        };
+        let inner: Arc<dyn SearchIndex> = Arc::new(TantivySearchIndex::open(config).unwrap());
+        let breaker = breaker("search");
+        GuardedTantivy {
+            index: Guarded::new(inner, Arc::clone(&breaker)),
+            breaker,
+        }
+    }
+}
+
+impl SearchIndexHarness for GuardedTantivy {
+    fn index(&self) -> &dyn SearchIndex {
+        &self.index
+    }
+
+    async fn finish(self) {
+        assert_closed(&self.breaker);
+    }
+}
+
+oc_conformance::search_index_conformance!(guarded_tantivy, GuardedTantivy::open);
