@@ -8,6 +8,7 @@ mod config;
 mod create;
 mod error;
 mod group_commit;
+mod level_reads;
 mod migrate;
 mod open;
 mod payments;
@@ -36,6 +37,7 @@ use oc_model::{
 
 pub use crate::config::{Dialect, GroupCommit, StoreConfig};
 use crate::group_commit::Writers;
+use crate::level_reads::LevelReaders;
 pub use crate::open::open;
 pub use crate::router::{BucketMap, BucketRange};
 use crate::shards::Shards;
@@ -63,6 +65,9 @@ pub struct SqlOrderStore {
     shards: Shards,
     /// The group-commit writers of every shard; `None` when group commit is off.
     group_commit: Option<Writers>,
+    /// Coalesced stock level reads (`level_reads.rs`); on with group commit, `None` when
+    /// it is off (each read is its own statement then).
+    level_readers: Option<LevelReaders>,
 }
 
 impl SqlOrderStore {
@@ -73,9 +78,11 @@ impl SqlOrderStore {
             .group_commit
             .map(|settings| Writers::spawn(&shards, settings))
             .transpose()?;
+        let level_readers = group_commit.as_ref().map(|_| LevelReaders::spawn(&shards));
         Ok(SqlOrderStore {
             shards,
             group_commit,
+            level_readers,
         })
     }
 

@@ -172,17 +172,29 @@ impl StockStore for SqlOrderStore {
         }
         let mut found: HashMap<Sku, StockLevel> = HashMap::with_capacity(skus.len());
         for (shard, wanted) in by_shard {
-            let statement = stock_levels::select_many(wanted.len());
-            let mut query = sqlx::query(&statement).bind(tenant.as_str());
-            for sku in &wanted {
-                query = query.bind(sku.as_str());
-            }
-            let rows = query
-                .fetch_all(self.shards.pool(shard)?)
-                .await
-                .map_err(convert)?;
-            for row in &rows {
-                let level = stock_levels::decode(row)?;
+            let levels = match &self.level_readers {
+                // shared with the placements reading at the same time (`level_reads.rs`)
+                Some(readers) => {
+                    readers
+                        .levels(shard, tenant, wanted.into_iter().cloned().collect())
+                        .await?
+                }
+                None => {
+                    let statement = stock_levels::select_many(wanted.len());
+                    let mut query = sqlx::query(&statement).bind(tenant.as_str());
+                    for sku in &wanted {
+                        query = query.bind(sku.as_str());
+                    }
+                    let rows = query
+                        .fetch_all(self.shards.pool(shard)?)
+                        .await
+                        .map_err(convert)?;
+                    rows.iter()
+                        .map(stock_levels::decode)
+                        .collect::<DomainResult<Vec<_>>>()?
+                }
+            };
+            for level in levels {
                 found.insert(level.sku.clone(), level);
             }
         }

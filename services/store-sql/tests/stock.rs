@@ -326,7 +326,63 @@ async fn levels_of_many_skus_are_read_together(h: &Harness) {
     assert!(h.store.stock_levels(&acme, &[]).await.unwrap().is_empty());
 }
 
+/// Level reads of many placements at once, two tenants with the same SKU names: the store
+/// answers concurrent reads from shared statements (`level_reads.rs`), and each caller still
+/// gets exactly its own tenant's levels of exactly its SKUs, in its order.
+async fn concurrent_level_reads_get_their_own_tenants_levels(h: &Harness) {
+    let tenants = [
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("globex").unwrap(),
+    ];
+    let sku = |i: u64| Sku::parse(format!("SHARED-{i}")).unwrap();
+    // acme has SKUs 0..20 at 1000 + i, globex the even ones at 2000 + i
+    for i in 0..20u64 {
+        h.store
+            .set_available(&tenants[0], &sku(i), 1_000 + i, now())
+            .await
+            .unwrap();
+        if i.is_multiple_of(2) {
+            h.store
+                .set_available(&tenants[1], &sku(i), 2_000 + i, now())
+                .await
+                .unwrap();
+        }
+    }
+    let readers: Vec<_> = (0..64u64)
+        .map(|reader| {
+            let store = h.store.clone();
+            let tenant = tenants[(reader % 2) as usize].clone();
+            // each reader its own SKUs: some tracked, some not (20..)
+            let asked: Vec<Sku> = (0..5).map(|k| sku((reader * 7 + k * 5) % 26)).collect();
+            tokio::spawn(async move {
+                let levels = store.stock_levels(&tenant, &asked).await.unwrap();
+                (tenant, asked, levels)
+            })
+        })
+        .collect();
+    for reader in readers {
+        let (tenant, asked, levels) = reader.await.unwrap();
+        assert_eq!(levels.len(), asked.len());
+        for (asked, level) in asked.iter().zip(levels) {
+            let i: u64 = asked.as_str()["SHARED-".len()..].parse().unwrap();
+            let expected = match tenant.as_str() {
+                "acme" => (i < 20).then_some(1_000 + i),
+                _ => (i < 20 && i.is_multiple_of(2)).then_some(2_000 + i),
+            };
+            assert_eq!(
+                level.as_ref().map(|level| level.available),
+                expected,
+                "{tenant} {asked}"
+            );
+            if let Some(level) = level {
+                assert_eq!((&level.tenant, &level.sku), (&tenant, asked));
+            }
+        }
+    }
+}
+
 both_dialects!(
+    concurrent_level_reads_get_their_own_tenants_levels,
     levels_of_many_skus_are_read_together,
     concurrent_buyers_never_oversell,
     confirm_and_release_move_units_once,
