@@ -295,7 +295,17 @@ struct FailingFor {
     order_id: OrderId,
     error: DomainError,
     failures: std::sync::atomic::AtomicU32,
+    /// Set at the order's first failure. The other orders' writes wait for it (at most
+    /// [`HOLD_OTHERS`]): the cases are about an order failing *while others go through*,
+    /// and the projector's rule wants successes after the first failure. Without the wait, a
+    /// loaded machine sometimes wrote every other order before the failing one was first
+    /// tried, and the batch retried it until the step's timeout (seen once in CI).
+    failed: std::sync::atomic::AtomicBool,
+    first_failure: tokio::sync::Notify,
 }
+
+/// The longest the other orders' writes wait for the failing order's first failure.
+const HOLD_OTHERS: Duration = Duration::from_secs(10);
 
 impl FailingFor {
     /// `Unavailable` for every write of the order.
@@ -305,6 +315,8 @@ impl FailingFor {
             order_id,
             error: DomainError::unavailable("cold store: this row's region is stuck"),
             failures: std::sync::atomic::AtomicU32::new(u32::MAX),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            first_failure: tokio::sync::Notify::new(),
         }
     }
 
@@ -332,6 +344,8 @@ impl FailingFor {
                 last_error: Some("cold store unavailable".to_owned()),
             }),
             failures: std::sync::atomic::AtomicU32::new(refusals),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            first_failure: tokio::sync::Notify::new(),
         }
     }
 }
@@ -348,7 +362,17 @@ impl ColdStore for FailingFor {
                 })
                 .is_ok()
         {
+            self.failed.store(true, Ordering::SeqCst);
+            self.first_failure.notify_waiters();
             return Err(self.error.clone());
+        }
+        if order.main.id != self.order_id {
+            let notified = self.first_failure.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.failed.load(Ordering::SeqCst) {
+                let _ = tokio::time::timeout(HOLD_OTHERS, notified).await;
+            }
         }
         self.inner.put(order).await
     }
