@@ -43,15 +43,6 @@ pub(crate) struct LevelReaders {
     queues: Arc<[mpsc::Sender<Job>]>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("tenant", &self.tenant)
-            .field("skus", &self.skus.len())
-            .finish()
-    }
-}
-
 impl LevelReaders {
     /// Spawns the readers of every shard on the current runtime; they stop when the last
     /// copy of the store (which holds the queues) is dropped.
@@ -139,8 +130,8 @@ async fn read(shards: Shards, shard: ShardId, queue: Arc<Mutex<mpsc::Receiver<Jo
     }
 }
 
-/// One statement per tenant of the batch.
-async fn read_batch(
+/// One statement per tenant of the batch; the levels found, by tenant and SKU.
+pub(crate) async fn read_batch(
     shards: &Shards,
     shard: ShardId,
     wanted: BTreeMap<&TenantId, BTreeSet<&Sku>>,

@@ -179,19 +179,17 @@ impl StockStore for SqlOrderStore {
                         .levels(shard, tenant, wanted.into_iter().cloned().collect())
                         .await?
                 }
+                // group commit off: the same statement, for this placement alone
                 None => {
-                    let statement = stock_levels::select_many(wanted.len());
-                    let mut query = sqlx::query(&statement).bind(tenant.as_str());
-                    for sku in &wanted {
-                        query = query.bind(sku.as_str());
-                    }
-                    let rows = query
-                        .fetch_all(self.shards.pool(shard)?)
-                        .await
-                        .map_err(convert)?;
-                    rows.iter()
-                        .map(stock_levels::decode)
-                        .collect::<DomainResult<Vec<_>>>()?
+                    let skus = wanted.into_iter().collect();
+                    crate::level_reads::read_batch(
+                        &self.shards,
+                        shard,
+                        BTreeMap::from([(tenant, skus)]),
+                    )
+                    .await?
+                    .into_values()
+                    .collect()
                 }
             };
             for level in levels {
