@@ -113,11 +113,9 @@ impl Reserver {
         // file's write lock. A level read as having enough goes on to the conditional
         // decrement, which alone decides; a refusal from this read is the level as of it,
         // as a placement a moment earlier would have found it.
-        let unadmitted: Vec<Sku> = needs
-            .keys()
-            .filter(|sku| !(gated && hot.iter().any(|(hot, _)| hot == *sku)))
-            .cloned()
-            .collect();
+        // the SKUs whose units the gate took (none when it was bypassed or not asked)
+        let is_gated = |sku: &Sku| gated && hot.iter().any(|(hot, _)| hot == sku);
+        let unadmitted: Vec<Sku> = needs.keys().filter(|sku| !is_gated(sku)).cloned().collect();
         let read: BTreeMap<Sku, Option<StockLevel>> = if unadmitted.is_empty() {
             BTreeMap::new()
         } else {
@@ -134,7 +132,7 @@ impl Reserver {
         };
         let mut taken = Vec::new();
         for (sku, (quantity, index)) in &needs {
-            let is_gated = gated && hot.iter().any(|(hot, _)| hot == sku);
+            let gated_here = is_gated(sku);
             let hold = Hold {
                 tenant: main.tenant.clone(),
                 order_id: main.id,
@@ -155,7 +153,7 @@ impl Reserver {
                     taken.push(Taken {
                         sku: sku.clone(),
                         quantity: *quantity,
-                        gated: is_gated,
+                        gated: gated_here,
                     });
                     continue;
                 }
@@ -163,7 +161,7 @@ impl Reserver {
                     if inventory.untracked_skus == UntrackedSkus::Allow =>
                 {
                     // sold without a reservation: the gate's units go back
-                    if is_gated {
+                    if gated_here {
                         self.give_back(&main.tenant, sku, *quantity).await;
                     }
                     continue;
@@ -178,7 +176,7 @@ impl Reserver {
             };
             // the gate's units of the SKUs not reached yet (and of this one) go back too
             for (rest, (quantity, _)) in needs.range(sku.clone()..) {
-                if gated && hot.iter().any(|(hot, _)| hot == rest) {
+                if is_gated(rest) {
                     self.give_back(&main.tenant, rest, *quantity).await;
                 }
             }
