@@ -10,7 +10,7 @@ use oc_model::{DomainResult, OrderEvent, OrderId, ShardId, StatusCode, TenantId,
 use crate::SqlOrderStore;
 use crate::config::Dialect;
 use crate::error::convert;
-use crate::shards::begin;
+
 use crate::tables::{corrupt, int, outbox};
 
 /// The first page. Binds: tenant, status, updated before, limit.
@@ -143,8 +143,10 @@ impl ArchiveStore for SqlOrderStore {
         after_sales: &[(AfterSaleId, u64)],
         event: &OrderEvent,
     ) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(id.bucket()))
+            .await?;
         let deleted = sqlx::query(DELETE_ORDER)
             .bind(tenant.as_str())
             .bind(id.as_i64())

@@ -6,7 +6,7 @@ use oc_model::{DomainError, DomainResult, ErrorCode, Order, OrderEvent};
 
 use crate::error::convert;
 use crate::read;
-use crate::shards::{Shards, begin};
+use crate::shards::Shards;
 use crate::tables::{AnyTx, order_identifiers, order_lines, orders, outbox};
 
 /// The event written with a change must describe the order being written.
@@ -37,8 +37,9 @@ pub(crate) async fn update(
             "an update bumps the version by exactly one",
         ));
     }
-    let pool = shards.for_bucket(order.main.id.bucket());
-    let mut tx = begin(pool).await?;
+    let (mut tx, _turn) = shards
+        .begin_write(shards.shard_of(order.main.id.bucket()))
+        .await?;
     if !orders::update(&mut tx, &order, expected_version).await? {
         drop(tx);
         let main = &order.main;
@@ -63,8 +64,9 @@ pub(crate) async fn update(
 pub(crate) async fn rewrite_sealed(shards: &Shards, order: &Order) -> DomainResult<bool> {
     order.check_invariants()?;
     orders::assert_sealed(order)?;
-    let pool = shards.for_bucket(order.main.id.bucket());
-    let mut tx = begin(pool).await?;
+    let (mut tx, _turn) = shards
+        .begin_write(shards.shard_of(order.main.id.bucket()))
+        .await?;
     if !orders::rewrite_sealed(&mut tx, order).await? {
         return Ok(false);
     }

@@ -29,7 +29,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use oc_model::ports::{InsertOutcome, NewOrder};
 use oc_model::{DomainError, DomainResult, ErrorCode, ShardId};
 
-use crate::config::GroupCommit;
+use crate::config::{Dialect, GroupCommit};
 use crate::create::{GroupError, insert_alone, insert_together};
 use crate::shards::Shards;
 
@@ -96,12 +96,20 @@ impl Writers {
                 "writers and max_orders must be at least 1",
             ));
         }
+        // SQLite writes a file one transaction at a time (`shards::WriteTurn`): a second writer
+        // task would only wait for the turn with a group of its own, where one writer takes
+        // everything queued meanwhile as one larger group
+        let writers = if shards.dialect == Dialect::Sqlite {
+            1
+        } else {
+            settings.writers
+        };
         let stats = Arc::new(GroupCommitStats::default());
         let mut queues = Vec::new();
         for shard in shards.ids() {
             let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
             let receiver = Arc::new(Mutex::new(receiver));
-            for _ in 0..settings.writers {
+            for _ in 0..writers {
                 tokio::spawn(write(
                     shards.clone(),
                     shard,
@@ -183,7 +191,9 @@ async fn write_group(
     mut group: Vec<Job>,
     stats: &GroupCommitStats,
 ) {
-    if group.len() == 1 {
+    // SQLite writes even a lone create as a group: in one message (`insert_in_one_message`);
+    // refused, it is written again alone below
+    if group.len() == 1 && store.dialect != Dialect::Sqlite {
         let job = group.remove(0);
         write_alone(store, job.create, job.reply, stats).await;
         return;

@@ -120,6 +120,7 @@ impl SqlOrderStore {
 
     /// Write (or replace) a server's key ring report (see [`KeyRingReport`]).
     pub async fn put_key_ring_report(&self, report: &KeyRingReport) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(SHARD_ZERO).await;
         key_ring_reports::put(self.shards.pool(SHARD_ZERO)?, report).await
     }
 
@@ -131,6 +132,7 @@ impl SqlOrderStore {
 
     /// Remove the report of `process_id` (it stops).
     pub async fn remove_key_ring_report(&self, process_id: &str) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(SHARD_ZERO).await;
         key_ring_reports::remove(self.shards.pool(SHARD_ZERO)?, process_id).await
     }
 
@@ -207,6 +209,7 @@ impl OrderStore for SqlOrderStore {
     }
 
     async fn mark_published(&self, shard: ShardId, sequences: &[u64]) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(shard).await;
         outbox::mark_published(self.shards.pool(shard)?, sequences).await
     }
 }
@@ -247,6 +250,7 @@ impl ShardScan for SqlOrderStore {
 #[async_trait]
 impl DeadLetters for SqlOrderStore {
     async fn record(&self, letter: &DeadLetter) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(SHARD_ZERO).await;
         dead_letters::record(self.shards.pool(SHARD_ZERO)?, letter).await
     }
 
@@ -260,6 +264,7 @@ impl DeadLetters for SqlOrderStore {
         order_id: OrderId,
         sink: SinkKind,
     ) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(SHARD_ZERO).await;
         dead_letters::remove(self.shards.pool(SHARD_ZERO)?, tenant, order_id, sink).await
     }
 
@@ -281,6 +286,7 @@ impl OffsetStore for SqlOrderStore {
         topic: &str,
         offsets: &BTreeMap<i32, i64>,
     ) -> DomainResult<()> {
+        let _turn = self.shards.write_turn(SHARD_ZERO).await;
         consumer_offsets::commit(self.shards.pool(SHARD_ZERO)?, group, topic, offsets).await
     }
 }

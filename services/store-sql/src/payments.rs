@@ -16,7 +16,7 @@ use oc_model::{
 
 use crate::SqlOrderStore;
 use crate::error::{WriteError, convert, is_unique_violation};
-use crate::shards::begin;
+
 use crate::tables::{outbox, payments, unix_ms};
 use crate::transitions::write_transition;
 
@@ -45,7 +45,10 @@ impl PaymentStore for SqlOrderStore {
         check_new(&new)?;
         let payment = &new.payment;
         let pool = self.shards.for_bucket(payment.order_id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(payment.order_id.bucket()))
+            .await?;
         if let Some(record) = &new.idempotency {
             match payments::claim_key(&mut tx, payment, record).await {
                 Ok(()) => {}
@@ -91,6 +94,10 @@ impl PaymentStore for SqlOrderStore {
         at: OffsetDateTime,
     ) -> DomainResult<()> {
         let pool = self.shards.for_bucket(id.bucket());
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         payments::set_checkout(pool, tenant, id, checkout, unix_ms(at)).await
     }
 
@@ -118,8 +125,10 @@ impl PaymentStore for SqlOrderStore {
                 "a payment settles its own order's transition",
             ));
         }
-        let pool = self.shards.for_bucket(settlement.id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(settlement.id.bucket()))
+            .await?;
         // the payment's row first: concurrent duplicates queue on it, and the first to commit
         // leaves the others nothing to match
         if !payments::settle(&mut tx, &settlement).await? {
@@ -160,6 +169,10 @@ impl PaymentStore for SqlOrderStore {
         next: Option<OffsetDateTime>,
     ) -> DomainResult<bool> {
         let pool = self.shards.for_bucket(id.bucket());
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         payments::claim_query(pool, tenant, id, unix_ms(seen), next.map(unix_ms)).await
     }
 
@@ -192,7 +205,10 @@ impl PaymentStore for SqlOrderStore {
             ));
         }
         let pool = self.shards.for_bucket(refund.payment_id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(refund.payment_id.bucket()))
+            .await?;
         // the refund row first: retries of one key queue on its unique index
         match payments::insert_refund(&mut tx, &refund).await {
             Ok(()) => {}
@@ -240,8 +256,10 @@ impl PaymentStore for SqlOrderStore {
         if status == RefundStatus::Requested {
             return Err(DomainError::internal("a settlement leaves requested"));
         }
-        let pool = self.shards.for_bucket(id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(id.bucket()))
+            .await?;
         // the refund row's compare-and-set on `requested` first: duplicates queue on it
         if !payments::settle_refund(
             &mut tx,
@@ -314,6 +332,10 @@ impl PaymentStore for SqlOrderStore {
         next: OffsetDateTime,
     ) -> DomainResult<bool> {
         let pool = self.shards.for_bucket(id.bucket());
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         payments::claim_refund_step(pool, tenant, id, unix_ms(seen), unix_ms(next)).await
     }
 
@@ -325,6 +347,10 @@ impl PaymentStore for SqlOrderStore {
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
         let pool = self.shards.for_bucket(id.bucket());
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         payments::record_refund_attempt(pool, tenant, id, attempt, unix_ms(at)).await
     }
 
@@ -338,6 +364,10 @@ impl PaymentStore for SqlOrderStore {
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
         let pool = self.shards.for_bucket(id.bucket());
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         payments::record_refund_failure(
             pool,
             tenant,

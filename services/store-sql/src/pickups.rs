@@ -13,7 +13,7 @@ use oc_model::{DomainError, DomainResult, ErrorCode, OrderId, ShardId, TenantId}
 
 use crate::SqlOrderStore;
 use crate::error::{WriteError, convert, is_unique_violation};
-use crate::shards::begin;
+
 use crate::tables::{after_sales, outbox, return_pickups, unix_ms};
 
 #[async_trait]
@@ -46,8 +46,10 @@ impl PickupStore for SqlOrderStore {
                 "a pickup takes at least one after-sale",
             ));
         }
-        let pool = self.shards.for_bucket(pickup.order_id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(pickup.order_id.bucket()))
+            .await?;
         // the after-sales first, in id order: two workers gathering the same order queue on
         // the same first row, and the second finds it taken
         let mut ordered = after_sales.to_vec();
@@ -89,6 +91,10 @@ impl PickupStore for SqlOrderStore {
         next: OffsetDateTime,
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         return_pickups::claim_attempt(
             self.shards.for_bucket(id.bucket()),
             tenant,
@@ -107,6 +113,10 @@ impl PickupStore for SqlOrderStore {
         error: &str,
         at: OffsetDateTime,
     ) -> DomainResult<()> {
+        let _turn = self
+            .shards
+            .write_turn(self.shards.shard_of(id.bucket()))
+            .await;
         return_pickups::record_failure(
             self.shards.for_bucket(id.bucket()),
             tenant,
@@ -118,9 +128,11 @@ impl PickupStore for SqlOrderStore {
     }
 
     async fn finish_pickup(&self, outcome: PickupOutcome) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(outcome.id.bucket());
         let at = unix_ms(outcome.at);
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(outcome.id.bucket()))
+            .await?;
         // the pickup's row first: a duplicate end queues on it and finds nothing to do
         if !return_pickups::finish(
             &mut tx,

@@ -24,6 +24,7 @@ impl RetentionStore for SqlOrderStore {
         if limit == 0 || below == Some(0) {
             return Ok(0);
         }
+        let _turn = self.shards.write_turn(shard).await;
         outbox::purge(self.shards.pool(shard)?, published_before, below, limit).await
     }
 
@@ -36,6 +37,7 @@ impl RetentionStore for SqlOrderStore {
         if limit == 0 {
             return Ok(0);
         }
+        let _turn = self.shards.write_turn(shard).await;
         idempotency::purge(self.shards.pool(shard)?, created_before, limit).await
     }
 }

@@ -1,8 +1,11 @@
 //! The shards: one connection pool per physical database, the bucket map that routes to them,
 //! and how a unit of work on one of them begins.
 
+use std::sync::Arc;
+
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use oc_model::{Bucket, DomainError, DomainResult, ShardId};
 
@@ -16,6 +19,8 @@ use crate::tables::AnyTx;
 #[derive(Debug, Clone)]
 pub(crate) struct Shards {
     pools: Vec<AnyPool>,
+    /// Per shard, the queue its writers take turns in (SQLite only): see [`WriteTurn`].
+    turns: Vec<Option<Arc<Semaphore>>>,
     pub(crate) dialect: Dialect,
     pub(crate) map: BucketMap,
 }
@@ -81,8 +86,13 @@ impl Shards {
             migrate::run(&pool, dialect).await.map_err(convert)?;
             pools.push(pool);
         }
+        let turns = pools
+            .iter()
+            .map(|_| (dialect == Dialect::Sqlite).then(|| Arc::new(Semaphore::new(1))))
+            .collect();
         Ok(Shards {
             pools,
+            turns,
             dialect,
             map,
         })
@@ -110,6 +120,49 @@ impl Shards {
     pub(crate) fn shard_of(&self, bucket: Bucket) -> ShardId {
         self.map.shard_of(bucket)
     }
+
+    /// Waits for `shard`'s next write turn (at once on MySQL/MariaDB). Hold it until the write
+    /// committed or failed; take it before a connection, never while holding one of `shard`'s
+    /// connections or another turn of `shard` (that would wait on itself).
+    pub(crate) async fn write_turn(&self, shard: ShardId) -> WriteTurn {
+        let queue = self
+            .turns
+            .get(usize::from(shard.0))
+            .and_then(Option::as_ref);
+        match queue {
+            // the semaphore is never closed
+            Some(queue) => WriteTurn {
+                _permit: Arc::clone(queue).acquire_owned().await.ok(),
+            },
+            None => WriteTurn { _permit: None },
+        }
+    }
+
+    /// A write transaction on `shard`, begun in its turn: the turn comes back beside the
+    /// transaction and must live until after the commit (`let (mut tx, _turn) = …`).
+    pub(crate) async fn begin_write(
+        &self,
+        shard: ShardId,
+    ) -> DomainResult<(AnyTx<'static>, WriteTurn)> {
+        let turn = self.write_turn(shard).await;
+        let tx = begin(self.pool(shard)?).await?;
+        Ok((tx, turn))
+    }
+}
+
+/// One writer's turn on a shard. SQLite lets one writer at a time into a file; a writer whose
+/// first write finds the lock taken is left to SQLite's busy handler, which sleeps 1, 2, 5, 10,
+/// 15, 20, 25 … 100 ms between tries (up to `busy_timeout`) instead of waiting in a queue. With
+/// the API's group commits, the relay's marks and the purge each on their own connection, that
+/// ladder was single-node's tail (loadtest/PROFILE.md: 8,958 such sleeps, 66 s of sleeping,
+/// in 12 s at 975 creates/s). Writers of this process therefore queue here first, fairly, and the
+/// next one is woken the moment the previous one is done. Another process writing the same file
+/// (`ordercenter archive`) still meets the busy handler, which keeps it correct, only slower.
+/// MySQL/MariaDB lock rows, not the database: there the turn is empty.
+#[derive(Debug)]
+#[must_use = "the turn ends when it is dropped"]
+pub(crate) struct WriteTurn {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// SQLite URLs get `mode=rwc` so a shard file is created on first start.
@@ -184,5 +237,71 @@ mod tests {
             sqlite_create_mode("sqlite://d/x.db"),
             "sqlite://d/x.db?mode=rwc"
         );
+    }
+
+    async fn sqlite_shards(dir: &std::path::Path) -> Shards {
+        let urls = (0..2)
+            .map(|i| format!("sqlite://{}/shard-{i}.db", dir.display()))
+            .collect();
+        Shards::connect(&StoreConfig::new(urls)).await.unwrap()
+    }
+
+    /// Whether `turn` is still waiting after a while (it would have been granted at once).
+    async fn still_waiting(turn: &mut tokio::task::JoinHandle<WriteTurn>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(200), turn)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn sqlite_writers_of_one_shard_take_turns_and_other_shards_do_not_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = sqlite_shards(dir.path()).await;
+        let (tx, first) = shards.begin_write(ShardId(0)).await.unwrap();
+
+        let queued = shards.clone();
+        let mut second = tokio::spawn(async move { queued.write_turn(ShardId(0)).await });
+        assert!(
+            still_waiting(&mut second).await,
+            "a second writer of shard 0 went in beside the first"
+        );
+        // shard 1's writers have their own queue
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            shards.begin_write(ShardId(1)),
+        )
+        .await
+        .expect("shard 1 waited for shard 0's writer")
+        .unwrap();
+        drop(other);
+
+        // a transaction dropped without a commit ends its turn too
+        drop(tx);
+        drop(first);
+        let _second = tokio::time::timeout(std::time::Duration::from_secs(5), second)
+            .await
+            .expect("the next writer was not let in when the first was done")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn mariadb_writers_take_no_turns() {
+        let databases = oc_test_support::TestDatabases::create("turns", 1)
+            .await
+            .unwrap();
+        let shards = Shards::connect(&StoreConfig::new(databases.urls().to_vec()))
+            .await
+            .unwrap();
+        let (_tx, _turn) = shards.begin_write(ShardId(0)).await.unwrap();
+        let second = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            shards.begin_write(ShardId(0)),
+        )
+        .await
+        .expect("a MariaDB writer waited for a turn: row locks decide there");
+        assert!(second.is_ok());
+        drop((second, _tx));
+        shards.pools[0].close().await;
+        databases.cleanup().await.unwrap();
     }
 }

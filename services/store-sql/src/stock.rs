@@ -17,12 +17,15 @@ use oc_model::{
 
 use crate::SqlOrderStore;
 use crate::error::{convert, is_unique_violation};
-use crate::shards::begin;
 use crate::tables::{AnyTx, stock_levels, stock_reservations, unix_ms};
 
 impl SqlOrderStore {
     fn stock_pool(&self, tenant: &TenantId, sku: &Sku) -> &sqlx::AnyPool {
         self.shards.for_bucket(Bucket::of_key(tenant, sku.as_str()))
+    }
+
+    fn stock_shard(&self, tenant: &TenantId, sku: &Sku) -> ShardId {
+        self.shards.shard_of(Bucket::of_key(tenant, sku.as_str()))
     }
 }
 
@@ -112,7 +115,10 @@ impl StockStore for SqlOrderStore {
             .map_err(|_| DomainError::invalid("/available", "too large"))?;
         // a first set of a SKU races another one at most once: the loser updates
         for _ in 0..2 {
-            let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+            let (mut tx, _turn) = self
+                .shards
+                .begin_write(self.stock_shard(tenant, sku))
+                .await?;
             let updated = sqlx::query(stock_levels::SET_AVAILABLE)
                 .bind(available)
                 .bind(unix_ms(now))
@@ -207,7 +213,10 @@ impl StockStore for SqlOrderStore {
                 "a reservation holds at least 1 unit",
             ));
         }
-        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.stock_shard(tenant, sku))
+            .await?;
         let taken = stock_levels::bind_move(
             sqlx::query(stock_levels::RESERVE_AVAILABLE),
             hold.quantity,
@@ -257,7 +266,10 @@ impl StockStore for SqlOrderStore {
         sku: &Sku,
         now: OffsetDateTime,
     ) -> DomainResult<Settle> {
-        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.stock_shard(tenant, sku))
+            .await?;
         let done = settle_in(
             &mut tx,
             tenant,
@@ -288,7 +300,10 @@ impl StockStore for SqlOrderStore {
         sku: &Sku,
         now: OffsetDateTime,
     ) -> DomainResult<Settle> {
-        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.stock_shard(tenant, sku))
+            .await?;
         let mut done = false;
         for (from, counter) in [
             (ReservationState::Reserved, stock_levels::RETURN_RESERVED),
@@ -328,7 +343,10 @@ impl StockStore for SqlOrderStore {
         order_id: OrderId,
         sku: &Sku,
     ) -> DomainResult<Option<Reservation>> {
-        let mut tx = begin(self.stock_pool(tenant, sku)).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.stock_shard(tenant, sku))
+            .await?;
         let reservation = reservation_in(&mut tx, tenant, order_id, sku).await?;
         tx.commit().await.map_err(convert)?;
         Ok(reservation)

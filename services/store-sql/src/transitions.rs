@@ -9,7 +9,7 @@ use oc_model::{DomainError, DomainResult, ErrorCode, HistoryEntry, Order, OrderI
 
 use crate::SqlOrderStore;
 use crate::error::convert;
-use crate::shards::{begin, begin_read};
+use crate::shards::begin_read;
 use crate::tables::orders::assert_sealed;
 use crate::tables::{AnyTx, order_history as history, orders, outbox};
 
@@ -42,8 +42,10 @@ pub(crate) async fn write_transition(
 impl TransitionStore for SqlOrderStore {
     async fn commit_transition(&self, write: TransitionWrite) -> DomainResult<Order> {
         let main = &write.order.main;
-        let pool = self.shards.for_bucket(main.id.bucket());
-        let mut tx = begin(pool).await?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(main.id.bucket()))
+            .await?;
         if !write_transition(&mut tx, &write).await? {
             drop(tx);
             return Err(match self.get(&main.tenant, main.id).await? {

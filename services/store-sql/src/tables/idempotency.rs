@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use oc_model::ports::{IdempotencyRecord, NewOrder};
 use oc_model::{DomainResult, Order, OrderId, UnixMillis};
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, text, unsigned};
+use super::{AnyQuery, AnyTx, Binder, Columns, Table, corrupt, text, unsigned};
 use crate::error::{WriteError, convert};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -42,20 +42,29 @@ fn bind<'q>(row: Binder<'q>, order: &'q Order, record: &'q IdempotencyRecord) ->
 /// The idempotency claims of `creates` that carry a key, in one statement. The database's own
 /// error is kept: a unique violation means someone committed the key first.
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, creates: &[&NewOrder]) -> Result<(), WriteError> {
-    let keyed: Vec<(&Order, &IdempotencyRecord)> = creates
-        .iter()
-        .filter_map(|c| c.idempotency.as_ref().map(|r| (&c.order, r)))
-        .collect();
-    if keyed.is_empty() {
+    let Some(sql) = insert_sql(creates) else {
         return Ok(());
-    }
-    let sql = TABLE.insert(keyed.len());
-    let mut query = sqlx::query(&sql);
-    for (order, record) in keyed {
-        query = bind(TABLE.binder(query), order, record).done();
-    }
-    query.execute(&mut **tx).await?;
+    };
+    bind_rows(sqlx::query(&sql), creates)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// The statement [`insert`] runs for `creates`, if any of them has a key.
+pub(crate) fn insert_sql(creates: &[&NewOrder]) -> Option<String> {
+    let keyed = creates.iter().filter(|c| c.idempotency.is_some()).count();
+    (keyed > 0).then(|| TABLE.insert(keyed))
+}
+
+/// Binds the rows of [`insert_sql`]'s statement onto `query`.
+pub(crate) fn bind_rows<'q>(mut query: AnyQuery<'q>, creates: &[&'q NewOrder]) -> AnyQuery<'q> {
+    for create in creates {
+        if let Some(record) = &create.idempotency {
+            query = bind(TABLE.binder(query), &create.order, record).done();
+        }
+    }
+    query
 }
 
 /// The stored request hash and order of a key, if it was committed.

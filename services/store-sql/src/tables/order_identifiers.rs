@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use oc_model::{BusinessDomain, DomainError, DomainResult, KvIdentifier, KvValue, Order, TenantId};
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, int, placeholders, text};
+use super::{AnyQuery, AnyTx, Binder, Columns, Table, corrupt, int, placeholders, text};
 use crate::error::{convert, is_unique_violation};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -34,17 +34,10 @@ fn bind<'q>(row: Binder<'q>, order: &'q Order, identifier: &'q KvIdentifier) -> 
 
 /// The KV identifiers of `orders`, in one statement (none: nothing).
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResult<()> {
-    let rows: usize = orders.iter().map(|o| o.extension.identifiers.len()).sum();
-    if rows == 0 {
+    let Some(sql) = insert_sql(orders) else {
         return Ok(());
-    }
-    let sql = TABLE.insert(rows);
-    let mut query = sqlx::query(&sql);
-    for order in orders {
-        for identifier in &order.extension.identifiers {
-            query = bind(TABLE.binder(query), order, identifier).done();
-        }
-    }
+    };
+    let query = bind_rows(sqlx::query(&sql), orders);
     query.execute(&mut **tx).await.map_err(|e| {
         if is_unique_violation(&e) {
             DomainError::invalid(
@@ -56,6 +49,22 @@ pub(crate) async fn insert(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResul
         }
     })?;
     Ok(())
+}
+
+/// The statement [`insert`] runs for `orders`, if they have identifiers.
+pub(crate) fn insert_sql(orders: &[&Order]) -> Option<String> {
+    let rows: usize = orders.iter().map(|o| o.extension.identifiers.len()).sum();
+    (rows > 0).then(|| TABLE.insert(rows))
+}
+
+/// Binds the rows of [`insert_sql`]'s statement onto `query`.
+pub(crate) fn bind_rows<'q>(mut query: AnyQuery<'q>, orders: &[&'q Order]) -> AnyQuery<'q> {
+    for order in orders {
+        for identifier in &order.extension.identifiers {
+            query = bind(TABLE.binder(query), order, identifier).done();
+        }
+    }
+    query
 }
 
 /// Removes an order's identifiers (an update writes them all again).

@@ -11,7 +11,8 @@ use oc_model::order::OrderLine;
 use oc_model::{Currency, DomainResult, Money, Order, TenantId};
 
 use super::{
-    AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, placeholders, text,
+    AnyQuery, AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, placeholders,
+    text,
 };
 use crate::error::convert;
 
@@ -51,19 +52,33 @@ fn bind<'q>(row: Binder<'q>, order: &'q Order, line: &'q OrderLine) -> DomainRes
 
 /// The lines of `orders`, in one statement (none: nothing).
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, orders: &[&Order]) -> DomainResult<()> {
-    let rows: usize = orders.iter().map(|o| o.lines.len()).sum();
-    if rows == 0 {
+    let Some(sql) = insert_sql(orders) else {
         return Ok(());
-    }
-    let sql = TABLE.insert(rows);
-    let mut query = sqlx::query(&sql);
+    };
+    bind_rows(sqlx::query(&sql), orders)?
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
+    Ok(())
+}
+
+/// The statement [`insert`] runs for `orders`, if they have lines.
+pub(crate) fn insert_sql(orders: &[&Order]) -> Option<String> {
+    let rows: usize = orders.iter().map(|o| o.lines.len()).sum();
+    (rows > 0).then(|| TABLE.insert(rows))
+}
+
+/// Binds the rows of [`insert_sql`]'s statement onto `query`.
+pub(crate) fn bind_rows<'q>(
+    mut query: AnyQuery<'q>,
+    orders: &[&'q Order],
+) -> DomainResult<AnyQuery<'q>> {
     for order in orders {
         for line in &order.lines {
             query = bind(TABLE.binder(query), order, line)?.done();
         }
     }
-    query.execute(&mut **tx).await.map_err(convert)?;
-    Ok(())
+    Ok(query)
 }
 
 /// Removes an order's lines (an update writes them all again).

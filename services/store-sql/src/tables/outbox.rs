@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 
 use oc_model::{DomainError, DomainResult, OrderEvent, OutboxEntry, ShardId, UnixMillis};
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, int, placeholders, text};
+use super::{AnyQuery, AnyTx, Binder, Columns, Table, corrupt, int, placeholders, text};
 use crate::error::convert;
 
 /// The columns a writer binds (`seq` is assigned by the database, `published_at_ms` by the
@@ -33,13 +33,28 @@ fn bind<'q>(row: Binder<'q>, event: &'q OrderEvent) -> DomainResult<Binder<'q>> 
 
 /// The outbox rows of `events`, in one statement, in the given order (their `seq` order).
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, events: &[&OrderEvent]) -> DomainResult<()> {
-    let sql = TABLE.insert(events.len());
-    let mut query = sqlx::query(&sql);
+    let sql = insert_sql(events);
+    bind_rows(sqlx::query(&sql), events)?
+        .execute(&mut **tx)
+        .await
+        .map_err(convert)?;
+    Ok(())
+}
+
+/// The statement [`insert`] runs for `events`.
+pub(crate) fn insert_sql(events: &[&OrderEvent]) -> String {
+    TABLE.insert(events.len())
+}
+
+/// Binds the rows of [`insert_sql`]'s statement onto `query`.
+pub(crate) fn bind_rows<'q>(
+    mut query: AnyQuery<'q>,
+    events: &[&'q OrderEvent],
+) -> DomainResult<AnyQuery<'q>> {
     for event in events {
         query = bind(TABLE.binder(query), event)?.done();
     }
-    query.execute(&mut **tx).await.map_err(convert)?;
-    Ok(())
+    Ok(query)
 }
 
 fn decode(row: &AnyRow, shard: ShardId) -> DomainResult<OutboxEntry> {

@@ -63,8 +63,10 @@ impl SqlOrderStore {
         let sql = format!(
             "{insert} INTO slot_ledger (tenant_id, business_identity, order_type, slot, field, field_type, encrypted, first_written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        let pool = self.shards.for_bucket(order.bucket());
-        let mut tx = pool.begin().await.map_err(convert)?;
+        let (mut tx, _turn) = self
+            .shards
+            .begin_write(self.shards.shard_of(order.bucket()))
+            .await?;
         for entry in entries {
             sqlx::query(&sql)
                 .bind(entry.tenant.as_str())
