@@ -74,6 +74,12 @@ pub trait OrderStore: Send + Sync + Debug + 'static {
 
     async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>>;
 
+    /// The orders of `keys`, each as [`OrderStore::get`] answers it, in the order of `keys`
+    /// (a key given twice is answered twice). Each shard's orders are read in one snapshot with
+    /// one statement per table and tenant, not one read per order: the projector re-reads every
+    /// order of a batch of events.
+    async fn get_many(&self, keys: &[(TenantId, OrderId)]) -> DomainResult<Vec<Option<Order>>>;
+
     /// Compare-and-set: writes `order` (whose version must be `expected_version + 1`) and
     /// `event` only if the stored version is still `expected_version`; otherwise
     /// `PreconditionFailed`, and nothing changes.

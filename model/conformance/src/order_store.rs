@@ -522,6 +522,61 @@ pub async fn a_reused_order_id_is_not_blamed_on_the_caller(h: &impl OrderStoreHa
     assert_eq!(h.rows("outbox").await, 1);
 }
 
+/// `get_many` answers every key as `get` does, in the keys' order: across shards and tenants,
+/// a key twice, another tenant's id and an unknown id (none), more orders than one statement
+/// names (the SQL adapter reads 500 per statement, per shard and tenant: 1,200 orders of one
+/// tenant over two shards are more than 500 on each).
+pub async fn many_orders_are_read_as_each_alone(h: &impl OrderStoreHarness) {
+    use futures_util::StreamExt as _;
+    let store = h.store();
+    let orders: Vec<Order> = (0..1_300)
+        .map(|n| {
+            order(
+                &tenant(if n % 13 == 0 { "retail" } else { "express" }),
+                &format!("buyer-{}", n % 7),
+            )
+        })
+        .collect();
+    let created: Vec<Order> = futures_util::stream::iter(orders)
+        .map(|order| create(store, order))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let shards: HashSet<ShardId> = created.iter().map(|o| h.shard_of(o.main.id)).collect();
+    assert!(shards.len() > 1, "the orders span the shards");
+    let unknown = order(&tenant("express"), "buyer-x").main.id;
+    let mut keys: Vec<_> = created
+        .iter()
+        .map(|o| (o.main.tenant.clone(), o.main.id))
+        .collect();
+    keys.push(keys[3].clone());
+    keys.push((
+        tenant("retail"),
+        created
+            .iter()
+            .find(|o| o.main.tenant == tenant("express"))
+            .unwrap()
+            .main
+            .id,
+    ));
+    keys.push((tenant("express"), unknown));
+    let many = store.get_many(&keys).await.unwrap();
+    assert_eq!(many.len(), keys.len());
+    for ((tenant, id), read) in keys.iter().zip(&many) {
+        assert_eq!(
+            read,
+            &store.get(tenant, *id).await.unwrap(),
+            "{tenant}/{id}"
+        );
+    }
+    assert_eq!(many.iter().filter(|o| o.is_none()).count(), 2);
+    assert_eq!(
+        many[..created.len()],
+        created.iter().cloned().map(Some).collect::<Vec<_>>()[..]
+    );
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+}
+
 /// One `#[tokio::test]` per case in a module `$module`, each on a fresh harness from
 /// `$open(label)` (an async fn taking the case's name, resolved beside the macro call);
 /// `also: [name, …]` adds the adapter's own cases to the module, each an async fn
@@ -541,6 +596,7 @@ macro_rules! order_store_conformance {
             plaintext_pii_is_refused,
             duplicate_external_ref_writes_nothing,
             a_reused_order_id_is_not_blamed_on_the_caller,
+            many_orders_are_read_as_each_alone,
         );
     };
     (@cases $module:ident, $open:path, [$($extra:ident),*]; $($case:ident),* $(,)?) => {

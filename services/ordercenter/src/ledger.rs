@@ -128,6 +128,10 @@ impl OrderStore for LedgeredStore {
         self.store.get(tenant, id).await
     }
 
+    async fn get_many(&self, keys: &[(TenantId, OrderId)]) -> DomainResult<Vec<Option<Order>>> {
+        self.store.get_many(keys).await
+    }
+
     async fn update(
         &self,
         expected_version: u64,

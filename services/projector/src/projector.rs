@@ -395,13 +395,28 @@ impl Projector {
             .cloned()
             .collect();
         let count = distinct.len();
+        // every order of the batch in one read per shard (a read per order was most of a
+        // single node's statements per create: loadtest/PROFILE.md); if it fails, each order
+        // is read again on its own below, retried or refused on its own
+        let mut read: HashMap<(TenantId, OrderId), Option<Order>> =
+            match self.inner.store.get_many(&distinct).await {
+                Ok(orders) => distinct.iter().cloned().zip(orders).collect(),
+                Err(error) => {
+                    let counters = &self.inner.counters;
+                    counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                    set_error(&counters.last_error, format!("store get_many: {error}"));
+                    HashMap::new()
+                }
+            };
         // owned items: the futures must not borrow from the iterator (keeps `run` Send)
         let results: Vec<DomainResult<bool>> = futures_util::stream::iter(distinct)
             .map(|(tenant, id)| {
                 let targets = after_sales(&(tenant.clone(), id));
+                let already = read.remove(&(tenant.clone(), id));
                 async move {
                     let event_id = event_ids.get(&(tenant.clone(), id)).map(String::as_str);
-                    self.apply_one(&tenant, id, event_id, targets).await
+                    self.apply_one(&tenant, id, event_id, targets, already)
+                        .await
                 }
             })
             .buffer_unordered(self.inner.config.concurrency.max(1))
@@ -419,27 +434,33 @@ impl Projector {
         Ok(outcome)
     }
 
-    /// One order: re-read, then every sink. `false` when the order is gone from the store.
+    /// One order: re-read (unless `already` read), then every sink. `false` when the order is
+    /// gone from the store.
     async fn apply_one(
         &self,
         tenant: &TenantId,
         id: OrderId,
         event_id: Option<&str>,
         after_sales: Option<AfterSaleTargets>,
+        already: Option<Option<Order>>,
     ) -> DomainResult<bool> {
         let counters = &self.inner.counters;
-        let read = self
-            .retrying(
-                |error| {
-                    counters.store_failures.fetch_add(1, Ordering::Relaxed);
-                    set_error(
-                        &counters.last_error,
-                        format!("store get {tenant}/{id}: {error}"),
-                    );
-                },
-                || self.inner.store.get(tenant, id),
-            )
-            .await?;
+        let read = match already {
+            Some(order) => Attempt::Done(order),
+            None => {
+                self.retrying(
+                    |error| {
+                        counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                        set_error(
+                            &counters.last_error,
+                            format!("store get {tenant}/{id}: {error}"),
+                        );
+                    },
+                    || self.inner.store.get(tenant, id),
+                )
+                .await?
+            }
+        };
         let Attempt::Done(Some(order)) = read else {
             counters.missing.fetch_add(1, Ordering::Relaxed);
             if let Attempt::Done(None) = read {

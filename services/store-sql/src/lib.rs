@@ -172,6 +172,10 @@ impl OrderStore for SqlOrderStore {
         read::get(&self.shards, tenant, id).await
     }
 
+    async fn get_many(&self, keys: &[(TenantId, OrderId)]) -> DomainResult<Vec<Option<Order>>> {
+        read::get_many(&self.shards, keys).await
+    }
+
     async fn update(
         &self,
         expected_version: u64,

@@ -1,12 +1,14 @@
 //! Reads of whole orders: by id, and a buyer's page. An order is its main row, its lines and
 //! its identifiers, read in one snapshot (see [`crate::shards::begin_read`]).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use base64::Engine as _;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use oc_model::ports::{Page, PageRequest};
-use oc_model::{Bucket, DomainError, DomainResult, Order, OrderId, PartyId, TenantId};
+use oc_model::{Bucket, DomainError, DomainResult, Order, OrderId, PartyId, ShardId, TenantId};
 
 use crate::error::convert;
 use crate::shards::{Shards, begin_read};
@@ -26,6 +28,44 @@ pub(crate) async fn get(
     };
     tx.commit().await.map_err(convert)?;
     Ok(order)
+}
+
+/// Most orders one statement of [`get_many`] names (one bound value each).
+const MANY_PER_STATEMENT: usize = 500;
+
+/// See `OrderStore::get_many`: per shard one read transaction (one snapshot), in it per tenant
+/// three statements (main rows, lines, identifiers) instead of three per order.
+pub(crate) async fn get_many(
+    shards: &Shards,
+    keys: &[(TenantId, OrderId)],
+) -> DomainResult<Vec<Option<Order>>> {
+    let mut by_shard: BTreeMap<ShardId, BTreeMap<&TenantId, BTreeSet<i64>>> = BTreeMap::new();
+    for (tenant, id) in keys {
+        by_shard
+            .entry(shards.shard_of(id.bucket()))
+            .or_default()
+            .entry(tenant)
+            .or_default()
+            .insert(id.as_i64());
+    }
+    let mut found: HashMap<(&TenantId, i64), Order> = HashMap::new();
+    for (shard, tenants) in by_shard {
+        let mut tx = begin_read(shards.pool(shard)?, shards.dialect).await?;
+        for (tenant, ids) in tenants {
+            let ids: Vec<i64> = ids.into_iter().collect();
+            for chunk in ids.chunks(MANY_PER_STATEMENT) {
+                let rows = orders::select_many(&mut tx, tenant, chunk).await?;
+                for order in read_orders(&mut tx, tenant, rows).await? {
+                    found.insert((tenant, order.main.id.as_i64()), order);
+                }
+            }
+        }
+        tx.commit().await.map_err(convert)?;
+    }
+    Ok(keys
+        .iter()
+        .map(|(tenant, id)| found.get(&(tenant, id.as_i64())).cloned())
+        .collect())
 }
 
 /// A buyer's orders, newest first, from the buyer's one shard.

@@ -20,7 +20,10 @@ use oc_model::{
     StatusCode, TenantId, UnixMillis,
 };
 
-use super::{AnyTx, Binder, Columns, Table, corrupt, ext, int, moved_one, opt_int, opt_text, text};
+use super::{
+    AnyQuery, AnyTx, Binder, Columns, Table, corrupt, ext, int, moved_one, opt_int, opt_text,
+    placeholders, text,
+};
 use crate::error::{WriteError, convert};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -162,13 +165,27 @@ fn bind<'q>(row: Binder<'q>, order: &'q Order) -> DomainResult<Binder<'q>> {
 /// The main rows of `orders`, in one statement. The database's own error is kept for the
 /// caller to tell a duplicate external reference from an id collision.
 pub(crate) async fn insert(tx: &mut AnyTx<'_>, orders: &[&Order]) -> Result<(), WriteError> {
-    let sql = TABLE.insert(orders.len());
-    let mut query = sqlx::query(&sql);
+    let sql = insert_sql(orders);
+    bind_rows(sqlx::query(&sql), orders)?
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The statement [`insert`] runs for `orders`.
+pub(crate) fn insert_sql(orders: &[&Order]) -> String {
+    TABLE.insert(orders.len())
+}
+
+/// Binds the rows of [`insert_sql`]'s statement onto `query`.
+pub(crate) fn bind_rows<'q>(
+    mut query: AnyQuery<'q>,
+    orders: &[&'q Order],
+) -> DomainResult<AnyQuery<'q>> {
     for order in orders {
         query = bind(TABLE.binder(query), order)?.done();
     }
-    query.execute(&mut **tx).await?;
-    Ok(())
+    Ok(query)
 }
 
 /// Compare-and-set: writes `order`'s changed columns if the row is still at
@@ -262,6 +279,26 @@ pub(crate) async fn select_one(
         .fetch_optional(connection)
         .await
         .map_err(convert)
+}
+
+/// The main rows of `ids` (orders of one tenant) that exist, in no particular order.
+pub(crate) async fn select_many(
+    connection: &mut AnyConnection,
+    tenant: &TenantId,
+    ids: &[i64],
+) -> DomainResult<Vec<AnyRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = TABLE.select(&format!(
+        "WHERE tenant = ? AND id IN ({})",
+        placeholders(ids.len())
+    ));
+    let mut query = sqlx::query(&sql).bind(tenant.as_str());
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(connection).await.map_err(convert)
 }
 
 /// Up to `limit` of a buyer's main rows with an id below `before`, newest first.
