@@ -4,6 +4,8 @@
 # Central (deploy/local/engines/, see its README).
 #
 #   deploy/local/services.sh up       install what is missing, start what is not answering, wait
+#   deploy/local/services.sh up-databases   the same for MariaDB and Redis alone (the bench: the
+#                                     engines' JVMs take both cores in bursts, loadtest/PROFILE.md)
 #   deploy/local/services.sh status   say what answers and what this script started
 #   deploy/local/services.sh down     stop only what this script started (pid files)
 #   deploy/local/services.sh classpath kafka|opensearch|hbase   an engine's jars (for its tools)
@@ -293,6 +295,12 @@ cmd_up() {
     log "all services up in $((SECONDS - started))s (state: $STATE_DIR)"
 }
 
+cmd_up_databases() {
+    install_missing_packages
+    ensure_mariadb
+    ensure_redis
+}
+
 describe() {
     local name=$1 program=$2 answering=$3 pid owner
     if pid=$(started_pid "$name" "$program"); then
@@ -360,12 +368,13 @@ main() {
     mkdir -p "$STATE_DIR"
     case "${1:-up}" in
     up) cmd_up ;;
+    up-databases) cmd_up_databases ;;
     status) cmd_status ;;
     down) cmd_down ;;
     # the resolved classpath of one engine (kafka, opensearch, hbase), for its own tools
     classpath) engine_classpath "${2:?usage: services.sh classpath ENGINE}" ;;
     -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$1' (use up, status or down)" ;;
+    *) die "unknown command '$1' (use up, up-databases, status or down)" ;;
     esac
 }
 

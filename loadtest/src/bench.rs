@@ -67,6 +67,48 @@ use crate::wrk;
 
 /// Concurrent buyers of the hot-SKU step (the issue's flash-sale figure).
 const HOT_SKU_BUYERS: u32 = 64;
+/// How long [`settle`] waits at most for the read models to catch up.
+const SETTLE_LIMIT: Duration = Duration::from_secs(90);
+/// How long the projector's event count must stand still (nothing pending in the relay) for
+/// the server to count as settled.
+const SETTLE_QUIET: Duration = Duration::from_secs(1);
+
+/// Waits (at most [`SETTLE_LIMIT`]) until the server's read models caught up with what the
+/// steps before wrote: nothing pending in the relay, and the projector's event count unchanged
+/// for [`SETTLE_QUIET`]. Closed-loop steps write faster than a single node's projector applies
+/// (tantivy, redb), and an open-loop step begun on that backlog measured the catching up beside
+/// its own creates (loadtest/PROFILE.md). Returns how long it waited.
+async fn settle(http: &Http) -> Duration {
+    let started = Instant::now();
+    let mut seen: Option<u64> = None;
+    let mut still_since = Instant::now();
+    while started.elapsed() < SETTLE_LIMIT {
+        if let Ok(answer) = http.call("GET", "/metrics", "", None, &[]).await {
+            let text = answer.text();
+            let pending = metric_values(&text, "oc_relay_oldest_pending_age_ms").any(|v| v > 0.0);
+            let events = metric_values(&text, "oc_projector_events_total").sum::<f64>() as u64;
+            if seen != Some(events) {
+                seen = Some(events);
+                still_since = Instant::now();
+            } else if !pending && still_since.elapsed() >= SETTLE_QUIET {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    started.elapsed()
+}
+
+/// The values of metric `name` (every label set) in a Prometheus text exposition.
+fn metric_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = f64> + 't {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(name)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        line.rsplit(' ').next()?.parse().ok()
+    })
+}
 
 /// What a mode's "create at half …" step is half of: cluster mode is judged at half the raw
 /// MariaDB ceiling, single-node mode at half its own create capacity (its ceiling, raw
@@ -671,6 +713,11 @@ impl Bench {
             "hot_sku_reservations".to_owned(),
             StepResult::of(&plan.name, &report),
         );
+        let waited = settle(&server.http).await;
+        eprintln!(
+            "bench: {mode} read models caught up in {:.1} s",
+            waited.as_secs_f64()
+        );
         let load = Load::Open {
             rate: half_rate,
             max_in_flight: 4_096,
@@ -690,6 +737,11 @@ impl Bench {
             &half.all_latencies,
         ));
         results.insert(half_key.to_owned(), StepResult::of(&plan.name, &half));
+        let waited = settle(&server.http).await;
+        eprintln!(
+            "bench: {mode} read models caught up in {:.1} s",
+            waited.as_secs_f64()
+        );
         let created = creates.created();
         let gets =
             Arc::new(Traffic::new(server.http.clone(), Scenario::Get, retail).with_pool(&created));
@@ -1344,6 +1396,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_values_are_read_by_name_over_every_label_set() {
+        let text = "# TYPE oc_relay_oldest_pending_age_ms gauge\n\
+                    oc_relay_oldest_pending_age_ms{shard=\"0\"} 0\n\
+                    oc_relay_oldest_pending_age_ms{shard=\"1\"} 250\n\
+                    oc_relay_oldest_pending_age_ms_other 7\n\
+                    oc_projector_events_total 11696\n";
+        let pending: Vec<f64> = metric_values(text, "oc_relay_oldest_pending_age_ms").collect();
+        assert_eq!(pending, vec![0.0, 250.0]);
+        let events: Vec<f64> = metric_values(text, "oc_projector_events_total").collect();
+        assert_eq!(events, vec![11_696.0]);
+        assert_eq!(metric_values(text, "oc_missing").count(), 0);
+    }
 
     /// wrk against the bare server (the test command installs wrk): its numbers and its
     /// CPU are read back, and answers outside 2xx (a POST to a GET-only route) count as
