@@ -128,6 +128,14 @@ enum OnlyStep {
 }
 
 /// Half of a measured throughput, as an offered rate.
+/// The connection count of a sweep's highest throughput (1 for an empty sweep).
+fn ceiling_connections(sweep: &[(u32, StepResult)]) -> u32 {
+    sweep
+        .iter()
+        .max_by(|(_, a), (_, b)| a.throughput_per_s.total_cmp(&b.throughput_per_s))
+        .map_or(1, |(connections, _)| *connections)
+}
+
 fn half_of(throughput_per_s: f64) -> f64 {
     (throughput_per_s / 2.0).round().max(1.0)
 }
@@ -1118,10 +1126,14 @@ impl Bench {
         single.stop();
         drop(sandbox);
         // the raw SQLite transaction at the rate of the single node's half-capacity step:
-        // the latency floor of that step
+        // the latency floor of that step. It runs with the connections of the sweep's
+        // ceiling: with more, SQLite's writers wait on the file lock in its busy handler's
+        // sleeps (130 ms p99 at 16 connections, where the ceiling's count had a tenth of it),
+        // a cost of the floor's set-up, not of the transaction; the store queues its writers
+        // per file instead (store-sql's WriteTurn)
         if let Some(capacity) = results.get("create_capacity") {
             let rate = half_of(capacity.throughput_per_s);
-            let pools = pools_of(16).await?;
+            let pools = pools_of(ceiling_connections(&self.report.raw_sqlite_sweep)).await?;
             let floor = self
                 .raw_at("raw SQLite tx", rate, pools, &sqlite_templates, &next_id)
                 .await;
@@ -1409,6 +1421,28 @@ mod tests {
         let events: Vec<f64> = metric_values(text, "oc_projector_events_total").collect();
         assert_eq!(events, vec![11_696.0]);
         assert_eq!(metric_values(text, "oc_missing").count(), 0);
+    }
+
+    #[test]
+    fn the_raw_floor_runs_with_the_connections_of_the_sweeps_ceiling() {
+        let at = |throughput_per_s| StepResult {
+            what: String::new(),
+            mode: String::new(),
+            throughput_per_s,
+            ok: 1,
+            errors: 0,
+            dropped: 0,
+            latency_ms: Percentiles::default(),
+            first_error: None,
+        };
+        let sweep = vec![
+            (1, at(1_401.0)),
+            (2, at(2_115.0)),
+            (4, at(1_983.0)),
+            (16, at(1_716.0)),
+        ];
+        assert_eq!(ceiling_connections(&sweep), 2);
+        assert_eq!(ceiling_connections(&[]), 1);
     }
 
     /// wrk against the bare server (the test command installs wrk): its numbers and its
