@@ -3,12 +3,15 @@
 //! One table `orders`: key `{tenant}\0{id big-endian}`, value `(version, order JSON)`. redb
 //! runs one write transaction at a time, so "write unless a newer version is stored" is a
 //! read and an insert inside one write transaction, with no retry loop. Every commit is
-//! durable (fsync) before `put` returns. redb is synchronous: every call runs on tokio's
-//! blocking pool. Beside it, tables for archived orders only: `history`, `after_sales`
+//! durable (fsync) before `put` returns. Puts that arrive while a commit runs wait for the
+//! next one and share it (group commit: one fsync for the group, each put its own answer):
+//! a put per order and transaction was two thirds of a single node's fsyncs at a steady
+//! rate (loadtest/PROFILE.md). redb is synchronous: every call runs on tokio's blocking
+//! pool. Beside it, tables for archived orders only: `history`, `after_sales`
 //! (same key as `orders`) and `after_sale_orders` (an after-sale's id → its order's id).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use oc_model::aftersale::AfterSaleId;
@@ -38,6 +41,23 @@ const AFTER_SALE_ORDERS: TableDefinition<&[u8], u64> = TableDefinition::new("aft
 pub struct RedbColdStore {
     db: Arc<redb::Database>,
     path: Arc<PathBuf>,
+    puts: Arc<Mutex<PutQueue>>,
+}
+
+/// Puts waiting for a commit. The put that finds no committer running becomes it: on the
+/// blocking pool it writes everything queued in one write transaction, answers each put,
+/// and goes on while more were queued meanwhile.
+#[derive(Default)]
+struct PutQueue {
+    waiting: Vec<QueuedPut>,
+    committing: bool,
+}
+
+struct QueuedPut {
+    key: Vec<u8>,
+    version: u64,
+    value: Vec<u8>,
+    answer: tokio::sync::oneshot::Sender<DomainResult<bool>>,
 }
 
 impl std::fmt::Debug for RedbColdStore {
@@ -76,6 +96,7 @@ impl RedbColdStore {
         Ok(RedbColdStore {
             db: Arc::new(db),
             path: Arc::new(opened_path),
+            puts: Arc::default(),
         })
     }
 
@@ -87,35 +108,27 @@ impl RedbColdStore {
 #[async_trait]
 impl ColdStore for RedbColdStore {
     async fn put(&self, order: &Order) -> DomainResult<bool> {
-        let value = codec::encode(order)?;
-        let key = key::tenant_key(&order.main.tenant, order.main.id.get());
-        let version = order.main.version;
-        let db = Arc::clone(&self.db);
-        blocking(move || {
-            let transaction = db.begin_write().map_err(convert)?;
-            let written = {
-                let mut table = transaction.open_table(ORDERS).map_err(convert)?;
-                let stored_version = table
-                    .get(key.as_slice())
-                    .map_err(convert)?
-                    .map(|guard| guard.value().0);
-                if stored_version.is_some_and(|stored| stored >= version) {
-                    false
-                } else {
-                    table
-                        .insert(key.as_slice(), (version, value.as_slice()))
-                        .map_err(convert)?;
-                    true
-                }
-            };
-            if written {
-                transaction.commit().map_err(convert)?;
-            } else {
-                transaction.abort().map_err(convert)?;
-            }
-            Ok(written)
-        })
-        .await
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let queued = QueuedPut {
+            key: key::tenant_key(&order.main.tenant, order.main.id.get()),
+            version: order.main.version,
+            value: codec::encode(order)?,
+            answer,
+        };
+        let commit_here = {
+            let mut queue = self.puts.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.waiting.push(queued);
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if commit_here {
+            let db = Arc::clone(&self.db);
+            let puts = Arc::clone(&self.puts);
+            tokio::task::spawn_blocking(move || commit_queued(&db, &puts));
+        }
+        answered.await.map_err(|_| {
+            tracing::error!("cold store committer stopped before answering a put");
+            DomainError::internal("cold store task failed")
+        })?
     }
 
     async fn get(&self, tenant: &TenantId, id: OrderId) -> DomainResult<Option<Order>> {
@@ -299,6 +312,71 @@ impl ColdStore for RedbColdStore {
         })
         .await
     }
+}
+
+/// The committer: writes the queued puts, a group per write transaction, until none wait.
+fn commit_queued(db: &redb::Database, puts: &Mutex<PutQueue>) {
+    loop {
+        let group = {
+            let mut queue = puts.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.waiting.is_empty() {
+                queue.committing = false;
+                return;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        // a panic inside redb answers this group with an error instead of leaving the
+        // queue marked as committing with no committer (every later put would wait forever)
+        let written =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_group(db, &group)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("cold store commit panicked");
+                    Err(DomainError::internal("cold store task failed"))
+                });
+        match written {
+            Ok(written) => {
+                for (put, written) in group.into_iter().zip(written) {
+                    let _ = put.answer.send(Ok(written));
+                }
+            }
+            // the group shares its transaction: it failed for all, each caller retries
+            Err(error) => {
+                for put in group {
+                    let _ = put.answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One write transaction for `group`, in order (a later put of the same order sees the
+/// earlier one): per put whether it was written, "unless a newer version is stored".
+fn write_group(db: &redb::Database, group: &[QueuedPut]) -> DomainResult<Vec<bool>> {
+    let transaction = db.begin_write().map_err(convert)?;
+    let written = {
+        let mut table = transaction.open_table(ORDERS).map_err(convert)?;
+        let mut written = Vec::with_capacity(group.len());
+        for put in group {
+            let stored_version = table
+                .get(put.key.as_slice())
+                .map_err(convert)?
+                .map(|guard| guard.value().0);
+            let newer = stored_version.is_none_or(|stored| stored < put.version);
+            if newer {
+                table
+                    .insert(put.key.as_slice(), (put.version, put.value.as_slice()))
+                    .map_err(convert)?;
+            }
+            written.push(newer);
+        }
+        written
+    };
+    if written.contains(&true) {
+        transaction.commit().map_err(convert)?;
+    } else {
+        transaction.abort().map_err(convert)?;
+    }
+    Ok(written)
 }
 
 /// Run redb work on the blocking pool; a panic there is an internal error, not a crash.
