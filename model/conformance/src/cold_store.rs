@@ -393,13 +393,13 @@ pub async fn concurrent_puts_of_many_orders_each_get_their_own_answer(
             ));
         }
     }
-    let mut stale_written = 0;
     for (n, version, task) in tasks {
         let written = task.await.unwrap().unwrap();
         match version {
-            // version 1 of an order stored at 2 is stale; of a new order it may come first
+            // version 1 of an order stored at 2 is stale; of a new order it is written when
+            // it comes before version 3, so either answer is right there
             1 if n % 2 == 0 => assert!(!written, "order {n}: version 1 over version 2"),
-            1 => stale_written += u32::from(written),
+            1 => {}
             _ => assert!(written, "order {n}: version 3 is the newest"),
         }
     }

@@ -123,7 +123,7 @@ impl ColdStore for RedbColdStore {
         if commit_here {
             let db = Arc::clone(&self.db);
             let puts = Arc::clone(&self.puts);
-            tokio::task::spawn_blocking(move || commit_queued(&db, &puts));
+            tokio::task::spawn_blocking(move || commit_queued(db, &puts));
         }
         answered.await.map_err(|_| {
             tracing::error!("cold store committer stopped before answering a put");
@@ -315,35 +315,56 @@ impl ColdStore for RedbColdStore {
 }
 
 /// The committer: writes the queued puts, a group per write transaction, until none wait.
-fn commit_queued(db: &redb::Database, puts: &Mutex<PutQueue>) {
+fn commit_queued(db: Arc<redb::Database>, puts: &Mutex<PutQueue>) {
+    let Some(mut group) = next_group(puts) else {
+        return;
+    };
     loop {
-        let group = {
-            let mut queue = puts.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.waiting.is_empty() {
-                queue.committing = false;
-                return;
-            }
-            std::mem::take(&mut queue.waiting)
-        };
         // a panic inside redb answers this group with an error instead of leaving the
         // queue marked as committing with no committer (every later put would wait forever)
         let written =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_group(db, &group)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_group(&db, &group)))
                 .unwrap_or_else(|_| {
                     tracing::error!("cold store commit panicked");
                     Err(DomainError::internal("cold store task failed"))
                 });
-        match written {
-            Ok(written) => {
-                for (put, written) in group.into_iter().zip(written) {
-                    let _ = put.answer.send(Ok(written));
-                }
+        match next_group(puts) {
+            Some(next) => {
+                answer(std::mem::replace(&mut group, next), written);
             }
-            // the group shares its transaction: it failed for all, each caller retries
-            Err(error) => {
-                for put in group {
-                    let _ = put.answer.send(Err(error.clone()));
-                }
+            None => {
+                // the file is let go before the last answers: a caller that drops the
+                // store after its put and opens the file again must find it free
+                drop(db);
+                answer(group, written);
+                return;
+            }
+        }
+    }
+}
+
+/// The puts queued since the last group, or `None` (and the committer stops) when none are.
+fn next_group(puts: &Mutex<PutQueue>) -> Option<Vec<QueuedPut>> {
+    let mut queue = puts.lock().unwrap_or_else(PoisonError::into_inner);
+    if queue.waiting.is_empty() {
+        queue.committing = false;
+        None
+    } else {
+        Some(std::mem::take(&mut queue.waiting))
+    }
+}
+
+fn answer(group: Vec<QueuedPut>, written: DomainResult<Vec<bool>>) {
+    match written {
+        Ok(written) => {
+            for (put, written) in group.into_iter().zip(written) {
+                let _ = put.answer.send(Ok(written));
+            }
+        }
+        // the group shares its transaction: it failed for all, each caller retries
+        Err(error) => {
+            for put in group {
+                let _ = put.answer.send(Err(error.clone()));
             }
         }
     }
