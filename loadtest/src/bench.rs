@@ -77,8 +77,8 @@ const SETTLE_QUIET: Duration = Duration::from_secs(1);
 /// steps before wrote: nothing pending in the relay, and the projector's event count unchanged
 /// for [`SETTLE_QUIET`]. Closed-loop steps write faster than a single node's projector applies
 /// (tantivy, redb), and an open-loop step begun on that backlog measured the catching up beside
-/// its own creates (loadtest/PROFILE.md). Returns how long it waited.
-async fn settle(http: &Http) -> Duration {
+/// its own creates (loadtest/PROFILE.md). Says how long it waited, under `mode`'s name.
+async fn settle(mode: &str, http: &Http) {
     let started = Instant::now();
     let mut seen: Option<u64> = None;
     let mut still_since = Instant::now();
@@ -96,7 +96,10 @@ async fn settle(http: &Http) -> Duration {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    started.elapsed()
+    eprintln!(
+        "bench: {mode} read models caught up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The values of metric `name` (every label set) in a Prometheus text exposition.
@@ -127,7 +130,6 @@ enum OnlyStep {
     AfterSales,
 }
 
-/// Half of a measured throughput, as an offered rate.
 /// The connection count of a sweep's highest throughput (1 for an empty sweep).
 fn ceiling_connections(sweep: &[(u32, StepResult)]) -> u32 {
     sweep
@@ -136,6 +138,7 @@ fn ceiling_connections(sweep: &[(u32, StepResult)]) -> u32 {
         .map_or(1, |(connections, _)| *connections)
 }
 
+/// Half of a measured throughput, as an offered rate.
 fn half_of(throughput_per_s: f64) -> f64 {
     (throughput_per_s / 2.0).round().max(1.0)
 }
@@ -721,11 +724,7 @@ impl Bench {
             "hot_sku_reservations".to_owned(),
             StepResult::of(&plan.name, &report),
         );
-        let waited = settle(&server.http).await;
-        eprintln!(
-            "bench: {mode} read models caught up in {:.1} s",
-            waited.as_secs_f64()
-        );
+        settle(mode, &server.http).await;
         let load = Load::Open {
             rate: half_rate,
             max_in_flight: 4_096,
@@ -745,11 +744,7 @@ impl Bench {
             &half.all_latencies,
         ));
         results.insert(half_key.to_owned(), StepResult::of(&plan.name, &half));
-        let waited = settle(&server.http).await;
-        eprintln!(
-            "bench: {mode} read models caught up in {:.1} s",
-            waited.as_secs_f64()
-        );
+        settle(mode, &server.http).await;
         let created = creates.created();
         let gets =
             Arc::new(Traffic::new(server.http.clone(), Scenario::Get, retail).with_pool(&created));

@@ -94,12 +94,8 @@ impl AfterSaleStore for SqlOrderStore {
         } = new;
         let tenant = after_sale.tenant.clone();
         let order_id = after_sale.order_id;
-        let pool = self.shards.for_bucket(order_id.bucket());
         // the lines' unit rows are written before the transaction: both in one turn
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(order_id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(order_id.bucket()).await;
         for line in &after_sale.lines {
             let split_line = split.line(line.line_no).ok_or_else(|| {
                 DomainError::internal(format!("no split for line {}", line.line_no))
@@ -195,10 +191,7 @@ impl AfterSaleStore for SqlOrderStore {
             ));
         }
         let pool = self.shards.for_bucket(id.bucket());
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(id.bucket()).await?;
         // the after-sale's row first: concurrent reviews queue on it, and the first to commit
         // leaves the others a stale version
         let moved = after_sales::set_status(

@@ -143,10 +143,7 @@ impl ArchiveStore for SqlOrderStore {
         after_sales: &[(AfterSaleId, u64)],
         event: &OrderEvent,
     ) -> DomainResult<bool> {
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(id.bucket()).await?;
         let deleted = sqlx::query(DELETE_ORDER)
             .bind(tenant.as_str())
             .bind(id.as_i64())

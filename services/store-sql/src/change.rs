@@ -37,9 +37,7 @@ pub(crate) async fn update(
             "an update bumps the version by exactly one",
         ));
     }
-    let (mut tx, _turn) = shards
-        .begin_write(shards.shard_of(order.main.id.bucket()))
-        .await?;
+    let (mut tx, _turn) = shards.begin_write_for(order.main.id.bucket()).await?;
     if !orders::update(&mut tx, &order, expected_version).await? {
         drop(tx);
         let main = &order.main;
@@ -64,9 +62,7 @@ pub(crate) async fn update(
 pub(crate) async fn rewrite_sealed(shards: &Shards, order: &Order) -> DomainResult<bool> {
     order.check_invariants()?;
     orders::assert_sealed(order)?;
-    let (mut tx, _turn) = shards
-        .begin_write(shards.shard_of(order.main.id.bucket()))
-        .await?;
+    let (mut tx, _turn) = shards.begin_write_for(order.main.id.bucket()).await?;
     if !orders::rewrite_sealed(&mut tx, order).await? {
         return Ok(false);
     }

@@ -38,7 +38,7 @@ pub(crate) fn check_new_order(create: &NewOrder) -> DomainResult<()> {
 pub(crate) async fn insert_alone(shards: &Shards, create: NewOrder) -> DomainResult<InsertOutcome> {
     let pool = shards.for_bucket(create.order.main.id.bucket());
     let (mut tx, _turn) = shards
-        .begin_write(shards.shard_of(create.order.main.id.bucket()))
+        .begin_write_for(create.order.main.id.bucket())
         .await?;
     match idempotency::insert(&mut tx, &[&create]).await {
         Ok(()) => {}

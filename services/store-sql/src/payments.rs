@@ -47,7 +47,7 @@ impl PaymentStore for SqlOrderStore {
         let pool = self.shards.for_bucket(payment.order_id.bucket());
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.shards.shard_of(payment.order_id.bucket()))
+            .begin_write_for(payment.order_id.bucket())
             .await?;
         if let Some(record) = &new.idempotency {
             match payments::claim_key(&mut tx, payment, record).await {
@@ -93,11 +93,7 @@ impl PaymentStore for SqlOrderStore {
         checkout: &Checkout,
         at: OffsetDateTime,
     ) -> DomainResult<()> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
         payments::set_checkout(pool, tenant, id, checkout, unix_ms(at)).await
     }
 
@@ -125,10 +121,7 @@ impl PaymentStore for SqlOrderStore {
                 "a payment settles its own order's transition",
             ));
         }
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(settlement.id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(settlement.id.bucket()).await?;
         // the payment's row first: concurrent duplicates queue on it, and the first to commit
         // leaves the others nothing to match
         if !payments::settle(&mut tx, &settlement).await? {
@@ -168,11 +161,7 @@ impl PaymentStore for SqlOrderStore {
         seen: OffsetDateTime,
         next: Option<OffsetDateTime>,
     ) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
         payments::claim_query(pool, tenant, id, unix_ms(seen), next.map(unix_ms)).await
     }
 
@@ -207,7 +196,7 @@ impl PaymentStore for SqlOrderStore {
         let pool = self.shards.for_bucket(refund.payment_id.bucket());
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.shards.shard_of(refund.payment_id.bucket()))
+            .begin_write_for(refund.payment_id.bucket())
             .await?;
         // the refund row first: retries of one key queue on its unique index
         match payments::insert_refund(&mut tx, &refund).await {
@@ -256,10 +245,7 @@ impl PaymentStore for SqlOrderStore {
         if status == RefundStatus::Requested {
             return Err(DomainError::internal("a settlement leaves requested"));
         }
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(id.bucket()).await?;
         // the refund row's compare-and-set on `requested` first: duplicates queue on it
         if !payments::settle_refund(
             &mut tx,
@@ -331,11 +317,7 @@ impl PaymentStore for SqlOrderStore {
         seen: OffsetDateTime,
         next: OffsetDateTime,
     ) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
         payments::claim_refund_step(pool, tenant, id, unix_ms(seen), unix_ms(next)).await
     }
 
@@ -346,11 +328,7 @@ impl PaymentStore for SqlOrderStore {
         attempt: u32,
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
         payments::record_refund_attempt(pool, tenant, id, attempt, unix_ms(at)).await
     }
 
@@ -363,11 +341,7 @@ impl PaymentStore for SqlOrderStore {
         next: OffsetDateTime,
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
-        let pool = self.shards.for_bucket(id.bucket());
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
         payments::record_refund_failure(
             pool,
             tenant,

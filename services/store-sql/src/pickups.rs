@@ -48,7 +48,7 @@ impl PickupStore for SqlOrderStore {
         }
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.shards.shard_of(pickup.order_id.bucket()))
+            .begin_write_for(pickup.order_id.bucket())
             .await?;
         // the after-sales first, in id order: two workers gathering the same order queue on
         // the same first row, and the second finds it taken
@@ -91,19 +91,9 @@ impl PickupStore for SqlOrderStore {
         next: OffsetDateTime,
         at: OffsetDateTime,
     ) -> DomainResult<bool> {
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
-        return_pickups::claim_attempt(
-            self.shards.for_bucket(id.bucket()),
-            tenant,
-            id,
-            seen_attempts,
-            unix_ms(next),
-            unix_ms(at),
-        )
-        .await
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
+        return_pickups::claim_attempt(pool, tenant, id, seen_attempts, unix_ms(next), unix_ms(at))
+            .await
     }
 
     async fn record_pickup_failure(
@@ -113,26 +103,13 @@ impl PickupStore for SqlOrderStore {
         error: &str,
         at: OffsetDateTime,
     ) -> DomainResult<()> {
-        let _turn = self
-            .shards
-            .write_turn(self.shards.shard_of(id.bucket()))
-            .await;
-        return_pickups::record_failure(
-            self.shards.for_bucket(id.bucket()),
-            tenant,
-            id,
-            error,
-            unix_ms(at),
-        )
-        .await
+        let (pool, _turn) = self.shards.write_pool_for(id.bucket()).await;
+        return_pickups::record_failure(pool, tenant, id, error, unix_ms(at)).await
     }
 
     async fn finish_pickup(&self, outcome: PickupOutcome) -> DomainResult<bool> {
         let at = unix_ms(outcome.at);
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(outcome.id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(outcome.id.bucket()).await?;
         // the pickup's row first: a duplicate end queues on it and finds nothing to do
         if !return_pickups::finish(
             &mut tx,

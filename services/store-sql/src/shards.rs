@@ -148,6 +148,21 @@ impl Shards {
         let tx = begin(self.pool(shard)?).await?;
         Ok((tx, turn))
     }
+
+    /// [`Shards::begin_write`] on the shard of `bucket`.
+    pub(crate) async fn begin_write_for(
+        &self,
+        bucket: Bucket,
+    ) -> DomainResult<(AnyTx<'static>, WriteTurn)> {
+        self.begin_write(self.shard_of(bucket)).await
+    }
+
+    /// The pool of `bucket`'s shard in its write turn, for writes that are not a transaction
+    /// of their own (autocommit statements); the turn lives as long as the writes do.
+    pub(crate) async fn write_pool_for(&self, bucket: Bucket) -> (&AnyPool, WriteTurn) {
+        let turn = self.write_turn(self.shard_of(bucket)).await;
+        (self.for_bucket(bucket), turn)
+    }
 }
 
 /// One writer's turn on a shard. SQLite lets one writer at a time into a file; a writer whose

@@ -20,12 +20,9 @@ use crate::error::{convert, is_unique_violation};
 use crate::tables::{AnyTx, stock_levels, stock_reservations, unix_ms};
 
 impl SqlOrderStore {
-    fn stock_pool(&self, tenant: &TenantId, sku: &Sku) -> &sqlx::AnyPool {
-        self.shards.for_bucket(Bucket::of_key(tenant, sku.as_str()))
-    }
-
-    fn stock_shard(&self, tenant: &TenantId, sku: &Sku) -> ShardId {
-        self.shards.shard_of(Bucket::of_key(tenant, sku.as_str()))
+    /// Where a SKU's stock rows live: by tenant and SKU, not by order.
+    fn stock_bucket(tenant: &TenantId, sku: &Sku) -> Bucket {
+        Bucket::of_key(tenant, sku.as_str())
     }
 }
 
@@ -117,7 +114,7 @@ impl StockStore for SqlOrderStore {
         for _ in 0..2 {
             let (mut tx, _turn) = self
                 .shards
-                .begin_write(self.stock_shard(tenant, sku))
+                .begin_write_for(Self::stock_bucket(tenant, sku))
                 .await?;
             let updated = sqlx::query(stock_levels::SET_AVAILABLE)
                 .bind(available)
@@ -160,7 +157,7 @@ impl StockStore for SqlOrderStore {
         let row = sqlx::query(&stock_levels::SELECT)
             .bind(tenant.as_str())
             .bind(sku.as_str())
-            .fetch_optional(self.stock_pool(tenant, sku))
+            .fetch_optional(self.shards.for_bucket(Self::stock_bucket(tenant, sku)))
             .await
             .map_err(convert)?;
         row.as_ref().map(stock_levels::decode).transpose()
@@ -173,7 +170,7 @@ impl StockStore for SqlOrderStore {
     ) -> DomainResult<Vec<Option<StockLevel>>> {
         let mut by_shard: BTreeMap<ShardId, Vec<&Sku>> = BTreeMap::new();
         for sku in skus {
-            let shard = self.shards.shard_of(Bucket::of_key(tenant, sku.as_str()));
+            let shard = self.shards.shard_of(Self::stock_bucket(tenant, sku));
             by_shard.entry(shard).or_default().push(sku);
         }
         let mut found: HashMap<Sku, StockLevel> = HashMap::with_capacity(skus.len());
@@ -215,7 +212,7 @@ impl StockStore for SqlOrderStore {
         }
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.stock_shard(tenant, sku))
+            .begin_write_for(Self::stock_bucket(tenant, sku))
             .await?;
         let taken = stock_levels::bind_move(
             sqlx::query(stock_levels::RESERVE_AVAILABLE),
@@ -268,7 +265,7 @@ impl StockStore for SqlOrderStore {
     ) -> DomainResult<Settle> {
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.stock_shard(tenant, sku))
+            .begin_write_for(Self::stock_bucket(tenant, sku))
             .await?;
         let done = settle_in(
             &mut tx,
@@ -302,7 +299,7 @@ impl StockStore for SqlOrderStore {
     ) -> DomainResult<Settle> {
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.stock_shard(tenant, sku))
+            .begin_write_for(Self::stock_bucket(tenant, sku))
             .await?;
         let mut done = false;
         for (from, counter) in [
@@ -345,7 +342,7 @@ impl StockStore for SqlOrderStore {
     ) -> DomainResult<Option<Reservation>> {
         let (mut tx, _turn) = self
             .shards
-            .begin_write(self.stock_shard(tenant, sku))
+            .begin_write_for(Self::stock_bucket(tenant, sku))
             .await?;
         let reservation = reservation_in(&mut tx, tenant, order_id, sku).await?;
         tx.commit().await.map_err(convert)?;

@@ -42,10 +42,7 @@ pub(crate) async fn write_transition(
 impl TransitionStore for SqlOrderStore {
     async fn commit_transition(&self, write: TransitionWrite) -> DomainResult<Order> {
         let main = &write.order.main;
-        let (mut tx, _turn) = self
-            .shards
-            .begin_write(self.shards.shard_of(main.id.bucket()))
-            .await?;
+        let (mut tx, _turn) = self.shards.begin_write_for(main.id.bucket()).await?;
         if !write_transition(&mut tx, &write).await? {
             drop(tx);
             return Err(match self.get(&main.tenant, main.id).await? {

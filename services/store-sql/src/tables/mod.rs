@@ -136,6 +136,30 @@ impl Table {
         format!("SELECT {} FROM {} {rest}", self.columns.list(), self.name)
     }
 
+    /// The rows of one tenant whose `column` is one of `ids`, with `then` after the condition
+    /// (an `ORDER BY`, or nothing); no ids, no statement.
+    pub(crate) async fn select_tenant_ids(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+        column: &str,
+        tenant: &oc_model::TenantId,
+        ids: &[i64],
+        then: &str,
+    ) -> Result<Vec<AnyRow>, DomainError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = self.select(&format!(
+            "WHERE tenant = ? AND {column} IN ({}) {then}",
+            placeholders(ids.len())
+        ));
+        let mut query = sqlx::query(&sql).bind(tenant.as_str());
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(connection).await.map_err(convert)
+    }
+
     /// Binds one row of this table.
     pub(crate) fn binder<'q>(&'static self, query: AnyQuery<'q>) -> Binder<'q> {
         self.columns.binder(query)
@@ -183,6 +207,17 @@ impl<'q> Binder<'q> {
         );
         self.query
     }
+}
+
+/// `rows` by their `order_id`, each order's rows in the order read.
+pub(crate) fn by_order_id(
+    rows: Vec<AnyRow>,
+) -> Result<std::collections::HashMap<i64, Vec<AnyRow>>, DomainError> {
+    let mut grouped: std::collections::HashMap<i64, Vec<AnyRow>> = std::collections::HashMap::new();
+    for row in rows {
+        grouped.entry(int(&row, "order_id")?).or_default().push(row);
+    }
+    Ok(grouped)
 }
 
 /// The row `query` finds on `executor` (a pool, a connection, a transaction), if any,

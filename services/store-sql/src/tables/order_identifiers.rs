@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use oc_model::{BusinessDomain, DomainError, DomainResult, KvIdentifier, KvValue, Order, TenantId};
 
-use super::{AnyQuery, AnyTx, Binder, Columns, Table, corrupt, int, placeholders, text};
+use super::{AnyQuery, AnyTx, Binder, Columns, Table, by_order_id, corrupt, int, text};
 use crate::error::{convert, is_unique_violation};
 
 pub(crate) static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -84,25 +84,10 @@ pub(crate) async fn select_of(
     tenant: &TenantId,
     ids: &[i64],
 ) -> DomainResult<HashMap<i64, Vec<AnyRow>>> {
-    let mut identifiers: HashMap<i64, Vec<AnyRow>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(identifiers);
-    }
-    let sql = TABLE.select(&format!(
-        "WHERE tenant = ? AND order_id IN ({})",
-        placeholders(ids.len())
-    ));
-    let mut query = sqlx::query(&sql).bind(tenant.as_str());
-    for id in ids {
-        query = query.bind(*id);
-    }
-    for row in query.fetch_all(connection).await.map_err(convert)? {
-        identifiers
-            .entry(int(&row, "order_id")?)
-            .or_default()
-            .push(row);
-    }
-    Ok(identifiers)
+    let rows = TABLE
+        .select_tenant_ids(connection, "order_id", tenant, ids, "")
+        .await?;
+    by_order_id(rows)
 }
 
 fn decode(row: &AnyRow) -> DomainResult<KvIdentifier> {

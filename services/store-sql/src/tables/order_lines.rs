@@ -11,7 +11,7 @@ use oc_model::order::OrderLine;
 use oc_model::{Currency, DomainResult, Money, Order, TenantId};
 
 use super::{
-    AnyQuery, AnyTx, Binder, Columns, Table, corrupt, ext, int, opt_int, opt_text, placeholders,
+    AnyQuery, AnyTx, Binder, Columns, Table, by_order_id, corrupt, ext, int, opt_int, opt_text,
     text,
 };
 use crate::error::convert;
@@ -98,22 +98,16 @@ pub(crate) async fn select_of(
     tenant: &TenantId,
     ids: &[i64],
 ) -> DomainResult<HashMap<i64, Vec<AnyRow>>> {
-    let mut lines: HashMap<i64, Vec<AnyRow>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(lines);
-    }
-    let sql = TABLE.select(&format!(
-        "WHERE tenant = ? AND order_id IN ({}) ORDER BY order_id, line_no",
-        placeholders(ids.len())
-    ));
-    let mut query = sqlx::query(&sql).bind(tenant.as_str());
-    for id in ids {
-        query = query.bind(*id);
-    }
-    for row in query.fetch_all(connection).await.map_err(convert)? {
-        lines.entry(int(&row, "order_id")?).or_default().push(row);
-    }
-    Ok(lines)
+    let rows = TABLE
+        .select_tenant_ids(
+            connection,
+            "order_id",
+            tenant,
+            ids,
+            "ORDER BY order_id, line_no",
+        )
+        .await?;
+    by_order_id(rows)
 }
 
 /// One line, its money in `currency`.

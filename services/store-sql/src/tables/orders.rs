@@ -21,8 +21,7 @@ use oc_model::{
 };
 
 use super::{
-    AnyQuery, AnyTx, Binder, Columns, Table, corrupt, ext, int, moved_one, opt_int, opt_text,
-    placeholders, text,
+    AnyQuery, AnyTx, Binder, Columns, Table, corrupt, ext, int, moved_one, opt_int, opt_text, text,
 };
 use crate::error::{WriteError, convert};
 
@@ -287,18 +286,9 @@ pub(crate) async fn select_many(
     tenant: &TenantId,
     ids: &[i64],
 ) -> DomainResult<Vec<AnyRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = TABLE.select(&format!(
-        "WHERE tenant = ? AND id IN ({})",
-        placeholders(ids.len())
-    ));
-    let mut query = sqlx::query(&sql).bind(tenant.as_str());
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query.fetch_all(connection).await.map_err(convert)
+    TABLE
+        .select_tenant_ids(connection, "id", tenant, ids, "")
+        .await
 }
 
 /// Up to `limit` of a buyer's main rows with an id below `before`, newest first.
